@@ -1,0 +1,39 @@
+"""Tables of the embedded DuckDB engine.
+
+Events keep their fixed fields as columns (what every query filters or groups on) and every other
+property in one JSON object, exactly as it is exported. `time` and `distinct_id` are *not* inside
+`properties`: they live in `time_ms` and `distinct_id` and are put back when a row is exported, so
+that the expression language can map `properties["time"]`, `properties["$time"]`, `event["$time"]`
+and `properties["$distinct_id"]` onto the columns.
+"""
+
+SCHEMA = """
+CREATE SEQUENCE IF NOT EXISTS event_seq;
+
+CREATE TABLE IF NOT EXISTS events (
+    project_id  BIGINT  NOT NULL,
+    seq         BIGINT  NOT NULL,   -- ingestion order: dedup keeps the highest seq of a key
+    time_ms     BIGINT  NOT NULL,   -- UTC epoch milliseconds
+    event       VARCHAR NOT NULL,
+    distinct_id VARCHAR NOT NULL,
+    insert_id   VARCHAR,            -- NULL when the sender gave none (such rows never collapse)
+    properties  JSON    NOT NULL    -- all other properties, as sent and enriched at ingestion
+);
+
+CREATE TABLE IF NOT EXISTS profiles (
+    project_id  BIGINT  NOT NULL,
+    distinct_id VARCHAR NOT NULL,
+    properties  JSON    NOT NULL,   -- "$last_seen" etc. included, as /engage returns them
+    updated_ms  BIGINT  NOT NULL,
+    PRIMARY KEY (project_id, distinct_id)
+);
+
+CREATE TABLE IF NOT EXISTS group_profiles (
+    project_id  BIGINT  NOT NULL,
+    group_key   VARCHAR NOT NULL,
+    group_id    VARCHAR NOT NULL,
+    properties  JSON    NOT NULL,
+    updated_ms  BIGINT  NOT NULL,
+    PRIMARY KEY (project_id, group_key, group_id)
+);
+"""
