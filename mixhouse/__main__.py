@@ -1,0 +1,3 @@
+from mixhouse.cli import main
+
+main()

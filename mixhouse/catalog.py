@@ -1,0 +1,238 @@
+"""The catalog: projects and service accounts, in SQLite beside the event store.
+
+SQLite because the catalog must be writable by the CLI while a server runs on the same data dir
+(the event engine holds an exclusive lock on its own file), and every change must be visible to the
+server at once. The server re-reads a project only when SQLite's data_version says something changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from mixhouse.domain.project import IdMerge, Project, Role, ServiceAccount, TimeMode
+from mixhouse.errors import BadRequest
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS projects (
+    id         INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL,
+    token      TEXT NOT NULL UNIQUE,
+    secret     TEXT NOT NULL UNIQUE,
+    api_key    TEXT NOT NULL UNIQUE,
+    timezone   TEXT NOT NULL,
+    id_merge   TEXT NOT NULL,
+    time_mode  TEXT NOT NULL,
+    residency  TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS service_accounts (
+    username    TEXT PRIMARY KEY,
+    secret_salt BLOB NOT NULL,
+    secret_hash BLOB NOT NULL,
+    expires_at  REAL,
+    created_at  REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS service_account_projects (
+    username   TEXT NOT NULL REFERENCES service_accounts(username),
+    project_id INTEGER NOT NULL REFERENCES projects(id),
+    role       TEXT NOT NULL,
+    PRIMARY KEY (username, project_id)
+);
+"""
+
+_PROJECT_COLUMNS = "id, name, token, secret, api_key, timezone, id_merge, time_mode, residency"
+
+
+def _hash_secret(secret: str, salt: bytes) -> bytes:
+    return hashlib.pbkdf2_hmac("sha256", secret.encode(), salt, 10_000)
+
+
+def _row_to_project(row: tuple[object, ...]) -> Project:
+    pid, name, token, secret, api_key, tz, id_merge, time_mode, residency = row
+    return Project(
+        id=int(str(pid)),
+        name=str(name),
+        token=str(token),
+        secret=str(secret),
+        api_key=str(api_key),
+        timezone=str(tz),
+        id_merge=IdMerge(str(id_merge)),
+        time_mode=TimeMode(str(time_mode)),
+        residency=str(residency),
+    )
+
+
+class Catalog:
+    def __init__(self, data_dir: Path) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self._path = data_dir / "catalog.sqlite3"
+        self._local = threading.local()
+        with self._conn() as conn:
+            conn.executescript(_SCHEMA)
+        # Verifying a service-account secret costs a key derivation; cache successes per process.
+        self._verified: dict[tuple[str, str], bytes] = {}
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self._path, timeout=30, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = conn
+        return conn
+
+    # -- projects -------------------------------------------------------------------------------
+
+    def create_project(
+        self,
+        *,
+        project_id: int | None = None,
+        name: str = "default",
+        token: str | None = None,
+        secret: str | None = None,
+        api_key: str | None = None,
+        timezone: str = "UTC",
+        id_merge: IdMerge = IdMerge.SIMPLIFIED,
+        time_mode: TimeMode = TimeMode.UTC,
+        residency: str = "us",
+    ) -> Project:
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise BadRequest(f"unknown timezone: {timezone!r}") from exc
+        token = token or secrets.token_hex(16)
+        secret = secret or secrets.token_hex(16)
+        api_key = api_key or secrets.token_hex(16)
+        conn = self._conn()
+        try:
+            cur = conn.execute(
+                f"INSERT INTO projects ({_PROJECT_COLUMNS}, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    project_id,
+                    name,
+                    token,
+                    secret,
+                    api_key,
+                    timezone,
+                    id_merge.value,
+                    time_mode.value,
+                    residency,
+                    time.time(),
+                ),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise BadRequest(f"project not created: {_integrity_reason(exc)}") from exc
+        pid = project_id if project_id is not None else cur.lastrowid
+        project = self.project_by_id(int(pid or 0))
+        assert project is not None
+        return project
+
+    def _one_project(self, where: str, value: object) -> Project | None:
+        row = self._conn().execute(f"SELECT {_PROJECT_COLUMNS} FROM projects WHERE {where} = ?", (value,)).fetchone()
+        return _row_to_project(row) if row else None
+
+    def project_by_id(self, project_id: int) -> Project | None:
+        return self._one_project("id", project_id)
+
+    def project_by_token(self, token: str) -> Project | None:
+        return self._one_project("token", token)
+
+    def project_by_secret(self, secret: str) -> Project | None:
+        return self._one_project("secret", secret)
+
+    def project_by_api_key(self, api_key: str) -> Project | None:
+        return self._one_project("api_key", api_key)
+
+    def projects(self) -> list[Project]:
+        rows = self._conn().execute(f"SELECT {_PROJECT_COLUMNS} FROM projects ORDER BY id").fetchall()
+        return [_row_to_project(r) for r in rows]
+
+    # -- service accounts -----------------------------------------------------------------------
+
+    def create_service_account(
+        self,
+        *,
+        username: str,
+        secret: str | None,
+        project_id: int,
+        role: Role,
+        expires_at: float | None = None,
+    ) -> tuple[ServiceAccount, str]:
+        """Create the account, or grant an existing one (same secret) a role on one more project."""
+        if self.project_by_id(project_id) is None:
+            raise BadRequest(f"no project with id {project_id}")
+        secret = secret or secrets.token_urlsafe(24)
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute(
+                "SELECT secret_salt, secret_hash FROM service_accounts WHERE username = ?", (username,)
+            ).fetchone()
+            if row is None:
+                salt = os.urandom(16)
+                conn.execute(
+                    "INSERT INTO service_accounts VALUES (?,?,?,?,?)",
+                    (username, salt, _hash_secret(secret, salt), expires_at, time.time()),
+                )
+            elif not hmac.compare_digest(_hash_secret(secret, row[0]), row[1]):
+                raise BadRequest(f"service account {username!r} exists with another secret")
+            conn.execute(
+                "INSERT OR REPLACE INTO service_account_projects VALUES (?,?,?)",
+                (username, project_id, role.value),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        account = self.service_account(username)
+        assert account is not None
+        return account, secret
+
+    def service_account(self, username: str) -> ServiceAccount | None:
+        conn = self._conn()
+        row = conn.execute("SELECT expires_at FROM service_accounts WHERE username = ?", (username,)).fetchone()
+        if row is None:
+            return None
+        grants = conn.execute(
+            "SELECT project_id, role FROM service_account_projects WHERE username = ?", (username,)
+        ).fetchall()
+        return ServiceAccount(username=username, roles={int(p): Role(r) for p, r in grants}, expires_at=row[0])
+
+    def verify_service_account(self, username: str, secret: str) -> ServiceAccount | None:
+        """The account if the secret is right and it has not expired, else None."""
+        row = (
+            self._conn()
+            .execute(
+                "SELECT secret_salt, secret_hash, expires_at FROM service_accounts WHERE username = ?",
+                (username,),
+            )
+            .fetchone()
+        )
+        if row is None:
+            return None
+        salt, stored, expires_at = row
+        key = (username, secret)
+        if self._verified.get(key) != stored:
+            if not hmac.compare_digest(_hash_secret(secret, salt), stored):
+                return None
+            self._verified[key] = stored
+        if expires_at is not None and expires_at < time.time():
+            return None
+        return self.service_account(username)
+
+
+def _integrity_reason(exc: sqlite3.IntegrityError) -> str:
+    text = str(exc)
+    for column in ("id", "token", "secret", "api_key"):
+        if text.endswith(f"projects.{column}"):
+            return f"another project has this {column}"
+    return text

@@ -1,0 +1,113 @@
+"""Who is calling: the credential forms Mixpanel's clients send, and the project they may use.
+
+Accepted forms (reference §2, real-clients §2 item 7):
+- Basic base64("user:secret") + project_id: a service account;
+- Basic base64("secret:") or base64("secret") (standard or URL-safe alphabet): the project secret;
+- Basic with the value in plain text instead of base64;
+- Basic base64("token:") on /import without project_id: the project token.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from enum import StrEnum
+
+from mixhouse.catalog import Catalog
+from mixhouse.domain.project import Project, Role
+from mixhouse.errors import BadRequest, Forbidden, Unauthorized
+
+AUTH_FAILED = "Unable to authenticate request: invalid credentials"
+
+
+class Via(StrEnum):
+    SERVICE_ACCOUNT = "service_account"
+    SECRET = "secret"
+    TOKEN = "token"
+    SIGNATURE = "signature"
+
+
+@dataclass(frozen=True)
+class BasicCredentials:
+    user: str
+    password: str
+
+
+@dataclass(frozen=True)
+class Caller:
+    project: Project
+    via: Via
+    role: Role  # a project secret or token acts as the project owner
+    username: str | None = None
+
+
+def _b64decode(value: str) -> str | None:
+    padded = value + "=" * (-len(value) % 4)
+    for altchars in (None, b"-_"):  # standard, then URL-safe alphabet (tap-mixpanel)
+        try:
+            return base64.b64decode(padded, altchars=altchars, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeError, ValueError):
+            continue
+    return None
+
+
+def parse_basic(header: str | None) -> BasicCredentials | None:
+    """The user and password of a Basic header, or None if there is no Basic header."""
+    if not header:
+        return None
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    value = value.strip()
+    # Plain-text credentials (documented as accepted) contain a colon; base64 never does.
+    decoded = value if ":" in value else _b64decode(value)
+    if decoded is None:
+        decoded = value
+    user, _, password = decoded.partition(":")
+    return BasicCredentials(user=user, password=password)
+
+
+def _parse_project_id(raw: str | None) -> int | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise BadRequest(f"Invalid parameter: project_id must be an integer, got {raw!r}") from exc
+
+
+def authenticate(
+    catalog: Catalog,
+    credentials: BasicCredentials | None,
+    project_id_param: str | None,
+    *,
+    allow_token: bool = False,
+) -> Caller:
+    """Resolve credentials to the project they may act on, or raise Unauthorized/Forbidden."""
+    project_id = _parse_project_id(project_id_param)
+    if credentials is None or not credentials.user:
+        raise Unauthorized("Unable to authenticate request: no credentials were given")
+
+    if credentials.password:
+        account = catalog.verify_service_account(credentials.user, credentials.password)
+        if account is None:
+            raise Unauthorized(AUTH_FAILED)
+        if project_id is None:
+            raise BadRequest("project_id is required when authenticating with a service account")
+        role = account.roles.get(project_id)
+        project = catalog.project_by_id(project_id)
+        if role is None or project is None:
+            raise Forbidden(f"service account {account.username!r} has no access to project {project_id}")
+        return Caller(project=project, via=Via.SERVICE_ACCOUNT, role=role, username=account.username)
+
+    project = catalog.project_by_secret(credentials.user)
+    via = Via.SECRET
+    if project is None and allow_token and project_id is None:
+        project = catalog.project_by_token(credentials.user)
+        via = Via.TOKEN
+    if project is None:
+        raise Unauthorized(AUTH_FAILED)
+    if project_id is not None and project_id != project.id:
+        raise Forbidden(f"these credentials are not valid for project {project_id}")
+    return Caller(project=project, via=via, role=Role.OWNER)

@@ -1,0 +1,283 @@
+"""Validating and normalising events on their way into the store (reference §7.1–7.4).
+
+The output, StoredEvent, is what the engine keeps: fixed fields as values, every other property as
+one JSON object in the order it was sent, enriched with what the server adds at ingestion.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+from mixhouse.domain.project import IdMerge, Project
+
+MAX_BATCH_EVENTS = 2000
+MAX_EVENT_BYTES = 1024 * 1024
+MAX_PROPERTIES = 255
+MAX_NESTING_DEPTH = 3
+MAX_LIST_ITEMS = 255
+MAX_STRING_CHARS = 255
+TRACK_MAX_AGE_MS = 5 * 24 * 3600 * 1000
+FUTURE_REJECT_MS = 3600 * 1000
+EARLIEST_MS = 31_536_000_000  # 1971-01-01T00:00:00Z
+MS_THRESHOLD = 100_000_000_000  # a time at or above this is in milliseconds (1e11 s is the year 5138)
+
+IDENTITY_EVENTS = frozenset({"$identify", "$create_alias", "$merge"})
+SIMPLIFIED_REFUSES_IDENTITY = "identity events are not allowed when project is using simplified identity management"
+
+DISALLOWED_IDS = frozenset(
+    {
+        "00000000-0000-0000-0000-000000000000",
+        "anon",
+        "anonymous",
+        "nil",
+        "none",
+        "null",
+        "n/a",
+        "na",
+        "undefined",
+        "unknown",
+        "<nil>",
+        "0",
+        "-1",
+        "true",
+        "false",
+        "[]",
+        "{}",
+    }
+)
+_INSERT_ID = re.compile(r"[A-Za-z0-9-]{1,36}")
+# Properties the server consumes instead of storing.
+_CONSUMED = frozenset({"time", "distinct_id", "token", "ip"})
+
+
+class Endpoint(StrEnum):
+    TRACK = "track"
+    IMPORT = "import"
+
+
+@dataclass(frozen=True)
+class IngestContext:
+    endpoint: Endpoint
+    received_ms: int
+    api_host: str
+    client_ip: str | None = None
+    use_ip: bool = False
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    project_id: int
+    time_ms: int
+    event: str
+    distinct_id: str
+    insert_id: str | None
+    properties: bytes  # a JSON object
+
+
+@dataclass(frozen=True)
+class FailedRecord:
+    index: int
+    insert_id: str | None
+    field: str
+    message: str
+
+    def as_dict(self) -> dict[str, object]:
+        # The prose example names the key "$insert_id", the OpenAPI schema "insert_id": emit both.
+        return {
+            "index": self.index,
+            "$insert_id": self.insert_id,
+            "insert_id": self.insert_id,
+            "field": self.field,
+            "message": self.message,
+        }
+
+
+class _Invalid(Exception):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+@dataclass
+class PreparedBatch:
+    events: list[StoredEvent] = field(default_factory=list)
+    failed: list[FailedRecord] = field(default_factory=list)
+    ignored: int = 0  # accepted but not stored ($ignore)
+
+    @property
+    def accepted(self) -> int:
+        return len(self.events) + self.ignored
+
+
+ProjectFor = Callable[[dict[str, Any]], Project]
+
+
+def time_to_ms(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Invalid("properties.time", "'properties.time' is invalid: must be specified as seconds since epoch")
+    ms = round(value) if value >= MS_THRESHOLD else round(value * 1000)
+    if ms < EARLIEST_MS:
+        raise _Invalid("properties.time", "'properties.time' is invalid: must be specified as seconds since epoch")
+    return ms
+
+
+def _check_value(value: Any, name: str, depth: int) -> Any:
+    """The value as stored: long strings cut to 255 characters, limits on lists and objects checked."""
+    if isinstance(value, str):
+        return value[:MAX_STRING_CHARS]
+    if isinstance(value, list):
+        if len(value) > MAX_LIST_ITEMS:
+            raise _Invalid(
+                f"properties.{name}",
+                f"'properties.{name}' is invalid: lists hold at most {MAX_LIST_ITEMS} items",
+            )
+        return [_check_value(v, name, depth) for v in value]
+    if isinstance(value, dict):
+        if depth >= MAX_NESTING_DEPTH:
+            raise _Invalid(
+                f"properties.{name}",
+                f"'properties.{name}' is invalid: objects nest at most {MAX_NESTING_DEPTH} deep",
+            )
+        if len(value) > MAX_PROPERTIES:
+            raise _Invalid(
+                f"properties.{name}",
+                f"'properties.{name}' is invalid: objects hold at most {MAX_PROPERTIES} keys",
+            )
+        return {k[:MAX_STRING_CHARS]: _check_value(v, name, depth + 1) for k, v in value.items()}
+    return value
+
+
+def _valid_insert_id(value: Any) -> bool:
+    return isinstance(value, str) and bool(_INSERT_ID.fullmatch(value)) and value.lower() not in DISALLOWED_IDS
+
+
+def _distinct_id(props: dict[str, Any], project: Project, ctx: IngestContext) -> str | None:
+    """The distinct id to store; Simplified ID Merge derives it from $user_id / $device_id (§8.1)."""
+    if project.id_merge is IdMerge.SIMPLIFIED:
+        user_id = props.get("$user_id")
+        device_id = props.get("$device_id")
+        if isinstance(user_id, str | int) and not isinstance(user_id, bool) and str(user_id) != "":
+            return str(user_id)
+        if isinstance(device_id, str | int) and not isinstance(device_id, bool) and str(device_id) != "":
+            return "$device:" + str(device_id).removeprefix("$device:")
+    raw = props.get("distinct_id")
+    if raw is None or raw == "":
+        if ctx.endpoint is Endpoint.TRACK:
+            if ctx.use_ip and ctx.client_ip:
+                return hashlib.sha1(ctx.client_ip.encode()).hexdigest()
+            return ""
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+        raise _Invalid("properties.distinct_id", "'properties.distinct_id' is invalid: must be a string")
+    text = raw if isinstance(raw, str) else orjson.dumps(raw).decode()
+    if text.lower() in DISALLOWED_IDS:
+        raise _Invalid("properties.distinct_id", f"'properties.distinct_id' is invalid: {text!r} is not allowed")
+    return text[:MAX_STRING_CHARS]
+
+
+def _prepare_one(record: Any, project_for: ProjectFor, ctx: IngestContext) -> StoredEvent | None:
+    if not isinstance(record, dict):
+        raise _Invalid("", "each event must be a JSON object")
+    name = record.get("event")
+    if not isinstance(name, str) or not name.strip():
+        raise _Invalid("event", "'event' must not be missing or blank")
+    props = record.get("properties", {})
+    if props is None:
+        props = {}
+    if not isinstance(props, dict):
+        raise _Invalid("properties", "'properties' must be a JSON object")
+    if len(orjson.dumps(record)) > MAX_EVENT_BYTES:
+        raise _Invalid("", f"event exceeds max size of {MAX_EVENT_BYTES} bytes")
+    if len(props) > MAX_PROPERTIES:
+        raise _Invalid("properties", f"'properties' is invalid: at most {MAX_PROPERTIES} properties per event")
+    project = project_for(props)
+
+    now = ctx.received_ms
+    if "time" in props and props["time"] is not None:
+        time_ms = time_to_ms(props["time"])
+    elif ctx.endpoint is Endpoint.TRACK:
+        time_ms = now
+    else:
+        raise _Invalid("properties.time", "'properties.time' is invalid: must not be missing")
+    if time_ms > now + FUTURE_REJECT_MS:
+        raise _Invalid("properties.time", "'properties.time' is invalid: must not be in the future")
+    time_ms = min(time_ms, now)
+    if ctx.endpoint is Endpoint.TRACK and time_ms < now - TRACK_MAX_AGE_MS:
+        raise _Invalid(
+            "properties.time",
+            "'properties.time' is invalid: /track accepts events of the last 5 days; send older ones to /import",
+        )
+
+    insert_id = props.get("$insert_id")
+    if insert_id is not None and not _valid_insert_id(insert_id):
+        raise _Invalid(
+            "properties.$insert_id",
+            "'properties.$insert_id' is invalid: must be 1 to 36 characters of [A-Za-z0-9-]",
+        )
+
+    distinct_id = _distinct_id(props, project, ctx)
+    if distinct_id is None:
+        raise _Invalid("properties.distinct_id", "'properties.distinct_id' is invalid: must not be missing")
+    if props.get("$ignore") is True:
+        return None
+
+    stored: dict[str, Any] = {}
+    for key, value in props.items():
+        if key in _CONSUMED:
+            continue
+        stored[key[:MAX_STRING_CHARS]] = _check_value(value, key, 0)
+    if ctx.endpoint is Endpoint.IMPORT:
+        stored["$import"] = True
+    stored["$mp_api_endpoint"] = ctx.api_host
+    stored["$mp_api_timestamp_ms"] = now
+    stored["$mp_event_size"] = len(orjson.dumps(record))
+    stored["mp_processing_time_ms"] = now
+    return StoredEvent(
+        project_id=project.id,
+        time_ms=time_ms,
+        event=name[:MAX_STRING_CHARS],
+        distinct_id=distinct_id,
+        insert_id=insert_id,
+        properties=orjson.dumps(stored),
+    )
+
+
+def prepare_events(records: list[Any], project_for: ProjectFor, ctx: IngestContext) -> PreparedBatch:
+    """Validate every record; valid ones become StoredEvents, the others FailedRecords by index.
+
+    `project_for` maps an event's properties to its project, raising ValueError with a message
+    when it has none (a missing token on /track)."""
+    batch = PreparedBatch()
+    for index, record in enumerate(records):
+        try:
+            stored = _prepare_one(record, project_for, ctx)
+        except _Invalid as exc:
+            batch.failed.append(FailedRecord(index, _insert_id_of(record), exc.field, exc.message))
+            continue
+        except ValueError as exc:
+            batch.failed.append(FailedRecord(index, _insert_id_of(record), "properties.token", str(exc)))
+            continue
+        if stored is None:
+            batch.ignored += 1
+        else:
+            batch.events.append(stored)
+    return batch
+
+
+def _insert_id_of(record: Any) -> str | None:
+    if isinstance(record, dict) and isinstance(record.get("properties"), dict):
+        value = record["properties"].get("$insert_id")
+        return value if isinstance(value, str) else None
+    return None
+
+
+def has_identity_events(records: list[Any]) -> bool:
+    return any(isinstance(r, dict) and r.get("event") in IDENTITY_EVENTS for r in records)

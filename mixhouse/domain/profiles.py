@@ -1,0 +1,159 @@
+"""User and group profile updates (reference §7.5, §7.6): validation and the operations themselves.
+
+An update carries one operation (several are applied in a fixed order when a lenient client sends
+them together). Updates are applied in the order they arrive, within a request and across requests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from mixhouse.domain.project import Project
+
+MAX_UPDATES = 2000
+MAX_PROFILE_PROPERTIES = 2000
+
+# The order in which operations of one update object apply.
+OPERATIONS = ("$set_once", "$set", "$add", "$append", "$union", "$remove", "$unset", "$delete")
+_WRITES_PROPERTIES = frozenset({"$set_once", "$set", "$add", "$append", "$union", "$remove", "$unset"})
+
+
+class ProfileError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ProfileUpdate:
+    project_id: int
+    key: tuple[str, ...]  # (distinct_id,) for users, (group_key, group_id) for groups
+    operations: tuple[tuple[str, Any], ...]
+    time_ms: int
+    ignore_time: bool
+
+
+@dataclass
+class PreparedUpdates:
+    updates: list[ProfileUpdate] = field(default_factory=list)
+    failed: list[tuple[int, str]] = field(default_factory=list)  # (index, message)
+
+
+ProjectFor = Callable[[str], Project]
+
+
+def _validate_operation(op: str, value: Any) -> None:
+    if op in ("$set", "$set_once", "$add", "$append", "$union", "$remove") and not isinstance(value, dict):
+        raise ProfileError(f"{op} must be a JSON object")
+    if op == "$add":
+        for k, v in value.items():
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                raise ProfileError(f"$add: value of {k!r} must be a number")
+    if op == "$union":
+        for k, v in value.items():
+            if not isinstance(v, list):
+                raise ProfileError(f"$union: value of {k!r} must be a list")
+    if op == "$unset" and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        raise ProfileError("$unset must be a list of property names")
+
+
+def prepare_updates(records: list[Any], project_for: ProjectFor, *, group: bool, received_ms: int) -> PreparedUpdates:
+    out = PreparedUpdates()
+    for index, record in enumerate(records):
+        try:
+            out.updates.append(_prepare_one(record, project_for, group=group, received_ms=received_ms))
+        except ProfileError as exc:
+            out.failed.append((index, str(exc)))
+    return out
+
+
+def _prepare_one(record: Any, project_for: ProjectFor, *, group: bool, received_ms: int) -> ProfileUpdate:
+    if not isinstance(record, dict):
+        raise ProfileError("each update must be a JSON object")
+    token = record.get("$token")
+    if not isinstance(token, str) or not token:
+        raise ProfileError("$token, missing or empty")
+    if group:
+        group_key, group_id = record.get("$group_key"), record.get("$group_id")
+        if not isinstance(group_key, str) or not group_key:
+            raise ProfileError("$group_key, missing or empty")
+        if group_id is None or group_id == "" or isinstance(group_id, dict | list | bool):
+            raise ProfileError("$group_id, missing or empty")
+        key: tuple[str, ...] = (group_key, str(group_id))
+    else:
+        distinct_id = record.get("$distinct_id")
+        if distinct_id is None or distinct_id == "" or isinstance(distinct_id, dict | list | bool):
+            raise ProfileError("$distinct_id, missing or empty")
+        key = (str(distinct_id),)
+    operations = tuple((op, record[op]) for op in OPERATIONS if op in record)
+    if not operations:
+        raise ProfileError(f"no operation given: expected one of {', '.join(OPERATIONS)}")
+    for op, value in operations:
+        _validate_operation(op, value)
+    project = project_for(token)
+    time_ms = received_ms
+    raw_time = record.get("$time")
+    if isinstance(raw_time, int | float) and not isinstance(raw_time, bool) and raw_time > 0:
+        time_ms = int(raw_time) if raw_time >= 1e11 else int(raw_time * 1000)
+    return ProfileUpdate(
+        project_id=project.id,
+        key=key,
+        operations=operations,
+        time_ms=min(time_ms, received_ms),
+        ignore_time=record.get("$ignore_time") is True,
+    )
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+def apply_update(current: dict[str, Any] | None, update: ProfileUpdate) -> dict[str, Any] | None:
+    """The profile after the update; None when it is deleted or never existed."""
+    props = dict(current) if current is not None else None
+    wrote = False
+    for op, value in update.operations:
+        if op == "$delete":
+            return None
+        if props is None:
+            if op in ("$unset", "$remove"):
+                continue  # nothing to change, and these do not create a profile
+            props = {}
+        if op == "$set":
+            props.update(value)
+        elif op == "$set_once":
+            for k, v in value.items():
+                props.setdefault(k, v)
+        elif op == "$add":
+            for k, v in value.items():
+                old = props.get(k, 0)
+                if isinstance(old, int | float) and not isinstance(old, bool):
+                    props[k] = old + v
+        elif op == "$append":
+            for k, v in value.items():
+                props[k] = [*_as_list(props.get(k)), v]
+        elif op == "$union":
+            for k, values in value.items():
+                merged = _as_list(props.get(k))
+                for v in values:
+                    if v not in merged:
+                        merged.append(v)
+                props[k] = merged
+        elif op == "$remove":
+            for k, v in value.items():
+                if isinstance(props.get(k), list):
+                    props[k] = [x for x in props[k] if x != v]
+        elif op == "$unset":
+            for k in value:
+                props.pop(k, None)
+        wrote = wrote or op in _WRITES_PROPERTIES
+    if props is None:
+        return None
+    if len(props) > MAX_PROFILE_PROPERTIES:
+        props = dict(list(props.items())[:MAX_PROFILE_PROPERTIES])
+    if wrote and not update.ignore_time and len(update.key) == 1:
+        props["$last_seen"] = datetime.fromtimestamp(update.time_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return props

@@ -1,0 +1,66 @@
+"""Projects and service accounts: who may send and read which data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class IdMerge(StrEnum):
+    SIMPLIFIED = "simplified"
+    ORIGINAL = "original"
+
+
+class TimeMode(StrEnum):
+    """How event times are exported and how export dates are read.
+
+    UTC: true epoch times, dates in UTC (Mixpanel projects created from 2023 on).
+    PROJECT: times shifted into the project timezone and dates read there (older projects).
+    """
+
+    UTC = "utc"
+    PROJECT = "project"
+
+
+class Role(StrEnum):
+    OWNER = "owner"
+    ADMIN = "admin"
+    ANALYST = "analyst"
+    CONSUMER = "consumer"
+
+    @property
+    def may_import(self) -> bool:
+        return self in (Role.OWNER, Role.ADMIN)
+
+
+@dataclass(frozen=True)
+class Project:
+    id: int
+    name: str
+    token: str
+    secret: str
+    api_key: str
+    timezone: str = "UTC"
+    id_merge: IdMerge = IdMerge.SIMPLIFIED
+    time_mode: TimeMode = TimeMode.UTC
+    residency: str = "us"
+
+    def public_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "token": self.token,
+            "api_secret": self.secret,
+            "api_key": self.api_key,
+            "timezone": self.timezone,
+            "id_merge": self.id_merge.value,
+            "time_mode": self.time_mode.value,
+            "residency": self.residency,
+        }
+
+
+@dataclass(frozen=True)
+class ServiceAccount:
+    username: str
+    roles: dict[int, Role]  # project id -> role
+    expires_at: float | None = None

@@ -1,0 +1,20 @@
+"""What one request asks the store to write."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mixhouse.domain.events import StoredEvent
+from mixhouse.domain.profiles import ProfileUpdate
+
+
+@dataclass
+class WriteBatch:
+    """Everything one request writes; durable as a whole once the engine acknowledges it."""
+
+    events: list[StoredEvent] = field(default_factory=list)
+    profile_updates: list[ProfileUpdate] = field(default_factory=list)
+    group_updates: list[ProfileUpdate] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.events) + len(self.profile_updates) + len(self.group_updates)

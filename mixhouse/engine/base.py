@@ -1,0 +1,30 @@
+"""The seam between the domain and a storage engine. The embedded DuckDB engine implements it; a
+distributed engine will implement the same few methods."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import Future
+from typing import Protocol
+
+from mixhouse.domain.export import ExportQuery
+from mixhouse.domain.writes import WriteBatch
+
+
+class Engine(Protocol):
+    def submit(self, batch: WriteBatch) -> Future[None]:
+        """Queue a write; the future resolves once it is on disk (fsync), or fails."""
+        ...
+
+    def export_lines(self, query: ExportQuery, where_sql: str | None = None) -> Iterator[bytes]:
+        """The export body in chunks of whole JSON lines, sorted by time, memory flat in the row count."""
+        ...
+
+    def profile(self, project_id: int, distinct_id: str) -> dict[str, object] | None: ...
+
+    def group_profile(self, project_id: int, group_key: str, group_id: str) -> dict[str, object] | None: ...
+
+    def close(self) -> None: ...
+
+
+__all__ = ["Engine", "WriteBatch"]

@@ -1,0 +1,3 @@
+from mixhouse.engine.duckdb.engine import DuckDBEngine
+
+__all__ = ["DuckDBEngine"]

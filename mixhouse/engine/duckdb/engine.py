@@ -1,0 +1,199 @@
+"""The embedded engine: one DuckDB file in the data dir, written by one thread, read by many."""
+
+from __future__ import annotations
+
+import struct
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+from mixhouse.domain.export import ExportQuery
+from mixhouse.domain.profiles import ProfileUpdate, apply_update
+from mixhouse.domain.writes import WriteBatch
+from mixhouse.engine.duckdb.schema import SCHEMA
+from mixhouse.engine.duckdb.writer import GroupCommitWriter
+
+EXPORT_BATCH_ROWS = 20_000
+
+
+class DuckDBEngine:
+    def __init__(self, data_dir: Path, *, memory_limit: str = "2GB") -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self._db = duckdb.connect(str(data_dir / "events.duckdb"))
+        self._db.execute("SET TimeZone = 'UTC'")
+        self._db.execute(f"SET memory_limit = '{memory_limit}'")
+        self._db.execute(f"SET temp_directory = '{data_dir / 'tmp'}'")
+        self._db.execute("SET preserve_insertion_order = false")
+        self._db.execute(SCHEMA)
+        self._local = threading.local()
+        row = self._db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
+        self._next_seq = int(row[0]) + 1 if row else 1
+        self._write_conn = self._db.cursor()
+        self._writer = GroupCommitWriter(self._write_group)
+
+    # -- connections ----------------------------------------------------------------------------
+
+    def reader(self) -> duckdb.DuckDBPyConnection:
+        """A connection for the calling thread (DuckDB connections are not shared across threads)."""
+        conn: duckdb.DuckDBPyConnection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._db.cursor()
+            conn.execute("SET TimeZone = 'UTC'")
+            self._local.conn = conn
+        return conn
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def submit(self, batch: WriteBatch) -> Future[None]:
+        return self._writer.submit(batch)
+
+    @property
+    def pending_rows(self) -> int:
+        return self._writer.pending_rows
+
+    def _write_group(self, batches: list[WriteBatch]) -> None:
+        conn = self._write_conn
+        events = [e for b in batches for e in b.events]
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            if events:
+                first = self._next_seq
+                table = pa.table(
+                    {
+                        "project_id": pa.array([e.project_id for e in events], pa.int64()),
+                        "seq": pa.array(range(first, first + len(events)), pa.int64()),
+                        "time_ms": pa.array([e.time_ms for e in events], pa.int64()),
+                        "event": pa.array([e.event for e in events], pa.string()),
+                        "distinct_id": pa.array([e.distinct_id for e in events], pa.string()),
+                        "insert_id": pa.array([e.insert_id for e in events], pa.string()),
+                        "properties": pa.array([e.properties for e in events], pa.binary()).cast(pa.string()),
+                    }
+                )
+                conn.register("incoming_events", table)
+                conn.execute("INSERT INTO events SELECT * FROM incoming_events")
+                conn.unregister("incoming_events")
+            self._apply_profiles(conn, [u for b in batches for u in b.profile_updates], group=False)
+            self._apply_profiles(conn, [u for b in batches for u in b.group_updates], group=True)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self._next_seq += len(events)
+
+    def _apply_profiles(self, conn: duckdb.DuckDBPyConnection, updates: list[ProfileUpdate], *, group: bool) -> None:
+        if not updates:
+            return
+        table = "group_profiles" if group else "profiles"
+        key_cols = ("project_id", "group_key", "group_id") if group else ("project_id", "distinct_id")
+        keys = sorted({(u.project_id, *u.key) for u in updates})
+        key_table = pa.table({col: [k[i] for k in keys] for i, col in enumerate(key_cols)})
+        conn.register("wanted_keys", key_table)
+        join = " AND ".join(f"t.{c} = w.{c}" for c in key_cols)
+        rows = conn.execute(
+            f"SELECT {', '.join('t.' + c for c in key_cols)}, t.properties FROM {table} t JOIN wanted_keys w ON {join}"
+        ).fetchall()
+        conn.unregister("wanted_keys")
+        state: dict[tuple[Any, ...], dict[str, Any] | None] = {tuple(r[:-1]): orjson.loads(r[-1]) for r in rows}
+        touched_ms: dict[tuple[Any, ...], int] = {}
+        for update in updates:  # in arrival order
+            key = (update.project_id, *update.key)
+            state[key] = apply_update(state.get(key), update)
+            touched_ms[key] = update.time_ms
+        placeholders = " AND ".join(f"{c} = ?" for c in key_cols)
+        live = [(k, v) for k, v in state.items() if k in touched_ms and v is not None]
+        gone = [k for k, v in state.items() if k in touched_ms and v is None]
+        if gone:
+            conn.executemany(f"DELETE FROM {table} WHERE {placeholders}", [list(k) for k in gone])
+        if live:
+            columns: dict[str, Any] = {col: [k[i] for k, _ in live] for i, col in enumerate(key_cols)}
+            columns["properties"] = [orjson.dumps(v).decode() for _, v in live]
+            columns["updated_ms"] = [touched_ms[k] for k, _ in live]
+            conn.register("incoming_profiles", pa.table(columns))
+            conn.execute(f"INSERT OR REPLACE INTO {table} SELECT * FROM incoming_profiles")
+            conn.unregister("incoming_profiles")
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def export_lines(self, query: ExportQuery, where_sql: str | None = None) -> Iterator[bytes]:
+        if query.shift_to_project_timezone:
+            # Older Mixpanel projects export wall-clock time in the project zone as if it were UTC.
+            shifted = "epoch_ms(timezone($tz, epoch_ms(time_ms)::TIMESTAMPTZ))"
+        else:
+            shifted = "time_ms"
+        time_sql = shifted if query.time_in_ms else f"({shifted} // 1000)"
+        params: dict[str, Any] = {"project": query.project.id, "start": query.start_ms, "end": query.end_ms}
+        if query.shift_to_project_timezone:
+            params["tz"] = query.project.timezone
+        filters = ["project_id = $project", "time_ms >= $start", "time_ms < $end"]
+        if query.events is not None:
+            filters.append("list_contains($events, event)")
+            params["events"] = list(query.events)
+        if where_sql:
+            filters.append(f"({where_sql})")
+        limit = ""
+        if query.limit is not None:
+            limit = "LIMIT $limit"
+            params["limit"] = query.limit
+        sql = f"""
+            SELECT '{{"event":' || to_json(event) || ',"properties":{{"time":' || CAST({time_sql} AS VARCHAR)
+                   || ',"distinct_id":' || to_json(distinct_id)
+                   || CASE WHEN properties = '{{}}' THEN '}}' ELSE ',' || substr(properties, 2) END
+                   || '}}' || chr(10) AS line
+            FROM events WHERE {" AND ".join(filters)}
+            ORDER BY time_ms, seq {limit}
+        """
+        # A connection of its own: the generator is consumed across threads of the server's pool.
+        conn = self._db.cursor()
+        try:
+            conn.execute("SET TimeZone = 'UTC'")
+            reader = conn.sql(sql, params=params).to_arrow_reader(EXPORT_BATCH_ROWS)
+            for batch in reader:
+                yield _concat_strings(batch.column(0))
+        finally:
+            conn.close()
+
+    def profile(self, project_id: int, distinct_id: str) -> dict[str, object] | None:
+        row = (
+            self.reader()
+            .execute(
+                "SELECT properties FROM profiles WHERE project_id = ? AND distinct_id = ?",
+                [project_id, distinct_id],
+            )
+            .fetchone()
+        )
+        return orjson.loads(row[0]) if row else None
+
+    def group_profile(self, project_id: int, group_key: str, group_id: str) -> dict[str, object] | None:
+        row = (
+            self.reader()
+            .execute(
+                "SELECT properties FROM group_profiles WHERE project_id = ? AND group_key = ? AND group_id = ?",
+                [project_id, group_key, group_id],
+            )
+            .fetchone()
+        )
+        return orjson.loads(row[0]) if row else None
+
+    def close(self) -> None:
+        self._writer.close()
+        self._write_conn.close()
+        self._db.close()
+
+
+def _concat_strings(column: pa.Array) -> bytes:
+    """The bytes of all strings of an Arrow string column, back to back, without per-row Python."""
+    if len(column) == 0:
+        return b""
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        fmt, width = ("<i", 4) if pa.types.is_string(column.type) else ("<q", 8)
+        offsets, data = column.buffers()[1], column.buffers()[2]
+        start = struct.unpack_from(fmt, offsets, column.offset * width)[0]
+        end = struct.unpack_from(fmt, offsets, (column.offset + len(column)) * width)[0]
+        return bytes(memoryview(data)[start:end])
+    return "".join(column.to_pylist()).encode()

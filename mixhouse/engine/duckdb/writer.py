@@ -1,0 +1,103 @@
+"""The single writer: one thread owns the write connection and group-commits whatever is waiting.
+
+Requests hand a WriteBatch to `submit` and wait on a future. The thread takes everything queued
+at that moment, writes it in one transaction and commits; DuckDB fsyncs its WAL on commit, so one
+fsync acknowledges many requests. If a group fails, each batch is retried alone so that one bad
+batch cannot fail its neighbours.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+
+from mixhouse.domain.writes import WriteBatch
+from mixhouse.errors import Unavailable
+
+log = logging.getLogger(__name__)
+
+_STOP = object()
+
+
+class GroupCommitWriter:
+    def __init__(self, write_group: Callable[[list[WriteBatch]], None], *, max_pending_rows: int = 500_000) -> None:
+        self._write_group = write_group
+        self._queue: queue.SimpleQueue[tuple[WriteBatch, Future[None]] | object] = queue.SimpleQueue()
+        self._pending_rows = 0
+        self._max_pending_rows = max_pending_rows
+        self._lock = threading.Lock()
+        self._closed = False
+        self.commits = 0
+        self.last_commit_seconds = 0.0
+        self._thread = threading.Thread(target=self._run, name="mixhouse-writer", daemon=True)
+        self._thread.start()
+
+    @property
+    def pending_rows(self) -> int:
+        return self._pending_rows
+
+    def submit(self, batch: WriteBatch) -> Future[None]:
+        future: Future[None] = Future()
+        rows = len(batch)
+        with self._lock:
+            if self._closed:
+                raise Unavailable("the server is shutting down")
+            if self._pending_rows + rows > self._max_pending_rows and self._pending_rows > 0:
+                raise Unavailable("the write queue is full; retry with backoff")
+            self._pending_rows += rows
+        self._queue.put((batch, future))
+        return future
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+        self._queue.put(_STOP)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            group = [first]
+            stop = False
+            while True:  # take all that is already waiting
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stop = True
+                    break
+                group.append(item)
+            self._commit(group)  # type: ignore[arg-type]
+            if stop:
+                return
+
+    def _commit(self, group: list[tuple[WriteBatch, Future[None]]]) -> None:
+        started = time.perf_counter()
+        try:
+            self._write_group([batch for batch, _ in group])
+            results: list[BaseException | None] = [None] * len(group)
+        except Exception:
+            log.exception("group commit of %d batches failed; retrying each alone", len(group))
+            results = []
+            for batch, _ in group:
+                try:
+                    self._write_group([batch])
+                    results.append(None)
+                except Exception as exc:
+                    results.append(exc)
+        self.last_commit_seconds = time.perf_counter() - started
+        self.commits += 1
+        with self._lock:
+            self._pending_rows -= sum(len(batch) for batch, _ in group)
+        for (_, future), error in zip(group, results, strict=True):
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)

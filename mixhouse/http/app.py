@@ -1,0 +1,100 @@
+"""The ASGI application: routes, each with the error envelope of its API family."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from mixhouse.catalog import Catalog
+from mixhouse.engine.duckdb import DuckDBEngine
+from mixhouse.errors import MixhouseError, NotFound
+from mixhouse.http import export, ingest
+from mixhouse.http.middleware import Cors, TrailingSlash
+from mixhouse.http.responses import Family, error_response
+
+log = logging.getLogger("mixhouse.http")
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _params(request: Request) -> dict[str, str]:
+    params: dict[str, str] | None = getattr(request.state, "params", None)
+    return params if params is not None else dict(request.query_params)
+
+
+def endpoint(handler: Handler, family: Family) -> Handler:
+    """Render MixhouseErrors in the family's format; anything else is a bug, logged, never a traceback."""
+
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except MixhouseError as exc:
+            return error_response(family, request, exc, _params(request))
+        except Exception:
+            log.exception("unhandled error on %s %s", request.method, request.url.path)
+            return error_response(family, request, MixhouseError("internal server error"), _params(request))
+
+    return wrapped
+
+
+def family_of(path: str) -> Family:
+    if path.startswith("/api/app"):
+        return Family.APP
+    if path.startswith("/import"):
+        return Family.IMPORT
+    if path.startswith(("/track", "/engage", "/groups")):
+        return Family.TRACK
+    return Family.QUERY
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return error_response(family_of(request.url.path), request, NotFound(f"Invalid endpoint: {request.url.path}"))
+
+
+async def _method_not_allowed(request: Request, exc: Exception) -> Response:
+    err = MixhouseError(f"method {request.method} is not allowed on {request.url.path}")
+    err.status = 405
+    return error_response(family_of(request.url.path), request, err)
+
+
+async def healthz(request: Request) -> Response:
+    return PlainTextResponse("ok")
+
+
+def routes() -> list[Route]:
+    both = ["GET", "POST"]
+    return [
+        Route("/track", endpoint(ingest.track, Family.TRACK), methods=both),
+        Route("/engage", endpoint(ingest.engage, Family.TRACK), methods=both),
+        Route("/groups", endpoint(ingest.groups, Family.TRACK), methods=both),
+        Route("/import", endpoint(ingest.import_, Family.IMPORT), methods=both),
+        Route("/api/2.0/export", endpoint(export.export, Family.QUERY), methods=both),
+        Route("/healthz", healthz, methods=["GET"]),
+    ]
+
+
+def create_app(data_dir: Path) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.catalog = Catalog(data_dir)
+        app.state.engine = DuckDBEngine(data_dir)
+        try:
+            yield
+        finally:
+            app.state.engine.close()
+
+    app = Starlette(
+        routes=routes(),
+        lifespan=lifespan,
+        exception_handlers={404: _not_found, 405: _method_not_allowed},
+    )
+    app.add_middleware(Cors)
+    app.add_middleware(TrailingSlash)
+    return app

@@ -1,0 +1,144 @@
+"""/track, /engage, /groups and /import: decode, hand to the domain, wait for the fsync, answer."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from mixhouse.catalog import Catalog
+from mixhouse.domain import ingestion
+from mixhouse.domain.auth import authenticate, parse_basic
+from mixhouse.domain.events import Endpoint, IngestContext
+from mixhouse.domain.payloads import decode_data
+from mixhouse.domain.writes import WriteBatch
+from mixhouse.engine.base import Engine
+from mixhouse.errors import BadRequest, Forbidden
+from mixhouse.http.incoming import Incoming, read_incoming
+from mixhouse.http.responses import json_response, jsonp, valid_callback
+
+# A 1x1 transparent GIF, for img=1 (tracking pixels).
+PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+
+
+def _records(incoming: Incoming) -> list[Any]:
+    data = incoming.get("data")
+    if data is not None and data != "":
+        return ingestion.records_from(decode_data(data))
+    if incoming.json_body is not None:
+        return ingestion.records_from(incoming.json_body)
+    raise BadRequest("data, missing or empty")
+
+
+async def _commit(engine: Engine, batch: WriteBatch) -> None:
+    if len(batch):
+        await asyncio.wrap_future(engine.submit(batch))
+
+
+def _context(request: Request, incoming: Incoming, endpoint: Endpoint) -> IngestContext:
+    host = (request.headers.get("host") or "").split(":")[0] or "127.0.0.1"
+    client = request.client.host if request.client else None
+    return IngestContext(
+        endpoint=endpoint,
+        received_ms=int(time.time() * 1000),
+        api_host=host,
+        client_ip=client,
+        use_ip=incoming.flag("ip"),
+    )
+
+
+def _track_reply(incoming: Incoming, result: ingestion.IngestResult) -> Response:
+    """Mixpanel's tracking replies: 1/0, verbose JSON, strict per-record errors, JSONP, pixel, redirect."""
+    ok = result.accepted > 0 or (not result.failed and not result.failed_messages)
+    if incoming.flag("strict") and (result.failed or result.failed_messages):
+        return _strict_failure(result)
+    redirect = incoming.get("redirect")
+    if redirect:
+        return RedirectResponse(redirect, status_code=302)
+    if incoming.flag("img"):
+        return Response(PIXEL, media_type="image/gif", headers={"Cache-Control": "no-cache, no-store"})
+    verbose = incoming.get("verbose") in ("1", "2", "true")
+    payload: Any
+    if verbose:
+        payload = {"status": 1, "error": None} if ok else {"status": 0, "error": result.first_error}
+        if incoming.json_body is not None and not ok:
+            payload["failed_records"] = result.failed
+    else:
+        payload = 1 if ok else 0
+    callback = valid_callback(incoming.get("callback"))
+    if callback:
+        return jsonp(callback, payload)
+    if verbose:
+        if incoming.json_body is not None and ok:
+            payload["num_good_events"] = result.accepted
+        return json_response(payload, 400 if not ok and incoming.get("verbose") == "2" else 200)
+    return Response(b"1" if ok else b"0", media_type="text/plain")
+
+
+def _strict_failure(result: ingestion.IngestResult) -> Response:
+    return json_response(
+        {
+            "code": 400,
+            "error": "some data points in the request failed validation",
+            "status": "Bad Request",
+            "num_records_imported": len(result.batch),
+            "failed_records": result.failed_messages or result.failed,
+        },
+        400,
+    )
+
+
+async def track(request: Request) -> Response:
+    catalog: Catalog = request.app.state.catalog
+    incoming = await read_incoming(request)
+    request.state.params = incoming.params
+    result = ingestion.track(catalog, _records(incoming), _context(request, incoming, Endpoint.TRACK))
+    await _commit(request.app.state.engine, result.batch)
+    return _track_reply(incoming, result)
+
+
+async def _profiles(request: Request, *, group: bool) -> Response:
+    catalog: Catalog = request.app.state.catalog
+    incoming = await read_incoming(request)
+    request.state.params = incoming.params
+    result = ingestion.update_profiles(catalog, _records(incoming), group=group, received_ms=int(time.time() * 1000))
+    await _commit(request.app.state.engine, result.batch)
+    return _track_reply(incoming, result)
+
+
+async def engage(request: Request) -> Response:
+    return await _profiles(request, group=False)
+
+
+async def groups(request: Request) -> Response:
+    return await _profiles(request, group=True)
+
+
+async def import_(request: Request) -> Response:
+    catalog: Catalog = request.app.state.catalog
+    incoming = await read_incoming(request)
+    request.state.params = incoming.params
+    caller = authenticate(
+        catalog,
+        parse_basic(request.headers.get("authorization")),
+        incoming.get("project_id"),
+        allow_token=True,
+    )
+    if not caller.role.may_import:
+        raise Forbidden("importing events needs an owner or admin service account")
+    records = _records(incoming)
+    result = ingestion.import_events(caller.project, records, _context(request, incoming, Endpoint.IMPORT))
+    strict = incoming.flag("strict", default=True)
+    if result.failed_messages:
+        return _strict_failure(result)
+    await _commit(request.app.state.engine, result.batch)
+    if result.failed and strict:
+        return _strict_failure(result)
+    if incoming.get("verbose") in ("1", "true") and incoming.json_body is None:
+        # The legacy form post (PyPI SDK) reads {"status": 1, "error": null}.
+        return json_response({"status": 1, "error": None})
+    return json_response({"code": 200, "num_records_imported": result.accepted, "status": "OK"})
