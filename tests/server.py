@@ -1,0 +1,96 @@
+"""A real mixhouse server in a child process, on a free loopback port, for tests and benchmarks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from mixhouse.catalog import Catalog
+from mixhouse.domain.project import IdMerge, Role, TimeMode
+
+TOKEN = "TOKEN123"
+SECRET = "SECRET123"
+API_KEY = "APIKEY"
+PROJECT_ID = 4242
+SA_USER = "sa.user"
+SA_SECRET = "sa-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def seed_catalog(
+    data_dir: Path,
+    *,
+    project_id: int = PROJECT_ID,
+    token: str = TOKEN,
+    secret: str = SECRET,
+    api_key: str = API_KEY,
+    timezone: str = "UTC",
+    id_merge: IdMerge = IdMerge.SIMPLIFIED,
+    time_mode: TimeMode = TimeMode.UTC,
+    sa_user: str | None = SA_USER,
+    sa_secret: str = SA_SECRET,
+    role: Role = Role.OWNER,
+) -> None:
+    catalog = Catalog(data_dir)
+    catalog.create_project(
+        project_id=project_id, name=f"p{project_id}", token=token, secret=secret, api_key=api_key,
+        timezone=timezone, id_merge=id_merge, time_mode=time_mode,
+    )
+    if sa_user:
+        catalog.create_service_account(username=sa_user, secret=sa_secret, project_id=project_id, role=role)
+
+
+class ServerProcess:
+    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> ServerProcess:
+        log = open(self.data_dir.parent / f"server-{self.port}.log", "ab")  # noqa: SIM115 - lives with the process
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mixhouse", "serve", "--data-dir", str(self.data_dir),
+             "--host", "127.0.0.1", "--port", str(self.port)],
+            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("server did not become healthy")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, as in a crash."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
