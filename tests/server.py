@@ -45,8 +45,14 @@ def seed_catalog(
 ) -> None:
     catalog = Catalog(data_dir)
     catalog.create_project(
-        project_id=project_id, name=f"p{project_id}", token=token, secret=secret, api_key=api_key,
-        timezone=timezone, id_merge=id_merge, time_mode=time_mode,
+        project_id=project_id,
+        name=f"p{project_id}",
+        token=token,
+        secret=secret,
+        api_key=api_key,
+        timezone=timezone,
+        id_merge=id_merge,
+        time_mode=time_mode,
     )
     if sa_user:
         catalog.create_service_account(username=sa_user, secret=sa_secret, project_id=project_id, role=role)
@@ -57,18 +63,31 @@ class ServerProcess:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = data_dir.parent / f"server-{self.port}.log"
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
-        log = open(self.data_dir.parent / f"server-{self.port}.log", "ab")  # noqa: SIM115 - lives with the process
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mixhouse", "serve", "--data-dir", str(self.data_dir),
-             "--host", "127.0.0.1", "--port", str(self.port)],
-            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "mixhouse",
+                    "serve",
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
