@@ -1,0 +1,130 @@
+"""The typed syntax tree. Frozen, so a parsed expression can be cached and shared between requests.
+
+`pos` (0-based offset into the source) is kept for error messages and left out of equality, so two
+trees are equal when they mean the same thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, TypeAlias
+
+Source: TypeAlias = Literal["properties", "user", "event"]
+BinaryOp: TypeAlias = Literal["+", "-", "*", "/", "%", "==", "!=", ">", ">=", "<", "<=", "in"]
+UnaryOp: TypeAlias = Literal["-", "not"]
+BoolOp: TypeAlias = Literal["and", "or"]
+
+ARITHMETIC: frozenset[str] = frozenset({"-", "*", "/", "%"})
+ORDERING: frozenset[str] = frozenset({">", ">=", "<", "<="})
+
+# name -> number of arguments
+FUNCTIONS: dict[str, int] = {
+    "defined": 1,
+    "boolean": 1,
+    "number": 1,
+    "string": 1,
+    "datetime": 1,
+    "floor": 1,
+    "ceil": 1,
+    "round": 1,
+    "has_prefix": 2,
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Expr:
+    pos: int = field(default=0, compare=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Number(Expr):
+    value: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class String(Expr):
+    value: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Boolean(Expr):
+    value: bool
+
+
+Scalar: TypeAlias = Number | String | Boolean
+
+
+@dataclass(frozen=True, kw_only=True)
+class List(Expr):
+    items: tuple[Scalar, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Property(Expr):
+    """`properties["name"]`, `user["name"]` or `event["name"]`."""
+
+    source: Source
+    name: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Unary(Expr):
+    op: UnaryOp
+    operand: Expr
+
+
+@dataclass(frozen=True, kw_only=True)
+class Binary(Expr):
+    op: BinaryOp
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True, kw_only=True)
+class Logical(Expr):
+    """`and` / `or` chains, flattened: `a or b or c` is one node, so long chains do not nest deeply."""
+
+    op: BoolOp
+    operands: tuple[Expr, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Call(Expr):
+    func: str
+    args: tuple[Expr, ...]
+
+
+def children(e: Expr) -> tuple[Expr, ...]:
+    if isinstance(e, Unary):
+        return (e.operand,)
+    if isinstance(e, Binary):
+        return (e.left, e.right)
+    if isinstance(e, Logical):
+        return e.operands
+    if isinstance(e, Call):
+        return e.args
+    if isinstance(e, List):
+        return e.items
+    return ()
+
+
+def depth(e: Expr) -> int:
+    """Nesting depth, computed without recursion (it guards the recursive stages)."""
+    best = 0
+    stack = [(e, 1)]
+    while stack:
+        node, d = stack.pop()
+        best = max(best, d)
+        stack.extend((c, d + 1) for c in children(node))
+    return best
+
+
+def has_property(e: Expr) -> bool:
+    """True when the value depends on the record (otherwise it can be folded to a constant)."""
+    stack = [e]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Property):
+            return True
+        stack.extend(children(node))
+    return False
