@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
 from mixhouse.catalog import Catalog
 from mixhouse.domain.project import Project, Role
-from mixhouse.errors import BadRequest, Forbidden, Unauthorized
+from mixhouse.errors import BadRequest, Forbidden, MissingParameter, Unauthorized
 
 AUTH_FAILED = "Unable to authenticate request: invalid credentials"
 
@@ -66,6 +70,46 @@ def parse_basic(header: str | None) -> BasicCredentials | None:
         decoded = value
     user, _, password = decoded.partition(":")
     return BasicCredentials(user=user, password=password)
+
+
+SIGNATURE_EXCLUDED = frozenset({"sig", "callback"})
+
+
+def signature(params: Mapping[str, str], secret: str) -> str:
+    """Legacy Data API v2 signature (seed 001): md5 of the sorted `key=value` pairs, no separator,
+    followed by the API secret; `sig` and `callback` excluded; values un-encoded."""
+    args = "".join(f"{k}={params[k]}" for k in sorted(params) if k not in SIGNATURE_EXCLUDED)
+    return hashlib.md5((args + secret).encode("utf-8")).hexdigest()
+
+
+def authenticate_signature(catalog: Catalog, params: Mapping[str, str], *, now: float | None = None) -> Caller:
+    """A signed v2 request: api_key + expire + sig, with v2's exact error strings."""
+    api_key = params.get("api_key")
+    if not api_key:
+        raise MissingParameter("api_key")
+    project = catalog.project_by_api_key(api_key)
+    if project is None:
+        raise Unauthorized("Invalid API key")
+    expire = params.get("expire")
+    if not expire:
+        raise MissingParameter("expire")
+    try:
+        expires_at = float(expire)
+    except ValueError as exc:
+        raise BadRequest("Invalid parameter: expire") from exc
+    if expires_at < (time.time() if now is None else now):
+        raise BadRequest("Expired request")
+    sig = params.get("sig", "")
+    if not hmac.compare_digest(sig.lower(), signature(params, project.secret)):
+        raise BadRequest("Invalid request signature")
+    return Caller(project=project, via=Via.SIGNATURE, role=Role.OWNER)
+
+
+def authenticate_query(catalog: Catalog, authorization: str | None, params: Mapping[str, str]) -> Caller:
+    """Read endpoints: a v2 signature when `sig` is given, else Basic credentials."""
+    if "sig" in params and not (authorization or "").strip():
+        return authenticate_signature(catalog, params)
+    return authenticate(catalog, parse_basic(authorization), params.get("project_id"))
 
 
 def _parse_project_id(raw: str | None) -> int | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import Future
-from typing import Protocol
+from typing import Any, Protocol
 
 from mixhouse.domain.export import ExportQuery
 from mixhouse.domain.writes import WriteBatch
@@ -18,6 +18,10 @@ class Engine(Protocol):
 
     def export_lines(self, query: ExportQuery, where_sql: str | None = None) -> Iterator[bytes]:
         """The export body in chunks of whole JSON lines, sorted by time, memory flat in the row count."""
+        ...
+
+    def query(self, spec: Any) -> Any:
+        """Run an analysis described by a spec dataclass of `mixhouse.domain.query`."""
         ...
 
     def profile(self, project_id: int, distinct_id: str) -> dict[str, object] | None: ...

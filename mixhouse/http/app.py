@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -16,32 +15,9 @@ from mixhouse.catalog import Catalog
 from mixhouse.engine.duckdb import DuckDBEngine
 from mixhouse.errors import MixhouseError, NotFound
 from mixhouse.http import export, ingest
+from mixhouse.http.endpoint import endpoint
 from mixhouse.http.middleware import Cors, TrailingSlash
 from mixhouse.http.responses import Family, error_response
-
-log = logging.getLogger("mixhouse.http")
-
-Handler = Callable[[Request], Awaitable[Response]]
-
-
-def _params(request: Request) -> dict[str, str]:
-    params: dict[str, str] | None = getattr(request.state, "params", None)
-    return params if params is not None else dict(request.query_params)
-
-
-def endpoint(handler: Handler, family: Family) -> Handler:
-    """Render MixhouseErrors in the family's format; anything else is a bug, logged, never a traceback."""
-
-    async def wrapped(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except MixhouseError as exc:
-            return error_response(family, request, exc, _params(request))
-        except Exception:
-            log.exception("unhandled error on %s %s", request.method, request.url.path)
-            return error_response(family, request, MixhouseError("internal server error"), _params(request))
-
-    return wrapped
 
 
 def family_of(path: str) -> Family:
@@ -69,6 +45,8 @@ async def healthz(request: Request) -> Response:
 
 
 def routes() -> list[Route]:
+    from mixhouse.http.query_api import QUERY_ROUTES
+
     both = ["GET", "POST"]
     return [
         Route("/track", endpoint(ingest.track, Family.TRACK), methods=both),
@@ -77,6 +55,7 @@ def routes() -> list[Route]:
         Route("/import", endpoint(ingest.import_, Family.IMPORT), methods=both),
         Route("/api/2.0/export", endpoint(export.export, Family.QUERY), methods=both),
         Route("/healthz", healthz, methods=["GET"]),
+        *QUERY_ROUTES,
     ]
 
 

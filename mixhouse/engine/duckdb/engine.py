@@ -158,6 +158,15 @@ class DuckDBEngine:
         finally:
             conn.close()
 
+    def query(self, spec: Any) -> Any:
+        """Run an analysis: the function registered for the spec's type, on this thread's connection."""
+        from mixhouse.engine.duckdb.queries import HANDLERS
+
+        handler = HANDLERS.get(type(spec))
+        if handler is None:
+            raise TypeError(f"the DuckDB engine has no handler for {type(spec).__name__}")
+        return handler(self.reader(), spec)
+
     def profile(self, project_id: int, distinct_id: str) -> dict[str, object] | None:
         row = (
             self.reader()

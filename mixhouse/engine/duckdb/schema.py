@@ -36,4 +36,13 @@ CREATE TABLE IF NOT EXISTS group_profiles (
     updated_ms  BIGINT  NOT NULL,
     PRIMARY KEY (project_id, group_key, group_id)
 );
+
+-- Identity: every distinct id that belongs to a cluster points at the cluster's canonical id.
+-- Ids absent from the map are their own canonical id. Queries resolve with a join on this table.
+CREATE TABLE IF NOT EXISTS identity_map (
+    project_id   BIGINT  NOT NULL,
+    distinct_id  VARCHAR NOT NULL,
+    canonical_id VARCHAR NOT NULL,
+    PRIMARY KEY (project_id, distinct_id)
+);
 """

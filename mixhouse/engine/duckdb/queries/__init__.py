@@ -1,0 +1,20 @@
+"""The DuckDB side of each analysis: a function of (connection, spec) per spec type.
+
+A spec is a frozen dataclass from `mixhouse.domain.query`; the domain builds it from parameters and
+shapes the engine's answer into Mixpanel's response. One line per analysis below."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import duckdb
+
+from mixhouse.domain.query import events as events_spec
+from mixhouse.engine.duckdb.queries import events
+
+QueryFunction = Callable[[duckdb.DuckDBPyConnection, Any], Any]
+
+HANDLERS: dict[type, QueryFunction] = {
+    events_spec.EventNamesSpec: events.event_names,
+}

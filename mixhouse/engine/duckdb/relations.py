@@ -1,0 +1,63 @@
+"""The event relation every analysis reads: one project, a time range, identities resolved to their
+canonical id, and `$insert_id` duplicates collapsed to the most recently ingested copy (reference
+§7.3, §8.3). Raw export reads the table directly instead: it shows events as they were sent."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Relation:
+    """SQL of a subquery and its named parameters (DuckDB `$name` style)."""
+
+    sql: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def scoped_events(
+    project_id: int,
+    start_ms: int | None,
+    end_ms: int | None,
+    *,
+    events: Sequence[str] | None = None,
+    resolve_identity: bool = True,
+    dedup: bool = True,
+    prefix: str = "r",
+) -> Relation:
+    """Columns: seq, time_ms, event, distinct_id (resolved), original_distinct_id, insert_id, properties.
+
+    `prefix` keeps parameter names apart when several relations meet in one statement."""
+    params: dict[str, Any] = {f"{prefix}_project": project_id}
+    filters = [f"e.project_id = ${prefix}_project"]
+    if start_ms is not None:
+        filters.append(f"e.time_ms >= ${prefix}_start")
+        params[f"{prefix}_start"] = start_ms
+    if end_ms is not None:
+        filters.append(f"e.time_ms < ${prefix}_end")
+        params[f"{prefix}_end"] = end_ms
+    if events is not None:
+        filters.append(f"list_contains(${prefix}_events, e.event)")
+        params[f"{prefix}_events"] = list(events)
+    if resolve_identity:
+        distinct = "coalesce(m.canonical_id, e.distinct_id)"
+        join = f"LEFT JOIN identity_map m ON m.project_id = ${prefix}_project AND m.distinct_id = e.distinct_id"
+    else:
+        distinct, join = "e.distinct_id", ""
+    # Only rows that carry an $insert_id can collapse; the window runs over the range's rows alone.
+    qualify = (
+        "QUALIFY e.insert_id IS NULL OR row_number() OVER "
+        "(PARTITION BY e.event, e.distinct_id, e.time_ms, e.insert_id ORDER BY e.seq DESC) = 1"
+        if dedup
+        else ""
+    )
+    sql = f"""
+        SELECT e.seq, e.time_ms, e.event, {distinct} AS distinct_id, e.distinct_id AS original_distinct_id,
+               e.insert_id, e.properties
+        FROM events e {join}
+        WHERE {" AND ".join(filters)}
+        {qualify}
+    """
+    return Relation(sql, params)

@@ -1,0 +1,36 @@
+"""The wrapper every route goes through: errors rendered in the API family's envelope."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from mixhouse.errors import MixhouseError
+from mixhouse.http.responses import Family, error_response
+
+log = logging.getLogger("mixhouse.http")
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _params(request: Request) -> dict[str, str]:
+    params: dict[str, str] | None = getattr(request.state, "params", None)
+    return params if params is not None else dict(request.query_params)
+
+
+def endpoint(handler: Handler, family: Family) -> Handler:
+    """Render MixhouseErrors in the family's format; anything else is a bug, logged, never a traceback."""
+
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except MixhouseError as exc:
+            return error_response(family, request, exc, _params(request))
+        except Exception:
+            log.exception("unhandled error on %s %s", request.method, request.url.path)
+            return error_response(family, request, MixhouseError("internal server error"), _params(request))
+
+    return wrapped

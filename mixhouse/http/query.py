@@ -1,0 +1,53 @@
+"""The Query API's HTTP side, shared by every endpoint: both path prefixes, GET and POST, parameters
+from the query string, a form or a JSON body, credentials (Basic or a v2 signature), JSONP and CSV.
+
+An endpoint is a plain function of a QueryContext that returns the response payload (or a
+CsvReply); it runs in a worker thread, so it may block on the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from mixhouse.domain.auth import authenticate_query
+from mixhouse.domain.query.context import CsvReply, QueryContext
+from mixhouse.http.endpoint import endpoint
+from mixhouse.http.incoming import read_incoming
+from mixhouse.http.responses import Family, json_response, jsonp, valid_callback
+
+QueryHandler = Callable[[QueryContext], Any]
+
+
+def _render(request: Request, params: dict[str, str], payload: Any) -> Response:
+    if isinstance(payload, Response):
+        return payload
+    if isinstance(payload, CsvReply):
+        return Response(payload.text.encode(), media_type="text/csv; charset=utf-8")
+    callback = valid_callback(params.get("callback"))
+    if callback:
+        return jsonp(callback, payload)
+    return json_response(payload)
+
+
+def query_endpoint(handler: QueryHandler) -> Callable[[Request], Any]:
+    async def endpoint(request: Request) -> Response:
+        incoming = await read_incoming(request)
+        request.state.params = incoming.params
+        caller = authenticate_query(request.app.state.catalog, request.headers.get("authorization"), incoming.params)
+        ctx = QueryContext(caller, incoming.params, request.app.state.engine, request.app.state.catalog)
+        payload = await run_in_threadpool(handler, ctx)
+        return _render(request, incoming.params, payload)
+
+    return endpoint
+
+
+def query_routes(name: str, handler: QueryHandler, methods: tuple[str, ...] = ("GET", "POST")) -> list[Route]:
+    """The endpoint at /api/query/{name} and its legacy alias /api/2.0/{name}."""
+    wrapped = endpoint(query_endpoint(handler), Family.QUERY)
+    return [Route(f"{prefix}/{name}", wrapped, methods=list(methods)) for prefix in ("/api/query", "/api/2.0")]
