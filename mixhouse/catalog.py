@@ -90,6 +90,11 @@ class Catalog:
             self._local.conn = conn
         return conn
 
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection, for stores of saved objects (funnels, cohorts, bookmarks, ...)
+        that keep their own tables in the catalog database: create them with CREATE TABLE IF NOT EXISTS."""
+        return self._conn()
+
     # -- projects -------------------------------------------------------------------------------
 
     def create_project(

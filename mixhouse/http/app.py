@@ -45,6 +45,7 @@ async def healthz(request: Request) -> Response:
 
 
 def routes() -> list[Route]:
+    from mixhouse.http.app_api import APP_ROUTES
     from mixhouse.http.query_api import QUERY_ROUTES
 
     both = ["GET", "POST"]
@@ -56,6 +57,7 @@ def routes() -> list[Route]:
         Route("/api/2.0/export", endpoint(export.export, Family.QUERY), methods=both),
         Route("/healthz", healthz, methods=["GET"]),
         *QUERY_ROUTES,
+        *APP_ROUTES,
     ]
 
 

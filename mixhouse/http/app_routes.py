@@ -1,0 +1,58 @@
+"""The App API's HTTP side (`/api/app/projects/{projectId}/...`): the project comes from the path,
+credentials are a service account (or the project secret), errors and successes use the App
+envelope `{"status": "error", "error": ...}` / `{"status": "ok", "results": ...}`.
+
+A handler is a plain function of an AppContext returning the whole response payload (or a
+Response); it runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from mixhouse.domain.app_context import AppContext
+from mixhouse.domain.auth import authenticate, parse_basic
+from mixhouse.http.endpoint import endpoint
+from mixhouse.http.incoming import read_incoming
+from mixhouse.http.responses import Family, json_response
+
+AppHandler = Callable[[AppContext], Any]
+
+
+def app_endpoint(handler: AppHandler, *, status: int = 200) -> Callable[[Request], Any]:
+    async def run(request: Request) -> Response:
+        incoming = await read_incoming(request)
+        request.state.params = incoming.params
+        path_params = {k: str(v) for k, v in request.path_params.items()}
+        project_id = path_params.get("project_id") or incoming.get("project_id")
+        caller = authenticate(request.app.state.catalog, parse_basic(request.headers.get("authorization")), project_id)
+        ctx = AppContext(
+            caller=caller,
+            method=request.method,
+            path_params=path_params,
+            params=dict(request.query_params) | incoming.form,
+            body=incoming.json_body,
+            engine=request.app.state.engine,
+            catalog=request.app.state.catalog,
+        )
+        payload = await run_in_threadpool(handler, ctx)
+        if isinstance(payload, Response):
+            return payload
+        return json_response(payload, status)
+
+    return run
+
+
+def app_route(path: str, handler: AppHandler, methods: list[str], *, status: int = 200) -> Route:
+    """`path` is relative to /api/app/projects/{project_id}, e.g. "/funnels/{funnel_id}"."""
+    return Route(
+        "/api/app/projects/{project_id}" + path,
+        endpoint(app_endpoint(handler, status=status), Family.APP),
+        methods=methods,
+    )
