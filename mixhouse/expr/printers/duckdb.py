@@ -219,7 +219,7 @@ class DuckDBPrinter:
                 "-": f"({x}) - ({y})",
                 "*": f"({x}) * ({y})",
                 "/": f"({x}) / nullif({y}, 0)",
-                "%": f"fmod({x}, nullif({y}, 0))",  # C fmod: the sign of the dividend
+                "%": f"({x}) % nullif({y}, 0)",  # DOUBLE % is C fmod (sign of the dividend); fmod() is not
             }[op]
             parts[Kind.NUMBER] = f"nullif({arithmetic}, 'nan'::DOUBLE)"
         if op == "+" and Kind.STRING in a and Kind.STRING in b:

@@ -1,0 +1,84 @@
+"""Run compiled expressions on a real DuckDB, next to the reference interpreter."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import pytest
+
+from mixhouse.engine.duckdb.schema import SCHEMA
+from mixhouse.expr import Expr, Scope, compile_filter, compile_number, compile_segment_key
+from mixhouse.expr import interpreter as interp
+
+
+@dataclass
+class Outcome:
+    passes: bool
+    keys: list[str]
+    number: float | None
+
+
+class Runner:
+    """Loads records into the real schema and evaluates one expression over all of them."""
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection) -> None:
+        self.conn = conn
+
+    def load(self, events: Sequence[dict[str, Any]], users: Sequence[dict[str, Any] | None] | None = None) -> None:
+        self.conn.execute("DELETE FROM events; DELETE FROM profiles")
+        rows = [
+            (i, int(ev.get("time_ms", 0)), str(ev.get("distinct_id", f"d{i}")), json.dumps(ev.get("properties", {})))
+            for i, ev in enumerate(events)
+        ]
+        if rows:
+            self.conn.executemany("INSERT INTO events VALUES (1, ?, ?, 'e', ?, NULL, ?)", rows)
+        for i, user in enumerate(users or []):
+            if user is not None:
+                did = str(events[i].get("distinct_id", f"d{i}"))
+                self.conn.execute("INSERT OR REPLACE INTO profiles VALUES (1, ?, ?, 0)", [did, json.dumps(user)])
+
+    def run(self, expr: Expr, scope: Scope) -> list[Outcome]:
+        sql = (
+            f"SELECT {compile_filter(expr, scope)}, {compile_segment_key(expr, scope)}, {compile_number(expr, scope)} "
+            "FROM events e LEFT JOIN profiles u ON u.project_id = e.project_id AND u.distinct_id = e.distinct_id "
+            "ORDER BY e.seq"
+        )
+        return [Outcome(bool(f), sorted(k), n) for f, k, n in self.conn.execute(sql).fetchall()]
+
+    def run_profiles(self, expr: Expr, scope: Scope) -> list[Outcome]:
+        sql = (
+            f"SELECT {compile_filter(expr, scope)}, {compile_segment_key(expr, scope)}, {compile_number(expr, scope)} "
+            "FROM profiles p ORDER BY p.distinct_id"
+        )
+        return [Outcome(bool(f), sorted(k), n) for f, k, n in self.conn.execute(sql).fetchall()]
+
+
+def expected(
+    expr: Expr, record: dict[str, Any], user: dict[str, Any] | None = None, timezone: str = "UTC"
+) -> Outcome:
+    return Outcome(
+        interp.passes(expr, record, user=user, timezone=timezone),
+        sorted(interp.segment_keys(expr, record, user=user, timezone=timezone)),
+        interp.number_value(expr, record, user=user, timezone=timezone),
+    )
+
+
+def event_scope(timezone: str = "UTC") -> Scope:
+    return Scope.events("e", user_properties_sql="u.properties", timezone=timezone)
+
+
+@pytest.fixture(scope="session")
+def conn() -> Iterator[duckdb.DuckDBPyConnection]:
+    c = duckdb.connect()
+    c.execute(SCHEMA)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def runner(conn: duckdb.DuckDBPyConnection) -> Runner:
+    return Runner(conn)
