@@ -8,7 +8,8 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mixhouse.errors import MixhouseError
+from mixhouse.errors import BadRequest, MixhouseError
+from mixhouse.expr import ExpressionError
 from mixhouse.http.responses import Family, error_response
 
 log = logging.getLogger("mixhouse.http")
@@ -29,6 +30,9 @@ def endpoint(handler: Handler, family: Family) -> Handler:
             return await handler(request)
         except MixhouseError as exc:
             return error_response(family, request, exc, _params(request))
+        except ExpressionError as exc:
+            # A bad where/on: the message, the column and the expression with a caret under the place.
+            return error_response(family, request, BadRequest(str(exc)), _params(request))
         except Exception:
             log.exception("unhandled error on %s %s", request.method, request.url.path)
             return error_response(family, request, MixhouseError("internal server error"), _params(request))

@@ -11,7 +11,7 @@ from starlette.responses import Response, StreamingResponse
 
 from mixhouse.domain.auth import authenticate, parse_basic
 from mixhouse.domain.export import parse_export_query
-from mixhouse.errors import BadRequest
+from mixhouse.expr import Scope, compile_filter, parse
 from mixhouse.http.incoming import read_incoming
 
 GZIP_MIN_BYTES = 1400  # Mixpanel compresses bodies over 1400 bytes when asked to
@@ -45,9 +45,12 @@ async def export(request: Request) -> Response:
         incoming.get("project_id"),
     )
     query = parse_export_query(caller.project, incoming.params)
+    where_sql = None
     if query.where is not None:
-        raise BadRequest("where is not supported yet by this server; filter with the event parameter")
-    chunks = request.app.state.engine.export_lines(query)
+        # Filters read the stored row (alias `e`); datetime("...") is read in the zone dates are read in.
+        zone = query.project.timezone if query.shift_to_project_timezone else "UTC"
+        where_sql = compile_filter(parse(query.where), Scope.events("e", timezone=zone))
+    chunks = request.app.state.engine.export_lines(query, where_sql)
     wants_gzip = "gzip" in (request.headers.get("accept-encoding") or "").lower()
     if not wants_gzip:
         return StreamingResponse(chunks, media_type="text/plain; charset=utf-8")

@@ -121,18 +121,19 @@ class DuckDBEngine:
     # -- reads ----------------------------------------------------------------------------------
 
     def export_lines(self, query: ExportQuery, where_sql: str | None = None) -> Iterator[bytes]:
+        """`where_sql` is a compiled filter over the alias `e` (see `export_scope`)."""
         if query.shift_to_project_timezone:
             # Older Mixpanel projects export wall-clock time in the project zone as if it were UTC.
-            shifted = "epoch_ms(timezone($tz, epoch_ms(time_ms)::TIMESTAMPTZ))"
+            shifted = "epoch_ms(timezone($tz, epoch_ms(e.time_ms)::TIMESTAMPTZ))"
         else:
-            shifted = "time_ms"
+            shifted = "e.time_ms"
         time_sql = shifted if query.time_in_ms else f"({shifted} // 1000)"
         params: dict[str, Any] = {"project": query.project.id, "start": query.start_ms, "end": query.end_ms}
         if query.shift_to_project_timezone:
             params["tz"] = query.project.timezone
-        filters = ["project_id = $project", "time_ms >= $start", "time_ms < $end"]
+        filters = ["e.project_id = $project", "e.time_ms >= $start", "e.time_ms < $end"]
         if query.events is not None:
-            filters.append("list_contains($events, event)")
+            filters.append("list_contains($events, e.event)")
             params["events"] = list(query.events)
         if where_sql:
             filters.append(f"({where_sql})")
@@ -141,12 +142,12 @@ class DuckDBEngine:
             limit = "LIMIT $limit"
             params["limit"] = query.limit
         sql = f"""
-            SELECT '{{"event":' || to_json(event) || ',"properties":{{"time":' || CAST({time_sql} AS VARCHAR)
-                   || ',"distinct_id":' || to_json(distinct_id)
-                   || CASE WHEN properties = '{{}}' THEN '}}' ELSE ',' || substr(properties, 2) END
+            SELECT '{{"event":' || to_json(e.event) || ',"properties":{{"time":' || CAST({time_sql} AS VARCHAR)
+                   || ',"distinct_id":' || to_json(e.distinct_id)
+                   || CASE WHEN e.properties = '{{}}' THEN '}}' ELSE ',' || substr(e.properties, 2) END
                    || '}}' || chr(10) AS line
-            FROM events WHERE {" AND ".join(filters)}
-            ORDER BY time_ms, seq {limit}
+            FROM events e WHERE {" AND ".join(filters)}
+            ORDER BY e.time_ms, e.seq {limit}
         """
         # A connection of its own: the generator is consumed across threads of the server's pool.
         conn = self._db.cursor()
