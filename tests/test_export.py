@@ -227,10 +227,27 @@ def test_utc_mode_project_ignores_its_timezone_for_export(exports: ServerProcess
     assert lines(get(exports, TOKYO_SECRET, from_date="2024-01-16", to_date="2024-01-16")) == []
 
 
-def test_where_is_refused_clearly(exports: ServerProcess) -> None:
-    response = get(exports, from_date="2024-05-01", to_date="2024-05-01", where='properties["i"] == 1')
+def test_where_filters_exported_events(exports: ServerProcess) -> None:
+    both = lines(get(exports, from_date="2024-03-10", to_date="2024-03-11", event=names("boundary")))
+    assert len(both) == 2
+    only = lines(
+        get(
+            exports,
+            from_date="2024-03-10",
+            to_date="2024-03-11",
+            where='properties["$distinct_id"] == "exp-user" and properties["which"] == "last-day-end"',
+        )
+    )
+    assert [r["properties"]["which"] for r in only] == ["last-day-end"]
+    none = get(exports, from_date="2024-03-10", to_date="2024-03-11", where='properties["$distinct_id"] == "nobody"')
+    assert none.status_code == 200 and none.content == b""
+
+
+def test_bad_where_answers_400_with_a_caret(exports: ServerProcess) -> None:
+    response = get(exports, from_date="2024-05-01", to_date="2024-05-01", where='properties["i"] == = 1')
     assert response.status_code == 400
-    assert "where" in response.json()["error"]
+    error = response.json()["error"]
+    assert "column 20" in error and error.endswith("\n" + " " * 19 + "^")
 
 
 def test_post_export_reads_form_parameters(exports: ServerProcess) -> None:
