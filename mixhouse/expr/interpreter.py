@@ -313,8 +313,8 @@ class _Evaluator:
         if fn in ("floor", "ceil", "round"):
             if k is not Kind.NUMBER:
                 return UNDEFINED
-            if not math.isfinite(v):
-                return v
+            if not math.isfinite(v) or abs(v) >= 2.0**52:
+                return v  # already integral (and beyond Decimal's default precision)
             if fn == "floor":
                 return float(math.floor(v))
             if fn == "ceil":
