@@ -57,9 +57,7 @@ class Runner:
         return [Outcome(bool(f), sorted(k), n) for f, k, n in self.conn.execute(sql).fetchall()]
 
 
-def expected(
-    expr: Expr, record: dict[str, Any], user: dict[str, Any] | None = None, timezone: str = "UTC"
-) -> Outcome:
+def expected(expr: Expr, record: dict[str, Any], user: dict[str, Any] | None = None, timezone: str = "UTC") -> Outcome:
     return Outcome(
         interp.passes(expr, record, user=user, timezone=timezone),
         sorted(interp.segment_keys(expr, record, user=user, timezone=timezone)),

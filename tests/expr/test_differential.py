@@ -25,7 +25,26 @@ DATE_STRINGS = [
     "9999-12-31T23:59:59-05:00",
 ]
 TEXTS = st.sampled_from(
-    ["", "a", "b", "ab", "hello", "ll", "A", "é", "5", "10", "-2.5e3", "true", "false", "null", "it's", 'q"u', "[1]", *DATE_STRINGS]
+    [
+        "",
+        "a",
+        "b",
+        "ab",
+        "hello",
+        "ll",
+        "A",
+        "é",
+        "5",
+        "10",
+        "-2.5e3",
+        "true",
+        "false",
+        "null",
+        "it's",
+        'q"u',
+        "[1]",
+        *DATE_STRINGS,
+    ]
 )
 NUMBERS = st.one_of(
     st.integers(-20, 20),
@@ -109,7 +128,9 @@ EXPRESSIONS = st.recursive(LEAVES, _extend, max_leaves=10)
 TIMEZONES = st.sampled_from(["UTC", "UTC", "Asia/Kolkata", "America/New_York"])
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(text=EXPRESSIONS, events=EVENTS, users=st.lists(USERS, min_size=8, max_size=8), tz=TIMEZONES)
 def test_events_agree(runner: Runner, text: str, events: list[dict[str, Any]], users: list[Any], tz: str) -> None:
     expr = _parse(text)
@@ -137,11 +158,17 @@ def _first(events: list[dict[str, Any]], ev: dict[str, Any]) -> int:
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(text=EXPRESSIONS.filter(lambda t: "event[" not in t), props=st.lists(PROPERTIES, min_size=1, max_size=4), tz=TIMEZONES)
+@given(
+    text=EXPRESSIONS.filter(lambda t: "event[" not in t),
+    props=st.lists(PROPERTIES, min_size=1, max_size=4),
+    tz=TIMEZONES,
+)
 def test_profiles_agree(runner: Runner, text: str, props: list[dict[str, Any]], tz: str) -> None:
     expr = _parse(text)
     profiles = [{"distinct_id": f"p{i}", "properties": p} for i, p in enumerate(props)]
-    runner.load([{"distinct_id": p["distinct_id"], "properties": {}} for p in profiles], [p["properties"] for p in profiles])
+    runner.load(
+        [{"distinct_id": p["distinct_id"], "properties": {}} for p in profiles], [p["properties"] for p in profiles]
+    )
     got = runner.run_profiles(expr, Scope.profiles("p", timezone=tz))
     want = [expected(expr, p, p["properties"], tz) for p in profiles]
     assert got == want, text
