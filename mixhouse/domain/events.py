@@ -194,7 +194,11 @@ def _prepare_one(record: Any, project_for: ProjectFor, ctx: IngestContext) -> St
         props = {}
     if not isinstance(props, dict):
         raise _Invalid("properties", "'properties' must be a JSON object")
-    if len(orjson.dumps(record)) > MAX_EVENT_BYTES:
+    try:
+        size = len(orjson.dumps(record))
+    except orjson.JSONEncodeError as exc:  # parses, but nests deeper than can be stored (orjson: 255)
+        raise _Invalid("properties", "'properties' is invalid: values nest too deeply") from exc
+    if size > MAX_EVENT_BYTES:
         raise _Invalid("", f"event exceeds max size of {MAX_EVENT_BYTES} bytes")
     if len(props) > MAX_PROPERTIES:
         raise _Invalid("properties", f"'properties' is invalid: at most {MAX_PROPERTIES} properties per event")
@@ -238,7 +242,7 @@ def _prepare_one(record: Any, project_for: ProjectFor, ctx: IngestContext) -> St
         stored["$import"] = True
     stored["$mp_api_endpoint"] = ctx.api_host
     stored["$mp_api_timestamp_ms"] = now
-    stored["$mp_event_size"] = len(orjson.dumps(record))
+    stored["$mp_event_size"] = size
     stored["mp_processing_time_ms"] = now
     return StoredEvent(
         project_id=project.id,
@@ -280,4 +284,6 @@ def _insert_id_of(record: Any) -> str | None:
 
 
 def has_identity_events(records: list[Any]) -> bool:
-    return any(isinstance(r, dict) and r.get("event") in IDENTITY_EVENTS for r in records)
+    return any(
+        isinstance(r, dict) and isinstance(r.get("event"), str) and r["event"] in IDENTITY_EVENTS for r in records
+    )

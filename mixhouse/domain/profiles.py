@@ -11,9 +11,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from mixhouse.domain.project import Project
 
 MAX_UPDATES = 2000
+MAX_UPDATE_BYTES = 1024 * 1024  # "each update ≤ 1 MB" (reference §7.5)
 MAX_PROFILE_PROPERTIES = 2000
 
 # The order in which operations of one update object apply.
@@ -71,6 +74,12 @@ def prepare_updates(records: list[Any], project_for: ProjectFor, *, group: bool,
 def _prepare_one(record: Any, project_for: ProjectFor, *, group: bool, received_ms: int) -> ProfileUpdate:
     if not isinstance(record, dict):
         raise ProfileError("each update must be a JSON object")
+    try:
+        size = len(orjson.dumps(record))
+    except orjson.JSONEncodeError as exc:  # parses, but nests deeper than can be stored (orjson: 255)
+        raise ProfileError("update is invalid: values nest too deeply") from exc
+    if size > MAX_UPDATE_BYTES:
+        raise ProfileError(f"update exceeds max size of {MAX_UPDATE_BYTES} bytes")
     token = record.get("$token")
     if not isinstance(token, str) or not token:
         raise ProfileError("$token, missing or empty")

@@ -54,7 +54,10 @@ async def read_incoming(request: Request, *, limit: int = payloads.MAX_BODY_BYTE
         if isinstance(incoming.json_body, dict):
             # A JSON body of parameters: nested values become the JSON text a query string would carry.
             for key, value in incoming.json_body.items():
-                params[key] = value if isinstance(value, str) else orjson.dumps(value).decode()
+                try:
+                    params[key] = value if isinstance(value, str) else orjson.dumps(value).decode()
+                except orjson.JSONEncodeError:
+                    continue  # nested too deeply to be a parameter; the records are validated on their own
     else:
         incoming.form = payloads.parse_form(body)
         params.update(incoming.form)
