@@ -1,0 +1,204 @@
+"""The `mixhouse` command: `projects create` and `service-accounts create` print JSON and work on a
+fresh data dir and under a running server (which sees them at once); `serve` on an empty data dir
+creates and prints a default project and service account that work."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from tests.conftest import today
+from tests.server import ServerProcess, free_port
+
+MIXHOUSE = Path(sys.executable).parent / "mixhouse"  # the console script `pip install -e .` made
+
+
+def mixhouse(*args: str, ok: bool = True) -> Any:
+    """Run the command; its stdout parsed as JSON."""
+    assert MIXHOUSE.exists(), f"console script missing: {MIXHOUSE}"
+    result = subprocess.run([str(MIXHOUSE), *args], capture_output=True, text=True, timeout=60)
+    assert (result.returncode == 0) is ok, (result.returncode, result.stdout, result.stderr)
+    return orjson.loads(result.stdout)
+
+
+def create_project(data_dir: Path, project_id: int, token: str, secret: str, *extra: str, ok: bool = True) -> Any:
+    return mixhouse(
+        "projects",
+        "create",
+        "--data-dir",
+        str(data_dir),
+        "--id",
+        str(project_id),
+        "--name",
+        "demo",
+        "--token",
+        token,
+        "--secret",
+        secret,
+        "--timezone",
+        "UTC",
+        *extra,
+        ok=ok,
+    )
+
+
+def create_service_account(
+    data_dir: Path, username: str, secret: str, project_id: int, role: str = "owner", ok: bool = True
+) -> Any:
+    return mixhouse(
+        "service-accounts",
+        "create",
+        "--data-dir",
+        str(data_dir),
+        "--username",
+        username,
+        "--secret",
+        secret,
+        "--project",
+        str(project_id),
+        "--role",
+        role,
+        ok=ok,
+    )
+
+
+def export_rows(base: str, auth: tuple[str, str], **params: str) -> list[dict[str, Any]]:
+    query = {"from_date": "2024-01-01", "to_date": today(), **params}
+    response = httpx.get(f"{base}/api/2.0/export", params=query, auth=auth)
+    assert response.status_code == 200, response.text
+    return [orjson.loads(line) for line in response.content.splitlines() if line]
+
+
+def track(base: str, token: str, name: str) -> bytes:
+    event = {"event": name, "properties": {"token": token, "distinct_id": "cli-user"}}
+    return httpx.post(f"{base}/track", data={"data": orjson.dumps(event).decode()}).content
+
+
+def test_create_on_a_fresh_data_dir(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    project = create_project(data_dir, 4242, "TOKEN123", "SECRET123")
+    assert project["id"] == 4242
+    assert project["name"] == "demo"
+    assert project["token"] == "TOKEN123"
+    assert project["api_secret"] == "SECRET123"
+    assert project["timezone"] == "UTC"
+    account = create_service_account(data_dir, "sa.user", "sa-secret", 4242)
+    assert account == {"username": "sa.user", "secret": "sa-secret", "projects": {"4242": "owner"}}
+    listed = mixhouse("projects", "list", "--data-dir", str(data_dir))
+    assert [p["id"] for p in listed] == [4242]
+
+    server = ServerProcess(data_dir).start()
+    try:
+        event = {"event": "cli-import", "properties": {"distinct_id": "u", "time": 1704067200}}
+        imported = httpx.post(
+            f"{server.url}/import", params={"project_id": "4242"}, json=[event], auth=("sa.user", "sa-secret")
+        )
+        assert imported.json()["num_records_imported"] == 1
+        assert track(server.url, "TOKEN123", "cli-track") == b"1"
+        rows = export_rows(server.url, ("sa.user", "sa-secret"), project_id="4242")
+        assert sorted(r["event"] for r in rows) == ["cli-import", "cli-track"]
+        assert len(export_rows(server.url, ("SECRET123", ""))) == 2
+    finally:
+        server.stop()
+
+
+def test_create_while_the_server_runs(fresh_server: ServerProcess) -> None:
+    base, data_dir = fresh_server.url, fresh_server.data_dir
+    assert track(base, "TOKEN-NEW", "before") == b"0"  # not a token yet
+    create_project(data_dir, 7373, "TOKEN-NEW", "SECRET-NEW")
+    create_service_account(data_dir, "sa.new", "new-secret", 7373, role="admin")
+    # No restart: the running server sees the new project and account on the next request.
+    assert track(base, "TOKEN-NEW", "after") == b"1"
+    event = {"event": "imported", "properties": {"distinct_id": "u", "time": 1704067200}}
+    imported = httpx.post(f"{base}/import", params={"project_id": "7373"}, json=[event], auth=("sa.new", "new-secret"))
+    assert imported.json()["num_records_imported"] == 1
+    rows = export_rows(base, ("sa.new", "new-secret"), project_id="7373")
+    assert sorted(r["event"] for r in rows) == ["after", "imported"]
+    assert export_rows(base, ("SECRET-NEW", "")) == rows
+    # The harness's service account has no role on the new project until one is granted.
+    denied = httpx.get(
+        f"{base}/api/2.0/export",
+        params={"project_id": "7373", "from_date": "2024-01-01", "to_date": today()},
+        auth=("sa.user", "sa-secret"),
+    )
+    assert denied.status_code == 403
+    granted = create_service_account(data_dir, "sa.user", "sa-secret", 7373, role="analyst")
+    assert granted["projects"] == {"4242": "owner", "7373": "analyst"}
+    assert export_rows(base, ("sa.user", "sa-secret"), project_id="7373") == rows
+    # Project 4242 saw none of it.
+    assert export_rows(base, ("sa.user", "sa-secret"), project_id="4242") == []
+
+
+def test_refusals_print_an_error_and_exit_1(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    create_project(data_dir, 1, "T1", "S1")
+    assert "id" in create_project(data_dir, 1, "T2", "S2", ok=False)["error"]
+    assert "token" in create_project(data_dir, 2, "T1", "S2", ok=False)["error"]
+    assert "timezone" in create_project(data_dir, 3, "T3", "S3", "--timezone", "Mars/Olympus", ok=False)["error"]
+    assert "project" in create_service_account(data_dir, "sa", "s", 99, ok=False)["error"]
+    create_service_account(data_dir, "sa", "s", 1)
+    assert "secret" in create_service_account(data_dir, "sa", "other", 1, ok=False)["error"]
+    assert [p["id"] for p in mixhouse("projects", "list", "--data-dir", str(data_dir))] == [1]
+
+
+def _read_json_block(proc: subprocess.Popen[str], timeout: float) -> Any:
+    """The first JSON document the process prints (orjson's indented output ends with a lone `}`)."""
+    assert proc.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            pytest.fail(f"serve exited before printing credentials: {''.join(lines)}")
+        lines.append(line)
+        if line.rstrip("\n") == "}":
+            return orjson.loads("".join(lines))
+    pytest.fail("serve printed no credentials in time")
+
+
+def test_serve_on_an_empty_data_dir_prints_working_credentials(tmp_path: Path) -> None:
+    data_dir, port = tmp_path / "empty", free_port()
+    base = f"http://127.0.0.1:{port}"
+    with open(tmp_path / "serve.err", "w") as err:
+        proc = subprocess.Popen(
+            [str(MIXHOUSE), "serve", "--data-dir", str(data_dir), "--host", "127.0.0.1", "--port", str(port)],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        )
+    try:
+        printed = _read_json_block(proc, timeout=30)
+        project, account = printed["project"], printed["service_account"]
+        assert isinstance(project["id"], int)
+        assert project["token"] and project["api_secret"]
+        assert account["username"] and account["secret"]
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, (tmp_path / "serve.err").read_text()
+                time.sleep(0.05)
+        assert track(base, project["token"], "first") == b"1"
+        rows = export_rows(base, (account["username"], account["secret"]), project_id=str(project["id"]))
+        assert [r["event"] for r in rows] == ["first"]
+        assert export_rows(base, (project["api_secret"], "")) == rows
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+        assert proc.stdout is not None
+        proc.stdout.close()
+    # A second start on the same dir creates nothing new.
+    again = ServerProcess(data_dir).start()
+    again.stop()
+    assert "created" not in again.log_path.read_text()
+    listed = mixhouse("projects", "list", "--data-dir", str(data_dir))
+    assert [p["id"] for p in listed] == [project["id"]]
