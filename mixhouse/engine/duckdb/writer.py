@@ -4,16 +4,25 @@ Requests hand a WriteBatch to `submit` and wait on a future. The thread takes ev
 at that moment, writes it in one transaction and commits; DuckDB fsyncs its WAL on commit, so one
 fsync acknowledges many requests. If a group fails, each batch is retried alone so that one bad
 batch cannot fail its neighbours.
+
+Overload is refused up front with Unavailable (503, retryable) rather than met by running out of
+memory (too many rows waiting) or disk (free space under a reserve, MIXHOUSE_DISK_RESERVE_BYTES):
+a refused request was never acknowledged, so nothing acknowledged is lost.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import queue
+import shutil
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from pathlib import Path
+
+import duckdb
 
 from mixhouse.domain.writes import WriteBatch
 from mixhouse.errors import Unavailable
@@ -22,10 +31,29 @@ log = logging.getLogger(__name__)
 
 _STOP = object()
 
+DEFAULT_DISK_RESERVE_BYTES = 64 * 1024 * 1024
+
+# Called after every group commit with (the batches written, seconds the commit took): metrics hook in.
+COMMIT_OBSERVERS: list[Callable[[list[WriteBatch], float], None]] = []
+
+
+def disk_reserve_from_env() -> int:
+    raw = os.environ.get("MIXHOUSE_DISK_RESERVE_BYTES", "")
+    return int(raw) if raw.strip() else DEFAULT_DISK_RESERVE_BYTES
+
 
 class GroupCommitWriter:
-    def __init__(self, write_group: Callable[[list[WriteBatch]], None], *, max_pending_rows: int = 500_000) -> None:
+    def __init__(
+        self,
+        write_group: Callable[[list[WriteBatch]], None],
+        *,
+        max_pending_rows: int = 500_000,
+        disk_path: Path | None = None,
+        disk_reserve_bytes: int | None = None,
+    ) -> None:
         self._write_group = write_group
+        self._disk_path = disk_path
+        self.disk_reserve_bytes = disk_reserve_from_env() if disk_reserve_bytes is None else disk_reserve_bytes
         self._queue: queue.SimpleQueue[tuple[WriteBatch, Future[None]] | object] = queue.SimpleQueue()
         self._pending_rows = 0
         self._max_pending_rows = max_pending_rows
@@ -40,9 +68,29 @@ class GroupCommitWriter:
     def pending_rows(self) -> int:
         return self._pending_rows
 
+    def free_disk_bytes(self) -> int | None:
+        if self._disk_path is None:
+            return None
+        return shutil.disk_usage(self._disk_path).free
+
+    def health(self) -> list[str]:
+        """What stops this writer from taking writes now (empty when it is ready)."""
+        problems = []
+        if self._closed or not self._thread.is_alive():
+            problems.append("the writer is stopped")
+        if self._pending_rows >= self._max_pending_rows:
+            problems.append("the write queue is full")
+        free = self.free_disk_bytes()
+        if free is not None and free < self.disk_reserve_bytes:
+            problems.append(f"free disk space {free} bytes is under the reserve of {self.disk_reserve_bytes} bytes")
+        return problems
+
     def submit(self, batch: WriteBatch) -> Future[None]:
         future: Future[None] = Future()
         rows = len(batch)
+        free = self.free_disk_bytes()
+        if free is not None and free < self.disk_reserve_bytes:
+            raise Unavailable("the server is low on disk space; retry with backoff")
         with self._lock:
             if self._closed:
                 raise Unavailable("the server is shutting down")
@@ -90,12 +138,23 @@ class GroupCommitWriter:
                 try:
                     self._write_group([batch])
                     results.append(None)
+                except (
+                    OSError,
+                    duckdb.IOException,
+                ) as exc:  # a full or failing disk: nothing was written, the client may retry
+                    results.append(Unavailable(f"the write failed and was not stored; retry with backoff ({exc})"))
                 except Exception as exc:
                     results.append(exc)
         self.last_commit_seconds = time.perf_counter() - started
         self.commits += 1
         with self._lock:
             self._pending_rows -= sum(len(batch) for batch, _ in group)
+        written = [batch for (batch, _), error in zip(group, results, strict=True) if error is None]
+        for observe in COMMIT_OBSERVERS:
+            try:
+                observe(written, self.last_commit_seconds)
+            except Exception:
+                log.exception("commit observer failed")
         for (_, future), error in zip(group, results, strict=True):
             if error is None:
                 future.set_result(None)
