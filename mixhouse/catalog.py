@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from mixhouse.domain.limits import normalize_setting
 from mixhouse.domain.project import IdMerge, Project, Role, ServiceAccount, TimeMode
 from mixhouse.errors import BadRequest
 
@@ -31,7 +32,8 @@ CREATE TABLE IF NOT EXISTS projects (
     id_merge   TEXT NOT NULL,
     time_mode  TEXT NOT NULL,
     residency  TEXT NOT NULL,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    rate_limits TEXT NOT NULL DEFAULT 'none'
 );
 CREATE TABLE IF NOT EXISTS service_accounts (
     username    TEXT PRIMARY KEY,
@@ -48,7 +50,7 @@ CREATE TABLE IF NOT EXISTS service_account_projects (
 );
 """
 
-_PROJECT_COLUMNS = "id, name, token, secret, api_key, timezone, id_merge, time_mode, residency"
+_PROJECT_COLUMNS = "id, name, token, secret, api_key, timezone, id_merge, time_mode, residency, rate_limits"
 
 
 def _hash_secret(secret: str, salt: bytes) -> bytes:
@@ -56,7 +58,7 @@ def _hash_secret(secret: str, salt: bytes) -> bytes:
 
 
 def _row_to_project(row: tuple[object, ...]) -> Project:
-    pid, name, token, secret, api_key, tz, id_merge, time_mode, residency = row
+    pid, name, token, secret, api_key, tz, id_merge, time_mode, residency, rate_limits = row
     return Project(
         id=int(str(pid)),
         name=str(name),
@@ -67,6 +69,7 @@ def _row_to_project(row: tuple[object, ...]) -> Project:
         id_merge=IdMerge(str(id_merge)),
         time_mode=TimeMode(str(time_mode)),
         residency=str(residency),
+        rate_limits=str(rate_limits),
     )
 
 
@@ -77,6 +80,9 @@ class Catalog:
         self._local = threading.local()
         with self._conn() as conn:
             conn.executescript(_SCHEMA)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(projects)")}
+            if "rate_limits" not in columns:  # a catalog from before per-project rate limits
+                conn.execute("ALTER TABLE projects ADD COLUMN rate_limits TEXT NOT NULL DEFAULT 'none'")
         # Verifying a service-account secret costs a key derivation; cache successes per process.
         self._verified: dict[tuple[str, str], bytes] = {}
 
@@ -109,6 +115,7 @@ class Catalog:
         id_merge: IdMerge = IdMerge.SIMPLIFIED,
         time_mode: TimeMode = TimeMode.UTC,
         residency: str = "us",
+        rate_limits: str = "none",
     ) -> Project:
         try:
             ZoneInfo(timezone)
@@ -117,10 +124,11 @@ class Catalog:
         token = token or secrets.token_hex(16)
         secret = secret or secrets.token_hex(16)
         api_key = api_key or secrets.token_hex(16)
+        rate_limits = normalize_setting(rate_limits)
         conn = self._conn()
         try:
             cur = conn.execute(
-                f"INSERT INTO projects ({_PROJECT_COLUMNS}, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO projects ({_PROJECT_COLUMNS}, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     project_id,
                     name,
@@ -131,6 +139,7 @@ class Catalog:
                     id_merge.value,
                     time_mode.value,
                     residency,
+                    rate_limits,
                     time.time(),
                 ),
             )
@@ -144,6 +153,16 @@ class Catalog:
     def _one_project(self, where: str, value: object) -> Project | None:
         row = self._conn().execute(f"SELECT {_PROJECT_COLUMNS} FROM projects WHERE {where} = ?", (value,)).fetchone()
         return _row_to_project(row) if row else None
+
+    def set_rate_limits(self, project_id: int, setting: str) -> Project:
+        """Change a project's rate limits ("none", "mixpanel" or JSON); a running server sees it at once."""
+        text = normalize_setting(setting)
+        cur = self._conn().execute("UPDATE projects SET rate_limits = ? WHERE id = ?", (text, project_id))
+        if cur.rowcount == 0:
+            raise BadRequest(f"no project with id {project_id}")
+        project = self.project_by_id(project_id)
+        assert project is not None
+        return project
 
     def project_by_id(self, project_id: int) -> Project | None:
         return self._one_project("id", project_id)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+import orjson
+
 
 class IdMerge(StrEnum):
     SIMPLIFIED = "simplified"
@@ -44,6 +46,7 @@ class Project:
     id_merge: IdMerge = IdMerge.SIMPLIFIED
     time_mode: TimeMode = TimeMode.UTC
     residency: str = "us"
+    rate_limits: str = "none"  # "none", "mixpanel" or JSON text: see mixhouse.domain.limits
 
     def public_dict(self) -> dict[str, object]:
         return {
@@ -56,6 +59,7 @@ class Project:
             "id_merge": self.id_merge.value,
             "time_mode": self.time_mode.value,
             "residency": self.residency,
+            "rate_limits": orjson.loads(self.rate_limits) if self.rate_limits.startswith("{") else self.rate_limits,
         }
 
 
