@@ -85,6 +85,12 @@ def projects() -> None:
     help="utc: true epoch times; project: export times shifted into the timezone.",
 )
 @click.option("--residency", default="us", show_default=True)
+@click.option(
+    "--rate-limits",
+    default="none",
+    show_default=True,
+    help="none; mixpanel (Mixpanel's published limits); or a JSON object of limits (see docs/operations.md).",
+)
 def projects_create(
     data_dir: Path,
     project_id: int | None,
@@ -96,6 +102,7 @@ def projects_create(
     id_merge: str,
     time_mode: str,
     residency: str,
+    rate_limits: str,
 ) -> None:
     """Create a project (works whether or not a server runs on DATA_DIR)."""
     try:
@@ -109,7 +116,22 @@ def projects_create(
             id_merge=IdMerge(id_merge),
             time_mode=TimeMode(time_mode),
             residency=residency,
+            rate_limits=rate_limits,
         )
+    except MixhouseError as exc:
+        _print({"error": exc.message})
+        sys.exit(1)
+    _print(project.public_dict())
+
+
+@projects.command("set-rate-limits")
+@DATA_DIR
+@click.option("--id", "project_id", type=int, required=True)
+@click.argument("rate_limits")
+def projects_set_rate_limits(data_dir: Path, project_id: int, rate_limits: str) -> None:
+    """Set a project's RATE_LIMITS: none, mixpanel or a JSON object; a running server applies it at once."""
+    try:
+        project = Catalog(data_dir).set_rate_limits(project_id, rate_limits)
     except MixhouseError as exc:
         _print({"error": exc.message})
         sys.exit(1)
