@@ -42,6 +42,7 @@ def quote(text: str) -> str:
 class Val:
     parts: dict[Kind, str] = field(default_factory=dict)
     json: str | None = None  # the JSON extraction when the node is a bare JSON property
+    total: bool = False  # the BOOLEAN part is never NULL, so a filter needs no coalesce around it
 
     def __contains__(self, kind: Kind) -> bool:
         return kind in self.parts
@@ -117,7 +118,10 @@ class DuckDBPrinter:
         """SQL that is TRUE exactly when the value is boolean true, never NULL."""
         if v.json is not None:
             return f"coalesce({_text(v.json)} = 'true', FALSE)"
-        return f"coalesce({v[Kind.BOOLEAN]}, FALSE)" if Kind.BOOLEAN in v else "FALSE"
+        if Kind.BOOLEAN not in v:
+            return "FALSE"
+        # Wrapping a whole conjunction in coalesce() would hide its AND from DuckDB's filter splitting.
+        return v[Kind.BOOLEAN] if v.total else f"coalesce({v[Kind.BOOLEAN]}, FALSE)"
 
     # -- values --------------------------------------------------------------------------------------
     def value(self, e: ast.Expr) -> Val:
@@ -133,7 +137,8 @@ class DuckDBPrinter:
                 return self.negation(self.value(e.operand))
             case ast.Logical():
                 joiner = " AND " if e.op == "and" else " OR "
-                return Val({Kind.BOOLEAN: "(" + joiner.join(self.truth(self.value(o)) for o in e.operands) + ")"})
+                operands = joiner.join(self.truth(self.value(o)) for o in e.operands)
+                return Val({Kind.BOOLEAN: f"({operands})"}, total=True)
             case ast.Binary():
                 return self.binary(e)
             case ast.Call():
@@ -147,7 +152,7 @@ class DuckDBPrinter:
         if k is Kind.NULL:
             return Val({k: "TRUE"})
         if k is Kind.BOOLEAN:
-            return Val({k: "TRUE" if v else "FALSE"})
+            return Val({k: "TRUE" if v else "FALSE"}, total=True)
         if k is Kind.NUMBER:
             return Val({k: f"CAST({quote(repr(float(v)))} AS DOUBLE)"})
         if k is Kind.STRING:
@@ -205,7 +210,7 @@ class DuckDBPrinter:
         a, b = self.value(e.left), self.value(e.right)
         if op in ("==", "!="):
             same = self.equality(a, b)
-            return Val({Kind.BOOLEAN: same if op == "==" else f"(NOT {same})"})
+            return Val({Kind.BOOLEAN: same if op == "==" else f"(NOT {same})"}, total=True)
         if op in ast.ORDERING:
             return self.ordering(op, a, b)
         if op == "in":
@@ -300,9 +305,9 @@ class DuckDBPrinter:
         get = v.parts.get
         if fn == "defined":
             if v.json is not None:
-                return Val({Kind.BOOLEAN: f"coalesce({_text(v.json)} <> 'null', FALSE)"})
+                return Val({Kind.BOOLEAN: f"coalesce({_text(v.json)} <> 'null', FALSE)"}, total=True)
             tests = [f"({s}) IS NOT NULL" for k, s in v.parts.items() if k is not Kind.NULL]
-            return Val({Kind.BOOLEAN: "(" + " OR ".join(tests) + ")" if tests else "FALSE"})
+            return Val({Kind.BOOLEAN: "(" + " OR ".join(tests) + ")" if tests else "FALSE"}, total=True)
         if fn == "boolean":
             rules: dict[Kind, Callable[[str], str]] = {
                 Kind.BOOLEAN: lambda s: s,
@@ -313,7 +318,8 @@ class DuckDBPrinter:
                 Kind.LIST: lambda s: f"{_text(s)} <> '[]'",
                 Kind.OBJECT: lambda s: f"{_text(s)} <> '{{}}'",
             }
-            return Val({Kind.BOOLEAN: _coalesce([rules[k](s) for k, s in v.parts.items()], "FALSE") or "FALSE"})
+            truth = _coalesce([rules[k](s) for k, s in v.parts.items()], "FALSE") or "FALSE"
+            return Val({Kind.BOOLEAN: truth}, total=True)
         if fn == "number":
             parts = []
             if s := get(Kind.NUMBER):
