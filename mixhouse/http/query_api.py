@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from mixhouse.domain.query import events
+from mixhouse.domain.query import cohorts, engage, events, insights, stream
 from mixhouse.http.query import query_routes
 
 QUERY_ROUTES: list[Route] = [
     *query_routes("events/names", events.event_names),
+    *query_routes("engage", engage.engage),
+    *query_routes("engage/query", engage.engage),
+    *query_routes("cohorts/list", cohorts.cohorts_list),
+    *query_routes("stream/query", stream.stream_query),
+    *query_routes("insights", insights.insights),
 ]

@@ -10,11 +10,18 @@ from typing import Any
 
 import duckdb
 
+from mixhouse.domain.query import engage as engage_spec
 from mixhouse.domain.query import events as events_spec
-from mixhouse.engine.duckdb.queries import events
+from mixhouse.domain.query import insights as insights_spec
+from mixhouse.domain.query import stream as stream_spec
+from mixhouse.engine.duckdb.queries import engage, events, insights, stream
 
 QueryFunction = Callable[[duckdb.DuckDBPyConnection, Any], Any]
 
 HANDLERS: dict[type, QueryFunction] = {
     events_spec.EventNamesSpec: events.event_names,
+    engage_spec.EngageSpec: engage.engage_page,
+    engage_spec.CohortCountSpec: engage.cohort_counts,
+    stream_spec.StreamSpec: stream.stream_events,
+    insights_spec.InsightsSpec: insights.insights_rows,
 }

@@ -1,0 +1,279 @@
+"""Profile query: `/engage` on the Query API (reference §5.7, seed 002 §2.3, seed 003 "Query Profile").
+
+Parameters are read into an `EngageSpec`; the engine answers with the page's profiles and the total.
+
+Paging (real-clients §2 item 10): results are ordered by distinct id; page 0 carries `total`; a page past
+the end is `results: []`; `page > 0` needs the `session_id` of page 0. The session id starts with the
+snapshot time (ms), so a later page evaluates time windows (cohort behaviours, `behaviors`) at the same
+instant even when the engine no longer holds the page-0 snapshot. Rules and choices: docs/query-engage.md.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+
+import orjson
+
+from mixhouse.domain.query.context import QueryContext
+from mixhouse.domain.query.params import Params, get, parse_int, parse_json
+from mixhouse.domain.saved.cohorts import Cohort, CohortStore
+from mixhouse.errors import BadRequest, MissingParameter
+from mixhouse.expr import ExpressionSyntaxError, Scope, compile_filter, parse
+from mixhouse.expr.tokens import T, tokenize
+
+DEFAULT_PAGE_SIZE = 1000
+MAX_PAGE_SIZE = 1000  # larger requests are clamped, and the reply says so in `page_size`
+MAX_BEHAVIORS = 10
+# `behaviors["name"]` in a where is read as this profile key, which the engine fills with the count.
+BEHAVIOR_PREFIX = "$__behavior__:"
+_WINDOW_UNITS_MS = {"h": 3_600_000, "d": 86_400_000, "w": 7 * 86_400_000}
+
+
+@dataclass(frozen=True)
+class MembershipRule:
+    """Who is in a cohort: users who did `event` at least `min_count` times in [start_ms, end_ms) (when
+    an event is given; otherwise everyone with a profile), whose profile passes `filter_sql` (alias p)."""
+
+    filter_sql: str | None
+    event: str | None = None
+    min_count: int = 1
+    start_ms: int = 0
+    end_ms: int = 0
+
+
+@dataclass(frozen=True)
+class BehaviorCount:
+    """A named count of events (any of `event_sql`, a filter over alias e) in [start_ms, end_ms)."""
+
+    name: str
+    event_sql: str
+    start_ms: int
+    end_ms: int
+
+
+@dataclass(frozen=True)
+class EngageSpec:
+    project_id: int
+    group_key: str | None = None  # data_group_id: group profiles of this key instead of users
+    distinct_ids: tuple[str, ...] | None = None
+    where_sql: str | None = None  # over alias p: p.distinct_id, p.properties
+    cohort: MembershipRule | None = None
+    include_all_users: bool = True
+    behaviors: tuple[BehaviorCount, ...] = ()
+    page: int = 0
+    page_size: int = DEFAULT_PAGE_SIZE
+    session_id: str = field(default="", compare=False)  # not part of the query's identity
+
+
+@dataclass(frozen=True)
+class EngagePage:
+    total: int
+    rows: list[tuple[str, str]]  # (distinct id, properties JSON text) in page order
+
+
+@dataclass(frozen=True)
+class CohortCountSpec:
+    project_id: int
+    rules: tuple[MembershipRule, ...]
+
+
+def profile_scope(alias: str = "p") -> Scope:
+    # Profile datetimes ($last_seen, $created) are stored in UTC, so datetime("...") is read in UTC too.
+    return Scope.profiles(alias, timezone="UTC")
+
+
+def compile_profile_filter(text: str, *, with_behaviors: bool = False) -> str:
+    if with_behaviors:
+        text = _rewrite_behaviors(text)
+    return compile_filter(parse(text), profile_scope("p"))
+
+
+def _rewrite_behaviors(text: str) -> str:
+    """`behaviors["b"]` -> `user["<prefix>b"]`, at token level so string literals are left alone."""
+    tokens = tokenize(text)
+    out, last = [], 0
+    for i, tok in enumerate(tokens[:-2]):
+        nxt, name = tokens[i + 1], tokens[i + 2]
+        if tok.kind is T.IDENT and tok.text == "behaviors" and nxt.kind is T.LBRACKET and name.kind is T.STRING:
+            if not isinstance(name.value, str):
+                raise ExpressionSyntaxError("behaviors[...] takes a string", text, name.pos)
+            out.append(text[last : tok.pos])
+            out.append("user[" + orjson.dumps(BEHAVIOR_PREFIX + name.value).decode())
+            last = name.pos + len(name.text)
+    out.append(text[last:])
+    return "".join(out)
+
+
+def membership_rule(cohort: Cohort, now_ms: int) -> MembershipRule:
+    filter_sql = compile_profile_filter(cohort.filter) if cohort.filter else None
+    if cohort.behavior is None:
+        return MembershipRule(filter_sql)
+    b = cohort.behavior
+    return MembershipRule(filter_sql, b.event, b.min_count, now_ms - b.days * 86_400_000, now_ms)
+
+
+def _flag(params: Params, name: str, default: bool) -> bool:
+    raw = get(params, name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes"):
+        return True
+    if value in ("0", "false", "no"):
+        return False
+    raise BadRequest(f"Invalid parameter: {name}")
+
+
+def _string_list(params: Params, name: str) -> list[str] | None:
+    value = parse_json(params, name)
+    if value is None:
+        return None
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str | int) and not isinstance(v, bool) for v in value):
+        raise BadRequest(f"Invalid parameter: {name} must be a JSON array of strings")
+    return [str(v) for v in value]
+
+
+def _cohort_id(params: Params) -> int | None:
+    raw = get(params, "filter_by_cohort")
+    if raw is None:
+        return None
+    value = parse_json(params, "filter_by_cohort")
+    if isinstance(value, str):  # a JSON string holding the JSON object (one encoding too many)
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest("Invalid parameter: filter_by_cohort") from exc
+    cid = value.get("id") if isinstance(value, dict) else value
+    if isinstance(cid, str) and cid.strip().isdigit():
+        cid = int(cid)
+    if not isinstance(cid, int) or isinstance(cid, bool):
+        raise BadRequest('Invalid parameter: filter_by_cohort must be {"id": <cohort id>}')
+    return cid
+
+
+def _behaviors(params: Params, now_ms: int) -> tuple[BehaviorCount, ...]:
+    value = parse_json(params, "behaviors")
+    if value is None:
+        return ()
+    if isinstance(value, dict):
+        value = [value]
+    if not isinstance(value, list) or len(value) > MAX_BEHAVIORS:
+        raise BadRequest(f"Invalid parameter: behaviors must be a JSON array of at most {MAX_BEHAVIORS} behaviors")
+    out: list[BehaviorCount] = []
+    for b in value:
+        if not isinstance(b, dict) or not isinstance(b.get("name"), str) or not b["name"]:
+            raise BadRequest("Invalid parameter: each behavior needs a name")
+        window = str(b.get("window", "30d")).strip().lower()
+        unit_ms = _WINDOW_UNITS_MS.get(window[-1:]) if window else None
+        if unit_ms is None or not window[:-1].isdigit():
+            raise BadRequest(f"Invalid parameter: behavior window {window!r} (use e.g. 30d, 12h, 4w)")
+        selectors = b.get("event_selectors")
+        if not isinstance(selectors, list) or not selectors:
+            raise BadRequest("Invalid parameter: each behavior needs event_selectors")
+        alternatives = []
+        for sel in selectors:
+            if not isinstance(sel, dict) or not isinstance(sel.get("event"), str):
+                raise BadRequest("Invalid parameter: each event selector needs an event")
+            clause = "e.event = " + _sql_string(sel["event"])
+            if isinstance(sel.get("selector"), str) and sel["selector"].strip():
+                clause += " AND " + compile_filter(parse(sel["selector"]), Scope.events("e"))
+            alternatives.append(f"({clause})")
+        out.append(BehaviorCount(b["name"], " OR ".join(alternatives), now_ms - int(window[:-1]) * unit_ms, now_ms))
+    return tuple(out)
+
+
+def _sql_string(text: str) -> str:
+    if "\0" in text:
+        raise BadRequest("Invalid parameter: NUL in an event name")
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _snapshot_ms(session_id: str | None) -> int | None:
+    if session_id:
+        head = session_id.split("-", 1)[0]
+        if head.isdigit() and len(head) == 13:
+            return int(head)
+    return None
+
+
+def new_session_id(now_ms: int) -> str:
+    return f"{now_ms}-{secrets.token_hex(3).upper()}"
+
+
+def parse_engage(ctx: QueryContext) -> EngageSpec:
+    params = ctx.params
+    page = parse_int(params, "page", 0, low=0)
+    assert page is not None
+    session_id = get(params, "session_id")
+    if page > 0 and session_id is None:
+        raise MissingParameter("session_id")
+    page_size = parse_int(params, "page_size", DEFAULT_PAGE_SIZE, low=1)
+    assert page_size is not None
+    page_size = min(page_size, MAX_PAGE_SIZE)
+
+    now_ms = _snapshot_ms(session_id) or int(time.time() * 1000)
+    as_of = parse_int(params, "as_of_timestamp", None, low=0)
+    behavior_end_ms = as_of * 1000 if as_of is not None else now_ms
+
+    ids = _string_list(params, "distinct_ids")
+    single = get(params, "distinct_id")
+    if single is not None:
+        ids = [*(ids or []), single]
+
+    cohort_id = _cohort_id(params)
+    behaviors = _behaviors(params, behavior_end_ms)
+    if cohort_id is not None and behaviors:
+        raise BadRequest("behaviors and filter_by_cohort are mutually exclusive")
+    group_key = get(params, "data_group_id")
+    if group_key is not None and (cohort_id is not None or behaviors):
+        raise BadRequest("data_group_id cannot be combined with filter_by_cohort or behaviors")
+
+    where = get(params, "where")
+    where_sql = compile_profile_filter(where, with_behaviors=bool(behaviors)) if where else None
+    cohort = None
+    if cohort_id is not None:
+        saved = CohortStore(ctx.catalog).get(ctx.project.id, cohort_id)
+        if saved is None:
+            raise BadRequest(f"Invalid parameter: filter_by_cohort (no cohort with id {cohort_id})")
+        cohort = membership_rule(saved, now_ms)
+    return EngageSpec(
+        project_id=ctx.project.id,
+        group_key=group_key,
+        distinct_ids=tuple(ids) if ids is not None else None,
+        where_sql=where_sql,
+        cohort=cohort,
+        include_all_users=_flag(params, "include_all_users", True),
+        behaviors=behaviors,
+        page=page,
+        page_size=page_size,
+        session_id=session_id or new_session_id(now_ms),
+    )
+
+
+def _result(distinct_id: str, properties: str, wanted: list[str] | None) -> orjson.Fragment:
+    if wanted is not None:
+        props = orjson.loads(properties)
+        properties = orjson.dumps({k: props[k] for k in wanted if k in props}).decode()
+    return orjson.Fragment(
+        '{"$distinct_id":' + orjson.dumps(distinct_id).decode() + ',"$properties":' + properties + "}"
+    )
+
+
+def engage(ctx: QueryContext) -> dict[str, object]:
+    spec = parse_engage(ctx)
+    wanted = _string_list(ctx.params, "output_properties")
+    result: EngagePage = ctx.engine.query(spec)
+    reply: dict[str, object] = {
+        "page": spec.page,
+        "page_size": spec.page_size,
+        "session_id": spec.session_id,
+        "status": "ok",
+    }
+    if spec.page == 0:
+        reply["total"] = result.total
+    reply["results"] = [_result(d, p, wanted) for d, p in result.rows]
+    return reply

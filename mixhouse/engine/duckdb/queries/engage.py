@@ -1,0 +1,198 @@
+"""Profile queries on DuckDB: `/engage` pages and live cohort counts.
+
+A query first finds the ordered list of matching distinct ids (one column, kept as an Arrow array: ~16
+bytes a profile), then reads only the page's profiles. The list is kept per session id for a while so
+that later pages (fetched one by one or concurrently) slice the same snapshot instead of sorting again;
+when it is gone (expired, evicted, restarted) it is recomputed, and the order by distinct id keeps the
+pages consistent as long as the data did not change in between.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections import OrderedDict
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from mixhouse.domain.query.engage import (
+    BEHAVIOR_PREFIX,
+    CohortCountSpec,
+    EngagePage,
+    EngageSpec,
+    MembershipRule,
+)
+from mixhouse.engine.duckdb.relations import Relation, scoped_events
+
+SNAPSHOT_TTL_S = 30 * 60
+MAX_SNAPSHOTS = 64
+MAX_SNAPSHOT_IDS = 5_000_000  # all snapshots together
+
+
+class _Snapshots:
+    """Recently computed id lists by (project, session id), least recently used evicted first."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: OrderedDict[tuple[int, str], tuple[EngageSpec, pa.Array, float]] = OrderedDict()
+        self._ids = 0
+
+    def get(self, key: tuple[int, str], spec: EngageSpec) -> pa.Array | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is None or item[0] != spec or item[2] < time.monotonic() - SNAPSHOT_TTL_S:
+                return None
+            self._items.move_to_end(key)
+            return item[1]
+
+    def put(self, key: tuple[int, str], spec: EngageSpec, ids: pa.Array) -> None:
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._ids -= len(old[1])
+            self._items[key] = (spec, ids, time.monotonic())
+            self._ids += len(ids)
+            while self._items and (len(self._items) > MAX_SNAPSHOTS or self._ids > MAX_SNAPSHOT_IDS):
+                _, (_, dropped, _) = self._items.popitem(last=False)
+                self._ids -= len(dropped)
+
+
+_SNAPSHOTS = _Snapshots()
+
+
+def _has_identity(conn: duckdb.DuckDBPyConnection, project_id: int) -> bool:
+    row = conn.execute("SELECT 1 FROM identity_map WHERE project_id = ? LIMIT 1", [project_id]).fetchone()
+    return row is not None
+
+
+def profiles_relation(conn: duckdb.DuckDBPyConnection, project_id: int, group_key: str | None = None) -> Relation:
+    """Columns distinct_id, properties. User profiles are keyed by their canonical id: a profile written
+    under an id that was later merged shows under the cluster's id; when a cluster has several, the one
+    written under the canonical id wins, then the most recently updated."""
+    params: dict[str, Any] = {"pp_project": project_id}
+    if group_key is not None:
+        params["pp_group"] = group_key
+        sql = (
+            "SELECT group_id AS distinct_id, properties FROM group_profiles"
+            " WHERE project_id = $pp_project AND group_key = $pp_group"
+        )
+    elif _has_identity(conn, project_id):
+        resolved = "coalesce(m.canonical_id, p.distinct_id)"
+        sql = f"""
+            SELECT {resolved} AS distinct_id, p.properties FROM profiles p
+            LEFT JOIN identity_map m ON m.project_id = $pp_project AND m.distinct_id = p.distinct_id
+            WHERE p.project_id = $pp_project
+            QUALIFY row_number() OVER (PARTITION BY {resolved}
+                                       ORDER BY p.distinct_id = {resolved} DESC, p.updated_ms DESC) = 1
+        """
+    else:
+        sql = "SELECT distinct_id, properties FROM profiles WHERE project_id = $pp_project"
+    return Relation(sql, params)
+
+
+def _members(conn: duckdb.DuckDBPyConnection, project_id: int, rule: MembershipRule, prefix: str) -> Relation:
+    """Columns distinct_id, properties (JSON, '{}' without a profile), has_profile."""
+    prof = profiles_relation(conn, project_id)
+    params = dict(prof.params)
+    if rule.event is None:
+        sql = f"SELECT distinct_id, properties, TRUE AS has_profile FROM ({prof.sql}) x"
+    else:
+        done = scoped_events(project_id, rule.start_ms, rule.end_ms, events=[rule.event], prefix=prefix)
+        params.update(done.params)
+        params[f"{prefix}_min"] = rule.min_count
+        sql = f"""
+            SELECT a.distinct_id, coalesce(pr.properties, '{{}}'::JSON) AS properties,
+                   pr.distinct_id IS NOT NULL AS has_profile
+            FROM (SELECT distinct_id FROM ({done.sql}) GROUP BY distinct_id HAVING count(*) >= ${prefix}_min) a
+            LEFT JOIN ({prof.sql}) pr ON pr.distinct_id = a.distinct_id
+        """
+    if rule.filter_sql:
+        sql = f"SELECT * FROM ({sql}) p WHERE {rule.filter_sql}"
+    return Relation(sql, params)
+
+
+def _with_behaviors(spec: EngageSpec, base: Relation) -> Relation:
+    """The base rows with each behaviour's count merged into the properties the `where` reads."""
+    if not spec.behaviors:
+        return Relation(f"SELECT *, properties AS where_properties FROM ({base.sql}) p", base.params)
+    params = dict(base.params)
+    joins, pairs = [], []
+    for i, b in enumerate(spec.behaviors):
+        ev = scoped_events(spec.project_id, b.start_ms, b.end_ms, prefix=f"b{i}")
+        params.update(ev.params)
+        params[f"b{i}_key"] = BEHAVIOR_PREFIX + b.name
+        joins.append(
+            f"LEFT JOIN (SELECT e.distinct_id, count(*) AS n FROM ({ev.sql}) e WHERE {b.event_sql}"
+            f" GROUP BY e.distinct_id) b{i} ON b{i}.distinct_id = p.distinct_id"
+        )
+        pairs.append(f"$b{i}_key, coalesce(b{i}.n, 0)")
+    merged = f"json_merge_patch(p.properties, json_object({', '.join(pairs)}))"
+    return Relation(f"SELECT p.*, {merged} AS where_properties FROM ({base.sql}) p {' '.join(joins)}", params)
+
+
+def _matching_ids(conn: duckdb.DuckDBPyConnection, spec: EngageSpec) -> pa.Array:
+    if spec.cohort is not None:
+        base = _members(conn, spec.project_id, spec.cohort, "c")
+    else:
+        prof = profiles_relation(conn, spec.project_id, spec.group_key)
+        base = Relation(f"SELECT distinct_id, properties, TRUE AS has_profile FROM ({prof.sql}) x", prof.params)
+    rel = _with_behaviors(spec, base)
+    params = dict(rel.params)
+    filters = ["TRUE"]
+    if not spec.include_all_users:
+        filters.append("p.has_profile")
+    if spec.distinct_ids is not None:
+        params["q_ids"] = list(spec.distinct_ids)
+        if spec.group_key is None:
+            # The ids asked for may be any id of a cluster: compare their canonical ids.
+            params["q_project"] = spec.project_id
+            filters.append(
+                "p.distinct_id IN (SELECT coalesce(m.canonical_id, i.id) FROM (SELECT unnest($q_ids) AS id) i"
+                " LEFT JOIN identity_map m ON m.project_id = $q_project AND m.distinct_id = i.id)"
+            )
+        else:
+            filters.append("list_contains($q_ids, p.distinct_id)")
+    if spec.where_sql:
+        # The where reads the properties with behaviour counts merged in.
+        filters.append(spec.where_sql)
+        inner = f"SELECT distinct_id, has_profile, where_properties AS properties FROM ({rel.sql}) w"
+    else:
+        inner = f"SELECT distinct_id, has_profile, properties FROM ({rel.sql}) w"
+    sql = f"SELECT p.distinct_id FROM ({inner}) p WHERE {' AND '.join(filters)} ORDER BY p.distinct_id"
+    table = conn.execute(sql, params).to_arrow_table()
+    return table.column(0).combine_chunks()
+
+
+def engage_page(conn: duckdb.DuckDBPyConnection, spec: EngageSpec) -> EngagePage:
+    identity = dataclasses.replace(spec, page=0)
+    key = (spec.project_id, spec.session_id)
+    ids = _SNAPSHOTS.get(key, identity)
+    if ids is None:
+        ids = _matching_ids(conn, spec)
+        if len(ids) > spec.page_size:  # only a query with further pages is worth keeping
+            _SNAPSHOTS.put(key, identity, ids)
+    start = spec.page * spec.page_size
+    page_ids: list[str] = ids.slice(start, spec.page_size).to_pylist() if start < len(ids) else []
+    if not page_ids:
+        return EngagePage(len(ids), [])
+    prof = profiles_relation(conn, spec.project_id, spec.group_key)
+    rows = conn.execute(
+        f"SELECT distinct_id, CAST(properties AS VARCHAR) FROM ({prof.sql}) x"
+        " WHERE distinct_id IN (SELECT unnest($page_ids))",
+        {**prof.params, "page_ids": page_ids},
+    ).fetchall()
+    found = dict(rows)
+    # Cohort members without a profile (include_all_users) come back with no properties.
+    return EngagePage(len(ids), [(d, found.get(d, "{}")) for d in page_ids])
+
+
+def cohort_counts(conn: duckdb.DuckDBPyConnection, spec: CohortCountSpec) -> list[int]:
+    counts = []
+    for rule in spec.rules:
+        rel = _members(conn, spec.project_id, rule, "c")
+        row = conn.execute(f"SELECT count(*) FROM ({rel.sql}) m", rel.params).fetchone()
+        counts.append(int(row[0]) if row else 0)
+    return counts
