@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from mixhouse.domain import identity
 from mixhouse.domain.project import IdMerge, Project
 
 MAX_BATCH_EVENTS = 2000
@@ -69,6 +70,7 @@ class IngestContext:
     api_host: str
     client_ip: str | None = None
     use_ip: bool = False
+    merge_allowed: bool = False  # /import with the project secret or a service account may $merge (§8.2)
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ class StoredEvent:
     distinct_id: str
     insert_id: str | None
     properties: bytes  # a JSON object
+    identity: identity.IdentityLink | None = None  # the identity link it carries, stored with it (§8)
 
 
 @dataclass(frozen=True)
@@ -159,7 +162,7 @@ def _valid_insert_id(value: Any) -> bool:
     return isinstance(value, str) and bool(_INSERT_ID.fullmatch(value)) and value.lower() not in DISALLOWED_IDS
 
 
-def _distinct_id(props: dict[str, Any], project: Project, ctx: IngestContext) -> str | None:
+def _distinct_id(props: dict[str, Any], project: Project, ctx: IngestContext, event: str = "") -> str | None:
     """The distinct id to store; Simplified ID Merge derives it from $user_id / $device_id (§8.1)."""
     if project.id_merge is IdMerge.SIMPLIFIED:
         user_id = props.get("$user_id")
@@ -169,6 +172,8 @@ def _distinct_id(props: dict[str, Any], project: Project, ctx: IngestContext) ->
         if isinstance(device_id, str | int) and not isinstance(device_id, bool) and str(device_id) != "":
             return "$device:" + str(device_id).removeprefix("$device:")
     raw = props.get("distinct_id")
+    if (raw is None or raw == "") and project.id_merge is IdMerge.ORIGINAL:
+        raw = identity.inferred_distinct_id(event, props)
     if raw is None or raw == "":
         if ctx.endpoint is Endpoint.TRACK:
             if ctx.use_ip and ctx.client_ip:
@@ -227,7 +232,7 @@ def _prepare_one(record: Any, project_for: ProjectFor, ctx: IngestContext) -> St
             "'properties.$insert_id' is invalid: must be 1 to 36 characters of [A-Za-z0-9-]",
         )
 
-    distinct_id = _distinct_id(props, project, ctx)
+    distinct_id = _distinct_id(props, project, ctx, name)
     if distinct_id is None:
         raise _Invalid("properties.distinct_id", "'properties.distinct_id' is invalid: must not be missing")
     if props.get("$ignore") is True:
@@ -251,6 +256,13 @@ def _prepare_one(record: Any, project_for: ProjectFor, ctx: IngestContext) -> St
         distinct_id=distinct_id,
         insert_id=insert_id,
         properties=orjson.dumps(stored),
+        identity=identity.link_of(
+            name,
+            props,
+            time_ms,
+            project.id_merge,
+            merge_allowed=ctx.endpoint is Endpoint.IMPORT and ctx.merge_allowed,
+        ),
     )
 
 

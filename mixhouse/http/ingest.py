@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
+from dataclasses import replace
 from typing import Any
 
 from starlette.requests import Request
@@ -12,7 +13,7 @@ from starlette.responses import RedirectResponse, Response
 
 from mixhouse.catalog import Catalog
 from mixhouse.domain import ingestion
-from mixhouse.domain.auth import authenticate, parse_basic
+from mixhouse.domain.auth import Via, authenticate, parse_basic
 from mixhouse.domain.events import Endpoint, IngestContext
 from mixhouse.domain.payloads import decode_data
 from mixhouse.domain.writes import WriteBatch
@@ -131,7 +132,9 @@ async def import_(request: Request) -> Response:
     if not caller.role.may_import:
         raise Forbidden("importing events needs an owner or admin service account")
     records = _records(incoming)
-    result = ingestion.import_events(caller.project, records, _context(request, incoming, Endpoint.IMPORT))
+    # $merge needs the project secret or a service account, not the public token (reference §8.2).
+    ctx = replace(_context(request, incoming, Endpoint.IMPORT), merge_allowed=caller.via is not Via.TOKEN)
+    result = ingestion.import_events(caller.project, records, ctx)
     strict = incoming.flag("strict", default=True)
     if result.failed_messages:
         return _strict_failure(result)

@@ -16,6 +16,7 @@ import pyarrow as pa
 from mixhouse.domain.export import ExportQuery
 from mixhouse.domain.profiles import ProfileUpdate, apply_update
 from mixhouse.domain.writes import WriteBatch
+from mixhouse.engine.duckdb import identity
 from mixhouse.engine.duckdb.schema import SCHEMA
 from mixhouse.engine.duckdb.writer import GroupCommitWriter
 
@@ -78,7 +79,12 @@ class DuckDBEngine:
                 conn.register("incoming_events", table)
                 conn.execute("INSERT INTO events SELECT * FROM incoming_events")
                 conn.unregister("incoming_events")
-            self._apply_profiles(conn, [u for b in batches for u in b.profile_updates], group=False)
+                # The identity map changes in the same transaction as the events that carry its links.
+                links = [(e.project_id, e.identity) for e in events if e.identity is not None]
+                if links:
+                    identity.apply_links(conn, links)
+            profile_updates = identity.resolve_profile_updates(conn, [u for b in batches for u in b.profile_updates])
+            self._apply_profiles(conn, profile_updates, group=False)
             self._apply_profiles(conn, [u for b in batches for u in b.group_updates], group=True)
             conn.execute("COMMIT")
         except BaseException:
@@ -131,22 +137,32 @@ class DuckDBEngine:
         params: dict[str, Any] = {"project": query.project.id, "start": query.start_ms, "end": query.end_ms}
         if query.shift_to_project_timezone:
             params["tz"] = query.project.timezone
-        filters = ["e.project_id = $project", "e.time_ms >= $start", "e.time_ms < $end"]
+        filters = ["s.project_id = $project", "s.time_ms >= $start", "s.time_ms < $end"]
         if query.events is not None:
-            filters.append("list_contains($events, e.event)")
+            filters.append("list_contains($events, s.event)")
             params["events"] = list(query.events)
-        if where_sql:
-            filters.append(f"({where_sql})")
+        outer = f"WHERE ({where_sql})" if where_sql else ""
         limit = ""
         if query.limit is not None:
             limit = "LIMIT $limit"
             params["limit"] = query.limit
+        # Rows show their canonical id (reference §8.3, §9.2) — also to `where`, so that a user's whole
+        # history is found by the id users are known by — and re-attributed rows keep the id they were
+        # sent with in $distinct_id_before_identity.
         sql = f"""
             SELECT '{{"event":' || to_json(e.event) || ',"properties":{{"time":' || CAST({time_sql} AS VARCHAR)
                    || ',"distinct_id":' || to_json(e.distinct_id)
+                   || CASE WHEN e.distinct_id = e.original_distinct_id THEN ''
+                           ELSE ',"$distinct_id_before_identity":' || to_json(e.original_distinct_id) END
                    || CASE WHEN e.properties = '{{}}' THEN '}}' ELSE ',' || substr(e.properties, 2) END
                    || '}}' || chr(10) AS line
-            FROM events e WHERE {" AND ".join(filters)}
+            FROM (
+                SELECT s.seq, s.time_ms, s.event, coalesce(m.canonical_id, s.distinct_id) AS distinct_id,
+                       s.distinct_id AS original_distinct_id, s.properties
+                FROM events s
+                LEFT JOIN identity_map m ON m.project_id = s.project_id AND m.distinct_id = s.distinct_id
+                WHERE {" AND ".join(filters)}
+            ) e {outer}
             ORDER BY e.time_ms, e.seq {limit}
         """
         # A connection of its own: the generator is consumed across threads of the server's pool.

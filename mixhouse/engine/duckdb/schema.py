@@ -45,4 +45,24 @@ CREATE TABLE IF NOT EXISTS identity_map (
     canonical_id VARCHAR NOT NULL,
     PRIMARY KEY (project_id, distinct_id)
 );
+
+-- Simplified ID Merge: the winning link of each device, i.e. its earliest event carrying both $device_id and
+-- $user_id (event time, then user id). identity_map holds '$device:<id>' -> user for each row.
+CREATE TABLE IF NOT EXISTS identity_devices (
+    project_id         BIGINT  NOT NULL,
+    device_distinct_id VARCHAR NOT NULL,   -- '$device:<id>'
+    user_id            VARCHAR NOT NULL,
+    time_ms            BIGINT  NOT NULL,
+    PRIMARY KEY (project_id, device_distinct_id)
+);
+
+-- Original ID Merge: every $identify / $create_alias / $merge link received, failed ones included (a
+-- backdated link can change the event-time replay that identity_map is computed from).
+CREATE TABLE IF NOT EXISTS identity_links (
+    project_id  BIGINT  NOT NULL,
+    kind        VARCHAR NOT NULL,   -- '$identify' | '$create_alias' | '$merge'
+    time_ms     BIGINT  NOT NULL,
+    primary_id  VARCHAR NOT NULL,   -- the side whose cluster keeps its canonical id
+    other_id    VARCHAR NOT NULL
+);
 """
