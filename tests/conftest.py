@@ -34,8 +34,9 @@ def today() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d")
 
 
-def export(base: str, *, project_id: int = PROJECT_ID, auth: tuple[str, str] = (SA_USER, SA_SECRET),
-           **params: str) -> list[dict[str, object]]:
+def export(
+    base: str, *, project_id: int = PROJECT_ID, auth: tuple[str, str] = (SA_USER, SA_SECRET), **params: str
+) -> list[dict[str, object]]:
     """Every exported event, parsed from the JSONL body."""
     import orjson
 
