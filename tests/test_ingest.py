@@ -539,3 +539,14 @@ def test_extra_parameters_are_ignored(server: ServerProcess) -> None:
     response = httpx.post(f"{server.url}/track?{query}", data={"data": b64(tracked(name))})
     assert response.json()["status"] == 1
     assert len(exported(server, name)) == 1
+
+
+@pytest.mark.parametrize("path", ["/track/extra", "/engage/x/y", "/trackers", "/import/extra"])
+def test_unknown_path_under_an_ingestion_prefix_is_a_404(server: ServerProcess, path: str) -> None:
+    response = httpx.post(f"{server.url}{path}", data={"data": b64(tracked(unique()))})
+    assert response.status_code == 404
+
+
+def test_wrong_method_is_a_405(server: ServerProcess) -> None:
+    assert httpx.put(f"{server.url}/track", content=b"data=e30=").status_code == 405
+    assert httpx.delete(f"{server.url}/import", auth=(SECRET, "")).status_code == 405

@@ -60,8 +60,10 @@ def error_response(
     if family is Family.TRACK:
         verbose = params.get("verbose", "")
         # Mixpanel answers bad tracking data with HTTP 200 and 0; size and rate errors keep their
-        # status so that SDKs halve batches (413) and back off (429, 503). verbose=2 asks for real statuses.
-        status = exc.status if exc.status in (413, 429, 503) or verbose == "2" or exc.status >= 500 else 200
+        # status so that SDKs halve batches (413) and back off (429, 503), and a wrong path or method
+        # is not a tracking answer at all (404, 405). verbose=2 asks for real statuses.
+        kept = (404, 405, 413, 429, 503)
+        status = exc.status if exc.status in kept or verbose == "2" or exc.status >= 500 else 200
         if verbose in ("1", "2", "true"):
             return json_response({"status": 0, "error": exc.message}, status, headers)
         callback = valid_callback(params.get("callback"))
