@@ -14,8 +14,9 @@ from starlette.routing import Route
 from mixhouse.catalog import Catalog
 from mixhouse.engine.duckdb import DuckDBEngine
 from mixhouse.errors import MixhouseError, NotFound
-from mixhouse.http import export, ingest
+from mixhouse.http import export, ingest, observability, openapi
 from mixhouse.http.endpoint import endpoint
+from mixhouse.http.limits import RateLimits
 from mixhouse.http.middleware import Cors, TrailingSlash
 from mixhouse.http.responses import Family, error_response
 
@@ -56,6 +57,8 @@ def routes() -> list[Route]:
         Route("/import", endpoint(ingest.import_, Family.IMPORT), methods=both),
         Route("/api/2.0/export", endpoint(export.export, Family.QUERY), methods=both),
         Route("/healthz", healthz, methods=["GET"]),
+        *observability.ROUTES,
+        *openapi.ROUTES,
         *QUERY_ROUTES,
         *APP_ROUTES,
     ]
@@ -66,6 +69,7 @@ def create_app(data_dir: Path) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.catalog = Catalog(data_dir)
         app.state.engine = DuckDBEngine(data_dir)
+        observability.install(app.state.engine)
         try:
             yield
         finally:
@@ -76,6 +80,8 @@ def create_app(data_dir: Path) -> Starlette:
         lifespan=lifespan,
         exception_handlers={404: _not_found, 405: _method_not_allowed},
     )
+    app.add_middleware(RateLimits, on_limited=observability.rate_limited)
     app.add_middleware(Cors)
+    app.add_middleware(observability.AccessLog)
     app.add_middleware(TrailingSlash)
     return app

@@ -1,0 +1,183 @@
+"""What an operator sees: one JSON access-log line per request, Prometheus metrics at /metrics, and
+/readyz (ready to take writes) beside /healthz (the process answers).
+
+The access log goes to stderr through the `mixhouse.access` logger; it never logs query strings or
+bodies (they carry secrets, signatures and user data). MIXHOUSE_ACCESS_LOG=0 turns it off.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from typing import Any
+
+import orjson
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Match, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mixhouse.domain.limits import Api
+from mixhouse.domain.writes import WriteBatch
+from mixhouse.engine.duckdb import writer
+from mixhouse.http.responses import json_response
+
+disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series: they double the output and nobody graphs them
+REGISTRY = CollectorRegistry()
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0)
+
+REQUESTS = Counter(
+    "mixhouse_http_requests", "HTTP requests answered", ["method", "endpoint", "status"], registry=REGISTRY
+)
+REQUEST_SECONDS = Histogram(
+    "mixhouse_http_request_duration_seconds",
+    "Time from request to the end of the response, by route (query latency by endpoint)",
+    ["endpoint"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+RATE_LIMITED = Counter("mixhouse_rate_limited", "Requests answered 429, by API", ["api"], registry=REGISTRY)
+INGESTED_EVENTS = Counter("mixhouse_ingested_events", "Events committed to the store", registry=REGISTRY)
+INGESTED_PROFILE_UPDATES = Counter(
+    "mixhouse_ingested_profile_updates", "User and group profile updates committed", registry=REGISTRY
+)
+COMMIT_SECONDS = Histogram(
+    "mixhouse_commit_duration_seconds",
+    "One group commit: write plus the fsync that acknowledges it",
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+QUEUE_ROWS = Gauge("mixhouse_write_queue_rows", "Rows waiting for the writer", registry=REGISTRY)
+
+access_log = logging.getLogger("mixhouse.access")
+
+
+def _observe_commit(batches: list[WriteBatch], seconds: float) -> None:
+    COMMIT_SECONDS.observe(seconds)
+    INGESTED_EVENTS.inc(sum(len(b.events) for b in batches))
+    INGESTED_PROFILE_UPDATES.inc(sum(len(b.profile_updates) + len(b.group_updates) for b in batches))
+
+
+def install(engine: Any) -> None:
+    """Hook the metrics to this process's engine (called once the engine is open)."""
+    if _observe_commit not in writer.COMMIT_OBSERVERS:
+        writer.COMMIT_OBSERVERS.append(_observe_commit)
+    QUEUE_ROWS.set_function(lambda: float(getattr(engine, "pending_rows", 0)))
+    if os.environ.get("MIXHOUSE_ACCESS_LOG", "1") != "0" and not access_log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        access_log.addHandler(handler)
+        access_log.setLevel(logging.INFO)
+        access_log.propagate = False
+
+
+def rate_limited(api: Api) -> None:
+    RATE_LIMITED.labels(api.value).inc()
+
+
+def _endpoint_label(scope: Scope) -> str:
+    """The route template (bounded label values), also for requests answered before routing (429)."""
+    route = scope.get("route")
+    if route is None and "app" in scope:
+        route = next((r for r in scope["app"].routes if r.matches(scope)[0] is Match.FULL), None)
+    path = getattr(route, "path", None)
+    return str(path) if path else "unmatched"
+
+
+class AccessLog:
+    """Outermost but one (inside TrailingSlash, so the matched route is visible): times every request,
+    counts it, and writes its access-log line once the last body byte is sent."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+        sent_bytes = 0
+
+        async def send_and_watch(message: Message) -> None:
+            nonlocal status, sent_bytes
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            elif message["type"] == "http.response.body":
+                sent_bytes += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_watch)
+        finally:
+            seconds = time.perf_counter() - started
+            endpoint = _endpoint_label(scope)
+            REQUESTS.labels(scope["method"], endpoint, str(status)).inc()
+            REQUEST_SECONDS.labels(endpoint).observe(seconds)
+            if access_log.handlers:
+                access_log.info(_line(scope, status, seconds, sent_bytes))
+
+
+def _line(scope: Scope, status: int, seconds: float, sent_bytes: int) -> str:
+    state: dict[str, Any] = scope.get("state") or {}
+    project = state.get("project_id")
+    params = state.get("params")
+    if project is None and isinstance(params, dict):
+        project = params.get("project_id")
+    if project is None:
+        path_params = scope.get("path_params") or {}
+        project = path_params.get("project_id")
+    return orjson.dumps(
+        {
+            "ts": round(time.time(), 3),
+            "method": scope["method"],
+            "path": scope["path"],
+            "status": status,
+            "duration_ms": round(seconds * 1000, 3),
+            "project": _as_project(project),
+            "bytes": sent_bytes,
+        }
+    ).decode()
+
+
+def _as_project(value: object) -> int | None:
+    try:
+        return int(str(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+async def metrics(request: Request) -> Response:
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+async def readyz(request: Request) -> Response:
+    """200 when the server can take writes and answer reads now; 503 with the reasons otherwise."""
+    problems: list[str] = []
+    try:
+        request.app.state.catalog.connection().execute("SELECT 1").fetchone()
+    except Exception as exc:
+        problems.append(f"catalog: {exc}")
+    engine = getattr(request.app.state, "engine", None)
+    health = getattr(engine, "health", None)
+    if engine is None:
+        problems.append("the engine is not open")
+    elif callable(health):
+        problems.extend(health())
+    if problems:
+        return json_response({"status": "unavailable", "problems": problems}, 503)
+    return json_response({"status": "ok"})
+
+
+ROUTES = [Route("/metrics", metrics, methods=["GET"]), Route("/readyz", readyz, methods=["GET"])]
