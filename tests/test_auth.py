@@ -145,6 +145,20 @@ def test_track_routes_events_by_token(two_projects: ServerProcess) -> None:
         assert httpx.post(f"{two_projects.url}/track", data={"data": orjson.dumps(event).decode()}).content == b"1"
     assert [r["properties"]["via"] for r in stored_in(two_projects, PROJECT_ID, SECRET, name)] == [TOKEN]
     assert [r["properties"]["via"] for r in stored_in(two_projects, OTHER_ID, OTHER_SECRET, name)] == [OTHER_TOKEN]
+    mixed = f"auth-mixed-{uuid.uuid4().hex[:10]}"
+    batch = [{"event": mixed, "properties": {"token": t, "distinct_id": "t", "via": t}} for t in (TOKEN, OTHER_TOKEN)]
+    assert httpx.post(f"{two_projects.url}/track", json=batch).content == b"1"
+    assert [r["properties"]["via"] for r in stored_in(two_projects, PROJECT_ID, SECRET, mixed)] == [TOKEN]
+    assert [r["properties"]["via"] for r in stored_in(two_projects, OTHER_ID, OTHER_SECRET, mixed)] == [OTHER_TOKEN]
+
+
+def test_import_ignores_the_token_inside_events(two_projects: ServerProcess) -> None:
+    # /import stores into the authenticated project, whatever `token` the events carry.
+    name = f"auth-import-token-{uuid.uuid4().hex[:10]}"
+    event = {"event": name, "properties": {"token": OTHER_TOKEN, "distinct_id": "i", "time": 1704067200}}
+    assert httpx.post(f"{two_projects.url}/import", json=[event], auth=(SECRET, "")).status_code == 200
+    assert len(stored_in(two_projects, PROJECT_ID, SECRET, name)) == 1
+    assert stored_in(two_projects, OTHER_ID, OTHER_SECRET, name) == []
 
 
 # -- refusals -----------------------------------------------------------------------------------------

@@ -550,3 +550,32 @@ def test_unknown_path_under_an_ingestion_prefix_is_a_404(server: ServerProcess, 
 def test_wrong_method_is_a_405(server: ServerProcess) -> None:
     assert httpx.put(f"{server.url}/track", content=b"data=e30=").status_code == 405
     assert httpx.delete(f"{server.url}/import", auth=(SECRET, "")).status_code == 405
+
+
+def test_long_strings_and_names_are_truncated_to_255(server: ServerProcess) -> None:
+    name = unique("truncate")
+    long_key = "k" * 300
+    event = tracked(name, text="x" * 1000, nested={"inner": "y" * 300}, items=["z" * 400], **{long_key: 1})
+    assert httpx.post(f"{server.url}/track", data={"data": b64(event)}).content == b"1"
+    [row] = exported(server, name)
+    props = row["properties"]
+    assert props["text"] == "x" * 255
+    assert props["nested"] == {"inner": "y" * 255}
+    assert props["items"] == ["z" * 255]
+    assert props["k" * 255] == 1
+    assert long_key not in props
+
+
+def test_ip_property_is_consumed_and_ip_1_derives_a_distinct_id(server: ServerProcess) -> None:
+    name = unique("ip")
+    with_ip = tracked(name, which="ip-prop", ip="203.0.113.9")
+    anonymous = [{"event": name, "properties": {"token": TOKEN, "which": f"anon-{i}"}} for i in range(2)]
+    assert httpx.post(f"{server.url}/track", data={"data": b64(with_ip)}).content == b"1"
+    assert httpx.post(f"{server.url}/track?ip=1", data={"data": b64(anonymous)}).content == b"1"
+    no_ip = {"event": name, "properties": {"token": TOKEN, "which": "ip-0"}}
+    assert httpx.post(f"{server.url}/track?ip=0", data={"data": b64(no_ip)}).content == b"1"
+    rows = {r["properties"]["which"]: r["properties"] for r in exported(server, name)}
+    assert "ip" not in rows["ip-prop"]
+    derived = rows["anon-0"]["distinct_id"]
+    assert derived and derived == rows["anon-1"]["distinct_id"]
+    assert rows["ip-0"]["distinct_id"] == ""
