@@ -17,6 +17,7 @@ from mixhouse.domain.export import ExportQuery
 from mixhouse.domain.profiles import ProfileUpdate, apply_update
 from mixhouse.domain.writes import WriteBatch
 from mixhouse.engine.duckdb import identity
+from mixhouse.engine.duckdb.deadline import interrupt_at_deadline
 from mixhouse.engine.duckdb.schema import SCHEMA
 from mixhouse.engine.duckdb.writer import GroupCommitWriter
 
@@ -36,7 +37,7 @@ class DuckDBEngine:
         row = self._db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
         self._next_seq = int(row[0]) + 1 if row else 1
         self._write_conn = self._db.cursor()
-        self._writer = GroupCommitWriter(self._write_group)
+        self._writer = GroupCommitWriter(self._write_group, disk_path=data_dir)
 
     # -- connections ----------------------------------------------------------------------------
 
@@ -182,7 +183,9 @@ class DuckDBEngine:
         handler = HANDLERS.get(type(spec))
         if handler is None:
             raise TypeError(f"the DuckDB engine has no handler for {type(spec).__name__}")
-        return handler(self.reader(), spec)
+        conn = self.reader()
+        with interrupt_at_deadline(conn):  # the request's deadline (project rate limits) interrupts DuckDB
+            return handler(conn, spec)
 
     def profile(self, project_id: int, distinct_id: str) -> dict[str, object] | None:
         row = (
@@ -205,6 +208,10 @@ class DuckDBEngine:
             .fetchone()
         )
         return orjson.loads(row[0]) if row else None
+
+    def health(self) -> list[str]:
+        """What keeps this engine from taking writes now (empty: ready)."""
+        return self._writer.health()
 
     def close(self) -> None:
         self._writer.close()
