@@ -257,3 +257,21 @@ def test_post_export_reads_form_parameters(exports: ServerProcess) -> None:
         auth=(SECRET, ""),
     )
     assert len(lines(response)) == 2
+
+
+def test_any_characters_round_trip_as_one_json_line_each(exports: ServerProcess) -> None:
+    tricky = ['quo"te', "back\\slash", "new\nline", "ctl\x01x", "emoji😀", "tab\there", "sep\u2028x", "nul\x00x"]
+    events = [
+        {"event": n, "properties": {"distinct_id": n, "time": ms("2024-07-01T00:00:00") + i, "p": n, n: [n]}}
+        for i, n in enumerate(tricky)
+    ]
+    import_events(exports, SECRET, events)
+    response = get(exports, from_date="2024-07-01", to_date="2024-07-01", time_in_ms="true")
+    raw_lines = response.content.split(b"\n")
+    assert raw_lines[-1] == b""
+    rows = [orjson.loads(line) for line in raw_lines[:-1]]
+    assert [r["event"] for r in rows] == tricky
+    for row in rows:
+        name = row["event"]
+        assert row["properties"]["distinct_id"] == row["properties"]["p"] == name
+        assert row["properties"][name] == [name]
