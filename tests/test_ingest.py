@@ -366,13 +366,30 @@ def test_import_requires_time(server: ServerProcess) -> None:
 
 def test_simplified_project_derives_distinct_id_from_device_and_user_ids(server: ServerProcess) -> None:
     name = unique("derived")
+    device_a, device_b, user_id = unique("dev"), unique("dev"), unique("user")
     batch = [
-        {"event": name, "properties": {"time": now_s() - 10, "$device_id": "dev-1", "which": "device"}},
-        {"event": name, "properties": {"time": now_s() - 5, "$device_id": "dev-1", "$user_id": "u-9", "which": "user"}},
+        {"event": name, "properties": {"time": now_s() - 10, "$device_id": device_a, "which": "device-only"}},
+        {"event": name, "properties": {"time": now_s() - 9, "$device_id": device_b, "which": "before-login"}},
+        {
+            "event": name,
+            "properties": {"time": now_s() - 8, "$device_id": device_b, "$user_id": user_id, "which": "login"},
+        },
     ]
     assert httpx.post(f"{server.url}/import", json=batch, auth=(SECRET, "")).status_code == 200
-    ids = {r["properties"]["which"]: r["properties"]["distinct_id"] for r in exported(server, name)}
-    assert ids == {"device": "$device:dev-1", "user": "u-9"}
+    rows = {r["properties"]["which"]: r["properties"] for r in exported(server, name)}
+    assert rows["device-only"]["distinct_id"] == f"$device:{device_a}"
+    assert rows["login"]["distinct_id"] == user_id
+    # The device's earlier event is exported under the user it merged into (reference §8.1).
+    assert rows["before-login"]["distinct_id"] == user_id
+    assert rows["before-login"]["$distinct_id_before_identity"] == f"$device:{device_b}"
+
+
+def test_import_accepts_an_empty_distinct_id(server: ServerProcess) -> None:
+    name = unique("empty-id")
+    response = httpx.post(f"{server.url}/import?strict=1", json=[imported(name, "")], auth=(SECRET, ""))
+    assert response.json() == {"code": 200, "num_records_imported": 1, "status": "OK"}
+    [row] = exported(server, name)
+    assert row["properties"]["distinct_id"] == ""
 
 
 def test_disallowed_distinct_ids_fail(server: ServerProcess) -> None:

@@ -172,9 +172,12 @@ def _distinct_id(props: dict[str, Any], project: Project, ctx: IngestContext, ev
         if isinstance(device_id, str | int) and not isinstance(device_id, bool) and str(device_id) != "":
             return "$device:" + str(device_id).removeprefix("$device:")
     raw = props.get("distinct_id")
+    sent_empty = raw == ""
     if (raw is None or raw == "") and project.id_merge is IdMerge.ORIGINAL:
         raw = identity.inferred_distinct_id(event, props)
     if raw is None or raw == "":
+        if sent_empty and ctx.endpoint is Endpoint.IMPORT:
+            return ""  # allowed: the event is kept but left out of behavioural analysis (reference §7.2)
         if ctx.endpoint is Endpoint.TRACK:
             if ctx.use_ip and ctx.client_ip:
                 return hashlib.sha1(ctx.client_ip.encode()).hexdigest()
