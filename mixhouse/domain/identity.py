@@ -108,8 +108,8 @@ def inferred_distinct_id(event: str, props: Mapping[str, Any]) -> str | None:
     if event == LinkKind.IDENTIFY:
         return _id_value(props.get("$identified_id"))
     if event == LinkKind.MERGE:
-        pair = merge_ids(props)
-        return pair[0] if pair else None
+        ids = props.get("$distinct_ids")
+        return _id_value(ids[0]) if isinstance(ids, list) and ids else None
     return None
 
 
