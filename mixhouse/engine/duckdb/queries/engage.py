@@ -64,8 +64,9 @@ _SNAPSHOTS = _Snapshots()
 
 
 def _has_identity(conn: duckdb.DuckDBPyConnection, project_id: int) -> bool:
-    row = conn.execute("SELECT 1 FROM identity_map WHERE project_id = ? LIMIT 1", [project_id]).fetchone()
-    return row is not None
+    # fetchall, not fetchone: a half-read result would block the next statement on this connection.
+    rows = conn.execute("SELECT 1 FROM identity_map WHERE project_id = ? LIMIT 1", [project_id]).fetchall()
+    return bool(rows)
 
 
 def profiles_relation(conn: duckdb.DuckDBPyConnection, project_id: int, group_key: str | None = None) -> Relation:
@@ -162,7 +163,7 @@ def _matching_ids(conn: duckdb.DuckDBPyConnection, spec: EngageSpec) -> pa.Array
     else:
         inner = f"SELECT distinct_id, has_profile, properties FROM ({rel.sql}) w"
     sql = f"SELECT p.distinct_id FROM ({inner}) p WHERE {' AND '.join(filters)} ORDER BY p.distinct_id"
-    table = conn.execute(sql, params).to_arrow_table()
+    table: pa.Table = conn.sql(sql, params=params).to_arrow_table()
     return table.column(0).combine_chunks()
 
 
@@ -193,6 +194,6 @@ def cohort_counts(conn: duckdb.DuckDBPyConnection, spec: CohortCountSpec) -> lis
     counts = []
     for rule in spec.rules:
         rel = _members(conn, spec.project_id, rule, "c")
-        row = conn.execute(f"SELECT count(*) FROM ({rel.sql}) m", rel.params).fetchone()
-        counts.append(int(row[0]) if row else 0)
+        rows = conn.execute(f"SELECT count(*) FROM ({rel.sql}) m", rel.params).fetchall()
+        counts.append(int(rows[0][0]))
     return counts
