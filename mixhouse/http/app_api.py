@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from mixhouse.domain.query import cohorts, insights
+from mixhouse.domain.query import cohorts, funnels, insights
 from mixhouse.http.app_routes import app_route
 
 APP_ROUTES: list[Route] = [
+    app_route("/funnels", funnels.funnels_collection, ["GET", "POST"]),
+    app_route("/funnels/{funnel_id}", funnels.funnel_item, ["GET", "PATCH", "DELETE"]),
     app_route("/cohorts", cohorts.cohorts_collection, ["GET", "POST"]),
     app_route("/cohorts/{cohort_id}", cohorts.cohort_item, ["GET", "PATCH", "DELETE"]),
     app_route("/bookmarks", insights.bookmarks_collection, ["GET", "POST"]),

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from mixhouse.domain.query import cohorts, engage, events, insights, stream
+from mixhouse.domain.query import cohorts, engage, events, funnels, insights, stream
 from mixhouse.http.query import query_routes
 
 QUERY_ROUTES: list[Route] = [
     *query_routes("events/names", events.event_names),
+    *query_routes("funnels", funnels.funnels),
+    *query_routes("funnels/list", funnels.funnels_list),
+    *query_routes("funnels/names", funnels.funnel_names),
+    *query_routes("funnels/dates", funnels.funnel_dates),
     *query_routes("engage", engage.engage),
     *query_routes("engage/query", engage.engage),
     *query_routes("cohorts/list", cohorts.cohorts_list),

@@ -12,14 +12,16 @@ import duckdb
 
 from mixhouse.domain.query import engage as engage_spec
 from mixhouse.domain.query import events as events_spec
+from mixhouse.domain.query import funnels as funnels_spec
 from mixhouse.domain.query import insights as insights_spec
 from mixhouse.domain.query import stream as stream_spec
-from mixhouse.engine.duckdb.queries import engage, events, insights, stream
+from mixhouse.engine.duckdb.queries import engage, events, funnels, insights, stream
 
 QueryFunction = Callable[[duckdb.DuckDBPyConnection, Any], Any]
 
 HANDLERS: dict[type, QueryFunction] = {
     events_spec.EventNamesSpec: events.event_names,
+    funnels_spec.FunnelSpec: funnels.funnel_figures,
     engage_spec.EngageSpec: engage.engage_page,
     engage_spec.CohortCountSpec: engage.cohort_counts,
     stream_spec.StreamSpec: stream.stream_events,

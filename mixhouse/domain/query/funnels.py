@@ -1,0 +1,389 @@
+"""Funnels (reference §5.3, §6.1): today's `/funnels` by `funnel_id` and `/funnels/list`, the legacy v2
+family by funnel name (`funnels` with `funnel=[names]`, `funnels/names`, `funnels/dates`), and the App
+API routes that save the definitions. The counting rules live in the engine's per-user scan; this
+module parses parameters into a FunnelSpec and shapes the engine's per-bucket step figures.
+
+Rules and every [I] choice: docs/query-funnels-retention.md."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from mixhouse.domain.app_context import AppContext
+from mixhouse.domain.dates import parse_date, today_in
+from mixhouse.domain.query.context import QueryContext
+from mixhouse.domain.query.params import (
+    DateRange,
+    Unit,
+    _back_from_now,
+    get,
+    parse_enum,
+    parse_int,
+    parse_json,
+    require,
+)
+from mixhouse.domain.saved.funnels import (
+    Counting,
+    FunnelStep,
+    FunnelStore,
+    LengthUnit,
+    SavedFunnel,
+    check_length,
+    definition_from_body,
+    updated,
+)
+from mixhouse.errors import BadRequest, NotFound
+from mixhouse.expr import Scope, compile_filter, compile_segment_key, parse
+
+GRACE_MS = 2_000  # consecutive steps within 2 s count in either order (FUNDOC)
+OVERALL = "$overall"
+
+
+@dataclass(frozen=True)
+class Buckets:
+    """How entries are grouped into date keys: `unit` day (every `days` days from `first`), week or month."""
+
+    unit: str
+    days: int
+    first: date
+    timezone: str
+
+
+@dataclass(frozen=True)
+class FunnelStepSpec:
+    event: str
+    where_sql: str | None
+
+
+@dataclass(frozen=True)
+class FunnelSpec:
+    """Entries are step-1 events in [start_ms, end_ms); later steps may fall up to window_ms after."""
+
+    project_id: int
+    start_ms: int
+    end_ms: int
+    window_ms: int
+    steps: tuple[FunnelStepSpec, ...]
+    totals: bool
+    buckets: Buckets
+    where_sql: str | None = None
+    segment_sql: str | None = None  # VARCHAR[] per step-1 event; None: $overall only
+    grace_ms: int = GRACE_MS
+
+
+@dataclass(frozen=True)
+class StepFigures:
+    """One (bucket, segment) of a funnel: per step the count and the mean times in ms (None: nobody)."""
+
+    bucket: date
+    segment: str  # OVERALL for the whole population
+    counts: tuple[int, ...]
+    avg_ms: tuple[float | None, ...]
+    avg_from_start_ms: tuple[float | None, ...]
+
+
+# -- parameters -------------------------------------------------------------------------------------
+
+
+def _scope(ctx: QueryContext) -> Scope:
+    return Scope.events("e", timezone=ctx.project.timezone)
+
+
+def step_specs(ctx: QueryContext, steps: tuple[FunnelStep, ...]) -> tuple[FunnelStepSpec, ...]:
+    return tuple(
+        FunnelStepSpec(s.event, compile_filter(parse(s.where), _scope(ctx)) if s.where else None) for s in steps
+    )
+
+
+def _dates(ctx: QueryContext) -> DateRange:
+    first = parse_date("from_date", get(ctx.params, "from_date"))
+    last = parse_date("to_date", get(ctx.params, "to_date"))
+    if last > today_in(ctx.project.timezone):
+        raise BadRequest("to_date cannot be later than today")
+    if first > last:
+        raise BadRequest("from_date cannot be later than to_date")
+    return DateRange(first, last, ctx.project.timezone)
+
+
+def _buckets(ctx: QueryContext, span: DateRange) -> Buckets:
+    unit = get(ctx.params, "unit")
+    if unit is not None:
+        parsed = parse_enum(ctx.params, "unit", Unit, Unit.DAY)
+        if parsed not in (Unit.DAY, Unit.WEEK, Unit.MONTH):
+            raise BadRequest("Invalid parameter: unit")
+        return Buckets(parsed.value, 1, span.first, span.timezone)
+    days = parse_int(ctx.params, "interval", 1, low=1, high=3660)
+    assert days is not None
+    return Buckets("day", days, span.first, span.timezone)
+
+
+def bucket_keys(buckets: Buckets, span: DateRange) -> list[date]:
+    """Every bucket that starts in, or (week/month) covers the start of, the range."""
+    keys: list[date] = []
+    if buckets.unit == "week":
+        day = span.first - timedelta(days=span.first.weekday())
+        while day <= span.last:
+            keys.append(day)
+            day += timedelta(days=7)
+    elif buckets.unit == "month":
+        day = span.first.replace(day=1)
+        while day <= span.last:
+            keys.append(day)
+            day = (day + timedelta(days=32)).replace(day=1)
+    else:
+        day = span.first
+        while day <= span.last:
+            keys.append(day)
+            day += timedelta(days=buckets.days)
+    return keys
+
+
+def _window_ms(ctx: QueryContext, funnel: SavedFunnel) -> int:
+    length = parse_int(ctx.params, "length", funnel.length, low=1)
+    unit = parse_enum(ctx.params, "length_unit", LengthUnit, funnel.length_unit)
+    assert length is not None
+    check_length(length, unit)
+    return length * unit.ms
+
+
+def _store(ctx: QueryContext | AppContext) -> FunnelStore:
+    return FunnelStore(ctx.catalog)
+
+
+# -- shaping ----------------------------------------------------------------------------------------
+
+
+def _ratio(num: int, den: int) -> float:
+    return round(num / den, 4) if den else 0.0
+
+
+def _seconds(ms: float | None) -> int | None:
+    return None if ms is None else round(ms / 1000)
+
+
+def steps_payload(funnel: SavedFunnel, fig: StepFigures | None) -> list[dict[str, Any]]:
+    n = len(funnel.steps)
+    counts = fig.counts if fig else (0,) * n
+    out = []
+    for i, step in enumerate(funnel.steps):
+        out.append(
+            {
+                "count": counts[i],
+                "avg_time": _seconds(fig.avg_ms[i]) if fig and i else None,
+                "avg_time_from_start": _seconds(fig.avg_from_start_ms[i]) if fig and i else None,
+                "step_conv_ratio": 1.0 if i == 0 else _ratio(counts[i], counts[i - 1]),
+                "overall_conv_ratio": 1.0 if i == 0 else _ratio(counts[i], counts[0]),
+                "goal": step.event,
+                "event": step.event,
+                "step_label": step.label or step.event,
+            }
+        )
+    return out
+
+
+def worst_step(counts: tuple[int, ...]) -> int:
+    """Index of the step with the lowest step conversion (the highest drop-off), first on ties."""
+    worst, worst_ratio = 1, 2.0
+    for i in range(1, len(counts)):
+        ratio = counts[i] / counts[i - 1] if counts[i - 1] else 0.0
+        if ratio < worst_ratio:
+            worst, worst_ratio = i, ratio
+    return worst
+
+
+def analysis(counts: tuple[int, ...]) -> dict[str, int]:
+    return {"completion": counts[-1], "starting_amount": counts[0], "steps": len(counts), "worst": worst_step(counts)}
+
+
+def _top_segments(figures: list[StepFigures], limit: int) -> list[str]:
+    totals: dict[str, int] = {}
+    for fig in figures:
+        if fig.segment != OVERALL:
+            totals[fig.segment] = totals.get(fig.segment, 0) + fig.counts[0]
+    return [s for s, _ in sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
+
+
+def run_funnel(ctx: QueryContext, funnel: SavedFunnel, span: DateRange, buckets: Buckets) -> list[StepFigures]:
+    where = get(ctx.params, "where")
+    on = get(ctx.params, "on")
+    spec = FunnelSpec(
+        project_id=ctx.project.id,
+        start_ms=span.start_ms,
+        end_ms=span.end_ms,
+        window_ms=_window_ms(ctx, funnel),
+        steps=step_specs(ctx, funnel.steps),
+        totals=funnel.counting is Counting.TOTALS,
+        buckets=buckets,
+        where_sql=compile_filter(parse(where), _scope(ctx)) if where else None,
+        segment_sql=compile_segment_key(parse(on), _scope(ctx)) if on else None,
+    )
+    figures: list[StepFigures] = ctx.engine.query(spec)
+    return figures
+
+
+# -- today's endpoints ------------------------------------------------------------------------------
+
+
+def _saved(ctx: QueryContext, funnel_id: int) -> SavedFunnel:
+    funnel = _store(ctx).get(ctx.project.id, funnel_id)
+    if funnel is None:
+        raise BadRequest(f"Invalid parameter: funnel_id (no funnel with id {funnel_id})")
+    return funnel
+
+
+def funnels(ctx: QueryContext) -> Any:
+    """`/funnels`: today's form by `funnel_id`; the v2 form (`funnel` = JSON array of names) on the same path."""
+    if get(ctx.params, "funnel_id") is None and get(ctx.params, "funnel") is not None:
+        return legacy_funnels(ctx)
+    funnel_id = parse_int(ctx.params, "funnel_id", None)
+    if funnel_id is None:
+        require(ctx.params, "funnel_id")
+    assert funnel_id is not None
+    funnel = _saved(ctx, funnel_id)
+    span = _dates(ctx)
+    buckets = _buckets(ctx, span)
+    limit = parse_int(ctx.params, "limit", 255, low=1, high=10_000)
+    assert limit is not None
+    figures = run_funnel(ctx, funnel, span, buckets)
+    keys = bucket_keys(buckets, span)
+    by_key = {(f.bucket, f.segment): f for f in figures}
+    data: dict[str, Any] = {}
+    segmented = get(ctx.params, "on") is not None
+    segments = _top_segments(figures, limit) if segmented else []
+    for key in keys:
+        overall = by_key.get((key, OVERALL))
+        if segmented:
+            entry = {OVERALL: steps_payload(funnel, overall)}
+            for seg in segments:
+                if (key, seg) in by_key:
+                    entry[seg] = steps_payload(funnel, by_key[(key, seg)])
+            data[key.isoformat()] = entry
+        else:
+            counts = overall.counts if overall else (0,) * len(funnel.steps)
+            data[key.isoformat()] = {"steps": steps_payload(funnel, overall), "analysis": analysis(counts)}
+    return {"meta": {"dates": [k.isoformat() for k in keys]}, "data": data}
+
+
+def funnels_list(ctx: QueryContext) -> list[dict[str, Any]]:
+    return [{"funnel_id": f.id, "name": f.name} for f in _store(ctx).list(ctx.project.id)]
+
+
+# -- legacy v2 (funnel names, weekly) ---------------------------------------------------------------
+
+
+def _week_only(ctx: QueryContext) -> None:
+    unit = require(ctx.params, "unit")
+    if unit.strip().lower() != "week":
+        raise BadRequest("Invalid parameter: unit")
+
+
+def _weeks_back(ctx: QueryContext, default: int | None = None) -> DateRange:
+    interval = parse_int(ctx.params, "interval", default, low=1, high=520)
+    if interval is None:
+        require(ctx.params, "interval")
+    assert interval is not None
+    return _back_from_now(ctx.project, Unit.WEEK, interval)
+
+
+def _named(ctx: QueryContext, names: list[str]) -> list[SavedFunnel]:
+    store = _store(ctx)
+    found = []
+    for name in names:
+        funnel = store.by_name(ctx.project.id, name)
+        if funnel is None:
+            raise BadRequest("Invalid parameter: funnel")
+        found.append(funnel)
+    return found
+
+
+def _funnel_names_param(ctx: QueryContext) -> list[str]:
+    value = parse_json(ctx.params, "funnel")
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise BadRequest("Invalid parameter: funnel")
+    return value
+
+
+def legacy_steps(funnel: SavedFunnel, fig: StepFigures | None) -> list[dict[str, Any]]:
+    return [
+        {k: step[k] for k in ("count", "goal", "overall_conv_ratio", "step_conv_ratio")}
+        for step in steps_payload(funnel, fig)
+    ]
+
+
+def legacy_funnels(ctx: QueryContext) -> dict[str, Any]:
+    """v2 `funnels`: per funnel name, weekly buckets over the last `interval` weeks; completion is a ratio."""
+    _week_only(ctx)
+    names = _funnel_names_param(ctx)
+    span = _weeks_back(ctx)
+    buckets = Buckets("week", 7, span.first, span.timezone)
+    out: dict[str, Any] = {}
+    for funnel in _named(ctx, names):
+        figures = {f.bucket: f for f in run_funnel(ctx, funnel, span, buckets) if f.segment == OVERALL}
+        keys = bucket_keys(buckets, span)
+        data = {}
+        for key in keys:
+            fig = figures.get(key)
+            counts = fig.counts if fig else (0,) * len(funnel.steps)
+            data[key.isoformat()] = {
+                "analysis": {
+                    "completion": _ratio(counts[-1], counts[0]),
+                    "starting_amount": counts[0],
+                    "steps": len(counts),
+                    "worst": worst_step(counts) + 1,
+                },
+                "steps": legacy_steps(funnel, fig),
+            }
+        out[funnel.name] = {"data": data, "meta": {"dates": [k.isoformat() for k in keys]}}
+    return out
+
+
+def funnel_names(ctx: QueryContext) -> list[str]:
+    """v2 `funnels/names`: the saved funnels' names, oldest first."""
+    return [f.name for f in _store(ctx).list(ctx.project.id)]
+
+
+def funnel_dates(ctx: QueryContext) -> dict[str, list[str]]:
+    """v2 `funnels/dates`: the weeks (of the last `limit`) in which each funnel had entries."""
+    _week_only(ctx)
+    names = _funnel_names_param(ctx)
+    limit = parse_int(ctx.params, "limit", 100, low=1, high=520)
+    assert limit is not None
+    span = _back_from_now(ctx.project, Unit.WEEK, limit)
+    buckets = Buckets("week", 7, span.first, span.timezone)
+    out = {}
+    for funnel in _named(ctx, names):
+        figures = run_funnel(ctx, funnel, span, buckets)
+        out[funnel.name] = sorted(f.bucket.isoformat() for f in figures if f.segment == OVERALL and f.counts[0])
+    return out
+
+
+# -- App API: saved funnels -------------------------------------------------------------------------
+
+
+def funnels_collection(ctx: AppContext) -> dict[str, Any]:
+    store = _store(ctx)
+    if ctx.method == "GET":
+        return {"status": "ok", "results": [f.as_dict() for f in store.list(ctx.project.id)]}
+    fields = definition_from_body(ctx.body, None)
+    return {"status": "ok", "results": store.create(ctx.project.id, **fields).as_dict()}
+
+
+def funnel_item(ctx: AppContext) -> dict[str, Any]:
+    store = _store(ctx)
+    try:
+        funnel_id = int(ctx.path_params["funnel_id"])
+    except ValueError as exc:
+        raise NotFound("Funnel not found") from exc
+    funnel = store.get(ctx.project.id, funnel_id)
+    if funnel is None:
+        raise NotFound(f"Funnel not found for id {funnel_id}")
+    if ctx.method == "DELETE":
+        store.delete(ctx.project.id, funnel_id)
+        return {"status": "ok", "results": {"funnel_id": funnel_id, "deleted": True}}
+    if ctx.method == "PATCH":
+        funnel = store.update(updated(funnel, definition_from_body(ctx.body, funnel)))
+    return {"status": "ok", "results": funnel.as_dict()}

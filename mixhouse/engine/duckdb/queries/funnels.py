@@ -1,0 +1,140 @@
+"""Funnels on DuckDB: a per-user, time-ordered scan written as SQL over per-user lists.
+
+Per entry (a step-1 event: the first in its bucket for uniques, every one for totals) step k+1 is the
+earliest event of the user's step-(k+1) list that is not earlier than 2 s before step k, not later
+than the entry + window, and not an event already used by an earlier step. Each step is one
+`list_filter` over the user's list for that step, so the whole scan is vectorised by DuckDB with no
+per-event Python. Totals then chain attempts: the next entry is the first step-1 event after the
+previous attempt's exit (its conversion, or the end of its window), followed by a recursive CTE.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+
+from mixhouse.domain.query.funnels import OVERALL, FunnelSpec, StepFigures
+from mixhouse.engine.duckdb.relations import scoped_events
+
+
+def bucket_sql(spec: FunnelSpec, time_sql: str) -> str:
+    """The DATE key of an entry time: its day in the project zone, grouped as the spec says."""
+    tz = spec.buckets.timezone.replace("'", "''")
+    day = f"CAST(timezone('{tz}', epoch_ms({time_sql})::TIMESTAMPTZ) AS DATE)"
+    if spec.buckets.unit == "week":
+        return f"CAST(date_trunc('week', {day}) AS DATE)"
+    if spec.buckets.unit == "month":
+        return f"CAST(date_trunc('month', {day}) AS DATE)"
+    if spec.buckets.days == 1:
+        return day
+    first = spec.buckets.first.isoformat()
+    return (
+        f"(DATE '{first}' + CAST(((({day}) - DATE '{first}') // {spec.buckets.days}) * {spec.buckets.days} AS INTEGER))"
+    )
+
+
+def _scan_sql(spec: FunnelSpec, segmented: bool) -> tuple[str, dict[str, Any]]:
+    n = len(spec.steps)
+    lookback = spec.grace_ms * (n - 1)
+    rel = scoped_events(
+        spec.project_id,
+        spec.start_ms - lookback,
+        spec.end_ms + spec.window_ms + 1,
+        events=sorted({s.event for s in spec.steps}),
+    )
+    params: dict[str, Any] = {**rel.params, "f_start": spec.start_ms, "f_end": spec.end_ms}
+    flags = []
+    for i, step in enumerate(spec.steps, start=1):
+        params[f"f_ev{i}"] = step.event
+        cond = f"e.event = $f_ev{i}" + (f" AND ({step.where_sql})" if step.where_sql else "")
+        flags.append(f"({cond}) AS f{i}")
+    where = f"WHERE {spec.where_sql}" if spec.where_sql else ""
+    seg = f"CASE WHEN f1 THEN {spec.segment_sql} END" if segmented and spec.segment_sql else "NULL::VARCHAR[]"
+    # Flags are computed one level down so that the CASE below can read f1 by name.
+    ev = f"""
+        SELECT u, t, s, {", ".join(f"f{i}" for i in range(1, n + 1))}, {seg} AS segs FROM (
+            SELECT e.distinct_id AS u, e.time_ms AS t, e.seq AS s, e.properties, e.distinct_id, e.time_ms,
+                   {", ".join(flags)}
+            FROM ({rel.sql}) e {where}
+        ) e
+    """
+    seg_value = "unnest(segs)" if segmented else f"'{OVERALL}'"
+    step1 = f"""
+        SELECT u, t, s, seg, {bucket_sql(spec, "t")} AS b FROM (
+            SELECT u, t, s, {seg_value} AS seg FROM ev WHERE f1 AND t >= $f_start AND t < $f_end
+        )
+    """
+    if spec.totals:
+        entries = f"SELECT u, seg, b, {{'t': t, 's': s}} AS c1 FROM ({step1})"
+    else:
+        entries = f"SELECT u, seg, b, min({{'t': t, 's': s}}) AS c1 FROM ({step1}) GROUP BY u, seg, b"
+    list_cols = ", ".join(
+        f"list({{'t': t, 's': s}} ORDER BY t, s) FILTER (WHERE f{k}) AS l{k}" for k in range(2, n + 1)
+    )
+    any_later = " OR ".join(f"f{k}" for k in range(2, n + 1))
+    lists = f"SELECT u, {list_cols} FROM ev WHERE ({any_later}) AND u IN (SELECT u FROM entries) GROUP BY u"
+    # Stage k adds c_k from l_k, given c_1..c_{k-1}.
+    carried = ["u", "seg", "b", "c1"]
+    stages = [
+        f"SELECT en.u, en.seg, en.b, en.c1, {', '.join(f'l.l{k}' for k in range(2, n + 1))} "
+        "FROM entries en LEFT JOIN lists l USING (u)"
+    ]
+    for k in range(2, n + 1):
+        used = " AND ".join(f"x.s <> c{j}.s" for j in range(1, k))
+        pick = (
+            f"CASE WHEN c{k - 1} IS NOT NULL THEN list_filter(l{k}, lambda x: x.t >= c{k - 1}.t - {spec.grace_ms}"
+            f" AND x.t <= c1.t + {spec.window_ms} AND {used})[1] END AS c{k}"
+        )
+        rest = ", ".join(f"l{j}" for j in range(k + 1, n + 1))
+        stages.append(f"SELECT {', '.join(carried)}, {pick}{', ' + rest if rest else ''} FROM stage{k - 1}")
+        carried.append(f"c{k}")
+    ctes = [f"ev AS ({ev})", f"entries AS ({entries})", f"lists AS ({lists})"]
+    ctes += [f"stage{i + 1} AS ({sql})" for i, sql in enumerate(stages)]
+    attempts = f"stage{n}"
+    if spec.totals:
+        ctes += _totals_ctes(spec, n, attempts)
+        attempts = "chosen"
+    counts = ", ".join(f"count(c{k})" for k in range(1, n + 1))
+    avg = ", ".join(["NULL::DOUBLE"] + [f"avg(c{k}.t - c{k - 1}.t)" for k in range(2, n + 1)])
+    avg_start = ", ".join(["NULL::DOUBLE"] + [f"avg(c{k}.t - c1.t)" for k in range(2, n + 1)])
+    sql = (
+        f"WITH RECURSIVE {', '.join(ctes)} "
+        f"SELECT b, seg, [{counts}], [{avg}], [{avg_start}] FROM {attempts} GROUP BY b, seg"
+    )
+    return sql, params
+
+
+def _totals_ctes(spec: FunnelSpec, n: int, attempts: str) -> list[str]:
+    """Keep the chain of attempts: the first step-1, then the first step-1 after each attempt's exit."""
+    times = ", ".join(f"c{k}.t" for k in range(1, n + 1))
+    exit_sql = f"CASE WHEN c{n} IS NOT NULL THEN greatest({times}) ELSE c1.t + {spec.window_ms} END"
+    return [
+        f"cand AS (SELECT *, {exit_sql} AS exit_t, "
+        f"row_number() OVER (PARTITION BY u, seg ORDER BY c1.t, c1.s) AS rn FROM {attempts})",
+        "firsts AS (SELECT u, seg, c1.t AS t, min(rn) AS rn FROM cand GROUP BY u, seg, c1.t)",
+        "nxt AS (SELECT c.u, c.seg, c.rn, f.rn AS next_rn FROM cand c "
+        "ASOF LEFT JOIN firsts f ON c.u = f.u AND c.seg = f.seg AND f.t > c.exit_t)",
+        "chain(u, seg, rn) AS (SELECT u, seg, rn FROM cand WHERE rn = 1 UNION ALL "
+        "SELECT n.u, n.seg, n.next_rn FROM chain c JOIN nxt n ON n.u = c.u AND n.seg = c.seg AND n.rn = c.rn "
+        "WHERE n.next_rn IS NOT NULL)",
+        "chosen AS (SELECT cand.* FROM cand JOIN chain USING (u, seg, rn))",
+    ]
+
+
+def funnel_figures(conn: duckdb.DuckDBPyConnection, spec: FunnelSpec) -> list[StepFigures]:
+    runs = [False, True] if spec.segment_sql else [False]
+    out: list[StepFigures] = []
+    for segmented in runs:
+        sql, params = _scan_sql(spec, segmented)
+        for b, seg, counts, avg, avg_start in conn.execute(sql, params).fetchall():
+            out.append(
+                StepFigures(
+                    bucket=b,
+                    segment=OVERALL if not segmented else str(seg),
+                    counts=tuple(int(c) for c in counts),
+                    avg_ms=tuple(avg),
+                    avg_from_start_ms=tuple(avg_start),
+                )
+            )
+    return out
