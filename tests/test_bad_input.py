@@ -20,6 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mixhouse.catalog import Catalog
+from mixhouse.domain.project import IdMerge
 from mixhouse.engine.duckdb import DuckDBEngine
 from tests.conftest import export, today
 from tests.server import PROJECT_ID, SA_SECRET, SA_USER, SECRET, TOKEN, ServerProcess
@@ -452,34 +454,113 @@ records = st.recursive(
     ),
     max_leaves=30,
 )
+ORIGINAL_TOKEN, ORIGINAL_SECRET = "TOKEN-ORIGINAL", "SECRET-ORIGINAL"  # a second project, on Original ID Merge
+now_ish = st.integers(int(time.time()) - 10 * 86400, int(time.time()) + 7200)
+plausible = st.one_of(
+    st.sampled_from([TOKEN, ORIGINAL_TOKEN, "u1", "u2", "$device:d1", "d1", "", "anonymous", 0, -1, True]),
+    now_ish,
+    now_ish.map(lambda t: t * 1000),
+    st.lists(st.sampled_from(["u1", "u2", "$device:d1", "d1"]), max_size=3),
+    json_values,
+)
+event_records = st.fixed_dictionaries(
+    {
+        "event": st.sampled_from(["$identify", "$merge", "$create_alias", "Signed Up", ""]) | json_values,
+        "properties": st.dictionaries(
+            st.sampled_from(
+                [
+                    "token",
+                    "distinct_id",
+                    "time",
+                    "$insert_id",
+                    "$device_id",
+                    "$user_id",
+                    "$anon_id",
+                    "$identified_id",
+                    "$distinct_ids",
+                    "alias",
+                    "$ignore",
+                    "ip",
+                    "$time",
+                    "x",
+                ]
+            ),
+            plausible,
+            max_size=8,
+        ),
+    }
+)
+profile_records = st.dictionaries(
+    st.sampled_from(
+        [
+            "$token",
+            "$distinct_id",
+            "$group_key",
+            "$group_id",
+            "$set",
+            "$set_once",
+            "$add",
+            "$append",
+            "$union",
+            "$remove",
+            "$unset",
+            "$delete",
+            "$time",
+            "$ignore_time",
+            "$ignore_alias",
+            "$ip",
+        ]
+    ),
+    plausible | st.dictionaries(st.sampled_from(["a", "b", "$email"]), plausible, max_size=3),
+    max_size=7,
+)
+structured = st.lists(event_records | profile_records, min_size=1, max_size=4)
 bodies = st.one_of(
     records.map(lambda r: ("json", orjson.dumps(r))),
     records.map(lambda r: ("form", b"data=" + orjson.dumps(r))),
     records.map(lambda r: ("form", b"data=" + base64.b64encode(orjson.dumps(r)))),
+    structured.map(lambda r: ("json", orjson.dumps(r))),
+    structured.map(lambda r: ("form", b"data=" + base64.b64encode(orjson.dumps(r)))),
     st.binary(max_size=200).map(lambda b: ("form", b)),
     st.binary(max_size=200).map(lambda b: ("gzip", b)),
 )
 PATHS = ["/track", "/engage", "/groups", "/import", "/api/2.0/export", "/track/", "/import?strict=0"]
+FUZZ_EXAMPLES = 200
 
 
 def test_no_request_is_a_500(fresh_server: ServerProcess) -> None:
+    Catalog(fresh_server.data_dir).create_project(
+        project_id=4343,
+        token=ORIGINAL_TOKEN,
+        secret=ORIGINAL_SECRET,
+        api_key="APIKEY-ORIGINAL",
+        id_merge=IdMerge.ORIGINAL,
+    )
     failures: list[str] = []
-    with httpx.Client(base_url=fresh_server.url, auth=(SECRET, ""), timeout=30) as http:
+    with httpx.Client(base_url=fresh_server.url, timeout=30) as http:
 
-        @settings(max_examples=150, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-        @given(path=st.sampled_from(PATHS), body=bodies, verbose=st.sampled_from(["", "1", "2"]))
-        def check(path: str, body: tuple[str, bytes], verbose: str) -> None:
+        @settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+        @given(
+            path=st.sampled_from(PATHS),
+            body=bodies,
+            verbose=st.sampled_from(["", "1", "2"]),
+            secret=st.sampled_from([SECRET, ORIGINAL_SECRET]),
+        )
+        def check(path: str, body: tuple[str, bytes], verbose: str, secret: str) -> None:
             kind, content = body
             headers = {"Content-Type": "application/json" if kind == "json" else "application/x-www-form-urlencoded"}
             if kind == "gzip":
                 headers["Content-Encoding"] = "gzip"
             sep = "&" if "?" in path else "?"
             query = f"{sep}verbose={verbose}&from_date=2024-01-01&to_date={today()}"
-            response = http.post(path + query, content=content, headers=headers)
+            response = http.post(path + query, content=content, headers=headers, auth=(secret, ""))
             if response.status_code >= 500:
                 failures.append(f"{path} {body!r} -> {response.status_code} {response.text}")
 
         check()
+    # Whatever got in, both projects still export valid JSON lines.
+    export(fresh_server.url)
+    export(fresh_server.url, project_id=4343, auth=(ORIGINAL_SECRET, ""))
     log = fresh_server.log_path.read_text()
     assert not failures, failures[:5]
     assert "Traceback" not in log, log[-3000:]
