@@ -21,10 +21,25 @@ def examples(base: int) -> int:
     return base * SCALE
 
 
+class _Summary:
+    """Prints every suite's counts in pytest's terminal summary (visible without -s)."""
+
+    def __init__(self) -> None:
+        self.suites: list[str] = []
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        terminalreporter.section("fuzzing")
+        for suite in self.suites:
+            terminalreporter.write_line(
+                f"fuzz {suite}: {CASES[suite]} cases, {SERVER_ERRORS[suite]} server errors (5xx/crash/hang)"
+            )
+
+
+_SUMMARY = _Summary()
+
+
 def report(config: pytest.Config, suite: str) -> None:
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    line = f"fuzz {suite}: {CASES[suite]} cases, {SERVER_ERRORS[suite]} server errors (5xx/crash)"
-    if reporter is not None:
-        reporter.write_line(line)
-    else:  # pragma: no cover - without a terminal, the line still goes somewhere visible
-        print(line)
+    if not config.pluginmanager.is_registered(_SUMMARY):
+        config.pluginmanager.register(_SUMMARY, "mixhouse-fuzz-summary")
+    if suite not in _SUMMARY.suites:
+        _SUMMARY.suites.append(suite)
