@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from multiprocessing.pool import ThreadPool
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import orjson
@@ -66,7 +66,7 @@ def add_project(server: ServerProcess, project_id: int, *, timezone: str = "UTC"
 
 
 def query(base: str, path: str, *, project_id: int = PROJECT_ID, method: str = "GET", **params: str) -> httpx.Response:
-    all_params = {"project_id": str(project_id), **params}
+    all_params: dict[str, str] = {"project_id": str(project_id), **params}
     if method == "GET":
         return httpx.get(f"{base}{path}", params=all_params, auth=AUTH, timeout=60)
     return httpx.post(f"{base}{path}", data=all_params, auth=AUTH, timeout=60)
@@ -122,7 +122,7 @@ def test_find_user_by_customer_id_then_export_their_events(loaded: ServerProcess
     # Step 4: the raw export of that user's events, where=properties["$distinct_id"] == "<id>".
     lines = export(loaded.url, where=f'properties["$distinct_id"] == "{distinct_id}"')
     assert [e["event"] for e in lines] == ["Purchase", "Purchase", "Signed Up"]  # oldest first
-    assert {e["properties"]["distinct_id"] for e in lines} == {"user-00042"}
+    assert {cast(dict[str, Any], e["properties"])["distinct_id"] for e in lines} == {"user-00042"}
 
     # A customer id nobody has: an empty result, which ends the workflow.
     missing = query(loaded.url, "/api/query/engage", method="POST", where='user["customer_id"] == "nope"').json()
@@ -188,7 +188,8 @@ def test_paging_like_tap_mixpanel(loaded: ServerProcess) -> None:
     """Hand-built query string, page_size=250, continues while offset <= total and a session_id came back."""
     seen: list[str] = []
     params: dict[str, Any] = {"project_id": PROJECT_ID, "page_size": 250}
-    page, offset, total, session_id = 0, 0, 0, "initial"
+    page, offset, total = 0, 0, 0
+    session_id: str | None = "initial"
     while offset <= total and session_id is not None:
         if page != 0:
             params["session_id"] = session_id
@@ -342,7 +343,7 @@ def test_bad_where_is_a_400_with_a_caret(loaded: ServerProcess) -> None:
     ],
 )
 def test_bad_parameters(loaded: ServerProcess, params: dict[str, str], message: str) -> None:
-    response = query(loaded.url, "/api/2.0/engage", **params)
+    response = httpx.get(f"{loaded.url}/api/2.0/engage", params={"project_id": str(PROJECT_ID), **params}, auth=AUTH)
     assert response.status_code == 400
     assert response.json()["error"] == message
 
