@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from mixhouse.domain.query import cohorts, engage, events, funnels, insights, stream
+from mixhouse.domain.query import cohorts, engage, events, funnels, insights, retention, stream
 from mixhouse.http.query import query_routes
 
 QUERY_ROUTES: list[Route] = [
@@ -13,6 +13,9 @@ QUERY_ROUTES: list[Route] = [
     *query_routes("funnels/list", funnels.funnels_list),
     *query_routes("funnels/names", funnels.funnel_names),
     *query_routes("funnels/dates", funnels.funnel_dates),
+    *query_routes("retention", retention.retention),
+    *query_routes("retention/addiction", retention.addiction),
+    *query_routes("events/retention", retention.event_retention),
     *query_routes("engage", engage.engage),
     *query_routes("engage/query", engage.engage),
     *query_routes("cohorts/list", cohorts.cohorts_list),

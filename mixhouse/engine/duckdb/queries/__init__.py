@@ -14,14 +14,18 @@ from mixhouse.domain.query import engage as engage_spec
 from mixhouse.domain.query import events as events_spec
 from mixhouse.domain.query import funnels as funnels_spec
 from mixhouse.domain.query import insights as insights_spec
+from mixhouse.domain.query import retention as retention_spec
 from mixhouse.domain.query import stream as stream_spec
-from mixhouse.engine.duckdb.queries import engage, events, funnels, insights, stream
+from mixhouse.engine.duckdb.queries import engage, events, funnels, insights, retention, stream
 
 QueryFunction = Callable[[duckdb.DuckDBPyConnection, Any], Any]
 
 HANDLERS: dict[type, QueryFunction] = {
     events_spec.EventNamesSpec: events.event_names,
     funnels_spec.FunnelSpec: funnels.funnel_figures,
+    retention_spec.RetentionSpec: retention.retention_rows,
+    retention_spec.AddictionSpec: retention.addiction_rows,
+    retention_spec.EventRetentionSpec: retention.event_retention_rows,
     engage_spec.EngageSpec: engage.engage_page,
     engage_spec.CohortCountSpec: engage.cohort_counts,
     stream_spec.StreamSpec: stream.stream_events,

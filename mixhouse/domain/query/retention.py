@@ -1,0 +1,282 @@
+"""Retention (reference §5.4–5.5, §6.1): `/retention` (first-time `birth` and recurring `compounded`),
+`/retention/addiction` (frequency) and the legacy v2 `events/retention` with its ratios.
+
+Rules and every [I] choice: docs/query-funnels-retention.md."""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from mixhouse.domain.dates import today_in
+from mixhouse.domain.query.context import QueryContext
+from mixhouse.domain.query.funnels import OVERALL, _dates
+from mixhouse.domain.query.params import (
+    CountType,
+    DateRange,
+    Unit,
+    get,
+    parse_date_range,
+    parse_enum,
+    parse_event_names,
+    parse_int,
+)
+from mixhouse.errors import BadRequest, MissingParameter
+from mixhouse.expr import Scope, compile_filter, compile_segment_key, parse
+
+UNIT_DAYS = {"day": 1, "week": 7}
+
+
+@dataclass(frozen=True)
+class RetentionSpec:
+    """Cohorts are born in [start_ms, end_ms); returns are counted in `interval_count + 1` intervals of
+    `interval` units after each user's birth, in the project's wall-clock time."""
+
+    project_id: int
+    start_ms: int
+    end_ms: int
+    timezone: str
+    compounded: bool
+    born_event: str | None  # None: any event
+    born_where_sql: str | None
+    event: str | None  # None: any event
+    where_sql: str | None
+    unit: str  # day | week | month
+    interval: int
+    interval_count: int
+    segment_sql: str | None = None
+
+
+@dataclass(frozen=True)
+class CohortRow:
+    """Users of one cohort (and segment) and, per interval index, how many came back (max index if unbounded)."""
+
+    cohort: date
+    segment: str
+    first: int
+    returned: tuple[int, ...]  # index i: users who returned in interval i
+    reached: tuple[int, ...]  # index i: users whose last return interval (within range) is i
+
+
+@dataclass(frozen=True)
+class AddictionSpec:
+    project_id: int
+    start_ms: int
+    end_ms: int
+    timezone: str
+    event: str | None
+    where_sql: str | None
+    unit: str  # day | week | month: the period
+    addiction_unit: str  # hour | day: the slots counted within a period
+    segment_sql: str | None = None
+
+
+@dataclass(frozen=True)
+class EventRetentionSpec:
+    """v2 `events/retention`: per event, users active in period P and again k periods later."""
+
+    project_id: int
+    start_ms: int
+    end_ms: int
+    timezone: str
+    events: tuple[str, ...]
+    unit: str
+
+
+def _scope(ctx: QueryContext) -> Scope:
+    return Scope.events("e", timezone=ctx.project.timezone)
+
+
+def _filter(ctx: QueryContext, name: str) -> str | None:
+    text = get(ctx.params, name)
+    return compile_filter(parse(text), _scope(ctx)) if text else None
+
+
+def _segment(ctx: QueryContext) -> str | None:
+    text = get(ctx.params, "on")
+    return compile_segment_key(parse(text), _scope(ctx)) if text else None
+
+
+def _unit(ctx: QueryContext) -> str:
+    unit = parse_enum(ctx.params, "unit", Unit, Unit.DAY)
+    if unit not in (Unit.DAY, Unit.WEEK, Unit.MONTH):
+        raise BadRequest("Invalid parameter: unit")
+    return unit.value
+
+
+def add_units(day: date, unit: str, n: int) -> date:
+    if unit == "month":
+        index = day.year * 12 + day.month - 1 + n
+        year, month = divmod(index, 12)
+        return date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))
+    return day + timedelta(days=UNIT_DAYS[unit] * n)
+
+
+def cohort_keys(span: DateRange, unit: str) -> list[date]:
+    if unit == "week":
+        day = span.first - timedelta(days=span.first.weekday())
+    elif unit == "month":
+        day = span.first.replace(day=1)
+    else:
+        day = span.first
+    keys = []
+    while day <= span.last:
+        keys.append(day)
+        day = add_units(day, unit, 1)
+    return keys
+
+
+def _bool(ctx: QueryContext, name: str) -> bool:
+    raw = (get(ctx.params, name) or "false").strip().lower()
+    if raw not in ("true", "false", "1", "0"):
+        raise BadRequest(f"Invalid parameter: {name}")
+    return raw in ("true", "1")
+
+
+def retention(ctx: QueryContext) -> dict[str, Any]:
+    span = _dates(ctx)
+    kind = (get(ctx.params, "retention_type") or "birth").strip().lower()
+    if kind not in ("birth", "compounded"):
+        raise BadRequest("Invalid parameter: retention_type")
+    compounded = kind == "compounded"
+    born_event = get(ctx.params, "born_event")
+    if born_event is None and not compounded:
+        raise MissingParameter("born_event")
+    unit = _unit(ctx)
+    interval = parse_int(ctx.params, "interval", 1, low=1, high=90 if unit == "day" else 3660)
+    interval_count = parse_int(ctx.params, "interval_count", 1, low=0, high=3660)
+    limit = parse_int(ctx.params, "limit", 255, low=1, high=10_000)
+    assert interval is not None and interval_count is not None and limit is not None
+    unbounded = _bool(ctx, "unbounded_retention")
+    spec = RetentionSpec(
+        project_id=ctx.project.id,
+        start_ms=span.start_ms,
+        end_ms=span.end_ms,
+        timezone=ctx.project.timezone,
+        compounded=compounded,
+        born_event=born_event,
+        born_where_sql=_filter(ctx, "born_where"),
+        event=get(ctx.params, "event"),
+        where_sql=_filter(ctx, "where"),
+        unit=unit,
+        interval=interval,
+        interval_count=interval_count,
+        segment_sql=_segment(ctx),
+    )
+    rows: list[CohortRow] = ctx.engine.query(spec)
+    today = today_in(ctx.project.timezone)
+    by_key = {(r.cohort, r.segment): r for r in rows}
+
+    def cohorts(segment: str) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key in cohort_keys(span, unit):
+            row = by_key.get((key, segment))
+            # Only intervals that have begun for the cohort's first day are reported.
+            shown = [i for i in range(interval_count + 1) if add_units(key, unit, i * interval) <= today]
+            if row is None:
+                counts = [0 for _ in shown]
+            elif unbounded:
+                counts = [sum(row.reached[i:]) for i in shown]
+            else:
+                counts = [row.returned[i] for i in shown]
+            out[key.isoformat()] = {"counts": counts, "first": row.first if row else 0}
+        return out
+
+    if spec.segment_sql is None:
+        return cohorts(OVERALL)
+    totals: dict[str, int] = {}
+    for r in rows:
+        if r.segment != OVERALL:
+            totals[r.segment] = totals.get(r.segment, 0) + r.first
+    top = [s for s, _ in sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
+    return {OVERALL: cohorts(OVERALL), **{s: cohorts(s) for s in top}}
+
+
+def slots_per_period(period: date, unit: str, addiction_unit: str) -> int:
+    days = {"day": 1, "week": 7}.get(unit) or calendar.monthrange(period.year, period.month)[1]
+    return days * 24 if addiction_unit == "hour" else days
+
+
+def addiction(ctx: QueryContext) -> dict[str, Any]:
+    """`/retention/addiction`: per period, element k = users active in at least k+1 distinct slots."""
+    span = _dates(ctx)
+    unit = _unit(ctx)
+    addiction_unit = (get(ctx.params, "addiction_unit") or "hour").strip().lower()
+    if addiction_unit not in ("hour", "day"):
+        raise BadRequest("Invalid parameter: addiction_unit")
+    if addiction_unit == "day" and unit == "day":
+        raise BadRequest("Invalid parameter: addiction_unit")
+    limit = parse_int(ctx.params, "limit", 255, low=1, high=10_000)
+    assert limit is not None
+    spec = AddictionSpec(
+        project_id=ctx.project.id,
+        start_ms=span.start_ms,
+        end_ms=span.end_ms,
+        timezone=ctx.project.timezone,
+        event=get(ctx.params, "event"),
+        where_sql=_filter(ctx, "where"),
+        unit=unit,
+        addiction_unit=addiction_unit,
+        segment_sql=_segment(ctx),
+    )
+    rows: list[tuple[date, str, int, int]] = ctx.engine.query(spec)  # (period, segment, slots, users)
+    hist: dict[tuple[date, str], dict[int, int]] = {}
+    for period, seg, slots, users in rows:
+        hist.setdefault((period, seg), {})[slots] = users
+
+    def series(segment: str) -> dict[str, list[int]]:
+        out = {}
+        for key in cohort_keys(span, unit):
+            size = slots_per_period(key, unit, addiction_unit)
+            h = hist.get((key, segment), {})
+            out[key.isoformat()] = [sum(n for s, n in h.items() if s >= k + 1) for k in range(size)]
+        return out
+
+    if spec.segment_sql is None:
+        return {"data": series(OVERALL)}
+    totals: dict[str, int] = {}
+    for (_, seg), h in hist.items():
+        if seg != OVERALL:
+            totals[seg] = totals.get(seg, 0) + sum(h.values())
+    top = [s for s, _ in sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
+    return {"data": {OVERALL: series(OVERALL), **{s: series(s) for s in top}}}
+
+
+def event_retention(ctx: QueryContext) -> dict[str, Any]:
+    """v2 `events/retention`: per event and cohort period, the share of its users active k periods later."""
+    names = parse_event_names(ctx.params, "event")
+    if not names:
+        raise MissingParameter("event")
+    parse_enum(ctx.params, "type", CountType, CountType.UNIQUE)
+    unit = parse_enum(ctx.params, "unit", Unit, Unit.DAY)
+    if unit not in (Unit.DAY, Unit.WEEK, Unit.MONTH):
+        raise BadRequest("Invalid parameter: unit")
+    span = parse_date_range(ctx.params, ctx.project, default_unit=unit)
+    spec = EventRetentionSpec(
+        ctx.project.id, span.start_ms, span.end_ms, ctx.project.timezone, tuple(names), unit.value
+    )
+    rows: list[tuple[str, date, int, int]] = ctx.engine.query(spec)  # (event, period, k, users)
+    cells: dict[tuple[str, date, int], int] = {(e, p, k): n for e, p, k, n in rows}
+    periods = cohort_keys(span, unit.value)
+    label = f"{{}} {unit.value}s later"
+    data: dict[str, Any] = {}
+    for name in names:
+        values: dict[str, dict[str, float]] = {}
+        descriptions: dict[str, dict[str, str]] = {}
+        for i, period in enumerate(periods):
+            later = range(1, len(periods) - i)
+            if not later:
+                continue
+            size = cells.get((name, period, 0), 0)
+            values[period.isoformat()] = {
+                label.format(k): round(cells.get((name, period, k), 0) / size, 4) if size else 0.0 for k in later
+            }
+            descriptions[period.isoformat()] = {label.format(k): period.isoformat() for k in later}
+        data[name] = {
+            "descriptions": descriptions,
+            "series": [label.format(k) for k in range(1, len(periods))],
+            "values": values,
+        }
+    return {"data": data, "meta": {"unit": unit.value}}

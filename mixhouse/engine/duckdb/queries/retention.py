@@ -1,0 +1,136 @@
+"""Retention on DuckDB: births per user (first ever, or per cohort period for recurring), joined to the
+user's later events; each return gets the index of its interval in the project's wall-clock time, so
+a "day" is a calendar day even across a DST change. Only aggregates leave the engine."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import duckdb
+
+from mixhouse.domain.query.funnels import OVERALL
+from mixhouse.domain.query.retention import AddictionSpec, CohortRow, EventRetentionSpec, RetentionSpec
+from mixhouse.engine.duckdb.relations import scoped_events
+
+
+def local_sql(timezone: str, time_sql: str) -> str:
+    tz = timezone.replace("'", "''")
+    return f"timezone('{tz}', epoch_ms({time_sql})::TIMESTAMPTZ)"
+
+
+def period_sql(unit: str, local: str) -> str:
+    if unit in ("week", "month"):
+        return f"CAST(date_trunc('{unit}', {local}) AS DATE)"
+    return f"CAST({local} AS DATE)"
+
+
+def _interval_index(spec: RetentionSpec, birth_local: str, return_local: str) -> str:
+    if spec.unit == "month":
+        months = (
+            f"((year({return_local}) * 12 + month({return_local})) - (year({birth_local}) * 12 + month({birth_local})))"
+        )
+        whole = (
+            f"({months} - CASE WHEN {return_local} < {birth_local} + to_months(CAST({months} AS INTEGER))"
+            " THEN 1 ELSE 0 END)"
+        )
+        return f"({whole} // {spec.interval})"
+    span_ms = spec.interval * (7 if spec.unit == "week" else 1) * 86_400_000
+    return f"((epoch_ms({return_local}) - epoch_ms({birth_local})) // {span_ms})"
+
+
+def _seg(segment_sql: str | None) -> str:
+    return segment_sql if segment_sql else "NULL::VARCHAR[]"
+
+
+def retention_rows(conn: duckdb.DuckDBPyConnection, spec: RetentionSpec) -> list[CohortRow]:
+    born_event = spec.born_event if spec.born_event is not None or not spec.compounded else spec.event
+    born = scoped_events(
+        spec.project_id,
+        None if not spec.compounded else spec.start_ms,
+        spec.end_ms,
+        events=[born_event] if born_event is not None else None,
+        prefix="b",
+    )
+    ret = scoped_events(spec.project_id, spec.start_ms, None, events=[spec.event] if spec.event else None, prefix="r")
+    params: dict[str, Any] = {**born.params, **ret.params, "start": spec.start_ms}
+    born_where = f"WHERE {spec.born_where_sql}" if spec.born_where_sql else ""
+    ret_where = f"WHERE {spec.where_sql}" if spec.where_sql else ""
+    cohort = period_sql(spec.unit, local_sql(spec.timezone, "t"))
+    key = "u, " + cohort if spec.compounded else "u"
+    births = f"""
+        SELECT u, min({{'t': t, 's': s}}).t AS bt, arg_min(segs, {{'t': t, 's': s}}) AS segs
+        FROM (SELECT e.distinct_id AS u, e.time_ms AS t, e.seq AS s, {_seg(spec.segment_sql)} AS segs
+              FROM ({born.sql}) e {born_where})
+        GROUP BY {key}
+        HAVING min(t) >= $start
+    """
+    fanned = f"""
+        SELECT u, bt, {period_sql(spec.unit, local_sql(spec.timezone, "bt"))} AS cohort, '{OVERALL}' AS seg
+        FROM births
+    """
+    if spec.segment_sql:
+        fanned += f"""UNION ALL SELECT u, bt, {period_sql(spec.unit, local_sql(spec.timezone, "bt"))} AS cohort,
+                      unnest(segs) AS seg FROM births"""
+    index = _interval_index(spec, local_sql(spec.timezone, "b.bt"), local_sql(spec.timezone, "r.t"))
+    ctes = f"""
+        WITH births AS ({births}),
+        cohorts AS ({fanned}),
+        ret AS (SELECT e.distinct_id AS u, e.time_ms AS t FROM ({ret.sql}) e {ret_where}),
+        idx AS (
+            SELECT DISTINCT b.u, b.cohort, b.seg, {index} AS i
+            FROM cohorts b JOIN ret r ON r.u = b.u AND r.t > b.bt
+        ),
+        kept AS (SELECT * FROM idx WHERE i <= {spec.interval_count})
+    """
+    sql = f"""{ctes}
+        SELECT 'first' AS kind, cohort, seg, 0 AS i, count(*) AS n FROM cohorts GROUP BY cohort, seg
+        UNION ALL SELECT 'returned', cohort, seg, i, count(*) FROM kept GROUP BY cohort, seg, i
+        UNION ALL SELECT 'reached', cohort, seg, m, count(*) FROM (
+            SELECT cohort, seg, u, max(i) AS m FROM kept GROUP BY cohort, seg, u
+        ) GROUP BY cohort, seg, m
+    """
+    size = spec.interval_count + 1
+    table: dict[tuple[date, str], dict[str, Any]] = {}
+    for kind, cohort_day, seg, i, n in conn.execute(sql, params).fetchall():
+        cell = table.setdefault((cohort_day, seg), {"first": 0, "returned": [0] * size, "reached": [0] * size})
+        if kind == "first":
+            cell["first"] = int(n)
+        else:
+            cell[kind][int(i)] = int(n)
+    return [
+        CohortRow(day, seg, c["first"], tuple(c["returned"]), tuple(c["reached"])) for (day, seg), c in table.items()
+    ]
+
+
+def addiction_rows(conn: duckdb.DuckDBPyConnection, spec: AddictionSpec) -> list[tuple[date, str, int, int]]:
+    rel = scoped_events(spec.project_id, spec.start_ms, spec.end_ms, events=[spec.event] if spec.event else None)
+    where = f"WHERE {spec.where_sql}" if spec.where_sql else ""
+    local = local_sql(spec.timezone, "e.time_ms")
+    seg = f"unnest({spec.segment_sql})" if spec.segment_sql else None
+    runs = [f"'{OVERALL}'"] + ([seg] if seg else [])
+    parts = [
+        f"""SELECT period, seg, slots, count(*) FROM (
+                SELECT u, period, seg, count(DISTINCT slot) AS slots FROM (
+                    SELECT e.distinct_id AS u, {period_sql(spec.unit, local)} AS period,
+                           date_trunc('{spec.addiction_unit}', {local}) AS slot,
+                           {run} AS seg
+                    FROM ({rel.sql}) e {where}
+                ) GROUP BY u, period, seg
+            ) GROUP BY period, seg, slots"""
+        for run in runs
+    ]
+    rows = conn.execute(" UNION ALL ".join(parts), rel.params).fetchall()
+    return [(r[0], str(r[1]), int(r[2]), int(r[3])) for r in rows]
+
+
+def event_retention_rows(conn: duckdb.DuckDBPyConnection, spec: EventRetentionSpec) -> list[tuple[str, date, int, int]]:
+    rel = scoped_events(spec.project_id, spec.start_ms, spec.end_ms, events=list(spec.events))
+    period = period_sql(spec.unit, local_sql(spec.timezone, "e.time_ms"))
+    sql = f"""
+        WITH act AS (SELECT DISTINCT e.event, e.distinct_id AS u, {period} AS p FROM ({rel.sql}) e)
+        SELECT a.event, a.p, datediff('{spec.unit}', a.p, b.p) AS k, count(*)
+        FROM act a JOIN act b ON a.event = b.event AND a.u = b.u AND b.p >= a.p
+        GROUP BY a.event, a.p, k
+    """
+    return [(str(r[0]), r[1], int(r[2]), int(r[3])) for r in conn.execute(sql, rel.params).fetchall()]
