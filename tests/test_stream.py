@@ -29,7 +29,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     data_dir = tmp_path_factory.mktemp("stream") / "data"
     seed_catalog(data_dir)
     proc = ServerProcess(data_dir).start()
-    events = [
+    events: list[tuple[str, str, int, str, dict[str, Any]]] = [
         ("Viewed", "d1", NOW - 300, "a", {"page": "/home"}),
         ("Signed Up", "u1", NOW - 200, "b", {"plan": "pro"}),
         ("Purchase", "u1", NOW - 100, "c", {"amount": 9.5}),
