@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from mixhouse.domain.query import cohorts, engage, events, funnels, insights, retention, stream
+from mixhouse.domain.query import cohorts, engage, events, funnels, insights, retention, segmentation, stream
 from mixhouse.http.query import query_routes
 
 QUERY_ROUTES: list[Route] = [
     *query_routes("events/names", events.event_names),
+    *query_routes("events", events.events),
+    *query_routes("events/top", events.event_top),
+    *query_routes("events/properties", events.event_properties),
+    *query_routes("events/properties/top", events.event_properties_top),
+    *query_routes("events/properties/values", events.event_properties_values),
+    *query_routes("engage/properties", events.engage_properties),
+    *query_routes("segmentation", segmentation.segmentation),
+    *query_routes("segmentation/numeric", segmentation.numeric),
+    *query_routes("segmentation/sum", segmentation.segmentation_sum),
+    *query_routes("segmentation/average", segmentation.segmentation_average),
+    *query_routes("segmentation/multiseg", segmentation.multiseg),
     *query_routes("funnels", funnels.funnels),
     *query_routes("funnels/list", funnels.funnels_list),
     *query_routes("funnels/names", funnels.funnel_names),

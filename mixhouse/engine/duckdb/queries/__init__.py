@@ -15,13 +15,20 @@ from mixhouse.domain.query import events as events_spec
 from mixhouse.domain.query import funnels as funnels_spec
 from mixhouse.domain.query import insights as insights_spec
 from mixhouse.domain.query import retention as retention_spec
+from mixhouse.domain.query import segmentation as segmentation_spec
 from mixhouse.domain.query import stream as stream_spec
-from mixhouse.engine.duckdb.queries import engage, events, funnels, insights, retention, stream
+from mixhouse.engine.duckdb.queries import engage, events, funnels, insights, retention, segmentation, stream
 
 QueryFunction = Callable[[duckdb.DuckDBPyConnection, Any], Any]
 
 HANDLERS: dict[type, QueryFunction] = {
     events_spec.EventNamesSpec: events.event_names,
+    events_spec.EventTopSpec: events.event_top,
+    events_spec.PropertyNamesSpec: events.property_names,
+    events_spec.PropertyValuesSpec: events.property_values,
+    events_spec.ProfilePropertiesSpec: events.profile_properties,
+    segmentation_spec.SeriesSpec: segmentation.series_rows,
+    segmentation_spec.NumberRangeSpec: segmentation.number_range,
     funnels_spec.FunnelSpec: funnels.funnel_figures,
     retention_spec.RetentionSpec: retention.retention_rows,
     retention_spec.AddictionSpec: retention.addiction_rows,

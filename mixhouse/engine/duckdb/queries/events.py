@@ -1,11 +1,28 @@
-"""Event discovery on DuckDB."""
+"""Event discovery on DuckDB: names, today's top events, property names and values, profile properties."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import duckdb
 
-from mixhouse.domain.query.events import EventNamesSpec
+from mixhouse.domain.query.events import (
+    EventNamesSpec,
+    EventTopRow,
+    EventTopSpec,
+    ProfilePropertiesSpec,
+    ProfilePropertyRow,
+    PropertyNamesSpec,
+    PropertyValuesSpec,
+)
+from mixhouse.domain.query.params import CountType
 from mixhouse.engine.duckdb.relations import scoped_events
+
+_COUNTS = {
+    CountType.GENERAL: "count(*)",
+    CountType.UNIQUE: "count(DISTINCT distinct_id)",
+    CountType.AVERAGE: "count(*) / count(DISTINCT distinct_id)",
+}
 
 
 def event_names(conn: duckdb.DuckDBPyConnection, spec: EventNamesSpec) -> list[str]:
@@ -15,3 +32,66 @@ def event_names(conn: duckdb.DuckDBPyConnection, spec: EventNamesSpec) -> list[s
         {**rel.params, "limit": spec.limit},
     ).fetchall()
     return [r[0] for r in rows]
+
+
+def event_top(conn: duckdb.DuckDBPyConnection, spec: EventTopSpec) -> list[EventTopRow]:
+    rel = scoped_events(spec.project_id, spec.yesterday_start_ms, spec.today_end_ms)
+    aggregate = _COUNTS[spec.count_type]
+    sql = f"""
+        WITH days AS (
+            SELECT event, time_ms >= $today AS is_today, CAST({aggregate} AS DOUBLE) AS v
+            FROM ({rel.sql}) GROUP BY event, is_today
+        )
+        SELECT t.event, t.v, coalesce(y.v, 0)
+        FROM days t LEFT JOIN days y ON y.event = t.event AND NOT y.is_today
+        WHERE t.is_today
+        ORDER BY t.v DESC, t.event
+        LIMIT $limit
+    """
+    params: dict[str, Any] = {**rel.params, "today": spec.today_start_ms, "limit": spec.limit}
+    return [EventTopRow(r[0], float(r[1]), float(r[2])) for r in conn.execute(sql, params).fetchall()]
+
+
+def property_names(conn: duckdb.DuckDBPyConnection, spec: PropertyNamesSpec) -> list[tuple[str, int]]:
+    rel = scoped_events(spec.project_id, spec.start_ms, spec.end_ms, events=spec.events, resolve_identity=False)
+    sql = f"""
+        SELECT name, count(*) AS n FROM (SELECT unnest(json_keys(properties)) AS name FROM ({rel.sql}))
+        GROUP BY name ORDER BY n DESC, name LIMIT $limit
+    """
+    rows = conn.execute(sql, {**rel.params, "limit": spec.limit}).fetchall()
+    return [(r[0], int(r[1])) for r in rows]
+
+
+def property_values(conn: duckdb.DuckDBPyConnection, spec: PropertyValuesSpec) -> list[str]:
+    rel = scoped_events(spec.project_id, spec.start_ms, spec.end_ms, events=spec.events, resolve_identity=False)
+    sql = f"""
+        SELECT v FROM (SELECT unnest({spec.key_sql}) AS v FROM ({rel.sql}) e)
+        GROUP BY v ORDER BY count(*) DESC, v LIMIT $limit
+    """
+    return [r[0] for r in conn.execute(sql, {**rel.params, "limit": spec.limit}).fetchall()]
+
+
+# JSON kinds as Mixpanel's property types; a string shaped like an ISO date-time is a datetime.
+_TYPE = """
+    CASE j.type
+        WHEN 'VARCHAR' THEN CASE WHEN regexp_matches(j.value ->> '$', '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}')
+                                 THEN 'datetime' ELSE 'string' END
+        WHEN 'BOOLEAN' THEN 'boolean'
+        WHEN 'ARRAY' THEN 'list'
+        WHEN 'OBJECT' THEN 'object'
+        WHEN 'NULL' THEN NULL
+        ELSE 'number'
+    END
+"""
+
+
+def profile_properties(conn: duckdb.DuckDBPyConnection, spec: ProfilePropertiesSpec) -> list[ProfilePropertyRow]:
+    where = spec.where_sql or "TRUE"
+    sql = f"""
+        SELECT j.key AS name, count(*) AS n, coalesce(mode({_TYPE}), 'string') AS kind
+        FROM (SELECT p.properties FROM profiles p WHERE p.project_id = $project AND ({where})) p,
+             json_each(p.properties) j
+        GROUP BY j.key ORDER BY n DESC, name LIMIT $limit
+    """
+    rows = conn.execute(sql, {"project": spec.project_id, "limit": spec.limit}).fetchall()
+    return [ProfilePropertyRow(r[0], int(r[1]), r[2]) for r in rows]
