@@ -165,7 +165,7 @@ def test_import_accepts_json_gzip_and_form_bodies(server: ServerProcess, encodin
     batch = [imported(name, "imp-user", i=i) for i in range(2)]
     url = f"{server.url}/import"
     if encoding == "form-base64":
-        response = httpx.post(url, data={"data": b64(batch)}, auth=(SECRET, ""))
+        response = httpx.post(url, data={"data": b64(batch), "strict": "1"}, auth=(SECRET, ""))
     else:
         items = orjson.dumps(batch)
         headers = {"Content-Type": "application/json"}
@@ -180,12 +180,27 @@ def test_import_accepts_json_gzip_and_form_bodies(server: ServerProcess, encodin
     assert len(exported(server, name)) == 2
 
 
-def test_import_by_get_with_base64_data(server: ServerProcess) -> None:
-    # npm `mixpanel` sends every call, /import included, as GET ?data=<base64>.
-    name = unique("import-get")
-    response = httpx.get(f"{server.url}/import", params={"data": b64(imported(name))}, auth=(SECRET, ""))
-    assert response.json() == {"code": 200, "num_records_imported": 1, "status": "OK"}
-    assert len(exported(server, name)) == 1
+def test_import_legacy_form_and_get_get_tracking_replies(server: ServerProcess) -> None:
+    # npm `mixpanel` sends every call, /import included, as GET ?data=<base64>&verbose=0 and needs exactly `1`;
+    # the PyPI SDK posts data=<JSON>&verbose=1 and needs {"status": 1, "error": null}.
+    name = unique("import-legacy")
+    npm = httpx.get(
+        f"{server.url}/import", params={"data": b64(imported(name)), "ip": "0", "verbose": "0"}, auth=(SECRET, "")
+    )
+    assert (npm.status_code, npm.content) == (200, b"1")
+    pypi = httpx.post(
+        f"{server.url}/import",
+        data={"data": orjson.dumps(imported(name)).decode(), "verbose": "1", "ip": "0"},
+        auth=(SECRET, ""),
+    )
+    assert pypi.json() == {"status": 1, "error": None}
+    strict = httpx.get(f"{server.url}/import", params={"data": b64(imported(name)), "strict": "1"}, auth=(SECRET, ""))
+    assert strict.json() == {"code": 200, "num_records_imported": 1, "status": "OK"}
+    assert len(exported(server, name)) == 3
+    failed = httpx.get(f"{server.url}/import", params={"data": b64({"event": name}), "verbose": "0"}, auth=(SECRET, ""))
+    assert failed.status_code == 400
+    assert failed.json()["failed_records"][0]["index"] == 0
+    assert len(exported(server, name)) == 3
 
 
 # -- reply formats --------------------------------------------------------------------------------

@@ -141,7 +141,10 @@ async def import_(request: Request) -> Response:
     await _commit(request.app.state.engine, result.batch)
     if result.failed and strict:
         return _strict_failure(result)
-    if incoming.get("verbose") in ("1", "true") and incoming.json_body is None:
-        # The legacy form post (PyPI SDK) reads {"status": 1, "error": null}.
-        return json_response({"status": 1, "error": None})
+    if incoming.json_body is None and incoming.get("strict") is None:
+        # The legacy `data=` form or GET (SDKs that send no strict) reads the tracking replies: the
+        # PyPI SDK (verbose=1) {"status": 1, "error": null}, the npm SDK (verbose=0) exactly `1`.
+        if incoming.get("verbose") in ("1", "true"):
+            return json_response({"status": 1, "error": None})
+        return Response(b"1", media_type="text/plain")
     return json_response({"code": 200, "num_records_imported": result.accepted, "status": "OK"})
