@@ -165,6 +165,8 @@ class Catalog:
         return project
 
     def project_by_id(self, project_id: int) -> Project | None:
+        if not -(2**63) <= project_id < 2**63:  # SQLite would raise OverflowError: no such project
+            return None
         return self._one_project("id", project_id)
 
     def project_by_token(self, token: str) -> Project | None:

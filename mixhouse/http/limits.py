@@ -139,7 +139,7 @@ class RateLimits:
         project: Project | None = None
         try:
             project = _authenticated_project(catalog, api, scope["path"], headers, params)
-        except MixhouseError:
+        except Exception:  # not attributable here; the handler answers it in its own envelope
             # Parameters (project_id, a signature) may be in the body: look there, then try again.
             if scope["method"] in ("POST", "PUT", "PATCH") and api is not Api.INGESTION:
                 body, complete, receive = await _read_body(receive, payloads.MAX_BODY_BYTES)
@@ -147,7 +147,7 @@ class RateLimits:
                     try:
                         merged = params | _body_params(body, headers)
                         project = _authenticated_project(catalog, api, scope["path"], headers, merged)
-                    except MixhouseError:
+                    except Exception:
                         project = None
         rule = parse_setting(project.rate_limits).rule(api) if project is not None else None
         if project is None or rule is None or rule.empty:
