@@ -180,10 +180,11 @@ def engage_page(conn: duckdb.DuckDBPyConnection, spec: EngageSpec) -> EngagePage
     if not page_ids:
         return EngagePage(len(ids), [])
     prof = profiles_relation(conn, spec.project_id, spec.group_key)
+    # The page's ids are consecutive in distinct-id order: the range lets DuckDB skip most of the table.
     rows = conn.execute(
         f"SELECT distinct_id, CAST(properties AS VARCHAR) FROM ({prof.sql}) x"
-        " WHERE distinct_id IN (SELECT unnest($page_ids))",
-        {**prof.params, "page_ids": page_ids},
+        " WHERE distinct_id BETWEEN $page_lo AND $page_hi AND list_contains($page_ids, distinct_id)",
+        {**prof.params, "page_ids": page_ids, "page_lo": page_ids[0], "page_hi": page_ids[-1]},
     ).fetchall()
     found = dict(rows)
     # Cohort members without a profile (include_all_users) come back with no properties.
