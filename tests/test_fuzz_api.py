@@ -1,0 +1,95 @@
+"""Fuzzing the HTTP API with schemathesis, from the OpenAPI document the server serves at /openapi.json
+(generated from the route table, so routes added later are fuzzed too). Every generated request goes
+to a real server; none may answer 5xx or hang, and afterwards every stored event is whole."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, Phase, settings
+
+from mixhouse.http.app import create_app
+from mixhouse.http.openapi import build
+from tests.conftest import today
+from tests.fuzzing import CASES, SCALE, SERVER_ERRORS, examples, report
+from tests.server import PROJECT_ID, SA_SECRET, SA_USER, ServerProcess, seed_catalog
+
+SUITE = "http api (schemathesis)"
+DOCUMENT = build(list(create_app(Path(tempfile.gettempdir()) / "mixhouse-openapi-unused").routes))
+SCHEMA = schemathesis.openapi.from_dict(DOCUMENT)
+# CI: random cases only. The long run adds schemathesis's coverage phase (boundary and invalid values
+# of every parameter: thousands of cases), which rides on hypothesis's explicit phase.
+PHASES = [Phase.generate] if SCALE == 1 else [Phase.explicit, Phase.generate]
+
+
+@pytest.fixture(scope="module")
+def fuzz_server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
+    data_dir = tmp_path_factory.mktemp("fuzz-api") / "data"
+    seed_catalog(data_dir)
+    server = ServerProcess(data_dir).start()
+    yield server
+    server.stop()
+    report(request.config, SUITE)
+
+
+@pytest.fixture(scope="module")
+def http(fuzz_server: ServerProcess) -> Iterator[requests.Session]:
+    with requests.Session() as session:
+        session.auth = (SA_USER, SA_SECRET)
+        yield session
+
+
+def test_the_served_document_is_the_fuzzed_one(fuzz_server: ServerProcess) -> None:
+    served = httpx.get(fuzz_server.url + "/openapi.json")
+    assert served.status_code == 200
+    assert served.json() == orjson.loads(orjson.dumps(DOCUMENT))
+    assert {"/track", "/import", "/api/2.0/export", "/api/2.0/events/names"} <= set(DOCUMENT["paths"])
+
+
+def _aim_at_our_project(case: Any) -> None:
+    """Most cases use the fuzz project's id, so they get past authentication into the endpoint."""
+    if case.path_parameters and "project_id" in case.path_parameters:
+        case.path_parameters["project_id"] = PROJECT_ID
+    if isinstance(case.query, dict) and "project_id" in case.query:
+        case.query["project_id"] = PROJECT_ID
+
+
+@SCHEMA.parametrize()
+@settings(max_examples=examples(5), deadline=None, suppress_health_check=list(HealthCheck), phases=PHASES)
+def test_no_request_gets_a_server_error(case: Any, fuzz_server: ServerProcess, http: requests.Session) -> None:
+    _aim_at_our_project(case)
+    CASES[SUITE] += 1
+    try:
+        response = case.call(base_url=fuzz_server.url, session=http, timeout=15)
+    except requests.exceptions.RequestException as exc:  # a hang or a dropped connection
+        SERVER_ERRORS[SUITE] += 1
+        raise AssertionError(f"{case.method} {case.path}: {exc}") from exc
+    if response.status_code >= 500:
+        SERVER_ERRORS[SUITE] += 1
+    assert response.status_code < 500, (
+        f"{case.method} {case.formatted_path}: {response.status_code} {response.text[:300]}"
+    )
+
+
+def test_zz_every_stored_event_is_whole(fuzz_server: ServerProcess) -> None:
+    """After the fuzzing (named to run last): the store holds whole events only."""
+    response = httpx.get(
+        fuzz_server.url + "/api/2.0/export",
+        params={"project_id": str(PROJECT_ID), "from_date": "1971-01-01", "to_date": today()},
+        auth=(SA_USER, SA_SECRET),
+        timeout=60,
+    )
+    assert response.status_code == 200
+    for line in response.content.splitlines():
+        event = orjson.loads(line)
+        assert isinstance(event["event"], str) and event["event"]
+        assert isinstance(event["properties"]["time"], int)
+        assert isinstance(event["properties"]["distinct_id"], str)
