@@ -331,6 +331,7 @@ def segmentation(ctx: QueryContext) -> Any:
     where = compile_where(params, project.timezone)
     on_text = get(params, "on")
     on = _compile("key", on_text, project.timezone) if on_text else None
+    limit = _limit(params)  # checked always, used only with `on`
     spec = SeriesSpec(
         project.id,
         events,
@@ -338,7 +339,7 @@ def segmentation(ctx: QueryContext) -> Any:
         count_type,
         where_sql=where.sql if where else None,
         key_sql=on.sql if on else None,
-        limit=_limit(params) if on else None,
+        limit=limit if on else None,
         join_profiles=bool((where and where.needs_profiles) or (on and on.needs_profiles)),
     )
     rows: list[SeriesRow] = ctx.engine.query(spec)
