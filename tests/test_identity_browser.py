@@ -29,7 +29,7 @@ from mixpanel import Consumer, Mixpanel
 
 from mixhouse.domain.project import IdMerge
 from tests.conftest import export, today
-from tests.server import PROJECT_ID, SA_SECRET, SA_USER, TOKEN, ServerProcess, seed_catalog
+from tests.server import PROJECT_ID, SA_SECRET, SA_USER, ServerProcess, seed_catalog
 
 BROWSER_DIR = Path(__file__).parent / "browser"
 NODE_MODULES = BROWSER_DIR / "node_modules"
