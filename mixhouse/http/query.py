@@ -15,8 +15,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mixhouse.domain.auth import authenticate_query
+from mixhouse.domain.auth import Caller, authenticate_query
 from mixhouse.domain.query.context import CsvReply, QueryContext
+from mixhouse.errors import MissingParameter
 from mixhouse.http.endpoint import endpoint
 from mixhouse.http.incoming import read_incoming
 from mixhouse.http.responses import Family, json_response, jsonp, valid_callback
@@ -35,11 +36,19 @@ def _render(request: Request, params: dict[str, str], payload: Any) -> Response:
     return json_response(payload)
 
 
+def _caller(request: Request, params: dict[str, str]) -> Caller:
+    authorization = request.headers.get("authorization")
+    # A v2 request (api_key, no Authorization header) without its signature: v2's own error.
+    if "api_key" in params and "sig" not in params and not (authorization or "").strip():
+        raise MissingParameter("sig")
+    return authenticate_query(request.app.state.catalog, authorization, params)
+
+
 def query_endpoint(handler: QueryHandler) -> Callable[[Request], Any]:
     async def endpoint(request: Request) -> Response:
         incoming = await read_incoming(request)
         request.state.params = incoming.params
-        caller = authenticate_query(request.app.state.catalog, request.headers.get("authorization"), incoming.params)
+        caller = _caller(request, incoming.params)
         ctx = QueryContext(caller, incoming.params, request.app.state.engine, request.app.state.catalog)
         payload = await run_in_threadpool(handler, ctx)
         return _render(request, incoming.params, payload)
