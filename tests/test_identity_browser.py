@@ -186,9 +186,9 @@ def test_browser_identify_gives_one_user(api: ServerProcess) -> None:
     lines = _wait_for_events(api.url, PROJECT_ID, auth, 6)
     by_event = {line["event"]: line["properties"] for line in lines}
     # Anonymous events were re-attributed to the user; export says so.
-    assert by_event["Page Viewed"]["distinct_id"] == BROWSER_USER  # type: ignore[index]
-    assert by_event["Page Viewed"]["$distinct_id_before_identity"] == device  # type: ignore[index]
-    assert "$distinct_id_before_identity" not in by_event["Purchase"]  # type: ignore[operator]
+    assert by_event["Page Viewed"]["distinct_id"] == BROWSER_USER
+    assert by_event["Page Viewed"]["$distinct_id_before_identity"] == device
+    assert "$distinct_id_before_identity" not in by_event["Purchase"]
     _assert_one_user(api.url, PROJECT_ID, auth, "Page Viewed", "Purchase", BROWSER_USER, "pro")
 
 
