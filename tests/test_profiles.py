@@ -1,7 +1,8 @@
 """User and group profile updates over /engage and /groups, read back from the stopped server's store.
 
-Each test sends its updates to a server of its own, stops it, and opens the data dir's engine to
-read the profiles exactly as the server left them."""
+The operation cases share one server: a module fixture sends every case's requests (each case to a
+distinct_id of its own), stops the server and opens the data dir's engine, so that each case checks
+the profile exactly as the server left it. The other tests use a server of their own."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 
 from mixhouse.engine.duckdb import DuckDBEngine
-from tests.server import PROJECT_ID, TOKEN, ServerProcess
+from tests.server import PROJECT_ID, TOKEN, ServerProcess, seed_catalog
 
 Update = dict[str, Any]
 Profile = dict[str, object] | None
@@ -51,109 +53,106 @@ def without_last_seen(profile: Profile) -> dict[str, object]:
     return {k: v for k, v in profile.items() if k != "$last_seen"}
 
 
-def test_set_creates_and_overwrites(fresh_server: ServerProcess) -> None:
-    assert send(fresh_server, user("u", **{"$set": {"plan": "free", "seats": 1, "$email": "a@b.c"}})) == {
-        "status": 1,
-        "error": None,
-    }
-    send(fresh_server, user("u", **{"$set": {"plan": "pro", "nested": {"k": [1, 2]}}}))
-    assert without_last_seen(profiles(fresh_server, "u")["u"]) == {
-        "plan": "pro",
-        "seats": 1,
-        "$email": "a@b.c",
-        "nested": {"k": [1, 2]},
-    }
+T0 = int(time.time()) - 3 * 86400  # every case's updates carry this $time unless they give their own
+T1 = T0 + 2 * 86400
 
 
-def test_set_once_only_sets_missing_keys(fresh_server: ServerProcess) -> None:
-    send(fresh_server, user("u", **{"$set_once": {"first_seen": "monday"}}))
-    send(fresh_server, user("u", **{"$set_once": {"first_seen": "tuesday", "source": "ads"}}))
-    assert without_last_seen(profiles(fresh_server, "u")["u"]) == {"first_seen": "monday", "source": "ads"}
-
-
-def test_add_increments_from_zero(fresh_server: ServerProcess) -> None:
-    send(fresh_server, user("u", **{"$add": {"logins": 1}}))
-    send(fresh_server, user("u", **{"$add": {"logins": 2, "balance": -2.5}}))
-    send(fresh_server, user("u", **{"$add": {"logins": -1}}))
-    assert without_last_seen(profiles(fresh_server, "u")["u"]) == {"logins": 2, "balance": -2.5}
-
-
-def test_append_adds_one_value_without_dedup(fresh_server: ServerProcess) -> None:
-    send(fresh_server, user("u", **{"$append": {"pages": "home"}}))
-    send(fresh_server, user("u", **{"$append": {"pages": "home"}}))
-    send(fresh_server, user("u", **{"$append": {"pages": ["a", "list"]}}))
-    assert without_last_seen(profiles(fresh_server, "u")["u"]) == {"pages": ["home", "home", ["a", "list"]]}
-
-
-def test_union_keeps_each_value_once(fresh_server: ServerProcess) -> None:
-    send(fresh_server, user("u", **{"$union": {"tags": ["a", "b"]}}))
-    send(fresh_server, user("u", **{"$union": {"tags": ["b", "c", "c"], "ids": [1, 2]}}))
-    assert without_last_seen(profiles(fresh_server, "u")["u"]) == {"tags": ["a", "b", "c"], "ids": [1, 2]}
-
-
-def test_remove_takes_a_value_out_of_a_list(fresh_server: ServerProcess) -> None:
-    send(fresh_server, user("u", **{"$set": {"tags": ["a", "b", "a"], "name": "x"}}))
-    send(fresh_server, user("u", **{"$remove": {"tags": "a"}}))
-    send(fresh_server, user("u", **{"$remove": {"tags": "zzz", "missing": "a"}}))
-    assert without_last_seen(profiles(fresh_server, "u")["u"]) == {"tags": ["b"], "name": "x"}
-
-
-def test_unset_deletes_properties(fresh_server: ServerProcess) -> None:
-    send(fresh_server, user("u", **{"$set": {"a": 1, "b": 2, "c": 3}}))
-    send(fresh_server, user("u", **{"$unset": ["a", "c", "never-there"]}))
-    assert without_last_seen(profiles(fresh_server, "u")["u"]) == {"b": 2}
-
-
-def test_delete_removes_the_whole_profile(fresh_server: ServerProcess) -> None:
-    send(fresh_server, user("gone", **{"$set": {"a": 1}}), user("kept", **{"$set": {"a": 1}}))
-    send(fresh_server, user("gone", **{"$delete": ""}))
-    send(fresh_server, user("reborn", **{"$set": {"v": 1}}))
-    send(fresh_server, user("reborn", **{"$delete": None}))
-    send(fresh_server, user("reborn", **{"$set": {"v": 2}}))
-    found = profiles(fresh_server, "gone", "kept", "reborn")
-    assert found["gone"] is None
-    assert without_last_seen(found["kept"]) == {"a": 1}
-    assert without_last_seen(found["reborn"]) == {"v": 2}
-
-
-def test_unset_and_remove_do_not_create_a_profile(fresh_server: ServerProcess) -> None:
-    send(fresh_server, user("ghost", **{"$unset": ["a"]}), user("ghost2", **{"$remove": {"a": 1}}))
-    assert profiles(fresh_server, "ghost", "ghost2") == {"ghost": None, "ghost2": None}
-
-
-def _last_seen(epoch_s: float) -> str:
+def last_seen(epoch_s: float) -> str:
     return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def test_ignore_time_leaves_last_seen_alone(fresh_server: ServerProcess) -> None:
-    three_days_ago = int(time.time()) - 3 * 86400
-    one_day_ago = int(time.time()) - 86400
-    send(fresh_server, user("quiet", **{"$set": {"a": 1}, "$time": three_days_ago}))
-    send(fresh_server, user("quiet", **{"$set": {"a": 2}, "$time": one_day_ago, "$ignore_time": True}))
-    send(fresh_server, user("loud", **{"$set": {"a": 1}, "$time": three_days_ago}))
-    send(fresh_server, user("loud", **{"$set": {"a": 2}, "$time": one_day_ago}))
-    send(fresh_server, user("never", **{"$set": {"a": 1}, "$ignore_time": True}))
-    found = profiles(fresh_server, "quiet", "loud", "never")
-    assert found["quiet"] == {"a": 2, "$last_seen": _last_seen(three_days_ago)}
-    assert found["loud"] == {"a": 2, "$last_seen": _last_seen(one_day_ago)}
-    assert found["never"] == {"a": 1}
+# case (= distinct_id): (requests, each a list of operation objects; the profile expected afterwards)
+CASES: dict[str, tuple[list[list[dict[str, Any]]], Profile]] = {
+    "set-creates-and-overwrites": (
+        [
+            [{"$set": {"plan": "free", "seats": 1, "$email": "a@b.c"}}],
+            [{"$set": {"plan": "pro", "nested": {"k": [1]}}}],
+        ],
+        {"plan": "pro", "seats": 1, "$email": "a@b.c", "nested": {"k": [1]}, "$last_seen": last_seen(T0)},
+    ),
+    "set-once-only-sets-missing-keys": (
+        [[{"$set_once": {"first": "monday"}}], [{"$set_once": {"first": "tuesday", "source": "ads"}}]],
+        {"first": "monday", "source": "ads", "$last_seen": last_seen(T0)},
+    ),
+    "add-increments-from-zero": (
+        [[{"$add": {"logins": 1}}], [{"$add": {"logins": 2, "balance": -2.5}}], [{"$add": {"logins": -1}}]],
+        {"logins": 2, "balance": -2.5, "$last_seen": last_seen(T0)},
+    ),
+    "append-adds-one-value-without-dedup": (
+        [[{"$append": {"pages": "home"}}], [{"$append": {"pages": "home"}}], [{"$append": {"pages": ["a", "b"]}}]],
+        {"pages": ["home", "home", ["a", "b"]], "$last_seen": last_seen(T0)},
+    ),
+    "union-keeps-each-value-once": (
+        [[{"$union": {"tags": ["a", "b"]}}], [{"$union": {"tags": ["b", "c", "c"], "ids": [1, 2]}}]],
+        {"tags": ["a", "b", "c"], "ids": [1, 2], "$last_seen": last_seen(T0)},
+    ),
+    "remove-takes-a-value-out-of-a-list": (
+        [[{"$set": {"tags": ["a", "b", "a"], "name": "x"}}], [{"$remove": {"tags": "a"}}], [{"$remove": {"no": 1}}]],
+        {"tags": ["b"], "name": "x", "$last_seen": last_seen(T0)},
+    ),
+    "unset-deletes-properties": (
+        [[{"$set": {"a": 1, "b": 2, "c": 3}}], [{"$unset": ["a", "c", "never-there"]}]],
+        {"b": 2, "$last_seen": last_seen(T0)},
+    ),
+    "delete-removes-the-profile": ([[{"$set": {"a": 1}}], [{"$delete": ""}]], None),
+    "delete-null-removes-the-profile": ([[{"$set": {"a": 1}}], [{"$delete": None}]], None),
+    "set-after-delete-starts-afresh": (
+        [[{"$set": {"old": 1}}], [{"$delete": ""}], [{"$set": {"new": 2}}]],
+        {"new": 2, "$last_seen": last_seen(T0)},
+    ),
+    "unset-does-not-create": ([[{"$unset": ["a"]}]], None),
+    "remove-does-not-create": ([[{"$remove": {"a": 1}}]], None),
+    "last-seen-follows-time": (
+        [[{"$set": {"a": 1}}], [{"$set": {"a": 2}, "$time": T1}]],
+        {"a": 2, "$last_seen": last_seen(T1)},
+    ),
+    "ignore-time-leaves-last-seen-alone": (
+        [[{"$set": {"a": 1}}], [{"$set": {"a": 2}, "$time": T1, "$ignore_time": True}]],
+        {"a": 2, "$last_seen": last_seen(T0)},
+    ),
+    "ignore-time-on-creation-sets-no-last-seen": ([[{"$set": {"a": 1}, "$ignore_time": True}]], {"a": 1}),
+    "batch-applied-in-order": (
+        [
+            [
+                {"$set": {"n": 1, "log": []}},
+                {"$add": {"n": 10}},
+                {"$set_once": {"n": 99}},
+                {"$append": {"log": "first"}},
+                {"$unset": ["n"]},
+                {"$add": {"n": 5}},
+                {"$append": {"log": "second"}},
+                {"$remove": {"log": "first"}},
+            ],
+            [{"$set": {"n": 7}}],
+            [{"$add": {"n": 1}}],
+        ],
+        {"n": 8, "log": ["second"], "$last_seen": last_seen(T0)},
+    ),
+}
 
 
-def test_a_batch_is_applied_in_order(fresh_server: ServerProcess) -> None:
-    batch = [
-        user("ordered", **{"$set": {"n": 1, "log": []}}),
-        user("ordered", **{"$add": {"n": 10}}),
-        user("ordered", **{"$set_once": {"n": 99}}),
-        user("ordered", **{"$append": {"log": "first"}}),
-        user("ordered", **{"$unset": ["n"]}),
-        user("ordered", **{"$add": {"n": 5}}),
-        user("ordered", **{"$append": {"log": "second"}}),
-        user("ordered", **{"$remove": {"log": "first"}}),
-    ]
-    assert send(fresh_server, *batch) == {"status": 1, "error": None}
-    send(fresh_server, user("ordered", **{"$set": {"n": 7}}))
-    send(fresh_server, user("ordered", **{"$add": {"n": 1}}))
-    assert without_last_seen(profiles(fresh_server, "ordered")["ordered"]) == {"n": 8, "log": ["second"]}
+@pytest.fixture(scope="module")
+def case_profiles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Profile]:
+    data_dir = tmp_path_factory.mktemp("profiles") / "data"
+    seed_catalog(data_dir)
+    server = ServerProcess(data_dir).start()
+    try:
+        for case, (requests, _) in CASES.items():
+            for ops in requests:
+                updates = [{"$time": T0, **user(case, **op)} for op in ops]
+                assert send(server, *updates) == {"status": 1, "error": None}, case
+    finally:
+        server.stop()
+    engine = DuckDBEngine(data_dir)
+    try:
+        return {case: engine.profile(PROJECT_ID, case) for case in CASES}
+    finally:
+        engine.close()
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_operation(case_profiles: dict[str, Profile], case: str) -> None:
+    assert case_profiles[case] == CASES[case][1]
 
 
 def test_every_body_encoding_reaches_engage(fresh_server: ServerProcess) -> None:
