@@ -13,7 +13,7 @@ AUTH = (SA_USER, SA_SECRET)
 _ids = itertools.count(1)
 
 
-def load(base: str, events: list[dict[str, Any]]) -> None:
+def load(base: str, events: list[dict[str, Any]], *, secret: str = SECRET) -> None:
     """`events`: {"event", "distinct_id", "time" (ms), optional "insert_id", other properties}."""
     body = []
     for e in events:
@@ -22,7 +22,7 @@ def load(base: str, events: list[dict[str, Any]]) -> None:
         props["$insert_id"] = e.get("insert_id") or f"auto-{next(_ids)}"
         body.append({"event": e["event"], "properties": props})
     for i in range(0, len(body), 2000):
-        r = httpx.post(f"{base}/import", json=body[i : i + 2000], auth=(SECRET, ""), params={"strict": "1"}, timeout=60)
+        r = httpx.post(f"{base}/import", json=body[i : i + 2000], auth=(secret, ""), params={"strict": "1"}, timeout=60)
         assert r.status_code == 200, r.text
 
 
