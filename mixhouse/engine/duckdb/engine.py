@@ -188,26 +188,27 @@ class DuckDBEngine:
             return handler(conn, spec)
 
     def profile(self, project_id: int, distinct_id: str) -> dict[str, object] | None:
-        row = (
+        # fetchall, not fetchone: a half-read result would block the next statement on this connection.
+        rows = (
             self.reader()
             .execute(
                 "SELECT properties FROM profiles WHERE project_id = ? AND distinct_id = ?",
                 [project_id, distinct_id],
             )
-            .fetchone()
+            .fetchall()
         )
-        return orjson.loads(row[0]) if row else None
+        return orjson.loads(rows[0][0]) if rows else None
 
     def group_profile(self, project_id: int, group_key: str, group_id: str) -> dict[str, object] | None:
-        row = (
+        rows = (
             self.reader()
             .execute(
                 "SELECT properties FROM group_profiles WHERE project_id = ? AND group_key = ? AND group_id = ?",
                 [project_id, group_key, group_id],
             )
-            .fetchone()
+            .fetchall()
         )
-        return orjson.loads(row[0]) if row else None
+        return orjson.loads(rows[0][0]) if rows else None
 
     def health(self) -> list[str]:
         """What keeps this engine from taking writes now (empty: ready)."""
