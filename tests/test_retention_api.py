@@ -1,0 +1,62 @@
+"""/retention parameters, errors and trailing intervals that have not begun yet."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from tests.funnel_helpers import AUTH, load, query
+from tests.server import PROJECT_ID, ServerProcess
+
+
+def _get(base: str, path: str, **params: Any) -> httpx.Response:
+    return httpx.get(f"{base}/api/query/{path}", params={"project_id": PROJECT_ID, **params}, auth=AUTH, timeout=30)
+
+
+def test_retention_errors(server: ServerProcess) -> None:
+    dates = {"from_date": "2024-01-10", "to_date": "2024-01-10"}
+    missing = _get(server.url, "retention", **dates)
+    assert missing.status_code == 400 and missing.json()["error"] == "Missing required parameter: born_event"
+    cases = [
+        {"born_event": "x", "retention_type": "sometimes"},
+        {"born_event": "x", "unit": "hour"},
+        {"born_event": "x", "interval": 91},
+        {"born_event": "x", "interval_count": -1},
+        {"born_event": "x", "unbounded_retention": "maybe"},
+        {"born_event": "x", "born_where": 'properties["a" =='},
+    ]
+    for params in cases:
+        r = _get(server.url, "retention", **dates, **params)
+        assert r.status_code == 400, params
+        assert r.json()["error"] and r.json()["request"].startswith("/api/query/retention")
+    assert _get(server.url, "retention/addiction", **dates, event="x", addiction_unit="minute").status_code == 400
+    assert _get(server.url, "events/retention", **dates).status_code == 400
+
+
+def test_trailing_intervals_that_have_not_begun_are_left_out(server: ServerProcess) -> None:
+    now_ms = int(time.time() * 1000)
+    today = datetime.now(UTC).date()
+    yesterday = today - timedelta(days=1)
+    load(
+        server.url,
+        [
+            {"event": "trail-S", "distinct_id": "t1", "time": now_ms - 30 * 3_600_000},
+            {"event": "trail-R", "distinct_id": "t1", "time": now_ms - 60_000},
+            {"event": "trail-S", "distinct_id": "t2", "time": now_ms - 120_000},
+        ],
+    )
+    got = query(
+        server.url,
+        "retention",
+        from_date=yesterday.isoformat(),
+        to_date=today.isoformat(),
+        born_event="trail-S",
+        event="trail-R",
+        interval_count=5,
+    )
+    assert len(got[today.isoformat()]["counts"]) == 1  # only interval 0 has begun for today's cohort
+    assert len(got[yesterday.isoformat()]["counts"]) == 2
+    assert sum(cell["first"] for cell in got.values()) == 2
