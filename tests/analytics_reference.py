@@ -99,7 +99,9 @@ def funnel(
     for reached in attempts:
         per_day.setdefault(day_of(reached[0].time_ms), []).append(reached)
     for day, group in per_day.items():
-        counts, avg, avg_start = [], [], []
+        counts: list[int] = []
+        avg: list[float | None] = []
+        avg_start: list[float | None] = []
         for k in range(len(steps)):
             hit = [r for r in group if len(r) > k]
             counts.append(len(hit))

@@ -78,7 +78,7 @@ def test_funnel_parameters(server: ServerProcess) -> None:
         server.url,
         {"name": "params", "steps": [{"event": "par-A"}, {"event": "par-B"}], "length": 1, "length_unit": "day"},
     )
-    dates = {"from_date": "2024-01-10", "to_date": "2024-01-11"}
+    dates: dict[str, Any] = {"from_date": "2024-01-10", "to_date": "2024-01-11"}
     both = query(server.url, "funnels", funnel_id=fid, interval=2, **dates)
     assert both["meta"]["dates"] == ["2024-01-10"]
     assert [s["count"] for s in both["data"]["2024-01-10"]["steps"]] == [2, 2]
@@ -92,7 +92,7 @@ def test_funnel_parameters(server: ServerProcess) -> None:
 
 
 def test_funnel_errors(server: ServerProcess) -> None:
-    dates = {"from_date": "2024-01-10", "to_date": "2024-01-10"}
+    dates: dict[str, Any] = {"from_date": "2024-01-10", "to_date": "2024-01-10"}
     missing = _get(server.url, "funnels", **dates)
     assert missing.status_code == 400
     assert missing.json()["error"] == "Missing required parameter: funnel_id"

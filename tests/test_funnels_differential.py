@@ -81,7 +81,7 @@ def test_engine_matches_brute_force(
     funnel = SavedFunnel(
         fid,
         0,
-        definition["name"],
+        f"diff {n}",
         tuple(FunnelStep(s) for s in step_names),
         window_s,
         LengthUnit.SECOND,

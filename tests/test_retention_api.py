@@ -20,7 +20,7 @@ def test_retention_errors(server: ServerProcess) -> None:
     dates = {"from_date": "2024-01-10", "to_date": "2024-01-10"}
     missing = _get(server.url, "retention", **dates)
     assert missing.status_code == 400 and missing.json()["error"] == "Missing required parameter: born_event"
-    cases = [
+    cases: list[dict[str, Any]] = [
         {"born_event": "x", "retention_type": "sometimes"},
         {"born_event": "x", "unit": "hour"},
         {"born_event": "x", "interval": 91},
