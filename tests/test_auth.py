@@ -202,7 +202,7 @@ def test_bad_credentials_are_401(two_projects: ServerProcess, case: str) -> None
     imported = import_raw(two_projects, headers, name, **params)
     assert imported.status_code == 401
     body = imported.json()
-    assert (body["code"], body["status"]) == (401, "Unauthorized")
+    assert body == {"code": 401, "error": "Invalid credentials", "status": "Unauthorized"}
     assert stored_in(two_projects, PROJECT_ID, SECRET, name) == []
 
 

@@ -289,10 +289,11 @@ def test_import_rejects(server: ServerProcess, case: str) -> None:
 
 IMPORT_AUTH_CASES: dict[str, tuple[dict[str, str], tuple[str, str] | None, int, str]] = {
     # name: (query params, Basic credentials, status, fragment)
-    "no-credentials": ({}, None, 401, "authenticate"),
-    "unknown-token": ({}, ("NO-SUCH-TOKEN", ""), 401, "authenticate"),
-    "wrong-secret": ({}, ("WRONG-SECRET", ""), 401, "authenticate"),
-    "wrong-service-account": ({"project_id": str(PROJECT_ID)}, (SA_USER, "wrong"), 401, "authenticate"),
+    # /import's 401 body is documented word for word: {"code": 401, "error": "Invalid credentials", ...}
+    "no-credentials": ({}, None, 401, "Invalid credentials"),
+    "unknown-token": ({}, ("NO-SUCH-TOKEN", ""), 401, "Invalid credentials"),
+    "wrong-secret": ({}, ("WRONG-SECRET", ""), 401, "Invalid credentials"),
+    "wrong-service-account": ({"project_id": str(PROJECT_ID)}, (SA_USER, "wrong"), 401, "Invalid credentials"),
     "service-account-without-project-id": ({}, (SA_USER, SA_SECRET), 400, "project_id"),
     "unknown-project": ({"project_id": "987654"}, (SA_USER, SA_SECRET), 403, "987654"),
     "project-id-not-a-number": ({"project_id": "abc"}, (SA_USER, SA_SECRET), 400, "project_id"),

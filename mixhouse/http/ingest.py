@@ -86,7 +86,7 @@ def _strict_failure(result: ingestion.IngestResult) -> Response:
             "code": 400,
             "error": "some data points in the request failed validation",
             "status": "Bad Request",
-            "num_records_imported": len(result.batch),
+            "num_records_imported": result.accepted,
             "failed_records": result.failed_messages or result.failed,
         },
         400,

@@ -44,6 +44,8 @@ def jsonp(callback: str, payload: Any, status: int = 200) -> Response:
 
 def error_body(family: Family, request: Request, status: int, message: str) -> Any:
     if family is Family.IMPORT:
+        if status == 401:
+            message = "Invalid credentials"  # /import's documented 401 body, whatever the detail
         return {"code": status, "error": message, "status": HTTPStatus(status).phrase}
     if family is Family.APP:
         return {"status": "error", "error": message}
