@@ -354,7 +354,9 @@ def test_events_exported_with_browser_properties(browser_session: BrowserSession
         assert props["test_run"] == config.name, event  # a super property (register)
 
         if event in ANONYMOUS_EVENTS:
-            assert props["distinct_id"] == f"$device:{device_id}", event
+            # Re-attributed to the user by Simplified ID Merge; export shows the canonical id (docs/identity.md).
+            assert props["distinct_id"] == USER_ID, event
+            assert props["$distinct_id_before_identity"] == f"$device:{device_id}", event
             assert "$user_id" not in props, event
         else:
             assert props["distinct_id"] == USER_ID, event
