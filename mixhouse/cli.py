@@ -35,7 +35,11 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
 @click.option("--log-level", default="warning", show_default=True)
-def serve(data_dir: Path, host: str, port: int, log_level: str) -> None:
+@click.option("--ssl-certfile", type=click.Path(dir_okay=False, exists=True), default=None, help="Serve HTTPS.")
+@click.option("--ssl-keyfile", type=click.Path(dir_okay=False, exists=True), default=None)
+def serve(
+    data_dir: Path, host: str, port: int, log_level: str, ssl_certfile: str | None, ssl_keyfile: str | None
+) -> None:
     """Serve every API family on one port."""
     import uvicorn
 
@@ -54,8 +58,17 @@ def serve(data_dir: Path, host: str, port: int, log_level: str) -> None:
                 "service_account": {"username": account.username, "secret": secret, "role": "owner"},
             }
         )
-    click.echo(f"mixhouse serving {data_dir} on http://{host}:{port}", err=True)
-    uvicorn.run(create_app(data_dir), host=host, port=port, log_level=log_level, access_log=False)
+    scheme = "https" if ssl_certfile else "http"
+    click.echo(f"mixhouse serving {data_dir} on {scheme}://{host}:{port}", err=True)
+    uvicorn.run(
+        create_app(data_dir),
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
+    )
 
 
 @main.group()

@@ -20,7 +20,7 @@ import pytest
 from mixhouse.catalog import Catalog
 from mixhouse.domain.project import Role
 from tests.conftest import today
-from tests.server import PROJECT_ID, SA_SECRET, SA_USER, SECRET, TOKEN, ServerProcess, seed_catalog
+from tests.server import API_KEY, PROJECT_ID, SA_SECRET, SA_USER, SECRET, TOKEN, ServerProcess, seed_catalog
 
 OTHER_ID = 5151
 OTHER_TOKEN = "TOKEN5151"
@@ -243,3 +243,22 @@ def test_project_id_must_be_an_integer(two_projects: ServerProcess) -> None:
     response = export_raw(two_projects, basic(f"{SA_USER}:{SA_SECRET}"), project_id="forty-two")
     assert response.status_code == 400
     assert "project_id" in response.json()["error"]
+
+
+def test_import_with_only_api_key_is_the_npm_sdks_legacy_way_in(server: ServerProcess) -> None:
+    """npm `mixpanel` over plain http reaches /import only with its `key` option: ?api_key=... and no header."""
+    name = f"auth-apikey-{uuid.uuid4().hex[:10]}"
+    event = {"event": name, "properties": {"distinct_id": "u1", "time": 1704067200000}}
+    data = base64.b64encode(orjson.dumps(event)).decode()
+    ok = httpx.get(f"{server.url}/import", params={"ip": "0", "verbose": "0", "data": data, "api_key": API_KEY})
+    assert (ok.status_code, ok.text) == (200, "1")
+    refused = httpx.get(f"{server.url}/import", params={"data": data, "api_key": "NOT-A-KEY", "strict": "1"})
+    assert refused.status_code == 401
+    exported = httpx.get(
+        f"{server.url}/api/2.0/export",
+        params={"from_date": "2024-01-01", "to_date": "2024-01-01", "event": orjson.dumps([name]).decode()},
+        auth=(SECRET, ""),
+    )
+    assert len(exported.content.splitlines()) == 1
+    # The api key is no read credential.
+    assert httpx.get(f"{server.url}/api/2.0/export", params={"api_key": API_KEY}).status_code in (400, 401)

@@ -29,6 +29,7 @@ class Via(StrEnum):
     SERVICE_ACCOUNT = "service_account"
     SECRET = "secret"
     TOKEN = "token"
+    API_KEY = "api_key"
     SIGNATURE = "signature"
 
 
@@ -110,6 +111,15 @@ def authenticate_query(catalog: Catalog, authorization: str | None, params: Mapp
     if "sig" in params and not (authorization or "").strip():
         return authenticate_signature(catalog, params)
     return authenticate(catalog, parse_basic(authorization), params.get("project_id"))
+
+
+def authenticate_api_key(catalog: Catalog, api_key: str) -> Caller:
+    """Legacy /import with only `api_key` (the npm SDK's `key` option, its one way in over plain
+    http). The key identifies the project like the token does; it is no read credential."""
+    project = catalog.project_by_api_key(api_key)
+    if project is None:
+        raise Unauthorized("Invalid API key")
+    return Caller(project=project, via=Via.API_KEY, role=Role.OWNER)
 
 
 def _parse_project_id(raw: str | None) -> int | None:

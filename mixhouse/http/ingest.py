@@ -13,7 +13,7 @@ from starlette.responses import RedirectResponse, Response
 
 from mixhouse.catalog import Catalog
 from mixhouse.domain import ingestion
-from mixhouse.domain.auth import Via, authenticate, parse_basic
+from mixhouse.domain.auth import Via, authenticate, authenticate_api_key, parse_basic
 from mixhouse.domain.events import Endpoint, IngestContext
 from mixhouse.domain.payloads import decode_data
 from mixhouse.domain.writes import WriteBatch
@@ -123,17 +123,19 @@ async def import_(request: Request) -> Response:
     catalog: Catalog = request.app.state.catalog
     incoming = await read_incoming(request)
     request.state.params = incoming.params
-    caller = authenticate(
-        catalog,
-        parse_basic(request.headers.get("authorization")),
-        incoming.get("project_id"),
-        allow_token=True,
-    )
+    authorization = request.headers.get("authorization")
+    api_key = incoming.get("api_key")
+    if not (authorization or "").strip() and api_key:
+        caller = authenticate_api_key(catalog, api_key)
+    else:
+        caller = authenticate(catalog, parse_basic(authorization), incoming.get("project_id"), allow_token=True)
     if not caller.role.may_import:
         raise Forbidden("importing events needs an owner or admin service account")
     records = _records(incoming)
     # $merge needs the project secret or a service account, not the public token (reference §8.2).
-    ctx = replace(_context(request, incoming, Endpoint.IMPORT), merge_allowed=caller.via is not Via.TOKEN)
+    ctx = replace(
+        _context(request, incoming, Endpoint.IMPORT), merge_allowed=caller.via not in (Via.TOKEN, Via.API_KEY)
+    )
     result = ingestion.import_events(caller.project, records, ctx)
     strict = incoming.flag("strict", default=True)
     if result.failed_messages:
