@@ -52,8 +52,14 @@ def event_top(conn: duckdb.DuckDBPyConnection, spec: EventTopSpec) -> list[Event
     return [EventTopRow(r[0], float(r[1]), float(r[2])) for r in conn.execute(sql, params).fetchall()]
 
 
+# Discovery counts stored events as /events/names does: duplicates included, no identity join (both
+# cost more than the counting itself and do not change which names and values exist).
+
+
 def property_names(conn: duckdb.DuckDBPyConnection, spec: PropertyNamesSpec) -> list[tuple[str, int]]:
-    rel = scoped_events(spec.project_id, spec.start_ms, spec.end_ms, events=spec.events, resolve_identity=False)
+    rel = scoped_events(
+        spec.project_id, spec.start_ms, spec.end_ms, events=spec.events, resolve_identity=False, dedup=False
+    )
     sql = f"""
         SELECT name, count(*) AS n FROM (SELECT unnest(json_keys(properties)) AS name FROM ({rel.sql}))
         GROUP BY name ORDER BY n DESC, name LIMIT $limit
@@ -63,7 +69,9 @@ def property_names(conn: duckdb.DuckDBPyConnection, spec: PropertyNamesSpec) -> 
 
 
 def property_values(conn: duckdb.DuckDBPyConnection, spec: PropertyValuesSpec) -> list[str]:
-    rel = scoped_events(spec.project_id, spec.start_ms, spec.end_ms, events=spec.events, resolve_identity=False)
+    rel = scoped_events(
+        spec.project_id, spec.start_ms, spec.end_ms, events=spec.events, resolve_identity=False, dedup=False
+    )
     sql = f"""
         SELECT v FROM (SELECT unnest({spec.key_sql}) AS v FROM ({rel.sql}) e)
         GROUP BY v ORDER BY count(*) DESC, v LIMIT $limit
