@@ -385,9 +385,11 @@ def multiseg(ctx: QueryContext) -> Any:
 
 def _nice_width(span: float, buckets: int) -> float:
     """The smallest 1, 2 or 5 times a power of ten that covers `span` in `buckets` buckets."""
-    if span <= 0:
-        return 1.0
+    if not math.isfinite(span):
+        raise BadRequest("Invalid parameter: on (the values are too far apart to bucket)")
     raw = span / buckets
+    if raw <= 0:  # equal values, or a span so small it underflows
+        return 1.0 if span <= 0 else span
     power = 10.0 ** math.floor(math.log10(raw))
     for factor in (1.0, 2.0, 5.0, 10.0):
         if factor * power >= raw * (1 - 1e-12):
