@@ -222,3 +222,14 @@ def test_minute_buckets(golden_server: ServerProcess) -> None:
         "2024-03-10 03:30:00": 1,
         "2024-03-10 23:59:00": 1,
     }
+
+
+def test_numeric_span_too_wide_is_a_400(golden_server: ServerProcess) -> None:
+    index = [p.stem for p in FILES].index("numeric_buckets")
+    response = httpx.get(
+        f"{golden_server.url}/api/query/segmentation/numeric",
+        params={"event": "Huge", "from_date": "2024-09-01", "to_date": "2024-09-01", "on": 'properties["v"]'},
+        auth=(_secret(index), ""),
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"].startswith("Invalid parameter: on")
