@@ -203,7 +203,7 @@ def test_too_many_minute_buckets_is_refused(golden_server: ServerProcess) -> Non
 
 
 def test_minute_buckets(golden_server: ServerProcess) -> None:
-    # dst_buckets.json (project index 0 when sorted? find it by name) holds Login at 2024-03-10T05:30Z = 00:30 EST.
+    # dst_buckets.json holds Login at 2024-03-10T05:30Z = 00:30 EST, 06:59Z = 01:59 EST, 07:00Z = 03:00 EDT...
     index = [p.stem for p in FILES].index("dst_buckets")
     response = httpx.get(
         f"{golden_server.url}/api/query/segmentation",
