@@ -130,14 +130,14 @@ class AccessLog:
 
 
 def _line(scope: Scope, status: int, seconds: float, sent_bytes: int) -> str:
+    # The project the request acted on: the path's (App API), the limiter's (authenticated), the parameter.
     state: dict[str, Any] = scope.get("state") or {}
-    project = state.get("project_id")
+    project = (scope.get("path_params") or {}).get("project_id")
+    if project is None:
+        project = state.get("project_id")
     params = state.get("params")
     if project is None and isinstance(params, dict):
         project = params.get("project_id")
-    if project is None:
-        path_params = scope.get("path_params") or {}
-        project = path_params.get("project_id")
     return orjson.dumps(
         {
             "ts": round(time.time(), 3),
