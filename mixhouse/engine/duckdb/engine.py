@@ -18,6 +18,7 @@ from mixhouse.domain.profiles import ProfileUpdate, apply_update
 from mixhouse.domain.writes import WriteBatch
 from mixhouse.engine.duckdb import identity
 from mixhouse.engine.duckdb.deadline import interrupt_at_deadline
+from mixhouse.engine.duckdb.dedup import backfill_superseded, mark_superseded
 from mixhouse.engine.duckdb.schema import SCHEMA
 from mixhouse.engine.duckdb.writer import GroupCommitWriter
 
@@ -37,6 +38,7 @@ class DuckDBEngine:
         row = self._db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
         self._next_seq = int(row[0]) + 1 if row else 1
         self._write_conn = self._db.cursor()
+        backfill_superseded(self._write_conn)
         self._writer = GroupCommitWriter(self._write_group, disk_path=data_dir)
 
     # -- connections ----------------------------------------------------------------------------
@@ -79,6 +81,7 @@ class DuckDBEngine:
                 )
                 conn.register("incoming_events", table)
                 conn.execute("INSERT INTO events SELECT * FROM incoming_events")
+                mark_superseded(conn, "incoming_events")
                 conn.unregister("incoming_events")
                 # The identity map changes in the same transaction as the events that carry its links.
                 links = [(e.project_id, e.identity) for e in events if e.identity is not None]

@@ -46,18 +46,12 @@ def scoped_events(
         join = f"LEFT JOIN identity_map m ON m.project_id = ${prefix}_project AND m.distinct_id = e.distinct_id"
     else:
         distinct, join = "e.distinct_id", ""
-    # Only rows that carry an $insert_id can collapse; the window runs over the range's rows alone.
-    qualify = (
-        "QUALIFY e.insert_id IS NULL OR row_number() OVER "
-        "(PARTITION BY e.event, e.distinct_id, e.time_ms, e.insert_id ORDER BY e.seq DESC) = 1"
-        if dedup
-        else ""
-    )
+    if dedup:  # older copies of a dedup key are listed by the writer (see dedup.py)
+        filters.append(f"e.seq NOT IN (SELECT s.seq FROM superseded_events s WHERE s.project_id = ${prefix}_project)")
     sql = f"""
         SELECT e.seq, e.time_ms, e.event, {distinct} AS distinct_id, e.distinct_id AS original_distinct_id,
                e.insert_id, e.properties
         FROM events e {join}
         WHERE {" AND ".join(filters)}
-        {qualify}
     """
     return Relation(sql, params)

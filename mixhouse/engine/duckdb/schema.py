@@ -65,4 +65,17 @@ CREATE TABLE IF NOT EXISTS identity_links (
     primary_id  VARCHAR NOT NULL,   -- the side whose cluster keeps its canonical id
     other_id    VARCHAR NOT NULL
 );
+
+-- Rows hidden from analyses because a later-ingested copy has the same dedup key (event,
+-- distinct_id, time, $insert_id; reference §7.3). Filled by the writer as copies arrive, so queries
+-- collapse duplicates with an anti-join on this (small) table instead of a window over every row.
+CREATE TABLE IF NOT EXISTS superseded_events (
+    project_id BIGINT NOT NULL,
+    seq        BIGINT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS engine_meta (
+    key   VARCHAR PRIMARY KEY,
+    value VARCHAR NOT NULL
+);
 """

@@ -1,0 +1,49 @@
+"""Query-time deduplication, prepared at write time (reference §7.3).
+
+Events with the same (event, distinct_id, time, $insert_id) collapse to the most recently ingested
+copy in every analysis; raw export still returns them all. Rather than a window over every row of
+every query, the writer records each older copy in `superseded_events` as a newer one arrives, and
+analyses anti-join that small table.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+# Older copies of the keys in `incoming` (already inserted into events). The time bounds let DuckDB
+# skip row groups outside the batch's time span; the seq comparison also catches copies within the batch.
+_MARK = """
+INSERT INTO superseded_events
+SELECT DISTINCT e.project_id, e.seq
+FROM events e
+JOIN {incoming} i
+  ON e.project_id = i.project_id AND e.insert_id = i.insert_id AND e.time_ms = i.time_ms
+ AND e.event = i.event AND e.distinct_id = i.distinct_id AND e.seq < i.seq
+WHERE i.insert_id IS NOT NULL AND e.insert_id IS NOT NULL
+  AND e.time_ms BETWEEN (SELECT min(time_ms) FROM {incoming}) AND (SELECT max(time_ms) FROM {incoming})
+  AND e.seq NOT IN (SELECT seq FROM superseded_events)
+"""
+
+_BACKFILL = """
+INSERT INTO superseded_events
+SELECT project_id, seq FROM events
+WHERE insert_id IS NOT NULL
+QUALIFY row_number() OVER (PARTITION BY project_id, event, distinct_id, time_ms, insert_id ORDER BY seq DESC) > 1
+"""
+
+
+def mark_superseded(conn: duckdb.DuckDBPyConnection, incoming: str) -> None:
+    """Record the rows that the events of the registered relation `incoming` supersede."""
+    conn.execute(_MARK.format(incoming=incoming))
+
+
+def backfill_superseded(conn: duckdb.DuckDBPyConnection) -> None:
+    """Once per store: mark the duplicates written before the writer kept this table."""
+    done = conn.execute("SELECT count(*) FROM engine_meta WHERE key = 'superseded_v1'").fetchall()[0][0]
+    if done:
+        return
+    conn.execute("BEGIN TRANSACTION")
+    conn.execute("DELETE FROM superseded_events")
+    conn.execute(_BACKFILL)
+    conn.execute("INSERT INTO engine_meta VALUES ('superseded_v1', 'done')")
+    conn.execute("COMMIT")
