@@ -63,16 +63,8 @@ class _Snapshots:
 _SNAPSHOTS = _Snapshots()
 
 
-def _has_identity(conn: duckdb.DuckDBPyConnection, project_id: int) -> bool:
-    # fetchall, not fetchone: a half-read result would block the next statement on this connection.
-    rows = conn.execute("SELECT 1 FROM identity_map WHERE project_id = ? LIMIT 1", [project_id]).fetchall()
-    return bool(rows)
-
-
 def profiles_relation(conn: duckdb.DuckDBPyConnection, project_id: int, group_key: str | None = None) -> Relation:
-    """Columns distinct_id, properties. User profiles are keyed by their canonical id: a profile written
-    under an id that was later merged shows under the cluster's id; when a cluster has several, the one
-    written under the canonical id wins, then the most recently updated."""
+    """Columns distinct_id, properties: user profiles (keyed by canonical id) or one group key's profiles."""
     params: dict[str, Any] = {"pp_project": project_id}
     if group_key is not None:
         params["pp_group"] = group_key
@@ -80,16 +72,9 @@ def profiles_relation(conn: duckdb.DuckDBPyConnection, project_id: int, group_ke
             "SELECT group_id AS distinct_id, properties FROM group_profiles"
             " WHERE project_id = $pp_project AND group_key = $pp_group"
         )
-    elif _has_identity(conn, project_id):
-        resolved = "coalesce(m.canonical_id, p.distinct_id)"
-        sql = f"""
-            SELECT {resolved} AS distinct_id, p.properties FROM profiles p
-            LEFT JOIN identity_map m ON m.project_id = $pp_project AND m.distinct_id = p.distinct_id
-            WHERE p.project_id = $pp_project
-            QUALIFY row_number() OVER (PARTITION BY {resolved}
-                                       ORDER BY p.distinct_id = {resolved} DESC, p.updated_ms DESC) = 1
-        """
     else:
+        # Profiles are stored under the canonical id already: Original ID Merge folds them into the
+        # cluster's profile as merges happen; Simplified never carries a device profile over (§8.1).
         sql = "SELECT distinct_id, properties FROM profiles WHERE project_id = $pp_project"
     return Relation(sql, params)
 
