@@ -197,3 +197,11 @@ def test_cohorts_belong_to_their_project(server: ServerProcess) -> None:
     assert response.json()["error"] == f"Invalid parameter: filter_by_cohort (no cohort with id {cid})"
     # An empty cohort definition (no filter, no behaviour) holds every profile: none in the new project.
     assert httpx.get(f"{server.url}/api/app/projects/4343/cohorts/{cid}", auth=AUTH).json()["results"]["count"] == 0
+
+
+def test_non_ascii_digits_in_an_id_are_a_404_not_a_500(server: ServerProcess) -> None:
+    """'²' passes str.isdigit() but int() refuses it (found by the scaled-up HTTP fuzz)."""
+    for kind in ("cohorts", "bookmarks"):
+        response = httpx.get(f"{server.url}/api/app/projects/{PROJECT_ID}/{kind}/²", auth=(SA_USER, SA_SECRET))
+        assert response.status_code in (400, 404), response.text
+        assert response.json()["status"] == "error"

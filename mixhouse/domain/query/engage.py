@@ -148,7 +148,7 @@ def _cohort_id(params: Params) -> int | None:
         except orjson.JSONDecodeError as exc:
             raise BadRequest("Invalid parameter: filter_by_cohort") from exc
     cid = value.get("id") if isinstance(value, dict) else value
-    if isinstance(cid, str) and cid.strip().isdigit():
+    if isinstance(cid, str) and cid.strip().isascii() and cid.strip().isdigit():
         cid = int(cid)
     if not isinstance(cid, int) or isinstance(cid, bool):
         raise BadRequest('Invalid parameter: filter_by_cohort must be {"id": <cohort id>}')
@@ -169,7 +169,7 @@ def _behaviors(params: Params, now_ms: int) -> tuple[BehaviorCount, ...]:
             raise BadRequest("Invalid parameter: each behavior needs a name")
         window = str(b.get("window", "30d")).strip().lower()
         unit_ms = _WINDOW_UNITS_MS.get(window[-1:]) if window else None
-        if unit_ms is None or not window[:-1].isdigit():
+        if unit_ms is None or not (window[:-1].isascii() and window[:-1].isdigit()):
             raise BadRequest(f"Invalid parameter: behavior window {window!r} (use e.g. 30d, 12h, 4w)")
         selectors = b.get("event_selectors")
         if not isinstance(selectors, list) or not selectors:
@@ -195,7 +195,7 @@ def _sql_string(text: str) -> str:
 def _snapshot_ms(session_id: str | None) -> int | None:
     if session_id:
         head = session_id.split("-", 1)[0]
-        if head.isdigit() and len(head) == 13:
+        if head.isascii() and head.isdigit() and len(head) == 13:
             return int(head)
     return None
 
