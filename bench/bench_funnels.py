@@ -1,0 +1,146 @@
+"""Funnels and retention over many events, next to ClickHouse's `windowFunnel` in chDB on the same data.
+
+    .venv/bin/pip install -e '.[bench]'          # chDB, for the peer baseline only
+    .venv/bin/python -m bench.bench_funnels [--events 10000000] [--users 1000000] [--runs 5]
+
+Events are written in bulk straight into a fresh data dir's DuckDB file (no HTTP), in time order as
+ingestion would write them, each with an `$insert_id` (so the dedup step is paid as in production);
+then a real server is started on it and every figure is the median latency of an HTTP request.
+chDB gets the same rows (user, time, event) in a MergeTree ordered by (user, time) and answers the
+plain funnel with `windowFunnel` over the whole range; its numbers are the peer baseline, not a
+like-for-like Mixpanel funnel (no grace period, no per-step times, no per-day entries).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import httpx
+
+from bench.common import machine, median
+from mixhouse.engine.duckdb import DuckDBEngine
+from tests.server import PROJECT_ID, SA_SECRET, SA_USER, ServerProcess, seed_catalog
+
+AUTH = (SA_USER, SA_SECRET)
+START_MS = 1_704_067_200_000  # 2024-01-01 UTC
+DAYS = 30
+WINDOW_MS = 7 * 86_400_000
+FROM, TO = "2024-01-01", "2024-01-14"
+TO_END_MS = START_MS + 14 * 86_400_000
+
+
+def write_events(data_dir: Path, events: int, users: int) -> None:
+    DuckDBEngine(data_dir).close()  # the schema
+    db = duckdb.connect(str(data_dir / "events.duckdb"))
+    db.execute(
+        """
+        INSERT INTO events
+        SELECT $project, i, $start + CAST(hash(i * 7) % ($days * CAST(86400000 AS BIGINT)) AS BIGINT) AS t,
+               'e' || CAST(hash(i * 13) % 8 AS VARCHAR), 'u' || CAST(hash(i * 3) % $users AS VARCHAR),
+               'x' || CAST(i AS VARCHAR),
+               CAST('{"plan": "' || CAST(hash(i * 5) % 3 AS VARCHAR) || '"}' AS JSON)
+        FROM range($events) r(i) ORDER BY t
+        """,
+        {"project": PROJECT_ID, "start": START_MS, "days": DAYS, "users": users, "events": events},
+    )
+    db.execute(
+        "COPY (SELECT distinct_id AS u, time_ms AS t, event AS e FROM events) TO $path (FORMAT parquet)",
+        {"path": str(data_dir.parent / "events.parquet")},
+    )
+    db.close()
+
+
+def timed(fn: Any, runs: int) -> tuple[float, Any]:
+    times, result = [], None
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t0)
+    return median(times), result
+
+
+def get(url: str, path: str, **params: Any) -> Any:
+    r = httpx.get(f"{url}/api/query/{path}", params={"project_id": PROJECT_ID, **params}, auth=AUTH, timeout=3600)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def save_funnel(url: str, steps: int) -> int:
+    body = {"name": f"{steps} steps", "steps": [f"e{i}" for i in range(steps)], "length": 7, "length_unit": "day"}
+    r = httpx.post(f"{url}/api/app/projects/{PROJECT_ID}/funnels", json=body, auth=AUTH, timeout=60)
+    assert r.status_code == 200, r.text
+    return int(r.json()["results"]["funnel_id"])
+
+
+def chdb_funnel(sess: Any, steps: int) -> list[int]:
+    # Step 1 only inside the range, as our entries; later steps may follow up to the window after to_date.
+    conds = ", ".join([f"e = 'e0' AND t < {TO_END_MS}"] + [f"e = 'e{i}'" for i in range(1, steps)])
+    names = ", ".join(f"'e{i}'" for i in range(steps))
+    sql = f"""
+        SELECT level, count() FROM (
+            SELECT u, windowFunnel({WINDOW_MS})(toUInt64(t), {conds}) AS level FROM events
+            WHERE t >= {START_MS} AND t < {TO_END_MS + WINDOW_MS} AND e IN ({names}) GROUP BY u
+        ) GROUP BY level ORDER BY level
+    """
+    rows = [line.split(",") for line in str(sess.query(sql, "CSV")).strip().splitlines()]
+    reached = {int(level): int(n) for level, n in rows}
+    return [sum(n for level, n in reached.items() if level >= k) for k in range(1, steps + 1)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--users", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    print(f"data: {args.events:,} events, {args.users:,} users, {DAYS} days, 8 event names; funnels {FROM}..{TO}")
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp) / "data"
+        seed_catalog(data_dir)
+        t0 = time.perf_counter()
+        write_events(data_dir, args.events, args.users)
+        print(f"bulk write: {time.perf_counter() - t0:.1f} s")
+        server = ServerProcess(data_dir).start()
+        try:
+            whole = {"from_date": FROM, "to_date": TO, "interval": 14}
+            daily = {"from_date": FROM, "to_date": TO}
+            rows: list[tuple[str, float, list[int] | None]] = []
+            for steps in (3, 5):
+                fid = save_funnel(server.url, steps)
+                t_whole, body = timed(lambda fid=fid: get(server.url, "funnels", funnel_id=fid, **whole), args.runs)
+                t_daily, _ = timed(lambda fid=fid: get(server.url, "funnels", funnel_id=fid, **daily), args.runs)
+                counts = [s["count"] for s in body["data"][FROM]["steps"]]
+                rows.append((f"{steps}-step funnel, one bucket", t_whole, counts))
+                rows.append((f"{steps}-step funnel, 14 daily buckets", t_daily, None))
+            ret = {"from_date": FROM, "to_date": "2024-01-10", "born_event": "e0", "event": "e1", "interval_count": 10}
+            t_ret, _ = timed(lambda: get(server.url, "retention", **ret), args.runs)
+            rows.append(("retention, 10 daily cohorts x 11 day intervals", t_ret, None))
+        finally:
+            server.stop()
+        import chdb.session as chs  # optional: only the benchmark needs it
+
+        session_class: Any = chs.Session  # chDB ships no type hints
+        sess = session_class(str(Path(tmp) / "chdb"))
+        sess.query("CREATE DATABASE IF NOT EXISTS b ENGINE = Atomic")
+        sess.query("USE b")
+        sess.query(
+            "CREATE TABLE events (u String, t Int64, e LowCardinality(String)) ENGINE = MergeTree ORDER BY (u, t)"
+        )
+        sess.query(f"INSERT INTO events SELECT u, t, e FROM file('{Path(tmp) / 'events.parquet'}', Parquet)")
+        for steps in (3, 5):
+            t_ch, counts = timed(lambda steps=steps: chdb_funnel(sess, steps), args.runs)
+            rows.append((f"{steps}-step windowFunnel in chDB (peer baseline)", t_ch, counts))
+        sess.close()
+    print(f"{'query':<52} {'median':>9}  step counts")
+    for label, seconds, step_counts in rows:
+        print(f"{label:<52} {seconds * 1000:>7.0f} ms  {step_counts if step_counts else ''}")
+
+
+if __name__ == "__main__":
+    main()
