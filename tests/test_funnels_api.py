@@ -111,9 +111,9 @@ def test_legacy_v2_funnels_by_name(server: ServerProcess) -> None:
     load(
         server.url,
         [
-            {"event": "v2-home", "distinct_id": "l1", "time": now_ms},
+            {"event": "v2-home", "distinct_id": "l1", "time": now_ms, "referrer": "api"},
             {"event": "v2-signup", "distinct_id": "l1", "time": now_ms + 1000},
-            {"event": "v2-home", "distinct_id": "l2", "time": now_ms},
+            {"event": "v2-home", "distinct_id": "l2", "time": now_ms, "referrer": "funnel"},
         ],
     )
     save_funnel(server.url, {"name": "V2 signup", "steps": ["v2-home", "v2-signup"], "length": 1, "length_unit": "day"})
@@ -131,5 +131,23 @@ def test_legacy_v2_funnels_by_name(server: ServerProcess) -> None:
         assert cell["steps"][1] == {"count": 1, "goal": "v2-signup", "overall_conv_ratio": 0.5, "step_conv_ratio": 0.5}
     dates = query(server.url, "funnels/dates", funnel='["V2 signup"]', unit="week")
     assert dates["V2 signup"][-1] in (week, (today - timedelta(days=today.weekday() + 7)).isoformat())
+    names_of_props = query(server.url, "funnels/properties/names", funnel="V2 signup", unit="week", interval=2)
+    assert {"count": 2, "name": "referrer", "property": "referrer"} in names_of_props["V2 signup"]["names"]
+    by_prop = query(server.url, "funnels/properties", funnel="V2 signup", name="referrer", unit="week", interval=2)
+    if datetime.fromtimestamp(now_ms / 1000, UTC).date() >= today - timedelta(days=today.weekday()):
+        assert by_prop[week]["meta"] == {"name": "referrer", "steps": 2, "values": ["api", "funnel"]}
+        # api: its one user went to step 2; funnel: its one user stopped at step 1.
+        assert by_prop[week]["values"]["api"] == {
+            "end": 2,
+            "start": 2,
+            "steps": {"2": {"count": 1}},
+            "total_visitors": 1,
+        }
+        assert by_prop[week]["values"]["funnel"] == {
+            "end": 1,
+            "start": 1,
+            "steps": {"1": {"count": 1}},
+            "total_visitors": 1,
+        }
     assert _get(server.url, "funnels", funnel='["V2 signup"]', unit="day", interval=1).status_code == 400
     assert _get(server.url, "funnels", funnel='["no such funnel"]', unit="week", interval=1).status_code == 400

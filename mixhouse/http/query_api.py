@@ -24,6 +24,8 @@ QUERY_ROUTES: list[Route] = [
     *query_routes("funnels/list", funnels.funnels_list),
     *query_routes("funnels/names", funnels.funnel_names),
     *query_routes("funnels/dates", funnels.funnel_dates),
+    *query_routes("funnels/properties", funnels.funnel_properties),
+    *query_routes("funnels/properties/names", funnels.funnel_property_names),
     *query_routes("retention", retention.retention),
     *query_routes("retention/addiction", retention.addiction),
     *query_routes("events/retention", retention.event_retention),

@@ -8,8 +8,9 @@ Rules and every [I] choice: docs/query-funnels-retention.md."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from mixhouse.domain.app_context import AppContext
 from mixhouse.domain.dates import parse_date, today_in
@@ -387,3 +388,85 @@ def funnel_item(ctx: AppContext) -> dict[str, Any]:
     if ctx.method == "PATCH":
         funnel = store.update(updated(funnel, definition_from_body(ctx.body, funnel)))
     return {"status": "ok", "results": funnel.as_dict()}
+
+
+# -- legacy v2 funnel properties ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StepPropertyNamesSpec:
+    """The property names seen on a funnel's step-1 events, most frequent first."""
+
+    project_id: int
+    start_ms: int
+    end_ms: int
+    step: FunnelStepSpec
+    limit: int
+
+
+def _single_funnel(ctx: QueryContext) -> SavedFunnel:
+    name = require(ctx.params, "funnel")
+    if name.lstrip().startswith('"'):
+        parsed = parse_json(ctx.params, "funnel")
+        if not isinstance(parsed, str):
+            raise BadRequest("Invalid parameter: funnel")
+        name = parsed
+    return _named(ctx, [name])[0]
+
+
+def funnel_properties(ctx: QueryContext) -> dict[str, Any]:
+    """v2 `funnels/properties`: per week, the funnel split by a property of the step-1 event; for each value,
+    `steps[k].count` = users whose furthest step was k (1-based), `start`/`end` = the first/last such k."""
+    _week_only(ctx)
+    funnel = _single_funnel(ctx)
+    prop = require(ctx.params, "name")
+    limit = parse_int(ctx.params, "limit", 10, low=1, high=10_000)
+    assert limit is not None
+    span = _weeks_back(ctx)
+    buckets = Buckets("week", 7, span.first, span.timezone)
+    on = 'properties["' + prop.replace("\\", "\\\\").replace('"', '\\"') + '"]'
+    scoped = QueryContext(ctx.caller, {**ctx.params, "on": on}, ctx.engine, ctx.catalog)
+    figures = run_funnel(scoped, funnel, span, buckets)
+    out: dict[str, Any] = {}
+    for key in bucket_keys(buckets, span):
+        week = [f for f in figures if f.bucket == key and f.segment != OVERALL]
+        top = _top_segments(week, limit)
+        values: dict[str, Any] = {}
+        for fig in week:
+            if fig.segment not in top:
+                continue
+            furthest = {
+                str(k + 1): {"count": fig.counts[k] - (fig.counts[k + 1] if k + 1 < len(fig.counts) else 0)}
+                for k in range(len(fig.counts))
+            }
+            furthest = {k: v for k, v in furthest.items() if v["count"]}
+            numbers = [int(k) for k in furthest] or [1]
+            values[fig.segment] = {
+                "end": max(numbers),
+                "start": min(numbers),
+                "steps": furthest,
+                "total_visitors": fig.counts[0],
+            }
+        out[key.isoformat()] = {
+            "meta": {"name": prop, "steps": len(funnel.steps), "values": top},
+            "values": values,
+        }
+    return out
+
+
+def funnel_property_names(ctx: QueryContext) -> dict[str, Any]:
+    """v2 `funnels/properties/names`: the top property names of the funnel's step-1 events."""
+    _week_only(ctx)
+    funnel = _single_funnel(ctx)
+    limit = parse_int(ctx.params, "limit", 20, low=1, high=10_000)
+    assert limit is not None
+    span = _weeks_back(ctx)
+    spec = StepPropertyNamesSpec(ctx.project.id, span.start_ms, span.end_ms, step_specs(ctx, funnel.steps)[0], limit)
+    rows: list[tuple[str, int]] = ctx.engine.query(spec)
+    start = datetime.fromtimestamp(span.start_ms / 1000, ZoneInfo(span.timezone)).strftime("%Y-%m-%d %H:%M:%S")
+    return {
+        funnel.name: {
+            "meta": {"date": start},
+            "names": [{"count": n, "name": name, "property": name} for name, n in rows],
+        }
+    }

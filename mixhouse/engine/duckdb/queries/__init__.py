@@ -30,6 +30,7 @@ HANDLERS: dict[type, QueryFunction] = {
     segmentation_spec.SeriesSpec: segmentation.series_rows,
     segmentation_spec.NumberRangeSpec: segmentation.number_range,
     funnels_spec.FunnelSpec: funnels.funnel_figures,
+    funnels_spec.StepPropertyNamesSpec: funnels.step_property_names,
     retention_spec.RetentionSpec: retention.retention_rows,
     retention_spec.AddictionSpec: retention.addiction_rows,
     retention_spec.EventRetentionSpec: retention.event_retention_rows,

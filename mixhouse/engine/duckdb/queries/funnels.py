@@ -14,7 +14,7 @@ from typing import Any
 
 import duckdb
 
-from mixhouse.domain.query.funnels import OVERALL, FunnelSpec, StepFigures
+from mixhouse.domain.query.funnels import OVERALL, FunnelSpec, StepFigures, StepPropertyNamesSpec
 from mixhouse.engine.duckdb.relations import scoped_events
 
 
@@ -138,3 +138,14 @@ def funnel_figures(conn: duckdb.DuckDBPyConnection, spec: FunnelSpec) -> list[St
                 )
             )
     return out
+
+
+def step_property_names(conn: duckdb.DuckDBPyConnection, spec: StepPropertyNamesSpec) -> list[tuple[str, int]]:
+    rel = scoped_events(spec.project_id, spec.start_ms, spec.end_ms, events=[spec.step.event])
+    where = f"WHERE {spec.step.where_sql}" if spec.step.where_sql else ""
+    rows = conn.execute(
+        f"""SELECT k, count(*) AS n FROM (SELECT unnest(json_keys(e.properties)) AS k FROM ({rel.sql}) e {where})
+            GROUP BY k ORDER BY n DESC, k LIMIT $limit""",
+        {**rel.params, "limit": spec.limit},
+    ).fetchall()
+    return [(str(k), int(n)) for k, n in rows]
