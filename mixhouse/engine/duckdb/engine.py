@@ -19,6 +19,7 @@ from mixhouse.domain.writes import WriteBatch
 from mixhouse.engine.duckdb import identity
 from mixhouse.engine.duckdb.deadline import interrupt_at_deadline
 from mixhouse.engine.duckdb.dedup import backfill_superseded, mark_superseded
+from mixhouse.engine.duckdb.localtime import offset_ms_sql
 from mixhouse.engine.duckdb.schema import SCHEMA
 from mixhouse.engine.duckdb.writer import GroupCommitWriter
 
@@ -134,13 +135,13 @@ class DuckDBEngine:
         """`where_sql` is a compiled filter over the alias `e` (see `export_scope`)."""
         if query.shift_to_project_timezone:
             # Older Mixpanel projects export wall-clock time in the project zone as if it were UTC.
-            shifted = "epoch_ms(timezone($tz, epoch_ms(e.time_ms)::TIMESTAMPTZ))"
+            shifted = (
+                f"(e.time_ms + {offset_ms_sql('e.time_ms', query.project.timezone, query.start_ms, query.end_ms)})"
+            )
         else:
             shifted = "e.time_ms"
         time_sql = shifted if query.time_in_ms else f"({shifted} // 1000)"
         params: dict[str, Any] = {"project": query.project.id, "start": query.start_ms, "end": query.end_ms}
-        if query.shift_to_project_timezone:
-            params["tz"] = query.project.timezone
         filters = ["s.project_id = $project", "s.time_ms >= $start", "s.time_ms < $end"]
         if query.events is not None:
             filters.append("list_contains($events, s.event)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import duckdb
 
 from mixhouse.domain.query.insights import InsightsRow, InsightsSpec
+from mixhouse.engine.duckdb.localtime import local_timestamp_sql
 from mixhouse.engine.duckdb.relations import scoped_events
 
 _AGGREGATES = {
@@ -22,11 +23,11 @@ def insights_rows(conn: duckdb.DuckDBPyConnection, spec: InsightsSpec) -> list[I
         SELECT event, segment, bucket, CAST({_AGGREGATES[spec.count_type]} AS DOUBLE)
         FROM (
             SELECT e.event, e.distinct_id, {segment} AS segment,
-                   date_trunc($unit, timezone($tz, epoch_ms(e.time_ms)::TIMESTAMPTZ)) AS bucket
+                   date_trunc($unit, {local_timestamp_sql("e.time_ms", spec.timezone, spec.start_ms, spec.end_ms)}) AS bucket
             FROM ({rel.sql}) e
             WHERE {where}
         ) s
         GROUP BY event, segment, bucket
     """
-    rows = conn.execute(sql, {**rel.params, "unit": spec.unit, "tz": spec.timezone}).fetchall()
+    rows = conn.execute(sql, {**rel.params, "unit": spec.unit}).fetchall()
     return [InsightsRow(r[0], r[1], r[2], float(r[3])) for r in rows]

@@ -12,6 +12,7 @@ import duckdb
 
 from mixhouse.domain.query.params import CountType
 from mixhouse.domain.query.segmentation import Measure, NumberRangeSpec, SeriesRow, SeriesSpec
+from mixhouse.engine.duckdb.localtime import local_timestamp_sql
 from mixhouse.engine.duckdb.relations import Relation, scoped_events
 
 _COUNTS = {
@@ -20,7 +21,6 @@ _COUNTS = {
     CountType.AVERAGE: "count(*) / count(DISTINCT distinct_id)",
 }
 _MEASURES = {Measure.SUM: "sum(coalesce(x, 0))", Measure.AVERAGE: "avg(coalesce(x, 0))"}
-LOCAL_TIME = "timezone($tz, epoch_ms(e.time_ms)::TIMESTAMPTZ)"
 
 
 def _source(rel: Relation, join_profiles: bool) -> str:
@@ -32,14 +32,14 @@ def _source(rel: Relation, join_profiles: bool) -> str:
 
 def _bucket(spec: SeriesSpec, params: dict[str, Any]) -> str:
     timeline = spec.timeline
-    params["tz"] = timeline.timezone
+    local_time = local_timestamp_sql("e.time_ms", timeline.timezone, timeline.start_ms, timeline.end_ms)
     if timeline.bucket_days:
         params["anchor"] = timeline.anchor
         params["days"] = timeline.bucket_days
-        days = f"(CAST({LOCAL_TIME} AS DATE) - $anchor::DATE)"
+        days = f"(CAST({local_time} AS DATE) - $anchor::DATE)"
         return f"CAST($anchor::DATE + CAST(({days} // $days) * $days AS INTEGER) AS TIMESTAMP)"
     params["unit"] = timeline.unit.value
-    return f"date_trunc($unit, {LOCAL_TIME})"
+    return f"date_trunc($unit, {local_time})"
 
 
 def _key(spec: SeriesSpec, params: dict[str, Any]) -> str:
