@@ -250,14 +250,17 @@ def venv_python(name: str) -> Path:
 
 
 def run_json(cmd: list[str], *, env: dict[str, str], cwd: Path, timeout: float = RUN_TIMEOUT_S) -> Any:
-    """Run a driver; its last stdout line is the JSON of what the client got."""
+    """Run a driver; its stdout (or its last line) is the JSON of what the client got."""
     done = subprocess.run(
         cmd, env={**os.environ, **env}, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
     )
     assert done.returncode == 0, f"{cmd} exited {done.returncode}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}"
     lines = [line for line in done.stdout.splitlines() if line.strip()]
     assert lines, f"{cmd} printed nothing\nstderr:\n{done.stderr}"
-    return json.loads(lines[-1])
+    try:
+        return json.loads(done.stdout)  # one (maybe pretty-printed) document
+    except json.JSONDecodeError:
+        return json.loads(lines[-1])  # log lines before it
 
 
 def run_node(script: str, *, env: dict[str, str], timeout: float = RUN_TIMEOUT_S) -> Any:
