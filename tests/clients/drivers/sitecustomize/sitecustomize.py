@@ -16,4 +16,4 @@ if os.environ.get("MP_BASE"):
     def _request(self: requests.Session, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
         return _orig(self, method, re.sub(r"^https://([a-z0-9-]+\.)?mixpanel\.com", _base, str(url)), *args, **kwargs)
 
-    requests.Session.request = _request  # type: ignore[method-assign]
+    requests.Session.request = _request  # type: ignore[method-assign,assignment]
