@@ -11,6 +11,7 @@ import fcntl
 import hashlib
 import json
 import os
+import ssl
 import subprocess
 import sys
 import threading
@@ -123,6 +124,7 @@ class TlsServerProcess(ServerProcess):
     def __init__(self, data_dir: Path, cert: Path, key: Path) -> None:
         super().__init__(data_dir)
         self.cert, self.key = cert, key
+        self.ssl_context = ssl.create_default_context(cafile=str(cert))
 
     @property
     def url(self) -> str:
@@ -143,11 +145,12 @@ class TlsServerProcess(ServerProcess):
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}")
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1, verify=str(self.cert)).status_code == 200:
+                if httpx.get(f"{self.url}/healthz", timeout=1, verify=self.ssl_context).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
             time.sleep(0.05)
+        self.stop()
         raise RuntimeError("server did not become healthy")
 
 
