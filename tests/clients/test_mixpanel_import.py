@@ -31,7 +31,7 @@ from tests.server import PROJECT_ID, SECRET
 
 JAN_1 = 1704067200
 IMPORTED = [("Imported", "m1", JAN_1 + 60), ("Imported", "m2", JAN_1 + 120), ("SA Imported", "m3", JAN_1 + 180)]
-CLI_EVENTS = [
+CLI_EVENTS: list[dict[str, Any]] = [
     {"event": "CLI Imported", "properties": {"distinct_id": "c1", "time": JAN_1 + 240, "$insert_id": "cli-1"}},
     {"event": "CLI Imported", "properties": {"distinct_id": "c2", "time": JAN_1 + 300, "$insert_id": "cli-2"}},
 ]
