@@ -165,7 +165,7 @@ def _first(events: list[dict[str, Any]], ev: dict[str, Any]) -> int:
 )
 def test_profiles_agree(runner: Runner, text: str, props: list[dict[str, Any]], tz: str) -> None:
     expr = _parse(text)
-    profiles = [{"distinct_id": f"p{i}", "properties": p} for i, p in enumerate(props)]
+    profiles: list[dict[str, Any]] = [{"distinct_id": f"p{i}", "properties": p} for i, p in enumerate(props)]
     runner.load(
         [{"distinct_id": p["distinct_id"], "properties": {}} for p in profiles], [p["properties"] for p in profiles]
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from mixhouse.expr import ast, dates
 from mixhouse.expr.errors import ExpressionLimitError, ExpressionScopeError
@@ -28,7 +29,6 @@ MAX_SQL_LENGTH = 500_000
 # being written twice, so nesting cannot double the SQL at every level.
 _INLINE_LIMIT = 160
 _DT_FORMAT = "%Y-%m-%dT%H:%M:%S"
-_DT_GROUPS = ["y", "mo", "d", "h", "mi", "s", "f", "z"]
 
 
 def quote(text: str) -> str:
@@ -72,17 +72,29 @@ class DuckDBPrinter:
         self.scope = scope
         self.text = text
         self._lambdas = 0
+        # Property reads of the expressions being printed, innermost last: (source SQL, pointer) -> token.
+        self._frames: list[dict[tuple[str, str], str]] = []
+        self._reads: dict[str, str] = {}  # token -> json_extract SQL
 
     # -- public --------------------------------------------------------------------------------------
     def filter(self, expr: ast.Expr) -> str:
-        return self._done(self.truth(self.value(expr)))
+        return self._done(self.framed(lambda: self.truth(self.value(expr))))
 
     def number(self, expr: ast.Expr) -> str:
-        v = self.value(expr)
-        return self._done(v.parts.get(Kind.NUMBER, "CAST(NULL AS DOUBLE)"))
+        return self._done(self.framed(lambda: self.value(expr).parts.get(Kind.NUMBER, "CAST(NULL AS DOUBLE)")))
 
     def segment_key(self, expr: ast.Expr) -> str:
-        v = self.value(expr)
+        return self._done(self.framed(lambda: self._keys(self.value(expr))))
+
+    def _keys(self, v: Val) -> str:
+        if v.json is not None:
+            # A bare property: a scalar's key is the key it would have as a list element, so one branch on
+            # the value's first character replaces one test per kind.
+            e = self._name("e")
+            t = _text(v.json)
+            fan_out = f"list_transform(json_extract({v.json}, '$[*]'), lambda {e}: {self._element_key(e)})"
+            keys = f"CASE WHEN starts_with({t}, '[') THEN {fan_out} ELSE [{self._element_key(v.json)}] END"
+            return f"CAST(coalesce(list_distinct({keys}), []) AS VARCHAR[])"
         scalar = _coalesce(self._scalar_keys(v))
         listed = None
         if Kind.LIST in v:
@@ -95,10 +107,11 @@ class DuckDBPrinter:
         else:
             return "CAST([] AS VARCHAR[])"
         # list_distinct drops NULLs (undefined -> no key) and repeats (an event counts once per key).
-        return self._done(f"CAST(coalesce(list_distinct({keys}), []) AS VARCHAR[])")
+        return f"CAST(coalesce(list_distinct({keys}), []) AS VARCHAR[])"
 
     # -- helpers -------------------------------------------------------------------------------------
     def _done(self, sql: str) -> str:
+        assert "\0" not in sql, "a property read escaped its frame"
         if len(sql) > MAX_SQL_LENGTH:
             raise ExpressionLimitError("expression is too complex to compile", self.text)
         return sql
@@ -107,12 +120,52 @@ class DuckDBPrinter:
         self._lambdas += 1
         return f"mh_{prefix}{self._lambdas}"
 
-    def bind(self, sql: str, body: Callable[[str], str]) -> str:
-        """`body(sql)`, evaluating `sql` once even when `body` uses it more than once."""
-        if len(sql) <= _INLINE_LIMIT:
+    def bind(self, sql: str, body: Callable[[str], str], *, always: bool = False) -> str:
+        """`body(sql)`, evaluating `sql` once even when `body` uses it more than once.
+
+        A short `sql` is written out at each use unless `always`: a lambda costs more than cheap arithmetic,
+        less than re-reading a JSON value several times.
+        """
+        if not always and len(sql) <= _INLINE_LIMIT:
             return body(f"({sql})")
         name = self._name("v")
         return f"list_transform([{sql}], lambda {name}: {body(name)})[1]"
+
+    def read(self, source: str, pointer: str) -> str:
+        """A token standing for `json_extract(source, pointer)`, shared by every use in the enclosing frames.
+
+        The token holds a NUL, which `quote` refuses, so it cannot occur in SQL made from user text.
+        """
+        key = (source, pointer)
+        for frame in reversed(self._frames):
+            if key in frame:
+                return frame[key]
+        token = f"\0{len(self._reads)}\0"
+        self._reads[token] = f"json_extract({source}, {quote(pointer)})"
+        self._frames[-1][key] = token
+        return token
+
+    def framed(self, build: Callable[[], str]) -> str:
+        """`build()`, with each property it reads parsed out of the JSON once per row.
+
+        A property used more than once is let-bound through a one-element lambda; one used once is inlined.
+        Frames open at the top and at each `and`/`or` operand, so a property used in one operand is read
+        only for the rows that reach it (DuckDB evaluates later operands only where they still matter).
+        """
+        self._frames.append({})
+        try:
+            sql = build()
+        finally:
+            frame = self._frames.pop()
+        for token in frame.values():
+            extract = self._reads[token]
+            uses = sql.count(token)
+            if uses == 1:
+                sql = sql.replace(token, extract)
+            elif uses > 1:
+                name = self._name("p")
+                sql = f"list_transform([{extract}], lambda {name}: {sql.replace(token, name)})[1]"
+        return sql
 
     def truth(self, v: Val) -> str:
         """SQL that is TRUE exactly when the value is boolean true, never NULL."""
@@ -137,13 +190,16 @@ class DuckDBPrinter:
                 return self.negation(self.value(e.operand))
             case ast.Logical():
                 joiner = " AND " if e.op == "and" else " OR "
-                operands = joiner.join(self.truth(self.value(o)) for o in e.operands)
+                operands = joiner.join(self.framed(partial(self._operand, o)) for o in e.operands)
                 return Val({Kind.BOOLEAN: f"({operands})"}, total=True)
             case ast.Binary():
                 return self.binary(e)
             case ast.Call():
                 return self.call(e.func, [self.value(a) for a in e.args])
         raise AssertionError(f"unexpected node {e!r}")
+
+    def _operand(self, e: ast.Expr) -> str:
+        return self.truth(self.value(e))
 
     def constant(self, v: Value) -> Val:
         k = kind_of(v)
@@ -178,7 +234,7 @@ class DuckDBPrinter:
             source = scope.user_properties_sql
         # A JSON pointer needs only `~` and `/` escaped; any other character is literal.
         pointer = "/" + p.name.replace("~", "~0").replace("/", "~1")
-        j = f"json_extract({source}, {quote(pointer)})"
+        j = self.read(source, pointer)
         t = _text(j)
         return Val(
             {
@@ -378,32 +434,40 @@ class DuckDBPrinter:
 
     # -- dates -------------------------------------------------------------------------------------------
     def parse_datetime(self, s: str) -> str:
-        """Epoch ms of an ISO date string (dates.ISO_PATTERN), NULL when it is not one."""
+        """Epoch ms of an ISO date string (dates.ISO_PATTERN), NULL when it is not one.
+
+        One RE2 match decides the shape; DuckDB's own cast then reads the wall time (it accepts every string
+        of that shape, checks the calendar, keeps microseconds and truncates further digits), and the zone
+        is cut off first and applied here: `Z`, `±HH:MM`, or none (wall time in the scope's timezone).
+        """
         tz = self.scope.timezone
-        g, m = self._name("g"), self._name("m")
-        pattern = quote(f"^(?:{dates.ISO_PATTERN})$")
-        groups = "[" + ", ".join(quote(n) for n in _DT_GROUPS) + "]"
+        pattern = quote(dates.ISO_PATTERN)
 
-        def num(group: str, default: str = "'0'") -> str:
-            return f"CAST(coalesce(nullif({g}.{group}, ''), {default}) AS BIGINT)"
+        def body(x: str) -> str:
+            n = f"length({x})"
+            # Past the 10 date characters, a sign can only start an offset (the time part holds none).
+            offset = f"{n} > 10 AND substr({x}, {n} - 5, 1) IN ('+', '-')"
+            minutes = (
+                f"(CASE WHEN substr({x}, {n} - 5, 1) = '-' THEN -1 ELSE 1 END) * "
+                f"(CAST(substr({x}, {n} - 4, 2) AS BIGINT) * 60 + CAST(substr({x}, {n} - 1, 2) AS BIGINT))"
+            )
+            wall = f"TRY_CAST({x} AS TIMESTAMP)"
+            local = f"epoch_us({wall})" if tz == "UTC" else f"epoch_us(timezone({quote(tz)}, {wall}))"
+            us = (
+                f"CASE WHEN ends_with({x}, 'Z') THEN epoch_us(TRY_CAST(left({x}, {n} - 1) AS TIMESTAMP)) "
+                f"WHEN {offset} THEN epoch_us(TRY_CAST(left({x}, {n} - 6) AS TIMESTAMP)) - {minutes} * 60000000 "
+                f"ELSE {local} END"
+            )
+            # Year 0 is valid for DuckDB (1 BC) but not an ISO date we accept.
+            valid = f"regexp_full_match({x}, {pattern}) AND NOT starts_with({x}, '0000')"
+            return f"CASE WHEN {valid} THEN {self.bind(us, self._floor_ms, always=True)} END"
 
-        local = (
-            f"try(make_timestamp({num('y')}, {num('mo')}, {num('d')}, {num('h')}, {num('mi')}, "
-            f"CAST({num('s')} AS DOUBLE)))"
-        )
-        wall = f"epoch_ms({local})" if tz == "UTC" else f"epoch_ms(timezone({quote(tz)}, {local}))"
-        offset = (
-            f"(CASE WHEN left({g}.z, 1) = '-' THEN -1 ELSE 1 END) * "
-            f"(CAST(substr({g}.z, 2, 2) AS BIGINT) * 60 + CAST(substr({g}.z, 5, 2) AS BIGINT)) * 60000"
-        )
-        ms = (
-            f"(CASE WHEN {g}.z = '' THEN {wall} WHEN {g}.z = 'Z' THEN epoch_ms({local}) "
-            f"ELSE epoch_ms({local}) - {offset} END) + CAST(rpad(left({g}.f, 3), 3, '0') AS BIGINT)"
-        )
-        in_range = f"CASE WHEN {m} BETWEEN {dates.MIN_MS} AND {dates.MAX_MS} THEN {m} END"
-        # Year 0 is valid for DuckDB (1 BC) but not an ISO date we accept.
-        body = f"CASE WHEN {g}.y NOT IN ('', '0000') THEN list_transform([{ms}], lambda {m}: {in_range})[1] END"
-        return f"list_transform([regexp_extract({s}, {pattern}, {groups})], lambda {g}: {body})[1]"
+        return self.bind(s, body, always=True)
+
+    def _floor_ms(self, us: str) -> str:
+        # `//` truncates toward zero; a date before 1970 needs the floor, as the fraction is cut, not rounded.
+        ms = f"({us} - (({us} % 1000) + 1000) % 1000) // 1000"
+        return f"CASE WHEN {ms} BETWEEN {dates.MIN_MS} AND {dates.MAX_MS} THEN {ms} END"
 
     def render_datetime(self, ms: str) -> str:
         ts = f"make_timestamp(CAST({ms} AS BIGINT) * 1000)"
