@@ -151,3 +151,20 @@ def test_legacy_v2_funnels_by_name(server: ServerProcess) -> None:
         }
     assert _get(server.url, "funnels", funnel='["V2 signup"]', unit="day", interval=1).status_code == 400
     assert _get(server.url, "funnels", funnel='["no such funnel"]', unit="week", interval=1).status_code == 400
+
+
+def test_totals_with_many_attempts(server: ServerProcess) -> None:
+    """Enough attempts that DuckDB plans a real ASOF join for the re-entry chain (not its small-input loop)."""
+    events = []
+    for u in range(300):
+        for k in range(3):  # three attempts per user, one hour apart, each converting after a minute
+            t = T0 + k * 3_600_000 + u
+            events.append({"event": "many-A", "distinct_id": f"m{u}", "time": t})
+            events.append({"event": "many-B", "distinct_id": f"m{u}", "time": t + 60_000})
+    load(server.url, events)
+    fid = save_funnel(
+        server.url,
+        {"name": "many", "steps": ["many-A", "many-B"], "length": 30, "length_unit": "minute", "counting": "totals"},
+    )
+    got = query(server.url, "funnels", funnel_id=fid, from_date="2024-01-10", to_date="2024-01-10")
+    assert [s["count"] for s in got["data"]["2024-01-10"]["steps"]] == [900, 900]

@@ -113,7 +113,8 @@ def _totals_ctes(spec: FunnelSpec, n: int, attempts: str) -> list[str]:
         f"cand AS (SELECT *, {exit_sql} AS exit_t, "
         f"row_number() OVER (PARTITION BY u, seg ORDER BY c1.t, c1.s) AS rn FROM {attempts})",
         "firsts AS (SELECT u, seg, c1.t AS t, min(rn) AS rn FROM cand GROUP BY u, seg, c1.t)",
-        "nxt AS (SELECT c.u, c.seg, c.rn, f.rn AS next_rn FROM cand c "
+        # Materialized: DuckDB refuses an ASOF join inlined into a recursive CTE (it plans one on large inputs).
+        "nxt AS MATERIALIZED (SELECT c.u, c.seg, c.rn, f.rn AS next_rn FROM cand c "
         "ASOF LEFT JOIN firsts f ON c.u = f.u AND c.seg = f.seg AND f.t > c.exit_t)",
         "chain(u, seg, rn) AS (SELECT u, seg, rn FROM cand WHERE rn = 1 UNION ALL "
         "SELECT n.u, n.seg, n.next_rn FROM chain c JOIN nxt n ON n.u = c.u AND n.seg = c.seg AND n.rn = c.rn "
