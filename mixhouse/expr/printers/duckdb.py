@@ -88,16 +88,12 @@ class DuckDBPrinter:
 
     def _keys(self, v: Val) -> str:
         if v.json is not None:
-            # A bare property: a scalar's key is the key it would have as a list element, so a scalar is
-            # wrapped as a one-element JSON list and both fan out alike. The wrapping is text (a lambda or
-            # CASE that returns a list costs more than the JSON read it saves).
+            # A bare property: a scalar's key is the key it would have as a list element, so one branch on
+            # the value's first character replaces one test per kind.
             e = self._name("e")
-            as_list = self.bind(
-                v.json,
-                lambda x: f"CASE WHEN starts_with({_text(x)}, '[') THEN {_text(x)} ELSE '[' || {_text(x)} || ']' END",
-                always=True,
-            )
-            keys = f"list_transform(json_extract(CAST({as_list} AS JSON), '$[*]'), lambda {e}: {self._element_key(e)})"
+            t = _text(v.json)
+            fan_out = f"list_transform(json_extract({v.json}, '$[*]'), lambda {e}: {self._element_key(e)})"
+            keys = f"CASE WHEN starts_with({t}, '[') THEN {fan_out} ELSE [{self._element_key(v.json)}] END"
             return f"CAST(coalesce(list_distinct({keys}), []) AS VARCHAR[])"
         scalar = _coalesce(self._scalar_keys(v))
         listed = None
