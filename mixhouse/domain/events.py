@@ -232,7 +232,7 @@ def _prepare_one(record: Any, project_for: ProjectFor, ctx: IngestContext) -> St
     if insert_id is not None and not _valid_insert_id(insert_id):
         raise _Invalid(
             "properties.$insert_id",
-            "'properties.$insert_id' is invalid: must be 1 to 36 characters of [A-Za-z0-9-]",
+            "'properties.$insert_id' is invalid: must be 1 to 36 characters of [A-Za-z0-9-], and not a placeholder such as '0', 'null' or 'undefined'",
         )
 
     distinct_id = _distinct_id(props, project, ctx, name)

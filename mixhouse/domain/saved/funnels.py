@@ -220,7 +220,7 @@ def definition_from_body(body: object, base: SavedFunnel | None) -> dict[str, An
     name = body.get("name", base.name if base else None)
     if not isinstance(name, str) or not name.strip():
         raise BadRequest("name is required" if base is None else "name cannot be empty")
-    steps = parse_steps(body["steps"]) if "steps" in body or base is None else base.steps
+    steps = parse_steps(body.get("steps")) if "steps" in body or base is None else base.steps
     length_raw = body.get("length", base.length if base else 7)
     if isinstance(length_raw, bool) or not isinstance(length_raw, int):
         raise BadRequest("Invalid parameter: length")
