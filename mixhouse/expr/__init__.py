@@ -12,7 +12,7 @@ Rules and every choice the reference leaves open: docs/expressions.md.
 
 from __future__ import annotations
 
-from mixhouse.expr.ast import Expr
+from mixhouse.expr.ast import Expr, filter_form
 from mixhouse.expr.errors import (
     ExpressionError,
     ExpressionLimitError,
@@ -32,7 +32,7 @@ def _tree(expr: Expr | str) -> tuple[Expr, str]:
 def compile_filter(expr: Expr | str, scope: Scope, *, dialect: str = "duckdb") -> str:
     """SQL boolean that is TRUE exactly when the expression is boolean true (never NULL)."""
     tree, text = _tree(expr)
-    return printer(dialect, scope, text).filter(tree)
+    return printer(dialect, scope, text).filter(filter_form(tree))
 
 
 def compile_segment_key(expr: Expr | str, scope: Scope, *, dialect: str = "duckdb") -> str:

@@ -94,6 +94,15 @@ class Call(Expr):
     args: tuple[Expr, ...]
 
 
+def filter_form(e: Expr) -> Expr:
+    """The expression a filter evaluates. A bare property as the whole filter, as clients send it
+    (`where=properties["$email"]`: mixpanel-utils, mixpanel-data-export), tests the value's truth
+    with `boolean()`; anything else must be boolean true to pass."""
+    if isinstance(e, Property):
+        return Call(func="boolean", args=(e,), pos=e.pos)
+    return e
+
+
 def children(e: Expr) -> tuple[Expr, ...]:
     if isinstance(e, Unary):
         return (e.operand,)

@@ -98,8 +98,8 @@ def evaluate(
 def passes(
     expr: ast.Expr, record: Mapping[str, Any], *, user: Mapping[str, Any] | None = None, timezone: str = "UTC"
 ) -> bool:
-    """Filter rule: a record passes only when the expression is boolean true."""
-    return evaluate(expr, record, user=user, timezone=timezone) is True
+    """Filter rule: a record passes only when the expression is boolean true (a bare property: truthy)."""
+    return evaluate(ast.filter_form(expr), record, user=user, timezone=timezone) is True
 
 
 def segment_keys(

@@ -37,8 +37,8 @@ def main() -> None:
     out["export_where_pro"] = m.query_export({**dates, "where": 'properties["plan"]=="pro"'})
     m.export_events(str(tmp / "all.json"), dates, add_gzip_header=True)  # Accept-Encoding: gzip, written to a file
     out["export_file"] = json.loads((tmp / "all.json").read_text())
-    # (the reference's bare `properties["$email"]` counts as false in mixhouse's expression language: defined())
-    out["engage_email"] = m.query_engage({"where": 'defined(properties["$email"])', "output_properties": ["$email"]})
+    # the bare `properties["$email"]` the reference shows this client sending: a truthiness test
+    out["engage_email"] = m.query_engage({"where": 'properties["$email"]', "output_properties": ["$email"]})
 
     # engage paging: page_size 1 makes the paginator fetch pages 1.. concurrently with the session id
     out["engage_paged"] = m.query_engage({"page_size": 1})
