@@ -34,6 +34,9 @@ def test_retention_errors(server: ServerProcess) -> None:
         assert r.json()["error"] and r.json()["request"].startswith("/api/query/retention")
     assert _get(server.url, "retention/addiction", **dates, event="x", addiction_unit="minute").status_code == 400
     assert _get(server.url, "events/retention", **dates).status_code == 400
+    # The v2 reply grows with the square of the periods: a multi-year daily span is refused, not built.
+    wide = _get(server.url, "events/retention", event='["x"]', from_date="2020-01-01", to_date="2024-01-10")
+    assert wide.status_code == 400 and "at most 400 days" in wide.json()["error"]
 
 
 def test_trailing_intervals_that_have_not_begun_are_left_out(server: ServerProcess) -> None:

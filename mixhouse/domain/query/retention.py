@@ -244,6 +244,9 @@ def addiction(ctx: QueryContext) -> dict[str, Any]:
     return {"data": {OVERALL: series(OVERALL), **{s: series(s) for s in top}}}
 
 
+MAX_V2_PERIODS = 400
+
+
 def event_retention(ctx: QueryContext) -> dict[str, Any]:
     """v2 `events/retention`: per event and cohort period, the share of its users active k periods later."""
     names = parse_event_names(ctx.params, "event")
@@ -254,12 +257,17 @@ def event_retention(ctx: QueryContext) -> dict[str, Any]:
     if unit not in (Unit.DAY, Unit.WEEK, Unit.MONTH):
         raise BadRequest("Invalid parameter: unit")
     span = parse_date_range(ctx.params, ctx.project, default_unit=unit)
+    periods = cohort_keys(span, unit.value)
+    if len(periods) > MAX_V2_PERIODS:
+        # The reply grows with the square of the periods: 2020 to today by day would be ~300 MB.
+        raise BadRequest(
+            f"Invalid parameter: from_date (events/retention spans at most {MAX_V2_PERIODS} {unit.value}s)"
+        )
     spec = EventRetentionSpec(
         ctx.project.id, span.start_ms, span.end_ms, ctx.project.timezone, tuple(names), unit.value
     )
     rows: list[tuple[str, date, int, int]] = ctx.engine.query(spec)  # (event, period, k, users)
     cells: dict[tuple[str, date, int], int] = {(e, p, k): n for e, p, k, n in rows}
-    periods = cohort_keys(span, unit.value)
     label = f"{{}} {unit.value}s later"
     data: dict[str, Any] = {}
     for name in names:
