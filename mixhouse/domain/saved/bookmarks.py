@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from mixhouse.catalog import Catalog
+from mixhouse.domain.saved.table import SavedTable
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS bookmarks (
@@ -44,45 +43,26 @@ def _row(row: tuple[Any, ...]) -> Bookmark:
 
 class BookmarkStore:
     def __init__(self, catalog: Catalog) -> None:
-        self._conn: sqlite3.Connection = catalog.connection()
-        self._conn.executescript(_SCHEMA)
+        self._table = SavedTable(catalog, schema=_SCHEMA, table="bookmarks", columns=_COLUMNS, row=_row)
 
     def create(self, project_id: int, *, name: str, description: str, query: dict[str, Any]) -> Bookmark:
-        cur = self._conn.execute(
-            "INSERT INTO bookmarks (project_id, name, description, query, created_at) VALUES (?,?,?,?,?)",
-            (project_id, name, description, orjson.dumps(query).decode(), time.time()),
+        return self._table.insert(
+            project_id, {"name": name, "description": description, "query": orjson.dumps(query).decode()}
         )
-        bookmark = self.get(project_id, int(cur.lastrowid or 0))
-        assert bookmark is not None
-        return bookmark
 
     def get(self, project_id: int, bookmark_id: int) -> Bookmark | None:
-        row = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM bookmarks WHERE project_id = ? AND id = ?", (project_id, bookmark_id)
-        ).fetchone()
-        return _row(row) if row else None
+        return self._table.get(project_id, bookmark_id)
 
     def list(self, project_id: int) -> list[Bookmark]:
-        rows = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM bookmarks WHERE project_id = ? ORDER BY id", (project_id,)
-        ).fetchall()
-        return [_row(r) for r in rows]
+        return self._table.list(project_id)
 
     def update(self, bookmark: Bookmark) -> Bookmark:
-        self._conn.execute(
-            "UPDATE bookmarks SET name = ?, description = ?, query = ? WHERE project_id = ? AND id = ?",
-            (
-                bookmark.name,
-                bookmark.description,
-                orjson.dumps(bookmark.query).decode(),
-                bookmark.project_id,
-                bookmark.id,
-            ),
-        )
-        updated = self.get(bookmark.project_id, bookmark.id)
-        assert updated is not None
-        return updated
+        values = {
+            "name": bookmark.name,
+            "description": bookmark.description,
+            "query": orjson.dumps(bookmark.query).decode(),
+        }
+        return self._table.update(bookmark.project_id, bookmark.id, values)
 
     def delete(self, project_id: int, bookmark_id: int) -> bool:
-        cur = self._conn.execute("DELETE FROM bookmarks WHERE project_id = ? AND id = ?", (project_id, bookmark_id))
-        return cur.rowcount > 0
+        return self._table.delete(project_id, bookmark_id)

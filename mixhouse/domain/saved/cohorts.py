@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import sqlite3
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from mixhouse.catalog import Catalog
+from mixhouse.domain.saved.table import SavedTable
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cohorts (
@@ -69,8 +68,7 @@ def _row(row: tuple[Any, ...]) -> Cohort:
 
 class CohortStore:
     def __init__(self, catalog: Catalog) -> None:
-        self._conn: sqlite3.Connection = catalog.connection()
-        self._conn.executescript(_SCHEMA)
+        self._table = SavedTable(catalog, schema=_SCHEMA, table="cohorts", columns=_COLUMNS, row=_row)
 
     def create(
         self,
@@ -82,53 +80,29 @@ class CohortStore:
         behavior: Behavior | None,
         is_visible: bool,
     ) -> Cohort:
-        cur = self._conn.execute(
-            "INSERT INTO cohorts (project_id, name, description, filter, behavior, is_visible, created_at)"
-            " VALUES (?,?,?,?,?,?,?)",
-            (
-                project_id,
-                name,
-                description,
-                filter,
-                orjson.dumps(behavior.as_dict()).decode() if behavior else None,
-                int(is_visible),
-                time.time(),
-            ),
-        )
-        cohort = self.get(project_id, int(cur.lastrowid or 0))
-        assert cohort is not None
-        return cohort
+        return self._table.insert(project_id, _values(name, description, filter, behavior, is_visible))
 
     def get(self, project_id: int, cohort_id: int) -> Cohort | None:
-        row = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM cohorts WHERE project_id = ? AND id = ?", (project_id, cohort_id)
-        ).fetchone()
-        return _row(row) if row else None
+        return self._table.get(project_id, cohort_id)
 
     def list(self, project_id: int) -> list[Cohort]:
-        rows = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM cohorts WHERE project_id = ? ORDER BY id", (project_id,)
-        ).fetchall()
-        return [_row(r) for r in rows]
+        return self._table.list(project_id)
 
     def update(self, cohort: Cohort) -> Cohort:
-        self._conn.execute(
-            "UPDATE cohorts SET name = ?, description = ?, filter = ?, behavior = ?, is_visible = ?"
-            " WHERE project_id = ? AND id = ?",
-            (
-                cohort.name,
-                cohort.description,
-                cohort.filter,
-                orjson.dumps(cohort.behavior.as_dict()).decode() if cohort.behavior else None,
-                int(cohort.is_visible),
-                cohort.project_id,
-                cohort.id,
-            ),
-        )
-        updated = self.get(cohort.project_id, cohort.id)
-        assert updated is not None
-        return updated
+        values = _values(cohort.name, cohort.description, cohort.filter, cohort.behavior, cohort.is_visible)
+        return self._table.update(cohort.project_id, cohort.id, values)
 
     def delete(self, project_id: int, cohort_id: int) -> bool:
-        cur = self._conn.execute("DELETE FROM cohorts WHERE project_id = ? AND id = ?", (project_id, cohort_id))
-        return cur.rowcount > 0
+        return self._table.delete(project_id, cohort_id)
+
+
+def _values(
+    name: str, description: str, filter: str | None, behavior: Behavior | None, is_visible: bool
+) -> dict[str, object]:
+    return {
+        "name": name,
+        "description": description,
+        "filter": filter,
+        "behavior": orjson.dumps(behavior.as_dict()).decode() if behavior else None,
+        "is_visible": int(is_visible),
+    }

@@ -3,8 +3,6 @@ ones), kept in the catalog database beside the other saved objects."""
 
 from __future__ import annotations
 
-import sqlite3
-import time
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
@@ -12,6 +10,7 @@ from typing import Any
 import orjson
 
 from mixhouse.catalog import Catalog
+from mixhouse.domain.saved.table import SavedTable
 from mixhouse.errors import BadRequest
 from mixhouse.expr import parse
 
@@ -131,8 +130,7 @@ _COLUMNS = "id, project_id, name, steps, length, length_unit, counting, created_
 
 class FunnelStore:
     def __init__(self, catalog: Catalog) -> None:
-        self._conn: sqlite3.Connection = catalog.connection()
-        self._conn.executescript(_SCHEMA)
+        self._table = SavedTable(catalog, schema=_SCHEMA, table="saved_funnels", columns=_COLUMNS, row=_row)
 
     def create(
         self,
@@ -144,63 +142,35 @@ class FunnelStore:
         length_unit: LengthUnit,
         counting: Counting,
     ) -> SavedFunnel:
-        cur = self._conn.execute(
-            "INSERT INTO saved_funnels (project_id, name, steps, length, length_unit, counting, created_at)"
-            " VALUES (?,?,?,?,?,?,?)",
-            (
-                project_id,
-                name,
-                orjson.dumps([s.as_dict() for s in steps]).decode(),
-                length,
-                length_unit.value,
-                counting.value,
-                time.time(),
-            ),
-        )
-        funnel = self.get(project_id, int(cur.lastrowid or 0))
-        assert funnel is not None
-        return funnel
+        return self._table.insert(project_id, _values(name, steps, length, length_unit, counting))
 
     def get(self, project_id: int, funnel_id: int) -> SavedFunnel | None:
-        row = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM saved_funnels WHERE project_id = ? AND id = ?", (project_id, funnel_id)
-        ).fetchone()
-        return _row(row) if row else None
+        return self._table.get(project_id, funnel_id)
 
     def by_name(self, project_id: int, name: str) -> SavedFunnel | None:
-        row = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM saved_funnels WHERE project_id = ? AND name = ? ORDER BY id LIMIT 1",
-            (project_id, name),
-        ).fetchone()
-        return _row(row) if row else None
+        return self._table.first(project_id, "name", name)
 
     def list(self, project_id: int) -> list[SavedFunnel]:
-        rows = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM saved_funnels WHERE project_id = ? ORDER BY id", (project_id,)
-        ).fetchall()
-        return [_row(r) for r in rows]
+        return self._table.list(project_id)
 
     def update(self, funnel: SavedFunnel) -> SavedFunnel:
-        self._conn.execute(
-            "UPDATE saved_funnels SET name = ?, steps = ?, length = ?, length_unit = ?, counting = ?"
-            " WHERE project_id = ? AND id = ?",
-            (
-                funnel.name,
-                orjson.dumps([s.as_dict() for s in funnel.steps]).decode(),
-                funnel.length,
-                funnel.length_unit.value,
-                funnel.counting.value,
-                funnel.project_id,
-                funnel.id,
-            ),
-        )
-        updated = self.get(funnel.project_id, funnel.id)
-        assert updated is not None
-        return updated
+        values = _values(funnel.name, funnel.steps, funnel.length, funnel.length_unit, funnel.counting)
+        return self._table.update(funnel.project_id, funnel.id, values)
 
     def delete(self, project_id: int, funnel_id: int) -> bool:
-        cur = self._conn.execute("DELETE FROM saved_funnels WHERE project_id = ? AND id = ?", (project_id, funnel_id))
-        return cur.rowcount > 0
+        return self._table.delete(project_id, funnel_id)
+
+
+def _values(
+    name: str, steps: tuple[FunnelStep, ...], length: int, length_unit: LengthUnit, counting: Counting
+) -> dict[str, object]:
+    return {
+        "name": name,
+        "steps": orjson.dumps([s.as_dict() for s in steps]).decode(),
+        "length": length,
+        "length_unit": length_unit.value,
+        "counting": counting.value,
+    }
 
 
 def _enum(body: dict[str, Any], name: str, enum: type[LengthUnit] | type[Counting], default: Any) -> Any:
