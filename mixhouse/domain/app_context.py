@@ -9,6 +9,7 @@ from mixhouse.catalog import Catalog
 from mixhouse.domain.auth import Caller
 from mixhouse.domain.project import Project
 from mixhouse.engine.base import Engine
+from mixhouse.errors import NotFound
 
 
 @dataclass(frozen=True)
@@ -25,3 +26,11 @@ class AppContext:
     @property
     def project(self) -> Project:
         return self.caller.project
+
+    def path_id(self, name: str, not_found: str) -> int:
+        """A numeric id from the path; anything else is "not found" (`not_found` takes `{}` for the id).
+        isascii: '²' passes isdigit() but not int()."""
+        raw = self.path_params.get(name, "")
+        if not (raw.isascii() and raw.isdigit()):
+            raise NotFound(not_found.format(raw))
+        return int(raw)

@@ -111,10 +111,7 @@ def _visible(body: dict[str, Any], current: bool) -> bool:
 
 
 def _cohort_id(ctx: AppContext) -> int:
-    raw = ctx.path_params.get("cohort_id", "")
-    if not (raw.isascii() and raw.isdigit()):
-        raise NotFound(f"Cohort not found for id {raw}")
-    return int(raw)
+    return ctx.path_id("cohort_id", "Cohort not found for id {}")
 
 
 def cohorts_collection(ctx: AppContext) -> dict[str, Any]:

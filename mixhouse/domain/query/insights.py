@@ -231,10 +231,7 @@ def _text(body: dict[str, Any], name: str, default: str) -> str:
 
 
 def _bookmark_id(ctx: AppContext) -> int:
-    raw = ctx.path_params.get("bookmark_id", "")
-    if not (raw.isascii() and raw.isdigit()):
-        raise NotFound(f"Report not found for id {raw}")
-    return int(raw)
+    return ctx.path_id("bookmark_id", "Report not found for id {}")
 
 
 def bookmarks_collection(ctx: AppContext) -> dict[str, Any]:
