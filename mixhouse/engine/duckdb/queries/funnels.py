@@ -1,11 +1,12 @@
-"""Funnels on DuckDB: a per-user, time-ordered scan written as SQL over per-user lists.
+"""Funnels on DuckDB: a per-user, time-ordered scan written as SQL joins.
 
 Per entry (a step-1 event: the first in its bucket for uniques, every one for totals) step k+1 is the
-earliest event of the user's step-(k+1) list that is not earlier than 2 s before step k, not later
-than the entry + window, and not an event already used by an earlier step. Each step is one
-`list_filter` over the user's list for that step, so the whole scan is vectorised by DuckDB with no
-per-event Python. Totals then chain attempts: the next entry is the first step-1 event after the
-previous attempt's exit (its conversion, or the end of its window), followed by a recursive CTE.
+earliest of the user's step-(k+1) events that is not earlier than 2 s before step k, not later than
+the entry + window, and not an event already used by an earlier step: one hash join on the user per
+step, over the attempts that reached step k only, then `min` per attempt. The whole scan is vectorised
+by DuckDB with no per-event Python. Totals then chain attempts: the next entry is the first step-1
+event after the previous attempt's exit (its conversion, or the end of its window), followed by a
+recursive CTE.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from typing import Any
 import duckdb
 
 from mixhouse.domain.query.funnels import OVERALL, FunnelSpec, StepFigures, StepPropertyNamesSpec
+from mixhouse.engine.duckdb.localtime import local_timestamp_sql
 from mixhouse.engine.duckdb.relations import scoped_events
 
 
 def bucket_sql(spec: FunnelSpec, time_sql: str) -> str:
     """The DATE key of an entry time: its day in the project zone, grouped as the spec says."""
-    tz = spec.buckets.timezone.replace("'", "''")
-    day = f"CAST(timezone('{tz}', epoch_ms({time_sql})::TIMESTAMPTZ) AS DATE)"
+    local = local_timestamp_sql(time_sql, spec.buckets.timezone, spec.start_ms, spec.end_ms)
+    day = f"CAST({local} AS DATE)"
     if spec.buckets.unit == "week":
         return f"CAST(date_trunc('week', {day}) AS DATE)"
     if spec.buckets.unit == "month":
@@ -69,28 +71,19 @@ def _scan_sql(spec: FunnelSpec, segmented: bool) -> tuple[str, dict[str, Any]]:
         entries = f"SELECT u, seg, b, {{'t': t, 's': s}} AS c1 FROM ({step1})"
     else:
         entries = f"SELECT u, seg, b, min({{'t': t, 's': s}}) AS c1 FROM ({step1}) GROUP BY u, seg, b"
-    list_cols = ", ".join(
-        f"list({{'t': t, 's': s}} ORDER BY t, s) FILTER (WHERE f{k}) AS l{k}" for k in range(2, n + 1)
-    )
-    any_later = " OR ".join(f"f{k}" for k in range(2, n + 1))
-    lists = f"SELECT u, {list_cols} FROM ev WHERE ({any_later}) AND u IN (SELECT u FROM entries) GROUP BY u"
-    # Stage k adds c_k from l_k, given c_1..c_{k-1}.
-    carried = ["u", "seg", "b", "c1"]
-    stages = [
-        f"SELECT en.u, en.seg, en.b, en.c1, {', '.join(f'l.l{k}' for k in range(2, n + 1))} "
-        "FROM entries en LEFT JOIN lists l USING (u)"
-    ]
+    # Stage k adds c_k: one join of the attempts that reached step k-1 with the user's step-k events.
+    # Attempts get an integer id so that the per-attempt minimum groups on it, not on the user's text id;
+    # materialized, so that every reader sees the same ids.
+    ctes = [f"ev AS ({ev})", f"entries AS ({entries})"]
+    ctes.append("stage1 AS MATERIALIZED (SELECT row_number() OVER () AS id, u, seg, b, c1 FROM entries)")
     for k in range(2, n + 1):
-        used = " AND ".join(f"x.s <> c{j}.s" for j in range(1, k))
-        pick = (
-            f"CASE WHEN c{k - 1} IS NOT NULL THEN list_filter(l{k}, lambda x: x.t >= c{k - 1}.t - {spec.grace_ms}"
-            f" AND x.t <= c1.t + {spec.window_ms} AND {used})[1] END AS c{k}"
+        used = " AND ".join(f"x.s <> st.c{j}.s" for j in range(1, k))
+        ctes.append(
+            f"m{k} AS (SELECT st.id, min({{'t': x.t, 's': x.s}}) AS c{k} "
+            f"FROM stage{k - 1} st JOIN ev x ON x.f{k} AND x.u = st.u AND x.t >= st.c{k - 1}.t - {spec.grace_ms} "
+            f"AND x.t <= st.c1.t + {spec.window_ms} AND {used} WHERE st.c{k - 1} IS NOT NULL GROUP BY st.id)"
         )
-        rest = ", ".join(f"l{j}" for j in range(k + 1, n + 1))
-        stages.append(f"SELECT {', '.join(carried)}, {pick}{', ' + rest if rest else ''} FROM stage{k - 1}")
-        carried.append(f"c{k}")
-    ctes = [f"ev AS ({ev})", f"entries AS ({entries})", f"lists AS ({lists})"]
-    ctes += [f"stage{i + 1} AS ({sql})" for i, sql in enumerate(stages)]
+        ctes.append(f"stage{k} AS MATERIALIZED (SELECT st.*, m.c{k} FROM stage{k - 1} st LEFT JOIN m{k} m USING (id))")
     attempts = f"stage{n}"
     if spec.totals:
         ctes += _totals_ctes(spec, n, attempts)
