@@ -11,12 +11,13 @@ import duckdb
 
 from mixhouse.domain.query.funnels import OVERALL
 from mixhouse.domain.query.retention import AddictionSpec, CohortRow, EventRetentionSpec, RetentionSpec
+from mixhouse.engine.duckdb.localtime import local_timestamp_sql
 from mixhouse.engine.duckdb.relations import scoped_events
 
 
-def local_sql(timezone: str, time_sql: str) -> str:
-    tz = timezone.replace("'", "''")
-    return f"timezone('{tz}', epoch_ms({time_sql})::TIMESTAMPTZ)"
+def local_sql(timezone: str, time_sql: str, start_ms: int | None = None, end_ms: int | None = None) -> str:
+    """Wall-clock TIMESTAMP of an instant in `[start_ms, end_ms)` (open ends: see localtime)."""
+    return local_timestamp_sql(time_sql, timezone, start_ms, end_ms)
 
 
 def period_sql(unit: str, local: str) -> str:
@@ -56,7 +57,9 @@ def retention_rows(conn: duckdb.DuckDBPyConnection, spec: RetentionSpec) -> list
     params: dict[str, Any] = {**born.params, **ret.params, "start": spec.start_ms}
     born_where = f"WHERE {spec.born_where_sql}" if spec.born_where_sql else ""
     ret_where = f"WHERE {spec.where_sql}" if spec.where_sql else ""
-    cohort = period_sql(spec.unit, local_sql(spec.timezone, "t"))
+    cohort = period_sql(spec.unit, local_sql(spec.timezone, "t", spec.start_ms, spec.end_ms))
+    # Births are kept only in [start, end): their local time needs the offsets of that span only.
+    birth_local = local_sql(spec.timezone, "bt", spec.start_ms, spec.end_ms)
     key = "u, " + cohort if spec.compounded else "u"
     births = f"""
         SELECT u, min({{'t': t, 's': s}}).t AS bt, arg_min(segs, {{'t': t, 's': s}}) AS segs
@@ -66,13 +69,17 @@ def retention_rows(conn: duckdb.DuckDBPyConnection, spec: RetentionSpec) -> list
         HAVING min(t) >= $start
     """
     fanned = f"""
-        SELECT u, bt, {period_sql(spec.unit, local_sql(spec.timezone, "bt"))} AS cohort, '{OVERALL}' AS seg
+        SELECT u, bt, {period_sql(spec.unit, birth_local)} AS cohort, '{OVERALL}' AS seg
         FROM births
     """
     if spec.segment_sql:
-        fanned += f"""UNION ALL SELECT u, bt, {period_sql(spec.unit, local_sql(spec.timezone, "bt"))} AS cohort,
+        fanned += f"""UNION ALL SELECT u, bt, {period_sql(spec.unit, birth_local)} AS cohort,
                       unnest(segs) AS seg FROM births"""
-    index = _interval_index(spec, local_sql(spec.timezone, "b.bt"), local_sql(spec.timezone, "r.t"))
+    index = _interval_index(
+        spec,
+        local_sql(spec.timezone, "b.bt", spec.start_ms, spec.end_ms),
+        local_sql(spec.timezone, "r.t", spec.start_ms),
+    )
     ctes = f"""
         WITH births AS ({births}),
         cohorts AS ({fanned}),
@@ -106,7 +113,7 @@ def retention_rows(conn: duckdb.DuckDBPyConnection, spec: RetentionSpec) -> list
 def addiction_rows(conn: duckdb.DuckDBPyConnection, spec: AddictionSpec) -> list[tuple[date, str, int, int]]:
     rel = scoped_events(spec.project_id, spec.start_ms, spec.end_ms, events=[spec.event] if spec.event else None)
     where = f"WHERE {spec.where_sql}" if spec.where_sql else ""
-    local = local_sql(spec.timezone, "e.time_ms")
+    local = local_sql(spec.timezone, "e.time_ms", spec.start_ms, spec.end_ms)
     seg = f"unnest({spec.segment_sql})" if spec.segment_sql else None
     runs = [f"'{OVERALL}'"] + ([seg] if seg else [])
     parts = [
@@ -126,7 +133,7 @@ def addiction_rows(conn: duckdb.DuckDBPyConnection, spec: AddictionSpec) -> list
 
 def event_retention_rows(conn: duckdb.DuckDBPyConnection, spec: EventRetentionSpec) -> list[tuple[str, date, int, int]]:
     rel = scoped_events(spec.project_id, spec.start_ms, spec.end_ms, events=list(spec.events))
-    period = period_sql(spec.unit, local_sql(spec.timezone, "e.time_ms"))
+    period = period_sql(spec.unit, local_sql(spec.timezone, "e.time_ms", spec.start_ms, spec.end_ms))
     sql = f"""
         WITH act AS (SELECT DISTINCT e.event, e.distinct_id AS u, {period} AS p FROM ({rel.sql}) e)
         SELECT a.event, a.p, datediff('{spec.unit}', a.p, b.p) AS k, count(*)
