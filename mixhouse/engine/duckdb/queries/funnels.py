@@ -36,7 +36,8 @@ def bucket_sql(spec: FunnelSpec, time_sql: str) -> str:
     )
 
 
-def _scan_sql(spec: FunnelSpec, segmented: bool) -> tuple[str, dict[str, Any]]:
+def _scan_sql(spec: FunnelSpec) -> tuple[str, dict[str, Any]]:
+    """One statement for `$overall` (ov) and, with `on`, every segment: one scan of the events for both."""
     n = len(spec.steps)
     lookback = spec.grace_ms * (n - 1)
     rel = scoped_events(
@@ -52,7 +53,7 @@ def _scan_sql(spec: FunnelSpec, segmented: bool) -> tuple[str, dict[str, Any]]:
         cond = f"e.event = $f_ev{i}" + (f" AND ({step.where_sql})" if step.where_sql else "")
         flags.append(f"({cond}) AS f{i}")
     where = f"WHERE {spec.where_sql}" if spec.where_sql else ""
-    seg = f"CASE WHEN f1 THEN {spec.segment_sql} END" if segmented and spec.segment_sql else "NULL::VARCHAR[]"
+    seg = f"CASE WHEN f1 THEN {spec.segment_sql} END" if spec.segment_sql else "NULL::VARCHAR[]"
     # Flags are computed one level down so that the CASE below can read f1 by name.
     ev = f"""
         SELECT u, t, s, {", ".join(f"f{i}" for i in range(1, n + 1))}, {seg} AS segs FROM (
@@ -61,21 +62,21 @@ def _scan_sql(spec: FunnelSpec, segmented: bool) -> tuple[str, dict[str, Any]]:
             FROM ({rel.sql}) e {where}
         ) e
     """
-    seg_value = "unnest(segs)" if segmented else f"'{OVERALL}'"
-    step1 = f"""
-        SELECT u, t, s, seg, {bucket_sql(spec, "t")} AS b FROM (
-            SELECT u, t, s, {seg_value} AS seg FROM ev WHERE f1 AND t >= $f_start AND t < $f_end
-        )
-    """
+    firsts = "ev WHERE f1 AND t >= $f_start AND t < $f_end"
+    # ov marks the `$overall` rows, so that no segment value can be taken for them.
+    starts = f"SELECT u, t, s, TRUE AS ov, '{OVERALL}' AS seg FROM {firsts}"
+    if spec.segment_sql:
+        starts += f" UNION ALL SELECT u, t, s, FALSE AS ov, unnest(segs) AS seg FROM {firsts}"
+    step1 = f"""SELECT u, t, s, ov, seg, {bucket_sql(spec, "t")} AS b FROM ({starts})"""
     if spec.totals:
-        entries = f"SELECT u, seg, b, {{'t': t, 's': s}} AS c1 FROM ({step1})"
+        entries = f"SELECT u, ov, seg, b, {{'t': t, 's': s}} AS c1 FROM ({step1})"
     else:
-        entries = f"SELECT u, seg, b, min({{'t': t, 's': s}}) AS c1 FROM ({step1}) GROUP BY u, seg, b"
+        entries = f"SELECT u, ov, seg, b, min({{'t': t, 's': s}}) AS c1 FROM ({step1}) GROUP BY u, ov, seg, b"
     # Stage k adds c_k: one join of the attempts that reached step k-1 with the user's step-k events.
     # Attempts get an integer id so that the per-attempt minimum groups on it, not on the user's text id;
     # materialized, so that every reader sees the same ids.
     ctes = [f"ev AS ({ev})", f"entries AS ({entries})"]
-    ctes.append("stage1 AS MATERIALIZED (SELECT row_number() OVER () AS id, u, seg, b, c1 FROM entries)")
+    ctes.append("stage1 AS MATERIALIZED (SELECT row_number() OVER () AS id, u, ov, seg, b, c1 FROM entries)")
     for k in range(2, n + 1):
         used = " AND ".join(f"x.s <> st.c{j}.s" for j in range(1, k))
         ctes.append(
@@ -93,7 +94,7 @@ def _scan_sql(spec: FunnelSpec, segmented: bool) -> tuple[str, dict[str, Any]]:
     avg_start = ", ".join(["NULL::DOUBLE"] + [f"avg(c{k}.t - c1.t)" for k in range(2, n + 1)])
     sql = (
         f"WITH RECURSIVE {', '.join(ctes)} "
-        f"SELECT b, seg, [{counts}], [{avg}], [{avg_start}] FROM {attempts} GROUP BY b, seg"
+        f"SELECT b, ov, seg, [{counts}], [{avg}], [{avg_start}] FROM {attempts} GROUP BY b, ov, seg"
     )
     return sql, params
 
@@ -104,34 +105,31 @@ def _totals_ctes(spec: FunnelSpec, n: int, attempts: str) -> list[str]:
     exit_sql = f"CASE WHEN c{n} IS NOT NULL THEN greatest({times}) ELSE c1.t + {spec.window_ms} END"
     return [
         f"cand AS (SELECT *, {exit_sql} AS exit_t, "
-        f"row_number() OVER (PARTITION BY u, seg ORDER BY c1.t, c1.s) AS rn FROM {attempts})",
-        "firsts AS (SELECT u, seg, c1.t AS t, min(rn) AS rn FROM cand GROUP BY u, seg, c1.t)",
+        f"row_number() OVER (PARTITION BY u, ov, seg ORDER BY c1.t, c1.s) AS rn FROM {attempts})",
+        "firsts AS (SELECT u, ov, seg, c1.t AS t, min(rn) AS rn FROM cand GROUP BY u, ov, seg, c1.t)",
         # Materialized: DuckDB refuses an ASOF join inlined into a recursive CTE (it plans one on large inputs).
-        "nxt AS MATERIALIZED (SELECT c.u, c.seg, c.rn, f.rn AS next_rn FROM cand c "
-        "ASOF LEFT JOIN firsts f ON c.u = f.u AND c.seg = f.seg AND f.t > c.exit_t)",
-        "chain(u, seg, rn) AS (SELECT u, seg, rn FROM cand WHERE rn = 1 UNION ALL "
-        "SELECT n.u, n.seg, n.next_rn FROM chain c JOIN nxt n ON n.u = c.u AND n.seg = c.seg AND n.rn = c.rn "
+        "nxt AS MATERIALIZED (SELECT c.u, c.ov, c.seg, c.rn, f.rn AS next_rn FROM cand c "
+        "ASOF LEFT JOIN firsts f ON c.u = f.u AND c.ov = f.ov AND c.seg = f.seg AND f.t > c.exit_t)",
+        "chain(u, ov, seg, rn) AS (SELECT u, ov, seg, rn FROM cand WHERE rn = 1 UNION ALL "
+        "SELECT n.u, n.ov, n.seg, n.next_rn FROM chain c JOIN nxt n "
+        "ON n.u = c.u AND n.ov = c.ov AND n.seg = c.seg AND n.rn = c.rn "
         "WHERE n.next_rn IS NOT NULL)",
-        "chosen AS (SELECT cand.* FROM cand JOIN chain USING (u, seg, rn))",
+        "chosen AS (SELECT cand.* FROM cand JOIN chain USING (u, ov, seg, rn))",
     ]
 
 
 def funnel_figures(conn: duckdb.DuckDBPyConnection, spec: FunnelSpec) -> list[StepFigures]:
-    runs = [False, True] if spec.segment_sql else [False]
-    out: list[StepFigures] = []
-    for segmented in runs:
-        sql, params = _scan_sql(spec, segmented)
-        for b, seg, counts, avg, avg_start in conn.execute(sql, params).fetchall():
-            out.append(
-                StepFigures(
-                    bucket=b,
-                    segment=OVERALL if not segmented else str(seg),
-                    counts=tuple(int(c) for c in counts),
-                    avg_ms=tuple(avg),
-                    avg_from_start_ms=tuple(avg_start),
-                )
-            )
-    return out
+    sql, params = _scan_sql(spec)
+    return [
+        StepFigures(
+            bucket=b,
+            segment=OVERALL if ov else str(seg),
+            counts=tuple(int(c) for c in counts),
+            avg_ms=tuple(avg),
+            avg_from_start_ms=tuple(avg_start),
+        )
+        for b, ov, seg, counts, avg, avg_start in conn.execute(sql, params).fetchall()
+    ]
 
 
 def step_property_names(conn: duckdb.DuckDBPyConnection, spec: StepPropertyNamesSpec) -> list[tuple[str, int]]:
