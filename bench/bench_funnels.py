@@ -70,8 +70,14 @@ def get(url: str, path: str, **params: Any) -> Any:
     return r.json()
 
 
-def save_funnel(url: str, steps: int) -> int:
-    body = {"name": f"{steps} steps", "steps": [f"e{i}" for i in range(steps)], "length": 7, "length_unit": "day"}
+def save_funnel(url: str, steps: int, counting: str = "uniques") -> int:
+    body = {
+        "name": f"{steps} steps, {counting}",
+        "steps": [f"e{i}" for i in range(steps)],
+        "length": 7,
+        "length_unit": "day",
+        "counting": counting,
+    }
     r = httpx.post(f"{url}/api/app/projects/{PROJECT_ID}/funnels", json=body, auth=AUTH, timeout=60)
     assert r.status_code == 200, r.text
     return int(r.json()["results"]["funnel_id"])
@@ -97,12 +103,16 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--users", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--timezone", default="UTC", help="the project's timezone (chDB ignores it)")
     args = parser.parse_args()
     print(f"machine: {machine()}")
-    print(f"data: {args.events:,} events, {args.users:,} users, {DAYS} days, 8 event names; funnels {FROM}..{TO}")
+    print(
+        f"data: {args.events:,} events, {args.users:,} users, {DAYS} days, 8 event names; funnels {FROM}..{TO};"
+        f" project timezone {args.timezone}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "data"
-        seed_catalog(data_dir)
+        seed_catalog(data_dir, timezone=args.timezone)
         t0 = time.perf_counter()
         write_events(data_dir, args.events, args.users)
         print(f"bulk write: {time.perf_counter() - t0:.1f} s")
@@ -118,9 +128,19 @@ def main() -> None:
                 counts = [s["count"] for s in body["data"][FROM]["steps"]]
                 rows.append((f"{steps}-step funnel, one bucket", t_whole, counts))
                 rows.append((f"{steps}-step funnel, 14 daily buckets", t_daily, None))
+                if steps == 3:
+                    on = {**whole, "on": 'properties["plan"]'}
+                    t_on, _ = timed(lambda fid=fid, on=on: get(server.url, "funnels", funnel_id=fid, **on), args.runs)
+                    rows.append(("3-step funnel, one bucket, on plan", t_on, None))
+                    tid = save_funnel(server.url, steps, "totals")
+                    t_tot, _ = timed(lambda tid=tid: get(server.url, "funnels", funnel_id=tid, **whole), args.runs)
+                    rows.append(("3-step funnel, one bucket, totals", t_tot, None))
             ret = {"from_date": FROM, "to_date": "2024-01-10", "born_event": "e0", "event": "e1", "interval_count": 10}
             t_ret, _ = timed(lambda: get(server.url, "retention", **ret), args.runs)
             rows.append(("retention, 10 daily cohorts x 11 day intervals", t_ret, None))
+            anyret = {k: v for k, v in ret.items() if k != "event"}
+            t_any, _ = timed(lambda: get(server.url, "retention", **anyret), args.runs)
+            rows.append(("retention, any event as the return", t_any, None))
         finally:
             server.stop()
         import chdb.session as chs  # optional: only the benchmark needs it
