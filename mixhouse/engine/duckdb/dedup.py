@@ -8,7 +8,11 @@ analyses anti-join that small table.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import duckdb
+
+from mixhouse.domain.events import StoredEvent
 
 # Older copies of the keys in `incoming` (already inserted into events). The time bounds let DuckDB
 # skip row groups outside the batch's time span; the seq comparison also catches copies within the batch.
@@ -20,7 +24,7 @@ JOIN {incoming} i
   ON e.project_id = i.project_id AND e.insert_id = i.insert_id AND e.time_ms = i.time_ms
  AND e.event = i.event AND e.distinct_id = i.distinct_id AND e.seq < i.seq
 WHERE i.insert_id IS NOT NULL AND e.insert_id IS NOT NULL
-  AND e.time_ms BETWEEN (SELECT min(time_ms) FROM {incoming}) AND (SELECT max(time_ms) FROM {incoming})
+  AND e.time_ms BETWEEN $low AND $high
   AND e.seq NOT IN (SELECT seq FROM superseded_events)
 """
 
@@ -32,9 +36,12 @@ QUALIFY row_number() OVER (PARTITION BY project_id, event, distinct_id, time_ms,
 """
 
 
-def mark_superseded(conn: duckdb.DuckDBPyConnection, incoming: str) -> None:
-    """Record the rows that the events of the registered relation `incoming` supersede."""
-    conn.execute(_MARK.format(incoming=incoming))
+def mark_superseded(conn: duckdb.DuckDBPyConnection, incoming: str, events: Sequence[StoredEvent]) -> None:
+    """Record the rows that `events` (registered as the relation `incoming`) supersede. Only events
+    with an `$insert_id` can; a batch without any costs nothing here."""
+    times = [e.time_ms for e in events if e.insert_id is not None]
+    if times:
+        conn.execute(_MARK.format(incoming=incoming), {"low": min(times), "high": max(times)})
 
 
 def backfill_superseded(conn: duckdb.DuckDBPyConnection) -> None:

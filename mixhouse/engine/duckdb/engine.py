@@ -82,7 +82,7 @@ class DuckDBEngine:
                 )
                 conn.register("incoming_events", table)
                 conn.execute("INSERT INTO events SELECT * FROM incoming_events")
-                mark_superseded(conn, "incoming_events")
+                mark_superseded(conn, "incoming_events", events)
                 conn.unregister("incoming_events")
                 # The identity map changes in the same transaction as the events that carry its links.
                 links = [(e.project_id, e.identity) for e in events if e.identity is not None]
