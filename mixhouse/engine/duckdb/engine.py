@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import struct
 import threading
 from collections.abc import Iterator
@@ -24,6 +25,8 @@ from mixhouse.engine.duckdb.schema import SCHEMA
 from mixhouse.engine.duckdb.writer import GroupCommitWriter
 
 EXPORT_BATCH_ROWS = 20_000
+EXPORT_WINDOW_ROWS = 200_000
+_HOUR_MS = 3_600_000
 
 
 class DuckDBEngine:
@@ -147,10 +150,6 @@ class DuckDBEngine:
             filters.append("list_contains($events, s.event)")
             params["events"] = list(query.events)
         outer = f"WHERE ({where_sql})" if where_sql else ""
-        limit = ""
-        if query.limit is not None:
-            limit = "LIMIT $limit"
-            params["limit"] = query.limit
         # Rows show their canonical id (reference §8.3, §9.2) — also to `where`, so that a user's whole
         # history is found by the id users are known by — and re-attributed rows keep the id they were
         # sent with in $distinct_id_before_identity.
@@ -166,17 +165,29 @@ class DuckDBEngine:
                        s.distinct_id AS original_distinct_id, s.properties
                 FROM events s
                 LEFT JOIN identity_map m ON m.project_id = s.project_id AND m.distinct_id = s.distinct_id
-                WHERE {" AND ".join(filters)}
+                WHERE {" AND ".join(filters)} AND s.time_ms >= $wstart AND s.time_ms < $wend
             ) e {outer}
-            ORDER BY e.time_ms, e.seq {limit}
+            ORDER BY e.time_ms, e.seq LIMIT $limit
         """
         # A connection of its own: the generator is consumed across threads of the server's pool.
         conn = self._db.cursor()
         try:
             conn.execute("SET TimeZone = 'UTC'")
-            reader = conn.sql(sql, params=params).to_arrow_reader(EXPORT_BATCH_ROWS)
-            for batch in reader:
-                yield _concat_strings(batch.column(0))
+            remaining = query.limit if query.limit is not None else 2**62
+            # One sorted query per window of at most EXPORT_WINDOW_ROWS rows: a sort holds one window at a
+            # time, so memory stays flat however many rows the export has.
+            counts = conn.execute(
+                f"SELECT s.time_ms // {_HOUR_MS} AS h, count(*) FROM events s WHERE {' AND '.join(filters)}"
+                " GROUP BY h ORDER BY h",
+                params,
+            ).fetchall()
+            for wstart, wend in export_windows(counts, query.start_ms, query.end_ms, EXPORT_WINDOW_ROWS):
+                if remaining <= 0:
+                    break
+                window = {**params, "wstart": wstart, "wend": wend, "limit": remaining}
+                for batch in conn.sql(sql, params=window).to_arrow_reader(EXPORT_BATCH_ROWS):
+                    remaining -= len(batch)
+                    yield _concat_strings(batch.column(0))
         finally:
             conn.close()
 
@@ -235,3 +246,20 @@ def _concat_strings(column: pa.Array) -> bytes:
         end = struct.unpack_from(fmt, offsets, (column.offset + len(column)) * width)[0]
         return bytes(memoryview(data)[start:end])
     return "".join(column.to_pylist()).encode()
+
+
+def export_windows(
+    hour_counts: list[tuple[int, int]], start_ms: int, end_ms: int, max_rows: int
+) -> list[tuple[int, int]]:
+    """Back-to-back [start, end) spans covering [start_ms, end_ms), each holding at most `max_rows` rows
+    unless one hour alone holds more (hour_counts: (epoch hour, rows), ascending). No gaps, so a row that
+    arrives while the export runs is never skipped between two windows."""
+    splits: list[int] = []
+    rows = 0
+    for hour, n in hour_counts:
+        if rows and rows + n > max_rows:
+            splits.append(max(hour * _HOUR_MS, start_ms))
+            rows = 0
+        rows += n
+    bounds = [start_ms, *splits, end_ms]
+    return list(itertools.pairwise(bounds))
