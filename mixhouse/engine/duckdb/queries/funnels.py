@@ -104,17 +104,15 @@ def _totals_ctes(spec: FunnelSpec, n: int, attempts: str) -> list[str]:
     times = ", ".join(f"c{k}.t" for k in range(1, n + 1))
     exit_sql = f"CASE WHEN c{n} IS NOT NULL THEN greatest({times}) ELSE c1.t + {spec.window_ms} END"
     return [
-        f"cand AS (SELECT *, {exit_sql} AS exit_t, "
-        f"row_number() OVER (PARTITION BY u, ov, seg ORDER BY c1.t, c1.s) AS rn FROM {attempts})",
-        "firsts AS (SELECT u, ov, seg, c1.t AS t, min(rn) AS rn FROM cand GROUP BY u, ov, seg, c1.t)",
+        f"cand AS (SELECT *, {exit_sql} AS exit_t FROM {attempts})",
+        # The chain follows attempt ids; the earliest (t, seq) wins among step-1 events at one instant.
+        "firsts AS (SELECT u, ov, seg, c1.t AS t, arg_min(id, c1) AS id FROM cand GROUP BY u, ov, seg, c1.t)",
         # Materialized: DuckDB refuses an ASOF join inlined into a recursive CTE (it plans one on large inputs).
-        "nxt AS MATERIALIZED (SELECT c.u, c.ov, c.seg, c.rn, f.rn AS next_rn FROM cand c "
+        "nxt AS MATERIALIZED (SELECT c.id, f.id AS next_id FROM cand c "
         "ASOF LEFT JOIN firsts f ON c.u = f.u AND c.ov = f.ov AND c.seg = f.seg AND f.t > c.exit_t)",
-        "chain(u, ov, seg, rn) AS (SELECT u, ov, seg, rn FROM cand WHERE rn = 1 UNION ALL "
-        "SELECT n.u, n.ov, n.seg, n.next_rn FROM chain c JOIN nxt n "
-        "ON n.u = c.u AND n.ov = c.ov AND n.seg = c.seg AND n.rn = c.rn "
-        "WHERE n.next_rn IS NOT NULL)",
-        "chosen AS (SELECT cand.* FROM cand JOIN chain USING (u, ov, seg, rn))",
+        "chain(id) AS (SELECT arg_min(id, c1) FROM cand GROUP BY u, ov, seg UNION ALL "
+        "SELECT n.next_id FROM chain c JOIN nxt n ON n.id = c.id WHERE n.next_id IS NOT NULL)",
+        "chosen AS (SELECT cand.* FROM cand JOIN chain USING (id))",
     ]
 
 
