@@ -54,9 +54,28 @@ def _key(spec: SeriesSpec, params: dict[str, Any]) -> str:
     return "[e.event]"
 
 
+def _needs_identity(spec: SeriesSpec) -> bool:
+    """Whether the answer can depend on the resolved id: uniques, `user[...]`, or an expression reading the
+    id. Event counts and sums do not, and skip the identity-map join (a hash probe per event)."""
+    if spec.measure is Measure.COUNT and spec.count_type is not CountType.GENERAL:
+        return True
+    if spec.join_profiles:
+        return True
+    number = spec.numeric.number_sql if spec.numeric is not None else None
+    return any(
+        sql and "distinct_id" in sql for sql in (spec.where_sql, spec.key_sql, spec.inner_sql, spec.value_sql, number)
+    )
+
+
 def series_rows(conn: duckdb.DuckDBPyConnection, spec: SeriesSpec) -> list[SeriesRow]:
     timeline = spec.timeline
-    rel = scoped_events(spec.project_id, timeline.start_ms, timeline.end_ms, events=spec.events)
+    rel = scoped_events(
+        spec.project_id,
+        timeline.start_ms,
+        timeline.end_ms,
+        events=spec.events,
+        resolve_identity=_needs_identity(spec),
+    )
     params: dict[str, Any] = {**rel.params, "fmt": timeline.label_format}
     bucket = _bucket(spec, params)
     keys = _key(spec, params)
