@@ -1,0 +1,20 @@
+"""Segment keys of string values that DuckDB's JSON writer escapes: the compiled key cuts the text out of the
+JSON only when it holds no backslash, and must give the same key as the interpreter either way."""
+
+from __future__ import annotations
+
+import pytest
+
+from mixhouse.expr import parse
+from tests.expr.conftest import Runner, event_scope
+
+TEXTS = ["plain", "", 'q"u', "back\\slash", "line\nbreak", "tab\there", "\x01ctl", "é", "😀", "a/b", '"', "\\"]
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_string_key_is_the_text(runner: Runner, text: str) -> None:
+    runner.load([{"properties": {"s": text, "l": [text, text, "x", 1, None, {"k": 1}]}}])
+    [scalar] = runner.run(parse('properties["s"]'), event_scope())
+    [listed] = runner.run(parse('properties["l"]'), event_scope())
+    assert scalar.keys == [text]
+    assert listed.keys == sorted({text, "x", "1", "null"})
