@@ -52,6 +52,12 @@ CASES = [
     ),
     Case("on string property", "key", 'properties["plan"]', "[json_extract_string(e.properties, '$.plan')]"),
     Case(
+        "on string(property)",
+        "key",
+        'string(properties["plan"])',
+        "[json_extract_string(e.properties, '$.plan')]",
+    ),
+    Case(
         "on list property",
         "key",
         'properties["tags"]',
