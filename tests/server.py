@@ -69,21 +69,16 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def serve_args(self) -> list[str]:
+        return ["--data-dir", str(self.data_dir), "--host", "127.0.0.1", "--port", str(self.port)]
+
+    def healthy(self) -> bool:
+        return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+
     def start(self, timeout: float = 30.0) -> ServerProcess:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "mixhouse",
-                    "serve",
-                    "--data-dir",
-                    str(self.data_dir),
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                ],
+                [sys.executable, "-m", "mixhouse", "serve", *self.serve_args()],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -93,11 +88,12 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}")
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                if self.healthy():
                     return self
             except httpx.HTTPError:
                 pass
             time.sleep(0.05)
+        self.stop()
         raise RuntimeError("server did not become healthy")
 
     def kill(self) -> None:

@@ -91,7 +91,7 @@ CONFIGS = (
 )
 
 
-class _SiteHandler(BaseHTTPRequestHandler):
+class SiteHandler(BaseHTTPRequestHandler):
     """The test site: page.html and the SDK's ES module build, nothing else (favicon -> 404)."""
 
     files: ClassVar[dict[str, tuple[Path, str]]] = {
@@ -152,7 +152,7 @@ def _which(name: str) -> Path | None:
 
 @pytest.fixture(scope="module")
 def site() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _SiteHandler)
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), SiteHandler)
     thread = threading.Thread(target=httpd.serve_forever, name="browser-test-site", daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"

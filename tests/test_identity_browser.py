@@ -18,10 +18,9 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from typing import Any
 
 import httpx
 import pytest
@@ -30,6 +29,7 @@ from mixpanel import Consumer, Mixpanel
 from mixhouse.domain.project import IdMerge
 from tests.conftest import export, today
 from tests.server import PROJECT_ID, SA_SECRET, SA_USER, ServerProcess, seed_catalog
+from tests.test_browser import SiteHandler
 
 BROWSER_DIR = Path(__file__).parent / "browser"
 NODE_MODULES = BROWSER_DIR / "node_modules"
@@ -40,28 +40,6 @@ ORIGINAL_PROJECT = 4343
 ORIGINAL_TOKEN, ORIGINAL_SECRET, ORIGINAL_SA = "ORIGTOKEN", "ORIGSECRET", "sa.original"
 PYPI_PROJECT = 4444  # Simplified, a project of its own so that counts are the PyPI flow's alone
 PYPI_TOKEN, PYPI_SECRET, PYPI_SA = "PYPITOKEN", "PYPISECRET", "sa.pypi"
-
-
-class _Site(BaseHTTPRequestHandler):
-    files: ClassVar[dict[str, tuple[Path, str]]] = {
-        "/page.html": (BROWSER_DIR / "page.html", "text/html; charset=utf-8"),
-        "/mixpanel.module.js": (SDK_DIST / "mixpanel.module.js", "text/javascript; charset=utf-8"),
-    }
-
-    def do_GET(self) -> None:
-        entry = self.files.get(urlsplit(self.path).path)
-        if entry is None:
-            self.send_error(404)
-            return
-        body = entry[0].read_bytes()
-        self.send_response(200)
-        self.send_header("Content-Type", entry[1])
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +71,7 @@ def _tool(name: str) -> str:
 
 def _run_browser(api_url: str) -> dict[str, Any]:
     assert (SDK_DIST / "mixpanel.module.js").exists(), "npm mixpanel-browser missing: run scripts/install-test-deps"
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Site)
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), SiteHandler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:

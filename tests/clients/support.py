@@ -130,28 +130,11 @@ class TlsServerProcess(ServerProcess):
     def url(self) -> str:
         return f"https://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> TlsServerProcess:
-        args = ["serve", "--data-dir", str(self.data_dir), "--host", "127.0.0.1", "--port", str(self.port),
-                "--ssl-certfile", str(self.cert), "--ssl-keyfile", str(self.key)]  # fmt: skip
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "mixhouse", *args],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1, verify=self.ssl_context).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError("server did not become healthy")
+    def serve_args(self) -> list[str]:
+        return [*super().serve_args(), "--ssl-certfile", str(self.cert), "--ssl-keyfile", str(self.key)]
+
+    def healthy(self) -> bool:
+        return httpx.get(f"{self.url}/healthz", timeout=1, verify=self.ssl_context).status_code == 200
 
 
 # -- virtualenvs -------------------------------------------------------------------------------------------
