@@ -160,6 +160,9 @@ def test_insights_parameters(server: ServerProcess) -> None:
         "error": "Missing required parameter: bookmark_id",
     }
     assert report(server, "abc").json()["error"] == "Invalid parameter: bookmark_id"
+    # Past SQLite's integers (found by the API fuzzer): not found, not a server error.
+    huge = report(server, 29362328955686707200)
+    assert (huge.status_code, huge.json()["error"]) == (404, "Report not found for id 29362328955686707200")
     add_project(server, 4545)
     theirs = httpx.post(
         f"{server.url}/api/app/projects/4545/bookmarks", json={"name": "t", "query": {"event": "x"}}, auth=AUTH

@@ -35,6 +35,8 @@ class SavedTable(Generic[T]):
         return saved
 
     def get(self, project_id: int, object_id: int) -> T | None:
+        if not -(2**63) <= object_id < 2**63:  # SQLite would raise OverflowError: no such object
+            return None
         return self.first(project_id, "id", object_id)
 
     def first(self, project_id: int, column: str, value: object) -> T | None:
@@ -61,5 +63,7 @@ class SavedTable(Generic[T]):
         return updated
 
     def delete(self, project_id: int, object_id: int) -> bool:
+        if not -(2**63) <= object_id < 2**63:
+            return False
         cur = self._conn.execute(f"DELETE FROM {self._table} WHERE project_id = ? AND id = ?", (project_id, object_id))
         return cur.rowcount > 0
