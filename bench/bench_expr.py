@@ -94,7 +94,7 @@ def load(conn: duckdb.DuckDBPyConnection, n: int) -> None:
     conn.execute(SCHEMA)
     conn.execute(
         f"""
-        INSERT INTO events
+        INSERT INTO events (project_id, seq, time_ms, event, distinct_id, insert_id, properties)
         SELECT 1, i, 1704067200000 + i * 1000, 'ev' || (i % 10), 'u' || (i % 100000), NULL,
                json_object('plan', CASE WHEN i % 3 = 0 THEN 'Premium' ELSE 'Free' END,
                            '$os', CASE WHEN i % 2 = 0 THEN 'iOS' ELSE 'Android' END,

@@ -39,7 +39,7 @@ def write_events(data_dir: Path, events: int, users: int) -> None:
     db = duckdb.connect(str(data_dir / "events.duckdb"))
     db.execute(
         """
-        INSERT INTO events
+        INSERT INTO events (project_id, seq, time_ms, event, distinct_id, insert_id, properties)
         SELECT $project, i, $start + CAST(hash(i * 7) % ($days * CAST(86400000 AS BIGINT)) AS BIGINT) AS t,
                'e' || CAST(hash(i * 13) % 8 AS VARCHAR), 'u' || CAST(hash(i * 3) % $users AS VARCHAR),
                'x' || CAST(i AS VARCHAR),

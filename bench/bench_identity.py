@@ -47,7 +47,7 @@ def generate(data_dir: Path, events: int, users: int) -> tuple[int, int]:
     )
     # Event i belongs to user (i * 7919) % users; a merged user's events alternate over its devices and itself.
     conn.execute(
-        """INSERT INTO events
+        """INSERT INTO events (project_id, seq, time_ms, event, distinct_id, insert_id, properties)
            SELECT 1, i + 1, $t0 + i * 37 % 2592000000, ['Viewed Page', 'Signed Up', 'Purchase'][1 + i % 3],
                   CASE WHEN u % 10 < 3 AND i % 2 = 0 THEN '$device:d' || u || '-' || (i // 2) % (1 + u % 5)
                        ELSE 'u' || u END,

@@ -37,7 +37,7 @@ def load(engine: DuckDBEngine, n: int, users: int) -> None:
     conn = engine.reader()
     conn.execute(
         f"""
-        INSERT INTO events
+        INSERT INTO events (project_id, seq, time_ms, event, distinct_id, insert_id, properties)
         SELECT {PROJECT}, i, {START_MS} + (hash(i) % {SPAN_MS}),
                ['Viewed Page', 'Signed Up', 'Purchase', 'Added To Cart'][1 + i % 4],
                'user-' || (hash(i * 31) % {users}),
@@ -54,7 +54,7 @@ def load(engine: DuckDBEngine, n: int, users: int) -> None:
     )
     conn.execute(
         f"""
-        INSERT INTO events SELECT project_id, seq + {n}, time_ms, event, distinct_id, insert_id, properties
+        INSERT INTO events (project_id, seq, time_ms, event, distinct_id, insert_id, properties) SELECT project_id, seq + {n}, time_ms, event, distinct_id, insert_id, properties
         FROM events WHERE project_id = {PROJECT} AND seq % 100 = 0
         """
     )

@@ -77,7 +77,10 @@ def test_a_store_written_before_the_superseded_list_is_backfilled(tmp_path: Path
     # Copies written straight into the table (as an older store holds them), and the marker removed.
     conn = duckdb.connect(str(data_dir / "events.duckdb"))
     for seq in (1, 2, 3):
-        conn.execute("INSERT INTO events VALUES (?, ?, ?, 'old', 'u1', 'k1', '{}')", [PROJECT_ID, seq, T0 * 1000])
+        conn.execute(
+            "INSERT INTO events (project_id, seq, time_ms, event, distinct_id, insert_id, properties) VALUES (?, ?, ?, 'old', 'u1', 'k1', '{}')",
+            [PROJECT_ID, seq, T0 * 1000],
+        )
     conn.execute("DELETE FROM superseded_events")
     conn.execute("DELETE FROM engine_meta")
     conn.close()

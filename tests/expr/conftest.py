@@ -35,7 +35,10 @@ class Runner:
             for i, ev in enumerate(events)
         ]
         if rows:
-            self.conn.executemany("INSERT INTO events VALUES (1, ?, ?, 'e', ?, NULL, ?)", rows)
+            self.conn.executemany(
+                "INSERT INTO events (project_id, seq, time_ms, event, distinct_id, insert_id, properties) VALUES (1, ?, ?, 'e', ?, NULL, ?)",
+                rows,
+            )
         for i, user in enumerate(users or []):
             if user is not None:
                 did = str(events[i].get("distinct_id", f"d{i}"))

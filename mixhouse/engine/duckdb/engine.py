@@ -21,7 +21,7 @@ from mixhouse.engine.duckdb import identity
 from mixhouse.engine.duckdb.deadline import interrupt_at_deadline
 from mixhouse.engine.duckdb.dedup import backfill_superseded, mark_superseded
 from mixhouse.engine.duckdb.localtime import offset_ms_sql
-from mixhouse.engine.duckdb.schema import SCHEMA
+from mixhouse.engine.duckdb.schema import SCHEMA, add_user_keys, user_key_sql
 from mixhouse.engine.duckdb.writer import GroupCommitWriter
 
 EXPORT_BATCH_ROWS = 20_000
@@ -38,6 +38,7 @@ class DuckDBEngine:
         self._db.execute(f"SET temp_directory = '{data_dir / 'tmp'}'")
         self._db.execute("SET preserve_insertion_order = false")
         self._db.execute(SCHEMA)
+        add_user_keys(self._db)
         self._local = threading.local()
         row = self._db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
         self._next_seq = int(row[0]) + 1 if row else 1
@@ -84,7 +85,7 @@ class DuckDBEngine:
                     }
                 )
                 conn.register("incoming_events", table)
-                conn.execute("INSERT INTO events SELECT * FROM incoming_events")
+                conn.execute(f"INSERT INTO events SELECT *, {user_key_sql('distinct_id')} FROM incoming_events")
                 mark_superseded(conn, "incoming_events", events)
                 conn.unregister("incoming_events")
                 # The identity map changes in the same transaction as the events that carry its links.

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mixhouse.engine.duckdb.schema import user_key_sql
+
 
 @dataclass
 class Relation:
@@ -25,11 +27,15 @@ def scoped_events(
     events: Sequence[str] | None = None,
     resolve_identity: bool = True,
     dedup: bool = True,
+    keyed: bool = False,
     prefix: str = "r",
 ) -> Relation:
-    """Columns: seq, time_ms, event, distinct_id (resolved), original_distinct_id, insert_id, properties.
+    """Columns: seq, time_ms, event, distinct_id (resolved), original_distinct_id, insert_id, properties,
+    user_key (the resolved id's key, see schema.user_key_sql).
 
-    `prefix` keeps parameter names apart when several relations meet in one statement."""
+    `keyed`: resolve identities with a join on keys instead of on the text ids, so that a scan that reads
+    only `user_key` never reads `distinct_id` (per-user kernels). `prefix` keeps parameter names apart
+    when several relations meet in one statement."""
     params: dict[str, Any] = {f"{prefix}_project": project_id}
     filters = [f"e.project_id = ${prefix}_project"]
     if start_ms is not None:
@@ -41,16 +47,24 @@ def scoped_events(
     if events is not None:
         filters.append(f"list_contains(${prefix}_events, e.event)")
         params[f"{prefix}_events"] = list(events)
-    if resolve_identity:
-        distinct = "coalesce(m.canonical_id, e.distinct_id)"
+    distinct, key, join = "e.distinct_id", "e.user_key", ""
+    if resolve_identity and keyed:
+        distinct, key = "coalesce(m.canonical_id, e.distinct_id)", "coalesce(m.canonical_key, e.user_key)"
+        join = f"""LEFT JOIN (
+            SELECT {user_key_sql("distinct_id")} AS distinct_key, {user_key_sql("canonical_id")} AS canonical_key,
+                   canonical_id
+            FROM identity_map WHERE project_id = ${prefix}_project) m ON m.distinct_key = e.user_key"""
+    elif resolve_identity:
+        distinct, key = (
+            "coalesce(m.canonical_id, e.distinct_id)",
+            f"coalesce({user_key_sql('m.canonical_id')}, e.user_key)",
+        )
         join = f"LEFT JOIN identity_map m ON m.project_id = ${prefix}_project AND m.distinct_id = e.distinct_id"
-    else:
-        distinct, join = "e.distinct_id", ""
     if dedup:  # older copies of a dedup key are listed by the writer (see dedup.py)
         filters.append(f"e.seq NOT IN (SELECT s.seq FROM superseded_events s WHERE s.project_id = ${prefix}_project)")
     sql = f"""
         SELECT e.seq, e.time_ms, e.event, {distinct} AS distinct_id, e.distinct_id AS original_distinct_id,
-               e.insert_id, e.properties
+               e.insert_id, e.properties, {key} AS user_key
         FROM events e {join}
         WHERE {" AND ".join(filters)}
     """

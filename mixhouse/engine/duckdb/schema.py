@@ -7,6 +7,8 @@ that the expression language can map `properties["time"]`, `properties["$time"]`
 and `properties["$distinct_id"]` onto the columns.
 """
 
+import duckdb
+
 SCHEMA = """
 CREATE SEQUENCE IF NOT EXISTS event_seq;
 
@@ -17,7 +19,8 @@ CREATE TABLE IF NOT EXISTS events (
     event       VARCHAR NOT NULL,
     distinct_id VARCHAR NOT NULL,
     insert_id   VARCHAR,            -- NULL when the sender gave none (such rows never collapse)
-    properties  JSON    NOT NULL    -- all other properties, as sent and enriched at ingestion
+    properties  JSON    NOT NULL,   -- all other properties, as sent and enriched at ingestion
+    user_key    UBIGINT             -- user_key(distinct_id): analyses group users on it, not on the text
 );
 
 CREATE TABLE IF NOT EXISTS profiles (
@@ -79,3 +82,21 @@ CREATE TABLE IF NOT EXISTS engine_meta (
     value VARCHAR NOT NULL
 );
 """
+
+
+def user_key_sql(distinct_id: str) -> str:
+    """The 64-bit key of a distinct id, as SQL: the top half of its MD5 (stable across DuckDB versions,
+    unlike hash()). Per-user scans group on this integer instead of reading and hashing the text; two
+    different ids share a key with probability about n^2 / 2^65 for n ids (1 in 37 million for a
+    million users)."""
+    return f"CAST(md5_number({distinct_id}) >> 64 AS UBIGINT)"
+
+
+def add_user_keys(conn: duckdb.DuckDBPyConnection) -> None:
+    """Data dirs written before events had `user_key`: add the column and fill it once."""
+    have = conn.execute(
+        "SELECT count(*) FROM information_schema.columns WHERE table_name = 'events' AND column_name = 'user_key'"
+    ).fetchall()[0][0]
+    if not have:
+        conn.execute("ALTER TABLE events ADD COLUMN user_key UBIGINT")
+    conn.execute(f"UPDATE events SET user_key = {user_key_sql('distinct_id')} WHERE user_key IS NULL")

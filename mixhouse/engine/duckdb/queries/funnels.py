@@ -1,23 +1,25 @@
-"""Funnels on DuckDB: a per-user, time-ordered scan written as SQL joins.
-
-Per entry (a step-1 event: the first in its bucket for uniques, every one for totals) step k+1 is the
-earliest of the user's step-(k+1) events that is not earlier than 2 s before step k, not later than
-the entry + window, and not an event already used by an earlier step: one hash join on the user per
-step, over the attempts that reached step k only, then `min` per attempt. The whole scan is vectorised
-by DuckDB with no per-event Python. Totals then chain attempts: the next entry is the first step-1
-event after the previous attempt's exit (its conversion, or the end of its window), followed by a
-recursive CTE.
+"""Funnels on DuckDB: DuckDB filters the events, resolves identities on user keys and evaluates every
+step's expressions; the per-user, time-ordered walk with Mixpanel's rules runs in the compiled kernel
+(mixhouse/engine/kernels/funnel.py) over the rows it hands over as Arrow columns. No Python touches an
+event: numpy sums the kernel's attempts into counts and mean times per (bucket, segment).
 """
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from typing import Any
 
 import duckdb
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from mixhouse.domain.query.funnels import OVERALL, FunnelSpec, StepFigures, StepPropertyNamesSpec
 from mixhouse.engine.duckdb.localtime import local_timestamp_sql
 from mixhouse.engine.duckdb.relations import scoped_events
+from mixhouse.engine.kernels.funnel import ENTRY_SHIFT, Attempts, walk_funnel
+from mixhouse.engine.kernels.users import partition_by_user
 
 
 def bucket_sql(spec: FunnelSpec, time_sql: str) -> str:
@@ -36,15 +38,18 @@ def bucket_sql(spec: FunnelSpec, time_sql: str) -> str:
     )
 
 
-def _scan_sql(spec: FunnelSpec) -> tuple[str, dict[str, Any]]:
-    """One statement for `$overall` (ov) and, with `on`, every segment: one scan of the events for both."""
+def _rows_sql(spec: FunnelSpec, base: date) -> tuple[str, dict[str, Any]]:
+    """The rows the funnel kernel walks: per event that matches a step, its user key, time, seq and
+    INFO (step mask, entry bucket; see kernels/funnel.py); with `on`, one extra row per segment value
+    of each step-1 event that can start an attempt. Identities are resolved on keys, so `distinct_id`
+    is never read unless an expression asks for it."""
     n = len(spec.steps)
-    lookback = spec.grace_ms * (n - 1)
     rel = scoped_events(
         spec.project_id,
-        spec.start_ms - lookback,
+        spec.start_ms - spec.grace_ms * (n - 1),
         spec.end_ms + spec.window_ms + 1,
         events=sorted({s.event for s in spec.steps}),
+        keyed=True,
     )
     params: dict[str, Any] = {**rel.params, "f_start": spec.start_ms, "f_end": spec.end_ms}
     flags = []
@@ -53,81 +58,94 @@ def _scan_sql(spec: FunnelSpec) -> tuple[str, dict[str, Any]]:
         cond = f"e.event = $f_ev{i}" + (f" AND ({step.where_sql})" if step.where_sql else "")
         flags.append(f"({cond}) AS f{i}")
     where = f"WHERE {spec.where_sql}" if spec.where_sql else ""
-    seg = f"CASE WHEN f1 THEN {spec.segment_sql} END" if spec.segment_sql else "NULL::VARCHAR[]"
-    # Flags are computed one level down so that the CASE below can read f1 by name.
+    mask = " | ".join(f"CASE WHEN f{i} THEN {1 << (i - 1)} ELSE 0 END" for i in range(1, n + 1))
+    # Bucket keys are counted in days from `base`, + 1 so that 0 means "cannot start an attempt".
+    bucket = f"CAST({bucket_sql(spec, 't')} - DATE '{base.isoformat()}' AS BIGINT) + 1"
+    entry = f"CASE WHEN f1 AND t >= $f_start AND t < $f_end THEN {bucket} ELSE 0 END"
+    segs = f", CASE WHEN f1 THEN {spec.segment_sql} END AS segs" if spec.segment_sql else ""
+    # Flags are computed one level down so that the expressions above can read them by name.
     ev = f"""
-        SELECT u, t, s, {", ".join(f"f{i}" for i in range(1, n + 1))}, {seg} AS segs FROM (
-            SELECT e.distinct_id AS u, e.time_ms AS t, e.seq AS s, e.properties, e.distinct_id, e.time_ms,
+        SELECT k, t, s, CAST({mask} AS BIGINT) AS mask, CAST({entry} AS BIGINT) AS entry {segs} FROM (
+            SELECT e.user_key AS k, e.time_ms AS t, e.seq AS s, e.properties, e.distinct_id, e.time_ms,
                    {", ".join(flags)}
             FROM ({rel.sql}) e {where}
         ) e
     """
-    firsts = "ev WHERE f1 AND t >= $f_start AND t < $f_end"
-    # ov marks the `$overall` rows, so that no segment value can be taken for them.
-    starts = f"SELECT u, t, s, TRUE AS ov, '{OVERALL}' AS seg FROM {firsts}"
-    if spec.segment_sql:
-        starts += f" UNION ALL SELECT u, t, s, FALSE AS ov, unnest(segs) AS seg FROM {firsts}"
-    step1 = f"""SELECT u, t, s, ov, seg, {bucket_sql(spec, "t")} AS b FROM ({starts})"""
-    if spec.totals:
-        entries = f"SELECT u, ov, seg, b, {{'t': t, 's': s}} AS c1 FROM ({step1})"
-    else:
-        entries = f"SELECT u, ov, seg, b, min({{'t': t, 's': s}}) AS c1 FROM ({step1}) GROUP BY u, ov, seg, b"
-    # Stage k adds c_k: one join of the attempts that reached step k-1 with the user's step-k events.
-    # Attempts get an integer id so that the per-attempt minimum groups on it, not on the user's text id;
-    # materialized, so that every reader sees the same ids.
-    ctes = [f"ev AS ({ev})", f"entries AS ({entries})"]
-    ctes.append("stage1 AS MATERIALIZED (SELECT row_number() OVER () AS id, u, ov, seg, b, c1 FROM entries)")
-    for k in range(2, n + 1):
-        used = " AND ".join(f"x.s <> st.c{j}.s" for j in range(1, k))
-        ctes.append(
-            f"m{k} AS (SELECT st.id, min({{'t': x.t, 's': x.s}}) AS c{k} "
-            f"FROM stage{k - 1} st JOIN ev x ON x.f{k} AND x.u = st.u AND x.t >= st.c{k - 1}.t - {spec.grace_ms} "
-            f"AND x.t <= st.c1.t + {spec.window_ms} AND {used} WHERE st.c{k - 1} IS NOT NULL GROUP BY st.id)"
-        )
-        ctes.append(f"stage{k} AS MATERIALIZED (SELECT st.*, m.c{k} FROM stage{k - 1} st LEFT JOIN m{k} m USING (id))")
-    attempts = f"stage{n}"
-    if spec.totals:
-        ctes += _totals_ctes(spec, n, attempts)
-        attempts = "chosen"
-    counts = ", ".join(f"count(c{k})" for k in range(1, n + 1))
-    avg = ", ".join(["NULL::DOUBLE"] + [f"avg(c{k}.t - c{k - 1}.t)" for k in range(2, n + 1)])
-    avg_start = ", ".join(["NULL::DOUBLE"] + [f"avg(c{k}.t - c1.t)" for k in range(2, n + 1)])
-    sql = (
-        f"WITH RECURSIVE {', '.join(ctes)} "
-        f"SELECT b, ov, seg, [{counts}], [{avg}], [{avg_start}] FROM {attempts} GROUP BY b, ov, seg"
-    )
+    info = f"mask | (entry << {ENTRY_SHIFT})"
+    if not spec.segment_sql:
+        return f"WITH ev AS ({ev}) SELECT k, t, s, {info} AS info FROM ev WHERE mask <> 0", params
+    sql = f"""
+        WITH ev AS ({ev})
+        SELECT k, t, s, {info} AS info, NULL::VARCHAR AS seg FROM ev WHERE mask <> 0
+        UNION ALL
+        SELECT k, t, s, entry << {ENTRY_SHIFT} AS info, unnest(segs) AS seg FROM ev WHERE entry > 0
+    """
     return sql, params
 
 
-def _totals_ctes(spec: FunnelSpec, n: int, attempts: str) -> list[str]:
-    """Keep the chain of attempts: the first step-1, then the first step-1 after each attempt's exit."""
-    times = ", ".join(f"c{k}.t" for k in range(1, n + 1))
-    exit_sql = f"CASE WHEN c{n} IS NOT NULL THEN greatest({times}) ELSE c1.t + {spec.window_ms} END"
-    return [
-        f"cand AS (SELECT *, {exit_sql} AS exit_t FROM {attempts})",
-        # The chain follows attempt ids; the earliest (t, seq) wins among step-1 events at one instant.
-        "firsts AS (SELECT u, ov, seg, c1.t AS t, arg_min(id, c1) AS id FROM cand GROUP BY u, ov, seg, c1.t)",
-        # Materialized: DuckDB refuses an ASOF join inlined into a recursive CTE (it plans one on large inputs).
-        "nxt AS MATERIALIZED (SELECT c.id, f.id AS next_id FROM cand c "
-        "ASOF LEFT JOIN firsts f ON c.u = f.u AND c.ov = f.ov AND c.seg = f.seg AND f.t > c.exit_t)",
-        "chain(id) AS (SELECT arg_min(id, c1) FROM cand GROUP BY u, ov, seg UNION ALL "
-        "SELECT n.next_id FROM chain c JOIN nxt n ON n.id = c.id WHERE n.next_id IS NOT NULL)",
-        "chosen AS (SELECT cand.* FROM cand JOIN chain USING (id))",
-    ]
+def _columns(table: pa.Table) -> tuple[list[list[npt.NDArray[np.int64]]], list[str]]:
+    """The kernel's input chunks (key, time, seq, info[, lane]) and the segment of each lane code."""
+    names: list[str] = []
+    lanes: npt.NDArray[np.int64] | None = None
+    if "seg" in table.column_names:
+        encoded = table.column("seg").combine_chunks().dictionary_encode()
+        names = [str(v) for v in encoded.dictionary.to_pylist()]
+        lanes = pc.fill_null(encoded.indices, -1).to_numpy().astype(np.int64)
+    chunks: list[list[npt.NDArray[np.int64]]] = []
+    at = 0
+    key, t, s, info = (table.column(c) for c in ("k", "t", "s", "info"))
+    for i in range(key.num_chunks):
+        piece = [
+            key.chunk(i).to_numpy().view(np.int64),
+            t.chunk(i).to_numpy(),
+            s.chunk(i).to_numpy(),
+            info.chunk(i).to_numpy(),
+        ]
+        if lanes is not None:
+            piece.append(lanes[at : at + len(piece[0])])
+        at += len(piece[0])
+        chunks.append(piece)
+    return chunks, names
 
 
 def funnel_figures(conn: duckdb.DuckDBPyConnection, spec: FunnelSpec) -> list[StepFigures]:
-    sql, params = _scan_sql(spec)
-    return [
-        StepFigures(
-            bucket=b,
-            segment=OVERALL if ov else str(seg),
-            counts=tuple(int(c) for c in counts),
-            avg_ms=tuple(avg),
-            avg_from_start_ms=tuple(avg_start),
+    base = spec.buckets.first - timedelta(days=62)  # before any week or month key of the range
+    sql, params = _rows_sql(spec, base)
+    chunks, segments = _columns(conn.sql(sql, params=params).to_arrow_table())
+    attempts = walk_funnel(partition_by_user(chunks), len(spec.steps), spec.window_ms, spec.grace_ms, spec.totals)
+    return _figures(attempts, len(spec.steps), base, segments)
+
+
+def _figures(att: Attempts, steps: int, base: date, segments: list[str]) -> list[StepFigures]:
+    """Counts and mean step times per (bucket, lane), from one row per attempt."""
+    if len(att.bucket) == 0:
+        return []
+    lanes = len(segments) + 1
+    group = att.bucket * lanes + (att.lane + 1)
+    keys, group = np.unique(group, return_inverse=True)
+    counts, avg, avg_start = [], [], []
+    for k in range(steps):
+        reached = att.reached > k
+        counts.append(np.bincount(group[reached], minlength=len(keys)))
+        if k == 0:
+            continue
+        times = att.times[reached]
+        avg.append(np.bincount(group[reached], weights=times[:, k] - times[:, k - 1], minlength=len(keys)))
+        avg_start.append(np.bincount(group[reached], weights=times[:, k] - times[:, 0], minlength=len(keys)))
+    figures = []
+    for g, key in enumerate(keys.tolist()):
+        bucket, lane = divmod(key, lanes)
+        n = [int(c[g]) for c in counts]
+        figures.append(
+            StepFigures(
+                bucket=base + timedelta(days=bucket),
+                segment=OVERALL if lane == 0 else segments[lane - 1],
+                counts=tuple(n),
+                avg_ms=(None, *(s[g] / n[k + 1] if n[k + 1] else None for k, s in enumerate(avg))),
+                avg_from_start_ms=(None, *(s[g] / n[k + 1] if n[k + 1] else None for k, s in enumerate(avg_start))),
+            )
         )
-        for b, ov, seg, counts, avg, avg_start in conn.execute(sql, params).fetchall()
-    ]
+    return figures
 
 
 def step_property_names(conn: duckdb.DuckDBPyConnection, spec: StepPropertyNamesSpec) -> list[tuple[str, int]]:

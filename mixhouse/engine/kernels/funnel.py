@@ -1,0 +1,232 @@
+"""The funnel walk over rows grouped by user (see users.py), with Mixpanel's counting rules.
+
+Payload of each row: INFO = the step mask (bit k set when the row's event matches step k+1) in the low
+32 bits, and above them the entry bucket + 1 (0 when the row cannot start an attempt; a bucket when it
+is a step-1 event inside the range). With a breakdown, LANE: -1 for an event's own row, or a segment
+code for the extra rows that let a step-1 event start an attempt in that segment (such rows have an
+empty mask, so they never match a later step).
+
+Per lane (-1 is `$overall`) a user's attempts start at: (uniques) the first entry row of each bucket;
+(totals) the first entry row, then the first entry row strictly after the previous attempt's exit (its
+last step, or the end of its window). Step k+1 of an attempt is the earliest row, in (time, seq) order,
+that matches it, is not earlier than `grace` before step k, not later than the entry + `window`, and is
+not an event already used by an earlier step (told apart by seq: a lane row and its event's own row
+are one event).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba as nb
+import numpy as np
+import numpy.typing as npt
+
+from mixhouse.engine.kernels.users import PAYLOAD, SEQ, TIME, Partitioned, group_partition, scratch
+
+INFO, LANE = PAYLOAD, PAYLOAD + 1
+ENTRY_SHIFT = 32
+STEP_BITS = (1 << ENTRY_SHIFT) - 1
+
+I64 = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class Attempts:
+    """One row per attempt: its bucket, lane, how many steps it reached, and each step's time."""
+
+    bucket: I64
+    lane: I64
+    reached: I64
+    times: npt.NDArray[np.int64]  # (attempts, steps); steps not reached hold garbage
+
+
+def walk_funnel(data: Partitioned, steps: int, window_ms: int, grace_ms: int, totals: bool) -> Attempts:
+    lanes = data.rows.shape[1] > LANE
+    bucket, lane, reached, times = _walk(
+        data.keys, data.rows, data.part_start, steps, window_ms, grace_ms, totals, lanes
+    )
+    return Attempts(bucket, lane, reached, times)
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _entry(rows: I64, x: int) -> int:
+    return int((rows[x, INFO] >> ENTRY_SHIFT) - 1)
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _lane(rows: I64, x: int, lanes: bool) -> int:
+    return rows[x, LANE] if lanes else -1
+
+
+@nb.njit(cache=True, nogil=True)
+def _first_at_or_after(rows: I64, a: int, e: int, value: int) -> int:
+    """The first position in [a, e) whose time is >= value (times ascend in a user's rows)."""
+    lo, hi = a, e
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if rows[mid, TIME] < value:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@nb.njit(cache=True, nogil=True)
+def _attempt(rows: I64, a: int, e: int, x: int, steps: int, window: int, grace: int, used: I64, out: I64) -> int:
+    """Walks one attempt entered at row x of the user's rows [a, e); writes each step's time to `out`
+    and returns the number of steps reached."""
+    t0 = rows[x, TIME]
+    limit = t0 + window
+    out[0] = t0
+    used[0] = rows[x, SEQ]
+    prev = t0
+    for k in range(1, steps):
+        bit = np.int64(1) << k
+        y = _first_at_or_after(rows, a, e, prev - grace)
+        found = -1
+        while y < e and rows[y, TIME] <= limit:
+            if rows[y, INFO] & bit:
+                free = True
+                for j in range(k):
+                    if used[j] == rows[y, SEQ]:
+                        free = False
+                        break
+                if free:
+                    found = y
+                    break
+            y += 1
+        if found < 0:
+            return k
+        used[k] = rows[found, SEQ]
+        out[k] = rows[found, TIME]
+        prev = out[k]
+    return steps
+
+
+@nb.njit(cache=True, nogil=True)
+def _has(values: I64, count: int, value: int) -> bool:
+    for j in range(count):  # noqa: SIM110 (numba compiles loops, not generators)
+        if values[j] == value:
+            return True
+    return False
+
+
+@nb.njit(cache=True, nogil=True)
+def _grow(values: I64) -> I64:
+    bigger = np.empty(values.shape[0] * 2, np.int64)
+    bigger[: values.shape[0]] = values
+    return bigger
+
+
+@nb.njit(cache=True, nogil=True)
+def _walk_partition(
+    rows: I64,
+    new_user: npt.NDArray[np.uint8],
+    a: int,
+    end: int,
+    steps: int,
+    window: int,
+    grace: int,
+    totals: bool,
+    lanes: bool,
+    att_bucket: I64,
+    att_lane: I64,
+    att_reached: I64,
+    att_times: npt.NDArray[np.int64],
+) -> int:
+    """Walks the users of one grouped partition [a, end); writes attempts from slot a on and returns
+    how many it wrote."""
+    used = np.empty(steps, np.int64)
+    user_lanes = np.empty(16, np.int64)
+    seen = np.empty(16, np.int64)  # (lane, bucket) keys already entered, for uniques
+    at = a
+    while a < end:
+        e = a + 1
+        while e < end and new_user[e] == 0:
+            e += 1
+        if totals:
+            nl = 0
+            for x in range(a, e):
+                if _entry(rows, x) >= 0 and not _has(user_lanes, nl, _lane(rows, x, lanes)):
+                    if nl == user_lanes.shape[0]:
+                        user_lanes = _grow(user_lanes)
+                    user_lanes[nl] = _lane(rows, x, lanes)
+                    nl += 1
+            for j in range(nl):  # each lane chains its own attempts
+                busy_until = np.int64(-(1 << 62))
+                for x in range(a, e):
+                    if _entry(rows, x) < 0 or _lane(rows, x, lanes) != user_lanes[j]:
+                        continue
+                    if rows[x, TIME] <= busy_until:
+                        continue
+                    r = _attempt(rows, a, e, x, steps, window, grace, used, att_times[at])
+                    att_bucket[at] = _entry(rows, x)
+                    att_lane[at] = user_lanes[j]
+                    att_reached[at] = r
+                    # The exit: a conversion's latest step (with the grace period that need not be
+                    # the last step's), else the end of the window.
+                    busy_until = rows[x, TIME] + window
+                    if r == steps:
+                        busy_until = att_times[at, 0]
+                        for k in range(1, steps):
+                            busy_until = max(busy_until, att_times[at, k])
+                    at += 1
+        else:
+            ns = 0
+            for x in range(a, e):
+                bucket = _entry(rows, x)
+                if bucket < 0:
+                    continue
+                lane = _lane(rows, x, lanes)
+                key = (lane + 1) * (1 << 31) + bucket
+                if _has(seen, ns, key):
+                    continue
+                if ns == seen.shape[0]:
+                    seen = _grow(seen)
+                seen[ns] = key
+                ns += 1
+                att_bucket[at] = bucket
+                att_lane[at] = lane
+                att_reached[at] = _attempt(rows, a, e, x, steps, window, grace, used, att_times[at])
+                at += 1
+        a = e
+    return at
+
+
+@nb.njit(cache=True, nogil=True, parallel=True)
+def _walk(
+    keys: I64,
+    rows: I64,
+    part_start: I64,
+    steps: int,
+    window: int,
+    grace: int,
+    totals: bool,
+    lanes: bool,
+) -> tuple[I64, I64, I64, npt.NDArray[np.int64]]:
+    n = rows.shape[0]
+    parts = part_start.shape[0] - 1
+    # At most one attempt per row: partition p writes its attempts from slot part_start[p] on. The
+    # arrays are left uninitialised, so only the pages of written slots are ever touched.
+    att_bucket = np.empty(n, np.int64)
+    att_lane = np.empty(n, np.int64)
+    att_reached = np.empty(n, np.int64)
+    att_times = np.empty((n, steps), np.int64)
+    written = np.zeros(parts, np.int64)
+    new_user = np.zeros(n, np.uint8)
+    workers = min(parts, 64)
+    per_worker = (parts + workers - 1) // workers
+    for w in nb.prange(workers):
+        buffers = scratch(part_start)
+        for p in range(w * per_worker, min(parts, (w + 1) * per_worker)):
+            a, b = part_start[p], part_start[p + 1]
+            group_partition(keys, rows, a, b, new_user, buffers)
+            end = _walk_partition(
+                rows, new_user, a, b, steps, window, grace, totals, lanes, att_bucket, att_lane, att_reached, att_times
+            )
+            written[p] = end - a
+    keep = np.zeros(n, np.bool_)
+    for p in range(parts):
+        keep[part_start[p] : part_start[p] + written[p]] = True
+    return att_bucket[keep], att_lane[keep], att_reached[keep], att_times[keep]
