@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mixhouse.engine.duckdb.schema import user_key_sql
+from mixhouse.expr.printers.duckdb import quote
 
 
 @dataclass
@@ -45,8 +46,8 @@ def scoped_events(
         filters.append(f"e.time_ms < ${prefix}_end")
         params[f"{prefix}_end"] = end_ms
     if events is not None:
-        filters.append(f"list_contains(${prefix}_events, e.event)")
-        params[f"{prefix}_events"] = list(events)
+        # Literals, not a list parameter: DuckDB pushes a constant IN list down into the scan.
+        filters.append(f"e.event IN ({', '.join(quote(name) for name in events)})" if events else "FALSE")
     distinct, key, join = "e.distinct_id", "e.user_key", ""
     if resolve_identity and keyed:
         distinct, key = "coalesce(m.canonical_id, e.distinct_id)", "coalesce(m.canonical_key, e.user_key)"

@@ -122,9 +122,9 @@ def _grow(values: I64) -> I64:
 @nb.njit(cache=True, nogil=True)
 def _walk_partition(
     rows: I64,
-    new_user: npt.NDArray[np.uint8],
-    a: int,
-    end: int,
+    first: I64,
+    users: int,
+    at: int,
     steps: int,
     window: int,
     grace: int,
@@ -135,16 +135,13 @@ def _walk_partition(
     att_reached: I64,
     att_times: npt.NDArray[np.int64],
 ) -> int:
-    """Walks the users of one grouped partition [a, end); writes attempts from slot a on and returns
-    how many it wrote."""
+    """Walks the users of one grouped partition (user j's rows are rows[first[j]:first[j + 1]]); writes
+    attempts from slot `at` on and returns the slot after the last one written."""
     used = np.empty(steps, np.int64)
     user_lanes = np.empty(16, np.int64)
     seen = np.empty(16, np.int64)  # (lane, bucket) keys already entered, for uniques
-    at = a
-    while a < end:
-        e = a + 1
-        while e < end and new_user[e] == 0:
-            e += 1
+    for u in range(users):
+        a, e = first[u], first[u + 1]
         if totals:
             nl = 0
             for x in range(a, e):
@@ -190,7 +187,6 @@ def _walk_partition(
                 att_lane[at] = lane
                 att_reached[at] = _attempt(rows, a, e, x, steps, window, grace, used, att_times[at])
                 at += 1
-        a = e
     return at
 
 
@@ -214,18 +210,18 @@ def _walk(
     att_reached = np.empty(n, np.int64)
     att_times = np.empty((n, steps), np.int64)
     written = np.zeros(parts, np.int64)
-    new_user = np.zeros(n, np.uint8)
     workers = min(parts, 64)
     per_worker = (parts + workers - 1) // workers
     for w in nb.prange(workers):
-        buffers = scratch(part_start)
+        buffers = scratch(part_start, rows.shape[1])
+        first, buf = buffers[3], buffers[5]
         for p in range(w * per_worker, min(parts, (w + 1) * per_worker)):
-            a, b = part_start[p], part_start[p + 1]
-            group_partition(keys, rows, a, b, new_user, buffers)
+            users = group_partition(keys, rows, part_start[p], part_start[p + 1], buffers)
             end = _walk_partition(
-                rows, new_user, a, b, steps, window, grace, totals, lanes, att_bucket, att_lane, att_reached, att_times
-            )
-            written[p] = end - a
+                buf, first, users, part_start[p], steps, window, grace, totals, lanes,
+                att_bucket, att_lane, att_reached, att_times,
+            )  # fmt: skip
+            written[p] = end - part_start[p]
     keep = np.zeros(n, np.bool_)
     for p in range(parts):
         keep[part_start[p] : part_start[p] + written[p]] = True

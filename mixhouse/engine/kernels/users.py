@@ -19,11 +19,11 @@ ROWS_PER_PARTITION = 4096
 _POOL = ThreadPoolExecutor(2, thread_name_prefix="scatter")
 
 I64 = npt.NDArray[np.int64]
-U8 = npt.NDArray[np.uint8]
 
 # Input columns: the user key, then the row's columns (time, seq, payload...).
 KEY, KEYS = 0, 1
-# Columns of `Grouped.rows`: the key is gone (users are told apart by `new_user`).
+# Columns of `Partitioned.rows` and of a grouped partition: the key is gone (users are told apart by
+# their row ranges).
 TIME, SEQ, PAYLOAD = 0, 1, 2
 
 
@@ -31,7 +31,8 @@ TIME, SEQ, PAYLOAD = 0, 1, 2
 class Partitioned:
     """`rows[x]` holds the input columns after the key of the row at position x, `keys[x]` its user key;
     partition p holds positions `part_start[p]:part_start[p + 1]`, and all of a user's rows are in one.
-    A kernel calls `group_partition` on each partition before walking it."""
+    A kernel calls `group_partition` on each partition and walks the grouped copy it leaves in the
+    worker's buffers."""
 
     keys: npt.NDArray[np.int64]
     rows: npt.NDArray[np.int64]
@@ -40,7 +41,7 @@ class Partitioned:
 
 def partition_by_user(chunks: list[list[I64]]) -> Partitioned:
     """`chunks`: pieces of the input (as an engine hands them over), each a list of int64 columns of
-    one length: user key, time, seq, then up to 6 payload columns."""
+    one length: user key, time, seq, then any payload columns."""
     n = sum(len(chunk[0]) for chunk in chunks)
     width = len(chunks[0]) - KEYS if chunks else PAYLOAD
     bits = 0
@@ -115,7 +116,7 @@ def _before(rows: npt.NDArray[np.int64], a: int, b: int) -> bool:
 
 
 @nb.njit(cache=True, nogil=True)
-def scratch(part_start: I64) -> tuple[I64, I64, I64, I64, I64, npt.NDArray[np.int64]]:
+def scratch(part_start: I64, width: int) -> tuple[I64, I64, I64, I64, I64, npt.NDArray[np.int64]]:
     """Buffers for `group_partition`, big enough for the largest partition: one set per worker, reused
     from partition to partition (allocating them per partition costs more than the grouping)."""
     largest = 1
@@ -130,7 +131,7 @@ def scratch(part_start: I64) -> tuple[I64, I64, I64, I64, I64, npt.NDArray[np.in
         np.empty(largest, np.int64),  # row -> local user id
         np.empty(largest + 1, np.int64),  # user -> first row
         np.empty(largest, np.int64),  # grouped position -> row
-        np.empty((largest, 8), np.int64),  # row copies (up to 8 columns)
+        np.empty((largest, width), np.int64),  # the grouped rows
     )
 
 
@@ -140,16 +141,15 @@ def group_partition(
     out: npt.NDArray[np.int64],
     a: int,
     b: int,
-    new_user: U8,
     buffers: tuple[I64, I64, I64, I64, I64, npt.NDArray[np.int64]],
-) -> None:
-    """Reorders the rows [a, b) of one partition user by user, each user's rows by (time, seq), and
-    marks where each user's rows begin. Called by a kernel right before it walks the partition, while
-    the rows are still in cache."""
+) -> int:
+    """Copies the rows [a, b) of one partition into the buffers' `buf`, user by user, each user's rows
+    by (time, seq); user j's rows are then `buf[first[j]:first[j + 1]]`. Returns the number of users.
+    A kernel walks `buf` right away, while it is in cache."""
     slot_user, slot_key, local, first, perm, buf = buffers
     m = b - a
     if m == 0:
-        return
+        return 0
     rows = out[a:b]
     cap = 4
     while cap < 2 * m:
@@ -190,7 +190,6 @@ def group_partition(
         first[j] = first[j - 1]
     first[0] = 0
     for j in range(users):
-        new_user[a + first[j]] = 1
         lo, hi = first[j], first[j + 1]
         for x in range(lo + 1, hi):
             if _before(buf, x, x - 1):
@@ -199,9 +198,7 @@ def group_partition(
                 else:
                     _insertion_sort_rows(buf, lo, hi, width)
                 break
-    for x in range(m):
-        for c in range(width):
-            rows[x, c] = buf[x, c]
+    return users
 
 
 @nb.njit(cache=True, nogil=True)

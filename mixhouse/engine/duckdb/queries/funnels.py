@@ -18,8 +18,9 @@ import pyarrow.compute as pc
 from mixhouse.domain.query.funnels import OVERALL, FunnelSpec, StepFigures, StepPropertyNamesSpec
 from mixhouse.engine.duckdb.localtime import local_timestamp_sql
 from mixhouse.engine.duckdb.relations import scoped_events
-from mixhouse.engine.kernels.funnel import ENTRY_SHIFT, Attempts, walk_funnel
+from mixhouse.engine.kernels.funnel import ENTRY_SHIFT, STEP_BITS, Attempts, walk_funnel
 from mixhouse.engine.kernels.users import partition_by_user
+from mixhouse.expr.printers.duckdb import quote
 
 
 def bucket_sql(spec: FunnelSpec, time_sql: str) -> str:
@@ -38,7 +39,7 @@ def bucket_sql(spec: FunnelSpec, time_sql: str) -> str:
     )
 
 
-def _rows_sql(spec: FunnelSpec, base: date) -> tuple[str, dict[str, Any]]:
+def _rows_sql(spec: FunnelSpec, base: date, resolve_identity: bool) -> tuple[str, dict[str, Any]]:
     """The rows the funnel kernel walks: per event that matches a step, its user key, time, seq and
     INFO (step mask, entry bucket; see kernels/funnel.py); with `on`, one extra row per segment value
     of each step-1 event that can start an attempt. Identities are resolved on keys, so `distinct_id`
@@ -49,36 +50,43 @@ def _rows_sql(spec: FunnelSpec, base: date) -> tuple[str, dict[str, Any]]:
         spec.start_ms - spec.grace_ms * (n - 1),
         spec.end_ms + spec.window_ms + 1,
         events=sorted({s.event for s in spec.steps}),
+        resolve_identity=resolve_identity,
         keyed=True,
     )
     params: dict[str, Any] = {**rel.params, "f_start": spec.start_ms, "f_end": spec.end_ms}
-    flags = []
-    for i, step in enumerate(spec.steps, start=1):
-        params[f"f_ev{i}"] = step.event
-        cond = f"e.event = $f_ev{i}" + (f" AND ({step.where_sql})" if step.where_sql else "")
-        flags.append(f"({cond}) AS f{i}")
+    # The step mask: one CASE on the event name for the steps without a filter (a name can be several
+    # steps), one term per step with a filter.
+    plain: dict[str, int] = {}
+    terms = []
+    for i, step in enumerate(spec.steps):
+        if step.where_sql:
+            terms.append(f"CASE WHEN e.event = {quote(step.event)} AND ({step.where_sql}) THEN {1 << i} ELSE 0 END")
+        else:
+            plain[step.event] = plain.get(step.event, 0) | 1 << i
+    if plain:
+        whens = " ".join(f"WHEN {quote(name)} THEN {bits}" for name, bits in plain.items())
+        terms.append(f"CASE e.event {whens} ELSE 0 END")
     where = f"WHERE {spec.where_sql}" if spec.where_sql else ""
-    mask = " | ".join(f"CASE WHEN f{i} THEN {1 << (i - 1)} ELSE 0 END" for i in range(1, n + 1))
     # Bucket keys are counted in days from `base`, + 1 so that 0 means "cannot start an attempt".
     bucket = f"CAST({bucket_sql(spec, 't')} - DATE '{base.isoformat()}' AS BIGINT) + 1"
-    entry = f"CASE WHEN f1 AND t >= $f_start AND t < $f_end THEN {bucket} ELSE 0 END"
-    segs = f", CASE WHEN f1 THEN {spec.segment_sql} END AS segs" if spec.segment_sql else ""
-    # Flags are computed one level down so that the expressions above can read them by name.
+    entry = f"CASE WHEN mask & 1 = 1 AND t >= $f_start AND t < $f_end THEN {bucket} ELSE 0 END"
+    info = f"mask | ({entry} << {ENTRY_SHIFT})"
+    segs = f", CASE WHEN mask & 1 = 1 THEN {spec.segment_sql} END AS segs" if spec.segment_sql else ""
+    # The mask is computed one level down so that the expressions above can read it by name.
     ev = f"""
-        SELECT k, t, s, CAST({mask} AS BIGINT) AS mask, CAST({entry} AS BIGINT) AS entry {segs} FROM (
-            SELECT e.user_key AS k, e.time_ms AS t, e.seq AS s, e.properties, e.distinct_id, e.time_ms,
-                   {", ".join(flags)}
+        SELECT k, t, s, {info} AS info {segs} FROM (
+            SELECT e.user_key AS k, e.time_ms AS t, e.seq AS s, CAST({" | ".join(terms)} AS BIGINT) AS mask,
+                   e.properties, e.distinct_id, e.time_ms
             FROM ({rel.sql}) e {where}
-        ) e
+        ) e {"WHERE mask <> 0" if any(s.where_sql for s in spec.steps) else ""}
     """
-    info = f"mask | (entry << {ENTRY_SHIFT})"
     if not spec.segment_sql:
-        return f"WITH ev AS ({ev}) SELECT k, t, s, {info} AS info FROM ev WHERE mask <> 0", params
+        return ev, params
     sql = f"""
         WITH ev AS ({ev})
-        SELECT k, t, s, {info} AS info, NULL::VARCHAR AS seg FROM ev WHERE mask <> 0
+        SELECT k, t, s, info, NULL::VARCHAR AS seg FROM ev
         UNION ALL
-        SELECT k, t, s, entry << {ENTRY_SHIFT} AS info, unnest(segs) AS seg FROM ev WHERE entry > 0
+        SELECT k, t, s, info & ~{STEP_BITS} AS info, unnest(segs) AS seg FROM ev WHERE info > {STEP_BITS}
     """
     return sql, params
 
@@ -110,7 +118,11 @@ def _columns(table: pa.Table) -> tuple[list[list[npt.NDArray[np.int64]]], list[s
 
 def funnel_figures(conn: duckdb.DuckDBPyConnection, spec: FunnelSpec) -> list[StepFigures]:
     base = spec.buckets.first - timedelta(days=62)  # before any week or month key of the range
-    sql, params = _rows_sql(spec, base)
+    # Without merged ids in the project, the identity join is left out (it costs even when empty).
+    merged = conn.execute(
+        "SELECT count(*) FROM (SELECT 1 FROM identity_map WHERE project_id = ? LIMIT 1)", [spec.project_id]
+    )
+    sql, params = _rows_sql(spec, base, resolve_identity=merged.fetchall()[0][0] > 0)
     chunks, segments = _columns(conn.sql(sql, params=params).to_arrow_table())
     attempts = walk_funnel(partition_by_user(chunks), len(spec.steps), spec.window_ms, spec.grace_ms, spec.totals)
     return _figures(attempts, len(spec.steps), base, segments)
