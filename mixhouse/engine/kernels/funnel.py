@@ -49,6 +49,28 @@ def walk_funnel(data: Partitioned, steps: int, window_ms: int, grace_ms: int, to
     return Attempts(bucket, lane, reached, times)
 
 
+def sum_attempts(att: Attempts, group: I64, groups: int, steps: int) -> tuple[I64, I64, I64]:
+    """Per group (attempt -> group index) and step: how many attempts reached it, and the sums of their
+    times from the previous step and from the entry (ms)."""
+    counts, from_previous, from_start = _sums(att.reached, att.times, group, groups, steps)
+    return counts, from_previous, from_start
+
+
+@nb.njit(cache=True, nogil=True)
+def _sums(reached: I64, times: I64, group: I64, groups: int, steps: int) -> tuple[I64, I64, I64]:
+    counts = np.zeros((groups, steps), np.int64)
+    from_previous = np.zeros((groups, steps), np.int64)
+    from_start = np.zeros((groups, steps), np.int64)
+    for i in range(reached.shape[0]):
+        g = group[i]
+        for k in range(reached[i]):
+            counts[g, k] += 1
+            if k:
+                from_previous[g, k] += times[i, k] - times[i, k - 1]
+                from_start[g, k] += times[i, k] - times[i, 0]
+    return counts, from_previous, from_start
+
+
 @nb.njit(cache=True, nogil=True, inline="always")
 def _entry(rows: I64, x: int) -> int:
     return int((rows[x, INFO] >> ENTRY_SHIFT) - 1)

@@ -15,7 +15,7 @@ import numba as nb
 import numpy as np
 import numpy.typing as npt
 
-ROWS_PER_PARTITION = 4096
+ROWS_PER_PARTITION = 8192
 _POOL = ThreadPoolExecutor(2, thread_name_prefix="scatter")
 
 I64 = npt.NDArray[np.int64]

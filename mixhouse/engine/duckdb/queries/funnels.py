@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from mixhouse.domain.query.funnels import OVERALL, FunnelSpec, StepFigures, StepPropertyNamesSpec
 from mixhouse.engine.duckdb.localtime import local_timestamp_sql
 from mixhouse.engine.duckdb.relations import scoped_events
-from mixhouse.engine.kernels.funnel import ENTRY_SHIFT, STEP_BITS, Attempts, walk_funnel
+from mixhouse.engine.kernels.funnel import ENTRY_SHIFT, STEP_BITS, Attempts, sum_attempts, walk_funnel
 from mixhouse.engine.kernels.users import partition_by_user
 from mixhouse.expr.printers.duckdb import quote
 
@@ -134,27 +134,26 @@ def _figures(att: Attempts, steps: int, base: date, segments: list[str]) -> list
         return []
     lanes = len(segments) + 1
     group = att.bucket * lanes + (att.lane + 1)
-    keys, group = np.unique(group, return_inverse=True)
-    counts, avg, avg_start = [], [], []
-    for k in range(steps):
-        reached = att.reached > k
-        counts.append(np.bincount(group[reached], minlength=len(keys)))
-        if k == 0:
-            continue
-        times = att.times[reached]
-        avg.append(np.bincount(group[reached], weights=times[:, k] - times[:, k - 1], minlength=len(keys)))
-        avg_start.append(np.bincount(group[reached], weights=times[:, k] - times[:, 0], minlength=len(keys)))
+    groups = int(group.max()) + 1
+    if groups <= 4 * len(group) + 1_000_000:  # dense enough: bincount without a sort
+        keys = np.flatnonzero(np.bincount(group, minlength=groups))
+        index = np.full(groups, -1, np.int64)
+        index[keys] = np.arange(len(keys))
+        group = index[group]
+    else:
+        keys, group = np.unique(group, return_inverse=True)
+    counts, from_previous, from_start = sum_attempts(att, group, len(keys), steps)
     figures = []
     for g, key in enumerate(keys.tolist()):
         bucket, lane = divmod(key, lanes)
-        n = [int(c[g]) for c in counts]
+        n = counts[g].tolist()
         figures.append(
             StepFigures(
                 bucket=base + timedelta(days=bucket),
                 segment=OVERALL if lane == 0 else segments[lane - 1],
                 counts=tuple(n),
-                avg_ms=(None, *(s[g] / n[k + 1] if n[k + 1] else None for k, s in enumerate(avg))),
-                avg_from_start_ms=(None, *(s[g] / n[k + 1] if n[k + 1] else None for k, s in enumerate(avg_start))),
+                avg_ms=(None, *(from_previous[g, k] / n[k] if n[k] else None for k in range(1, steps))),
+                avg_from_start_ms=(None, *(from_start[g, k] / n[k] if n[k] else None for k in range(1, steps))),
             )
         )
     return figures
