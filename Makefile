@@ -28,6 +28,7 @@ check: deps
 	$(VENV)/bin/mypy
 
 test: test-deps check
+	$(VENV)/bin/python -m mixhouse.engine.kernels  # compile once, so that test servers load the cache
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 clean:

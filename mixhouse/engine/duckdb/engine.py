@@ -17,6 +17,7 @@ import pyarrow as pa
 from mixhouse.domain.export import ExportQuery
 from mixhouse.domain.profiles import ProfileUpdate, apply_update
 from mixhouse.domain.writes import WriteBatch
+from mixhouse.engine import kernels
 from mixhouse.engine.duckdb import identity
 from mixhouse.engine.duckdb.deadline import interrupt_at_deadline
 from mixhouse.engine.duckdb.dedup import backfill_superseded, mark_superseded
@@ -45,6 +46,8 @@ class DuckDBEngine:
         self._write_conn = self._db.cursor()
         backfill_superseded(self._write_conn)
         self._writer = GroupCommitWriter(self._write_group, disk_path=data_dir)
+        # Compile (or load) the per-user kernels now rather than in the first funnel query.
+        threading.Thread(target=kernels.warm, name="warm-kernels", daemon=True).start()
 
     # -- connections ----------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ import numba as nb
 import numpy as np
 import numpy.typing as npt
 
+from mixhouse.engine.kernels import PARALLEL_LOCK
 from mixhouse.engine.kernels.users import PAYLOAD, SEQ, TIME, Partitioned, group_partition, scratch
 
 INFO, LANE = PAYLOAD, PAYLOAD + 1
@@ -43,9 +44,10 @@ class Attempts:
 
 def walk_funnel(data: Partitioned, steps: int, window_ms: int, grace_ms: int, totals: bool) -> Attempts:
     lanes = data.rows.shape[1] > LANE
-    bucket, lane, reached, times = _walk(
-        data.keys, data.rows, data.part_start, steps, window_ms, grace_ms, totals, lanes
-    )
+    with PARALLEL_LOCK:
+        bucket, lane, reached, times = _walk(
+            data.keys, data.rows, data.part_start, steps, window_ms, grace_ms, totals, lanes
+        )
     return Attempts(bucket, lane, reached, times)
 
 
