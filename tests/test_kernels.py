@@ -3,6 +3,7 @@ brute-force reference on streams with heavy users, ties, out-of-order input and 
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,7 +41,7 @@ def _readonly(values: list[int]) -> np.ndarray:
 def _chunks(columns: list[list[int]], cuts: list[int]) -> list[list[np.ndarray]]:
     """The columns cut into chunks at `cuts` (as Arrow hands over record batches)."""
     bounds = [0, *sorted({c for c in cuts if 0 < c < len(columns[0])}), len(columns[0])]
-    return [[_readonly(col[a:b]) for col in columns] for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [[_readonly(col[a:b]) for col in columns] for a, b in itertools.pairwise(bounds)]
 
 
 def _grouped(data: kusers.Partitioned) -> list[list[tuple[int, ...]]]:
