@@ -71,48 +71,49 @@ def _rows_sql(spec: FunnelSpec, base: date, resolve_identity: bool) -> tuple[str
     bucket = f"CAST({bucket_sql(spec, 't')} - DATE '{base.isoformat()}' AS BIGINT) + 1"
     entry = f"CASE WHEN mask & 1 = 1 AND t >= $f_start AND t < $f_end THEN {bucket} ELSE 0 END"
     info = f"mask | ({entry} << {ENTRY_SHIFT})"
-    segs = f", CASE WHEN mask & 1 = 1 THEN {spec.segment_sql} END AS segs" if spec.segment_sql else ""
+    # The segments of a step-1 event that can start an attempt (see _columns for the lane rows).
+    segs = f", CASE WHEN {entry} > 0 THEN {spec.segment_sql} END AS segs" if spec.segment_sql else ""
     # The mask is computed one level down so that the expressions above can read it by name.
-    ev = f"""
+    sql = f"""
         SELECT k, t, s, {info} AS info {segs} FROM (
             SELECT e.user_key AS k, e.time_ms AS t, e.seq AS s, CAST({" | ".join(terms)} AS BIGINT) AS mask,
                    e.properties, e.distinct_id, e.time_ms
             FROM ({rel.sql}) e {where}
         ) e {"WHERE mask <> 0" if any(s.where_sql for s in spec.steps) else ""}
     """
-    if not spec.segment_sql:
-        return ev, params
-    sql = f"""
-        WITH ev AS ({ev})
-        SELECT k, t, s, info, NULL::VARCHAR AS seg FROM ev
-        UNION ALL
-        SELECT k, t, s, info & ~{STEP_BITS} AS info, unnest(segs) AS seg FROM ev WHERE info > {STEP_BITS}
-    """
     return sql, params
 
 
 def _columns(table: pa.Table) -> tuple[list[list[npt.NDArray[np.int64]]], list[str]]:
-    """The kernel's input chunks (key, time, seq, info[, lane]) and the segment of each lane code."""
-    names: list[str] = []
-    lanes: npt.NDArray[np.int64] | None = None
-    if "seg" in table.column_names:
-        encoded = table.column("seg").combine_chunks().dictionary_encode()
-        names = [str(v) for v in encoded.dictionary.to_pylist()]
-        lanes = pc.fill_null(encoded.indices, -1).to_numpy().astype(np.int64)
-    chunks: list[list[npt.NDArray[np.int64]]] = []
-    at = 0
+    """The kernel's input chunks (key, time, seq, info[, lane]) and the segment of each lane code.
+
+    With segments, every row gets lane -1, and each step-1 event that can start an attempt gets one
+    extra row per segment value: its key, time and seq, its entry bucket without a step mask, and the
+    value's code as lane (built with Arrow and numpy, one vectorised step for all events)."""
     key, t, s, info = (table.column(c) for c in ("k", "t", "s", "info"))
+    chunks: list[list[npt.NDArray[np.int64]]] = []
+    segmented = "segs" in table.column_names
     for i in range(key.num_chunks):
-        piece = [
-            key.chunk(i).to_numpy().view(np.int64),
-            t.chunk(i).to_numpy(),
-            s.chunk(i).to_numpy(),
-            info.chunk(i).to_numpy(),
-        ]
-        if lanes is not None:
-            piece.append(lanes[at : at + len(piece[0])])
-        at += len(piece[0])
+        piece = [key.chunk(i).to_numpy().view(np.int64), t.chunk(i).to_numpy(), s.chunk(i).to_numpy()]
+        piece.append(info.chunk(i).to_numpy())
+        if segmented:
+            piece.append(np.full(len(piece[0]), -1, np.int64))
         chunks.append(piece)
+    if not segmented:
+        return chunks, []
+    segs = table.column("segs").combine_chunks()
+    values = pc.list_flatten(segs)
+    owner = pc.list_parent_indices(segs)
+    known = pc.is_valid(values)  # a value with no segment key (an object) enters no segment
+    values, owner = values.filter(known), owner.filter(known).to_numpy()
+    if len(values) == 0:
+        return chunks, []
+    encoded = values.dictionary_encode()
+    names = [str(v) for v in encoded.dictionary.to_pylist()]
+    owners = table.select(["k", "t", "s", "info"]).take(owner)
+    key_o, t_o, s_o, info_o = (owners.column(c).combine_chunks().to_numpy() for c in ("k", "t", "s", "info"))
+    lanes = [key_o.view(np.int64), t_o, s_o, info_o & ~STEP_BITS, encoded.indices.to_numpy().astype(np.int64)]
+    chunks.append(lanes)
     return chunks, names
 
 
