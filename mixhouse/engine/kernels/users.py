@@ -48,6 +48,9 @@ def partition_by_user(chunks: list[list[I64]]) -> Partitioned:
     while (ROWS_PER_PARTITION << bits) < n and bits < 16:
         bits += 1
     pieces = [tuple(_readonly(c) for c in chunk) for chunk in chunks]
+    # Chunks in order of their first time: an engine scanning time-ordered storage hands over time-ordered
+    # chunks in any order, and rows that reach a partition in time order need no sorting there.
+    pieces.sort(key=lambda piece: int(piece[TIME + KEYS][0]) if len(piece[KEY]) else 0)
     # Each chunk's share of each partition, so that chunks scatter independently (and in parallel).
     counts = np.zeros((len(pieces) + 1, (1 << bits) + 1), np.int64)
     for i, piece in enumerate(pieces):
