@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import duckdb
+
 from mixhouse.engine.duckdb.schema import user_key_sql
 from mixhouse.expr.printers.duckdb import quote
 
@@ -70,3 +72,10 @@ def scoped_events(
         WHERE {" AND ".join(filters)}
     """
     return Relation(sql, params)
+
+
+def has_merged_ids(conn: duckdb.DuckDBPyConnection, project_id: int) -> bool:
+    """Whether any distinct id of the project resolves to another: without, a per-user scan can leave
+    the identity join out (it costs even when it matches nothing)."""
+    rows = conn.execute("SELECT count(*) FROM (SELECT 1 FROM identity_map WHERE project_id = ? LIMIT 1)", [project_id])
+    return bool(rows.fetchall()[0][0])

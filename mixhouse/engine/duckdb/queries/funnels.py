@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from mixhouse.domain.query.funnels import OVERALL, FunnelSpec, StepFigures, StepPropertyNamesSpec
 from mixhouse.engine.duckdb.localtime import local_timestamp_sql
-from mixhouse.engine.duckdb.relations import scoped_events
+from mixhouse.engine.duckdb.relations import has_merged_ids, scoped_events
 from mixhouse.engine.kernels.funnel import ENTRY_SHIFT, STEP_BITS, Attempts, sum_attempts, walk_funnel
 from mixhouse.engine.kernels.users import partition_by_user
 from mixhouse.expr.printers.duckdb import quote
@@ -119,11 +119,7 @@ def _columns(table: pa.Table) -> tuple[list[list[npt.NDArray[np.int64]]], list[s
 
 def funnel_figures(conn: duckdb.DuckDBPyConnection, spec: FunnelSpec) -> list[StepFigures]:
     base = spec.buckets.first - timedelta(days=62)  # before any week or month key of the range
-    # Without merged ids in the project, the identity join is left out (it costs even when empty).
-    merged = conn.execute(
-        "SELECT count(*) FROM (SELECT 1 FROM identity_map WHERE project_id = ? LIMIT 1)", [spec.project_id]
-    )
-    sql, params = _rows_sql(spec, base, resolve_identity=merged.fetchall()[0][0] > 0)
+    sql, params = _rows_sql(spec, base, resolve_identity=has_merged_ids(conn, spec.project_id))
     chunks, segments = _columns(conn.sql(sql, params=params).to_arrow_table())
     attempts = walk_funnel(partition_by_user(chunks), len(spec.steps), spec.window_ms, spec.grace_ms, spec.totals)
     return _figures(attempts, len(spec.steps), base, segments)

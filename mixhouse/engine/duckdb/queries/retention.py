@@ -12,7 +12,7 @@ import duckdb
 from mixhouse.domain.query.funnels import OVERALL
 from mixhouse.domain.query.retention import AddictionSpec, CohortRow, EventRetentionSpec, RetentionSpec
 from mixhouse.engine.duckdb.localtime import local_timestamp_sql
-from mixhouse.engine.duckdb.relations import scoped_events
+from mixhouse.engine.duckdb.relations import has_merged_ids, scoped_events
 
 
 def local_sql(timezone: str, time_sql: str, start_ms: int | None = None, end_ms: int | None = None) -> str:
@@ -46,14 +46,26 @@ def _seg(segment_sql: str | None) -> str:
 
 def retention_rows(conn: duckdb.DuckDBPyConnection, spec: RetentionSpec) -> list[CohortRow]:
     born_event = spec.born_event if spec.born_event is not None or not spec.compounded else spec.event
+    # Users are told apart by their integer keys (see schema.user_key_sql): cheaper to join and group.
+    merged = has_merged_ids(conn, spec.project_id)
     born = scoped_events(
         spec.project_id,
         None if not spec.compounded else spec.start_ms,
         spec.end_ms,
         events=[born_event] if born_event is not None else None,
+        resolve_identity=merged,
+        keyed=True,
         prefix="b",
     )
-    ret = scoped_events(spec.project_id, spec.start_ms, None, events=[spec.event] if spec.event else None, prefix="r")
+    ret = scoped_events(
+        spec.project_id,
+        spec.start_ms,
+        None,
+        events=[spec.event] if spec.event else None,
+        resolve_identity=merged,
+        keyed=True,
+        prefix="r",
+    )
     params: dict[str, Any] = {**born.params, **ret.params, "start": spec.start_ms}
     born_where = f"WHERE {spec.born_where_sql}" if spec.born_where_sql else ""
     ret_where = f"WHERE {spec.where_sql}" if spec.where_sql else ""
@@ -63,7 +75,7 @@ def retention_rows(conn: duckdb.DuckDBPyConnection, spec: RetentionSpec) -> list
     key = "u, " + cohort if spec.compounded else "u"
     births = f"""
         SELECT u, min({{'t': t, 's': s}}).t AS bt, arg_min(segs, {{'t': t, 's': s}}) AS segs
-        FROM (SELECT e.distinct_id AS u, e.time_ms AS t, e.seq AS s, {_seg(spec.segment_sql)} AS segs
+        FROM (SELECT e.user_key AS u, e.time_ms AS t, e.seq AS s, {_seg(spec.segment_sql)} AS segs
               FROM ({born.sql}) e {born_where})
         GROUP BY {key}
         HAVING min(t) >= $start
@@ -83,7 +95,7 @@ def retention_rows(conn: duckdb.DuckDBPyConnection, spec: RetentionSpec) -> list
     ctes = f"""
         WITH births AS ({births}),
         cohorts AS ({fanned}),
-        ret AS (SELECT e.distinct_id AS u, e.time_ms AS t FROM ({ret.sql}) e {ret_where}),
+        ret AS (SELECT e.user_key AS u, e.time_ms AS t FROM ({ret.sql}) e {ret_where}),
         idx AS (
             SELECT DISTINCT b.u, b.cohort, b.seg, {index} AS i
             FROM cohorts b JOIN ret r ON r.u = b.u AND r.t > b.bt
@@ -111,7 +123,14 @@ def retention_rows(conn: duckdb.DuckDBPyConnection, spec: RetentionSpec) -> list
 
 
 def addiction_rows(conn: duckdb.DuckDBPyConnection, spec: AddictionSpec) -> list[tuple[date, str, int, int]]:
-    rel = scoped_events(spec.project_id, spec.start_ms, spec.end_ms, events=[spec.event] if spec.event else None)
+    rel = scoped_events(
+        spec.project_id,
+        spec.start_ms,
+        spec.end_ms,
+        events=[spec.event] if spec.event else None,
+        resolve_identity=has_merged_ids(conn, spec.project_id),
+        keyed=True,
+    )
     where = f"WHERE {spec.where_sql}" if spec.where_sql else ""
     local = local_sql(spec.timezone, "e.time_ms", spec.start_ms, spec.end_ms)
     seg = f"unnest({spec.segment_sql})" if spec.segment_sql else None
@@ -119,7 +138,7 @@ def addiction_rows(conn: duckdb.DuckDBPyConnection, spec: AddictionSpec) -> list
     parts = [
         f"""SELECT period, seg, slots, count(*) FROM (
                 SELECT u, period, seg, count(DISTINCT slot) AS slots FROM (
-                    SELECT e.distinct_id AS u, {period_sql(spec.unit, local)} AS period,
+                    SELECT e.user_key AS u, {period_sql(spec.unit, local)} AS period,
                            date_trunc('{spec.addiction_unit}', {local}) AS slot,
                            {run} AS seg
                     FROM ({rel.sql}) e {where}
@@ -132,10 +151,17 @@ def addiction_rows(conn: duckdb.DuckDBPyConnection, spec: AddictionSpec) -> list
 
 
 def event_retention_rows(conn: duckdb.DuckDBPyConnection, spec: EventRetentionSpec) -> list[tuple[str, date, int, int]]:
-    rel = scoped_events(spec.project_id, spec.start_ms, spec.end_ms, events=list(spec.events))
+    rel = scoped_events(
+        spec.project_id,
+        spec.start_ms,
+        spec.end_ms,
+        events=list(spec.events),
+        resolve_identity=has_merged_ids(conn, spec.project_id),
+        keyed=True,
+    )
     period = period_sql(spec.unit, local_sql(spec.timezone, "e.time_ms", spec.start_ms, spec.end_ms))
     sql = f"""
-        WITH act AS (SELECT DISTINCT e.event, e.distinct_id AS u, {period} AS p FROM ({rel.sql}) e)
+        WITH act AS (SELECT DISTINCT e.event, e.user_key AS u, {period} AS p FROM ({rel.sql}) e)
         SELECT a.event, a.p, datediff('{spec.unit}', a.p, b.p) AS k, count(*)
         FROM act a JOIN act b ON a.event = b.event AND a.u = b.u AND b.p >= a.p
         GROUP BY a.event, a.p, k
