@@ -59,9 +59,10 @@ def seed_catalog(
 
 
 class ServerProcess:
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+    def __init__(self, data_dir: Path, port: int | None = None, *, source_dir: Path | None = None) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
+        self.source_dir = source_dir  # another checkout's mixhouse (benchmarks against an older revision)
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"server-{self.port}.log"
 
@@ -76,12 +77,16 @@ class ServerProcess:
         return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        if self.source_dir is not None:
+            env["PYTHONPATH"] = str(self.source_dir)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "mixhouse", "serve", *self.serve_args()],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env=env,
+                cwd=self.source_dir,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

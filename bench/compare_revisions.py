@@ -1,0 +1,100 @@
+"""Funnels and retention of this checkout next to another git revision's, on the same events.
+
+    .venv/bin/python -m bench.compare_revisions --ref 8735c03 [--events 10000000] [--users 1000000] [--runs 7]
+
+The other revision is checked out in a temporary git worktree and served from there (same venv); both
+servers get a copy of one data dir written as bench_funnels writes it, and every query alternates
+between them, so that the machine's noise falls on both alike. Prints medians and their ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.bench_funnels import AUTH, FROM, TO, write_events
+from bench.common import machine, median
+from tests.server import PROJECT_ID, ServerProcess, seed_catalog
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def save_funnel(client: httpx.Client, url: str, steps: int, counting: str) -> int:
+    body = {"name": f"{steps} {counting}", "steps": [f"e{i}" for i in range(steps)], "length": 7, "counting": counting}
+    r = client.post(f"{url}/api/app/projects/{PROJECT_ID}/funnels", json=body, auth=AUTH)
+    assert r.status_code == 200, r.text
+    return int(r.json()["results"]["funnel_id"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--ref", required=True, help="the git revision to compare with")
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--users", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    print(f"data: {args.events:,} events, {args.users:,} users; this checkout vs {args.ref}")
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        worktree = base / "baseline"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(worktree), args.ref], check=True)
+        try:
+            ours_dir, theirs_dir = base / "ours" / "data", base / "theirs" / "data"
+            seed_catalog(ours_dir)
+            write_events(ours_dir, args.events, args.users)
+            shutil.copytree(ours_dir, theirs_dir)
+            ours = ServerProcess(ours_dir).start(timeout=120)
+            theirs = ServerProcess(theirs_dir, source_dir=worktree).start(timeout=120)
+            try:
+                compare(ours, theirs, args.runs)
+            finally:
+                ours.stop()
+                theirs.stop()
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)], check=True)
+
+
+def compare(ours: ServerProcess, theirs: ServerProcess, runs: int) -> None:
+    client = httpx.Client(timeout=3600)
+    whole = {"from_date": FROM, "to_date": TO, "interval": 14}
+    ret = {"from_date": FROM, "to_date": "2024-01-10", "born_event": "e0", "event": "e1", "interval_count": 10}
+    queries: list[tuple[str, str, dict[str, Any]]] = []
+    for steps, counting in ((3, "uniques"), (5, "uniques"), (3, "totals")):
+        ids = {s.url: save_funnel(client, s.url, steps, counting) for s in (ours, theirs)}
+        queries.append((f"{steps}-step funnel, {counting}, one bucket", "funnels", {"ids": ids, **whole}))
+        if (steps, counting) == (3, "uniques"):
+            queries.append(
+                ("3-step funnel, 14 daily buckets", "funnels", {"ids": ids, "from_date": FROM, "to_date": TO})
+            )
+            queries.append(("3-step funnel, on plan", "funnels", {"ids": ids, **whole, "on": 'properties["plan"]'}))
+    queries.append(("retention, 10 daily cohorts x 11 intervals", "retention", ret))
+    queries.append(("retention, any event as the return", "retention", {k: v for k, v in ret.items() if k != "event"}))
+    print(f"{'query':<46} {'this':>8} {'baseline':>9} {'ratio':>6}")
+    for label, path, params in queries:
+        times: dict[str, list[float]] = {ours.url: [], theirs.url: []}
+        answers: dict[str, Any] = {}
+        for _ in range(runs):
+            for server in (theirs, ours):
+                query = {k: v for k, v in params.items() if k != "ids"}
+                if "ids" in params:
+                    query["funnel_id"] = params["ids"][server.url]
+                t0 = time.perf_counter()
+                r = client.get(f"{server.url}/api/query/{path}", params={"project_id": PROJECT_ID, **query}, auth=AUTH)
+                times[server.url].append(time.perf_counter() - t0)
+                assert r.status_code == 200, r.text
+                answers[server.url] = r.json()
+        same = "" if answers[ours.url] == answers[theirs.url] else "  (answers differ)"
+        a, b = median(times[ours.url]), median(times[theirs.url])
+        print(f"{label:<46} {a * 1000:>6.0f} ms {b * 1000:>6.0f} ms {b / a:>5.1f}x{same}")
+
+
+if __name__ == "__main__":
+    main()
