@@ -11,11 +11,24 @@ mixhouse.engine.kernels` does it before a test run, so that test servers only lo
 
 from __future__ import annotations
 
-import threading
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
-# numba's fallback threading layer (workqueue) must not run two parallel kernels at once; the
-# kernels take well under a second, so queries simply take turns.
-PARALLEL_LOCK = threading.Lock()
+T = TypeVar("T")
+
+# Kernels are compiled with nogil and run on these threads, a range of partitions each: plain threads
+# rather than numba's parallel loops, whose loop rewriting changed what a walk computed (a per-user
+# scan gave other answers under prange than in a plain loop) and whose fallback threading layer must
+# not run two loops at once.
+_POOL = ThreadPoolExecutor(os.cpu_count() or 2, thread_name_prefix="kernel")
+
+
+def in_parallel(work: Callable[[T], None], items: Iterable[T]) -> None:
+    """`work(item)` for every item, on the kernel threads; returns when all are done."""
+    for future in [_POOL.submit(work, item) for item in items]:
+        future.result()
 
 
 def warm() -> None:

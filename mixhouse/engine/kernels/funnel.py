@@ -22,7 +22,7 @@ import numba as nb
 import numpy as np
 import numpy.typing as npt
 
-from mixhouse.engine.kernels import PARALLEL_LOCK
+from mixhouse.engine.kernels import in_parallel
 from mixhouse.engine.kernels.users import PAYLOAD, SEQ, TIME, Partitioned, group_partition, scratch
 
 INFO, LANE = PAYLOAD, PAYLOAD + 1
@@ -42,13 +42,42 @@ class Attempts:
     times: npt.NDArray[np.int64]  # (attempts, steps); steps not reached hold garbage
 
 
+RANGES = 4  # ranges of partitions handed to the kernel threads (several per thread, for balance)
+
+
 def walk_funnel(data: Partitioned, steps: int, window_ms: int, grace_ms: int, totals: bool) -> Attempts:
     lanes = data.rows.shape[1] > LANE
-    with PARALLEL_LOCK:
-        bucket, lane, reached, times = _walk(
-            data.keys, data.rows, data.part_start, steps, window_ms, grace_ms, totals, lanes
-        )
-    return Attempts(bucket, lane, reached, times)
+    n, parts = len(data.rows), len(data.part_start) - 1
+    # At most one attempt per row: partition p writes its attempts from slot part_start[p] on. The
+    # arrays are left uninitialised, so only the pages of written slots are ever touched.
+    bucket, lane, reached = (np.empty(n, np.int64) for _ in range(3))
+    times = np.empty((n, steps), np.int64)
+    written = np.zeros(parts, np.int64)
+    bounds = np.linspace(0, parts, min(parts, RANGES) + 1).astype(np.int64)
+    in_parallel(
+        lambda r: _walk(
+            data.keys,
+            data.rows,
+            data.part_start,
+            int(bounds[r]),
+            int(bounds[r + 1]),
+            steps,
+            window_ms,
+            grace_ms,
+            totals,
+            lanes,
+            bucket,
+            lane,
+            reached,
+            times,
+            written,
+        ),
+        range(len(bounds) - 1),
+    )
+    keep = np.zeros(n, np.bool_)
+    for p in np.flatnonzero(written):
+        keep[data.part_start[p] : data.part_start[p] + written[p]] = True
+    return Attempts(bucket[keep], lane[keep], reached[keep], times[keep])
 
 
 def sum_attempts(att: Attempts, group: I64, groups: int, steps: int) -> tuple[I64, I64, I64]:
@@ -214,39 +243,31 @@ def _walk_partition(
     return at
 
 
-@nb.njit(cache=True, nogil=True, parallel=True)
+@nb.njit(cache=True, nogil=True)
 def _walk(
     keys: I64,
     rows: I64,
     part_start: I64,
+    p0: int,
+    p1: int,
     steps: int,
     window: int,
     grace: int,
     totals: bool,
     lanes: bool,
-) -> tuple[I64, I64, I64, npt.NDArray[np.int64]]:
-    n = rows.shape[0]
-    parts = part_start.shape[0] - 1
-    # At most one attempt per row: partition p writes its attempts from slot part_start[p] on. The
-    # arrays are left uninitialised, so only the pages of written slots are ever touched.
-    att_bucket = np.empty(n, np.int64)
-    att_lane = np.empty(n, np.int64)
-    att_reached = np.empty(n, np.int64)
-    att_times = np.empty((n, steps), np.int64)
-    written = np.zeros(parts, np.int64)
-    workers = min(parts, 64)
-    per_worker = (parts + workers - 1) // workers
-    for w in nb.prange(workers):
-        buffers = scratch(part_start, rows.shape[1])
-        first, buf = buffers[3], buffers[5]
-        for p in range(w * per_worker, min(parts, (w + 1) * per_worker)):
-            users = group_partition(keys, rows, part_start[p], part_start[p + 1], buffers)
-            end = _walk_partition(
-                buf, first, users, part_start[p], steps, window, grace, totals, lanes,
-                att_bucket, att_lane, att_reached, att_times,
-            )  # fmt: skip
-            written[p] = end - part_start[p]
-    keep = np.zeros(n, np.bool_)
-    for p in range(parts):
-        keep[part_start[p] : part_start[p] + written[p]] = True
-    return att_bucket[keep], att_lane[keep], att_reached[keep], att_times[keep]
+    att_bucket: I64,
+    att_lane: I64,
+    att_reached: I64,
+    att_times: npt.NDArray[np.int64],
+    written: I64,
+) -> None:
+    """Groups and walks partitions [p0, p1), one at a time in this thread's buffers."""
+    buffers = scratch(part_start, rows.shape[1])
+    first, buf = buffers[3], buffers[5]
+    for p in range(p0, p1):
+        users = group_partition(keys, rows, part_start[p], part_start[p + 1], buffers)
+        end = _walk_partition(
+            buf, first, users, part_start[p], steps, window, grace, totals, lanes,
+            att_bucket, att_lane, att_reached, att_times,
+        )  # fmt: skip
+        written[p] = end - part_start[p]

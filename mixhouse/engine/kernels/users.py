@@ -8,15 +8,15 @@ while still in cache. Partitions are independent, and kernels walk them in paral
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numba as nb
 import numpy as np
 import numpy.typing as npt
 
+from mixhouse.engine.kernels import in_parallel
+
 ROWS_PER_PARTITION = 8192
-_POOL = ThreadPoolExecutor(2, thread_name_prefix="scatter")
 
 I64 = npt.NDArray[np.int64]
 
@@ -59,7 +59,7 @@ def partition_by_user(chunks: list[list[I64]]) -> Partitioned:
     keys = np.empty(n, np.int64)
     rows = np.empty((n, width), np.int64)
     # Chunks fill disjoint positions, and the scatter releases the GIL: two threads halve it.
-    list(_POOL.map(lambda i: _scatter(pieces[i], bits, chunk_pos[i], keys, rows), range(len(pieces))))
+    in_parallel(lambda i: _scatter(pieces[i], bits, chunk_pos[i], keys, rows), range(len(pieces)))
     return Partitioned(keys, rows, part_start)
 
 

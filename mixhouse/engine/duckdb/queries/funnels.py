@@ -121,7 +121,9 @@ def funnel_figures(conn: duckdb.DuckDBPyConnection, spec: FunnelSpec) -> list[St
     base = spec.buckets.first - timedelta(days=62)  # before any week or month key of the range
     sql, params = _rows_sql(spec, base, resolve_identity=has_merged_ids(conn, spec.project_id))
     chunks, segments = _columns(conn.sql(sql, params=params).to_arrow_table())
-    attempts = walk_funnel(partition_by_user(chunks), len(spec.steps), spec.window_ms, spec.grace_ms, spec.totals)
+    data = partition_by_user(chunks)
+    del chunks  # the Arrow result: the partitioned copy is all the walk needs
+    attempts = walk_funnel(data, len(spec.steps), spec.window_ms, spec.grace_ms, spec.totals)
     return _figures(attempts, len(spec.steps), base, segments)
 
 
