@@ -74,10 +74,24 @@ def walk_funnel(data: Partitioned, steps: int, window_ms: int, grace_ms: int, to
         ),
         range(len(bounds) - 1),
     )
-    keep = np.zeros(n, np.bool_)
-    for p in np.flatnonzero(written):
-        keep[data.part_start[p] : data.part_start[p] + written[p]] = True
-    return Attempts(bucket[keep], lane[keep], reached[keep], times[keep])
+    return Attempts(*_compact(data.part_start, written, bucket, lane, reached, times))
+
+
+@nb.njit(cache=True, nogil=True)
+def _compact(
+    part_start: I64, written: I64, bucket: I64, lane: I64, reached: I64, times: npt.NDArray[np.int64]
+) -> tuple[I64, I64, I64, npt.NDArray[np.int64]]:
+    """The attempts of every partition, moved together (each partition wrote from its first slot)."""
+    total = written.sum()
+    out_bucket, out_lane, out_reached = np.empty(total, np.int64), np.empty(total, np.int64), np.empty(total, np.int64)
+    out_times = np.empty((total, times.shape[1]), np.int64)
+    at = 0
+    for p in range(written.shape[0]):
+        for x in range(part_start[p], part_start[p] + written[p]):
+            out_bucket[at], out_lane[at], out_reached[at] = bucket[x], lane[x], reached[x]
+            out_times[at] = times[x]
+            at += 1
+    return out_bucket, out_lane, out_reached, out_times
 
 
 def sum_attempts(att: Attempts, group: I64, groups: int, steps: int) -> tuple[I64, I64, I64]:
