@@ -56,6 +56,8 @@ def write_events(data_dir: Path, events: int, users: int) -> None:
 
 
 def timed(fn: Any, runs: int) -> tuple[float, Any]:
+    """Median of `runs` timed calls after one untimed call (caches, and any start-up work, settle)."""
+    fn()
     times, result = [], None
     for _ in range(runs):
         t0 = time.perf_counter()
