@@ -34,7 +34,10 @@ FROM, TO = "2024-01-01", "2024-01-14"
 TO_END_MS = START_MS + 14 * 86_400_000
 
 
-def write_events(data_dir: Path, events: int, users: int) -> None:
+def write_events(data_dir: Path, events: int, users: int, merged: int = 0, duplicates: float = 0.0) -> None:
+    """`merged`: that many ids made aliases of others (identity_map rows, as merges leave them);
+    `duplicates`: the share of events hidden as superseded copies (superseded_events rows). Both make
+    every analysis pay for the identity join and the dedup anti-join."""
     DuckDBEngine(data_dir).close()  # the schema
     db = duckdb.connect(str(data_dir / "events.duckdb"))
     db.execute(
@@ -47,6 +50,15 @@ def write_events(data_dir: Path, events: int, users: int) -> None:
         FROM range($events) r(i) ORDER BY t
         """,
         {"project": PROJECT_ID, "start": START_MS, "days": DAYS, "users": users, "events": events},
+    )
+    db.execute(
+        """INSERT INTO identity_map SELECT $project, 'u' || CAST(i AS VARCHAR), 'u' || CAST(i + $merged AS VARCHAR)
+           FROM range($merged) r(i)""",
+        {"project": PROJECT_ID, "merged": merged},
+    )
+    db.execute(
+        "INSERT INTO superseded_events SELECT $project, i FROM range($events) r(i) WHERE hash(i * 17) % 10000 < $share",
+        {"project": PROJECT_ID, "events": events, "share": int(duplicates * 10_000)},
     )
     db.execute(
         "COPY (SELECT distinct_id AS u, time_ms AS t, event AS e FROM events) TO $path (FORMAT parquet)",
@@ -111,17 +123,19 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--timezone", default="UTC", help="the project's timezone (chDB ignores it)")
+    parser.add_argument("--merged", type=int, default=0, help="ids made aliases of others (identity join)")
+    parser.add_argument("--duplicates", type=float, default=0.0, help="share of events hidden as duplicates")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     print(
         f"data: {args.events:,} events, {args.users:,} users, {DAYS} days, 8 event names; funnels {FROM}..{TO};"
-        f" project timezone {args.timezone}"
+        f" project timezone {args.timezone}; {args.merged:,} merged ids, {args.duplicates:.0%} duplicates"
     )
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "data"
         seed_catalog(data_dir, timezone=args.timezone)
         t0 = time.perf_counter()
-        write_events(data_dir, args.events, args.users)
+        write_events(data_dir, args.events, args.users, args.merged, args.duplicates)
         print(f"bulk write: {time.perf_counter() - t0:.1f} s")
         server = ServerProcess(data_dir).start()
         try:

@@ -162,3 +162,13 @@ def test_a_heavy_user_through_the_funnel() -> None:
         expected = ref.funnel(events, ["A", "B", "C", "A"], 60_000, BASE_MS, BASE_MS + 2 * DAY_MS, totals=totals)
         got = _kernel_funnel(events, ["A", "B", "C", "A"], 60_000, BASE_MS, BASE_MS + 2 * DAY_MS, totals)
         assert got == expected
+
+
+def test_aliases_count_for_their_canonical_user() -> None:
+    """Rows of a merged id join their canonical user's rows, wherever the partitions fall."""
+    keys = [11, 22, 33, 11, 44]  # 22 and 33 are aliases of 11; 44 stands alone
+    columns = [keys, [5, 1, 3, 2, 4], [0, 1, 2, 3, 4], [1, 2, 3, 4, 5]]
+    aliases = (np.array([22, 33], dtype=np.int64), np.array([11, 11], dtype=np.int64))
+    with partitions_of(1):
+        users = _grouped(kusers.partition_by_user(_chunks(columns, [2]), aliases))
+    assert sorted(users) == [[(1, 1, 2), (2, 3, 4), (3, 2, 3), (5, 0, 1)], [(4, 4, 5)]]

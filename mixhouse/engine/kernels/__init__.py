@@ -43,7 +43,8 @@ def warm() -> None:
     t = np.arange(n, dtype=np.int64) * 1000
     info = np.full(n, 3 | (1 << 32), np.int64)
     lanes = np.full(n, -1, np.int64)
+    aliases = (key[:2].copy(), key[2:4].copy())
     for columns in ([key, t, t, info], [key, t, t, info, lanes]):
         for totals in (False, True):
-            att = walk_funnel(partition_by_user([columns]), 2, 10_000, 2_000, totals)
+            att = walk_funnel(partition_by_user([columns], aliases if totals else None), 2, 10_000, 2_000, totals)
             sum_attempts(att, np.zeros(len(att.bucket), np.int64), 1, 2)

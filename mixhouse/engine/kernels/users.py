@@ -39,14 +39,20 @@ class Partitioned:
     part_start: I64
 
 
-def partition_by_user(chunks: list[list[I64]]) -> Partitioned:
+def partition_by_user(chunks: list[list[I64]], aliases: tuple[I64, I64] | None = None) -> Partitioned:
     """`chunks`: pieces of the input (as an engine hands them over), each a list of int64 columns of
-    one length: user key, time, seq, then any payload columns."""
+    one length: user key, time, seq, then any payload columns. `aliases`: (key, canonical key) pairs of
+    merged identities; a row whose key is an alias counts for its canonical user."""
     n = sum(len(chunk[0]) for chunk in chunks)
     width = len(chunks[0]) - KEYS if chunks else PAYLOAD
     bits = 0
     while (ROWS_PER_PARTITION << bits) < n and bits < 16:
         bits += 1
+    if aliases is not None and len(aliases[0]):
+        table = _alias_table(*aliases)
+        resolved = [np.empty(len(chunk[KEY]), np.int64) for chunk in chunks]
+        in_parallel(lambda i: _resolve(chunks[i][KEY], *table, resolved[i]), range(len(chunks)))
+        chunks = [[resolved[i], *chunk[KEYS:]] for i, chunk in enumerate(chunks)]
     pieces = [tuple(_readonly(c) for c in chunk) for chunk in chunks]
     # Chunks in order of their first time: an engine scanning time-ordered storage hands over time-ordered
     # chunks in any order, and rows that reach a partition in time order need no sorting there.
@@ -61,6 +67,35 @@ def partition_by_user(chunks: list[list[I64]]) -> Partitioned:
     # Chunks fill disjoint positions, and the scatter releases the GIL: two threads halve it.
     in_parallel(lambda i: _scatter(pieces[i], bits, chunk_pos[i], keys, rows), range(len(pieces)))
     return Partitioned(keys, rows, part_start)
+
+
+@nb.njit(cache=True, nogil=True)
+def _alias_table(alias: I64, canonical: I64) -> tuple[I64, I64, I64]:
+    """An open-addressing map alias -> canonical (slots with 0 in `used` are free)."""
+    cap = 4
+    while cap < 2 * alias.shape[0]:
+        cap <<= 1
+    keys, values, used = np.empty(cap, np.int64), np.empty(cap, np.int64), np.zeros(cap, np.int64)
+    for i in range(alias.shape[0]):
+        s = (alias[i] ^ (alias[i] >> 29)) & (cap - 1)
+        while used[s] and keys[s] != alias[i]:
+            s = (s + 1) & (cap - 1)
+        keys[s], values[s], used[s] = alias[i], canonical[i], 1
+    return keys, values, used
+
+
+@nb.njit(cache=True, nogil=True)
+def _resolve(key: I64, keys: I64, values: I64, used: I64, out: I64) -> None:
+    mask = keys.shape[0] - 1
+    for i in range(key.shape[0]):
+        k = key[i]
+        s = (k ^ (k >> 29)) & mask
+        out[i] = k
+        while used[s]:
+            if keys[s] == k:
+                out[i] = values[s]
+                break
+            s = (s + 1) & mask
 
 
 def _readonly(column: I64) -> I64:

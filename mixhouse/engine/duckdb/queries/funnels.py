@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 from mixhouse.domain.query.funnels import OVERALL, FunnelSpec, StepFigures, StepPropertyNamesSpec
 from mixhouse.engine.duckdb.localtime import local_timestamp_sql
 from mixhouse.engine.duckdb.relations import has_merged_ids, scoped_events
+from mixhouse.engine.duckdb.schema import user_key_sql
 from mixhouse.engine.kernels.funnel import ENTRY_SHIFT, STEP_BITS, Attempts, sum_attempts, walk_funnel
 from mixhouse.engine.kernels.users import partition_by_user
 from mixhouse.expr.printers.duckdb import quote
@@ -119,12 +120,30 @@ def _columns(table: pa.Table) -> tuple[list[list[npt.NDArray[np.int64]]], list[s
 
 def funnel_figures(conn: duckdb.DuckDBPyConnection, spec: FunnelSpec) -> list[StepFigures]:
     base = spec.buckets.first - timedelta(days=62)  # before any week or month key of the range
-    sql, params = _rows_sql(spec, base, resolve_identity=has_merged_ids(conn, spec.project_id))
+    # Merged ids are resolved by the kernel from the (small) alias table, rather than by a join of every
+    # event in DuckDB, unless an expression reads the id itself (it must see the canonical id).
+    merged = has_merged_ids(conn, spec.project_id)
+    in_sql = merged and any("distinct_id" in (sql or "") for sql in _expressions(spec))
+    sql, params = _rows_sql(spec, base, resolve_identity=in_sql)
     chunks, segments = _columns(conn.sql(sql, params=params).to_arrow_table())
-    data = partition_by_user(chunks)
+    data = partition_by_user(chunks, aliases=_aliases(conn, spec.project_id) if merged and not in_sql else None)
     del chunks  # the Arrow result: the partitioned copy is all the walk needs
     attempts = walk_funnel(data, len(spec.steps), spec.window_ms, spec.grace_ms, spec.totals)
     return _figures(attempts, len(spec.steps), base, segments)
+
+
+def _expressions(spec: FunnelSpec) -> list[str | None]:
+    return [spec.where_sql, spec.segment_sql, *(step.where_sql for step in spec.steps)]
+
+
+def _aliases(conn: duckdb.DuckDBPyConnection, project_id: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The project's merged ids as (key, canonical key) pairs."""
+    table = conn.sql(
+        f"SELECT {user_key_sql('distinct_id')} AS k, {user_key_sql('canonical_id')} AS c FROM identity_map"
+        f" WHERE project_id = {int(project_id)}"
+    ).to_arrow_table()
+    k, c = (table.column(name).combine_chunks().to_numpy().view(np.int64) for name in ("k", "c"))
+    return k, c
 
 
 def _figures(att: Attempts, steps: int, base: date, segments: list[str]) -> list[StepFigures]:
