@@ -168,3 +168,35 @@ def test_totals_with_many_attempts(server: ServerProcess) -> None:
     )
     got = query(server.url, "funnels", funnel_id=fid, from_date="2024-01-10", to_date="2024-01-10")
     assert [s["count"] for s in got["data"]["2024-01-10"]["steps"]] == [900, 900]
+
+
+def test_merged_ids_under_an_expression_that_reads_the_id(server: ServerProcess) -> None:
+    """With merged ids the kernel resolves users itself, except when an expression reads the id: then
+    the id must already be the canonical one (`on` by $distinct_id keys the merged user once)."""
+    load(
+        server.url,
+        [
+            {"event": "mid-A", "distinct_id": "$device:mid-d1", "time": T0, "$device_id": "mid-d1"},
+            {
+                "event": "mid-B",
+                "distinct_id": "mid-user",
+                "time": T0 + 60_000,
+                "$device_id": "mid-d1",
+                "$user_id": "mid-user",
+            },
+        ],
+    )
+    fid = save_funnel(server.url, {"name": "mid", "steps": ["mid-A", "mid-B"], "length": 1, "length_unit": "hour"})
+    got = query(
+        server.url,
+        "funnels",
+        funnel_id=fid,
+        from_date="2024-01-10",
+        to_date="2024-01-10",
+        on='properties["$distinct_id"]',
+    )
+    day = got["data"]["2024-01-10"]
+    assert set(day) == {"$overall", "mid-user"}
+    assert [s["count"] for s in day["mid-user"]] == [1, 1]
+    plain = query(server.url, "funnels", funnel_id=fid, from_date="2024-01-10", to_date="2024-01-10")
+    assert [s["count"] for s in plain["data"]["2024-01-10"]["steps"]] == [1, 1]
