@@ -52,7 +52,7 @@ def write_events(data_dir: Path, events: int, users: int, merged: int = 0, dupli
         {"project": PROJECT_ID, "start": START_MS, "days": DAYS, "users": users, "events": events},
     )
     db.execute(
-        """INSERT INTO identity_map SELECT $project, 'u' || CAST(i AS VARCHAR), 'u' || CAST(i + $merged AS VARCHAR)
+        """INSERT INTO identity_map (project_id, distinct_id, canonical_id) SELECT $project, 'u' || CAST(i AS VARCHAR), 'u' || CAST(i + $merged AS VARCHAR)
            FROM range($merged) r(i)""",
         {"project": PROJECT_ID, "merged": merged},
     )

@@ -39,7 +39,7 @@ def generate(data_dir: Path, events: int, users: int) -> tuple[int, int]:
     conn = duckdb.connect(str(data_dir / "events.duckdb"))
     # Users with u % 10 < 3 are merged (30%) and own 1 + u % 5 devices.
     conn.execute(
-        """INSERT INTO identity_map
+        """INSERT INTO identity_map (project_id, distinct_id, canonical_id)
            SELECT 1, '$device:d' || u || '-' || k, 'u' || u
            FROM range($users) t(u), LATERAL (SELECT * FROM range(1 + u % 5)) d(k)
            WHERE u % 10 < 3""",

@@ -60,7 +60,7 @@ def load(engine: DuckDBEngine, n: int, users: int) -> None:
     )
     conn.execute(
         f"""
-        INSERT INTO identity_map SELECT {PROJECT}, 'user-' || u, 'user-' || (u - 1)
+        INSERT INTO identity_map (project_id, distinct_id, canonical_id) SELECT {PROJECT}, 'user-' || u, 'user-' || (u - 1)
         FROM range(1, {users}, 10) t(u)
         """
     )

@@ -45,7 +45,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     # The merge of d1 into u1, written where the identity resolver keeps it, while the server is stopped.
     proc.stop()
     db = duckdb.connect(str(data_dir / "events.duckdb"))
-    db.execute("INSERT OR REPLACE INTO identity_map VALUES (?, 'd1', 'u1')", [PROJECT_ID])
+    db.execute(
+        "INSERT OR REPLACE INTO identity_map (project_id, distinct_id, canonical_id) VALUES (?, 'd1', 'u1')",
+        [PROJECT_ID],
+    )
     db.close()
     proc.start()
     yield proc

@@ -24,6 +24,7 @@ import pyarrow as pa
 from mixhouse.domain import identity as rules
 from mixhouse.domain.identity import IdentityLink, LinkKind
 from mixhouse.domain.profiles import ProfileUpdate
+from mixhouse.engine.duckdb.schema import user_key_sql
 
 ProjectLink = tuple[int, IdentityLink]
 
@@ -87,8 +88,10 @@ def _apply_device_links(conn: duckdb.DuckDBPyConnection, links: Sequence[Project
     )
     conn.execute("INSERT OR REPLACE INTO identity_devices SELECT * FROM changed_devices")
     conn.execute(
-        """INSERT OR REPLACE INTO identity_map
-           SELECT project_id, device_distinct_id, user_id FROM changed_devices WHERE device_distinct_id <> user_id"""
+        f"""INSERT OR REPLACE INTO identity_map
+            SELECT project_id, device_distinct_id, user_id, {user_key_sql("device_distinct_id")},
+                   {user_key_sql("user_id")}
+            FROM changed_devices WHERE device_distinct_id <> user_id"""
     )
     conn.unregister("changed_devices")
 
@@ -168,7 +171,11 @@ def _apply_original_links(conn: duckdb.DuckDBPyConnection, links: Sequence[Proje
            WHERE m.project_id = c.project_id AND m.distinct_id = c.id
              AND NOT EXISTS (SELECT 1 FROM new_map n WHERE n.project_id = m.project_id AND n.distinct_id = m.distinct_id)"""
     )
-    conn.execute("INSERT OR REPLACE INTO identity_map SELECT * FROM new_map")
+    conn.execute(
+        f"""INSERT OR REPLACE INTO identity_map
+            SELECT project_id, distinct_id, canonical_id, {user_key_sql("distinct_id")}, {user_key_sql("canonical_id")}
+            FROM new_map"""
+    )
     _fold_profiles(conn)
     conn.unregister("new_map")
     conn.execute("DROP TABLE seed_ids")

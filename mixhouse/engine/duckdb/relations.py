@@ -54,9 +54,8 @@ def scoped_events(
     if resolve_identity and keyed:
         distinct, key = "coalesce(m.canonical_id, e.distinct_id)", "coalesce(m.canonical_key, e.user_key)"
         join = f"""LEFT JOIN (
-            SELECT {user_key_sql("distinct_id")} AS distinct_key, {user_key_sql("canonical_id")} AS canonical_key,
-                   canonical_id
-            FROM identity_map WHERE project_id = ${prefix}_project) m ON m.distinct_key = e.user_key"""
+            SELECT distinct_key, canonical_key, canonical_id FROM identity_map WHERE project_id = ${prefix}_project
+        ) m ON m.distinct_key = e.user_key"""
     elif resolve_identity:
         distinct, key = (
             "coalesce(m.canonical_id, e.distinct_id)",

@@ -43,9 +43,11 @@ CREATE TABLE IF NOT EXISTS group_profiles (
 -- Identity: every distinct id that belongs to a cluster points at the cluster's canonical id.
 -- Ids absent from the map are their own canonical id. Queries resolve with a join on this table.
 CREATE TABLE IF NOT EXISTS identity_map (
-    project_id   BIGINT  NOT NULL,
-    distinct_id  VARCHAR NOT NULL,
-    canonical_id VARCHAR NOT NULL,
+    project_id    BIGINT  NOT NULL,
+    distinct_id   VARCHAR NOT NULL,
+    canonical_id  VARCHAR NOT NULL,
+    distinct_key  UBIGINT,           -- user_key(distinct_id), user_key(canonical_id): per-user scans
+    canonical_key UBIGINT,           -- resolve on keys without hashing the ids again
     PRIMARY KEY (project_id, distinct_id)
 );
 
@@ -93,10 +95,16 @@ def user_key_sql(distinct_id: str) -> str:
 
 
 def add_user_keys(conn: duckdb.DuckDBPyConnection) -> None:
-    """Data dirs written before events had `user_key`: add the column and fill it once."""
-    have = conn.execute(
-        "SELECT count(*) FROM information_schema.columns WHERE table_name = 'events' AND column_name = 'user_key'"
-    ).fetchall()[0][0]
-    if not have:
-        conn.execute("ALTER TABLE events ADD COLUMN user_key UBIGINT")
-    conn.execute(f"UPDATE events SET user_key = {user_key_sql('distinct_id')} WHERE user_key IS NULL")
+    """Data dirs written before the key columns existed (or rows written without them): add the
+    columns and fill what is missing."""
+    for table, column, source in (
+        ("events", "user_key", "distinct_id"),
+        ("identity_map", "distinct_key", "distinct_id"),
+        ("identity_map", "canonical_key", "canonical_id"),
+    ):
+        have = conn.execute(
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = ? AND column_name = ?", [table, column]
+        ).fetchall()[0][0]
+        if not have:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} UBIGINT")
+        conn.execute(f"UPDATE {table} SET {column} = {user_key_sql(source)} WHERE {column} IS NULL")

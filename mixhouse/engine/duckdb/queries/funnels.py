@@ -18,7 +18,6 @@ import pyarrow.compute as pc
 from mixhouse.domain.query.funnels import OVERALL, FunnelSpec, StepFigures, StepPropertyNamesSpec
 from mixhouse.engine.duckdb.localtime import local_timestamp_sql
 from mixhouse.engine.duckdb.relations import has_merged_ids, scoped_events
-from mixhouse.engine.duckdb.schema import user_key_sql
 from mixhouse.engine.kernels.funnel import ENTRY_SHIFT, STEP_BITS, Attempts, sum_attempts, walk_funnel
 from mixhouse.engine.kernels.users import partition_by_user
 from mixhouse.expr.printers.duckdb import quote
@@ -139,8 +138,7 @@ def _expressions(spec: FunnelSpec) -> list[str | None]:
 def _aliases(conn: duckdb.DuckDBPyConnection, project_id: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """The project's merged ids as (key, canonical key) pairs."""
     table = conn.sql(
-        f"SELECT {user_key_sql('distinct_id')} AS k, {user_key_sql('canonical_id')} AS c FROM identity_map"
-        f" WHERE project_id = {int(project_id)}"
+        f"SELECT distinct_key AS k, canonical_key AS c FROM identity_map WHERE project_id = {int(project_id)}"
     ).to_arrow_table()
     k, c = (table.column(name).combine_chunks().to_numpy().view(np.int64) for name in ("k", "c"))
     return k, c
