@@ -30,6 +30,8 @@ ENTRY_SHIFT = 32
 STEP_BITS = (1 << ENTRY_SHIFT) - 1
 
 I64 = npt.NDArray[np.int64]
+Rules = tuple[int, int, int, bool, bool]  # steps, window ms, grace ms, totals, lanes
+Out = tuple[I64, I64, I64, npt.NDArray[np.int64]]  # per attempt slot: bucket, lane, steps reached, times
 
 
 @dataclass(frozen=True)
@@ -50,31 +52,15 @@ def walk_funnel(data: Partitioned, steps: int, window_ms: int, grace_ms: int, to
     n, parts = len(data.rows), len(data.part_start) - 1
     # At most one attempt per row: partition p writes its attempts from slot part_start[p] on. The
     # arrays are left uninitialised, so only the pages of written slots are ever touched.
-    bucket, lane, reached = (np.empty(n, np.int64) for _ in range(3))
-    times = np.empty((n, steps), np.int64)
+    out = (np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64), np.empty((n, steps), np.int64))
+    rules = (steps, window_ms, grace_ms, totals, lanes)
     written = np.zeros(parts, np.int64)
     bounds = np.linspace(0, parts, min(parts, RANGES) + 1).astype(np.int64)
     in_parallel(
-        lambda r: _walk(
-            data.keys,
-            data.rows,
-            data.part_start,
-            int(bounds[r]),
-            int(bounds[r + 1]),
-            steps,
-            window_ms,
-            grace_ms,
-            totals,
-            lanes,
-            bucket,
-            lane,
-            reached,
-            times,
-            written,
-        ),
+        lambda r: _walk(data.keys, data.rows, data.part_start, int(bounds[r]), int(bounds[r + 1]), rules, out, written),
         range(len(bounds) - 1),
     )
-    return Attempts(*_compact(data.part_start, written, bucket, lane, reached, times))
+    return Attempts(*_compact(data.part_start, written, *out))
 
 
 @nb.njit(cache=True, nogil=True)
@@ -187,23 +173,11 @@ def _grow(values: I64) -> I64:
 
 
 @nb.njit(cache=True, nogil=True)
-def _walk_partition(
-    rows: I64,
-    first: I64,
-    users: int,
-    at: int,
-    steps: int,
-    window: int,
-    grace: int,
-    totals: bool,
-    lanes: bool,
-    att_bucket: I64,
-    att_lane: I64,
-    att_reached: I64,
-    att_times: npt.NDArray[np.int64],
-) -> int:
+def _walk_partition(rows: I64, first: I64, users: int, at: int, rules: Rules, out: Out) -> int:
     """Walks the users of one grouped partition (user j's rows are rows[first[j]:first[j + 1]]); writes
     attempts from slot `at` on and returns the slot after the last one written."""
+    steps, window, grace, totals, lanes = rules
+    att_bucket, att_lane, att_reached, att_times = out
     used = np.empty(steps, np.int64)
     user_lanes = np.empty(16, np.int64)
     seen = np.empty(16, np.int64)  # (lane, bucket) keys already entered, for uniques
@@ -258,30 +232,10 @@ def _walk_partition(
 
 
 @nb.njit(cache=True, nogil=True)
-def _walk(
-    keys: I64,
-    rows: I64,
-    part_start: I64,
-    p0: int,
-    p1: int,
-    steps: int,
-    window: int,
-    grace: int,
-    totals: bool,
-    lanes: bool,
-    att_bucket: I64,
-    att_lane: I64,
-    att_reached: I64,
-    att_times: npt.NDArray[np.int64],
-    written: I64,
-) -> None:
+def _walk(keys: I64, rows: I64, part_start: I64, p0: int, p1: int, rules: Rules, out: Out, written: I64) -> None:
     """Groups and walks partitions [p0, p1), one at a time in this thread's buffers."""
     buffers = scratch(part_start, rows.shape[1])
     first, buf = buffers[3], buffers[5]
     for p in range(p0, p1):
         users = group_partition(keys, rows, part_start[p], part_start[p + 1], buffers)
-        end = _walk_partition(
-            buf, first, users, part_start[p], steps, window, grace, totals, lanes,
-            att_bucket, att_lane, att_reached, att_times,
-        )  # fmt: skip
-        written[p] = end - part_start[p]
+        written[p] = _walk_partition(buf, first, users, part_start[p], rules, out) - part_start[p]
