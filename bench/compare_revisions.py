@@ -1,4 +1,4 @@
-"""Funnels and retention of this checkout next to another git revision's, on the same events.
+"""Funnels, retention and unique segmentation of this checkout next to another git revision's, on the same events.
 
     .venv/bin/python -m bench.compare_revisions --ref 8735c03 [--events 10000000] [--users 1000000] [--runs 7]
 
@@ -77,6 +77,9 @@ def compare(ours: ServerProcess, theirs: ServerProcess, runs: int) -> None:
             queries.append(("3-step funnel, on plan", "funnels", {"ids": ids, **whole, "on": 'properties["plan"]'}))
     queries.append(("retention, 10 daily cohorts x 11 intervals", "retention", ret))
     queries.append(("retention, any event as the return", "retention", {k: v for k, v in ret.items() if k != "event"}))
+    seg = {"event": "e0", "from_date": FROM, "to_date": TO, "type": "unique"}
+    queries.append(("segmentation, unique, daily", "segmentation", seg))
+    queries.append(("segmentation, unique, on plan", "segmentation", {**seg, "on": 'properties["plan"]'}))
     print(f"{'query':<46} {'this':>8} {'baseline':>9} {'ratio':>6}")
     for label, path, params in queries:
         times: dict[str, list[float]] = {ours.url: [], theirs.url: []}

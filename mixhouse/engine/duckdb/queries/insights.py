@@ -6,23 +6,30 @@ import duckdb
 
 from mixhouse.domain.query.insights import InsightsRow, InsightsSpec
 from mixhouse.engine.duckdb.localtime import local_timestamp_sql
-from mixhouse.engine.duckdb.relations import scoped_events
+from mixhouse.engine.duckdb.relations import has_merged_ids, scoped_events
 
 _AGGREGATES = {
     "general": "count(*)",
-    "unique": "count(DISTINCT distinct_id)",
-    "average": "count(*) / count(DISTINCT distinct_id)",
+    "unique": "count(DISTINCT user_key)",
+    "average": "count(*) / count(DISTINCT user_key)",
 }
 
 
 def insights_rows(conn: duckdb.DuckDBPyConnection, spec: InsightsSpec) -> list[InsightsRow]:
-    rel = scoped_events(spec.project_id, spec.start_ms, spec.end_ms, events=spec.events)
+    rel = scoped_events(
+        spec.project_id,
+        spec.start_ms,
+        spec.end_ms,
+        events=spec.events,
+        resolve_identity=has_merged_ids(conn, spec.project_id),
+        keyed=True,
+    )
     segment = f"unnest({spec.on_sql})" if spec.on_sql else "CAST(NULL AS VARCHAR)"
     where = spec.where_sql or "TRUE"
     sql = f"""
         SELECT event, segment, bucket, CAST({_AGGREGATES[spec.count_type]} AS DOUBLE)
         FROM (
-            SELECT e.event, e.distinct_id, {segment} AS segment,
+            SELECT e.event, e.user_key, {segment} AS segment,
                    date_trunc($unit, {local_timestamp_sql("e.time_ms", spec.timezone, spec.start_ms, spec.end_ms)}) AS bucket
             FROM ({rel.sql}) e
             WHERE {where}

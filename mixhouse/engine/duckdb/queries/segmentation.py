@@ -13,12 +13,12 @@ import duckdb
 from mixhouse.domain.query.params import CountType
 from mixhouse.domain.query.segmentation import Measure, NumberRangeSpec, SeriesRow, SeriesSpec
 from mixhouse.engine.duckdb.localtime import local_timestamp_sql
-from mixhouse.engine.duckdb.relations import Relation, scoped_events
+from mixhouse.engine.duckdb.relations import Relation, has_merged_ids, scoped_events
 
 _COUNTS = {
     CountType.GENERAL: "count(*)",
-    CountType.UNIQUE: "count(DISTINCT distinct_id)",
-    CountType.AVERAGE: "count(*) / count(DISTINCT distinct_id)",
+    CountType.UNIQUE: "count(DISTINCT uk)",
+    CountType.AVERAGE: "count(*) / count(DISTINCT uk)",
 }
 _MEASURES = {Measure.SUM: "sum(coalesce(x, 0))", Measure.AVERAGE: "avg(coalesce(x, 0))"}
 
@@ -74,7 +74,8 @@ def series_rows(conn: duckdb.DuckDBPyConnection, spec: SeriesSpec) -> list[Serie
         timeline.start_ms,
         timeline.end_ms,
         events=spec.events,
-        resolve_identity=_needs_identity(spec),
+        resolve_identity=_needs_identity(spec) and has_merged_ids(conn, spec.project_id),
+        keyed=True,  # users are counted by their integer key (schema.user_key_sql)
     )
     params: dict[str, Any] = {**rel.params, "fmt": timeline.label_format}
     bucket = _bucket(spec, params)
@@ -110,12 +111,12 @@ def series_rows(conn: duckdb.DuckDBPyConnection, spec: SeriesSpec) -> list[Serie
     source = _source(rel, spec.join_profiles)
     sql = f"""
         WITH src AS (
-            SELECT e.distinct_id, {bucket} AS bucket, {value} AS x, {keys} AS ks, {inner} AS inner_keys
+            SELECT e.user_key AS uk, {bucket} AS bucket, {value} AS x, {keys} AS ks, {inner} AS inner_keys
             FROM {source}
             WHERE {where}
         ),
-        outer_keys AS (SELECT distinct_id, bucket, x, inner_keys, unnest(ks) AS k FROM src),
-        both_keys AS (SELECT distinct_id, bucket, x, k, unnest(inner_keys) AS i FROM outer_keys),
+        outer_keys AS (SELECT uk, bucket, x, inner_keys, unnest(ks) AS k FROM src),
+        both_keys AS (SELECT uk, bucket, x, k, unnest(inner_keys) AS i FROM outer_keys),
         agg AS (
             SELECT k, i, bucket, CAST({aggregate} AS DOUBLE) AS v FROM both_keys GROUP BY k, i, bucket
         )
