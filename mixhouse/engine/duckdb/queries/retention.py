@@ -40,6 +40,16 @@ def _interval_index(spec: RetentionSpec, birth_local: str, return_local: str) ->
     return f"((epoch_ms({return_local}) - epoch_ms({birth_local})) // {span_ms})"
 
 
+_DAY_MS = 86_400_000
+
+
+def _returns_end_ms(spec: RetentionSpec) -> int:
+    """No return after this can fall in a reported interval: the last birth plus every interval at its
+    longest (31-day months), and a day for the zone's offset changes."""
+    longest_unit_ms = {"day": _DAY_MS, "week": 7 * _DAY_MS, "month": 31 * _DAY_MS}[spec.unit]
+    return spec.end_ms + (spec.interval_count + 1) * spec.interval * longest_unit_ms + _DAY_MS
+
+
 def _seg(segment_sql: str | None) -> str:
     return segment_sql if segment_sql else "NULL::VARCHAR[]"
 
@@ -60,7 +70,7 @@ def retention_rows(conn: duckdb.DuckDBPyConnection, spec: RetentionSpec) -> list
     ret = scoped_events(
         spec.project_id,
         spec.start_ms,
-        None,
+        _returns_end_ms(spec),
         events=[spec.event] if spec.event else None,
         resolve_identity=merged,
         keyed=True,
