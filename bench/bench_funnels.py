@@ -24,6 +24,7 @@ import httpx
 
 from bench.common import machine, median
 from mixhouse.engine.duckdb import DuckDBEngine
+from mixhouse.engine.duckdb.schema import user_key_sql
 from tests.server import PROJECT_ID, SA_SECRET, SA_USER, ServerProcess, seed_catalog
 
 AUTH = (SA_USER, SA_SECRET)
@@ -40,20 +41,27 @@ def write_events(data_dir: Path, events: int, users: int, merged: int = 0, dupli
     every analysis pay for the identity join and the dedup anti-join."""
     DuckDBEngine(data_dir).close()  # the schema
     db = duckdb.connect(str(data_dir / "events.duckdb"))
+    # Keys as the writer stores them (a data dir without them would be filled once at start instead).
     db.execute(
-        """
-        INSERT INTO events (project_id, seq, time_ms, event, distinct_id, insert_id, properties)
-        SELECT $project, i, $start + CAST(hash(i * 7) % ($days * CAST(86400000 AS BIGINT)) AS BIGINT) AS t,
-               'e' || CAST(hash(i * 13) % 8 AS VARCHAR), 'u' || CAST(hash(i * 3) % $users AS VARCHAR),
-               'x' || CAST(i AS VARCHAR),
-               CAST('{"plan": "' || CAST(hash(i * 5) % 3 AS VARCHAR) || '"}' AS JSON)
-        FROM range($events) r(i) ORDER BY t
+        f"""
+        INSERT INTO events
+        SELECT *, {user_key_sql("distinct_id")} FROM (
+            SELECT $project AS project_id, i AS seq,
+                   $start + CAST(hash(i * 7) % ($days * CAST(86400000 AS BIGINT)) AS BIGINT) AS time_ms,
+                   'e' || CAST(hash(i * 13) % 8 AS VARCHAR) AS event,
+                   'u' || CAST(hash(i * 3) % $users AS VARCHAR) AS distinct_id, 'x' || CAST(i AS VARCHAR) AS insert_id,
+                   CAST('{{"plan": "' || CAST(hash(i * 5) % 3 AS VARCHAR) || '"}}' AS JSON) AS properties
+            FROM range($events) r(i) ORDER BY time_ms
+        )
         """,
         {"project": PROJECT_ID, "start": START_MS, "days": DAYS, "users": users, "events": events},
     )
     db.execute(
-        """INSERT INTO identity_map (project_id, distinct_id, canonical_id) SELECT $project, 'u' || CAST(i AS VARCHAR), 'u' || CAST(i + $merged AS VARCHAR)
-           FROM range($merged) r(i)""",
+        f"""INSERT INTO identity_map
+            SELECT *, {user_key_sql("distinct_id")}, {user_key_sql("canonical_id")} FROM (
+                SELECT $project AS project_id, 'u' || CAST(i AS VARCHAR) AS distinct_id,
+                       'u' || CAST(i + $merged AS VARCHAR) AS canonical_id
+                FROM range($merged) r(i))""",
         {"project": PROJECT_ID, "merged": merged},
     )
     db.execute(
