@@ -172,3 +172,23 @@ def test_aliases_count_for_their_canonical_user() -> None:
     with partitions_of(1):
         users = _grouped(kusers.partition_by_user(_chunks(columns, [2]), aliases))
     assert sorted(users) == [[(1, 1, 2), (2, 3, 4), (3, 2, 3), (5, 0, 1)], [(4, 4, 5)]]
+
+
+def test_memory_lends_kept_buffers_and_keeps_no_more_than_its_limit() -> None:
+    from mixhouse.engine.kernels import memory
+
+    memory._free.clear()  # other tests' buffers would be lent first
+    first = memory.take(1000, 3)
+    first[:] = 7
+    memory.give(first)
+    again = memory.take(2000)  # fits in the kept 3000: the same memory, not a fresh array
+    assert again.base is first.base or again.base is first
+    assert (again == 7).all()
+    memory.give(again)
+    saved = memory.LIMIT_BYTES
+    memory.LIMIT_BYTES = 8 * 1000
+    try:
+        memory.give(memory.take(5000))
+        assert sum(b.nbytes for b in memory._free) <= 8 * 1000
+    finally:
+        memory.LIMIT_BYTES = saved

@@ -22,7 +22,7 @@ import numba as nb
 import numpy as np
 import numpy.typing as npt
 
-from mixhouse.engine.kernels import in_parallel
+from mixhouse.engine.kernels import in_parallel, memory
 from mixhouse.engine.kernels.users import PAYLOAD, SEQ, TIME, Partitioned, group_partition, scratch
 
 INFO, LANE = PAYLOAD, PAYLOAD + 1
@@ -52,7 +52,7 @@ def walk_funnel(data: Partitioned, steps: int, window_ms: int, grace_ms: int, to
     n, parts = len(data.rows), len(data.part_start) - 1
     # At most one attempt per row: partition p writes its attempts from slot part_start[p] on. The
     # arrays are left uninitialised, so only the pages of written slots are ever touched.
-    out = (np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64), np.empty((n, steps), np.int64))
+    out = (memory.take(n), memory.take(n), memory.take(n), memory.take(n, steps))
     rules = (steps, window_ms, grace_ms, totals, lanes)
     written = np.zeros(parts, np.int64)
     bounds = np.linspace(0, parts, min(parts, RANGES) + 1).astype(np.int64)
@@ -60,7 +60,9 @@ def walk_funnel(data: Partitioned, steps: int, window_ms: int, grace_ms: int, to
         lambda r: _walk(data.keys, data.rows, data.part_start, int(bounds[r]), int(bounds[r + 1]), rules, out, written),
         range(len(bounds) - 1),
     )
-    return Attempts(*_compact(data.part_start, written, *out))
+    attempts = Attempts(*_compact(data.part_start, written, *out))
+    memory.give(*out)
+    return attempts
 
 
 @nb.njit(cache=True, nogil=True)

@@ -14,7 +14,7 @@ import numba as nb
 import numpy as np
 import numpy.typing as npt
 
-from mixhouse.engine.kernels import in_parallel
+from mixhouse.engine.kernels import in_parallel, memory
 
 ROWS_PER_PARTITION = 8192
 
@@ -38,6 +38,10 @@ class Partitioned:
     rows: npt.NDArray[np.int64]
     part_start: I64
 
+    def release(self) -> None:
+        """Gives the arrays back for the next query (see memory.py); they must not be used after."""
+        memory.give(self.keys, self.rows)
+
 
 def partition_by_user(chunks: list[list[I64]], aliases: tuple[I64, I64] | None = None) -> Partitioned:
     """`chunks`: pieces of the input (as an engine hands them over), each a list of int64 columns of
@@ -50,7 +54,7 @@ def partition_by_user(chunks: list[list[I64]], aliases: tuple[I64, I64] | None =
         bits += 1
     if aliases is not None and len(aliases[0]):
         table = _alias_table(*aliases)
-        resolved = [np.empty(len(chunk[KEY]), np.int64) for chunk in chunks]
+        resolved = [memory.take(len(chunk[KEY])) for chunk in chunks]
         in_parallel(lambda i: _resolve(chunks[i][KEY], *table, resolved[i]), range(len(chunks)))
         chunks = [[resolved[i], *chunk[KEYS:]] for i, chunk in enumerate(chunks)]
     pieces = [tuple(_readonly(c) for c in chunk) for chunk in chunks]
@@ -62,10 +66,12 @@ def partition_by_user(chunks: list[list[I64]], aliases: tuple[I64, I64] | None =
     for i, piece in enumerate(pieces):
         _count(piece[KEY], bits, counts[i + 1])
     part_start, chunk_pos = _offsets(counts)
-    keys = np.empty(n, np.int64)
-    rows = np.empty((n, width), np.int64)
+    keys = memory.take(n)
+    rows = memory.take(n, width)
     # Chunks fill disjoint positions, and the scatter releases the GIL: two threads halve it.
     in_parallel(lambda i: _scatter(pieces[i], bits, chunk_pos[i], keys, rows), range(len(pieces)))
+    if aliases is not None and len(aliases[0]):
+        memory.give(*resolved)
     return Partitioned(keys, rows, part_start)
 
 

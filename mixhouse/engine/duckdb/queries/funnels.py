@@ -127,7 +127,10 @@ def funnel_figures(conn: duckdb.DuckDBPyConnection, spec: FunnelSpec) -> list[St
     chunks, segments = _columns(conn.sql(sql, params=params).to_arrow_table())
     data = partition_by_user(chunks, aliases=_aliases(conn, spec.project_id) if merged and not in_sql else None)
     del chunks  # the Arrow result: the partitioned copy is all the walk needs
-    attempts = walk_funnel(data, len(spec.steps), spec.window_ms, spec.grace_ms, spec.totals)
+    try:
+        attempts = walk_funnel(data, len(spec.steps), spec.window_ms, spec.grace_ms, spec.totals)
+    finally:
+        data.release()
     return _figures(attempts, len(spec.steps), base, segments)
 
 
