@@ -73,6 +73,35 @@ def scoped_events(
     return Relation(sql, params)
 
 
+def user_events(
+    conn: duckdb.DuckDBPyConnection,
+    project_id: int,
+    start_ms: int | None,
+    end_ms: int | None,
+    *,
+    events: Sequence[str] | None = None,
+    resolve_identity: bool = True,
+    prefix: str = "r",
+) -> Relation:
+    """The relation of analyses that tell users apart: by their integer `user_key`, with the identity
+    join only when the caller needs it and the project has merged ids at all."""
+    return scoped_events(
+        project_id,
+        start_ms,
+        end_ms,
+        events=events,
+        resolve_identity=resolve_identity and has_merged_ids(conn, project_id),
+        keyed=True,
+        prefix=prefix,
+    )
+
+
+def reads_distinct_id(*sql: str | None) -> bool:
+    """Whether compiled expressions read the id itself (the printer maps `$distinct_id` to the column),
+    so that the id they see must already be the resolved one."""
+    return any(part is not None and "distinct_id" in part for part in sql)
+
+
 def has_merged_ids(conn: duckdb.DuckDBPyConnection, project_id: int) -> bool:
     """Whether any distinct id of the project resolves to another: without, a per-user scan can leave
     the identity join out (it costs even when it matches nothing)."""

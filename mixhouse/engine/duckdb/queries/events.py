@@ -16,7 +16,7 @@ from mixhouse.domain.query.events import (
     PropertyValuesSpec,
 )
 from mixhouse.domain.query.params import CountType
-from mixhouse.engine.duckdb.relations import has_merged_ids, scoped_events
+from mixhouse.engine.duckdb.relations import scoped_events, user_events
 
 _COUNTS = {
     CountType.GENERAL: "count(*)",
@@ -35,13 +35,7 @@ def event_names(conn: duckdb.DuckDBPyConnection, spec: EventNamesSpec) -> list[s
 
 
 def event_top(conn: duckdb.DuckDBPyConnection, spec: EventTopSpec) -> list[EventTopRow]:
-    rel = scoped_events(
-        spec.project_id,
-        spec.yesterday_start_ms,
-        spec.today_end_ms,
-        resolve_identity=has_merged_ids(conn, spec.project_id),
-        keyed=True,
-    )
+    rel = user_events(conn, spec.project_id, spec.yesterday_start_ms, spec.today_end_ms)
     aggregate = _COUNTS[spec.count_type]
     sql = f"""
         WITH days AS (

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from mixhouse.domain.query.funnels import OVERALL, FunnelSpec, StepFigures, StepPropertyNamesSpec
 from mixhouse.engine.duckdb.localtime import local_timestamp_sql
-from mixhouse.engine.duckdb.relations import has_merged_ids, scoped_events
+from mixhouse.engine.duckdb.relations import has_merged_ids, reads_distinct_id, scoped_events
 from mixhouse.engine.kernels.funnel import ENTRY_SHIFT, STEP_BITS, Attempts, sum_attempts, walk_funnel
 from mixhouse.engine.kernels.users import partition_by_user
 from mixhouse.expr.printers.duckdb import quote
@@ -122,7 +122,7 @@ def funnel_figures(conn: duckdb.DuckDBPyConnection, spec: FunnelSpec) -> list[St
     # Merged ids are resolved by the kernel from the (small) alias table, rather than by a join of every
     # event in DuckDB, unless an expression reads the id itself (it must see the canonical id).
     merged = has_merged_ids(conn, spec.project_id)
-    in_sql = merged and any("distinct_id" in (sql or "") for sql in _expressions(spec))
+    in_sql = merged and reads_distinct_id(spec.where_sql, spec.segment_sql, *(step.where_sql for step in spec.steps))
     sql, params = _rows_sql(spec, base, resolve_identity=in_sql)
     chunks, segments = _columns(conn.sql(sql, params=params).to_arrow_table())
     data = partition_by_user(chunks, aliases=_aliases(conn, spec.project_id) if merged and not in_sql else None)
@@ -134,14 +134,11 @@ def funnel_figures(conn: duckdb.DuckDBPyConnection, spec: FunnelSpec) -> list[St
     return _figures(attempts, len(spec.steps), base, segments)
 
 
-def _expressions(spec: FunnelSpec) -> list[str | None]:
-    return [spec.where_sql, spec.segment_sql, *(step.where_sql for step in spec.steps)]
-
-
 def _aliases(conn: duckdb.DuckDBPyConnection, project_id: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """The project's merged ids as (key, canonical key) pairs."""
     table = conn.sql(
-        f"SELECT distinct_key AS k, canonical_key AS c FROM identity_map WHERE project_id = {int(project_id)}"
+        "SELECT distinct_key AS k, canonical_key AS c FROM identity_map WHERE project_id = $project",
+        params={"project": project_id},
     ).to_arrow_table()
     k, c = (table.column(name).combine_chunks().to_numpy().view(np.int64) for name in ("k", "c"))
     return k, c

@@ -6,7 +6,7 @@ import duckdb
 
 from mixhouse.domain.query.insights import InsightsRow, InsightsSpec
 from mixhouse.engine.duckdb.localtime import local_timestamp_sql
-from mixhouse.engine.duckdb.relations import has_merged_ids, scoped_events
+from mixhouse.engine.duckdb.relations import user_events
 
 _AGGREGATES = {
     "general": "count(*)",
@@ -16,14 +16,7 @@ _AGGREGATES = {
 
 
 def insights_rows(conn: duckdb.DuckDBPyConnection, spec: InsightsSpec) -> list[InsightsRow]:
-    rel = scoped_events(
-        spec.project_id,
-        spec.start_ms,
-        spec.end_ms,
-        events=spec.events,
-        resolve_identity=has_merged_ids(conn, spec.project_id),
-        keyed=True,
-    )
+    rel = user_events(conn, spec.project_id, spec.start_ms, spec.end_ms, events=spec.events)
     segment = f"unnest({spec.on_sql})" if spec.on_sql else "CAST(NULL AS VARCHAR)"
     where = spec.where_sql or "TRUE"
     sql = f"""

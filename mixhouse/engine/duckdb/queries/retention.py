@@ -12,7 +12,7 @@ import duckdb
 from mixhouse.domain.query.funnels import OVERALL
 from mixhouse.domain.query.retention import AddictionSpec, CohortRow, EventRetentionSpec, RetentionSpec
 from mixhouse.engine.duckdb.localtime import local_timestamp_sql
-from mixhouse.engine.duckdb.relations import has_merged_ids, scoped_events
+from mixhouse.engine.duckdb.relations import user_events
 
 
 def local_sql(timezone: str, time_sql: str, start_ms: int | None = None, end_ms: int | None = None) -> str:
@@ -56,25 +56,16 @@ def _seg(segment_sql: str | None) -> str:
 
 def retention_rows(conn: duckdb.DuckDBPyConnection, spec: RetentionSpec) -> list[CohortRow]:
     born_event = spec.born_event if spec.born_event is not None or not spec.compounded else spec.event
-    # Users are told apart by their integer keys (see schema.user_key_sql): cheaper to join and group.
-    merged = has_merged_ids(conn, spec.project_id)
-    born = scoped_events(
+    born = user_events(
+        conn,
         spec.project_id,
         None if not spec.compounded else spec.start_ms,
         spec.end_ms,
         events=[born_event] if born_event is not None else None,
-        resolve_identity=merged,
-        keyed=True,
         prefix="b",
     )
-    ret = scoped_events(
-        spec.project_id,
-        spec.start_ms,
-        _returns_end_ms(spec),
-        events=[spec.event] if spec.event else None,
-        resolve_identity=merged,
-        keyed=True,
-        prefix="r",
+    ret = user_events(
+        conn, spec.project_id, spec.start_ms, _returns_end_ms(spec), events=[spec.event] if spec.event else None
     )
     params: dict[str, Any] = {**born.params, **ret.params, "start": spec.start_ms}
     born_where = f"WHERE {spec.born_where_sql}" if spec.born_where_sql else ""
@@ -133,14 +124,7 @@ def retention_rows(conn: duckdb.DuckDBPyConnection, spec: RetentionSpec) -> list
 
 
 def addiction_rows(conn: duckdb.DuckDBPyConnection, spec: AddictionSpec) -> list[tuple[date, str, int, int]]:
-    rel = scoped_events(
-        spec.project_id,
-        spec.start_ms,
-        spec.end_ms,
-        events=[spec.event] if spec.event else None,
-        resolve_identity=has_merged_ids(conn, spec.project_id),
-        keyed=True,
-    )
+    rel = user_events(conn, spec.project_id, spec.start_ms, spec.end_ms, events=[spec.event] if spec.event else None)
     where = f"WHERE {spec.where_sql}" if spec.where_sql else ""
     local = local_sql(spec.timezone, "e.time_ms", spec.start_ms, spec.end_ms)
     seg = f"unnest({spec.segment_sql})" if spec.segment_sql else None
@@ -161,14 +145,7 @@ def addiction_rows(conn: duckdb.DuckDBPyConnection, spec: AddictionSpec) -> list
 
 
 def event_retention_rows(conn: duckdb.DuckDBPyConnection, spec: EventRetentionSpec) -> list[tuple[str, date, int, int]]:
-    rel = scoped_events(
-        spec.project_id,
-        spec.start_ms,
-        spec.end_ms,
-        events=list(spec.events),
-        resolve_identity=has_merged_ids(conn, spec.project_id),
-        keyed=True,
-    )
+    rel = user_events(conn, spec.project_id, spec.start_ms, spec.end_ms, events=list(spec.events))
     period = period_sql(spec.unit, local_sql(spec.timezone, "e.time_ms", spec.start_ms, spec.end_ms))
     sql = f"""
         WITH act AS (SELECT DISTINCT e.event, e.user_key AS u, {period} AS p FROM ({rel.sql}) e)

@@ -13,7 +13,7 @@ import duckdb
 from mixhouse.domain.query.params import CountType
 from mixhouse.domain.query.segmentation import Measure, NumberRangeSpec, SeriesRow, SeriesSpec
 from mixhouse.engine.duckdb.localtime import local_timestamp_sql
-from mixhouse.engine.duckdb.relations import Relation, has_merged_ids, scoped_events
+from mixhouse.engine.duckdb.relations import Relation, reads_distinct_id, scoped_events, user_events
 
 _COUNTS = {
     CountType.GENERAL: "count(*)",
@@ -62,20 +62,18 @@ def _needs_identity(spec: SeriesSpec) -> bool:
     if spec.join_profiles:
         return True
     number = spec.numeric.number_sql if spec.numeric is not None else None
-    return any(
-        sql and "distinct_id" in sql for sql in (spec.where_sql, spec.key_sql, spec.inner_sql, spec.value_sql, number)
-    )
+    return reads_distinct_id(spec.where_sql, spec.key_sql, spec.inner_sql, spec.value_sql, number)
 
 
 def series_rows(conn: duckdb.DuckDBPyConnection, spec: SeriesSpec) -> list[SeriesRow]:
     timeline = spec.timeline
-    rel = scoped_events(
+    rel = user_events(
+        conn,
         spec.project_id,
         timeline.start_ms,
         timeline.end_ms,
         events=spec.events,
-        resolve_identity=_needs_identity(spec) and has_merged_ids(conn, spec.project_id),
-        keyed=True,  # users are counted by their integer key (schema.user_key_sql)
+        resolve_identity=_needs_identity(spec),
     )
     params: dict[str, Any] = {**rel.params, "fmt": timeline.label_format}
     bucket = _bucket(spec, params)
