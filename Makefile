@@ -8,9 +8,17 @@ PYTEST_ARGS ?=
 
 .PHONY: serve test check deps test-deps bench clean
 
+# Runtime dependencies only (what `serve` needs), then the query kernels compiled once into their
+# cache, so that the first funnel does not wait ~10 s for numba.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e .
+	$(VENV)/bin/python -m mixhouse.engine.kernels
+	touch $@
+
+# The test tools (pytest, mypy, ruff, hypothesis, schemathesis, the real Mixpanel clients) on top.
+$(VENV)/.installed-test: $(VENV)/.installed
 	$(VENV)/bin/pip install -q -e '.[test]'
 	touch $@
 
@@ -19,10 +27,10 @@ deps: $(VENV)/.installed
 serve: deps
 	$(VENV)/bin/mixhouse serve --data-dir $(DATA_DIR) --host $(HOST) --port $(PORT)
 
-test-deps: deps
+test-deps: $(VENV)/.installed-test
 	bash scripts/install-test-deps
 
-check: deps
+check: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check mixhouse tests bench
 	$(VENV)/bin/ruff format --check mixhouse tests bench
 	$(VENV)/bin/mypy

@@ -1,3 +1,3 @@
-from mixhouse.cli import main
+from mixhouse.cli import run
 
-main()
+run()

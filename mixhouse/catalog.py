@@ -18,7 +18,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mixhouse.domain.limits import normalize_setting
-from mixhouse.domain.project import IdMerge, Project, Role, ServiceAccount, TimeMode
+from mixhouse.domain.project import MAX_PROJECT_ID, RESIDENCIES, IdMerge, Project, Role, ServiceAccount, TimeMode
 from mixhouse.errors import BadRequest
 
 _SCHEMA = """
@@ -73,10 +73,13 @@ def _row_to_project(row: tuple[object, ...]) -> Project:
     )
 
 
+CATALOG_FILE = "catalog.sqlite3"
+
+
 class Catalog:
     def __init__(self, data_dir: Path) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
-        self._path = data_dir / "catalog.sqlite3"
+        self._path = data_dir / CATALOG_FILE
         self._local = threading.local()
         with self._conn() as conn:
             conn.executescript(_SCHEMA)
@@ -117,6 +120,10 @@ class Catalog:
         residency: str = "us",
         rate_limits: str = "none",
     ) -> Project:
+        if project_id is not None and not 1 <= project_id <= MAX_PROJECT_ID:
+            raise BadRequest(f"project id must be between 1 and {MAX_PROJECT_ID}: {project_id}")
+        if residency not in RESIDENCIES:
+            raise BadRequest(f"unknown residency: {residency!r} (one of {', '.join(RESIDENCIES)})")
         try:
             ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:

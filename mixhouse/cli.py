@@ -1,16 +1,26 @@
-"""The `mixhouse` command: serve, and manage projects and service accounts in a data dir."""
+"""The `mixhouse` command: serve, and manage projects and service accounts in a data dir.
+
+Every error is one line and an exit status, never a traceback: usage errors (a bad option value) go to
+stderr as `mixhouse: error: ...` with status 2; refusals of the catalog print `{"error": "..."}` on
+stdout with status 1, so that scripts that read the JSON output read the error the same way.
+"""
 
 from __future__ import annotations
 
+import logging
 import sys
+from importlib.metadata import version
 from pathlib import Path
+from typing import NoReturn
 
 import click
 import orjson
 
-from mixhouse.catalog import Catalog
-from mixhouse.domain.project import IdMerge, Role, TimeMode
+from mixhouse.catalog import CATALOG_FILE, Catalog
+from mixhouse.domain.project import MAX_PROJECT_ID, RESIDENCIES, IdMerge, Role, TimeMode
 from mixhouse.errors import MixhouseError
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 DATA_DIR = click.option(
     "--data-dir",
@@ -19,22 +29,71 @@ DATA_DIR = click.option(
     show_default=True,
     help="Folder holding the catalog and the event store.",
 )
+PROJECT_ID = click.IntRange(1, MAX_PROJECT_ID)
 
 
 def _print(payload: object) -> None:
     click.echo(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode())
 
 
-@click.group()
+def _fail(message: str) -> NoReturn:
+    """A refusal: `{"error": ...}` on one line of stdout, exit status 1."""
+    click.echo(orjson.dumps({"error": message}).decode())
+    sys.exit(1)
+
+
+def existing_catalog(data_dir: Path) -> Catalog:
+    """The catalog of a data dir that must already exist: a mistyped --data-dir is an error, not a new
+    empty store."""
+    if not (data_dir / CATALOG_FILE).is_file():
+        _fail(f"no mixhouse data dir at {data_dir} (create one with `mixhouse projects create` or `mixhouse serve`)")
+    return Catalog(data_dir)
+
+
+def new_or_existing_catalog(data_dir: Path) -> Catalog:
+    """The catalog of a data dir, created (and said so on stderr) when the folder holds none yet."""
+    if not (data_dir / CATALOG_FILE).is_file():
+        click.echo(f"mixhouse: creating a new data dir at {data_dir.resolve()}", err=True)
+    return Catalog(data_dir)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(version("mixhouse"), "--version", "-V", prog_name="mixhouse", message="%(prog)s %(version)s")
 def main() -> None:
     """mixhouse: a self-hosted analytics server that speaks Mixpanel's HTTP APIs."""
+
+
+def run(argv: list[str] | None = None) -> None:
+    """The console script: `main` with one-line errors."""
+    try:
+        main.main(args=argv, prog_name="mixhouse", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("mixhouse: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        click.echo(f"mixhouse: error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except MixhouseError as exc:
+        _fail(exc.message)
+    except OSError as exc:
+        click.echo(f"mixhouse: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), err=True)
+        sys.exit(1)
+
+
+def _log_to_stderr(level: str) -> None:
+    """The server's own log lines (kernels compiling, writer retries) on stderr, at the --log-level."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("mixhouse")
+    logger.addHandler(handler)
+    logger.setLevel("DEBUG" if level == "trace" else level.upper())
 
 
 @main.command()
 @DATA_DIR
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8080, show_default=True, type=int)
-@click.option("--log-level", default="warning", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--log-level", default="warning", show_default=True, type=click.Choice(LOG_LEVELS))
 @click.option("--ssl-certfile", type=click.Path(dir_okay=False, exists=True), default=None, help="Serve HTTPS.")
 @click.option("--ssl-keyfile", type=click.Path(dir_okay=False, exists=True), default=None)
 def serve(
@@ -45,7 +104,7 @@ def serve(
 
     from mixhouse.http.app import create_app
 
-    catalog = Catalog(data_dir)
+    catalog = new_or_existing_catalog(data_dir)
     if not catalog.projects():
         project = catalog.create_project(name="default")
         account, secret = catalog.create_service_account(
@@ -58,6 +117,7 @@ def serve(
                 "service_account": {"username": account.username, "secret": secret, "role": "owner"},
             }
         )
+    _log_to_stderr(log_level)
     scheme = "https" if ssl_certfile else "http"
     click.echo(f"mixhouse serving {data_dir} on {scheme}://{host}:{port}", err=True)
     uvicorn.run(
@@ -78,7 +138,7 @@ def projects() -> None:
 
 @projects.command("create")
 @DATA_DIR
-@click.option("--id", "project_id", type=int, default=None)
+@click.option("--id", "project_id", type=PROJECT_ID, default=None)
 @click.option("--name", default="default")
 @click.option("--token", default=None, help="Project token (generated if omitted).")
 @click.option("--secret", default=None, help="Project API secret (generated if omitted).")
@@ -97,7 +157,7 @@ def projects() -> None:
     show_default=True,
     help="utc: true epoch times; project: export times shifted into the timezone.",
 )
-@click.option("--residency", default="us", show_default=True)
+@click.option("--residency", type=click.Choice(RESIDENCIES), default="us", show_default=True)
 @click.option(
     "--rate-limits",
     default="none",
@@ -119,7 +179,7 @@ def projects_create(
 ) -> None:
     """Create a project (works whether or not a server runs on DATA_DIR)."""
     try:
-        project = Catalog(data_dir).create_project(
+        project = new_or_existing_catalog(data_dir).create_project(
             project_id=project_id,
             name=name,
             token=token,
@@ -132,29 +192,34 @@ def projects_create(
             rate_limits=rate_limits,
         )
     except MixhouseError as exc:
-        _print({"error": exc.message})
-        sys.exit(1)
+        _fail(exc.message)
     _print(project.public_dict())
 
 
 @projects.command("set-rate-limits")
 @DATA_DIR
-@click.option("--id", "project_id", type=int, required=True)
+@click.option("--id", "project_id", type=PROJECT_ID, required=True)
 @click.argument("rate_limits")
 def projects_set_rate_limits(data_dir: Path, project_id: int, rate_limits: str) -> None:
     """Set a project's RATE_LIMITS: none, mixpanel or a JSON object; a running server applies it at once."""
     try:
-        project = Catalog(data_dir).set_rate_limits(project_id, rate_limits)
+        project = existing_catalog(data_dir).set_rate_limits(project_id, rate_limits)
     except MixhouseError as exc:
-        _print({"error": exc.message})
-        sys.exit(1)
+        _fail(exc.message)
     _print(project.public_dict())
 
 
 @projects.command("list")
 @DATA_DIR
-def projects_list(data_dir: Path) -> None:
-    _print([p.public_dict() for p in Catalog(data_dir).projects()])
+@click.option("--show-secrets", is_flag=True, help="Print tokens, API secrets and API keys (hidden otherwise).")
+def projects_list(data_dir: Path, show_secrets: bool) -> None:
+    """List the projects of DATA_DIR; credentials are masked unless --show-secrets."""
+    listed = [p.public_dict() for p in existing_catalog(data_dir).projects()]
+    if not show_secrets:
+        for project in listed:
+            for key in ("token", "api_secret", "api_key"):
+                project[key] = "********"
+    _print(listed)
 
 
 @main.group("service-accounts")
@@ -166,17 +231,16 @@ def service_accounts() -> None:
 @DATA_DIR
 @click.option("--username", required=True)
 @click.option("--secret", default=None, help="Generated if omitted.")
-@click.option("--project", "project_id", type=int, required=True)
+@click.option("--project", "project_id", type=PROJECT_ID, required=True)
 @click.option("--role", type=click.Choice([r.value for r in Role]), default=Role.OWNER.value, show_default=True)
 def service_accounts_create(data_dir: Path, username: str, secret: str | None, project_id: int, role: str) -> None:
     """Create a service account, or grant an existing one a role on another project."""
     try:
-        account, secret = Catalog(data_dir).create_service_account(
+        account, secret = existing_catalog(data_dir).create_service_account(
             username=username, secret=secret, project_id=project_id, role=Role(role)
         )
     except MixhouseError as exc:
-        _print({"error": exc.message})
-        sys.exit(1)
+        _fail(exc.message)
     _print(
         {
             "username": account.username,
@@ -187,4 +251,4 @@ def service_accounts_create(data_dir: Path, username: str, secret: str | None, p
 
 
 if __name__ == "__main__":
-    main()
+    run()

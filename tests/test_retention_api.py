@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -40,15 +39,18 @@ def test_retention_errors(server: ServerProcess) -> None:
 
 
 def test_trailing_intervals_that_have_not_begun_are_left_out(server: ServerProcess) -> None:
-    now_ms = int(time.time() * 1000)
-    today = datetime.now(UTC).date()
+    now = datetime.now(UTC)
+    today = now.date()
     yesterday = today - timedelta(days=1)
+    # Times that fall on those days at any hour: yesterday's noon, and today's first instant (never
+    # after now, never yesterday, even a few seconds past midnight).
+    midnight_ms = int(datetime(today.year, today.month, today.day, tzinfo=UTC).timestamp() * 1000)
     load(
         server.url,
         [
-            {"event": "trail-S", "distinct_id": "t1", "time": now_ms - 30 * 3_600_000},
-            {"event": "trail-R", "distinct_id": "t1", "time": now_ms - 60_000},
-            {"event": "trail-S", "distinct_id": "t2", "time": now_ms - 120_000},
+            {"event": "trail-S", "distinct_id": "t1", "time": midnight_ms - 12 * 3_600_000},
+            {"event": "trail-R", "distinct_id": "t1", "time": midnight_ms},
+            {"event": "trail-S", "distinct_id": "t2", "time": midnight_ms},
         ],
     )
     got = query(

@@ -7,6 +7,10 @@ from enum import StrEnum
 
 import orjson
 
+# Mixpanel's data residencies (US, EU and India clusters), each with its own API hosts.
+RESIDENCIES = ("us", "eu", "in")
+MAX_PROJECT_ID = 2**63 - 1  # project ids are SQLite integers
+
 
 class IdMerge(StrEnum):
     SIMPLIFIED = "simplified"

@@ -28,6 +28,14 @@ class Engine(Protocol):
 
     def group_profile(self, project_id: int, group_key: str, group_id: str) -> dict[str, object] | None: ...
 
+    def health(self) -> list[str]:
+        """What keeps the engine from taking writes now (empty: ready)."""
+        ...
+
+    def warming(self) -> list[str]:
+        """What the engine is still preparing after start; queries that need it wait for it."""
+        ...
+
     def close(self) -> None: ...
 
 

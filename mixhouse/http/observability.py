@@ -177,7 +177,9 @@ async def readyz(request: Request) -> Response:
         problems.extend(health())
     if problems:
         return json_response({"status": "unavailable", "problems": problems}, 503)
-    return json_response({"status": "ok"})
+    warming = engine.warming() if engine is not None else []
+    # Still ready: writes and reads are taken; a query that needs what is warming waits for it.
+    return json_response({"status": "ok", "warming": warming} if warming else {"status": "ok"})
 
 
 ROUTES = [Route("/metrics", metrics, methods=["GET"]), Route("/readyz", readyz, methods=["GET"])]

@@ -47,7 +47,7 @@ class DuckDBEngine:
         backfill_superseded(self._write_conn)
         self._writer = GroupCommitWriter(self._write_group, disk_path=data_dir)
         # Compile (or load) the per-user kernels now rather than in the first funnel query.
-        threading.Thread(target=kernels.warm, name="warm-kernels", daemon=True).start()
+        kernels.warm_in_background()
 
     # -- connections ----------------------------------------------------------------------------
 
@@ -232,6 +232,10 @@ class DuckDBEngine:
     def health(self) -> list[str]:
         """What keeps this engine from taking writes now (empty: ready)."""
         return self._writer.health()
+
+    def warming(self) -> list[str]:
+        """What the engine is still preparing: queries that need it wait for it (within their deadline)."""
+        return [] if kernels.ready() else ["compiling the query kernels (once per install): funnels wait for them"]
 
     def close(self) -> None:
         self._writer.close()

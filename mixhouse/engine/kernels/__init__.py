@@ -5,16 +5,26 @@ orders each user's rows by time, and walks them. Kept free of any engine so that
 feed the same arrays.
 
 Kernels are compiled on first use and cached next to their source (`__pycache__`): `warm()` does it
-ahead of the first query (the server calls it in the background at start; `python -m
-mixhouse.engine.kernels` does it before a test run, so that test servers only load the cache).
+ahead of the first query. `python -m mixhouse.engine.kernels` compiles them at install (`make serve`
+and `make test` run it after pip), so that a server only loads the cache (~0.3 s); a server started
+without that compiles them in the background at start (~10 s), says so in its log and on /readyz,
+and a query that needs them waits for them within its deadline (`wait_until_ready`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TypeVar
+
+from mixhouse.errors import Unavailable
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -31,8 +41,53 @@ def in_parallel(work: Callable[[T], None], items: Iterable[T]) -> None:
         future.result()
 
 
+_ready = threading.Event()
+_warming = threading.Lock()
+
+
+def ready() -> bool:
+    return _ready.is_set()
+
+
+def cached() -> bool:
+    """Whether numba's cache holds compiled kernels (an index file per kernel, next to the source)."""
+    return any((Path(__file__).parent / "__pycache__").glob("*.nbi"))
+
+
+def warm_in_background() -> None:
+    """Start `warm()` on a thread, with a log line before and after when it has to compile."""
+    compiling = not cached()
+    if compiling:
+        log.warning("compiling the query kernels (once per install, ~10 s); funnels wait for them")
+
+    def run() -> None:
+        started = time.monotonic()
+        warm()
+        if compiling:
+            log.warning("query kernels compiled in %.1f s", time.monotonic() - started)
+
+    threading.Thread(target=run, name="warm-kernels", daemon=True).start()
+
+
+def wait_until_ready(timeout: float | None) -> None:
+    """Block until the kernels are loaded, at most `timeout` seconds (None: as long as it takes);
+    then Unavailable (503, retryable) rather than a request that hangs without a word."""
+    if _ready.is_set():
+        return
+    log.warning("a query waits for the query kernels to finish compiling")
+    if not _ready.wait(timeout):
+        raise Unavailable("the server is still compiling its query kernels (once per install); retry in a few seconds")
+
+
 def warm() -> None:
     """Compile (or load from the cache) every kernel, on a few rows."""
+    with _warming:
+        if not _ready.is_set():
+            _compile()
+            _ready.set()
+
+
+def _compile() -> None:
     import numpy as np
 
     from mixhouse.engine.kernels.funnel import sum_attempts, walk_funnel

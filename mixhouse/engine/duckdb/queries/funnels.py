@@ -15,7 +15,9 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mixhouse.domain.limits import remaining_seconds
 from mixhouse.domain.query.funnels import OVERALL, FunnelSpec, StepFigures, StepPropertyNamesSpec
+from mixhouse.engine import kernels
 from mixhouse.engine.duckdb.localtime import local_timestamp_sql
 from mixhouse.engine.duckdb.relations import has_merged_ids, reads_distinct_id, scoped_events
 from mixhouse.engine.kernels.funnel import ENTRY_SHIFT, STEP_BITS, Attempts, sum_attempts, walk_funnel
@@ -125,6 +127,7 @@ def funnel_figures(conn: duckdb.DuckDBPyConnection, spec: FunnelSpec) -> list[St
     in_sql = merged and reads_distinct_id(spec.where_sql, spec.segment_sql, *(step.where_sql for step in spec.steps))
     sql, params = _rows_sql(spec, base, resolve_identity=in_sql)
     chunks, segments = _columns(conn.sql(sql, params=params).to_arrow_table())
+    kernels.wait_until_ready(remaining_seconds())
     data = partition_by_user(chunks, aliases=_aliases(conn, spec.project_id) if merged and not in_sql else None)
     del chunks  # the Arrow result: the partitioned copy is all the walk needs
     try:
