@@ -1,5 +1,5 @@
 """The real npm `mixpanel-browser` SDK, unmodified, in Debian's headless Chromium, against a real
-mixhouse server on loopback (real-clients §9).
+mixhouse server on loopback (the recipe is in docs/clients.md).
 
 A small page, served from another loopback port (cross-origin, as on a real site), inits the SDK with
 `api_host` = the server, tracks two events anonymously, identifies as `user-1`, tracks three more

@@ -1,5 +1,5 @@
-"""Cohorts: the App API routes that define them, `/cohorts/list` (reference §5.8) with live counts, and
-`filter_by_cohort` on `/engage` in every encoding real clients send (real-clients §2 items 12, 14, 15)."""
+"""Cohorts: the App API routes that define them, `/cohorts/list` (https://developer.mixpanel.com/reference/cohorts-list) with live counts, and
+`filter_by_cohort` on `/engage` in every encoding real clients send (a JSON string in the query string, a form or a JSON body; docs/clients.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Query-time deduplication (reference §7.3) whatever way the copies arrive: in one batch, in later
+"""Query-time deduplication (https://developer.mixpanel.com/reference/event-deduplication) whatever way the copies arrive: in one batch, in later
 batches, out of time order, and across a restart of a store written before the writer kept the list.
 Reports count one copy; raw export returns every copy."""
 

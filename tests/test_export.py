@@ -1,4 +1,4 @@
-"""GET /api/2.0/export (reference §9): date range, filters, limit, time units, order, gzip, errors,
+"""GET /api/2.0/export (https://developer.mixpanel.com/reference/raw-event-export): date range, filters, limit, time units, order, gzip, errors,
 and timezone handling, on a server of this module's own with events at known times."""
 
 from __future__ import annotations

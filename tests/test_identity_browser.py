@@ -1,4 +1,4 @@
-"""Identity end to end, the seed 002 workflow: real clients track anonymously, identify, track more; then the
+"""Identity end to end, the find-a-user-then-export-their-events workflow: real clients track anonymously, identify, track more; then the
 Query API sees one user across the identify — `/segmentation?type=unique`, a 2-step funnel that converts
 across it, `/engage` finding the profile by the user id — and export shows the whole history under that id.
 
@@ -117,7 +117,7 @@ def _query(base: str, path: str, project_id: int, auth: tuple[str, str], **param
 def _assert_one_user(
     base: str, project_id: int, auth: tuple[str, str], before: str, after: str, user_id: str, plan: str
 ) -> None:
-    """The facts the seed 002 workflow needs: one user across the identify, found by the user id."""
+    """The facts that workflow needs: one user across the identify, found by the user id."""
     day = today()
     dates = {"from_date": day, "to_date": day}
     for event in (before, after):
@@ -152,7 +152,7 @@ def _assert_one_user(
     assert [r["$distinct_id"] for r in engage["results"]] == [user_id], engage
     assert engage["results"][0]["$properties"]["plan"] == plan
 
-    # The whole history of the user, by the user id (seed 002 §1.2 / §2.2).
+    # The whole history of the user, by the user id (https://developer.mixpanel.com/reference/raw-event-export, `where` on `properties["$distinct_id"]`).
     history = export(base, project_id=project_id, auth=auth, where=f'properties["$distinct_id"] == "{user_id}"')
     assert {line["event"] for line in history} >= {before, after}
 

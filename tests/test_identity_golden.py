@@ -1,4 +1,4 @@
-"""Golden identity cases (tests/golden/identity/*.json, format in its README): every rule of reference §8
+"""Golden identity cases (tests/golden/identity/*.json, format in its README): every rule of https://docs.mixpanel.com/docs/tracking-methods/id-management
 for both ID Merge systems, sent over real HTTP to a real server, each case in a project of its own, and
 checked through what a client sees: the export (canonical id, `$distinct_id_before_identity`), distinct
 users over the exported ids, and profiles through the Query API's `/engage`."""
@@ -42,7 +42,7 @@ def _load(path: Path) -> dict[str, Any]:
     case: dict[str, Any] = json.loads(path.read_text())
     for key in ("rule", "source", "id_merge", "requests", "expected"):
         assert key in case, f"{path.name}: missing {key!r}"
-    assert "§" in case["source"], f"{path.name}: the source must name a reference section"
+    assert "https://" in case["source"], f"{path.name}: the source must name Mixpanel's page for the rule"
     return case
 
 

@@ -1,4 +1,4 @@
-"""Profiles follow identity as reference §8.1 says: in Simplified ID Merge, properties set on a
+"""Profiles follow identity as https://docs.mixpanel.com/docs/tracking-methods/id-management/identifying-users-simplified says: in Simplified ID Merge, properties set on a
 `$device:` profile are not carried over when the device is linked to a user."""
 
 from __future__ import annotations

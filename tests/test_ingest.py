@@ -394,7 +394,7 @@ def test_simplified_project_derives_distinct_id_from_device_and_user_ids(server:
     rows = {r["properties"]["which"]: r["properties"] for r in exported(server, name)}
     assert rows["device-only"]["distinct_id"] == f"$device:{device_a}"
     assert rows["login"]["distinct_id"] == user_id
-    # The device's earlier event is exported under the user it merged into (reference §8.1).
+    # The device's earlier event is exported under the user it merged into (https://docs.mixpanel.com/docs/tracking-methods/id-management/identifying-users-simplified).
     assert rows["before-login"]["distinct_id"] == user_id
     assert rows["before-login"]["$distinct_id_before_identity"] == f"$device:{device_b}"
 

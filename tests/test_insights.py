@@ -1,5 +1,5 @@
-"""Saved Insights reports: the App API routes that save bookmarks and `/insights?bookmark_id=` (reference
-§5.9). The DST and segment cases are golden files (tests/golden/engage/insights_*.json)."""
+"""Saved Insights reports: the App API routes that save bookmarks and `/insights?bookmark_id=` (
+https://developer.mixpanel.com/reference/insights-query). The DST and segment cases are golden files (tests/golden/engage/insights_*.json)."""
 
 from __future__ import annotations
 

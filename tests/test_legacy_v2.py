@@ -1,4 +1,4 @@
-"""Legacy Data API v2 (seed 001, reference §6): signed requests (api_key + expire + sig = md5 of the sorted
+"""Legacy Data API v2 (Mixpanel's legacy Data Export API v2 documentation): signed requests (api_key + expire + sig = md5 of the sorted
 `key=value` pairs + the API secret, `callback` excluded), v2's exact error strings in `{"error","request"}`
 bodies, `unit` + `interval` counted back from now, `format=csv` and JSONP."""
 
@@ -22,7 +22,7 @@ PROJECT, TOKEN, SECRET, API_KEY = 7301, "V2-TOKEN", "V2-SECRET", "V2-APIKEY"
 
 
 def sign(params: dict[str, str], secret: str = SECRET) -> str:
-    """Seed 001, step by step: all parameters but sig (and callback), sorted by key, `key=value` joined
+    """The v2 documentation's signing, step by step: all parameters but sig (and callback), sorted by key, `key=value` joined
     with no separator, the API secret appended, md5 hex digest."""
     args = {k: v for k, v in params.items() if k not in ("sig", "callback")}
     args_concat = "".join(f"{k}={args[k]}" for k in sorted(args))
@@ -70,7 +70,7 @@ def get(server: ServerProcess, path: str, params: dict[str, str]) -> httpx.Respo
 
 
 def test_signature_matches_the_seed_example() -> None:
-    # The seed's worked example of args_concat, signed with a made-up secret.
+    # The v2 documentation's worked example of args_concat, signed with a made-up secret.
     params = {
         "api_key": "ed0b8ff6cc3fbb37a521b40019915f18",
         "event": '["pages"]',
@@ -85,7 +85,7 @@ def test_signature_matches_the_seed_example() -> None:
 
 def test_signed_events_request_is_accepted(v2: ServerProcess) -> None:
     params = signed({"event": '["splash features", "account-page"]', "type": "general", "unit": "day", "interval": "2"})
-    response = get(v2, "events/", params)  # trailing slash as in the seed's URLs
+    response = get(v2, "events/", params)  # trailing slash as in the v2 documentation's URLs
     assert response.status_code == 200, response.text
     today, yesterday = utc_day(0), utc_day(1)
     assert response.json() == {

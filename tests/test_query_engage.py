@@ -1,6 +1,6 @@
-"""`/engage` profile queries over HTTP (reference §5.7, seed 002, real-clients §2 item 10).
+"""`/engage` profile queries over HTTP (https://developer.mixpanel.com/reference/engage-query).
 
-One server for the module, loaded with 2,500 profiles through POST /engage batches: the seed 002
+One server for the module, loaded with 2,500 profiles through POST /engage batches: the integration
 "find a user by customer_id, then export their events" workflow, every real client's paging loop, where
 filters, lookups, errors. Golden cases (tests/golden/engage/*.json) run on projects of their own."""
 
@@ -101,11 +101,11 @@ def ids_of(body: dict[str, Any]) -> list[str]:
     return [r["$distinct_id"] for r in body["results"]]
 
 
-# -- seed 002: find a user by customer_id, then export their events --------------------------------------
+# -- integration workflow: find a user by customer_id, then export their events ------------------------
 
 
 def test_find_user_by_customer_id_then_export_their_events(loaded: ServerProcess) -> None:
-    # Seed 002 §5.2 step 2, verbatim: POST form body, where + output_properties, service account.
+    # The usual integration call, verbatim: POST form body, where + output_properties, service account.
     response = httpx.post(
         f"{loaded.url}/api/query/engage",
         params={"project_id": str(PROJECT_ID)},
@@ -129,7 +129,7 @@ def test_find_user_by_customer_id_then_export_their_events(loaded: ServerProcess
     assert missing["results"] == [] and missing["total"] == 0
 
 
-# -- paging, one loop per real client (real-clients §2 item 10) -------------------------------------------
+# -- paging, one loop per real client (docs/query-engage.md) ------------------------------------------------
 
 
 def _assert_every_profile_once(seen: list[str]) -> None:

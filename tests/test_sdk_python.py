@@ -1,5 +1,5 @@
 """The official PyPI `mixpanel` SDK (5.4.1), unmodified, pointed at the server with its own
-`events_url` / `people_url` / `groups_url` / `import_url` options (real-clients §3).
+`events_url` / `people_url` / `groups_url` / `import_url` options (docs/clients.md).
 
 The SDK posts `data=<raw JSON>&verbose=1&ip=0` as a form and raises MixpanelException unless the
 reply is JSON with `"status": 1`, so every call that returns proves the server answered it right."""

@@ -1,5 +1,5 @@
-"""`/stream/query`, the activity stream (reference §5.10): the events of some users in a date range,
-identities resolved to the canonical id (§8.3), duplicates collapsed, and Mixpanel's date-range rules."""
+"""`/stream/query`, the activity stream (https://developer.mixpanel.com/reference/activity-stream-query): the events of some users in a date range,
+identities resolved to the canonical id (as Mixpanel's reports do), duplicates collapsed, and Mixpanel's date-range rules."""
 
 from __future__ import annotations
 
@@ -122,7 +122,7 @@ def test_365_days_back_is_still_allowed(server: ServerProcess) -> None:
 
 
 def test_engage_reads_profiles_under_the_canonical_id(server: ServerProcess) -> None:
-    # The profile lives under u1; asking by the merged device id finds it (reference §5.7 last bullet).
+    # The profile lives under u1; asking by the merged device id finds it (https://developer.mixpanel.com/reference/engage-query: profiles are exported under the canonical id).
     response = httpx.get(
         f"{server.url}/api/2.0/engage", params={"project_id": str(PROJECT_ID), "distinct_id": "d1"}, auth=AUTH
     )

@@ -1,6 +1,6 @@
 """Who is calling: the credential forms Mixpanel's clients send, and the project they may use.
 
-Accepted forms (reference §2, real-clients §2 item 7):
+Accepted forms (https://developer.mixpanel.com/reference/authentication, and the forms real clients send, docs/clients.md):
 - Basic base64("user:secret") + project_id: a service account;
 - Basic base64("secret:") or base64("secret") (standard or URL-safe alphabet): the project secret;
 - Basic with the value in plain text instead of base64;
@@ -77,7 +77,7 @@ SIGNATURE_EXCLUDED = frozenset({"sig", "callback"})
 
 
 def signature(params: Mapping[str, str], secret: str) -> str:
-    """Legacy Data API v2 signature (seed 001): md5 of the sorted `key=value` pairs, no separator,
+    """Legacy Data API v2 signature (Mixpanel's legacy Data Export API v2 documentation): md5 of the sorted `key=value` pairs, no separator,
     followed by the API secret; `sig` and `callback` excluded; values un-encoded."""
     args = "".join(f"{k}={params[k]}" for k in sorted(params) if k not in SIGNATURE_EXCLUDED)
     return hashlib.md5((args + secret).encode("utf-8")).hexdigest()

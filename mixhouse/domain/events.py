@@ -1,4 +1,5 @@
-"""Validating and normalising events on their way into the store (reference §7.1–7.4).
+"""Validating and normalising events on their way into the store (Mixpanel's track-event, import-events and
+event-deduplication pages under https://developer.mixpanel.com/reference/).
 
 The output, StoredEvent, is what the engine keeps: fixed fields as values, every other property as
 one JSON object in the order it was sent, enriched with what the server adds at ingestion.
@@ -70,7 +71,7 @@ class IngestContext:
     api_host: str
     client_ip: str | None = None
     use_ip: bool = False
-    merge_allowed: bool = False  # /import with the project secret or a service account may $merge (§8.2)
+    merge_allowed: bool = False  # /import with the project secret or a service account may $merge (https://developer.mixpanel.com/reference/identity-merge)
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ class StoredEvent:
     distinct_id: str
     insert_id: str | None
     properties: bytes  # a JSON object
-    identity: identity.IdentityLink | None = None  # the identity link it carries, stored with it (§8)
+    identity: identity.IdentityLink | None = None  # the identity link it carries, stored with it (docs/identity.md)
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,7 @@ def _valid_insert_id(value: Any) -> bool:
 
 
 def _distinct_id(props: dict[str, Any], project: Project, ctx: IngestContext, event: str = "") -> str | None:
-    """The distinct id to store; Simplified ID Merge derives it from $user_id / $device_id (§8.1)."""
+    """The distinct id to store; Simplified ID Merge derives it from $user_id / $device_id (https://docs.mixpanel.com/docs/tracking-methods/id-management/identifying-users-simplified)."""
     if project.id_merge is IdMerge.SIMPLIFIED:
         user_id = props.get("$user_id")
         device_id = props.get("$device_id")
@@ -177,7 +178,7 @@ def _distinct_id(props: dict[str, Any], project: Project, ctx: IngestContext, ev
         raw = identity.inferred_distinct_id(event, props)
     if raw is None or raw == "":
         if sent_empty and ctx.endpoint is Endpoint.IMPORT:
-            return ""  # allowed: the event is kept but left out of behavioural analysis (reference §7.2)
+            return ""  # allowed: the event is kept but left out of behavioural analysis (https://developer.mixpanel.com/reference/import-events)
         if ctx.endpoint is Endpoint.TRACK:
             if ctx.use_ip and ctx.client_ip:
                 return hashlib.sha1(ctx.client_ip.encode()).hexdigest()

@@ -1,4 +1,4 @@
-"""The raw export request (reference §9): which events, in which range, shaped how."""
+"""The raw export request (https://developer.mixpanel.com/reference/raw-event-export): which events, in which range, shaped how."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Identity merge rules (reference §8), pure and engine-independent.
+"""Identity merge rules (https://docs.mixpanel.com/docs/tracking-methods/id-management), pure and engine-independent.
 
 An event may carry one *identity link*: a fact saying two distinct ids belong to one person. The engine
 stores every link and turns the set of links into an id -> canonical id map with the functions here.
@@ -6,16 +6,16 @@ Both systems are defined over the *set* of links, replayed in event-time order w
 tie-break (`IdentityLink.order`), so the map does not depend on the order in which links arrived:
 a backdated `/import` or a late mapping event gives the same answer as in-order arrival.
 
-Simplified ID Merge (§8.1): a link comes from any event carrying both `$device_id` and `$user_id`. Each
+Simplified ID Merge (https://docs.mixpanel.com/docs/tracking-methods/id-management/identifying-users-simplified): a link comes from any event carrying both `$device_id` and `$user_id`. Each
 device belongs to the user of its earliest link (first write wins, by event time, then the smaller user
 id); users never merge with each other, so a cluster is one user plus its devices.
 
-Original ID Merge (§8.2): links come from `$identify`, `$create_alias` and `$merge`, and are replayed in
+Original ID Merge (https://docs.mixpanel.com/docs/tracking-methods/id-management/identifying-users-original): links come from `$identify`, `$create_alias` and `$merge`, and are replayed in
 order with Mixpanel's conditions; a link that breaks one is skipped silently (it may succeed in no other
 order, since the replay order is fixed). The canonical id of a cluster is chosen by Mixpanel at random;
 we choose deterministically: the canonical id of the cluster of the link's *primary* side survives
 (`$identified_id`, the alias's target `distinct_id`, the first of `$merge`'s `$distinct_ids`), so in the
-usual flows it is the user's own id, which is what the seed 002 workflow looks users up by.
+usual flows it is the user's own id, which is what an integration looks users up by when it finds a profile by its own customer id.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 
 from mixhouse.domain.project import IdMerge
 
-CLUSTER_CAP = 500  # ids per Original cluster (§8.2)
+CLUSTER_CAP = 500  # ids per Original cluster (https://docs.mixpanel.com/docs/tracking-methods/id-management/identifying-users-original)
 DEVICE_PREFIX = "$device:"
 _UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", re.IGNORECASE)
 
@@ -119,9 +119,9 @@ def link_of(
     """The identity link an event carries in a project of the given system, if any.
 
     `merge_allowed`: the event came through `/import` with the project secret or a service account; `$merge`
-    is honoured only then (§8.2)."""
+    is honoured only then (https://developer.mixpanel.com/reference/identity-merge)."""
     if id_merge is IdMerge.SIMPLIFIED:
-        # Any event name, the identity events included: only the two reserved properties count (§8.1).
+        # Any event name, the identity events included: only the two reserved properties count (https://docs.mixpanel.com/docs/tracking-methods/id-management/identifying-users-simplified).
         user, device = _id_value(props.get("$user_id")), _id_value(props.get("$device_id"))
         if user is None or device is None or device.removeprefix(DEVICE_PREFIX) == "":
             return None

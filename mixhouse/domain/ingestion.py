@@ -64,7 +64,7 @@ def track(catalog: Catalog, records: list[Any], ctx: ev.IngestContext) -> Ingest
 def import_events(project: Project, records: list[Any], ctx: ev.IngestContext) -> IngestResult:
     check_batch_size(records)
     if project.id_merge is IdMerge.SIMPLIFIED and ev.has_identity_events(records):
-        # Mixpanel refuses the whole batch, with failed_records as plain strings (reference §7.2).
+        # Mixpanel refuses the whole batch, with failed_records as plain strings (https://developer.mixpanel.com/reference/import-events).
         return IngestResult(failed_messages=[ev.SIMPLIFIED_REFUSES_IDENTITY])
     prepared = ev.prepare_events(records, lambda _props: project, ctx)
     result = IngestResult(accepted=prepared.accepted)

@@ -4,7 +4,7 @@ them. Nothing here knows HTTP; the HTTP layer maps paths to an `Api` and renders
 A project's setting is stored as JSON text in the catalog:
 
     "none"                      no limits (the default, for self-hosted production)
-    "mixpanel"                  Mixpanel's published limits (seed 004 §15, reference §10)
+    "mixpanel"                  Mixpanel's published limits (https://developer.mixpanel.com/reference/rate-limits)
     {"preset": "mixpanel", "query": {"per_hour": 600, "concurrent": 10}, "export": null}
                                 a preset with per-API overrides; a key set to null drops that limit,
                                 an API set to null drops all its limits
@@ -41,7 +41,7 @@ class Api(StrEnum):
     INGESTION = "ingestion"
 
 
-# JQL runs on the Query API's budget (reference §4.5: "rate limits shared with the Query API").
+# JQL runs on the Query API's budget (https://developer.mixpanel.com/reference/query-jql: its rate limits are shared with the Query API).
 _BUCKET = {Api.JQL: Api.QUERY}
 
 _WINDOW_KEYS = {"per_second": 1.0, "per_minute": 60.0, "per_hour": 3600.0, "per_day": 86400.0}
@@ -169,7 +169,7 @@ def _merge(base: Rule, api: str, override: dict[str, Any]) -> Rule:
 
 def _limit_message(api: Api, what: str) -> str:
     if api is Api.INGESTION:
-        return "Project exceeded rate limits. Please retry the request with exponential backoff."  # [C] IOAS
+        return "Project exceeded rate limits. Please retry the request with exponential backoff."  # https://developer.mixpanel.com/reference/import-events
     if api in (Api.QUERY, Api.JQL, Api.EXPORT):
         # Clients (Airbyte's manifest) recognise a Query API 429 by this text.
         noun = "export requests" if api is Api.EXPORT else "queries"

@@ -1,6 +1,6 @@
 """Decoding what the ingestion endpoints receive.
 
-Seven encodings reach them (real-clients §2 item 3): form `data=` with raw JSON, base64 or
+Seven encodings reach them (observed from the official SDKs and common export/import tools, docs/clients.md): form `data=` with raw JSON, base64 or
 url-encoded JSON; `?data=` on GET; a raw JSON array; the same gzip-compressed; a `text/plain`
 sendBeacon body holding `data=...`; and NDJSON for /import. One object or an array of them.
 """

@@ -1,4 +1,4 @@
-"""User and group profile updates (reference §7.5, §7.6): validation and the operations themselves.
+"""User and group profile updates (https://developer.mixpanel.com/reference/profile-set, https://developer.mixpanel.com/reference/group-set-property): validation and the operations themselves.
 
 An update carries one operation (several are applied in a fixed order when a lenient client sends
 them together). Updates are applied in the order they arrive, within a request and across requests.
@@ -16,7 +16,7 @@ import orjson
 from mixhouse.domain.project import Project
 
 MAX_UPDATES = 2000
-MAX_UPDATE_BYTES = 1024 * 1024  # "each update ≤ 1 MB" (reference §7.5)
+MAX_UPDATE_BYTES = 1024 * 1024  # "each update ≤ 1 MB" (https://developer.mixpanel.com/reference/profile-batch-update)
 MAX_PROFILE_PROPERTIES = 2000
 
 # The order in which operations of one update object apply.

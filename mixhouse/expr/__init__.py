@@ -7,7 +7,7 @@
     sql = compile_filter(tree, Scope.events("e"))         # WHERE fragment, TRUE only for boolean true
     keys = compile_segment_key(parse('properties["tags"]'), Scope.events("e"))  # VARCHAR[] to unnest
 
-Rules and every choice the reference leaves open: docs/expressions.md.
+Rules and every choice Mixpanel's documentation leaves open: docs/expressions.md.
 """
 
 from __future__ import annotations

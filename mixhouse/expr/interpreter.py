@@ -1,4 +1,4 @@
-"""Reference interpreter: the expression rules of reference §3, written plainly in Python.
+"""Reference interpreter: the expression rules of https://developer.mixpanel.com/reference/segmentation-expressions, written plainly in Python.
 
 It is the specification the compiled SQL is tested against (tests/expr), and a usable evaluator for small
 in-memory jobs. Values: `UNDEFINED`, None (JSON null), bool, float, str, `DateTime`, list, dict.
@@ -240,7 +240,7 @@ class _Evaluator:
 
     def ordering(self, op: str, a: Value, b: Value) -> Value:
         ka, kb = kind_of(a), kind_of(b)
-        # A datetime meets a string: read the string as a date (reference §3.3 [I]).
+        # A datetime meets a string: read the string as a date (our choice: the documentation is silent).
         if ka is Kind.DATETIME and kb is Kind.STRING:
             ms = dates.parse_iso(b, self.tz)
             b, kb = (DateTime(ms), Kind.DATETIME) if ms is not None else (b, kb)

@@ -1,6 +1,6 @@
 """Parser: tokens -> typed tree, by precedence climbing.
 
-Precedence, loosest first (reference §3.3, [I]): `or` < `and` < `not` < comparisons and `in` < `+ -` <
+Precedence, loosest first (https://developer.mixpanel.com/reference/segmentation-expressions; where it is silent, our choice): `or` < `and` < `not` < comparisons and `in` < `+ -` <
 `* / %` < unary `-` < calls, accessors, parentheses. Binary operators are left-associative. `not` binds
 looser than comparisons so `not "a" in properties["s"]` means `not ("a" in properties["s"])`.
 """

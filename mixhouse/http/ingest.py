@@ -132,7 +132,7 @@ async def import_(request: Request) -> Response:
     if not caller.role.may_import:
         raise Forbidden("importing events needs an owner or admin service account")
     records = _records(incoming)
-    # $merge needs the project secret or a service account, not the public token (reference §8.2).
+    # $merge needs the project secret or a service account, not the public token (https://developer.mixpanel.com/reference/identity-merge).
     ctx = replace(
         _context(request, incoming, Endpoint.IMPORT), merge_allowed=caller.via not in (Via.TOKEN, Via.API_KEY)
     )

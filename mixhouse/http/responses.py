@@ -1,4 +1,4 @@
-"""Response envelopes. Each API family answers errors in its own Mixpanel format (reference §10);
+"""Response envelopes. Each API family answers errors in its own Mixpanel format (as each API's page under https://developer.mixpanel.com/reference/overview shows);
 this module is the one place that knows them."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Cohorts: `/cohorts/list` on the Query API (reference §5.8) and the App API routes that define them
+"""Cohorts: `/cohorts/list` on the Query API (https://developer.mixpanel.com/reference/cohorts-list) and the App API routes that define them
 (`/api/app/projects/{id}/cohorts[/{cohort_id}]`, this server's own; docs/query-engage.md).
 
 A cohort is a filter over profile properties and, optionally, "did event X at least N times in the last

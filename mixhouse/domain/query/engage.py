@@ -1,8 +1,8 @@
-"""Profile query: `/engage` on the Query API (reference §5.7, seed 002 §2.3, seed 003 "Query Profile").
+"""Profile query: `/engage` on the Query API (https://developer.mixpanel.com/reference/engage-query).
 
 Parameters are read into an `EngageSpec`; the engine answers with the page's profiles and the total.
 
-Paging (real-clients §2 item 10): results are ordered by distinct id; page 0 carries `total`; a page past
+Paging (as every real client reads it, docs/query-engage.md): results are ordered by distinct id; page 0 carries `total`; a page past
 the end is `results: []`; `page > 0` needs the `session_id` of page 0. The session id starts with the
 snapshot time (ms), so a later page evaluates time windows (cohort behaviours, `behaviors`) at the same
 instant even when the engine no longer holds the page-0 snapshot. Rules and choices: docs/query-engage.md.

@@ -1,4 +1,4 @@
-"""Event breakdown and discovery endpoints (reference §5.6, seed 001): `/events`, `/events/top`,
+"""Event breakdown and discovery endpoints (https://developer.mixpanel.com/reference/query-top-events and the other Event Breakdown pages; Mixpanel's legacy Data Export API v2 documentation): `/events`, `/events/top`,
 `/events/names`, `/events/properties`, `/events/properties/top`, `/events/properties/values`, and
 `/engage/properties` (profile property names, which discovery clients probe next to them).
 

@@ -1,4 +1,4 @@
-"""Funnels (reference §5.3, §6.1): today's `/funnels` by `funnel_id` and `/funnels/list`, the legacy v2
+"""Funnels (https://developer.mixpanel.com/reference/funnels-query; Mixpanel's legacy Data Export API v2 documentation): today's `/funnels` by `funnel_id` and `/funnels/list`, the legacy v2
 family by funnel name (`funnels` with `funnel=[names]`, `funnels/names`, `funnels/dates`), and the App
 API routes that save the definitions. The counting rules live in the engine's per-user scan; this
 module parses parameters into a FunnelSpec and shapes the engine's per-bucket step figures.

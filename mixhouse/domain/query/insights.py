@@ -1,4 +1,4 @@
-"""Saved Insights reports: `/insights?bookmark_id=` (reference §5.9) and the App API routes that save
+"""Saved Insights reports: `/insights?bookmark_id=` (https://developer.mixpanel.com/reference/insights-query) and the App API routes that save
 them (`/api/app/projects/{id}/bookmarks[/{bookmark_id}]`, this server's own; docs/query-engage.md).
 
 A bookmark holds a segmentation-style query: `event` (one name or a list), optional `on` and `where`

@@ -1,4 +1,4 @@
-"""Retention (reference §5.4–5.5, §6.1): `/retention` (first-time `birth` and recurring `compounded`),
+"""Retention (https://developer.mixpanel.com/reference/retention-query, https://developer.mixpanel.com/reference/retention-frequency-query; Mixpanel's legacy Data Export API v2 documentation): `/retention` (first-time `birth` and recurring `compounded`),
 `/retention/addiction` (frequency) and the legacy v2 `events/retention` with its ratios.
 
 Rules and every [I] choice: docs/query-funnels-retention.md."""

@@ -1,4 +1,4 @@
-"""Segmentation (reference §5.1, §5.2): event counts per time bucket, optionally split by an `on`
+"""Segmentation (https://developer.mixpanel.com/reference/segmentation-query and the numeric, sum and average pages beside it): event counts per time bucket, optionally split by an `on`
 expression; `/segmentation/numeric` (ranges of a number), `/sum`, `/average` and `/multiseg`.
 
 The shared machinery lives here too, because `/events` and `/events/properties` are segmentation with
@@ -460,7 +460,7 @@ def numeric(ctx: QueryContext) -> Any:
 
 
 def _measure(ctx: QueryContext, measure: Measure) -> tuple[dict[str, int | float], bool]:
-    """Per-bucket sum or average of `on`; a value that is not a number counts as 0 (reference §3.5)."""
+    """Per-bucket sum or average of `on`; a value that is not a number counts as 0 (https://developer.mixpanel.com/reference/segmentation-sum-query)."""
     params, project = ctx.params, ctx.project
     events = _event(params)
     on_text = require(params, "on")

@@ -1,7 +1,7 @@
-"""Activity stream: `/stream/query` (reference §5.10): the events of some users in a date range.
+"""Activity stream: `/stream/query` (https://developer.mixpanel.com/reference/activity-stream-query): the events of some users in a date range.
 
 The ids asked for are resolved to their cluster's canonical id, and every event of the cluster is
-returned (query-time resolution, §8.3), `$insert_id` duplicates collapsed, oldest first, with `time` in
+returned (query-time resolution, as Mixpanel's reports do), `$insert_id` duplicates collapsed, oldest first, with `time` in
 seconds and `$distinct_id` the canonical id. `from_date` may be at most 365 days back (as Mixpanel)."""
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ class Counting(StrEnum):
     TOTALS = "totals"
 
 
-MAX_LENGTH_MS = 90 * 86_400_000  # "may not be greater than 90 days" (reference §5.3)
+MAX_LENGTH_MS = 90 * 86_400_000  # "may not be greater than 90 days" (Mixpanel's funnels-query page)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Query-time deduplication, prepared at write time (reference §7.3).
+"""Query-time deduplication, prepared at write time (https://developer.mixpanel.com/reference/event-deduplication).
 
 Events with the same (event, distinct_id, time, $insert_id) collapse to the most recently ingested
 copy in every analysis; raw export still returns them all. Rather than a window over every row of

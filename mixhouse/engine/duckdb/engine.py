@@ -154,7 +154,7 @@ class DuckDBEngine:
             filters.append("list_contains($events, s.event)")
             params["events"] = list(query.events)
         outer = f"WHERE ({where_sql})" if where_sql else ""
-        # Rows show their canonical id (reference §8.3, §9.2) — also to `where`, so that a user's whole
+        # Rows show their canonical id (https://developer.mixpanel.com/reference/raw-event-export) — also to `where`, so that a user's whole
         # history is found by the id users are known by — and re-attributed rows keep the id they were
         # sent with in $distinct_id_before_identity.
         sql = f"""

@@ -244,8 +244,8 @@ def _fold_profiles(conn: duckdb.DuckDBPyConnection) -> None:
 
 
 def resolve_profile_updates(conn: duckdb.DuckDBPyConnection, updates: list[ProfileUpdate]) -> list[ProfileUpdate]:
-    """Original ID Merge: an update sent to any id of a cluster goes to the canonical id's profile (§8.2).
-    Simplified keeps profiles on the id they were sent to: device profiles are not carried over (§8.1)."""
+    """Original ID Merge: an update sent to any id of a cluster goes to the canonical id's profile (https://docs.mixpanel.com/docs/tracking-methods/id-management/identifying-users-original).
+    Simplified keeps profiles on the id they were sent to: device profiles are not carried over (https://docs.mixpanel.com/docs/tracking-methods/id-management/identifying-users-simplified)."""
     if not updates:
         return updates
     keys = sorted({(u.project_id, u.key[0]) for u in updates})

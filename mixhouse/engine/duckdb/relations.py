@@ -1,6 +1,6 @@
 """The event relation every analysis reads: one project, a time range, identities resolved to their
-canonical id, and `$insert_id` duplicates collapsed to the most recently ingested copy (reference
-§7.3, §8.3). Raw export reads the table directly instead: it shows events as they were sent."""
+canonical id, and `$insert_id` duplicates collapsed to the most recently ingested copy (
+https://developer.mixpanel.com/reference/event-deduplication; identities resolved as Mixpanel's reports do). Raw export reads the table directly instead: it shows events as they were sent."""
 
 from __future__ import annotations
 

@@ -72,7 +72,7 @@ CREATE TABLE IF NOT EXISTS identity_links (
 );
 
 -- Rows hidden from analyses because a later-ingested copy has the same dedup key (event,
--- distinct_id, time, $insert_id; reference §7.3). Filled by the writer as copies arrive, so queries
+-- distinct_id, time, $insert_id; https://developer.mixpanel.com/reference/event-deduplication). Filled by the writer as copies arrive, so queries
 -- collapse duplicates with an anti-join on this (small) table instead of a window over every row.
 CREATE TABLE IF NOT EXISTS superseded_events (
     project_id BIGINT NOT NULL,

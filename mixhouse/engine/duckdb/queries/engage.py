@@ -74,7 +74,7 @@ def profiles_relation(conn: duckdb.DuckDBPyConnection, project_id: int, group_ke
         )
     else:
         # Profiles are stored under the canonical id already: Original ID Merge folds them into the
-        # cluster's profile as merges happen; Simplified never carries a device profile over (§8.1).
+        # cluster's profile as merges happen; Simplified never carries a device profile over (https://docs.mixpanel.com/docs/tracking-methods/id-management/identifying-users-simplified).
         sql = "SELECT distinct_id, properties FROM profiles WHERE project_id = $pp_project"
     return Relation(sql, params)
 
