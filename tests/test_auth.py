@@ -22,6 +22,9 @@ from mixhouse.domain.project import Role
 from tests.conftest import today
 from tests.server import API_KEY, PROJECT_ID, SA_SECRET, SA_USER, SECRET, TOKEN, ServerProcess, seed_catalog
 
+# Reads the clock ("today", "now"): also run at other hours by `make test` (scripts/at-time).
+pytestmark = pytest.mark.clock
+
 OTHER_ID = 5151
 OTHER_TOKEN = "TOKEN5151"
 OTHER_SECRET = "s3cr3t>>?~~~"  # base64 "czNjcjN0Pj4/fn5+", URL-safe "czNjcjN0Pj4_fn5-"

@@ -17,6 +17,9 @@ import pytest
 from tests.conftest import today
 from tests.server import ServerProcess, free_port
 
+# Reads the clock ("today", "now"): also run at other hours by `make test` (scripts/at-time).
+pytestmark = pytest.mark.clock
+
 MIXHOUSE = Path(sys.executable).parent / "mixhouse"  # the console script `pip install -e .` made
 
 

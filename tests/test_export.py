@@ -17,6 +17,9 @@ from mixhouse.domain.project import TimeMode
 from tests.conftest import today
 from tests.server import SECRET, ServerProcess, seed_catalog
 
+# Reads the clock ("today", "now"): also run at other hours by `make test` (scripts/at-time).
+pytestmark = pytest.mark.clock
+
 LA_ID, LA_SECRET = 6161, "SECRET-LA"  # America/Los_Angeles, times exported in project time (pre-2023 projects)
 TOKYO_ID, TOKYO_SECRET = 6262, "SECRET-TOKYO"  # Asia/Tokyo, but true UTC times and UTC dates (newer projects)
 

@@ -7,9 +7,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.funnel_helpers import AUTH, load, query, save_funnel
 from tests.server import PROJECT_ID, ServerProcess
+
+# Reads the clock ("today", "now"): also run at other hours by `make test` (scripts/at-time).
+pytestmark = pytest.mark.clock
 
 APP = f"/api/app/projects/{PROJECT_ID}/funnels"
 T0 = 1_704_880_800_000  # 2024-01-10 10:00 UTC

@@ -20,6 +20,9 @@ import pytest
 from tests.conftest import export
 from tests.server import SECRET, TOKEN, ServerProcess
 
+# Reads the clock ("today", "now"): also run at other hours by `make test` (scripts/at-time).
+pytestmark = pytest.mark.clock
+
 Event = dict[str, Any]
 
 

@@ -13,6 +13,9 @@ import pytest
 from tests.server import PROJECT_ID, SA_SECRET, SA_USER, ServerProcess, seed_catalog
 from tests.test_query_engage import add_project, import_events
 
+# Reads the clock ("today", "now"): also run at other hours by `make test` (scripts/at-time).
+pytestmark = pytest.mark.clock
+
 AUTH = (SA_USER, SA_SECRET)
 BOOKMARKS = f"/api/app/projects/{PROJECT_ID}/bookmarks"
 DAY = 86400

@@ -18,6 +18,9 @@ import pytest
 
 from tests.server import ServerProcess, seed_catalog
 
+# Reads the clock ("today", "now"): also run at other hours by `make test` (scripts/at-time).
+pytestmark = pytest.mark.clock
+
 PROJECT, TOKEN, SECRET, API_KEY = 7301, "V2-TOKEN", "V2-SECRET", "V2-APIKEY"
 
 

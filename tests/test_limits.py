@@ -26,6 +26,9 @@ from mixhouse.errors import BadRequest, RateLimited
 from tests.conftest import today
 from tests.server import PROJECT_ID, SA_SECRET, SA_USER, SECRET, TOKEN, ServerProcess, seed_catalog
 
+# Reads the clock ("today", "now"): also run at other hours by `make test` (scripts/at-time).
+pytestmark = pytest.mark.clock
+
 NAMES = "/api/2.0/events/names"
 
 

@@ -8,6 +8,9 @@ import pytest
 
 from mixhouse.engine.duckdb.localtime import local_timestamp_sql, offset_segments
 
+# Reads the clock ("today", "now"): also run at other hours by `make test` (scripts/at-time).
+pytestmark = pytest.mark.clock
+
 ZONES = ["America/New_York", "Europe/London", "Australia/Lord_Howe", "Asia/Kathmandu", "America/Sao_Paulo", "UTC"]
 START_MS = 1_577_836_800_000  # 2020-01-01
 END_MS = 1_735_689_600_000  # 2025-01-01

@@ -15,6 +15,9 @@ import pytest
 
 from tests.server import ServerProcess, seed_catalog
 
+# Reads the clock ("today", "now"): also run at other hours by `make test` (scripts/at-time).
+pytestmark = pytest.mark.clock
+
 PROJECT, TOKEN, SECRET = 7401, "EV-TOKEN", "EV-SECRET"
 AUTH = (SECRET, "")
 

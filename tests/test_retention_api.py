@@ -6,9 +6,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.funnel_helpers import AUTH, load, query
 from tests.server import PROJECT_ID, ServerProcess
+
+# Reads the clock ("today", "now"): also run at other hours by `make test` (scripts/at-time).
+pytestmark = pytest.mark.clock
 
 
 def _get(base: str, path: str, **params: Any) -> httpx.Response:

@@ -21,6 +21,9 @@ from mixhouse.engine.duckdb import DuckDBEngine
 from tests.conftest import export
 from tests.server import API_KEY, PROJECT_ID, SA_SECRET, SA_USER, SECRET, TOKEN, ServerProcess
 
+# Reads the clock ("today", "now"): also run at other hours by `make test` (scripts/at-time).
+pytestmark = pytest.mark.clock
+
 JAN_1_2024 = 1704067200
 
 

@@ -8,8 +8,12 @@ import uuid
 from datetime import UTC, datetime
 
 import httpx
+import pytest
 
 from tests.server import PROJECT_ID, SA_SECRET, SA_USER, SECRET, ServerProcess
+
+# Reads the clock ("today", "now"): also run at other hours by `make test` (scripts/at-time).
+pytestmark = pytest.mark.clock
 
 
 def _linked_events(server: ServerProcess) -> tuple[str, str, str]:
