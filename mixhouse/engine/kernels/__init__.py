@@ -50,8 +50,12 @@ def ready() -> bool:
 
 
 def cached() -> bool:
-    """Whether numba's cache holds compiled kernels (an index file per kernel, next to the source)."""
-    return any((Path(__file__).parent / "__pycache__").glob("*.nbi"))
+    """Whether numba's cache holds compiled kernels: an index file per kernel, next to the source, or
+    under NUMBA_CACHE_DIR (in a folder named after the source's path) when that is set."""
+    user_dir = os.environ.get("NUMBA_CACHE_DIR")
+    if user_dir:
+        return any(Path(user_dir).glob("**/kernels/funnel.*.nbi"))
+    return any((Path(__file__).parent / "__pycache__").glob("funnel.*.nbi"))
 
 
 def warm_in_background() -> None:
