@@ -4,6 +4,7 @@ creates and prints a default project and service account that work."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -205,3 +206,59 @@ def test_serve_on_an_empty_data_dir_prints_working_credentials(tmp_path: Path) -
     assert "created" not in again.log_path.read_text()
     listed = mixhouse("projects", "list", "--data-dir", str(data_dir))
     assert [p["id"] for p in listed] == [project["id"]]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(MIXHOUSE), *args], capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["serve", "--port", "99999"], "'--port': 99999 is not in the range 1<=x<=65535"),
+        (["serve", "--log-level", "loud"], "'--log-level': 'loud' is not one of"),
+        (["projects", "create", "--residency", "moon"], "'--residency': 'moon' is not one of 'us', 'eu', 'in'"),
+        (["projects", "create", "--id", "-5"], "'--id': -5 is not in the range"),
+        (["service-accounts", "create", "--username", "u", "--project", "0"], "'--project': 0 is not in the range"),
+        (["projects", "nonsense"], "No such command 'nonsense'"),
+    ],
+)
+def test_nonsense_options_are_one_line_usage_errors(tmp_path: Path, args: list[str], says: str) -> None:
+    data_dir = tmp_path / "data"
+    result = run_cli(*args[:2], "--data-dir", str(data_dir), *args[2:]) if args[0] != "serve" else run_cli(*args)
+    assert result.returncode == 2, result
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("mixhouse: error: "), result.stderr
+    assert says in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert not data_dir.exists()  # nothing created by a refused command
+
+
+def test_a_mistyped_data_dir_is_an_error_not_a_new_store(tmp_path: Path) -> None:
+    missing = tmp_path / "dtaa"
+    for args in (
+        ["projects", "list"],
+        ["projects", "set-rate-limits", "--id", "1", "none"],
+        ["service-accounts", "create", "--username", "u", "--project", "1"],
+    ):
+        result = run_cli(*args[:2], "--data-dir", str(missing), *args[2:])
+        assert result.returncode == 1, result
+        assert orjson.loads(result.stdout) == {
+            "error": f"no mixhouse data dir at {missing} (create one with `mixhouse projects create` or `mixhouse serve`)"
+        }
+        assert not missing.exists()
+    # The commands that create a data dir say so.
+    created = run_cli("projects", "create", "--data-dir", str(missing), "--id", "7")
+    assert created.returncode == 0 and f"creating a new data dir at {missing}" in created.stderr
+
+
+def test_version_and_masked_secrets(tmp_path: Path) -> None:
+    version = run_cli("--version")
+    assert version.returncode == 0 and re.fullmatch(r"mixhouse \d+\.\d+\.\d+\n", version.stdout)
+    data_dir = tmp_path / "data"
+    create_project(data_dir, 4242, "TOKEN123", "SECRET123")
+    listed = run_cli("projects", "list", "--data-dir", str(data_dir))
+    assert "TOKEN123" not in listed.stdout and "SECRET123" not in listed.stdout
+    (project,) = orjson.loads(listed.stdout)
+    assert project["token"] == project["api_secret"] == project["api_key"] == "********"
+    shown = orjson.loads(run_cli("projects", "list", "--data-dir", str(data_dir), "--show-secrets").stdout)
+    assert (shown[0]["token"], shown[0]["api_secret"]) == ("TOKEN123", "SECRET123")
