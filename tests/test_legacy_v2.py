@@ -16,6 +16,7 @@ import httpx
 import orjson
 import pytest
 
+from mixhouse.catalog import Catalog
 from tests.server import ServerProcess, seed_catalog
 
 # Reads the clock ("today", "now"): also run at other hours by `make test` (scripts/at-time).
@@ -230,3 +231,42 @@ def test_errors_are_jsonp_too(v2: ServerProcess) -> None:
     response = get(v2, "events", params)
     assert response.status_code == 400
     assert response.text.startswith('cb({"request":') and '"error":"Invalid parameter: unit"' in response.text
+
+
+# -- the signature on every v2 endpoint, raw export included ----------------------------------------
+
+
+def test_signed_export_without_authorization(v2: ServerProcess) -> None:
+    params = signed({"from_date": utc_day(1), "to_date": utc_day(0), "event": '["splash features"]'})
+    response = get(v2, "export", params)
+    assert response.status_code == 200, response.text
+    rows = [orjson.loads(line) for line in response.content.splitlines()]
+    assert sorted(r["properties"]["feature"] for r in rows) == ["a", "b", "b"]
+    params["sig"] = "0" * 32
+    _error(get(v2, "export", params), 400, "Invalid request signature")
+    unsigned = {"from_date": utc_day(1), "to_date": utc_day(0), "api_key": API_KEY}
+    _error(get(v2, "export", unsigned), 400, "Missing required parameter: sig")
+
+
+@pytest.mark.parametrize("path", ["export", "events/top", "funnels/list", "engage", "retention"])
+def test_every_v2_endpoint_takes_a_signature(v2: ServerProcess, path: str) -> None:
+    params = signed({"from_date": utc_day(1), "to_date": utc_day(0), "born_event": "splash features"})
+    response = get(v2, path, params)
+    assert response.status_code == 200, response.text
+    params["expire"] = str(int(time.time()) - 5)
+    params["sig"] = sign(params)
+    _error(get(v2, path, params), 400, "Expired request")
+
+
+def test_the_rate_limiter_counts_signed_requests(v2: ServerProcess) -> None:
+    catalog = Catalog(v2.data_dir)
+    catalog.set_rate_limits(PROJECT, '{"export": {"per_minute": 2}, "query": {"per_minute": 2}}')
+    try:
+        export = signed({"from_date": utc_day(0), "to_date": utc_day(0)})
+        assert [get(v2, "export", export).status_code for _ in range(3)] == [200, 200, 429]
+        top = signed({"type": "general"})
+        answers = [get(v2, "events/top", top) for _ in range(3)]
+        assert [r.status_code for r in answers] == [200, 200, 429]
+        assert "Retry-After" in answers[2].headers
+    finally:
+        catalog.set_rate_limits(PROJECT, "none")

@@ -113,7 +113,7 @@ def _authenticated_project(catalog: Catalog, api: Api, path: str, headers: Heade
         if project is None or not authorization:
             raise BadRequest("no project")
         return project
-    if api in (Api.QUERY, Api.JQL):
+    if api in (Api.QUERY, Api.JQL, Api.EXPORT):  # Basic credentials or a v2 signature
         return authenticate_query(catalog, authorization, params).project
     project_id = params.get("project_id")
     match = _APP_PROJECT.match(path)

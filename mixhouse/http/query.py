@@ -36,7 +36,8 @@ def _render(request: Request, params: dict[str, str], payload: Any) -> Response:
     return json_response(payload)
 
 
-def _caller(request: Request, params: dict[str, str]) -> Caller:
+def read_caller(request: Request, params: dict[str, str]) -> Caller:
+    """The caller of a read endpoint (Query API or raw export): Basic credentials, or a v2 signature."""
     authorization = request.headers.get("authorization")
     # A v2 request (api_key, no Authorization header) without its signature: v2's own error.
     if "api_key" in params and "sig" not in params and not (authorization or "").strip():
@@ -48,7 +49,7 @@ def query_endpoint(handler: QueryHandler) -> Callable[[Request], Any]:
     async def endpoint(request: Request) -> Response:
         incoming = await read_incoming(request)
         request.state.params = incoming.params
-        caller = _caller(request, incoming.params)
+        caller = read_caller(request, incoming.params)
         ctx = QueryContext(caller, incoming.params, request.app.state.engine, request.app.state.catalog)
         payload = await run_in_threadpool(handler, ctx)
         return _render(request, incoming.params, payload)
