@@ -12,11 +12,14 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
+import httpx
 import mixpanel
 import orjson
 import pytest
 from mixpanel import BufferedConsumer, Consumer, Mixpanel, MixpanelException, ServiceAccountCredentials
 
+from mixhouse.catalog import Catalog
+from mixhouse.domain.project import IdMerge
 from mixhouse.engine.duckdb import DuckDBEngine
 from tests.conftest import export
 from tests.server import API_KEY, PROJECT_ID, SA_SECRET, SA_USER, SECRET, TOKEN, ServerProcess
@@ -218,3 +221,31 @@ def test_buffered_consumer_imports(server: ServerProcess) -> None:
     rows = exported(server, name)
     assert [r["properties"]["i"] for r in rows] == [0, 1, 2, 3, 4]
     assert all(r["properties"]["$import"] is True for r in rows)
+
+
+def test_merge_without_time_merges_in_an_original_id_merge_project(server: ServerProcess) -> None:
+    # The SDK's merge() sends {"$distinct_ids": [a, b], "token": ...} and no time (nor an $insert_id).
+    project_id, token, secret = 5151, "ORIGINAL-MERGE-TOKEN", "ORIGINAL-MERGE-SECRET"
+    Catalog(server.data_dir).create_project(
+        project_id=project_id, token=token, secret=secret, api_key="ORIGINAL-MERGE-KEY", id_merge=IdMerge.ORIGINAL
+    )
+    mp = Mixpanel(token, consumer=Consumer(**urls(server)))
+    for distinct_id in ("merge-left", "merge-right"):
+        mp.import_data(None, distinct_id, "Merged Visit", JAN_1_2024 + 3600, api_secret=secret)
+
+    def uniques() -> int:
+        response = httpx.get(
+            f"{server.url}/api/query/segmentation",
+            params={"event": "Merged Visit", "from_date": "2024-01-01", "to_date": "2024-01-01", "type": "unique"},
+            auth=(secret, ""),
+        )
+        assert response.status_code == 200, response.text
+        return int(response.json()["data"]["values"]["Merged Visit"]["2024-01-01"])
+
+    assert uniques() == 2
+    before = time.time()
+    mp.merge(None, "merge-left", "merge-right", api_secret=secret)
+    assert uniques() == 1
+    [merge] = export(server.url, project_id=project_id, auth=(secret, ""), event='["$merge"]')
+    assert int(before) <= merge["properties"]["time"] <= time.time()
+    assert merge["properties"]["$distinct_ids"] == ["merge-left", "merge-right"]

@@ -216,7 +216,9 @@ def _prepare_one(record: Any, project_for: ProjectFor, ctx: IngestContext) -> St
     now = ctx.received_ms
     if "time" in props and props["time"] is not None:
         time_ms = time_to_ms(props["time"])
-    elif ctx.endpoint is Endpoint.TRACK:
+    elif ctx.endpoint is Endpoint.TRACK or name in IDENTITY_EVENTS:
+        # Identity events need no time: Mixpanel's own $merge example has none, nor does the PyPI
+        # SDK's merge(). They take their arrival time, as /track events do.
         time_ms = now
     else:
         raise _Invalid("properties.time", "'properties.time' is invalid: must not be missing")
