@@ -204,3 +204,36 @@ def test_merged_ids_under_an_expression_that_reads_the_id(server: ServerProcess)
     assert [s["count"] for s in day["mid-user"]] == [1, 1]
     plain = query(server.url, "funnels", funnel_id=fid, from_date="2024-01-10", to_date="2024-01-10")
     assert [s["count"] for s in plain["data"]["2024-01-10"]["steps"]] == [1, 1]
+
+
+def test_windows_in_weeks_and_months(server: ServerProcess) -> None:
+    # A week is 7 days, a month 30 days, from each entry (the 90-day cap applies: 12 weeks, 3 months).
+    day = 86_400_000
+    load(
+        server.url,
+        [
+            {"event": "wm-A", "distinct_id": "wm1", "time": T0},
+            {"event": "wm-B", "distinct_id": "wm1", "time": T0 + 6 * day},  # in 1 week
+            {"event": "wm-A", "distinct_id": "wm2", "time": T0},
+            {"event": "wm-B", "distinct_id": "wm2", "time": T0 + 8 * day},  # in 2 weeks, in 1 month
+            {"event": "wm-A", "distinct_id": "wm3", "time": T0},
+            {"event": "wm-B", "distinct_id": "wm3", "time": T0 + 31 * day},  # in 2 months only
+        ],
+    )
+    fid = save_funnel(server.url, {"name": "wm", "steps": ["wm-A", "wm-B"], "length": 1, "length_unit": "week"})
+    dates: dict[str, Any] = {"from_date": "2024-01-10", "to_date": "2024-01-10"}
+
+    def converted(**window: Any) -> int:
+        return int(query(server.url, "funnels", funnel_id=fid, **window, **dates)["data"]["2024-01-10"]["steps"][1]["count"])
+
+    assert converted() == 1  # the saved window, 1 week
+    assert converted(length=2, length_unit="week") == 2
+    assert converted(length=1, length_unit="month") == 2
+    assert converted(length=2, length_unit="month") == 3
+    assert converted(length=12, length_unit="week") == 3
+    assert _get(server.url, "funnels", funnel_id=fid, length=13, length_unit="week", **dates).status_code == 400
+    assert _get(server.url, "funnels", funnel_id=fid, length=4, length_unit="month", **dates).status_code == 400
+    saved = httpx.post(
+        server.url + APP, json={"name": "m", "steps": ["a", "b"], "length": 3, "length_unit": "month"}, auth=AUTH
+    )
+    assert saved.status_code == 200 and saved.json()["results"]["length_unit"] == "month"

@@ -36,10 +36,22 @@ class LengthUnit(StrEnum):
     MINUTE = "minute"
     HOUR = "hour"
     DAY = "day"
+    WEEK = "week"
+    MONTH = "month"  # 30 days: the window is a fixed length from each entry, not a calendar month
 
     @property
     def ms(self) -> int:
-        return {"second": 1_000, "minute": 60_000, "hour": 3_600_000, "day": 86_400_000}[self.value]
+        return _UNIT_MS[self.value]
+
+
+_UNIT_MS = {
+    "second": 1_000,
+    "minute": 60_000,
+    "hour": 3_600_000,
+    "day": 86_400_000,
+    "week": 7 * 86_400_000,
+    "month": 30 * 86_400_000,
+}
 
 
 class Counting(StrEnum):
