@@ -224,7 +224,9 @@ def test_windows_in_weeks_and_months(server: ServerProcess) -> None:
     dates: dict[str, Any] = {"from_date": "2024-01-10", "to_date": "2024-01-10"}
 
     def converted(**window: Any) -> int:
-        return int(query(server.url, "funnels", funnel_id=fid, **window, **dates)["data"]["2024-01-10"]["steps"][1]["count"])
+        return int(
+            query(server.url, "funnels", funnel_id=fid, **window, **dates)["data"]["2024-01-10"]["steps"][1]["count"]
+        )
 
     assert converted() == 1  # the saved window, 1 week
     assert converted(length=2, length_unit="week") == 2

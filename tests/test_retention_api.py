@@ -69,3 +69,53 @@ def test_trailing_intervals_that_have_not_begun_are_left_out(server: ServerProce
     assert len(got[today.isoformat()]["counts"]) == 1  # only interval 0 has begun for today's cohort
     assert len(got[yesterday.isoformat()]["counts"]) == 2
     assert sum(cell["first"] for cell in got.values()) == 2
+
+
+def _v2(base: str, path: str, **params: Any) -> httpx.Response:
+    return httpx.get(f"{base}/api/2.0/{path}", params={"project_id": PROJECT_ID, **params}, auth=AUTH, timeout=30)
+
+
+def _load_three_days(base: str) -> tuple[str, str]:
+    """v2r1 active on each of the last three days (24 h apart), v2r2 only two days ago: (first, last) day."""
+    now_ms = int(time.time() * 1000) - 1000
+    day = 86_400_000
+    load(
+        base,
+        [
+            {"event": "v2r", "distinct_id": "v2r1", "time": now_ms - 2 * day},
+            {"event": "v2r", "distinct_id": "v2r1", "time": now_ms - day},
+            {"event": "v2r", "distinct_id": "v2r1", "time": now_ms},
+            {"event": "v2r", "distinct_id": "v2r2", "time": now_ms - 2 * day},
+        ],
+    )
+    last = datetime.fromtimestamp(now_ms / 1000, UTC).date()
+    return (last - timedelta(days=2)).isoformat(), last.isoformat()
+
+
+def test_v2_form_on_retention_counts_back_from_now(server: ServerProcess) -> None:
+    first, last = _load_three_days(server.url)
+    v2 = _v2(server.url, "retention", event='["v2r"]', type="unique", unit="day", interval=3)
+    assert v2.status_code == 200, v2.text
+    explicit = _v2(server.url, "events/retention", event='["v2r"]', unit="day", from_date=first, to_date=last)
+    assert v2.json() == explicit.json()
+    values = v2.json()["data"]["v2r"]["values"]
+    assert values[first] == {"1 days later": 0.5, "2 days later": 0.5}
+    # Today's form still needs its dates and born_event.
+    assert _v2(server.url, "retention", born_event="v2r", unit="day", interval=3).status_code == 400
+
+
+def test_v2_events_retention_as_csv(server: ServerProcess) -> None:
+    first, last = _load_three_days(server.url)
+    params = {"event": '["v2r"]', "unit": "day", "from_date": first, "to_date": last}
+    as_json = _v2(server.url, "events/retention", **params).json()["data"]["v2r"]
+    response = _v2(server.url, "events/retention", format="csv", **params)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/csv")
+    rows = [line.split(",") for line in response.text.splitlines()]
+    assert rows[0] == ["event", "date", *as_json["series"]]
+    assert rows[1] == ["v2r", first, "0.5", "0.5"]
+    assert rows[1:] == [
+        ["v2r", day, *(repr(ratios[s]) if s in ratios else "" for s in as_json["series"])]
+        for day, ratios in as_json["values"].items()
+    ]
+    assert _v2(server.url, "events/retention", format="xml", **params).status_code == 400

@@ -6,12 +6,14 @@ Rules and every [I] choice: docs/query-funnels-retention.md."""
 from __future__ import annotations
 
 import calendar
+import csv
+import io
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
 from mixhouse.domain.dates import today_in
-from mixhouse.domain.query.context import QueryContext
+from mixhouse.domain.query.context import CsvReply, QueryContext
 from mixhouse.domain.query.funnels import OVERALL, _dates
 from mixhouse.domain.query.params import (
     CountType,
@@ -23,6 +25,7 @@ from mixhouse.domain.query.params import (
     parse_event_names,
     parse_int,
 )
+from mixhouse.domain.query.segmentation import wants_csv
 from mixhouse.errors import BadRequest, MissingParameter
 from mixhouse.expr import Scope, compile_filter, compile_segment_key, parse
 
@@ -135,7 +138,19 @@ def _bool(ctx: QueryContext, name: str) -> bool:
     return raw in ("true", "1")
 
 
-def retention(ctx: QueryContext) -> dict[str, Any]:
+def is_v2_form(ctx: QueryContext) -> bool:
+    """v2's retention on `/retention`: `unit` + `interval` counted back from now, no dates, no born_event."""
+    return (
+        get(ctx.params, "from_date") is None
+        and get(ctx.params, "to_date") is None
+        and get(ctx.params, "born_event") is None
+        and get(ctx.params, "interval") is not None
+    )
+
+
+def retention(ctx: QueryContext) -> dict[str, Any] | CsvReply:
+    if is_v2_form(ctx):
+        return event_retention(ctx)
     span = _dates(ctx)
     kind = (get(ctx.params, "retention_type") or "birth").strip().lower()
     if kind not in ("birth", "compounded"):
@@ -247,8 +262,9 @@ def addiction(ctx: QueryContext) -> dict[str, Any]:
 MAX_V2_PERIODS = 400
 
 
-def event_retention(ctx: QueryContext) -> dict[str, Any]:
+def event_retention(ctx: QueryContext) -> dict[str, Any] | CsvReply:
     """v2 `events/retention`: per event and cohort period, the share of its users active k periods later."""
+    csv_wanted = wants_csv(ctx.params)
     names = parse_event_names(ctx.params, "event")
     if not names:
         raise MissingParameter("event")
@@ -287,4 +303,18 @@ def event_retention(ctx: QueryContext) -> dict[str, Any]:
             "series": [label.format(k) for k in range(1, len(periods))],
             "values": values,
         }
+    if csv_wanted:
+        return _event_retention_csv(data)
     return {"data": data, "meta": {"unit": unit.value}}
+
+
+def _event_retention_csv(data: dict[str, Any]) -> CsvReply:
+    """One row per event and cohort period, one column per "k units later" (empty where not yet elapsed)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    series: list[str] = max((d["series"] for d in data.values()), key=len, default=[])
+    writer.writerow(["event", "date", *series])
+    for name, d in data.items():
+        for period, ratios in d["values"].items():
+            writer.writerow([name, period, *(repr(ratios[label]) if label in ratios else "" for label in series)])
+    return CsvReply(out.getvalue())
