@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from mixhouse.errors import BadRequest, MissingParameter
 
 
-def parse_date(name: str, value: str | None) -> date:
+# Exactly yyyy-mm-dd, as the docs write it: Python's fromisoformat alone also takes 20261201 and 2026-W48-1.
+_YYYY_MM_DD = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def parse_date(name: str, value: object) -> date:
     if value is None or value == "":
         raise MissingParameter(name)
+    text = value.strip() if isinstance(value, str) else ""
     try:
-        return date.fromisoformat(value.strip())
+        if not _YYYY_MM_DD.fullmatch(text):
+            raise ValueError(text)
+        return date.fromisoformat(text)
     except ValueError as exc:
         raise BadRequest(f"Invalid parameter: {name} must be a date in yyyy-mm-dd format, got {value!r}") from exc
 
