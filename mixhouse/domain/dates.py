@@ -8,7 +8,6 @@ from zoneinfo import ZoneInfo
 
 from mixhouse.errors import BadRequest, MissingParameter
 
-
 # Exactly yyyy-mm-dd, as the docs write it: Python's fromisoformat alone also takes 20261201 and 2026-W48-1.
 _YYYY_MM_DD = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
