@@ -614,3 +614,23 @@ def test_ip_property_is_consumed_and_ip_1_derives_a_distinct_id(server: ServerPr
     derived = rows["anon-0"]["distinct_id"]
     assert derived and derived == rows["anon-1"]["distinct_id"]
     assert rows["ip-0"]["distinct_id"] == ""
+
+
+@pytest.mark.parametrize(
+    ("host", "stored"),
+    [
+        ("[::1]:8080", "[::1]"),
+        ("[::1]", "[::1]"),
+        ("[2001:db8::7]:443", "[2001:db8::7]"),
+        ("api.example.com:8443", "api.example.com"),
+        ("api.example.com", "api.example.com"),
+        ("127.0.0.1:80", "127.0.0.1"),
+    ],
+)
+def test_mp_api_endpoint_is_the_host_without_its_port(server: ServerProcess, host: str, stored: str) -> None:
+    name = unique("host")
+    event = tracked(name, "host-user")
+    response = httpx.post(f"{server.url}/track", data={"data": orjson.dumps(event).decode()}, headers={"Host": host})
+    assert response.content == b"1"
+    [row] = exported(server, name)
+    assert row["properties"]["$mp_api_endpoint"] == stored

@@ -40,8 +40,20 @@ async def _commit(engine: Engine, batch: WriteBatch) -> None:
         await asyncio.wrap_future(engine.submit(batch))
 
 
+def api_host(header: str | None) -> str:
+    """The host of a `Host` header without its port: `api.example.com`, `127.0.0.1`, or an IPv6
+    literal in its brackets (`[::1]`), as it would be written in a URL."""
+    value = (header or "").strip()
+    if value.startswith("["):
+        end = value.find("]")
+        return value[: end + 1] if end > 0 else "127.0.0.1"
+    if value.count(":") == 1:
+        value = value.split(":", 1)[0]
+    return value or "127.0.0.1"
+
+
 def _context(request: Request, incoming: Incoming, endpoint: Endpoint) -> IngestContext:
-    host = (request.headers.get("host") or "").split(":")[0] or "127.0.0.1"
+    host = api_host(request.headers.get("host"))
     client = request.client.host if request.client else None
     return IngestContext(
         endpoint=endpoint,
