@@ -265,3 +265,18 @@ def test_import_with_only_api_key_is_the_npm_sdks_legacy_way_in(server: ServerPr
     assert len(exported.content.splitlines()) == 1
     # The api key is no read credential.
     assert httpx.get(f"{server.url}/api/2.0/export", params={"api_key": API_KEY}).status_code in (400, 401)
+
+
+@pytest.mark.parametrize("path", ["funnels/list", "funnels", "export", "segmentation", "engage"])
+def test_the_project_token_reads_nothing(server: ServerProcess, path: str) -> None:
+    # Mixpanel's Query and Export APIs take the secret or a service account; the token is public (it ships
+    # in every web page that tracks), so it only authenticates ingestion. The 401 says so.
+    params = {"from_date": "2024-01-01", "to_date": "2024-01-01", "funnel_id": "1", "event": "x"}
+    url = f"{server.url}/api/2.0/{path}"
+    refused = httpx.get(url, params=params, headers=basic(f"{TOKEN}:"))
+    assert refused.status_code == 401
+    assert refused.json()["error"] == (
+        "Unable to authenticate request: a project token authenticates ingestion only; "
+        "use the project's API secret or a service account"
+    )
+    assert httpx.get(url, params=params, headers=basic(f"{SECRET}:")).status_code != 401

@@ -23,6 +23,10 @@ from mixhouse.domain.project import Project, Role
 from mixhouse.errors import BadRequest, Forbidden, MissingParameter, Unauthorized
 
 AUTH_FAILED = "Unable to authenticate request: invalid credentials"
+TOKEN_CANNOT_READ = (
+    "Unable to authenticate request: a project token authenticates ingestion only; "
+    "use the project's API secret or a service account"
+)
 
 
 class Via(StrEnum):
@@ -161,6 +165,9 @@ def authenticate(
         project = catalog.project_by_token(credentials.user)
         via = Via.TOKEN
     if project is None:
+        if catalog.project_by_token(credentials.user) is not None:
+            # Mixpanel's read APIs take the secret or a service account, never the public token.
+            raise Unauthorized(TOKEN_CANNOT_READ)
         raise Unauthorized(AUTH_FAILED)
     if project_id is not None and project_id != project.id:
         raise Forbidden(f"these credentials are not valid for project {project_id}")
