@@ -143,6 +143,9 @@ def apply_update(current: dict[str, Any] | None, update: ProfileUpdate) -> dict[
                     props[k] = old + v
         elif op == "$append":
             for k, v in value.items():
+                if k == "$transactions" and isinstance(v, dict) and "$time" not in v:
+                    # A charge without its time (the PyPI SDK's track_charge sends none) is dated by the update.
+                    v = {**v, "$time": _iso_seconds(update.time_ms)}
                 props[k] = [*_as_list(props.get(k)), v]
         elif op == "$union":
             for k, values in value.items():
@@ -164,5 +167,9 @@ def apply_update(current: dict[str, Any] | None, update: ProfileUpdate) -> dict[
     if len(props) > MAX_PROFILE_PROPERTIES:
         props = dict(list(props.items())[:MAX_PROFILE_PROPERTIES])
     if wrote and not update.ignore_time and len(update.key) == 1:
-        props["$last_seen"] = datetime.fromtimestamp(update.time_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        props["$last_seen"] = _iso_seconds(update.time_ms)
     return props
+
+
+def _iso_seconds(time_ms: int) -> str:
+    return datetime.fromtimestamp(time_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S")

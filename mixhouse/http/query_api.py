@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from mixhouse.domain.query import cohorts, engage, events, funnels, insights, retention, segmentation, stream
+from mixhouse.domain.query import cohorts, engage, events, funnels, insights, retention, revenue, segmentation, stream
 from mixhouse.http.query import query_routes
 
 QUERY_ROUTES: list[Route] = [
@@ -31,6 +31,7 @@ QUERY_ROUTES: list[Route] = [
     *query_routes("events/retention", retention.event_retention),
     *query_routes("engage", engage.engage),
     *query_routes("engage/query", engage.engage),
+    *query_routes("engage/revenue", revenue.revenue),
     *query_routes("cohorts/list", cohorts.cohorts_list),
     *query_routes("stream/query", stream.stream_query),
     *query_routes("insights", insights.insights),

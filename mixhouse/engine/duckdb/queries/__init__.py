@@ -15,9 +15,10 @@ from mixhouse.domain.query import events as events_spec
 from mixhouse.domain.query import funnels as funnels_spec
 from mixhouse.domain.query import insights as insights_spec
 from mixhouse.domain.query import retention as retention_spec
+from mixhouse.domain.query import revenue as revenue_spec
 from mixhouse.domain.query import segmentation as segmentation_spec
 from mixhouse.domain.query import stream as stream_spec
-from mixhouse.engine.duckdb.queries import engage, events, funnels, insights, retention, segmentation, stream
+from mixhouse.engine.duckdb.queries import engage, events, funnels, insights, retention, revenue, segmentation, stream
 
 QueryFunction = Callable[[duckdb.DuckDBPyConnection, Any], Any]
 
@@ -38,4 +39,5 @@ HANDLERS: dict[type, QueryFunction] = {
     engage_spec.CohortCountSpec: engage.cohort_counts,
     stream_spec.StreamSpec: stream.stream_events,
     insights_spec.InsightsSpec: insights.insights_rows,
+    revenue_spec.RevenueSpec: revenue.transactions,
 }
