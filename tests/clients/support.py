@@ -166,6 +166,7 @@ VENVS = {
     "mixpanel-headless": VenvSpec("mixpanel-headless", ("mixpanel-headless==0.4.0", "typer<0.29")),
     "tap-mixpanel": VenvSpec("tap-mixpanel", ("tap-mixpanel==1.8.0",)),
     "airbyte-source-mixpanel": VenvSpec("airbyte-source-mixpanel", ("airbyte-source-mixpanel==4.0.2",)),
+    "pipelinewise-tap-mixpanel": VenvSpec("pipelinewise-tap-mixpanel", ("pipelinewise-tap-mixpanel==1.2.0",)),
 }
 # Which test module needs which venv: conftest starts the builds of the selected modules at collection time,
 # in parallel, so the slow ones (airbyte: ~1.5 min) overlap with the others and with the Node tests.
@@ -174,6 +175,7 @@ MODULE_VENVS = {
     "test_headless.py": "mixpanel-headless",
     "test_tap.py": "tap-mixpanel",
     "test_airbyte.py": "airbyte-source-mixpanel",
+    "test_pipelinewise_tap.py": "pipelinewise-tap-mixpanel",
 }
 _builds: dict[str, threading.Thread] = {}
 _errors: dict[str, str] = {}
