@@ -146,10 +146,11 @@ class VenvSpec:
 
     name: str
     pins: tuple[str, ...]
+    no_deps: tuple[str, ...] = ()  # installed after the pins with --no-deps: clients whose own pins no longer run
 
     @property
     def path(self) -> Path:
-        digest = hashlib.sha256("\n".join(self.pins).encode()).hexdigest()[:10]
+        digest = hashlib.sha256("\n".join(self.pins + self.no_deps).encode()).hexdigest()[:10]
         return VENVS_DIR / f"{self.name}-{digest}"
 
     @property
@@ -167,6 +168,11 @@ VENVS = {
     "tap-mixpanel": VenvSpec("tap-mixpanel", ("tap-mixpanel==1.8.0",)),
     "airbyte-source-mixpanel": VenvSpec("airbyte-source-mixpanel", ("airbyte-source-mixpanel==4.0.2",)),
     "pipelinewise-tap-mixpanel": VenvSpec("pipelinewise-tap-mixpanel", ("pipelinewise-tap-mixpanel==1.2.0",)),
+    # mixpanel-export pins requests 2.9.1, which no longer imports on Python 3.10+ (collections.MutableMapping):
+    # it goes in with --no-deps, next to a current requests.
+    "v2-clients": VenvSpec(
+        "v2-clients", ("mixpanel-query-py==0.1.9", "requests==2.32.3"), no_deps=("mixpanel-export==0.2.post7",)
+    ),
 }
 # Which test module needs which venv: conftest starts the builds of the selected modules at collection time,
 # in parallel, so the slow ones (airbyte: ~1.5 min) overlap with the others and with the Node tests.
@@ -176,6 +182,7 @@ MODULE_VENVS = {
     "test_tap.py": "tap-mixpanel",
     "test_airbyte.py": "airbyte-source-mixpanel",
     "test_pipelinewise_tap.py": "pipelinewise-tap-mixpanel",
+    "test_v2_clients.py": "v2-clients",
 }
 _builds: dict[str, threading.Thread] = {}
 _errors: dict[str, str] = {}
@@ -196,12 +203,15 @@ def _build(spec: VenvSpec) -> None:
                 [sys.executable, "-m", "venv", "--clear", str(spec.path)],
                 [str(spec.python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *spec.pins],
             ]
+            if spec.no_deps:
+                pip = [str(spec.python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps"]
+                steps.append([*pip, *spec.no_deps])
             for step in steps:
                 done = subprocess.run(step, stdout=out, stderr=subprocess.STDOUT, timeout=VENV_BUILD_TIMEOUT_S)
                 if done.returncode != 0:
                     raise RuntimeError(f"building the {spec.name} venv failed: see {log}")
             out.write(f"built in {time.monotonic() - started:.1f}s\n")
-        (spec.path / ".ready").write_text("\n".join(spec.pins) + "\n")
+        (spec.path / ".ready").write_text("\n".join(spec.pins + spec.no_deps) + "\n")
 
 
 def _build_recording(spec: VenvSpec) -> None:
