@@ -120,3 +120,28 @@ def test_post_form_and_json_and_service_account(events_server: ServerProcess) ->
 def test_wrong_credentials(events_server: ServerProcess) -> None:
     response = httpx.get(f"{events_server.url}/api/query/events/top", auth=("nope", ""))
     assert response.status_code == 401
+
+
+def test_properties_top_leaves_out_the_servers_bookkeeping(events_server: ServerProcess) -> None:
+    # Every stored event carries $insert_id and what the server adds ($mp_api_*, mp_processing_time_ms,
+    # $import on /import): counted, they would fill the top of every list. What the sender sent stays,
+    # SDK-set properties such as mp_lib included.
+    now_ms = int(datetime.now(UTC).timestamp() * 1000) - 60_000
+    sent = [
+        {"event": "top-props", "properties": {"distinct_id": f"tp{i}", "time": now_ms, "$insert_id": f"tp-{i}",
+                                              "mp_lib": "python", "color": "red", **({"size": i} if i else {})}}
+        for i in range(3)
+    ]  # fmt: skip
+    assert httpx.post(f"{events_server.url}/import", json=sent, auth=AUTH).status_code == 200
+    url = f"{events_server.url}/api/2.0/events/properties/top"
+    top = httpx.get(url, params={"event": "top-props", "limit": "3"}, auth=AUTH).json()
+    assert top == {"color": {"count": 3}, "mp_lib": {"count": 3}, "size": {"count": 2}}
+    everything = httpx.get(url, params={"event": "top-props", "limit": "100"}, auth=AUTH).json()
+    assert set(everything) == {"color", "mp_lib", "size"}
+    # they are still there for filters and breakdowns
+    values = httpx.get(
+        f"{events_server.url}/api/2.0/events/properties/values",
+        params={"event": "top-props", "name": "$mp_api_endpoint"},
+        auth=AUTH,
+    ).json()
+    assert values == ["127.0.0.1"]

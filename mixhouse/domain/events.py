@@ -57,6 +57,10 @@ DISALLOWED_IDS = frozenset(
 _INSERT_ID = re.compile(r"[A-Za-z0-9-]{1,36}")
 # Properties the server consumes instead of storing.
 _CONSUMED = frozenset({"time", "distinct_id", "token", "ip"})
+# What the server adds to every event (and the dedup key): bookkeeping, left out of property discovery.
+SERVER_ADDED = frozenset(
+    {"$insert_id", "$import", "$mp_api_endpoint", "$mp_api_timestamp_ms", "$mp_event_size", "mp_processing_time_ms"}
+)
 
 
 class Endpoint(StrEnum):

@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from mixhouse.domain.dates import day_start_ms, today_in
+from mixhouse.domain.events import SERVER_ADDED
 from mixhouse.domain.project import Project
 from mixhouse.domain.query.context import QueryContext
 from mixhouse.domain.query.engage import profile_scope
@@ -80,6 +81,7 @@ class PropertyNamesSpec:
     end_ms: int
     events: tuple[str, ...] | None
     limit: int
+    hidden: tuple[str, ...] = ()  # names left out before the limit applies
 
 
 @dataclass(frozen=True)
@@ -229,7 +231,16 @@ def event_properties_top(ctx: QueryContext) -> dict[str, dict[str, int]]:
     params, project = ctx.params, ctx.project
     span = discovery_range(params, project)
     parse_enum(params, "type", CountType, CountType.GENERAL)
-    spec = PropertyNamesSpec(project.id, span.start_ms, span.end_ms, _optional_event(params), _limit(params, 10))
+    # The server's bookkeeping on every event ($insert_id, $mp_api_*, mp_processing_time_ms...) is left out,
+    # or it would fill the top of every list (docs/query-segmentation.md).
+    spec = PropertyNamesSpec(
+        project.id,
+        span.start_ms,
+        span.end_ms,
+        _optional_event(params),
+        _limit(params, 10),
+        hidden=tuple(sorted(SERVER_ADDED)),
+    )
     rows: list[tuple[str, int]] = ctx.engine.query(spec)
     return {name: {"count": count} for name, count in rows}
 

@@ -62,9 +62,10 @@ def property_names(conn: duckdb.DuckDBPyConnection, spec: PropertyNamesSpec) -> 
     )
     sql = f"""
         SELECT name, count(*) AS n FROM (SELECT unnest(json_keys(properties)) AS name FROM ({rel.sql}))
+        WHERE NOT list_contains(CAST($hidden AS VARCHAR[]), name)
         GROUP BY name ORDER BY n DESC, name LIMIT $limit
     """
-    rows = conn.execute(sql, {**rel.params, "limit": spec.limit}).fetchall()
+    rows = conn.execute(sql, {**rel.params, "limit": spec.limit, "hidden": list(spec.hidden)}).fetchall()
     return [(r[0], int(r[1])) for r in rows]
 
 
