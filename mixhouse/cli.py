@@ -96,8 +96,21 @@ def _log_to_stderr(level: str) -> None:
 @click.option("--log-level", default="warning", show_default=True, type=click.Choice(LOG_LEVELS))
 @click.option("--ssl-certfile", type=click.Path(dir_okay=False, exists=True), default=None, help="Serve HTTPS.")
 @click.option("--ssl-keyfile", type=click.Path(dir_okay=False, exists=True), default=None)
+@click.option(
+    "--geoip",
+    envvar="MIXHOUSE_GEOIP",
+    default="builtin",
+    show_default=True,
+    help="IP geolocation at ingestion: builtin (country), off, or the path of a GeoIP2/GeoLite2 .mmdb file.",
+)
 def serve(
-    data_dir: Path, host: str, port: int, log_level: str, ssl_certfile: str | None, ssl_keyfile: str | None
+    data_dir: Path,
+    host: str,
+    port: int,
+    log_level: str,
+    ssl_certfile: str | None,
+    ssl_keyfile: str | None,
+    geoip: str,
 ) -> None:
     """Serve every API family on one port."""
     import uvicorn
@@ -120,8 +133,12 @@ def serve(
     _log_to_stderr(log_level)
     scheme = "https" if ssl_certfile else "http"
     click.echo(f"mixhouse serving {data_dir} on {scheme}://{host}:{port}", err=True)
+    try:
+        app = create_app(data_dir, geoip)
+    except MixhouseError as exc:
+        raise click.UsageError(exc.message) from exc
     uvicorn.run(
-        create_app(data_dir),
+        app,
         host=host,
         port=port,
         log_level=log_level,

@@ -16,8 +16,9 @@ from typing import Any
 
 import orjson
 
-from mixhouse.domain import identity
+from mixhouse.domain import geolocation, identity
 from mixhouse.domain.project import IdMerge, Project
+from mixhouse.geo import Location, Locator
 
 MAX_BATCH_EVENTS = 2000
 MAX_EVENT_BYTES = 1024 * 1024
@@ -56,7 +57,7 @@ DISALLOWED_IDS = frozenset(
 )
 _INSERT_ID = re.compile(r"[A-Za-z0-9-]{1,36}")
 # Properties the server consumes instead of storing.
-_CONSUMED = frozenset({"time", "distinct_id", "token", "ip"})
+_CONSUMED = frozenset({"time", "distinct_id", "token", "ip", "$ip"})  # an address is never stored
 # What the server adds to every event (and the dedup key): bookkeeping, left out of property discovery.
 SERVER_ADDED = frozenset(
     {"$insert_id", "$import", "$mp_api_endpoint", "$mp_api_timestamp_ms", "$mp_event_size", "mp_processing_time_ms"}
@@ -76,6 +77,7 @@ class IngestContext:
     client_ip: str | None = None
     use_ip: bool = False
     merge_allowed: bool = False  # /import with the project secret or a service account may $merge (https://developer.mixpanel.com/reference/identity-merge)
+    geo: Locator | None = None  # IP geolocation (mixhouse.domain.geolocation); None: off
 
 
 @dataclass(frozen=True)
@@ -196,7 +198,9 @@ def _distinct_id(props: dict[str, Any], project: Project, ctx: IngestContext, ev
     return text[:MAX_STRING_CHARS]
 
 
-def _prepare_one(record: Any, project_for: ProjectFor, ctx: IngestContext) -> StoredEvent | None:
+def _prepare_one(
+    record: Any, project_for: ProjectFor, ctx: IngestContext, location: Location | None = None
+) -> StoredEvent | None:
     if not isinstance(record, dict):
         raise _Invalid("", "each event must be a JSON object")
     name = record.get("event")
@@ -253,6 +257,7 @@ def _prepare_one(record: Any, project_for: ProjectFor, ctx: IngestContext) -> St
         if key in _CONSUMED:
             continue
         stored[key[:MAX_STRING_CHARS]] = _check_value(value, key, 0)
+    stored.update(geolocation.properties(location, geolocation.EVENT_GEO))
     if ctx.endpoint is Endpoint.IMPORT:
         stored["$import"] = True
     stored["$mp_api_endpoint"] = ctx.api_host
@@ -282,9 +287,17 @@ def prepare_events(records: list[Any], project_for: ProjectFor, ctx: IngestConte
     `project_for` maps an event's properties to its project, raising ValueError with a message
     when it has none (a missing token on /track)."""
     batch = PreparedBatch()
+    # Every address of the batch located at once, each distinct one once (off the per-event loop).
+    ips = [
+        geolocation.event_ip(r["properties"], ctx.client_ip, ctx.use_ip)
+        if ctx.geo is not None and isinstance(r, dict) and isinstance(r.get("properties"), dict)
+        else None
+        for r in records
+    ]
+    locations = geolocation.locate_all(ctx.geo, ips)
     for index, record in enumerate(records):
         try:
-            stored = _prepare_one(record, project_for, ctx)
+            stored = _prepare_one(record, project_for, ctx, locations[index])
         except _Invalid as exc:
             batch.failed.append(FailedRecord(index, _insert_id_of(record), exc.field, exc.message))
             continue

@@ -12,6 +12,7 @@ from mixhouse.domain.payloads import as_records
 from mixhouse.domain.project import IdMerge, Project
 from mixhouse.domain.writes import WriteBatch
 from mixhouse.errors import BadRequest, PayloadTooLarge
+from mixhouse.geo import Locator
 
 
 @dataclass
@@ -73,7 +74,16 @@ def import_events(project: Project, records: list[Any], ctx: ev.IngestContext) -
     return result
 
 
-def update_profiles(catalog: Catalog, records: list[Any], *, group: bool, received_ms: int) -> IngestResult:
+def update_profiles(
+    catalog: Catalog,
+    records: list[Any],
+    *,
+    group: bool,
+    received_ms: int,
+    geo: Locator | None = None,
+    request_ip: str | None = None,
+    ip_param_off: bool = False,
+) -> IngestResult:
     check_batch_size(records, pr.MAX_UPDATES)
     projects = _TokenProjects(catalog)
 
@@ -83,7 +93,15 @@ def update_profiles(catalog: Catalog, records: list[Any], *, group: bool, receiv
         except ValueError as exc:
             raise pr.ProfileError(str(exc)) from exc
 
-    prepared = pr.prepare_updates(records, project_for, group=group, received_ms=received_ms)
+    prepared = pr.prepare_updates(
+        records,
+        project_for,
+        group=group,
+        received_ms=received_ms,
+        geo=geo,
+        request_ip=request_ip,
+        ip_param_off=ip_param_off,
+    )
     result = IngestResult(accepted=len(prepared.updates))
     if group:
         result.batch.group_updates = prepared.updates

@@ -7,13 +7,15 @@ them together). Updates are applied in the order they arrive, within a request a
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from mixhouse.domain import geolocation
 from mixhouse.domain.project import Project
+from mixhouse.geo import Locator
 
 MAX_UPDATES = 2000
 MAX_UPDATE_BYTES = 1024 * 1024  # "each update ≤ 1 MB" (https://developer.mixpanel.com/reference/profile-batch-update)
@@ -35,6 +37,7 @@ class ProfileUpdate:
     operations: tuple[tuple[str, Any], ...]
     time_ms: int
     ignore_time: bool
+    geo: tuple[tuple[str, str], ...] = ()  # $country_code, $region, $city from the update's address
 
 
 @dataclass
@@ -61,13 +64,33 @@ def _validate_operation(op: str, value: Any) -> None:
         raise ProfileError("$unset must be a list of property names")
 
 
-def prepare_updates(records: list[Any], project_for: ProjectFor, *, group: bool, received_ms: int) -> PreparedUpdates:
+def prepare_updates(
+    records: list[Any],
+    project_for: ProjectFor,
+    *,
+    group: bool,
+    received_ms: int,
+    geo: Locator | None = None,
+    request_ip: str | None = None,
+    ip_param_off: bool = False,
+) -> PreparedUpdates:
+    """Validate every update; user profile updates also get their geolocation (mixhouse.domain.geolocation)."""
     out = PreparedUpdates()
+    ips = [
+        geolocation.profile_ip(r, request_ip, ip_param_off)
+        if geo is not None and not group and isinstance(r, dict)
+        else None
+        for r in records
+    ]
+    locations = geolocation.locate_all(geo, ips)
     for index, record in enumerate(records):
         try:
-            out.updates.append(_prepare_one(record, project_for, group=group, received_ms=received_ms))
+            update = _prepare_one(record, project_for, group=group, received_ms=received_ms)
         except ProfileError as exc:
             out.failed.append((index, str(exc)))
+            continue
+        found = geolocation.properties(locations[index], geolocation.PROFILE_GEO)
+        out.updates.append(replace(update, geo=tuple(found.items())) if found else update)
     return out
 
 
@@ -164,6 +187,12 @@ def apply_update(current: dict[str, Any] | None, update: ProfileUpdate) -> dict[
         wrote = wrote or op in _WRITES_PROPERTIES
     if props is None:
         return None
+    if wrote and update.geo and "$geo_source" not in props:
+        # Located by address, unless this update sets a location itself or it came from coordinates.
+        explicit = {k for op, value in update.operations if op in ("$set", "$set_once") for k in value}
+        for key, value in update.geo:
+            if key not in explicit:
+                props[key] = value
     if len(props) > MAX_PROFILE_PROPERTIES:
         props = dict(list(props.items())[:MAX_PROFILE_PROPERTIES])
     if wrote and not update.ignore_time and len(update.key) == 1:

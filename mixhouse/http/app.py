@@ -14,6 +14,7 @@ from starlette.routing import Route
 from mixhouse.catalog import Catalog
 from mixhouse.engine.duckdb import DuckDBEngine
 from mixhouse.errors import MixhouseError, NotFound
+from mixhouse.geo import open_locator
 from mixhouse.http import export, ingest, observability, openapi
 from mixhouse.http.endpoint import endpoint
 from mixhouse.http.limits import RateLimits
@@ -64,9 +65,13 @@ def routes() -> list[Route]:
     ]
 
 
-def create_app(data_dir: Path) -> Starlette:
+def create_app(data_dir: Path, geoip: str | None = None) -> Starlette:
+    """`geoip`: `builtin` (default), `off`, or the path of a MaxMind DB file (mixhouse.geo)."""
+    locator = open_locator(geoip)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.geo = locator
         app.state.catalog = Catalog(data_dir)
         app.state.engine = DuckDBEngine(data_dir)
         observability.install(app.state.engine)

@@ -61,6 +61,7 @@ def _context(request: Request, incoming: Incoming, endpoint: Endpoint) -> Ingest
         api_host=host,
         client_ip=client,
         use_ip=incoming.flag("ip"),
+        geo=request.app.state.geo,
     )
 
 
@@ -118,7 +119,15 @@ async def _profiles(request: Request, *, group: bool) -> Response:
     catalog: Catalog = request.app.state.catalog
     incoming = await read_incoming(request)
     request.state.params = incoming.params
-    result = ingestion.update_profiles(catalog, _records(incoming), group=group, received_ms=int(time.time() * 1000))
+    result = ingestion.update_profiles(
+        catalog,
+        _records(incoming),
+        group=group,
+        received_ms=int(time.time() * 1000),
+        geo=request.app.state.geo,
+        request_ip=request.client.host if request.client else None,
+        ip_param_off=incoming.get("ip") == "0",
+    )
     await _commit(request.app.state.engine, result.batch)
     return _track_reply(incoming, result)
 

@@ -1,0 +1,29 @@
+"""The default locator: `iptocc`'s offline IP-to-country table (compiled Rust, data inside the wheel).
+
+Answers are cached per address like the mmdb locator's (bench/bench_geo.py: a lookup costs about 0.7 µs,
+a cache hit about 0.05 µs), and the misses of a batch go to iptocc in one call."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import iptocc
+
+from mixhouse.geo import Location
+
+CACHE_ENTRIES = 65_536
+
+
+class CountryTable:
+    def __init__(self) -> None:
+        self._cache: dict[str, Location | None] = {}
+
+    def locate(self, ips: Sequence[str]) -> list[Location | None]:
+        cache = self._cache
+        missing = [ip for ip in dict.fromkeys(ips) if ip not in cache]
+        if missing:
+            if len(cache) + len(missing) > CACHE_ENTRIES:
+                cache.clear()
+            for ip, code in zip(missing, iptocc.country_code(missing), strict=True):
+                cache[ip] = Location(country_code=code) if code else None
+        return [cache[ip] for ip in ips]
