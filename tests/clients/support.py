@@ -170,6 +170,7 @@ VENVS = {
     "pipelinewise-tap-mixpanel": VenvSpec("pipelinewise-tap-mixpanel", ("pipelinewise-tap-mixpanel==1.2.0",)),
     # mixpanel-export pins requests 2.9.1, which no longer imports on Python 3.10+ (collections.MutableMapping):
     # it goes in with --no-deps, next to a current requests.
+    "async-clients": VenvSpec("async-clients", ("mixpanel-py-async==0.3.0", "aiomixpanel==1.1.0", "mixpanel==5.4.1")),
     "v2-clients": VenvSpec(
         "v2-clients", ("mixpanel-query-py==0.1.9", "requests==2.32.3"), no_deps=("mixpanel-export==0.2.post7",)
     ),
@@ -183,6 +184,7 @@ MODULE_VENVS = {
     "test_airbyte.py": "airbyte-source-mixpanel",
     "test_pipelinewise_tap.py": "pipelinewise-tap-mixpanel",
     "test_v2_clients.py": "v2-clients",
+    "test_async_clients.py": "async-clients",
 }
 _builds: dict[str, threading.Thread] = {}
 _errors: dict[str, str] = {}
