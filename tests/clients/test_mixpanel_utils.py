@@ -85,4 +85,7 @@ def test_service_account_reads(run: tuple[ServerProcess, dict[str, Any]]) -> Non
     assert [p["$distinct_id"] for p in got["sa_engage_pro"]] == ["u1", "u3"]
     # raw_stream writes the body as sent: gzip (over 1,400 bytes and asked for), every event up to then
     assert got["sa_raw_is_gzip"] is True
+    # small exports are gzip too when asked (a plain body here would make a .gz file that is not gzip)
+    assert got["sa_small_raw_bytes"] < 1400
+    assert brief(got["sa_small_raw"]) == [e for e in SEEDED if e[0] == "Purchase"]
     assert brief(got["sa_raw"]) == sorted([*SEEDED, ("Imported", "u9", 1704070800), ("SA Imported", "u9", 1704074400)])

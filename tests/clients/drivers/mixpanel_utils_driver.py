@@ -62,11 +62,16 @@ def main() -> None:
         [{"event": "SA Imported", "properties": {"distinct_id": "u9", "time": 1704074400, "$insert_id": "sa-u9"}}],
         timezone_offset=0,
     )
-    # the whole export written raw to disk, byte for byte what the server sent: gzip, as it is over 1,400 bytes
+    # the whole export written raw to disk, byte for byte what the server sent: gzip, as it was asked for
     sa.export_events(str(tmp / "raw.json"), dates, add_gzip_header=True, raw_stream=True)
     raw = (tmp / "raw.json.gz").read_bytes()
     out["sa_raw_is_gzip"] = raw[:2] == b"\x1f\x8b"
     out["sa_raw"] = [json.loads(line) for line in gzip.decompress(raw).splitlines() if line]
+    # a small export (two events, well under 1,400 bytes) written raw to its .gz file: gzip all the same
+    sa.export_events(str(tmp / "small.json"), {**dates, "event": '["Purchase"]'}, add_gzip_header=True, raw_stream=True)
+    small = (tmp / "small.json.gz").read_bytes()
+    out["sa_small_raw_bytes"] = len(small)
+    out["sa_small_raw"] = [json.loads(line) for line in gzip.decompress(small).splitlines() if line]
     json.dump(out, sys.stdout)
     sys.stdout.write("\n")
 
