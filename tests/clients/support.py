@@ -172,7 +172,9 @@ VENVS = {
     # it goes in with --no-deps, next to a current requests.
     "async-clients": VenvSpec("async-clients", ("mixpanel-py-async==0.3.0", "aiomixpanel==1.1.0", "mixpanel==5.4.1")),
     "v2-clients": VenvSpec(
-        "v2-clients", ("mixpanel-query-py==0.1.9", "requests==2.32.3"), no_deps=("mixpanel-export==0.2.post7",)
+        "v2-clients",
+        ("mixpanel-query-py==0.1.9", "mixpanel-api3==0.2.1", "requests==2.32.3"),
+        no_deps=("mixpanel-export==0.2.post7",),
     ),
 }
 # Which test module needs which venv: conftest starts the builds of the selected modules at collection time,

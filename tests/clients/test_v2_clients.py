@@ -1,7 +1,8 @@
-"""Two PyPI clients of the legacy signed Data API v2, unmodified, in a venv of their own, against a real
-mixhouse server: `mixpanel-export` 0.2.post7 (signed /api/2.0/export, streamed) and `mixpanel-query-py`
-0.1.9 (signed by default; Basic secret as an option). Every request of the signed kind carries api_key,
-expire and sig and no Authorization header, so a reply proves the signature was checked and accepted."""
+"""Three older PyPI clients, unmodified, in a venv of their own, against a real mixhouse server:
+`mixpanel-export` 0.2.post7 (signed /api/2.0/export, streamed) and `mixpanel-query-py` 0.1.9 (signed by
+default; Basic secret as an option), which speak the legacy signed Data API v2: every request of the signed
+kind carries api_key, expire and sig and no Authorization header, so a reply proves the signature was
+checked and accepted. And `mixpanel-api3` 0.2.1 (Basic secret: export, a gzip raw stream, engage, import)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.clients.support import DRIVERS_DIR, EVENTS, load_data_set, run_json, start_server, venv_python
-from tests.server import API_KEY, SECRET, ServerProcess
+from tests.clients.support import DRIVERS_DIR, EVENTS, export_all, load_data_set, run_json, start_server, venv_python
+from tests.server import API_KEY, SECRET, TOKEN, ServerProcess
 
 
 def brief(events: list[dict[str, Any]]) -> list[tuple[str, str, int]]:
@@ -31,6 +32,9 @@ def got(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         env = {"MP_BASE": server.url, "MP_API_KEY": API_KEY, "MP_SECRET": SECRET}
         out = run_json([str(python), str(DRIVERS_DIR / "v2_clients_driver.py")], env=env, cwd=Path.cwd())
         out["funnel_id"] = seeded.funnel_id
+        env["MP_TOKEN"] = TOKEN
+        out["api3"] = run_json([str(python), str(DRIVERS_DIR / "mixpanel_api3_driver.py")], env=env, cwd=Path.cwd())
+        out["stored"] = export_all(server.url)
         yield out
     finally:
         server.stop()
@@ -63,3 +67,12 @@ def test_mixpanel_query_py_basic_secret(got: dict[str, Any]) -> None:
 def test_a_wrong_secret_is_refused(got: dict[str, Any]) -> None:
     assert got["wrong_secret"]["status"] == 400
     assert got["wrong_secret"]["body"]["error"] == "Invalid request signature"
+
+
+def test_mixpanel_api3(got: dict[str, Any]) -> None:
+    api3 = got["api3"]
+    assert brief(api3["export"]) == [e for e in SEEDED if e[0] == "Signed Up"]
+    assert api3["raw_bytes"] < 1400  # small, and still gzip: the driver's gzip.decompress read it
+    assert brief(api3["raw"]) == [e for e in SEEDED if e[0] == "Purchase"]
+    assert sorted(p["$distinct_id"] for p in api3["engage"]) == ["u1", "u3"]
+    assert [e["properties"]["time"] for e in got["stored"] if e["event"] == "API3 Imported"] == [1704070800]
