@@ -117,6 +117,10 @@ def serve(
 
     from mixhouse.http.app import create_app
 
+    try:
+        app = create_app(data_dir, geoip)  # a bad --geoip stops here, before anything is created
+    except MixhouseError as exc:
+        raise click.UsageError(exc.message) from exc
     catalog = new_or_existing_catalog(data_dir)
     if not catalog.projects():
         project = catalog.create_project(name="default")
@@ -133,10 +137,6 @@ def serve(
     _log_to_stderr(log_level)
     scheme = "https" if ssl_certfile else "http"
     click.echo(f"mixhouse serving {data_dir} on {scheme}://{host}:{port}", err=True)
-    try:
-        app = create_app(data_dir, geoip)
-    except MixhouseError as exc:
-        raise click.UsageError(exc.message) from exc
     uvicorn.run(
         app,
         host=host,
