@@ -147,8 +147,8 @@ def test_profiles_are_located_by_the_request_unless_ip_0(server: ServerProcess) 
 
 def test_locators_answer_in_batches() -> None:
     table = CountryTable()
-    assert table.locate([GB, US, "::1", "nonsense", "2001:4860:4860::8888"]) == [
-        Location("GB"), Location("US"), None, None, Location("US"),
+    assert table.locate([GB, US, "::1", "nonsense", "2001:4860:4860::8888", f"::ffff:{GB}"]) == [
+        Location("GB"), Location("US"), None, None, Location("US"), Location("GB"),
     ]  # fmt: skip
 
 

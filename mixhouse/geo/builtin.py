@@ -24,6 +24,8 @@ class CountryTable:
         if missing:
             if len(cache) + len(missing) > CACHE_ENTRIES:
                 cache.clear()
-            for ip, code in zip(missing, iptocc.country_code(missing), strict=True):
+            # An IPv4 address seen through a dual-stack socket (::ffff:a.b.c.d) is looked up as IPv4.
+            plain = [ip[7:] if ip[:7].lower() == "::ffff:" and "." in ip else ip for ip in missing]
+            for ip, code in zip(missing, iptocc.country_code(plain), strict=True):
                 cache[ip] = Location(country_code=code) if code else None
         return [cache[ip] for ip in ips]
