@@ -2,12 +2,16 @@
 `prepare_events` (validation and normalisation of a 2,000-event /import batch) with geolocation off,
 with the built-in country table, and with a city .mmdb file written here (mmdb-writer, 20,000 networks).
 
-    .venv/bin/python -m bench.bench_geo [--runs 7]
+    .venv/bin/python -m bench.bench_geo [--runs 7] [--http-batches 10]
 
 Each batch carries an `ip` per event, drawn from 500 addresses (a batch from one site repeats users'
 addresses) or all distinct (the worst case for the caches), all inside the file's networks so both
 locators find every one. The locators live on across runs, as in a server: after the first run their
-caches hold the batch. Prints medians of `--runs` runs, µs per event."""
+caches hold the batch. Prints medians of `--runs` runs, µs per event.
+
+Then end to end: two servers on one machine, `--geoip off` and `--geoip builtin`, each sent the same
+2,000-event /import batches (fresh addresses, so nothing is cached), one server then the other, batch by
+batch; prints the median events/s of each."""
 
 from __future__ import annotations
 
@@ -18,6 +22,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
+import orjson
 from mmdb_writer import MMDBWriter  # type: ignore[import-untyped]
 from netaddr import IPNetwork, IPSet  # type: ignore[import-untyped]
 
@@ -27,6 +33,7 @@ from mixhouse.domain.project import Project
 from mixhouse.geo import Locator
 from mixhouse.geo.builtin import CountryTable
 from mixhouse.geo.mmdb import MmdbLocator
+from tests.server import SECRET, ServerProcess, seed_catalog
 
 BATCH = 2000
 
@@ -68,6 +75,7 @@ def timed(fn: Callable[[], object], runs: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--http-batches", type=int, default=10, help="2000-event /import batches a run, end to end")
     args = parser.parse_args()
     print(f"machine: {machine()} (shared with other work while measuring)")
     with tempfile.TemporaryDirectory() as tmp:
@@ -115,6 +123,65 @@ def main() -> None:
                 per_event = median(samples[name]) / BATCH * 1e6
                 extra = "" if name == "off" else f"  ({per_event - base:+.2f} µs, {(per_event / base - 1) * 100:+.0f}%)"
                 print(f"  {name:18} {pool_name:14} {per_event:7.2f}{extra}")
+
+    http(args.runs, args.http_batches)
+
+
+class _Geo(ServerProcess):
+    def __init__(self, data_dir: Path, setting: str) -> None:
+        super().__init__(data_dir)
+        self.setting = setting
+
+    def serve_args(self) -> list[str]:
+        return [*super().serve_args(), "--geoip", self.setting]
+
+
+def http(runs: int, batches: int) -> None:
+    print(f"\n/import end to end, {batches} batches of {BATCH} events a run, servers in turn (events/s):")
+    with tempfile.TemporaryDirectory() as tmp:
+        servers = {}
+        for setting in ("off", "builtin"):
+            seed_catalog(Path(tmp) / setting / "data")
+            servers[setting] = _Geo(Path(tmp) / setting / "data", setting).start()
+        try:
+            rates: dict[str, list[float]] = {name: [] for name in servers}
+            with httpx.Client(timeout=120) as client:
+                for run in range(runs):
+                    pool = addresses(BATCH * batches, 100 + run, [f"{a}.{b}.{c}." for a, b, c in _prefixes(run)])
+                    bodies = []
+                    for b in range(batches):
+                        records = []
+                        for i in range(BATCH):
+                            record = event(run * 10_000_000 + b * BATCH + i)
+                            record["properties"]["ip"] = pool[b * BATCH + i]  # type: ignore[index]
+                            records.append(record)
+                        bodies.append(orjson.dumps(records))
+                    spent = dict.fromkeys(servers, 0.0)
+                    for body in bodies:
+                        for name, server in servers.items():
+                            started = time.perf_counter()
+                            response = client.post(
+                                f"{server.url}/import",
+                                content=body,
+                                auth=(SECRET, ""),
+                                headers={"Content-Type": "application/json"},
+                            )
+                            spent[name] += time.perf_counter() - started
+                            assert response.status_code == 200, response.text
+                    for name in servers:
+                        rates[name].append(batches * BATCH / spent[name])
+            for name, values in rates.items():
+                print(
+                    f"  --geoip {name:8} median {median(values):9,.0f}   runs: {', '.join(f'{v:,.0f}' for v in values)}"
+                )
+        finally:
+            for server in servers.values():
+                server.stop()
+
+
+def _prefixes(seed: int) -> list[tuple[int, int, int]]:
+    rng = random.Random(seed)
+    return [(rng.randint(1, 223), rng.randint(0, 255), rng.randint(0, 255)) for _ in range(5000)]
 
 
 if __name__ == "__main__":
