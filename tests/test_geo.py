@@ -253,3 +253,21 @@ def test_a_bad_geoip_setting_stops_the_server_at_once(tmp_path: Path) -> None:
 def write_text(path: Path) -> Path:
     path.write_text("not a MaxMind DB")
     return path
+
+
+def test_the_address_caches_stay_within_their_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mixhouse.geo.builtin as builtin
+    import mixhouse.geo.mmdb as mmdb
+
+    monkeypatch.setattr(builtin, "CACHE_ENTRIES", 3)
+    monkeypatch.setattr(mmdb, "CACHE_ENTRIES", 3)
+    table, city = CountryTable(), MmdbLocator(write_mmdb(tmp_path / "cities.mmdb"))
+    addresses = [GB, US, "81.2.69.1", "8.8.8.1", GB, "81.2.69.2"]
+    for locator in (table, city):
+        for ip in addresses:  # one at a time: the cache fills, starts over, and answers stay right
+            [found] = locator.locate([ip])
+            assert found is not None and found.country_code == ("GB" if ip.startswith("81.") else "US")
+            assert len(locator._cache) <= 3  # type: ignore[attr-defined]
+        assert [loc.country_code if loc else None for loc in locator.locate(addresses)] == [
+            "GB", "US", "GB", "US", "GB", "GB",
+        ]  # fmt: skip

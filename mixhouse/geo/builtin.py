@@ -20,12 +20,15 @@ class CountryTable:
 
     def locate(self, ips: Sequence[str]) -> list[Location | None]:
         cache = self._cache
-        missing = [ip for ip in dict.fromkeys(ips) if ip not in cache]
+        found = {ip: cache[ip] for ip in ips if ip in cache}
+        missing = [ip for ip in dict.fromkeys(ips) if ip not in found]
         if missing:
-            if len(cache) + len(missing) > CACHE_ENTRIES:
-                cache.clear()
             # An IPv4 address seen through a dual-stack socket (::ffff:a.b.c.d) is looked up as IPv4.
             plain = [ip[7:] if ip[:7].lower() == "::ffff:" and "." in ip else ip for ip in missing]
             for ip, code in zip(missing, iptocc.country_code(plain), strict=True):
-                cache[ip] = Location(country_code=code) if code else None
-        return [cache[ip] for ip in ips]
+                found[ip] = Location(country_code=code) if code else None
+            if len(cache) + len(missing) > CACHE_ENTRIES:
+                cache.clear()  # full: start over rather than track recency on every hit
+            for ip in missing[:CACHE_ENTRIES]:
+                cache[ip] = found[ip]
+        return [found[ip] for ip in ips]
