@@ -1,6 +1,6 @@
 """IP geolocation at ingestion (mixhouse.geo, mixhouse.domain.geolocation), on Mixpanel's rules
-(https://docs.mixpanel.com/docs/tracking-best-practices/geolocation): events by their `ip` property or,
-with `?ip=1`, by the request's address; profiles by `$ip` or the request's address unless `ip=0`;
+(https://docs.mixpanel.com/docs/tracking-best-practices/geolocation): events by their `ip` property or by
+the request's address (/track unless `?ip=0`, /import with `?ip=1`); profiles by `$ip` or the request's address unless `ip=0`;
 explicit locations win; the address is never stored.
 
 The request's address comes through `X-Forwarded-For`, which uvicorn trusts from loopback (the tests'
@@ -89,11 +89,13 @@ def test_track_with_ip_1_locates_the_request(server: ServerProcess) -> None:
     assert "$city" not in props and "$region" not in props  # the built-in table knows countries only
 
 
-def test_without_ip_1_the_request_is_not_located(server: ServerProcess) -> None:
+def test_track_locates_the_request_unless_ip_0(server: ServerProcess) -> None:
+    # Mixpanel's server-side SDKs send ip=0 so that their server's address does not locate the users.
     name = unique("geo-ip0")
     track(server, [{"event": name, "properties": {"distinct_id": "g1"}}], client=GB)
     track(server, [{"event": name, "properties": {"distinct_id": "g2"}}], ip="0", client=GB)
-    assert [p.get("mp_country_code") for p in stored(server, name)] == [None, None]
+    got = {p["distinct_id"]: p.get("mp_country_code") for p in stored(server, name)}
+    assert got == {"g1": "GB", "g2": None}
 
 
 def test_the_events_ip_property_wins_and_is_not_stored(server: ServerProcess) -> None:
@@ -129,6 +131,13 @@ def test_import_locates_by_the_ip_property(server: ServerProcess) -> None:
     assert response.status_code == 200, response.text
     got = {p["distinct_id"]: p.get("mp_country_code") for p in stored(server, name)}
     assert got == {"i1": "GB", "i2": None}  # /import without ?ip=1: the sending server is not the user
+    name = unique("geo-import-ip1")
+    events = [{"event": name, "properties": {"distinct_id": "i3", "time": 1704067200, "$insert_id": "gi3"}}]
+    response = httpx.post(
+        f"{server.url}/import", json=events, params={"ip": "1"}, auth=(SECRET, ""), headers={"X-Forwarded-For": US}
+    )
+    assert response.status_code == 200, response.text
+    assert [p.get("mp_country_code") for p in stored(server, name)] == ["US"]
 
 
 def test_profiles_are_located_by_the_request_unless_ip_0(server: ServerProcess) -> None:

@@ -78,6 +78,7 @@ class IngestContext:
     use_ip: bool = False
     merge_allowed: bool = False  # /import with the project secret or a service account may $merge (https://developer.mixpanel.com/reference/identity-merge)
     geo: Locator | None = None  # IP geolocation (mixhouse.domain.geolocation); None: off
+    locate_request: bool = False  # events without an `ip` property are located by the request's address
 
 
 @dataclass(frozen=True)
@@ -289,7 +290,7 @@ def prepare_events(records: list[Any], project_for: ProjectFor, ctx: IngestConte
     batch = PreparedBatch()
     # Every address of the batch located at once, each distinct one once (off the per-event loop).
     ips = [
-        geolocation.event_ip(r["properties"], ctx.client_ip, ctx.use_ip)
+        geolocation.event_ip(r["properties"], ctx.client_ip, ctx.locate_request)
         if ctx.geo is not None and isinstance(r, dict) and isinstance(r.get("properties"), dict)
         else None
         for r in records

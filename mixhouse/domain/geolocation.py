@@ -2,7 +2,8 @@
 which address an event or a profile update is located by, and which properties that adds.
 
 Events: the `ip` property (or `$ip`) names the address and is never stored; `ip: 0` / `"0"` turns
-geolocation off for that event. Without it, the request's address is used when the request says `ip=1`.
+geolocation off for that event. Without it, the request's address is used: on /track unless the request
+says `ip=0` (as Mixpanel's server-side SDKs do), on /import only when it says `ip=1`.
 An event that already carries `mp_country_code`, `$region` or `$city` is left as sent. Found: the
 event gets `mp_country_code`, `$region`, `$city` (those the locator knows).
 

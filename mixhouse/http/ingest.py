@@ -62,6 +62,9 @@ def _context(request: Request, incoming: Incoming, endpoint: Endpoint) -> Ingest
         client_ip=client,
         use_ip=incoming.flag("ip"),
         geo=request.app.state.geo,
+        # /track locates by the request's address unless ?ip=0 (why Mixpanel's server-side SDKs send it);
+        # /import, a bulk load from some server, only when asked with ?ip=1.
+        locate_request=incoming.flag("ip", default=endpoint is Endpoint.TRACK),
     )
 
 
