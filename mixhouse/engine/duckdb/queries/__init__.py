@@ -18,6 +18,9 @@ from mixhouse.domain.query import retention as retention_spec
 from mixhouse.domain.query import segmentation as segmentation_spec
 from mixhouse.domain.query import stream as stream_spec
 from mixhouse.engine.duckdb.queries import engage, events, funnels, insights, retention, segmentation, stream
+from mixhouse.engine.duckdb.queries import flags as flag_queries
+from mixhouse.flags import cohorts as flags_cohorts
+from mixhouse.flags import readout as flags_readout
 
 QueryFunction = Callable[[duckdb.DuckDBPyConnection, Any], Any]
 
@@ -38,4 +41,6 @@ HANDLERS: dict[type, QueryFunction] = {
     engage_spec.CohortCountSpec: engage.cohort_counts,
     stream_spec.StreamSpec: stream.stream_events,
     insights_spec.InsightsSpec: insights.insights_rows,
+    flags_cohorts.CohortMembersSpec: flag_queries.cohort_members,
+    flags_readout.ReadoutSpec: flag_queries.readout_rows,
 }

@@ -1,0 +1,91 @@
+"""A mixhouse server over HTTPS (PyPI mixpanel's flag providers only speak https://{api_host}) holding
+the flags of fixtures.py, their cohort and its users."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from tests.clients.support import TlsServerProcess, make_cert
+from tests.flags.fixtures import COHORT, PROFILED, flag_definitions
+from tests.server import PROJECT_ID, SA_SECRET, SA_USER, SECRET, TOKEN, seed_catalog
+
+SA_AUTH = (SA_USER, SA_SECRET)
+
+
+@dataclass
+class FlagServer:
+    server: TlsServerProcess
+    cert: Path
+    cohort_id: int
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def host(self) -> str:
+        return self.url.removeprefix("https://")
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, verify=self.server.ssl_context, timeout=30)
+
+
+def load_profiles_and_cohort(client: httpx.Client) -> int:
+    updates = [
+        {"$token": TOKEN, "$distinct_id": f"u{i}", "$ignore_time": True, "$set": {"plan": "pro" if i % 3 == 0 else "free"}}
+        for i in range(PROFILED)
+    ]  # fmt: skip
+    for start in range(0, len(updates), 50):
+        r = client.post("/engage", json=updates[start : start + 50], params={"verbose": "1"})
+        assert r.status_code == 200 and r.json()["status"] == 1, r.text
+    r = client.post(f"/api/app/projects/{PROJECT_ID}/cohorts", json=COHORT, auth=SA_AUTH)
+    assert r.status_code == 200, r.text
+    return int(r.json()["results"]["id"])
+
+
+@contextmanager
+def flag_server(tmp: Path, *, import_flags: bool = True) -> Iterator[FlagServer]:
+    data_dir = tmp / "data"
+    seed_catalog(data_dir)
+    cert, key = make_cert(tmp)
+    server = TlsServerProcess(data_dir, cert, key).start()
+    try:
+        fs = FlagServer(server, cert, 0)
+        with fs.client() as client:
+            fs.cohort_id = load_profiles_and_cohort(client)
+            if import_flags:
+                for flag in flag_definitions(fs.cohort_id):
+                    r = client.post(f"/api/app/projects/{PROJECT_ID}/feature-flags", json=flag, auth=(SECRET, ""))
+                    assert r.status_code == 200, r.text
+        yield fs
+    finally:
+        server.stop()
+
+
+@contextmanager
+def trusting(cert: Path) -> Iterator[None]:
+    """SSL_CERT_FILE for the httpx clients the SDK builds (httpx reads it when a client is created)."""
+    old = os.environ.get("SSL_CERT_FILE")
+    os.environ["SSL_CERT_FILE"] = str(cert)
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["SSL_CERT_FILE"]
+        else:
+            os.environ["SSL_CERT_FILE"] = old
+
+
+def definitions(fs: FlagServer) -> Any:
+    with fs.client() as client:
+        r = client.get("/flags/definitions", params={"token": TOKEN}, auth=(TOKEN, ""))
+        assert r.status_code == 200, r.text
+        return orjson.loads(r.content)
