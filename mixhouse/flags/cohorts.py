@@ -50,5 +50,14 @@ class CohortMembers:
             self._items[key] = (now + self._ttl_s, found)
         return found
 
+    def fresh(self, project_id: int, cohorts: frozenset[str]) -> bool:
+        """Whether every one of these cohorts is cached: evaluation then needs no engine query."""
+        now = time.monotonic()
+        for cohort in cohorts:
+            item = self._items.get((project_id, cohort))
+            if item is None or item[0] <= now:
+                return False
+        return True
+
     def is_member(self, catalog: Catalog, engine: Engine, project_id: int, cohort: str, distinct_id: str) -> bool:
         return distinct_id in self.members(catalog, engine, project_id, cohort)

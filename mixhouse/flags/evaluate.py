@@ -101,11 +101,7 @@ def _cohort_ok(rollout: Rollout, req: Request) -> bool:
 def _rollout(flag: Flag, value: KeyHasher, req: Request) -> Rollout | None:
     for index, rollout in enumerate(flag.rollouts):
         salt = flag.key + flag.hash_salt + str(index) if flag.hash_salt is not None else flag.key + "rollout"
-        if (
-            value(salt) < rollout.percentage
-            and _runtime_ok(rollout, req)
-            and _cohort_ok(rollout, req)
-        ):
+        if value(salt) < rollout.percentage and _runtime_ok(rollout, req) and _cohort_ok(rollout, req):
             return rollout
     return None
 

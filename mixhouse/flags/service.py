@@ -23,7 +23,7 @@ from mixhouse.flags.evaluate import Request, evaluate, evaluate_all
 from mixhouse.flags.model import Flag, ServingMethod, Status, compile_flag, definition, validate_ruleset
 from mixhouse.flags.store import FlagStore
 
-MAX_CONTEXT_BYTES = 64 * 1024
+MAX_CONTEXT_BYTES = 16 * 1024  # decoded; uvicorn and most proxies take request lines of this size
 MAX_FLAGS_PER_PROJECT = 10_000
 DISTINCT_ID_REQUIRED = "distinct_id must be provided in evalContext as a string"
 
@@ -41,6 +41,7 @@ class Compiled:
     flags: tuple[Flag, ...]  # enabled flags only, in storage order
     by_key: dict[str, Flag]
     definitions_body: bytes  # the whole /flags/definitions response
+    cohorts: frozenset[str]  # cohorts the rollouts target
 
 
 class DefinitionCache:
@@ -56,7 +57,8 @@ class DefinitionCache:
         docs = [d for d in store.docs(project_id) if d.get("status") == Status.ENABLED]
         flags = tuple(compile_flag(d) for d in docs)
         body = orjson.dumps({"flags": [definition(d) for d in docs]})
-        item = Compiled(revision, flags, {f.key: f for f in flags}, body)
+        cohorts = frozenset(r.cohort for f in flags for r in f.rollouts if r.cohort is not None)
+        item = Compiled(revision, flags, {f.key: f for f in flags}, body, cohorts)
         with self._lock:
             self._items[project_id] = item
         return item
@@ -100,6 +102,13 @@ def evaluate_flags(
         selected = evaluate(flag, Request(context, members)) if flag is not None else None
         return {"code": 200, "flags": {flag_key: selected.as_dict()} if selected is not None else {}}
     return {"code": 200, "flags": evaluate_all(compiled.flags, context, members)}
+
+
+def needs_engine(catalog: Catalog, project: Project) -> bool:
+    """Whether evaluating this project's flags may query the engine (a targeted cohort is not cached):
+    the HTTP layer then evaluates in a worker thread rather than on the event loop."""
+    compiled = DEFINITIONS.get(FlagStore(catalog), project.id)
+    return not COHORTS.fresh(project.id, compiled.cohorts)
 
 
 def definitions_body(catalog: Catalog, project: Project) -> bytes:

@@ -37,10 +37,17 @@ def _bump(conn: sqlite3.Connection, project_id: int) -> None:
     )
 
 
+# Connections that ran the schema script, held so that their ids are never reused (the catalog keeps one
+# connection per thread for the thread's life; sqlite3 connections take no weak references).
+_READY: dict[int, sqlite3.Connection] = {}
+
+
 class FlagStore:
     def __init__(self, catalog: Catalog) -> None:
         self._conn = catalog.connection()
-        self._conn.executescript(_SCHEMA)
+        if _READY.get(id(self._conn)) is not self._conn:
+            self._conn.executescript(_SCHEMA)
+            _READY[id(self._conn)] = self._conn
 
     def revision(self, project_id: int) -> int:
         row = self._conn.execute(

@@ -128,6 +128,8 @@ def random_context(rng: random.Random) -> dict[str, Any]:
         if rng.random() < 0.7:
             props["app_version"] = rng.choice(["2.1.0", "v2.0.9", "2.10", "3", "2.1.0-beta.1", "x.y", "1.9.9"])
         if rng.random() < 0.5:
-            props["signed_up_at"] = rng.choice(["2023-12-31T23:59:59Z", "2024-01-01T00:00:01Z", "2024-06-01T10:00:00+02:00", "yesterday"])
+            props["signed_up_at"] = rng.choice(
+                ["2023-12-31T23:59:59Z", "2024-01-01T00:00:01Z", "2024-06-01T10:00:00+02:00", "yesterday"]
+            )
         context["custom_properties"] = props
     return context
