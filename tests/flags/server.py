@@ -72,16 +72,19 @@ def flag_server(tmp: Path, *, import_flags: bool = True) -> Iterator[FlagServer]
 
 @contextmanager
 def trusting(cert: Path) -> Iterator[None]:
-    """SSL_CERT_FILE for the httpx clients the SDK builds (httpx reads it when a client is created)."""
-    old = os.environ.get("SSL_CERT_FILE")
-    os.environ["SSL_CERT_FILE"] = str(cert)
+    """Trust the server's certificate in the clients the SDK builds (read when a client is created, and by
+    requests on every call)."""
+    names = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")  # httpx (flag providers), requests (the Consumer)
+    old = {name: os.environ.get(name) for name in names}
+    os.environ.update(dict.fromkeys(names, str(cert)))
     try:
         yield
     finally:
-        if old is None:
-            del os.environ["SSL_CERT_FILE"]
-        else:
-            os.environ["SSL_CERT_FILE"] = old
+        for name, value in old.items():
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value
 
 
 def definitions(fs: FlagServer) -> Any:
