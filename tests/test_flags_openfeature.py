@@ -92,7 +92,9 @@ def test_exposures_are_events_and_the_readout_counts_them(fs: FlagServer) -> Non
     assigned: dict[str, str] = {}
     with trusting(fs.cert):
         for user in users:
-            v = mp.local_flags.get_variant("checkout_colors", SelectedVariant(variant_value=None), {"distinct_id": user})
+            v = mp.local_flags.get_variant(
+                "checkout_colors", SelectedVariant(variant_value=None), {"distinct_id": user}
+            )
             if v.variant_key is not None:
                 assigned[user] = v.variant_key
                 if v.variant_key != "red" or int(user.split("-")[1]) % 2 == 0:
@@ -103,7 +105,12 @@ def test_exposures_are_events_and_the_readout_counts_them(fs: FlagServer) -> Non
     with fs.client() as client:
         r = client.get(
             "/api/2.0/export",
-            params={"project_id": PROJECT_ID, "from_date": "2024-01-01", "to_date": today, "event": '["$experiment_started"]'},
+            params={
+                "project_id": PROJECT_ID,
+                "from_date": "2024-01-01",
+                "to_date": today,
+                "event": '["$experiment_started"]',
+            },
             auth=SA_AUTH,
         )
     assert r.status_code == 200, r.text
