@@ -15,15 +15,15 @@ import orjson
 
 from tests.clients.support import TlsServerProcess, make_cert
 from tests.flags.fixtures import COHORT, PROFILED, flag_definitions
-from tests.server import PROJECT_ID, SA_SECRET, SA_USER, SECRET, TOKEN, seed_catalog
+from tests.server import PROJECT_ID, SA_SECRET, SA_USER, SECRET, TOKEN, ServerProcess, seed_catalog
 
 SA_AUTH = (SA_USER, SA_SECRET)
 
 
 @dataclass
 class FlagServer:
-    server: TlsServerProcess
-    cert: Path
+    server: ServerProcess
+    cert: Path | None  # None: plain http
     cohort_id: int
 
     @property
@@ -32,10 +32,11 @@ class FlagServer:
 
     @property
     def host(self) -> str:
-        return self.url.removeprefix("https://")
+        return self.url.split("://", 1)[1]
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, verify=self.server.ssl_context, timeout=30)
+        verify = self.server.ssl_context if isinstance(self.server, TlsServerProcess) else True
+        return httpx.Client(base_url=self.url, verify=verify, timeout=30)
 
 
 def load_profiles_and_cohort(client: httpx.Client) -> int:
@@ -52,28 +53,32 @@ def load_profiles_and_cohort(client: httpx.Client) -> int:
 
 
 @contextmanager
-def flag_server(tmp: Path, *, import_flags: bool = True) -> Iterator[FlagServer]:
+def flag_server(tmp: Path, *, tls: bool = True) -> Iterator[FlagServer]:
     data_dir = tmp / "data"
     seed_catalog(data_dir)
-    cert, key = make_cert(tmp)
-    server = TlsServerProcess(data_dir, cert, key).start()
+    cert: Path | None = None
+    if tls:
+        cert, key = make_cert(tmp)
+        server: ServerProcess = TlsServerProcess(data_dir, cert, key).start()
+    else:
+        server = ServerProcess(data_dir).start()
     try:
         fs = FlagServer(server, cert, 0)
         with fs.client() as client:
             fs.cohort_id = load_profiles_and_cohort(client)
-            if import_flags:
-                for flag in flag_definitions(fs.cohort_id):
-                    r = client.post(f"/api/app/projects/{PROJECT_ID}/feature-flags", json=flag, auth=(SECRET, ""))
-                    assert r.status_code == 200, r.text
+            for flag in flag_definitions(fs.cohort_id):
+                r = client.post(f"/api/app/projects/{PROJECT_ID}/feature-flags", json=flag, auth=(SECRET, ""))
+                assert r.status_code == 200, r.text
         yield fs
     finally:
         server.stop()
 
 
 @contextmanager
-def trusting(cert: Path) -> Iterator[None]:
+def trusting(cert: Path | None) -> Iterator[None]:
     """Trust the server's certificate in the clients the SDK builds (read when a client is created, and by
     requests on every call)."""
+    assert cert is not None
     names = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")  # httpx (flag providers), requests (the Consumer)
     old = {name: os.environ.get(name) for name in names}
     os.environ.update(dict.fromkeys(names, str(cert)))
