@@ -89,7 +89,10 @@ def test_lifecycle(client: httpx.Client) -> None:
         "Beta 2", "beta2", fid, flag["created"]
     )  # fmt: skip
     assert "beta2" in _served(client)
-    assert client.delete(f"{APP}/feature-flags/{fid}").json() == {"status": "ok", "results": {"id": fid, "deleted": True}}
+    assert client.delete(f"{APP}/feature-flags/{fid}").json() == {
+        "status": "ok",
+        "results": {"id": fid, "deleted": True},
+    }
     assert client.delete(f"{APP}/feature-flags/{fid}").status_code == 404
     assert "beta2" not in _served(client)
 
@@ -124,7 +127,9 @@ def test_duplicate_key_and_roles(client: httpx.Client) -> None:
 
 
 def test_readout_errors(client: httpx.Client) -> None:
-    fid = client.post(f"{APP}/feature-flags", json={"name": "R", "key": "r", "ruleset": RULESET}).json()["results"]["id"]
+    fid = client.post(f"{APP}/feature-flags", json={"name": "R", "key": "r", "ruleset": RULESET}).json()["results"][
+        "id"
+    ]
     r = client.get(f"{APP}/feature-flags/{fid}/readout", params={"from_date": "2024-01-01", "to_date": "2024-01-02"})
     assert (r.status_code, r.json()["error"]) == (400, "Missing required parameter: conversion_event")
     r = client.get(f"{APP}/feature-flags/{fid}/readout", params={"conversion_event": "P", "from_date": "2024-01-01",

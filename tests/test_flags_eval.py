@@ -51,7 +51,9 @@ ON = [{"key": "on", "value": True, "is_control": False, "split": 1.0}]
 
 
 def test_variant_override_reports_a_qa_tester_as_the_sdk_does() -> None:
-    flag = compile_flag(_doc({"variants": ON, "rollout": [{"rollout_percentage": 1, "variant_override": {"key": "ON"}}]}))
+    flag = compile_flag(
+        _doc({"variants": ON, "rollout": [{"rollout_percentage": 1, "variant_override": {"key": "ON"}}]})
+    )
     selected = evaluate(flag, Request({"distinct_id": "x"}, None))
     assert selected is not None and (selected.variant_key, selected.is_qa_tester) == ("on", True)
 
@@ -92,4 +94,6 @@ def test_limits_at_their_edges() -> None:
     with pytest.raises(BadRequest, match="at most"):
         validate_ruleset({"variants": ON, "rollout": [{"rollout_percentage": 1}] * (MAX_ROLLOUTS + 1)})
     with pytest.raises(BadRequest, match="at most"):
-        validate_ruleset({"variants": ON, "rollout": [], "test": {"users": {f"u{i}": "on" for i in range(MAX_TEST_USERS + 1)}}})
+        validate_ruleset(
+            {"variants": ON, "rollout": [], "test": {"users": {f"u{i}": "on" for i in range(MAX_TEST_USERS + 1)}}}
+        )
