@@ -176,4 +176,6 @@ def test_import_command(server: ServerProcess, client: httpx.Client, tmp_path: P
     assert client.get(f"{APP}/feature-flags", params={"include_archived": "true"}).json()["results"] == before
     file.write_text("{nope")
     assert _import(server.data_dir, PROJECT_ID, file).returncode == 1
-    assert _import(server.data_dir, 999, file).returncode == 1
+    assert json.loads(_import(server.data_dir, 999, file).stdout) == {"error": "no project with id 999"}
+    missing = _import(tmp_path / "nowhere", PROJECT_ID, file)
+    assert missing.returncode == 1 and "no mixhouse data dir" in json.loads(missing.stdout)["error"]
