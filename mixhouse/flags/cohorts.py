@@ -17,7 +17,19 @@ from mixhouse.domain.query.engage import MembershipRule, membership_rule
 from mixhouse.domain.saved.cohorts import CohortStore
 from mixhouse.engine.base import Engine
 
-COHORT_TTL_S = float(os.environ.get("MIXHOUSE_FLAGS_COHORT_TTL_S", "60"))
+
+def _ttl_setting() -> float:
+    raw = os.environ.get("MIXHOUSE_FLAGS_COHORT_TTL_S", "60")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also NaN
+        raise ValueError(f"MIXHOUSE_FLAGS_COHORT_TTL_S must be a number of seconds >= 0, got {raw!r}")
+    return value
+
+
+COHORT_TTL_S = _ttl_setting()
 
 
 @dataclass(frozen=True)
