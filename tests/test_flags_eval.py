@@ -97,3 +97,16 @@ def test_limits_at_their_edges() -> None:
         validate_ruleset(
             {"variants": ON, "rollout": [], "test": {"users": {f"u{i}": "on" for i in range(MAX_TEST_USERS + 1)}}}
         )
+
+
+def test_fields_the_sdk_requires_are_filled_in() -> None:
+    """PyPI mixpanel drops every definition when one lacks `is_control`, `rollout` or `test.users`."""
+    from mixpanel.flags.types import ExperimentationFlags
+
+    ruleset = validate_ruleset({"variants": [{"key": "a", "value": 1, "extra": "kept"}], "test": {}})
+    assert ruleset == {"variants": [{"key": "a", "value": 1, "extra": "kept", "is_control": False, "split": 0.0}],
+                       "rollout": [], "test": {"users": {}}}  # fmt: skip
+    flag = {"id": "1", "name": "n", "key": "k", "status": "enabled", "project_id": 1, "context": "distinct_id",
+            "ruleset": ruleset}  # fmt: skip
+    [parsed] = ExperimentationFlags.from_dict({"flags": [flag]}).flags
+    assert parsed.ruleset.variants[0].is_control is False and parsed.ruleset.test is not None

@@ -146,7 +146,10 @@ def _rollout(raw: Any, i: int, variant_keys: set[str]) -> Rollout:
 
 
 def validate_ruleset(raw: Any) -> dict[str, Any]:
-    """The ruleset as given, after checking that the evaluator (and every SDK) can run it."""
+    """The ruleset as given, after checking that the evaluator (and every SDK) can run it, with the fields
+    PyPI mixpanel's definition parser requires filled in when left out (`variants[].is_control` false,
+    `variants[].split` 0, `rollout` [], `test.users` {}): one flag it cannot parse makes it drop every
+    definition of the project."""
     ruleset = _object(raw, "ruleset")
     variants = _variants(ruleset.get("variants"))
     rollouts = ruleset.get("rollout", [])
@@ -165,7 +168,11 @@ def validate_ruleset(raw: Any) -> dict[str, Any]:
             raise BadRequest(f"ruleset.test.users may hold at most {MAX_TEST_USERS} users")
         if not all(isinstance(v, str) for v in users.values()):
             raise BadRequest("ruleset.test.users maps distinct ids to variant keys (strings)")
-    return {**ruleset, "rollout": rollouts}
+        ruleset = {**ruleset, "test": {**test, "users": users}}
+    filled = [
+        {**v, "is_control": v.get("is_control", False), "split": v.get("split", 0.0)} for v in ruleset["variants"]
+    ]
+    return {**ruleset, "variants": filled, "rollout": rollouts}
 
 
 def compile_flag(doc: dict[str, Any]) -> Flag:
