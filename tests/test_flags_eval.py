@@ -28,7 +28,7 @@ def _vectors(name: str) -> list[list[Any]]:
 def test_fnv1a_vectors() -> None:
     assert normalized_hash("abc", "variant") == 0.72
     assert normalized_hash("def", "variant") == 0.21
-    assert KeyHasher("abc")("variant") == 0.72 and KeyHasher("ü-id")("s1") == normalized_hash("ü-id", "s1")
+    assert KeyHasher("abc")(b"variant") == 0.72 and KeyHasher("ü-id")("sü".encode()) == normalized_hash("ü-id", "sü")
 
 
 @pytest.mark.parametrize("row", _vectors("semver_compare_tests.json"), ids=str)

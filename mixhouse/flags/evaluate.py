@@ -99,8 +99,7 @@ def _cohort_ok(rollout: Rollout, req: Request) -> bool:
 
 
 def _rollout(flag: Flag, value: KeyHasher, req: Request) -> Rollout | None:
-    for index, rollout in enumerate(flag.rollouts):
-        salt = flag.key + flag.hash_salt + str(index) if flag.hash_salt is not None else flag.key + "rollout"
+    for rollout, salt in zip(flag.rollouts, flag.rollout_salts, strict=True):
         if value(salt) < rollout.percentage and _runtime_ok(rollout, req) and _cohort_ok(rollout, req):
             return rollout
     return None
@@ -109,7 +108,7 @@ def _rollout(flag: Flag, value: KeyHasher, req: Request) -> Rollout | None:
 def _variant(flag: Flag, value: KeyHasher, rollout: Rollout) -> Selected:
     if rollout.override is not None and (chosen := _matching(flag, rollout.override)):
         return chosen
-    h = value(flag.key + (flag.hash_salt if flag.hash_salt is not None else "") + "variant")
+    h = value(flag.variant_salt)
     splits = rollout.splits or {}
     selected: Variant = flag.variants[0]
     cumulative = 0.0

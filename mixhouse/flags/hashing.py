@@ -29,5 +29,6 @@ class KeyHasher:
     def __init__(self, key: str) -> None:
         self._state = fnv1a64(key.encode("utf-8"))
 
-    def __call__(self, salt: str) -> float:
-        return (fnv1a64(salt.encode("utf-8"), self._state) % 100) / 100.0
+    def __call__(self, salt: bytes) -> float:
+        """`salt` in UTF-8 (flags keep theirs encoded)."""
+        return (fnv1a64(salt, self._state) % 100) / 100.0

@@ -65,6 +65,8 @@ class Flag:
     variants: tuple[Variant, ...]  # sorted by key
     rollouts: tuple[Rollout, ...]
     test_users: dict[str, str]  # distinct_id -> variant key
+    rollout_salts: tuple[bytes, ...]  # UTF-8 of key + hash_salt + str(i), or key + "rollout" without a salt
+    variant_salt: bytes  # UTF-8 of key + (hash_salt or "") + "variant"
 
 
 def _number(value: Any, where: str, *, low: float = 0.0, high: float | None = None) -> float:
@@ -181,9 +183,10 @@ def compile_flag(doc: dict[str, Any]) -> Flag:
     keys = {v.key for v in variants}
     rollouts = tuple(_rollout(r, i, keys) for i, r in enumerate(ruleset.get("rollout") or []))
     test = ruleset.get("test") or {}
+    key, salt = str(doc["key"]), doc.get("hash_salt")
     return Flag(
         id=str(doc["id"]),
-        key=str(doc["key"]),
+        key=key,
         context=str(doc["context"]),
         hash_salt=doc.get("hash_salt"),
         experiment_id=doc.get("experiment_id"),
@@ -191,6 +194,10 @@ def compile_flag(doc: dict[str, Any]) -> Flag:
         variants=tuple(sorted(variants, key=lambda v: v.key)),
         rollouts=rollouts,
         test_users=dict(test.get("users") or {}),
+        rollout_salts=tuple(
+            (key + salt + str(i) if salt is not None else key + "rollout").encode() for i in range(len(rollouts))
+        ),
+        variant_salt=(key + (salt if salt is not None else "") + "variant").encode(),
     )
 
 
