@@ -40,6 +40,7 @@ def _caller(request: Request) -> Caller:
 
 async def flags(request: Request) -> Response:
     caller = _caller(request)
+    request.state.project_id = caller.project.id  # for the access log
     params = request.query_params
     context = service.parse_context(params.get("context"))
     state = request.app.state
@@ -52,6 +53,7 @@ async def flags(request: Request) -> Response:
 
 async def definitions(request: Request) -> Response:
     caller = _caller(request)
+    request.state.project_id = caller.project.id
     return Response(service.definitions_body(request.app.state.catalog, caller.project), media_type="application/json")
 
 
