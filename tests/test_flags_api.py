@@ -105,6 +105,8 @@ def test_lifecycle(client: httpx.Client) -> None:
         ("POST", "/feature-flags", {"name": "x", "key": "x", "ruleset": RULESET, "status": "on"}, 400,
          "status must be one of: enabled, disabled, archived"),
         ("POST", "/feature-flags", [1], 400, "the body must be a JSON object"),
+        ("POST", "/feature-flags", {"id": "x" * 256, "name": "x", "key": "x", "ruleset": RULESET}, 400,
+         "id must be a string of at most 255 characters"),
         ("GET", "/feature-flags/nope", None, 404, "Feature flag not found for id nope"),
         ("GET", "/workspaces/1/feature-flags", None, 404, "Workspace not found for id 1"),
         ("PUT", "/feature-flags/nope/test-users", {"users": {}}, 404, "Feature flag not found for id nope"),

@@ -159,6 +159,16 @@ def _bool_or_none(body: dict[str, Any], name: str, default: bool | None) -> bool
     return value
 
 
+def _new_id(body: dict[str, Any]) -> str:
+    """A flag's id: the body's (an import keeps Mixpanel's ids), else a new UUID."""
+    given = body.get("id")
+    if given is None or given == "":
+        return str(uuid.uuid4())
+    if isinstance(given, bool) or not isinstance(given, str | int) or len(str(given)) > 255:
+        raise BadRequest("id must be a string of at most 255 characters")
+    return str(given)
+
+
 def build_document(
     project: Project, body: Any, *, base: dict[str, Any] | None, author: str | None, partial: bool = False
 ) -> dict[str, Any]:
@@ -176,7 +186,7 @@ def build_document(
     if hash_salt is not None and not isinstance(hash_salt, str):
         raise BadRequest("hash_salt must be a string")
     doc: dict[str, Any] = {
-        "id": base["id"] if base is not None else str(body.get("id") or uuid.uuid4()),
+        "id": base["id"] if base is not None else _new_id(body),
         "project_id": project.id,
         "workspace_id": project.id,
         "name": _required_text(body, "name", old.get("name")),
