@@ -21,6 +21,8 @@ from tests.flags.fixtures import random_context
 from tests.flags.server import SA_AUTH, FlagServer, flag_server, trusting
 from tests.server import PROJECT_ID, TOKEN
 
+pytestmark = pytest.mark.clock  # exposures tracked now, read back up to today
+
 BOOLEAN_FLAGS = ("new_app_versions", "us_only", "recent_signups")
 
 
