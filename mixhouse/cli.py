@@ -267,5 +267,9 @@ def service_accounts_create(data_dir: Path, username: str, secret: str | None, p
     )
 
 
+from mixhouse.flags.cli import flags  # noqa: E402
+
+main.add_command(flags)
+
 if __name__ == "__main__":
     run()

@@ -15,7 +15,7 @@ from mixhouse.catalog import Catalog
 from mixhouse.engine.duckdb import DuckDBEngine
 from mixhouse.errors import MixhouseError, NotFound
 from mixhouse.geo import open_locator
-from mixhouse.http import export, ingest, observability, openapi
+from mixhouse.http import export, flags, ingest, observability, openapi
 from mixhouse.http.endpoint import endpoint
 from mixhouse.http.limits import RateLimits
 from mixhouse.http.middleware import Cors, TrailingSlash
@@ -60,6 +60,7 @@ def routes() -> list[Route]:
         Route("/healthz", healthz, methods=["GET"]),
         *observability.ROUTES,
         *openapi.ROUTES,
+        *flags.ROUTES,
         *QUERY_ROUTES,
         *APP_ROUTES,
     ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from starlette.routing import Route
 
 from mixhouse.domain.query import cohorts, funnels, insights
+from mixhouse.flags import api as flags
+from mixhouse.flags.readout import readout
 from mixhouse.http.app_routes import app_route
 
 APP_ROUTES: list[Route] = [
@@ -14,4 +16,15 @@ APP_ROUTES: list[Route] = [
     app_route("/cohorts/{cohort_id}", cohorts.cohort_item, ["GET", "PATCH", "DELETE"]),
     app_route("/bookmarks", insights.bookmarks_collection, ["GET", "POST"]),
     app_route("/bookmarks/{bookmark_id}", insights.bookmark_item, ["GET", "PATCH", "DELETE"]),
+    *[
+        route
+        for scope in ("", "/workspaces/{workspace_id}")
+        for route in (
+            app_route(scope + "/feature-flags", flags.collection, ["GET", "POST"]),
+            app_route(scope + "/feature-flags/{flag_id}", flags.item, ["GET", "PUT", "PATCH", "DELETE"]),
+            app_route(scope + "/feature-flags/{flag_id}/archive", flags.archive, ["POST", "DELETE"]),
+            app_route(scope + "/feature-flags/{flag_id}/test-users", flags.test_users, ["PUT"]),
+            app_route(scope + "/feature-flags/{flag_id}/readout", readout, ["GET"]),
+        )
+    ],
 ]

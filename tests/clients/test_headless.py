@@ -5,7 +5,8 @@ Insights report, export streaming and engage paging (`results: []` ends it), and
 
 Not covered because mixhouse has no such endpoint: `list_annotations()` and the other annotation calls
 (`/api/app/projects/{id}/annotations/`), `query()` (an inline bookmark POSTed to `/api/query/insights`),
-`/arb_funnels` (flows), and the App API's dashboards, flags, experiments, lexicon and webhooks."""
+`/arb_funnels` (flows), and the App API's dashboards, experiments, lexicon and webhooks (`mp flags`:
+test_headless_flags.py)."""
 
 from __future__ import annotations
 

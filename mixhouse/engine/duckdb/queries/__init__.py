@@ -19,6 +19,9 @@ from mixhouse.domain.query import revenue as revenue_spec
 from mixhouse.domain.query import segmentation as segmentation_spec
 from mixhouse.domain.query import stream as stream_spec
 from mixhouse.engine.duckdb.queries import engage, events, funnels, insights, retention, revenue, segmentation, stream
+from mixhouse.engine.duckdb.queries import flags as flag_queries
+from mixhouse.flags import cohorts as flags_cohorts
+from mixhouse.flags import readout as flags_readout
 
 QueryFunction = Callable[[duckdb.DuckDBPyConnection, Any], Any]
 
@@ -40,4 +43,6 @@ HANDLERS: dict[type, QueryFunction] = {
     stream_spec.StreamSpec: stream.stream_events,
     insights_spec.InsightsSpec: insights.insights_rows,
     revenue_spec.RevenueSpec: revenue.transactions,
+    flags_cohorts.CohortMembersSpec: flag_queries.cohort_members,
+    flags_readout.ReadoutSpec: flag_queries.readout_rows,
 }

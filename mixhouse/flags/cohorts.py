@@ -1,0 +1,75 @@
+"""Cohort membership for cohort-targeted rollouts (`cohort_hash` = the id of a saved cohort).
+
+A cohort's members are computed by the engine (the same membership rule `/cohorts/list` counts) and kept
+for `COHORT_TTL_S`, the way Mixpanel syncs cohorts to its flag service periodically rather than on every
+request. The set holds canonical ids and every id merged into them, so a device id or an alias of a
+member is a member too. An unknown cohort has no members."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+
+from mixhouse.catalog import Catalog
+from mixhouse.domain.query.engage import MembershipRule, membership_rule
+from mixhouse.domain.saved.cohorts import CohortStore
+from mixhouse.engine.base import Engine
+
+
+def _ttl_setting() -> float:
+    raw = os.environ.get("MIXHOUSE_FLAGS_COHORT_TTL_S", "60")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also NaN
+        raise ValueError(f"MIXHOUSE_FLAGS_COHORT_TTL_S must be a number of seconds >= 0, got {raw!r}")
+    return value
+
+
+COHORT_TTL_S = _ttl_setting()
+
+
+@dataclass(frozen=True)
+class CohortMembersSpec:
+    """Every distinct id (canonical ids and the ids merged into them) of the users matching `rule`."""
+
+    project_id: int
+    rule: MembershipRule
+
+
+class CohortMembers:
+    def __init__(self, ttl_s: float | None = None) -> None:
+        self._ttl_s = COHORT_TTL_S if ttl_s is None else ttl_s
+        self._lock = threading.Lock()
+        self._items: dict[tuple[int, str], tuple[float, frozenset[str]]] = {}
+
+    def members(self, catalog: Catalog, engine: Engine, project_id: int, cohort: str) -> frozenset[str]:
+        key = (project_id, cohort)
+        now = time.monotonic()
+        item = self._items.get(key)
+        if item is not None and item[0] > now:
+            return item[1]
+        found: frozenset[str] = frozenset()
+        if cohort.isascii() and cohort.isdigit():
+            saved = CohortStore(catalog).get(project_id, int(cohort))
+            if saved is not None:
+                rule = membership_rule(saved, int(time.time() * 1000))
+                found = frozenset(engine.query(CohortMembersSpec(project_id, rule)))
+        with self._lock:
+            self._items[key] = (now + self._ttl_s, found)
+        return found
+
+    def fresh(self, project_id: int, cohorts: frozenset[str]) -> bool:
+        """Whether every one of these cohorts is cached: evaluation then needs no engine query."""
+        now = time.monotonic()
+        for cohort in cohorts:
+            item = self._items.get((project_id, cohort))
+            if item is None or item[0] <= now:
+                return False
+        return True
+
+    def is_member(self, catalog: Catalog, engine: Engine, project_id: int, cohort: str, distinct_id: str) -> bool:
+        return distinct_id in self.members(catalog, engine, project_id, cohort)

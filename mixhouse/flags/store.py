@@ -1,0 +1,117 @@
+"""Feature flags of each project in the catalog's SQLite database, one JSON document a flag.
+
+Every write bumps the project's revision in the same transaction, so a server caching compiled
+definitions sees writes made by any process (the `mixhouse flags import` command, another worker) with
+one indexed read per request."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import orjson
+
+from mixhouse.catalog import Catalog
+from mixhouse.errors import BadRequest
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS feature_flags (
+    id          TEXT PRIMARY KEY,
+    project_id  INTEGER NOT NULL,
+    key         TEXT NOT NULL,
+    doc         TEXT NOT NULL,           -- the App API's flag object, JSON
+    UNIQUE (project_id, key)
+);
+CREATE TABLE IF NOT EXISTS feature_flag_revisions (
+    project_id  INTEGER PRIMARY KEY,
+    revision    INTEGER NOT NULL
+);
+"""
+
+
+def _bump(conn: sqlite3.Connection, project_id: int) -> None:
+    conn.execute(
+        "INSERT INTO feature_flag_revisions (project_id, revision) VALUES (?, 1)"
+        " ON CONFLICT(project_id) DO UPDATE SET revision = revision + 1",
+        (project_id,),
+    )
+
+
+# Connections that ran the schema script, held so that their ids are never reused (the catalog keeps one
+# connection per thread for the thread's life; sqlite3 connections take no weak references).
+_READY: dict[int, sqlite3.Connection] = {}
+
+
+class FlagStore:
+    def __init__(self, catalog: Catalog) -> None:
+        self._conn = catalog.connection()
+        if _READY.get(id(self._conn)) is not self._conn:
+            self._conn.executescript(_SCHEMA)
+            _READY[id(self._conn)] = self._conn
+
+    def revision(self, project_id: int) -> int:
+        row = self._conn.execute(
+            "SELECT revision FROM feature_flag_revisions WHERE project_id = ?", (project_id,)
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def docs(self, project_id: int) -> list[dict[str, Any]]:
+        rows = self._conn.execute(
+            "SELECT doc FROM feature_flags WHERE project_id = ? ORDER BY rowid", (project_id,)
+        ).fetchall()
+        return [orjson.loads(r[0]) for r in rows]
+
+    def get(self, project_id: int, flag_id: str) -> dict[str, Any] | None:
+        row = self._conn.execute(
+            "SELECT doc FROM feature_flags WHERE project_id = ? AND id = ?", (project_id, flag_id)
+        ).fetchone()
+        return orjson.loads(row[0]) if row else None
+
+    def by_key(self, project_id: int, key: str) -> dict[str, Any] | None:
+        row = self._conn.execute(
+            "SELECT doc FROM feature_flags WHERE project_id = ? AND key = ?", (project_id, key)
+        ).fetchone()
+        return orjson.loads(row[0]) if row else None
+
+    def put(self, project_id: int, docs: list[dict[str, Any]]) -> None:
+        """Insert or replace these flags (by id) in one transaction; a key taken by another flag is refused."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for doc in docs:
+                taken = conn.execute(
+                    "SELECT id FROM feature_flags WHERE project_id = ? AND key = ? AND id != ?",
+                    (project_id, doc["key"], doc["id"]),
+                ).fetchone()
+                if taken:
+                    raise BadRequest(f"A feature flag with key {doc['key']!r} already exists in this project")
+                elsewhere = conn.execute(
+                    "SELECT 1 FROM feature_flags WHERE id = ? AND project_id != ?", (doc["id"], project_id)
+                ).fetchone()
+                if elsewhere:
+                    raise BadRequest(f"The feature flag id {doc['id']!r} is used by another project")
+                conn.execute(
+                    "INSERT INTO feature_flags (id, project_id, key, doc) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT(id) DO UPDATE SET key = excluded.key, doc = excluded.doc"
+                    " WHERE feature_flags.project_id = excluded.project_id",
+                    (doc["id"], project_id, doc["key"], orjson.dumps(doc).decode()),
+                )
+            _bump(conn, project_id)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def delete(self, project_id: int, flag_id: str) -> bool:
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            deleted = conn.execute(
+                "DELETE FROM feature_flags WHERE project_id = ? AND id = ?", (project_id, flag_id)
+            ).rowcount
+            _bump(conn, project_id)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return deleted > 0
