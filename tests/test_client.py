@@ -13,10 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-
 import mixhouse_client
-from mixhouse.domain.project import IdMerge
+import pytest
 from mixhouse_client import (
     AppTransport,
     AuthenticationFailed,
@@ -30,6 +28,8 @@ from mixhouse_client import (
     content_insert_id,
 )
 from mixhouse_client._config import Family, base_urls
+
+from mixhouse.domain.project import IdMerge
 from tests.conftest import export
 from tests.server import PROJECT_ID, SA_SECRET, SA_USER, SECRET, TOKEN, ServerProcess, seed_catalog
 
@@ -76,9 +76,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 @pytest.fixture(scope="module")
 def client(server: ServerProcess) -> Iterator[Client]:
-    with Client(
-        base_url=server.url, credentials=ServiceAccount(SA_USER, SA_SECRET, PROJECT_ID), token=TOKEN
-    ) as c:
+    with Client(base_url=server.url, credentials=ServiceAccount(SA_USER, SA_SECRET, PROJECT_ID), token=TOKEN) as c:
         yield c
 
 
@@ -100,8 +98,7 @@ def test_import_batches_and_gives_every_event_a_content_insert_id(
 ) -> None:
     stored = [e for e in export(server.url, from_date="2024-03-01", to_date="2024-03-03")]
     expected = [
-        (e["event"], e["properties"]["distinct_id"], e["properties"]["time"], e["properties"]["plan"])
-        + (e["properties"]["amount"], content_insert_id(e))
+        (e["event"], *(e["properties"][k] for k in ("distinct_id", "time", "plan", "amount")), content_insert_id(e))
         for e in imported
     ]
     assert sorted(strip(e) for e in stored) == sorted(expected)
@@ -119,9 +116,7 @@ def test_reimporting_the_same_events_is_deduplicated_by_reports(client: Client, 
 def test_import_reports_refused_records_by_their_index_and_keeps_the_valid_ones(
     server: ServerProcess, client: Client
 ) -> None:
-    events = [
-        {"event": "Strict", "properties": {"distinct_id": f"s{i}", "time": T0 + 10 * DAY + i}} for i in range(12)
-    ]
+    events = [{"event": "Strict", "properties": {"distinct_id": f"s{i}", "time": T0 + 10 * DAY + i}} for i in range(12)]
     del events[3]["properties"]["time"]
     events[9]["event"] = ""
     result = client.import_events(events, max_records=5)
@@ -282,9 +277,9 @@ def test_reports_match_the_imported_events(client: Client, imported: list[dict[s
 
 
 def test_errors_carry_mixpanels_body_and_are_not_retried(server: ServerProcess) -> None:
-    with Client(base_url=server.url, credentials=ServiceAccount(SA_USER, "wrong", PROJECT_ID)) as bad:
-        with pytest.raises(AuthenticationFailed) as auth_error:
-            bad.segmentation("Purchase", "2024-03-01", "2024-03-03")
+    wrong = ServiceAccount(SA_USER, "wrong", PROJECT_ID)
+    with Client(base_url=server.url, credentials=wrong) as bad, pytest.raises(AuthenticationFailed) as auth_error:
+        bad.segmentation("Purchase", "2024-03-01", "2024-03-03")
     assert auth_error.value.status == 401 and auth_error.value.attempts == 1
     assert "wrong" not in str(auth_error.value) and "wrong" not in auth_error.value.url
     with Client(base_url=server.url, credentials=ProjectSecret(SECRET)) as c:

@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from mixhouse_client import (
     AuthenticationFailed,
     BadRequest,
@@ -28,6 +27,7 @@ from mixhouse_client import (
     TransportError,
 )
 from mixhouse_client._retry import retry_after_seconds
+
 from tests.conftest import export
 from tests.server import PROJECT_ID, SA_SECRET, SA_USER, ServerProcess, free_port
 
@@ -119,9 +119,7 @@ def events(tag: str, n: int) -> list[dict[str, Any]]:
     return [{"event": tag, "properties": {"distinct_id": f"{tag}-{i}", "time": T0 + i}} for i in range(n)]
 
 
-def test_import_survives_429_503_and_a_lost_answer_without_double_counting(
-    server: ServerProcess, flaky: Flaky
-) -> None:
+def test_import_survives_429_503_and_a_lost_answer_without_double_counting(server: ServerProcess, flaky: Flaky) -> None:
     flaky.script = [("status", 429, {"Retry-After": "1"}), ("status", 503), ("drop",), ("forward",)]
     with client_for(flaky.url) as c:
         result = c.import_events(events("Retried", 50))

@@ -657,4 +657,3 @@ def _loads(response: httpx.Response) -> Any:
     except ValueError:
         text = response.text.strip()
         return int(text) if text in ("0", "1") else text
-

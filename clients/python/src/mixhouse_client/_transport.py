@@ -188,4 +188,3 @@ def _safe_url(url: httpx.URL) -> str:
     """The URL without credentials in it (userinfo, legacy `api_secret`/`api_key`)."""
     params = [(k, "***" if k in ("api_secret", "api_key", "sig") else v) for k, v in url.params.multi_items()]
     return str(url.copy_with(username=None, password=None, params=params))
-
