@@ -129,6 +129,13 @@ def test_import_reports_refused_records_by_their_index_and_keeps_the_valid_ones(
     )
 
 
+def test_import_batches_yields_one_result_per_request(server: ServerProcess, client: Client) -> None:
+    events = [{"event": "Paced", "properties": {"distinct_id": f"q{i}", "time": T0 + 14 * DAY + i}} for i in range(25)]
+    results = list(client.import_batches(events, max_records=10))
+    assert [(r.accepted, r.requests) for r in results] == [(10, 1), (10, 1), (5, 1)]
+    assert len(export(server.url, from_date="2024-03-15", to_date="2024-03-15", event='["Paced"]')) == 25
+
+
 def test_a_record_larger_than_a_request_is_reported_without_a_request(client: Client) -> None:
     big = {"event": "Big", "properties": {"distinct_id": "b", "time": T0, "blob": "x" * 3_000_000}}
     result = client.import_events([big])
@@ -273,7 +280,11 @@ def test_reports_match_the_imported_events(client: Client, imported: list[dict[s
     )
     series = client.insights(report["id"])["series"]["Purchase"]
     assert sum(series.values()) == 40
-    assert client.query("events/names", type="general", limit=100)  # the generic escape hatch
+    # the generic escape hatch, for every other Query API endpoint
+    sums = client.query(
+        "segmentation/sum", event="Purchase", from_date="2024-03-01", to_date="2024-03-03", on='properties["amount"]'
+    )
+    assert sum(sums["results"].values()) == sum(e["properties"]["amount"] for e in imported if e["event"] == "Purchase")
 
 
 def test_errors_carry_mixpanels_body_and_are_not_retried(server: ServerProcess) -> None:

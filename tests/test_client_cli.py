@@ -352,3 +352,32 @@ def test_errors_are_one_line_without_secrets(server: ServerProcess, tmp_path: Pa
         [str(MIXHOUSE), *args], capture_output=True, text=True, env={"PATH": os.environ.get("PATH", "")}
     )
     assert none.returncode == 1 and none.stderr.startswith("error: no credentials")
+
+
+def test_settings_from_a_config_file_below_the_environment(server: ServerProcess, tmp_path: Path) -> None:
+    config = tmp_path / "client.toml"
+    config.write_text(
+        f'base_url = "{server.url}"\nusername = "{SA_USER}"\nsecret = "{SA_SECRET}"\nproject_id = {PROJECT_ID}\n'
+    )
+    bare = {"PATH": os.environ.get("PATH", ""), "MIXHOUSE_CONFIG": str(config)}
+    args = [
+        str(MIXHOUSE),
+        "query",
+        "segmentation",
+        "--event",
+        "X",
+        "--from-date",
+        "2024-02-01",
+        "--to-date",
+        "2024-02-01",
+    ]
+    from_file = subprocess.run([*args, "--json"], capture_output=True, text=True, env=bare)
+    assert from_file.returncode == 0, from_file.stderr
+    assert json.loads(from_file.stdout)["data"]["values"] == {"X": {"2024-02-01": 0}}
+    overridden = subprocess.run(args, capture_output=True, text=True, env={**bare, "MIXHOUSE_SECRET": "env-wins"})
+    assert overridden.returncode == 1 and overridden.stderr.startswith("error: 401")
+    config.write_text('base_url = "x"\npassword = "p"\n')
+    unknown = subprocess.run(args, capture_output=True, text=True, env=bare)
+    assert unknown.returncode == 1 and "unknown setting 'password'" in unknown.stderr and unknown.stderr.count("\n") == 1
+    version = subprocess.run([str(MIXHOUSE.parent / "mixhouse-client"), "--version"], capture_output=True, text=True)
+    assert version.stdout.strip() == "mixhouse-client 0.1.0"

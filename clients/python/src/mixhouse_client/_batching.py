@@ -29,6 +29,9 @@ try:
     def canonical(value: Any) -> bytes:
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
+    def loads(data: bytes | str) -> Any:
+        return orjson.loads(data)
+
 except ImportError:  # pragma: no cover - orjson is optional, a speed-up only
     import json
 
@@ -37,6 +40,9 @@ except ImportError:  # pragma: no cover - orjson is optional, a speed-up only
 
     def canonical(value: Any) -> bytes:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True).encode()
+
+    def loads(data: bytes | str) -> Any:
+        return json.loads(data)
 
 
 MAX_RECORDS = 2000

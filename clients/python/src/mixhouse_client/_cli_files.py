@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from mixhouse_client._batching import loads
+
 # CSV cells are text; these columns stay text, others that read as numbers or booleans become them.
 TEXT_COLUMNS = frozenset({"distinct_id", "$insert_id", "$user_id", "$device_id", "event"})
 
@@ -128,7 +130,7 @@ def read_events(stream: IO[bytes], fmt: str, *, skip: int = 0) -> Iterator[tuple
             if not text:
                 continue
             try:
-                record = json.loads(text)
+                record = loads(text)
             except ValueError as exc:
                 yield number, BadLine(number, f"invalid JSON: {exc}", text.decode(errors="replace"))
                 continue

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from mixhouse_client._batching import MAX_BYTES, MAX_RECORDS, Batch, Oversized, batches, with_insert_id
+from mixhouse_client._batching import MAX_BYTES, MAX_RECORDS, Batch, Oversized, batches, loads, with_insert_id
 from mixhouse_client._config import Credentials, Family, ProjectSecret, Region, ServiceAccount, base_urls
 from mixhouse_client._exceptions import BadRequest, ConfigurationError, TransportError
 from mixhouse_client._retry import RETRYABLE_EXCEPTIONS, RetryPolicy
@@ -60,7 +60,7 @@ class ExportChunk:
 
     def events(self) -> Iterator[dict[str, Any]]:
         for line in self.lines():
-            yield json.loads(line)
+            yield loads(line)
 
 
 def _day(value: DateLike) -> date:

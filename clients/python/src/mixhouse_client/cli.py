@@ -1,7 +1,8 @@
 """The command line over the client: `import`, `export`, `query segmentation|funnel|retention|insights`,
 `engage`. Installed as `mixhouse-client`, and added to the server's own `mixhouse` command.
 
-Credentials come from options or the environment (`MIXHOUSE_*`, else `MP_*`) and are never printed.
+Settings come from options, else the environment (`MIXHOUSE_*`, else `MP_*`), else a TOML file
+(`$MIXHOUSE_CONFIG`, default `~/.config/mixhouse/client.toml`); secrets are never printed.
 Every error is one line on stderr (`error: ...`) and exit status 1; never a traceback.
 """
 
@@ -9,8 +10,10 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 import time
+import tomllib
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -30,7 +33,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from mixhouse_client import _cli_render as render
 from mixhouse_client._batching import Batch, Oversized, batches, with_insert_id
 from mixhouse_client._cli_files import BadLine, StateFile, detect_format, fingerprint, open_binary, read_events
-from mixhouse_client._client import Client, IngestResult
+from mixhouse_client._client import Client, IngestResult, __version__
 from mixhouse_client._config import Credentials, ProjectSecret, ServiceAccount
 from mixhouse_client._exceptions import MixpanelError
 
@@ -43,6 +46,22 @@ app = typer.Typer(
 )
 query_app = typer.Typer(help="Reports: segmentation, funnel, retention, insights.", no_args_is_help=True)
 app.add_typer(query_app, name="query")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"mixhouse-client {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Import, export and query Mixpanel's HTTP APIs (a mixhouse server or Mixpanel itself)."""
+
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -59,7 +78,8 @@ BaseUrl = Annotated[
     ),
 ]
 RegionOpt = Annotated[
-    str, typer.Option("--region", envvar=_env("REGION"), help="Mixpanel's hosts without --base-url: us, eu, in.")
+    str | None,
+    typer.Option("--region", envvar=_env("REGION"), help="Mixpanel's hosts without --base-url: us (default), eu, in."),
 ]
 Username = Annotated[
     str | None,
@@ -75,7 +95,9 @@ ApiSecret = Annotated[
     str | None,
     typer.Option("--api-secret", envvar=_env("API_SECRET"), help="Project API secret (legacy).", show_default=False),
 ]
-Timeout = Annotated[float, typer.Option("--timeout", envvar=_env("TIMEOUT"), help="Seconds per request.")]
+Timeout = Annotated[
+    float | None, typer.Option("--timeout", envvar=_env("TIMEOUT"), help="Seconds per request (default 120).")
+]
 FromDate = Annotated[str, typer.Option("--from-date", help="First day, YYYY-MM-DD (inclusive).")]
 ToDate = Annotated[str, typer.Option("--to-date", help="Last day, YYYY-MM-DD (inclusive).")]
 Where = Annotated[str | None, typer.Option("--where", help="Filter expression.", show_default=False)]
@@ -86,15 +108,61 @@ AsCsv = Annotated[bool, typer.Option("--csv", help="The table as CSV.")]
 Chart = Annotated[bool, typer.Option("--chart", help="A terminal chart.")]
 
 
+CONFIG_KEYS = frozenset({"base_url", "region", "username", "secret", "project_id", "api_secret", "timeout"})
+
+
+def config_file() -> dict[str, Any]:
+    """The settings file, or {} when there is none."""
+    path = Path(os.environ.get("MIXHOUSE_CONFIG") or Path.home() / ".config" / "mixhouse" / "client.toml")
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return {}
+    try:
+        settings = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise MixpanelError(f"{path}: {exc}") from exc
+    unknown = sorted(set(settings) - CONFIG_KEYS)
+    if unknown:
+        raise MixpanelError(f"{path}: unknown setting {unknown[0]!r} (known: {', '.join(sorted(CONFIG_KEYS))})")
+    return settings
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
 def _client(
     base_url: str | None,
-    region: str,
+    region: str | None,
     username: str | None,
     secret: str | None,
     project_id: int | None,
     api_secret: str | None,
-    timeout: float,
+    timeout: float | None,
 ) -> Client:
+    given = {
+        "base_url": base_url,
+        "region": region,
+        "username": username,
+        "secret": secret,
+        "project_id": project_id,
+        "api_secret": api_secret,
+        "timeout": timeout,
+    }
+    if any(v is None for v in given.values()):
+        for key, value in config_file().items():
+            if given[key] is None:
+                given[key] = value
+    base_url, username, secret, api_secret = (
+        _text(given["base_url"]),
+        _text(given["username"]),
+        _text(given["secret"]),
+        _text(given["api_secret"]),
+    )
+    project_id = int(given["project_id"]) if given["project_id"] is not None else None
+    region = str(given["region"] or "us")
+    timeout = float(given["timeout"] or 120.0)
     credentials: Credentials
     if username:
         if not project_id:
@@ -156,15 +224,18 @@ def import_command(
     workers: Annotated[int, typer.Option("--workers", min=1, max=16, help="Requests in flight.")] = 2,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=2000, help="Events per request.")] = 2000,
     base_url: BaseUrl = None,
-    region: RegionOpt = "us",
+    region: RegionOpt = None,
     username: Username = None,
     secret: Secret = None,
     project_id: ProjectId = None,
     api_secret: ApiSecret = None,
-    timeout: Timeout = 120.0,
+    timeout: Timeout = None,
 ) -> None:
-    """Import FILE's events through /import: batches of at most 2,000 events and 2 MB, gzip, an
-    $insert_id for every event (so re-running never duplicates), resumable where it stopped."""
+    """Import FILE's events through /import.
+
+    Batches of at most 2,000 events and 2 MB, gzip, an $insert_id for every event (so re-running never
+    duplicates); resumes where an interrupted run stopped.
+    """
     client = _client(base_url, region, username, secret, project_id, api_secret, timeout)
     file_format = detect_format(file, fmt)
     stat = file.stat()
@@ -280,15 +351,17 @@ def export_command(
         bool, typer.Option("--restart", help="With --output: start over, ignore a partial run.")
     ] = False,
     base_url: BaseUrl = None,
-    region: RegionOpt = "us",
+    region: RegionOpt = None,
     username: Username = None,
     secret: Secret = None,
     project_id: ProjectId = None,
     api_secret: ApiSecret = None,
-    timeout: Timeout = 120.0,
+    timeout: Timeout = None,
 ) -> None:
-    """Raw events as JSON lines, one request per day. With --output, an interrupted export resumes at
-    the first day it had not finished."""
+    """Raw events as JSON lines, one request per day.
+
+    With --output, an interrupted export resumes at the first day it had not finished.
+    """
     client = _client(base_url, region, username, secret, project_id, api_secret, timeout)
     start, end = date.fromisoformat(from_date), date.fromisoformat(to_date)
     identity = fingerprint(start, end, event, where, time_in_ms)
@@ -391,12 +464,12 @@ def segmentation_command(
     as_csv: AsCsv = False,
     chart: Chart = False,
     base_url: BaseUrl = None,
-    region: RegionOpt = "us",
+    region: RegionOpt = None,
     username: Username = None,
     secret: Secret = None,
     project_id: ProjectId = None,
     api_secret: ApiSecret = None,
-    timeout: Timeout = 120.0,
+    timeout: Timeout = None,
 ) -> None:
     """Event counts over time, optionally broken down --on an expression."""
     with _client(base_url, region, username, secret, project_id, api_secret, timeout) as client:
@@ -423,12 +496,12 @@ def funnel_command(
     as_csv: AsCsv = False,
     chart: Chart = False,
     base_url: BaseUrl = None,
-    region: RegionOpt = "us",
+    region: RegionOpt = None,
     username: Username = None,
     secret: Secret = None,
     project_id: ProjectId = None,
     api_secret: ApiSecret = None,
-    timeout: Timeout = 120.0,
+    timeout: Timeout = None,
 ) -> None:
     """A saved funnel's steps and conversion, summed over the range."""
     with _client(base_url, region, username, secret, project_id, api_secret, timeout) as client:
@@ -462,12 +535,12 @@ def retention_command(
     as_json: AsJson = False,
     as_csv: AsCsv = False,
     base_url: BaseUrl = None,
-    region: RegionOpt = "us",
+    region: RegionOpt = None,
     username: Username = None,
     secret: Secret = None,
     project_id: ProjectId = None,
     api_secret: ApiSecret = None,
-    timeout: Timeout = 120.0,
+    timeout: Timeout = None,
 ) -> None:
     """Cohorts by first --born-event and how many came back in each interval."""
     with _client(base_url, region, username, secret, project_id, api_secret, timeout) as client:
@@ -493,12 +566,12 @@ def insights_command(
     as_csv: AsCsv = False,
     chart: Chart = False,
     base_url: BaseUrl = None,
-    region: RegionOpt = "us",
+    region: RegionOpt = None,
     username: Username = None,
     secret: Secret = None,
     project_id: ProjectId = None,
     api_secret: ApiSecret = None,
-    timeout: Timeout = 120.0,
+    timeout: Timeout = None,
 ) -> None:
     """A saved Insights report."""
     with _client(base_url, region, username, secret, project_id, api_secret, timeout) as client:
@@ -521,12 +594,12 @@ def engage_command(
     fmt: Annotated[str, typer.Option("--format", help="jsonl or csv.")] = "jsonl",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here (default: stdout).")] = None,
     base_url: BaseUrl = None,
-    region: RegionOpt = "us",
+    region: RegionOpt = None,
     username: Username = None,
     secret: Secret = None,
     project_id: ProjectId = None,
     api_secret: ApiSecret = None,
-    timeout: Timeout = 120.0,
+    timeout: Timeout = None,
 ) -> None:
     """User (or group) profiles, every page, as JSON lines or CSV."""
     if fmt not in ("jsonl", "csv"):
