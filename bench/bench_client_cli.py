@@ -62,11 +62,11 @@ def main() -> None:
         }
         try:
             started = time.perf_counter()
-            subprocess.run(
-                [str(MIXHOUSE), "import", str(source), "--workers", str(args.workers)], env=env, check=True
-            )
+            subprocess.run([str(MIXHOUSE), "import", str(source), "--workers", str(args.workers)], env=env, check=True)
             import_s = time.perf_counter() - started
-            print(f"import: {args.events / import_s:,.0f} events/s ({import_s:.1f} s, {args.workers} requests in flight)")
+            print(
+                f"import: {args.events / import_s:,.0f} events/s ({import_s:.1f} s, {args.workers} requests in flight)"
+            )
             out = tmp / "back.jsonl"
             started = time.perf_counter()
             # the events span 2024-01-01 .. 2024-01-11 (bench.common.event); one request per day

@@ -378,6 +378,8 @@ def test_settings_from_a_config_file_below_the_environment(server: ServerProcess
     assert overridden.returncode == 1 and overridden.stderr.startswith("error: 401")
     config.write_text('base_url = "x"\npassword = "p"\n')
     unknown = subprocess.run(args, capture_output=True, text=True, env=bare)
-    assert unknown.returncode == 1 and "unknown setting 'password'" in unknown.stderr and unknown.stderr.count("\n") == 1
+    assert (
+        unknown.returncode == 1 and "unknown setting 'password'" in unknown.stderr and unknown.stderr.count("\n") == 1
+    )
     version = subprocess.run([str(MIXHOUSE.parent / "mixhouse-client"), "--version"], capture_output=True, text=True)
     assert version.stdout.strip() == "mixhouse-client 0.1.0"
