@@ -201,7 +201,7 @@ def one_line_errors(fn: Callable[P, R]) -> Callable[P, R]:
 def _fail(message: str, status: int = 1) -> NoReturn:
     sys.stderr.write(f"error: {' '.join(message.split())}\n")
     sys.stderr.flush()
-    raise click.exceptions.Exit(status)
+    sys.exit(status)  # SystemExit, not click's Exit: a host group run with standalone_mode=False returns on Exit
 
 
 def _err_console() -> Console:
