@@ -383,3 +383,22 @@ def test_settings_from_a_config_file_below_the_environment(server: ServerProcess
     )
     version = subprocess.run([str(MIXHOUSE.parent / "mixhouse-client"), "--version"], capture_output=True, text=True)
     assert version.stdout.strip() == "mixhouse-client 0.1.0"
+
+
+def test_import_shows_a_progress_bar_with_events_per_second_in_a_terminal(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    source = tmp_path / "progress.jsonl"
+    source.write_text("".join(json.dumps(event(i, "Progress")) + "\n" for i in range(5000)))
+    screen = strip_ansi(read_pty([str(MIXHOUSE), "import", str(source), "--batch-size", "500"], env_for(server)))
+    assert re.search(r"import .*━.* 100% +5,000 events +[\d,]+ events/s", screen), screen
+    assert "imported 5,000 events in" in screen
+
+
+def test_usage_errors_are_one_line_from_both_commands(tmp_path: Path) -> None:
+    for command in (MIXHOUSE, MIXHOUSE.parent / "mixhouse-client"):
+        result = subprocess.run(
+            [str(command), "query", "segmentation", "--from-date", "2024-02-01"], capture_output=True, text=True
+        )
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+        assert "Missing option '--event'" in result.stderr

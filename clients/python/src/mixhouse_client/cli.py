@@ -646,4 +646,11 @@ def add_commands(group: click.Group) -> None:
 
 
 def main() -> None:
-    app()
+    """The `mixhouse-client` console script; usage errors are one line too (status 2)."""
+    command = typer.main.get_command(app)
+    try:
+        command.main(prog_name="mixhouse-client", standalone_mode=False)
+    except click.exceptions.Abort:
+        _fail("interrupted", 130)
+    except click.ClickException as exc:
+        _fail(exc.format_message(), exc.exit_code)
