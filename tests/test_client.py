@@ -236,9 +236,9 @@ def test_identity_identify_alias_and_merge(server: ServerProcess) -> None:
                 {"event": "Browse", "properties": {"distinct_id": "laptop", "time": now}},
             ]
         )
-        assert c.identify("ada", anon, time_=now + 1).ok
-        assert c.alias("nick", "ada", time_=now + 2).ok
-        assert c.merge("ada", "laptop", time_=now + 3).ok
+        assert c.identify("ada", anon, timestamp=now + 1).ok
+        assert c.alias("nick", "ada", timestamp=now + 2).ok
+        assert c.merge("ada", "laptop", timestamp=now + 3).ok
         since = datetime.fromtimestamp(now - DAY, UTC).date()
         stream = c.activity_stream(["ada"], since, datetime.now(UTC).date())
         browses = [e for e in stream if e["event"] == "Browse"]

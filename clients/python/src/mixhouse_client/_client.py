@@ -335,23 +335,23 @@ class Client:
 
     # -- identity -------------------------------------------------------------------------------------
 
-    def identify(self, identified_id: str, anon_id: str, *, time_: float | None = None) -> IngestResult:
+    def identify(self, identified_id: str, anon_id: str, *, timestamp: float | None = None) -> IngestResult:
         """Original ID Merge: link an anonymous id to a known user (an `$identify` event on `/track`).
         In Simplified ID Merge projects send `$device_id` and `$user_id` on ordinary events instead."""
         props = {"distinct_id": identified_id, "$identified_id": identified_id, "$anon_id": anon_id}
-        return self.track([{"event": "$identify", "properties": {**props, "time": time_ or time.time()}}])
+        return self.track([{"event": "$identify", "properties": {**props, "time": timestamp or time.time()}}])
 
-    def alias(self, alias: str, distinct_id: str, *, time_: float | None = None) -> IngestResult:
+    def alias(self, alias: str, distinct_id: str, *, timestamp: float | None = None) -> IngestResult:
         """Original ID Merge: make `alias` another id of `distinct_id` (a `$create_alias` event on `/track`)."""
-        props = {"distinct_id": distinct_id, "alias": alias, "time": time_ or time.time()}
+        props = {"distinct_id": distinct_id, "alias": alias, "time": timestamp or time.time()}
         return self.track([{"event": "$create_alias", "properties": props}])
 
-    def merge(self, distinct_id_1: str, distinct_id_2: str, *, time_: float | None = None) -> IngestResult:
+    def merge(self, distinct_id_1: str, distinct_id_2: str, *, timestamp: float | None = None) -> IngestResult:
         """Original ID Merge: merge two ids into one user (a `$merge` event on `/import`, authenticated)."""
         props = {
             "$distinct_ids": [distinct_id_1, distinct_id_2],
             "distinct_id": distinct_id_1,
-            "time": time_ or time.time(),
+            "time": timestamp or time.time(),
         }
         return self.import_events([{"event": "$merge", "properties": props}])
 
