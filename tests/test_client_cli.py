@@ -329,6 +329,8 @@ def test_funnel_retention_insights_and_engage(server: ServerProcess, tmp_path: P
     as_csv = run(server, "engage", "--format", "csv", "--property", "customer_id", "--property", "tags").stdout
     assert as_csv.splitlines()[0] == "$distinct_id,customer_id,tags"
     assert 'f0,hs-0,"[""a"", ""b""]"' in as_csv.splitlines()
+    every = run(server, "engage", "--format", "csv").stdout.splitlines()
+    assert every[0] == "$distinct_id,$last_seen,customer_id,tags" and len(every) == 4
 
 
 def test_errors_are_one_line_without_secrets(server: ServerProcess, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ Every error is one line on stderr (`error: ...`) and exit status 1; never a trac
 
 from __future__ import annotations
 
+import csv
 import functools
 import json
 import os
@@ -16,7 +17,7 @@ import time
 import tomllib
 import warnings
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
@@ -618,14 +619,13 @@ def engage_command(
                 for profile in profiles:
                     sink.write(json.dumps(profile, ensure_ascii=False) + "\n")
             else:
-                everything = list(profiles)
-                keys = sorted({k for p in everything for k in p.get("$properties", {})})
-                table = render.Rows(
-                    "profiles",
-                    ["$distinct_id", *keys],
-                    [[p["$distinct_id"], *(_csv_value(p["$properties"].get(k)) for k in keys)] for p in everything],
-                )
-                sink.write(render.csv_text(table))
+                # columns: the --property names, streamed; without them every property seen, after the last page
+                everything: Iterable[dict[str, Any]] = profiles if output_properties else list(profiles)
+                keys = list(output_properties or sorted({k for p in everything for k in p.get("$properties", {})}))
+                writer = csv.writer(sink, lineterminator="\n")
+                writer.writerow(["$distinct_id", *keys])
+                for p in everything:
+                    writer.writerow([p["$distinct_id"], *(_csv_value(p["$properties"].get(k)) for k in keys)])
         finally:
             if output:
                 sink.close()
