@@ -303,28 +303,30 @@ def import_command(
         done = lines[-1] if lines else done
         state.save({"file": identity, "done": done})
 
-    with progress, ThreadPoolExecutor(max_workers=workers) as pool:
-        task = progress.add_task("import", total=stat.st_size, events=0, rate=0.0)
-        try:
-            for item in batches(good_records(), max_records=batch_size):
-                size = item.size if isinstance(item, Batch) else 1
-                lines = [numbers.popleft() for _ in range(size)]
-                in_flight.append((pool.submit(client._send_batch, "/import", item, params, auth), item, lines))
-                while len(in_flight) > workers * 2 or (in_flight and in_flight[0][0].done()):
+    try:
+        with progress, ThreadPoolExecutor(max_workers=workers) as pool:
+            task = progress.add_task("import", total=stat.st_size, events=0, rate=0.0)
+            try:
+                for item in batches(good_records(), max_records=batch_size):
+                    size = item.size if isinstance(item, Batch) else 1
+                    lines = [numbers.popleft() for _ in range(size)]
+                    in_flight.append((pool.submit(client._send_batch, "/import", item, params, auth), item, lines))
+                    while len(in_flight) > workers * 2 or (in_flight and in_flight[0][0].done()):
+                        settle(*in_flight.popleft())
+                        elapsed = max(time.monotonic() - started, 1e-9)
+                        progress.update(task, completed=counting.bytes_read, events=imported, rate=imported / elapsed)
+                while in_flight:
                     settle(*in_flight.popleft())
-                    elapsed = max(time.monotonic() - started, 1e-9)
-                    progress.update(task, completed=counting.bytes_read, events=imported, rate=imported / elapsed)
-            while in_flight:
-                settle(*in_flight.popleft())
-        finally:
-            for future, _, _ in in_flight:
-                future.cancel()
-            stream.close()
-            if error_file is not None:
-                error_file.close()
-            client.close()
-        elapsed = max(time.monotonic() - started, 1e-9)
-        progress.update(task, completed=stat.st_size, events=imported, rate=imported / elapsed)
+            finally:
+                for future, _, _ in in_flight:
+                    future.cancel()  # the pool still waits for the requests already sent
+            elapsed = max(time.monotonic() - started, 1e-9)
+            progress.update(task, completed=stat.st_size, events=imported, rate=imported / elapsed)
+    finally:
+        stream.close()
+        if error_file is not None:
+            error_file.close()
+        client.close()
     state.clear()
     summary = f"imported {imported:,} events in {elapsed:.1f} s ({imported / elapsed:,.0f} events/s)"
     if refused:
