@@ -77,9 +77,22 @@ def main() -> None:
             )
             export_s = time.perf_counter() - started
             with open(out, "rb") as f:
-                lines = sum(1 for _ in f)
+                back = [orjson.loads(line) for line in f]
+            lines = len(back)
             print(f"export: {lines / export_s:,.0f} events/s ({export_s:.1f} s, {out.stat().st_size / 2**20:.0f} MiB)")
-            assert lines == args.events, f"exported {lines} of {args.events}"
+            # the same events: every insert id once, with its event name, user and time
+            expected = {
+                (e["properties"]["$insert_id"], e["event"], e["properties"]["distinct_id"], e["properties"]["time"])
+                for e in map(event, range(args.events))
+            }  # type: ignore[index]
+            got = {
+                (e["properties"]["$insert_id"], e["event"], e["properties"]["distinct_id"], e["properties"]["time"])
+                for e in back
+            }
+            assert lines == args.events and got == expected, (
+                f"exported {lines} of {args.events}; differing: {len(got ^ expected)}"
+            )
+            print("export holds exactly the imported events")
         finally:
             server.stop()
 
