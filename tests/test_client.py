@@ -136,6 +136,21 @@ def test_import_batches_yields_one_result_per_request(server: ServerProcess, cli
     assert len(export(server.url, from_date="2024-03-15", to_date="2024-03-15", event='["Paced"]')) == 25
 
 
+def test_batches_at_the_edges_of_both_limits() -> None:
+    from mixhouse_client._batching import Batch, batches
+
+    tiny = [{"event": "e", "properties": {"i": i}} for i in range(2001)]
+    assert [b.size for b in batches(tiny[:2000]) if isinstance(b, Batch)] == [2000]
+    assert [b.size for b in batches(tiny) if isinstance(b, Batch)] == [2000, 1]
+    # two records whose body ("[a,b]") is exactly max_bytes fit in one request; one byte less splits them
+    pair = [{"event": "e", "properties": {"pad": "x" * 400}}] * 2
+    body = len(next(iter(batches(pair, max_bytes=10_000))).body())  # type: ignore[union-attr]
+    assert [b.size for b in batches(pair, max_bytes=body) if isinstance(b, Batch)] == [2]
+    assert [b.size for b in batches(pair, max_bytes=body - 1) if isinstance(b, Batch)] == [1, 1]
+    with pytest.raises(ValueError):
+        list(batches(tiny, max_records=2001))
+
+
 def test_a_record_larger_than_a_request_is_reported_without_a_request(client: Client) -> None:
     big = {"event": "Big", "properties": {"distinct_id": "b", "time": T0, "blob": "x" * 3_000_000}}
     result = client.import_events([big])

@@ -391,7 +391,7 @@ def export_command(
         TextColumn("{task.fields[rate]:>10,.0f} events/s"),
         TimeElapsedColumn(),
         console=console,
-        disable=output is None or not console.is_terminal,
+        disable=not console.is_terminal or (output is None and sys.stdout.isatty()),
     )
     started = time.monotonic()
     count = 0
