@@ -10,10 +10,10 @@ PYTEST_ARGS ?=
 
 # Runtime dependencies only (what `serve` needs), then the query kernels compiled once into their
 # cache, so that the first funnel does not wait ~10 s for numba.
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e .
+	$(VENV)/bin/pip install -q -e . -e './clients/python[cli,parquet]'  # the client: its own distribution
 	$(VENV)/bin/python -m mixhouse.engine.kernels
 	touch $@
 
@@ -31,9 +31,10 @@ test-deps: $(VENV)/.installed-test
 	bash scripts/install-test-deps
 
 check: $(VENV)/.installed-test
-	$(VENV)/bin/ruff check mixhouse tests bench
-	$(VENV)/bin/ruff format --check mixhouse tests bench
+	$(VENV)/bin/ruff check mixhouse tests bench clients
+	$(VENV)/bin/ruff format --check mixhouse tests bench clients
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy -p mixhouse_client
 
 # The whole suite, then the tests that read the clock again just after and just before midnight UTC
 # (scripts/at-time moves the clock of every process under faketime): a suite that passes at any hour.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from contextlib import suppress
 from importlib.metadata import version
 from pathlib import Path
 from typing import NoReturn
@@ -267,9 +268,14 @@ def service_accounts_create(data_dir: Path, username: str, secret: str | None, p
     )
 
 
+# Commands of other packages, added last: they build on the helpers above.
 from mixhouse.flags.cli import flags  # noqa: E402
 
 main.add_command(flags)
+with suppress(ImportError):  # import, export, query, engage: clients/python's command line (`make deps` installs it)
+    from mixhouse_client.cli import add_commands
+
+    add_commands(main)
 
 if __name__ == "__main__":
     run()

@@ -1,0 +1,57 @@
+"""mixhouse_client: a light, typed client of Mixpanel's HTTP APIs, for Mixpanel itself or a mixhouse server.
+
+    from mixhouse_client import Client, ServiceAccount
+
+    with Client(base_url="http://127.0.0.1:8080", credentials=ServiceAccount("sa", "secret", 4242)) as mp:
+        mp.import_events([{"event": "Signed Up", "properties": {"distinct_id": "u1", "time": 1704067200}}])
+        for event in mp.export("2024-01-01", "2024-01-31"):
+            ...
+
+Everything public is named here; the modules starting with `_` are private.
+"""
+
+from mixhouse_client._batching import MAX_BYTES, MAX_RECORDS, content_insert_id
+from mixhouse_client._client import Client, ExportChunk, FailedRecord, IngestResult, SavedObjects, __version__
+from mixhouse_client._config import Family, ProjectSecret, Region, ServiceAccount
+from mixhouse_client._exceptions import (
+    APIError,
+    AuthenticationFailed,
+    BadRequest,
+    ConfigurationError,
+    MixpanelError,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    ServerError,
+    TransportError,
+)
+from mixhouse_client._retry import RetryPolicy
+from mixhouse_client._transport import AppTransport
+
+__all__ = [
+    "MAX_BYTES",
+    "MAX_RECORDS",
+    "APIError",
+    "AppTransport",
+    "AuthenticationFailed",
+    "BadRequest",
+    "Client",
+    "ConfigurationError",
+    "ExportChunk",
+    "FailedRecord",
+    "Family",
+    "IngestResult",
+    "MixpanelError",
+    "NotFound",
+    "PermissionDenied",
+    "ProjectSecret",
+    "RateLimited",
+    "Region",
+    "RetryPolicy",
+    "SavedObjects",
+    "ServerError",
+    "ServiceAccount",
+    "TransportError",
+    "__version__",
+    "content_insert_id",
+]

@@ -1,0 +1,190 @@
+"""The transport seam and the one place requests are sent.
+
+`Client(transport=...)` takes any `httpx.BaseTransport`: the default (real sockets, to Mixpanel or a mixhouse
+server), or `AppTransport(app)`, which runs an ASGI application (e.g. `mixhouse.http.app.create_app(dir)`) in
+this process on an event loop of its own thread, lifespan included, so the synchronous client can call it
+without a socket. httpx's own `ASGITransport` serves only its async client.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from contextlib import AbstractContextManager
+from typing import Any
+
+import anyio
+import anyio.from_thread
+import httpx
+
+from mixhouse_client._exceptions import TransportError, api_error
+from mixhouse_client._retry import RETRYABLE_EXCEPTIONS, RetryBudget, RetryPolicy, retry_after_seconds
+
+log = logging.getLogger("mixhouse_client")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class AppTransport(httpx.BaseTransport):
+    """Serve requests from an ASGI app in-process. Close it (or the client) to run the app's shutdown."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+        self._asgi = httpx.ASGITransport(app=app)
+        self._portal_cm: AbstractContextManager[anyio.from_thread.BlockingPortal] = (
+            anyio.from_thread.start_blocking_portal()
+        )
+        self._portal = self._portal_cm.__enter__()
+        self._stop, self._stopped, ready = self._portal.call(self._events)
+        outcome: list[str | None] = []
+        self._portal.start_task_soon(self._lifespan, ready, outcome)
+        self._portal.call(ready.wait)
+        if outcome and outcome[0] is not None:
+            self.close()
+            raise RuntimeError(f"ASGI app failed to start: {outcome[0]}")
+
+    @staticmethod
+    async def _events() -> tuple[anyio.Event, anyio.Event, anyio.Event]:
+        return anyio.Event(), anyio.Event(), anyio.Event()
+
+    async def _lifespan(self, ready: anyio.Event, outcome: list[str | None]) -> None:
+        phase = ["startup"]
+
+        async def receive() -> Message:
+            if phase[0] == "startup":
+                phase[0] = "running"
+                return {"type": "lifespan.startup"}
+            await self._stop.wait()
+            return {"type": "lifespan.shutdown"}
+
+        async def send(message: Message) -> None:
+            kind = message["type"]
+            if kind == "lifespan.startup.complete":
+                outcome.append(None)
+                ready.set()
+            elif kind == "lifespan.startup.failed":
+                outcome.append(str(message.get("message", "startup failed")))
+                ready.set()
+            elif kind in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+                self._stopped.set()
+
+        scope: Scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": {}}
+        try:
+            await self._app(scope, receive, send)
+        except Exception as exc:  # an app without lifespan support: serve anyway
+            log.debug("ASGI app has no lifespan: %s", exc)
+        finally:
+            if not ready.is_set():
+                outcome.append(None)
+                ready.set()
+            self._stopped.set()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        body = request.read()
+
+        async def call() -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+            async_request = httpx.Request(
+                request.method, request.url, headers=request.headers, content=body, extensions=request.extensions
+            )
+            response = await self._asgi.handle_async_request(async_request)
+            content = b"".join([piece async for piece in response.aiter_raw()])  # still encoded
+            return response.status_code, response.headers.raw, content
+
+        status, headers, content = self._portal.call(call)
+        return httpx.Response(status, headers=headers, content=content, request=request)
+
+    def close(self) -> None:
+        portal_cm = getattr(self, "_portal_cm", None)
+        if portal_cm is None:
+            return
+        self._portal_cm = None  # type: ignore[assignment]
+
+        async def shutdown() -> None:
+            self._stop.set()
+            with anyio.move_on_after(30):
+                await self._stopped.wait()
+
+        try:
+            self._portal.call(shutdown)
+        finally:
+            portal_cm.__exit__(None, None, None)
+
+
+class Sender:
+    """Sends a request with the client's retry policy and budget; raises the client's errors."""
+
+    def __init__(self, http: httpx.Client, policy: RetryPolicy, *, rng: random.Random | None = None) -> None:
+        self.http = http
+        self.policy = policy
+        self.budget = RetryBudget(policy.budget_minimum, policy.budget_ratio)
+        self.rng = rng or random.Random()
+
+    def send(self, build: Callable[[], httpx.Request], *, stream: bool = False) -> httpx.Response:
+        """A successful (2xx/3xx) response; with `stream`, its body is not read yet (the caller closes it)."""
+        self.budget.deposit()
+        retry = 0
+        while True:
+            request = build()
+            attempt = retry + 1
+            try:
+                response = self.http.send(request, stream=stream)
+            except RETRYABLE_EXCEPTIONS as exc:
+                delay = self._may_retry(retry, None)
+                if delay is None:
+                    raise TransportError(
+                        f"{request.method} {_safe_url(request.url)}: {type(exc).__name__}: {exc or 'no response'}",
+                        attempts=attempt,
+                    ) from exc
+                log.info("retry %d in %.2fs after %s on %s", attempt, delay, type(exc).__name__, request.url.path)
+            except httpx.HTTPError as exc:
+                raise TransportError(f"{request.method} {_safe_url(request.url)}: {exc}", attempts=attempt) from exc
+            else:
+                if response.status_code < 400:
+                    return response
+                response.read()
+                body = _body(response)
+                delay = None
+                if response.status_code in self.policy.retry_statuses:
+                    delay = self._may_retry(retry, retry_after_seconds(response.headers.get("Retry-After")))
+                response.close()
+                if delay is None:
+                    raise api_error(
+                        response.status_code,
+                        body,
+                        method=request.method,
+                        url=_safe_url(request.url),
+                        attempts=attempt,
+                    )
+                log.info("retry %d in %.2fs after %d on %s", attempt, delay, response.status_code, request.url.path)
+            time.sleep(delay)
+            retry += 1
+
+    def _may_retry(self, retry: int, retry_after: float | None) -> float | None:
+        """The wait before the next attempt, or None to give up."""
+        if retry + 1 >= self.policy.max_attempts:
+            return None
+        if retry_after is not None and retry_after > self.policy.max_retry_after:
+            return None
+        if not self.budget.withdraw():
+            return None
+        delay = self.policy.backoff(retry, self.rng)
+        return delay if retry_after is None else max(retry_after, delay)
+
+
+def _body(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
+
+
+def _safe_url(url: httpx.URL) -> str:
+    """The URL without credentials in it (userinfo, legacy `api_secret`/`api_key`)."""
+    params = [(k, "***" if k in ("api_secret", "api_key", "sig") else v) for k, v in url.params.multi_items()]
+    return str(url.copy_with(username=None, password=None, params=params))
