@@ -19,6 +19,7 @@ import orjson
 from mixhouse.catalog import CATALOG_FILE, Catalog
 from mixhouse.domain.project import MAX_PROJECT_ID, RESIDENCIES, IdMerge, Role, TimeMode
 from mixhouse.errors import MixhouseError
+from mixhouse.web.cli import users
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
@@ -249,6 +250,8 @@ def service_accounts_create(data_dir: Path, username: str, secret: str | None, p
         }
     )
 
+
+main.add_command(users)
 
 if __name__ == "__main__":
     run()
