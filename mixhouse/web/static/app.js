@@ -155,36 +155,49 @@ async function boot() {
 
 // -- charts --------------------------------------------------------------------------------------------
 
-// series: [{name, points: {key: value}}]; draws a uPlot line or bar chart and, below, the numbers as a table.
+// series: [{name, points: {key: value}}]; draws a uPlot line chart or stacked bar chart and, below, the
+// numbers as a table (the numbers the API answered, unstacked).
 function timeChart(series, { kind = "line", title } = {}) {
   const keys = [...new Set(series.flatMap((s) => Object.keys(s.points)))].sort((a, b) => keyTime(a) - keyTime(b));
   const box = h("div", { class: "chart", role: "img", "aria-label": title || "chart" });
   const wrap = h("div", {}, box, legend(series), numbersTable(series, keys));
-  if (window.uPlot && keys.length) {
-    const data = [keys.map(keyTime), ...series.map((s) => keys.map((k) => s.points[k] ?? 0))];
-    const bars = kind === "bar" ? window.uPlot.paths.bars({ size: [0.7 / Math.max(1, series.length), 60], align: 0 }) : undefined;
-    const opts = {
-      width: 600, height: 300, legend: { show: false }, cursor: { points: { size: 6 } },
-      scales: { x: { time: true } }, axes: [{}, { size: 60 }],
-      series: [{}, ...series.map((s, i) => ({
-        label: s.name, stroke: PALETTE[i % PALETTE.length], width: 2,
-        fill: kind === "bar" ? PALETTE[i % PALETTE.length] + "cc" : undefined, paths: bars,
-      }))],
-    };
-    // Drawn once the box is in the page and has a width; redrawn on resize.
-    requestAnimationFrame(() => {
-      const plot = new window.uPlot({ ...opts, width: Math.max(280, box.clientWidth) }, data, box);
-      new ResizeObserver(() => plot.setSize({ width: Math.max(280, box.clientWidth), height: 300 })).observe(box);
-    });
+  if (!window.uPlot || !keys.length) return wrap;
+  const xs = keys.map(keyTime);
+  let ys = series.map((s) => keys.map((k) => s.points[k] ?? 0));
+  let colors = series.map((_, i) => PALETTE[i % PALETTE.length]);
+  if (kind === "bar") {
+    // Stacked: each series drawn as the running total up to it, the tallest first so that all show.
+    const totals = ys.map((_, i) => keys.map((_, j) => ys.slice(0, i + 1).reduce((a, y) => a + y[j], 0)));
+    ys = totals.reverse();
+    colors = colors.slice().reverse();
   }
+  const hourly = keys.some((k) => k.length > 10 && k.slice(11, 16) !== "00:00");
+  const label = (t) => { const iso = new Date(t * 1000).toISOString(); return hourly ? iso.slice(5, 13).replace("T", " ") + "h" : iso.slice(0, 10); };
+  const every = Math.max(1, Math.ceil(xs.length / 8));
+  const step = xs.length > 1 ? xs[1] - xs[0] : 86400;
+  const opts = {
+    height: 300, legend: { show: false }, cursor: { points: { size: 6 } },
+    scales: { x: { time: false, range: () => [xs[0] - (kind === "bar" ? step / 2 : 0), xs[xs.length - 1] + (kind === "bar" ? step / 2 : 0)] } },
+    axes: [{ splits: () => xs.filter((_, i) => i % every === 0), values: (u, splits) => splits.map(label), size: 40 }, { size: 60 }],
+    series: [{}, ...colors.map((c) => ({
+      stroke: c, width: 2, fill: kind === "bar" ? c + "dd" : undefined,
+      paths: kind === "bar" ? window.uPlot.paths.bars({ size: [0.7, 48] }) : undefined, points: { show: kind !== "bar" && xs.length < 60 },
+    }))],
+  };
+  // Drawn once the box is in the page and has a width; resized with it.
+  requestAnimationFrame(() => {
+    const plot = new window.uPlot({ ...opts, width: Math.max(280, box.clientWidth) }, [xs, ...ys], box);
+    new ResizeObserver(() => plot.setSize({ width: Math.max(280, box.clientWidth), height: 300 })).observe(box);
+  });
   return wrap;
 }
 function legend(series) {
   return h("div", { class: "legend" }, series.map((s, i) => h("span", {}, h("span", { class: "swatch", style: `background:${PALETTE[i % PALETTE.length]}` }), s.name)));
 }
 function numbersTable(series, keys) {
+  const midnight = keys.every((k) => k.length <= 10 || k.slice(11, 16) === "00:00");
   return h("div", { class: "scroll" }, h("table", { class: "numbers" },
-    h("thead", {}, h("tr", {}, h("th", {}, "series"), keys.map((k) => h("th", {}, keyLabel(k))))),
+    h("thead", {}, h("tr", {}, h("th", {}, "series"), keys.map((k) => h("th", {}, midnight ? k.slice(0, 10) : keyLabel(k))))),
     h("tbody", {}, series.map((s) => h("tr", { "data-series": s.name }, h("th", { scope: "row" }, s.name),
       keys.map((k) => h("td", { "data-key": k, "data-value": s.points[k] ?? 0 }, fmt(s.points[k] ?? 0))))))));
 }
