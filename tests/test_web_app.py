@@ -118,7 +118,9 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProces
 
 
 def _api(server: ServerProcess, path: str, **params: Any) -> Any:
-    r = httpx.get(f"{server.url}/api/query/{path}", params={"project_id": PROJECT_ID, **params}, auth=(SA_USER, SA_SECRET))
+    r = httpx.get(
+        f"{server.url}/api/query/{path}", params={"project_id": PROJECT_ID, **params}, auth=(SA_USER, SA_SECRET)
+    )
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -194,7 +196,9 @@ def test_retention_shows_what_retention_answers(web: tuple[ServerProcess, dict[s
         server, "retention", born_event="Signed Up", event="Viewed Page", retention_type="birth", unit="day",
         interval_count=5, from_date=FROM, to_date=TO,
     )  # fmt: skip
-    assert report["retention"]["cohorts"] == {d: {"first": c["first"], "counts": c["counts"]} for d, c in answer.items()}
+    assert report["retention"]["cohorts"] == {
+        d: {"first": c["first"], "counts": c["counts"]} for d, c in answer.items()
+    }
     assert sum(c["first"] for c in answer.values()) == USERS
 
 
