@@ -219,7 +219,8 @@ def test_a_session_from_another_origin_is_refused(server: ServerProcess) -> None
 def test_basic_credentials_win_over_a_session_cookie(server: ServerProcess) -> None:
     """Existing credentials are untouched: with an Authorization header the cookie is ignored."""
     client, csrf = login(server.url, *A_USER)
-    assert segmentation(client, PROJECT_ID, {"Authorization": "Basic d3Jvbmc6d3Jvbmc="}).status_code == 401
+    wrong_basic = {"Authorization": "Basic d3Jvbmc6d3Jvbmc=", CSRF: csrf}  # a valid session, wrong Basic
+    assert segmentation(client, PROJECT_ID, wrong_basic).status_code == 401
     r = client.get(
         "/api/query/segmentation",
         params={"project_id": PROJECT_ID, "event": "Signed Up", **DAY},

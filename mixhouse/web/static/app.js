@@ -295,9 +295,17 @@ async function viewInsights(rest, params) {
   if (rest[0] === "bookmark" && rest[1]) return viewBookmark(rest[1], params);
   const to = params.get("to") || today();
   const from = params.get("from") || addDays(to, -29);
-  const names = await eventNames(from, to);
-  const event = params.get("event") || names[0] || "";
-  const props = await propertyNames(event, from, to);
+  const segmentation = (q) => query("segmentation", { event: q.event, type: q.type, unit: q.unit, from_date: q.from, to_date: q.to, on: q.on ? `properties[${JSON.stringify(q.on)}]` : undefined, where: q.where || undefined });
+  // A report named in the URL is asked for at once, alongside the lists the controls need.
+  const named = params.get("event") ? { event: params.get("event"), type: params.get("type") || "general", unit: params.get("unit") || "day", from, to, on: params.get("on") || "", where: params.get("where") || "" } : null;
+  let early = named ? segmentation(named) : null;
+  if (early) early.catch(() => {});
+  const savedP = savedList("/bookmarks", (b) => `#/insights/bookmark/${b.id}`, "Saved reports");
+  savedP.catch(() => {}); // awaited below; a failure shows there
+  const known = params.get("event");
+  const [names, knownProps] = await Promise.all([eventNames(from, to), known ? propertyNames(known, from, to) : null]);
+  const event = known || names[0] || "";
+  const props = knownProps || (await propertyNames(event, from, to));
   const f = {
     event: eventSelect("event", names, event, "event"),
     type: select("type", [["general", "Total"], ["unique", "Unique"], ["average", "Average per user"]], params.get("type") || "general"),
@@ -314,7 +322,8 @@ async function viewInsights(rest, params) {
     const q = current();
     result.replaceChildren(h("p", { class: "muted" }, "Loading…"));
     try {
-      const answer = await query("segmentation", { event: q.event, type: q.type, unit: q.unit, from_date: q.from, to_date: q.to, on: q.on ? `properties[${JSON.stringify(q.on)}]` : undefined, where: q.where || undefined });
+      const answer = await (early || segmentation(q));
+      early = null;
       result.replaceChildren(timeChart(insightsSeries(answer, q.on), { kind: q.chart, title: q.event }));
       result.dataset.loaded = "1";
     } catch (err) { result.replaceChildren(errorBox(err)); }
@@ -338,7 +347,7 @@ async function viewInsights(rest, params) {
       where),
     h("section", { class: "card" }, result),
     h("section", { class: "card" }, h("h2", {}, "Save as a report"), h("div", { class: "row" }, name, h("button", { type: "button", onclick: save }, "Save report"), saved)),
-    await savedList("/bookmarks", (b) => `#/insights/bookmark/${b.id}`, "Saved reports"),
+    await savedP,
   );
   f.event.addEventListener("change", () => go("/insights", { ...current(), on: "" }));
   if (event) await run();
