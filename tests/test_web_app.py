@@ -137,7 +137,7 @@ def test_the_pages_ran_cleanly(web: tuple[ServerProcess, dict[str, Any], datetim
     assert [e for e in report["console_errors"] if "401" not in e] == []
     assert report["after_login_view"] == "insights"
     assert report["after_logout_view"] == "login"
-    assert len(report["shots"]) == 10 and all(Path(p).stat().st_size > 5_000 for p in report["shots"])
+    assert len(report["shots"]) == 11 and all(Path(p).stat().st_size > 5_000 for p in report["shots"])
 
 
 def test_session_cookie_is_httponly_secure_samesite(web: tuple[ServerProcess, dict[str, Any], datetime]) -> None:
@@ -188,6 +188,13 @@ def test_funnel_shows_what_funnels_answers(web: tuple[ServerProcess, dict[str, A
     steps = answer["data"][answer["meta"]["dates"][0]]["steps"]
     assert report["funnel"]["counts"] == [s["count"] for s in steps] == [USERS, USERS // 2]
     assert report["funnel"]["ratios"] == [s["overall_conv_ratio"] for s in steps]
+    # Broken down by plan (the same saved funnel, re-run with `on`).
+    assert report["funnel_breakdown"]["hash"].split("/")[2].split("?")[0] == funnel_id
+    on = _api(server, "funnels", funnel_id=funnel_id, from_date=FROM, to_date=TO, interval=10, on='properties["plan"]')
+    bucket = on["data"][on["meta"]["dates"][0]]
+    segments = {name: [s["count"] for s in steps] for name, steps in bucket.items() if name != "$overall"}
+    assert report["funnel_breakdown"]["segments"] == segments
+    assert set(segments) == {"pro", "free"} and sum(v[0] for v in segments.values()) == USERS
 
 
 def test_retention_shows_what_retention_answers(web: tuple[ServerProcess, dict[str, Any], datetime]) -> None:

@@ -93,6 +93,13 @@ async function scenario(page, input, out) {
     counts: await page.$$eval("[data-funnel] .step", (s) => s.map((x) => Number(x.dataset.count))),
     ratios: await page.$$eval("[data-funnel] .step [data-ratio]", (s) => s.map((x) => Number(x.dataset.ratio))) };
   out.shots.push(await shot(page, input, "05-funnel"));
+  await page.selectOption("select[name=on]", "plan");
+  await clickAndWait(page, page.locator("text=Save and run"));
+  await page.waitForSelector("[data-funnel] table.numbers");
+  out.funnel_breakdown = { hash: await page.evaluate(() => location.hash),
+    segments: await page.$$eval("[data-funnel] table.numbers tr[data-series]", (rows) => Object.fromEntries(rows.map((r) => [
+      r.dataset.series, [...r.querySelectorAll("td[data-value]")].map((td) => Number(td.dataset.value))]))) };
+  out.shots.push(await shot(page, input, "05b-funnel-breakdown"));
 
   // Retention: born on Signed Up, returning with Viewed Page, daily, 5 intervals.
   await go(page, `#/retention?from=${from}&to=${to}`);
