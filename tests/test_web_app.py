@@ -136,6 +136,7 @@ def test_the_pages_ran_cleanly(web: tuple[ServerProcess, dict[str, Any], datetim
     assert [f for f in report["failed"] if not f.endswith("/web/session")] == []
     assert [e for e in report["console_errors"] if "401" not in e] == []
     assert report["after_login_view"] == "insights"
+    assert report["nav_hidden_at_login"] is True
     assert report["after_logout_view"] == "login"
     assert len(report["shots"]) == 11 and all(Path(p).stat().st_size > 5_000 for p in report["shots"])
 

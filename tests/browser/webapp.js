@@ -40,6 +40,7 @@ async function scenario(page, input, out) {
   await page.goto(input.base + "/");
   await page.waitForSelector("form input[name=email]");
   out.shots.push(await shot(page, input, "01-login"));
+  out.nav_hidden_at_login = await page.isHidden("#top");
   await page.fill("input[name=email]", input.email);
   await page.fill("input[name=password]", input.password);
   await clickAndWait(page, page.locator("button[type=submit]"));

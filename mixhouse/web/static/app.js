@@ -517,7 +517,7 @@ async function viewUsers(rest, params) {
   try {
     const r = await query("engage", { where: where.value || undefined, page_size: 100 });
     const keys = ["$name", "$email", "$city"];
-    out.replaceChildren(h("p", { class: "muted" }, `${fmt(r.total ?? r.results.length)} profiles`), h("div", { class: "scroll" }, h("table", { class: "numbers" },
+    out.replaceChildren(h("p", { class: "muted" }, `${fmt(r.total ?? r.results.length)} profiles`), h("div", { class: "scroll" }, h("table", { class: "numbers text" },
       h("thead", {}, h("tr", {}, h("th", {}, "distinct id"), keys.map((k) => h("th", {}, k)))),
       h("tbody", {}, r.results.map((p) => h("tr", { "data-user": p.$distinct_id }, h("th", { scope: "row" }, h("a", { href: `#/users/${encodeURIComponent(p.$distinct_id)}` }, p.$distinct_id)),
         keys.map((k) => h("td", {}, String(p.$properties[k] ?? "")))))))));
