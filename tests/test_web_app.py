@@ -177,6 +177,9 @@ def test_saved_report_and_dashboard_show_what_insights_answers(
     assert report["bookmark"]["table"] == flat
     assert report["dashboard"]["title"] == "Growth"
     assert report["dashboard"]["table"] == flat
+    assert report["emptied_dashboard_cards"] == 0
+    dashboards = httpx.get(f"{server.url}/api/app/projects/{PROJECT_ID}/dashboards", auth=(SA_USER, SA_SECRET))
+    assert [(d["name"], len(d["items"])) for d in dashboards.json()["results"]] == [("Growth", 1), ("Scratch", 0)]
     # The saved bookmark's numbers equal the unsaved report's (same query, other key format).
     unsaved = report["insights"]["table"]
     assert {s: sorted(p.values()) for s, p in flat.items()} == {s: sorted(p.values()) for s, p in unsaved.items()}
@@ -208,6 +211,14 @@ def test_retention_shows_what_retention_answers(web: tuple[ServerProcess, dict[s
         d: {"first": c["first"], "counts": c["counts"]} for d, c in answer.items()
     }
     assert sum(c["first"] for c in answer.values()) == USERS
+    compounded = _api(
+        server, "retention", born_event="Signed Up", event="Viewed Page", retention_type="compounded", unit="day",
+        interval_count=5, from_date=FROM, to_date=TO,
+    )  # fmt: skip
+    assert _hash_params(report["retention_compounded"]["hash"])["type"] == "compounded"
+    assert report["retention_compounded"]["cohorts"] == {
+        d: {"first": c["first"], "counts": c["counts"]} for d, c in compounded.items()
+    }
 
 
 def test_users_and_profile_show_what_engage_and_the_stream_answer(

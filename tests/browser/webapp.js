@@ -81,6 +81,13 @@ async function scenario(page, input, out) {
   out.dashboard = { hash: await page.evaluate(() => location.hash), title: await page.textContent("h1"),
     table: await table(page, "[data-bookmark]") };
   out.shots.push(await shot(page, input, "04-dashboard"));
+  // A second dashboard, emptied again from the page.
+  await go(page, out.bookmark.hash);
+  await page.fill("input[name=dashboard-name]", "Scratch");
+  await page.click("text=Add to dashboard");
+  await clickAndWait(page, page.locator("text=Added to Scratch"));
+  await clickAndWait(page, page.locator("text=Remove from dashboard"));
+  out.emptied_dashboard_cards = await page.$$eval("[data-bookmark]", (c) => c.length);
 
   // Funnels: two steps, saved and run over the range.
   await go(page, `#/funnels?from=${from}&to=${to}`);
@@ -114,6 +121,13 @@ async function scenario(page, input, out) {
       first: Number(r.querySelector("[data-first]").dataset.first),
       counts: [...r.querySelectorAll("td.cell")].map((td) => Number(td.dataset.value)) }]))) };
   out.shots.push(await shot(page, input, "06-retention"));
+  await page.selectOption("select[name=retention_type]", "compounded");
+  await clickAndWait(page, page.locator("form.controls button[type=submit]"));
+  await page.waitForSelector("#result[data-loaded] table.heat");
+  out.retention_compounded = { hash: await page.evaluate(() => location.hash),
+    cohorts: await page.$$eval("table.heat tbody tr", (rows) => Object.fromEntries(rows.map((r) => [r.dataset.cohort, {
+      first: Number(r.querySelector("[data-first]").dataset.first),
+      counts: [...r.querySelectorAll("td.cell")].map((td) => Number(td.dataset.value)) }]))) };
 
   // Users: search with a where, open a profile and its activity stream.
   await go(page, "#/users");

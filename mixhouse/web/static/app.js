@@ -573,9 +573,23 @@ async function viewLexicon(rest, params) {
 async function viewDashboards(rest) {
   if (rest[0]) {
     const d = (await app(`/dashboards/${rest[0]}`)).results;
-    const cards = await Promise.all(d.items.map((item) => (item.type === "bookmark"
-      ? bookmarkCard(item.id) : funnelCard(item.id, item.from_date, item.to_date, "")).catch((err) => h("section", { class: "card" }, errorBox(err)))));
-    show(h("h1", {}, d.name), cards.length ? h("div", { class: "grid" }, cards) : h("p", { class: "muted" }, "Add reports from a saved Insights report or funnel."));
+    const remove = async (i) => {
+      await app(`/dashboards/${d.id}`, { method: "PATCH", body: { items: d.items.filter((_, j) => j !== i) } });
+      render();
+    };
+    const cards = await Promise.all(d.items.map(async (item, i) => {
+      const card = await (item.type === "bookmark" ? bookmarkCard(item.id) : funnelCard(item.id, item.from_date, item.to_date, ""))
+        .catch((err) => h("section", { class: "card" }, errorBox(err)));
+      card.append(h("button", { type: "button", class: "quiet", onclick: () => remove(i) }, "Remove from dashboard"));
+      return card;
+    }));
+    const del = h("button", { type: "button", class: "quiet", onclick: async () => {
+      if (!confirm(`Delete the dashboard ${d.name}?`)) return;
+      await app(`/dashboards/${d.id}`, { method: "DELETE" });
+      go("/dashboards");
+    } }, "Delete dashboard");
+    show(h("div", { class: "row", style: "justify-content:space-between" }, h("h1", {}, d.name), del),
+      cards.length ? h("div", { class: "grid" }, cards) : h("p", { class: "muted" }, "Add reports from a saved Insights report or funnel."));
     return;
   }
   const name = h("input", { name: "dashboard-name", placeholder: "dashboard name", "aria-label": "dashboard name" });
