@@ -297,16 +297,12 @@ async function viewInsights(rest, params) {
   const to = params.get("to") || today();
   const from = params.get("from") || addDays(to, -29);
   const segmentation = (q) => query("segmentation", { event: q.event, type: q.type, unit: q.unit, from_date: q.from, to_date: q.to, on: q.on ? `properties[${JSON.stringify(q.on)}]` : undefined, where: q.where || undefined });
-  // A report named in the URL is asked for at once, alongside the lists the controls need.
-  const named = params.get("event") ? { event: params.get("event"), type: params.get("type") || "general", unit: params.get("unit") || "day", from, to, on: params.get("on") || "", where: params.get("where") || "" } : null;
-  let early = named ? segmentation(named) : null;
-  if (early) early.catch(() => {});
-  const savedP = savedList("/bookmarks", (b) => `#/insights/bookmark/${b.id}`, "Saved reports");
-  savedP.catch(() => {}); // awaited below; a failure shows there
+  // A report named in the URL is drawn first; the pickers' lists (scans of their own) are asked for after
+  // it, so that they do not slow it down. Without one, the lists come first: they choose the event.
   const known = params.get("event");
-  const [names, knownProps] = await Promise.all([eventNames(from, to), known ? propertyNames(known, from, to) : null]);
+  const names = known ? [known] : await eventNames(from, to);
   const event = known || names[0] || "";
-  const props = knownProps || (await propertyNames(event, from, to));
+  const props = known ? [params.get("on")].filter(Boolean) : await propertyNames(event, from, to);
   const f = {
     event: eventSelect("event", names, event, "event"),
     type: select("type", [["general", "Total"], ["unique", "Unique"], ["average", "Average per user"]], params.get("type") || "general"),
@@ -318,13 +314,13 @@ async function viewInsights(rest, params) {
   };
   const where = whereBuilder(params.get("where"), props);
   const result = h("div", { id: "result" });
+  const savedBox = h("div", {});
   const current = () => ({ event: f.event.value, type: f.type.value, unit: f.unit.value, from: f.from.value, to: f.to.value, on: f.on.value, where: $("textarea", where).value.trim(), chart: f.chart.value });
   const run = async () => {
     const q = current();
     result.replaceChildren(h("p", { class: "muted" }, "Loading…"));
     try {
-      const answer = await (early || segmentation(q));
-      early = null;
+      const answer = await segmentation(q);
       result.replaceChildren(timeChart(insightsSeries(answer, q.on), { kind: q.chart, title: q.event }));
       result.dataset.loaded = "1";
     } catch (err) { result.replaceChildren(errorBox(err)); }
@@ -348,10 +344,21 @@ async function viewInsights(rest, params) {
       where),
     h("section", { class: "card" }, result),
     h("section", { class: "card" }, h("h2", {}, "Save as a report"), h("div", { class: "row" }, name, h("button", { type: "button", onclick: save }, "Save report"), saved)),
-    await savedP,
+    savedBox,
   );
   f.event.addEventListener("change", () => go("/insights", { ...current(), on: "" }));
   if (event) await run();
+  if (known) {
+    const [allNames, allProps] = await Promise.all([eventNames(from, to), propertyNames(event, from, to)]);
+    fillOptions(f.event, [...new Set([event, ...allNames])].map((n) => [n, n]), f.event.value);
+    fillOptions(f.on, [["", "No breakdown"], ...[...new Set([...props, ...allProps])].map((p) => [p, p])], f.on.value);
+    $("#props-list").replaceChildren(...allProps.map((p) => h("option", { value: p })));
+  }
+  savedBox.replaceWith(await savedList("/bookmarks", (b) => `#/insights/bookmark/${b.id}`, "Saved reports"));
+}
+
+function fillOptions(sel, options, value) {
+  sel.replaceChildren(...options.map(([v, t]) => h("option", { value: v, selected: v === value }, t ?? v)));
 }
 
 async function savedList(path, href, title) {
@@ -420,6 +427,8 @@ async function viewFunnels(rest, params) {
   const to = params.get("to") || today();
   const from = params.get("from") || addDays(to, -29);
   const id = rest[0];
+  // The saved funnel's answer first, then the pickers' lists, so that their scans do not slow it down.
+  const card = id ? await funnelCard(id, from, to, params.get("on") || "", { withTools: true }) : h("p", { class: "muted" }, "Choose the steps, then run.");
   const names = await eventNames(from, to);
   const existing = id ? (await app(`/funnels/${id}`)).results : null;
   const stepsBox = h("div", { class: "controls" });
@@ -453,7 +462,7 @@ async function viewFunnels(rest, params) {
       h("div", { class: "row", style: "margin-top:12px" },
         h("button", { type: "button", class: "quiet", onclick: () => addStep(names[0]) }, "+ step"),
         h("button", { type: "submit" }, id ? "Save and run" : "Save funnel and run")), out)),
-    id ? await funnelCard(id, from, to, params.get("on") || "", { withTools: true }) : h("p", { class: "muted" }, "Choose the steps, then run."),
+    card,
     await savedList("/funnels", (x) => `#/funnels/${x.funnel_id}?${new URLSearchParams({ from, to })}`, "Saved funnels"),
   );
 }
