@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
@@ -23,12 +24,14 @@ from mixhouse.http.endpoint import endpoint
 from mixhouse.http.incoming import read_incoming
 from mixhouse.http.responses import Family, json_response
 from mixhouse.web import dashboards
-from mixhouse.web.accounts import Accounts, Session, csrf_matches
+from mixhouse.web.accounts import Accounts, NewSession, Session, csrf_matches
 from mixhouse.web.session_auth import COOKIE, CSRF_HEADER, current_session, same_origin
 
 STATIC = Path(__file__).parent / "static"
 MAX_LOGIN_BODY_BYTES = 8 * 1024
 LOGIN_FAILED = "invalid email or password"
+# Always: browsers keep Secure cookies from http://localhost and http://127.0.0.1 as well as from https.
+SECURE_COOKIE = True
 
 # The page runs only its own scripts; nothing frames it; nothing leaks the URL to other sites.
 PAGE_HEADERS = {
@@ -57,10 +60,6 @@ def _session_payload(catalog: Catalog, session: Session) -> dict[str, Any]:
     }
 
 
-def _secure_cookie(request: Request) -> bool:
-    return True  # browsers accept Secure cookies from http://localhost and 127.0.0.1 as well as https
-
-
 async def page(request: Request) -> Response:
     return FileResponse(STATIC / "index.html", headers=PAGE_HEADERS, media_type="text/html; charset=utf-8")
 
@@ -74,18 +73,22 @@ async def login(request: Request) -> Response:
     if not isinstance(email, str) or not isinstance(password, str) or not email or not password:
         raise Unauthorized(LOGIN_FAILED)
     catalog: Catalog = request.app.state.catalog
-    accounts = Accounts(catalog)
-    user = accounts.verify_password(email, password)
-    if user is None:
+
+    def verify_and_open() -> NewSession | None:  # argon2 takes tens of milliseconds: off the event loop
+        accounts = Accounts(catalog)
+        user = accounts.verify_password(email, password)
+        return accounts.open_session(user) if user is not None else None
+
+    new = await run_in_threadpool(verify_and_open)
+    if new is None:
         raise Unauthorized(LOGIN_FAILED)
-    new = accounts.open_session(user)
     response = json_response(_session_payload(catalog, new.session))
     response.set_cookie(
         COOKIE,
         new.token,
         max_age=max(1, int(new.session.expires_at - time.time())),
         path="/",
-        secure=_secure_cookie(request),
+        secure=SECURE_COOKIE,
         httponly=True,
         samesite="strict",
     )
@@ -109,7 +112,7 @@ async def logout(request: Request) -> Response:
         raise Forbidden("logging out needs the session's CSRF token in the X-CSRF-Token header")
     Accounts(request.app.state.catalog).close_session(request.cookies[COOKIE])
     response = json_response({"status": "ok", "results": {"logged_out": True}})
-    response.delete_cookie(COOKIE, path="/", secure=_secure_cookie(request), httponly=True, samesite="strict")
+    response.delete_cookie(COOKIE, path="/", secure=SECURE_COOKIE, httponly=True, samesite="strict")
     return response
 
 
