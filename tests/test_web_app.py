@@ -138,7 +138,7 @@ def test_the_pages_ran_cleanly(web: tuple[ServerProcess, dict[str, Any], datetim
     assert report["after_login_view"] == "insights"
     assert report["nav_hidden_at_login"] is True
     assert report["after_logout_view"] == "login"
-    assert len(report["shots"]) == 11 and all(Path(p).stat().st_size > 5_000 for p in report["shots"])
+    assert len(report["shots"]) == 12 and all(Path(p).stat().st_size > 5_000 for p in report["shots"])
 
 
 def test_session_cookie_is_httponly_secure_samesite(web: tuple[ServerProcess, dict[str, Any], datetime]) -> None:
@@ -249,7 +249,8 @@ def test_lexicon_shows_event_and_property_volumes(web: tuple[ServerProcess, dict
 
 def test_usable_on_a_phone_and_with_the_keyboard(web: tuple[ServerProcess, dict[str, Any], datetime]) -> None:
     _, report, _ = web
-    assert report["phone_overflow"] <= 0, "the page scrolls sideways at 390 px"
+    wide = {view: px for view, px in report["phone_overflow"].items() if px > 0}
+    assert wide == {}, "pages that scroll sideways at 390 px (tables scroll inside their card instead)"
     reached = report["tab_order"]
     for label in ("Insights", "Funnels", "Retention", "Users", "Lexicon", "Dashboards"):
         assert label in reached, f"{label} not reachable with Tab: {reached}"

@@ -153,8 +153,16 @@ async function scenario(page, input, out) {
   // The saved report on a phone, reached with the keyboard alone from the page's top.
   await page.setViewportSize({ width: 390, height: 844 });
   await go(page, out.bookmark.hash);
-  out.phone_overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  out.phone_overflow = { report: await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth) };
   out.shots.push(await shot(page, input, "10-phone-report"));
+  const views = { insights: out.insights.hash, funnel: out.funnel_breakdown.hash, retention: out.retention.hash,
+    users: "#/users", profile: out.profile.hash, lexicon: `#/lexicon?from=${from}&to=${to}`, dashboard: out.dashboard.hash };
+  for (const [name, hash] of Object.entries(views)) {
+    await go(page, hash);
+    await page.waitForTimeout(100);
+    out.phone_overflow[name] = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  }
+  out.shots.push(await shot(page, input, "11-phone-dashboard"));
   await page.setViewportSize({ width: 1280, height: 900 });
   await go(page, "#/insights");
   await page.focus(".skip"); // the first stop of the page

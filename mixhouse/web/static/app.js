@@ -173,12 +173,12 @@ function timeChart(series, { kind = "line", title } = {}) {
   }
   const hourly = keys.some((k) => k.length > 10 && k.slice(11, 16) !== "00:00");
   const label = (t) => { const iso = new Date(t * 1000).toISOString(); return hourly ? iso.slice(5, 13).replace("T", " ") + "h" : iso.slice(0, 10); };
-  const every = Math.max(1, Math.ceil(xs.length / 8));
   const step = xs.length > 1 ? xs[1] - xs[0] : 86400;
   const opts = {
     height: 300, legend: { show: false }, cursor: { points: { size: 6 } },
     scales: { x: { time: false, range: () => [xs[0] - (kind === "bar" ? step / 2 : 0), xs[xs.length - 1] + (kind === "bar" ? step / 2 : 0)] } },
-    axes: [{ splits: () => xs.filter((_, i) => i % every === 0), values: (u, splits) => splits.map(label), size: 40 }, { size: 60 }],
+    axes: [{ splits: (u) => { const every = Math.ceil(xs.length / Math.max(2, Math.floor(u.width / 95))); return xs.filter((_, i) => i % every === 0); },
+      values: (u, splits) => splits.map(label), size: 40 }, { size: 60 }],
     series: [{}, ...colors.map((c) => ({
       stroke: c, width: 2, fill: kind === "bar" ? c + "dd" : undefined,
       paths: kind === "bar" ? window.uPlot.paths.bars({ size: [0.7, 48] }) : undefined, points: { show: kind !== "bar" && xs.length < 60 },
