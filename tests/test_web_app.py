@@ -228,6 +228,11 @@ def test_users_and_profile_show_what_engage_and_the_stream_answer(
     engage = _api(server, "engage", where='user["plan"] == "pro"')
     assert report["users"] == [p["$distinct_id"] for p in engage["results"]]
     assert len(report["users"]) == len(range(0, USERS, 3))
+    cohort_id = _hash_params(report["cohort"]["hash"])["cohort"]
+    members = _api(server, "engage", filter_by_cohort=json.dumps({"id": int(cohort_id)}))
+    assert report["cohort"]["users"] == [p["$distinct_id"] for p in members["results"]] == report["users"]
+    listed = {str(c["id"]): c for c in _api(server, "cohorts/list")}
+    assert report["cohort"]["label"] == f"Pro users ({listed[cohort_id]['count']})"
     d = report["driver_input"]
     stream = _api(server, "stream/query", distinct_ids='["u0"]', from_date=d["profile_from"], to_date=d["profile_to"])
     events = [[e["event"], e["properties"]["time"]] for e in stream["results"]["events"]]

@@ -134,6 +134,11 @@ async function scenario(page, input, out) {
   await page.fill("input[name=where]", 'user["plan"] == "pro"');
   await clickAndWait(page, page.locator("form.controls button[type=submit]"));
   out.users = await page.$$eval("tr[data-user]", (rows) => rows.map((r) => r.dataset.user));
+  // Saved as a cohort: the page then lists the cohort's members.
+  await page.fill("input[name=cohort-name]", "Pro users");
+  await clickAndWait(page, page.locator("text=Save as cohort"));
+  out.cohort = { hash: await page.evaluate(() => location.hash), label: await page.$eval("select[name=cohort]", (s) => s.selectedOptions[0].textContent),
+    users: await page.$$eval("tr[data-user]", (rows) => rows.map((r) => r.dataset.user)) };
   out.shots.push(await shot(page, input, "07-users"));
   await clickAndWait(page, page.locator(`tr[data-user="${input.profile_id}"] a`));
   await page.fill("input[name=from]", input.profile_from);

@@ -517,14 +517,26 @@ async function viewRetention(rest, params) {
 
 async function viewUsers(rest, params) {
   if (rest[0]) return viewProfile(rest[0], params);
+  const cohortId = params.get("cohort") || "";
+  const cohorts = await query("cohorts/list");
   const where = h("input", { name: "where", value: params.get("where") || "", placeholder: 'user["plan"] == "pro"', "aria-label": "where", style: "min-width:min(420px,100%)" });
+  const cohort = select("cohort", [["", "All users"], ...cohorts.map((c) => [String(c.id), `${c.name} (${fmt(c.count)})`])], cohortId);
   const out = h("div", { id: "result" });
+  const cohortName = h("input", { name: "cohort-name", placeholder: "cohort name", "aria-label": "cohort name" });
+  const saved = h("span", { "aria-live": "polite" });
+  const saveCohort = async () => {
+    try {
+      const c = (await app("/cohorts", { method: "POST", body: { name: cohortName.value || "Cohort", filter: where.value || null } })).results;
+      go("/users", { cohort: c.id });
+    } catch (err) { saved.replaceChildren(errorBox(err)); }
+  };
   show(h("h1", {}, "Users"),
-    h("section", { class: "card" }, h("form", { class: "controls", onsubmit: (e) => { e.preventDefault(); go("/users", { where: where.value }); } },
-      field("Where (profile properties)", where), h("button", { type: "submit" }, "Search"))),
+    h("section", { class: "card" }, h("form", { class: "controls", onsubmit: (e) => { e.preventDefault(); go("/users", { where: where.value, cohort: cohort.value }); } },
+      field("Cohort", cohort), field("Where (profile properties)", where), h("button", { type: "submit" }, "Search")),
+      h("div", { class: "row", style: "margin-top:10px" }, cohortName, h("button", { type: "button", class: "quiet", onclick: saveCohort }, "Save as cohort"), saved)),
     h("section", { class: "card" }, out));
   try {
-    const r = await query("engage", { where: where.value || undefined, page_size: 100 });
+    const r = await query("engage", { where: where.value || undefined, filter_by_cohort: cohortId ? JSON.stringify({ id: Number(cohortId) }) : undefined, page_size: 100 });
     const keys = ["$name", "$email", "$city"];
     out.replaceChildren(h("p", { class: "muted" }, `${fmt(r.total ?? r.results.length)} profiles`), h("div", { class: "scroll" }, h("table", { class: "numbers text" },
       h("thead", {}, h("tr", {}, h("th", {}, "distinct id"), keys.map((k) => h("th", {}, k)))),
