@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from mixhouse.web.accounts import MIN_PASSWORD_LENGTH
@@ -299,6 +300,9 @@ def test_users_create_refuses_short_passwords_at_the_edge(tmp_path: Path) -> Non
     assert users_create(data_dir, "f@example.com", "p" * MIN_PASSWORD_LENGTH, 999).returncode == 1
     bad_role = users_create(data_dir, "f@example.com", "p" * MIN_PASSWORD_LENGTH, PROJECT_ID, "king")
     assert bad_role.returncode == 2
+    missing = users_create(tmp_path / "typo", "f@example.com", "p" * MIN_PASSWORD_LENGTH, PROJECT_ID)
+    assert missing.returncode == 1 and orjson.loads(missing.stdout)["error"].startswith("no mixhouse data dir")
+    assert not (tmp_path / "typo").exists()
 
 
 def test_a_session_ends_at_its_lifetime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
