@@ -17,6 +17,7 @@ import httpx
 import orjson
 import pytest
 
+from mixhouse.catalog import Catalog
 from mixhouse.web.accounts import MIN_PASSWORD_LENGTH
 from tests.server import API_KEY, PROJECT_ID, SA_SECRET, SA_USER, SECRET, TOKEN, ServerProcess, seed_catalog
 
@@ -325,5 +326,30 @@ def test_a_session_ends_at_its_lifetime(tmp_path: Path, monkeypatch: pytest.Monk
         time.sleep(max(0.0, 1.6 - (time.monotonic() - started)))
         assert segmentation(client, PROJECT_ID, {CSRF: csrf}).status_code == 401
         assert client.get("/web/session").status_code == 401
+    finally:
+        proc.stop()
+
+
+def test_session_queries_count_in_the_projects_rate_limit(tmp_path: Path) -> None:
+    """The page is a client like any other: its queries spend the project's Query API budget."""
+    data_dir = tmp_path / "data"
+    seed_catalog(data_dir)
+    assert users_create(data_dir, *A_USER, PROJECT_ID).returncode == 0
+    Catalog(data_dir).set_rate_limits(PROJECT_ID, '{"query": {"per_hour": 3}}')
+    proc = ServerProcess(data_dir).start()
+    try:
+        client, csrf = login(proc.url, *A_USER)
+        assert [segmentation(client, PROJECT_ID, {CSRF: csrf}).status_code for _ in range(3)] == [200] * 3
+        limited = segmentation(client, PROJECT_ID, {CSRF: csrf})
+        assert limited.status_code == 429 and "Query rate limit exceeded" in limited.json()["error"]
+        # The same budget as a service account's.
+        basic = httpx.get(
+            f"{proc.url}/api/query/segmentation",
+            params={"project_id": PROJECT_ID, "event": "Signed Up", **DAY},
+            auth=(SA_USER, SA_SECRET),
+        )
+        assert basic.status_code == 429
+        # A session request without its token is refused, and spends nothing.
+        assert segmentation(client, PROJECT_ID).status_code == 403
     finally:
         proc.stop()
