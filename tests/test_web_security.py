@@ -353,3 +353,42 @@ def test_session_queries_count_in_the_projects_rate_limit(tmp_path: Path) -> Non
         assert segmentation(client, PROJECT_ID).status_code == 403
     finally:
         proc.stop()
+
+
+def test_failed_logins_are_throttled_at_the_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data_dir = tmp_path / "data"
+    seed_catalog(data_dir)
+    assert users_create(data_dir, *A_USER, PROJECT_ID).returncode == 0
+    assert users_create(data_dir, *BOTH_USER, PROJECT_ID).returncode == 0
+    monkeypatch.setenv("MIXHOUSE_WEB_LOGIN_FAILURES", "3")
+    proc = ServerProcess(data_dir).start()
+    try:
+        url = f"{proc.url}/web/login"
+        wrong = {"email": A_USER[0], "password": "not-the-password"}
+        assert [httpx.post(url, json=wrong).status_code for _ in range(3)] == [401, 401, 401]
+        # The fourth attempt is refused before the password is looked at, the right one included.
+        locked = httpx.post(url, json={"email": A_USER[0].upper(), "password": A_USER[1]})
+        assert locked.status_code == 429 and "set-cookie" not in locked.headers
+        assert locked.json()["error"].startswith("too many failed logins")
+        assert 0 < int(locked.headers["retry-after"]) <= 15 * 60
+        # Other users are not affected.
+        assert httpx.post(url, json={"email": BOTH_USER[0], "password": BOTH_USER[1]}).status_code == 200
+    finally:
+        proc.stop()
+
+
+def test_the_login_throttle_forgets_failures_after_its_window() -> None:
+    from mixhouse.errors import RateLimited
+    from mixhouse.web.throttle import DEFAULT_LOGIN_FAILURES, LOGIN_WINDOW_SECONDS, LoginThrottle
+
+    throttle = LoginThrottle()
+    for i in range(DEFAULT_LOGIN_FAILURES - 1):
+        throttle.failed("a@example.com", "10.0.0.1", now=1000.0 + i)
+    throttle.check("a@example.com", "10.0.0.1", now=1010.0)  # one below the limit: allowed
+    throttle.failed("a@example.com", "10.0.0.1", now=1010.0)
+    with pytest.raises(RateLimited):
+        throttle.check("a@example.com", "10.0.0.1", now=1010.0)
+    throttle.check("a@example.com", "10.0.0.2", now=1010.0)  # another address: allowed
+    throttle.check("a@example.com", "10.0.0.1", now=1000.0 + LOGIN_WINDOW_SECONDS)  # the first failure left
+    throttle.succeeded("a@example.com", "10.0.0.1")
+    throttle.check("a@example.com", "10.0.0.1", now=1011.0)

@@ -26,8 +26,10 @@ from mixhouse.http.responses import Family, json_response
 from mixhouse.web import dashboards
 from mixhouse.web.accounts import Accounts, NewSession, Session, csrf_matches
 from mixhouse.web.session_auth import COOKIE, CSRF_HEADER, current_session, same_origin
+from mixhouse.web.throttle import LoginThrottle
 
 STATIC = Path(__file__).parent / "static"
+THROTTLE = LoginThrottle()  # one per server process
 MAX_LOGIN_BODY_BYTES = 8 * 1024
 LOGIN_FAILED = "invalid email or password"
 # Always: browsers keep Secure cookies from http://localhost and http://127.0.0.1 as well as from https.
@@ -73,6 +75,8 @@ async def login(request: Request) -> Response:
     if not isinstance(email, str) or not isinstance(password, str) or not email or not password:
         raise Unauthorized(LOGIN_FAILED)
     catalog: Catalog = request.app.state.catalog
+    address = request.client.host if request.client else ""
+    THROTTLE.check(email, address)
 
     def verify_and_open() -> NewSession | None:  # argon2 takes tens of milliseconds: off the event loop
         accounts = Accounts(catalog)
@@ -81,7 +85,9 @@ async def login(request: Request) -> Response:
 
     new = await run_in_threadpool(verify_and_open)
     if new is None:
+        THROTTLE.failed(email, address)
         raise Unauthorized(LOGIN_FAILED)
+    THROTTLE.succeeded(email, address)
     response = json_response(_session_payload(catalog, new.session))
     response.set_cookie(
         COOKIE,
