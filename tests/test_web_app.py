@@ -138,7 +138,7 @@ def test_the_pages_ran_cleanly(web: tuple[ServerProcess, dict[str, Any], datetim
     assert report["after_login_view"] == "insights"
     assert report["nav_hidden_at_login"] is True
     assert report["after_logout_view"] == "login"
-    assert len(report["shots"]) == 12 and all(Path(p).stat().st_size > 5_000 for p in report["shots"])
+    assert len(report["shots"]) == 13 and all(Path(p).stat().st_size > 5_000 for p in report["shots"])
 
 
 def test_session_cookie_is_httponly_secure_samesite(web: tuple[ServerProcess, dict[str, Any], datetime]) -> None:
@@ -179,7 +179,7 @@ def test_saved_report_and_dashboard_show_what_insights_answers(
     assert report["dashboard"]["table"] == flat
     assert report["emptied_dashboard_cards"] == 0
     dashboards = httpx.get(f"{server.url}/api/app/projects/{PROJECT_ID}/dashboards", auth=(SA_USER, SA_SECRET))
-    assert [(d["name"], len(d["items"])) for d in dashboards.json()["results"]] == [("Growth", 1), ("Scratch", 0)]
+    assert [(d["name"], len(d["items"])) for d in dashboards.json()["results"]] == [("Growth", 2), ("Scratch", 0)]
     # The saved bookmark's numbers equal the unsaved report's (same query, other key format).
     unsaved = report["insights"]["table"]
     assert {s: sorted(p.values()) for s, p in flat.items()} == {s: sorted(p.values()) for s, p in unsaved.items()}
@@ -192,6 +192,9 @@ def test_funnel_shows_what_funnels_answers(web: tuple[ServerProcess, dict[str, A
     steps = answer["data"][answer["meta"]["dates"][0]]["steps"]
     assert report["funnel"]["counts"] == [s["count"] for s in steps] == [USERS, USERS // 2]
     assert report["funnel"]["ratios"] == [s["overall_conv_ratio"] for s in steps]
+    # On the dashboard, beside the saved report, with the same numbers (the dates it was added with).
+    assert report["dashboard_with_funnel"]["cards"] == ["bookmark", "funnel"]
+    assert report["dashboard_with_funnel"]["counts"] == [s["count"] for s in steps]
     # Broken down by plan (the same saved funnel, re-run with `on`).
     assert report["funnel_breakdown"]["hash"].split("/")[2].split("?")[0] == funnel_id
     on = _api(server, "funnels", funnel_id=funnel_id, from_date=FROM, to_date=TO, interval=10, on='properties["plan"]')

@@ -108,6 +108,14 @@ async function scenario(page, input, out) {
     segments: await page.$$eval("[data-funnel] table.numbers tr[data-series]", (rows) => Object.fromEntries(rows.map((r) => [
       r.dataset.series, [...r.querySelectorAll("td[data-value]")].map((td) => Number(td.dataset.value))]))) };
   out.shots.push(await shot(page, input, "05b-funnel-breakdown"));
+  // The funnel joins the saved report on the Growth dashboard.
+  await page.selectOption("select[name=dashboard]", { label: "Growth" });
+  await page.click("text=Add to dashboard");
+  await clickAndWait(page, page.locator("text=Added to Growth"));
+  await page.waitForSelector("[data-funnel] .step");
+  out.dashboard_with_funnel = { cards: await page.$$eval(".report", (c) => c.map((x) => x.dataset.bookmark ? "bookmark" : "funnel")),
+    counts: await page.$$eval("[data-funnel] .step", (s) => s.map((x) => Number(x.dataset.count))) };
+  out.shots.push(await shot(page, input, "05c-dashboard-with-funnel"));
 
   // Retention: born on Signed Up, returning with Viewed Page, daily, 5 intervals.
   await go(page, `#/retention?from=${from}&to=${to}`);
