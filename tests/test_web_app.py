@@ -154,6 +154,7 @@ def test_insights_with_breakdown_and_filter_shows_what_segmentation_answers(
 ) -> None:
     server, report, _ = web
     assert report["where"] == 'properties["country"] != "DE"'
+    assert report["where_rows_after_run"] == [["country", "!=", "DE"]], "the builder's rows come back from the URL"
     q = _hash_params(report["insights"]["hash"])
     assert (q["event"], q["on"], q["type"], q["from"], q["to"]) == ("Signed Up", "plan", "unique", FROM, TO)
     answer = _api(

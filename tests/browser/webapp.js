@@ -65,6 +65,8 @@ async function scenario(page, input, out) {
   out.where = await page.inputValue("textarea[name=where]");
   await clickAndWait(page, page.locator("form.controls button[type=submit]"));
   await page.waitForSelector("#result[data-loaded] table.numbers");
+  out.where_rows_after_run = await page.$$eval(".filters .row:has(input[name=filter-property])", (rows) => rows.map((r) => [
+    r.querySelector("[name=filter-property]").value, r.querySelector("[name=filter-op]").value, r.querySelector("[name=filter-value]").value]));
   out.insights = { hash: await page.evaluate(() => location.hash), table: await table(page, "#result"),
     canvases: await page.$$eval("#result canvas", (c) => c.length) };
   out.shots.push(await shot(page, input, "02-insights"));

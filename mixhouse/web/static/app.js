@@ -222,21 +222,48 @@ function whereBuilder(initial, properties, scope = "properties") {
     }).filter(Boolean);
     text.value = parts.join(" and ");
   };
-  const add = () => {
-    const prop = h("input", { list: "props-list", name: "filter-property", "aria-label": "filter property", placeholder: "property", oninput: write });
-    const op = select("filter-op", OPS, "==");
+  const add = (initialRow) => {
+    const prop = h("input", { list: "props-list", name: "filter-property", "aria-label": "filter property", placeholder: "property", oninput: write, value: initialRow ? initialRow.prop : null });
+    const op = select("filter-op", OPS, initialRow ? initialRow.op : "==");
     op.setAttribute("aria-label", "filter operator");
     op.addEventListener("change", write);
-    const value = h("input", { name: "filter-value", "aria-label": "filter value", placeholder: "value", oninput: write });
+    const value = h("input", { name: "filter-value", "aria-label": "filter value", placeholder: "value", oninput: write, value: initialRow ? initialRow.value : null });
     const r = { prop, op, value };
     rowsData.push(r);
     const line = h("div", { class: "row" }, prop, op, value, h("button", { type: "button", class: "quiet", "aria-label": "remove filter", onclick: () => { rowsData.splice(rowsData.indexOf(r), 1); line.remove(); write(); } }, "×"));
     rows.append(line);
-    prop.focus();
+    if (!initialRow) prop.focus();
   };
+  // An expression the builder wrote (a URL or a saved report) comes back as its rows; any other stays text.
+  for (const r of builderRows(initial || "", scope) || []) add(r);
   const list = h("datalist", { id: "props-list" }, (properties || []).map((p) => h("option", { value: p })));
   return h("div", { class: "filters" }, list, h("div", { class: "row" }, h("span", { class: "muted" }, "Filter"),
-    h("button", { type: "button", class: "quiet", onclick: add }, "+ where")), rows, text);
+    h("button", { type: "button", class: "quiet", onclick: () => add() }, "+ where")), rows, text);
+}
+
+// The rows of an expression in the builder's own form (conditions joined by "and"), or null.
+function builderRows(expr, scope) {
+  const str = String.raw`"(?:[^"\\]|\\.)*"`;
+  const lit = String.raw`(${str}|-?\d+(?:\.\d+)?)`;
+  const ref = String.raw`${scope}\[(${str})\]`;
+  const forms = [
+    [new RegExp(String.raw`^${ref} (==|!=|>|<) ${lit}`), (m) => ({ prop: JSON.parse(m[1]), op: m[2], value: m[3] })],
+    [new RegExp(String.raw`^${lit} in ${ref}`), (m) => ({ prop: JSON.parse(m[2]), op: "contains", value: m[1] })],
+    [new RegExp(String.raw`^defined\(${ref}\)`), (m) => ({ prop: JSON.parse(m[1]), op: "defined", value: "" })],
+  ];
+  const out = [];
+  let rest = expr.trim();
+  while (rest) {
+    const hit = forms.map(([re, read]) => [rest.match(re), read]).find(([m]) => m);
+    if (!hit) return null;
+    const row = hit[1](hit[0]);
+    if (row.value.startsWith('"')) row.value = JSON.parse(row.value);
+    out.push(row);
+    rest = rest.slice(hit[0][0].length);
+    if (rest && !rest.startsWith(" and ")) return null;
+    rest = rest.replace(/^ and /, "");
+  }
+  return out;
 }
 
 async function eventNames(from, to) {
