@@ -392,3 +392,16 @@ def test_the_login_throttle_forgets_failures_after_its_window() -> None:
     throttle.check("a@example.com", "10.0.0.1", now=1000.0 + LOGIN_WINDOW_SECONDS)  # the first failure left
     throttle.succeeded("a@example.com", "10.0.0.1")
     throttle.check("a@example.com", "10.0.0.1", now=1011.0)
+
+
+def test_the_vendored_chart_library_is_the_pinned_one() -> None:
+    """What the page loads is the version the lock file pins (scripts/vendor-web copies it), with its licence."""
+    root = Path(__file__).resolve().parent.parent
+    lock = orjson.loads((root / "scripts" / "web-vendor" / "package-lock.json").read_bytes())
+    pinned = lock["packages"]["node_modules/uplot"]["version"]
+    vendor = root / "mixhouse" / "web" / "static" / "vendor"
+    assert (
+        (vendor / "uPlot.iife.min.js").read_text().startswith(f"/*! https://github.com/leeoniya/uPlot (v{pinned}) */")
+    )
+    assert (vendor / "VERSIONS").read_text().strip() == f"uplot {pinned}"
+    assert "MIT License" in (vendor / "uPlot.LICENSE").read_text()
