@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 import httpx
 import orjson
@@ -138,7 +138,7 @@ def test_the_pages_ran_cleanly(web: tuple[ServerProcess, dict[str, Any], datetim
     assert report["after_login_view"] == "insights"
     assert report["nav_hidden_at_login"] is True
     assert report["after_logout_view"] == "login"
-    assert len(report["shots"]) == 13 and all(Path(p).stat().st_size > 5_000 for p in report["shots"])
+    assert len(report["shots"]) == 14 and all(Path(p).stat().st_size > 5_000 for p in report["shots"])
 
 
 def test_session_cookie_is_httponly_secure_samesite(web: tuple[ServerProcess, dict[str, Any], datetime]) -> None:
@@ -184,6 +184,27 @@ def test_saved_report_and_dashboard_show_what_insights_answers(
     # The saved bookmark's numbers equal the unsaved report's (same query, other key format).
     unsaved = report["insights"]["table"]
     assert {s: sorted(p.values()) for s, p in flat.items()} == {s: sorted(p.values()) for s, p in unsaved.items()}
+
+
+def test_several_events_on_one_chart_show_what_the_api_answers(
+    web: tuple[ServerProcess, dict[str, Any], datetime],
+) -> None:
+    server, report, _ = web
+    q = parse_qs(urlsplit(report["two_events"]["hash"].lstrip("#")).query)
+    assert (q["event"], q["also"]) == (["Signed Up"], ["Purchase"])
+    expected = {}
+    for event in ("Signed Up", "Purchase"):
+        answer = _api(server, "segmentation", event=event, type="general", unit="day", from_date=FROM, to_date=TO)
+        expected |= answer["data"]["values"]
+    assert report["two_events"]["table"] == expected
+    assert sum(expected["Purchase"].values()) == USERS // 2
+    bookmark_id = report["two_events_saved"]["hash"].split("/")[-1]
+    saved = _api(server, "insights", bookmark_id=bookmark_id)
+    assert set(saved["series"]) == {"Signed Up", "Purchase"}
+    assert report["two_events_saved"]["table"] == saved["series"]
+    assert {e: sorted(v.values()) for e, v in saved["series"].items()} == {
+        e: sorted(v.values()) for e, v in expected.items()
+    }
 
 
 def test_funnel_shows_what_funnels_answers(web: tuple[ServerProcess, dict[str, Any], datetime]) -> None:

@@ -165,6 +165,18 @@ async function scenario(page, input, out) {
     properties: await page.$$eval(".grid section:nth-child(2) tr[data-series]", (r) => Object.fromEntries(r.map((x) => [x.dataset.series, Number(x.querySelector("td").dataset.value)]))) };
   out.shots.push(await shot(page, input, "09-lexicon"));
 
+  // Two events on one chart, then saved (a bookmark with a list of events).
+  await go(page, `#/insights?event=Signed%20Up&from=${from}&to=${to}&unit=day`);
+  await page.click("text=+ event");
+  await page.selectOption("select[name=also]", "Purchase");
+  await clickAndWait(page, page.locator("form.controls button[type=submit]"));
+  await page.waitForSelector("#result[data-loaded] table.numbers");
+  out.two_events = { hash: await page.evaluate(() => location.hash), table: await table(page, "#result") };
+  await page.fill("input[name=report-name]", "Sign-ups and purchases");
+  await clickAndWait(page, page.locator("text=Save report"));
+  out.two_events_saved = { hash: await page.evaluate(() => location.hash), table: await table(page, "[data-bookmark]") };
+  out.shots.push(await shot(page, input, "09b-two-events"));
+
   // The saved report on a phone, reached with the keyboard alone from the page's top.
   await page.setViewportSize({ width: 390, height: 844 });
   await go(page, out.bookmark.hash);

@@ -78,8 +78,10 @@ function route() {
   return { parts: path.split("/").filter(Boolean).map(decodeURIComponent), params: new URLSearchParams(qs || "") };
 }
 function go(path, params) {
-  const qs = params ? new URLSearchParams(Object.entries(params).filter(([, v]) => v !== undefined && v !== null && v !== "")).toString() : "";
-  location.hash = path + (qs ? "?" + qs : "");
+  const qs = new URLSearchParams();
+  for (const [k, v] of Object.entries(params || {})) for (const x of [].concat(v)) if (x !== undefined && x !== null && x !== "") qs.append(k, x);
+  const text = qs.toString();
+  location.hash = path + (text ? "?" + text : "");
 }
 
 const VIEWS = { insights: viewInsights, funnels: viewFunnels, retention: viewRetention, users: viewUsers, lexicon: viewLexicon, dashboards: viewDashboards };
@@ -175,7 +177,7 @@ function timeChart(series, { kind = "line", title } = {}) {
   const label = (t) => { const iso = new Date(t * 1000).toISOString(); return hourly ? iso.slice(5, 13).replace("T", " ") + "h" : iso.slice(0, 10); };
   const step = xs.length > 1 ? xs[1] - xs[0] : 86400;
   const opts = {
-    height: 300, legend: { show: false }, cursor: { points: { size: 6 } },
+    height: 300, legend: { show: false }, cursor: { points: { size: 6 } }, padding: [12, 36, 0, 0],
     scales: { x: { time: false, range: () => [xs[0] - (kind === "bar" ? step / 2 : 0), xs[xs.length - 1] + (kind === "bar" ? step / 2 : 0)] } },
     axes: [{ splits: (u) => { const every = Math.ceil(xs.length / Math.max(2, Math.floor(u.width / 95))); return xs.filter((_, i) => i % every === 0); },
       values: (u, splits) => splits.map(label), size: 40 }, { size: 60 }],
@@ -311,10 +313,11 @@ function insightsSeries(answer, on) {
 function bookmarkSeries(answer) {
   // /insights: {series: {event: {bucket: n}} or {event: {segment: {bucket: n}}}}
   const out = [];
+  const several = Object.keys(answer.series).length > 1;
   for (const [event, v] of Object.entries(answer.series)) {
     const nested = Object.values(v).some((x) => typeof x === "object");
     if (!nested) out.push({ name: event, points: v });
-    else for (const [segment, points] of Object.entries(v)) out.push({ name: segment, points });
+    else for (const [segment, points] of Object.entries(v)) out.push({ name: several ? `${event} · ${segment}` : segment, points });
   }
   return out;
 }
@@ -342,13 +345,27 @@ async function viewInsights(rest, params) {
   const where = whereBuilder(params.get("where"), props);
   const result = h("div", { id: "result" });
   const savedBox = h("div", {});
-  const current = () => ({ event: f.event.value, type: f.type.value, unit: f.unit.value, from: f.from.value, to: f.to.value, on: f.on.value, where: $("textarea", where).value.trim(), chart: f.chart.value });
+  // More events on the same chart, each asked for with the same measure, filter and breakdown.
+  const alsoBox = h("span", { class: "row" });
+  const alsoSelects = [];
+  const addAlso = (value) => {
+    const sel = eventSelect("also", value ? [value, ...names] : names, value || names[0], `event ${alsoSelects.length + 2}`);
+    alsoSelects.push(sel);
+    const wrap = h("span", { class: "row" }, sel, h("button", { type: "button", class: "quiet", "aria-label": "remove event", onclick: () => { alsoSelects.splice(alsoSelects.indexOf(sel), 1); wrap.remove(); } }, "×"));
+    alsoBox.append(wrap);
+    if (!value) sel.focus();
+  };
+  params.getAll("also").forEach(addAlso);
+  const current = () => ({ event: f.event.value, also: alsoSelects.map((x) => x.value).filter(Boolean), type: f.type.value, unit: f.unit.value, from: f.from.value, to: f.to.value, on: f.on.value, where: $("textarea", where).value.trim(), chart: f.chart.value });
   const run = async () => {
     const q = current();
+    const events = [...new Set([q.event, ...q.also])];
     result.replaceChildren(h("p", { class: "muted" }, "Loading…"));
     try {
-      const answer = await segmentation(q);
-      result.replaceChildren(timeChart(insightsSeries(answer, q.on), { kind: q.chart, title: q.event }));
+      const answers = await Promise.all(events.map((e) => segmentation({ ...q, event: e })));
+      const series = events.length === 1 ? insightsSeries(answers[0], q.on)
+        : answers.flatMap((a, i) => insightsSeries(a, q.on).map((x) => ({ name: q.on ? `${events[i]} · ${x.name}` : x.name, points: x.points })));
+      result.replaceChildren(timeChart(series, { kind: q.chart, title: events.join(", ") }));
       result.dataset.loaded = "1";
     } catch (err) { result.replaceChildren(errorBox(err)); }
   };
@@ -356,7 +373,8 @@ async function viewInsights(rest, params) {
   const saved = h("span", { "aria-live": "polite" });
   const save = async () => {
     const q = current();
-    const body = { name: name.value || `${q.event} by ${q.unit}`, query: { event: q.event, type: q.type, unit: q.unit, from_date: q.from, to_date: q.to, on: q.on ? `properties[${JSON.stringify(q.on)}]` : undefined, where: q.where || undefined, chart: q.chart } };
+    const events = [...new Set([q.event, ...q.also])];
+    const body = { name: name.value || `${events.join(", ")} by ${q.unit}`, query: { event: events.length > 1 ? events : q.event, type: q.type, unit: q.unit, from_date: q.from, to_date: q.to, on: q.on ? `properties[${JSON.stringify(q.on)}]` : undefined, where: q.where || undefined, chart: q.chart } };
     try {
       const b = (await app("/bookmarks", { method: "POST", body })).results;
       go(`/insights/bookmark/${b.id}`);
@@ -366,7 +384,7 @@ async function viewInsights(rest, params) {
     h("h1", {}, "Insights"),
     h("section", { class: "card" },
       h("form", { class: "controls", onsubmit: (e) => { e.preventDefault(); go("/insights", current()); } },
-        field("Event", f.event), field("Measure", f.type), field("Unit", f.unit), field("From", f.from), field("To", f.to),
+        field("Event", f.event), alsoBox, h("button", { type: "button", class: "quiet", onclick: () => addAlso() }, "+ event"), field("Measure", f.type), field("Unit", f.unit), field("From", f.from), field("To", f.to),
         field("Breakdown", f.on), field("Chart", f.chart), h("button", { type: "submit" }, "Run")),
       where),
     h("section", { class: "card" }, result),
@@ -377,7 +395,8 @@ async function viewInsights(rest, params) {
   if (event) await run();
   if (known) {
     const [allNames, allProps] = await Promise.all([eventNames(from, to), propertyNames(event, from, to)]);
-    fillOptions(f.event, [...new Set([event, ...allNames])].map((n) => [n, n]), f.event.value);
+    for (const sel of [f.event, ...alsoSelects]) fillOptions(sel, [...new Set([sel.value, ...allNames])].map((n) => [n, n]), sel.value);
+    names.splice(0, names.length, ...new Set([...names, ...allNames]));
     fillOptions(f.on, [["", "No breakdown"], ...[...new Set([...props, ...allProps])].map((p) => [p, p])], f.on.value);
     $("#props-list").replaceChildren(...allProps.map((p) => h("option", { value: p })));
   }
@@ -400,7 +419,8 @@ async function bookmarkCard(id, { withTools = false } = {}) {
   const b = bookmark.results;
   const q = b.query;
   const desc = [Array.isArray(q.event) ? q.event.join(", ") : q.event, q.type || "general", `by ${q.unit || "day"}`, q.on ? `broken down by ${q.on}` : "", q.where ? `where ${q.where}` : ""].filter(Boolean).join(" · ");
-  const open = `#/insights?${new URLSearchParams({ event: Array.isArray(q.event) ? q.event[0] : q.event, type: q.type || "general", unit: q.unit || "day", from: q.from_date || "", to: q.to_date || "", where: q.where || "", chart: q.chart || "line", on: (q.on || "").replace(/^properties\["(.*)"\]$/, "$1") })}`;
+  const also = Array.isArray(q.event) ? q.event.slice(1).map((e) => `&also=${encodeURIComponent(e)}`).join("") : "";
+  const open = `#/insights?${new URLSearchParams({ event: Array.isArray(q.event) ? q.event[0] : q.event, type: q.type || "general", unit: q.unit || "day", from: q.from_date || "", to: q.to_date || "", where: q.where || "", chart: q.chart || "line", on: (q.on || "").replace(/^properties\["(.*)"\]$/, "$1") })}${also}`;
   return h("section", { class: "card report", "data-bookmark": id },
     h("h2", {}, h("a", { href: `#/insights/bookmark/${id}` }, b.name)),
     h("p", { class: "muted" }, desc, withTools ? [" · ", h("a", { href: open }, "edit a copy")] : null),
