@@ -214,7 +214,11 @@ def test_a_session_from_another_origin_is_refused(server: ServerProcess) -> None
         headers={"Origin": "http://evil.example"},
     )
     assert r.status_code == 403 and "set-cookie" not in r.headers
-    same = {CSRF: csrf, "Origin": server.url}
+    # What browsers say of a request's source: another port of the same host is "same-site", not "same-origin".
+    for source in ("same-site", "cross-site"):
+        assert segmentation(client, PROJECT_ID, {CSRF: csrf, "Sec-Fetch-Site": source}).status_code == 403
+        assert client.get("/web/session", headers={"Sec-Fetch-Site": source}).status_code == 403
+    same = {CSRF: csrf, "Origin": server.url, "Sec-Fetch-Site": "same-origin"}
     assert segmentation(client, PROJECT_ID, same).status_code == 200
 
 

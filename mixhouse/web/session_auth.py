@@ -5,7 +5,8 @@ header, no v2 signature): Basic credentials keep working exactly as before and a
 request must carry, besides the HttpOnly cookie, the session's CSRF token in the `X-CSRF-Token` header,
 whatever its method: a cross-site form, image, script (JSONP) or `fetch` can send the cookie but cannot
 know the token, which only `/web/session` hands out, and only to the page's own origin. A request whose
-`Origin` header names another origin is refused too. The caller then has the user's role on the project
+`Origin` header names another origin, or whose `Sec-Fetch-Site` says it comes from another origin or site,
+is refused too. The caller then has the user's role on the project
 the request names, as a service account would.
 """
 
@@ -22,7 +23,10 @@ CSRF_HEADER = "x-csrf-token"
 
 
 def same_origin(request: HTTPConnection) -> bool:
-    """No Origin header (same-origin GETs and non-browser clients), or the server's own origin."""
+    """No Origin header (same-origin GETs and non-browser clients), or the server's own origin; and, when
+    the browser says where the request comes from (`Sec-Fetch-Site`), the page itself or the user."""
+    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        return False
     origin = request.headers.get("origin")
     if origin is None:
         return True
