@@ -20,6 +20,7 @@ import orjson
 from mixhouse.catalog import CATALOG_FILE, Catalog
 from mixhouse.domain.project import MAX_PROJECT_ID, RESIDENCIES, IdMerge, Role, TimeMode
 from mixhouse.errors import MixhouseError
+from mixhouse.web.cli import users
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
@@ -272,6 +273,7 @@ def service_accounts_create(data_dir: Path, username: str, secret: str | None, p
 from mixhouse.flags.cli import flags  # noqa: E402
 
 main.add_command(flags)
+main.add_command(users)
 with suppress(ImportError):  # import, export, query, engage: clients/python's command line (`make deps` installs it)
     from mixhouse_client.cli import add_commands
 

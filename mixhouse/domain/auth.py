@@ -35,6 +35,7 @@ class Via(StrEnum):
     TOKEN = "token"
     API_KEY = "api_key"
     SIGNATURE = "signature"
+    SESSION = "session"  # a web app session (mixhouse/web/session_auth.py)
 
 
 @dataclass(frozen=True)

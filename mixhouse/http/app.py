@@ -9,7 +9,7 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from mixhouse.catalog import Catalog
 from mixhouse.engine.duckdb import DuckDBEngine
@@ -46,9 +46,10 @@ async def healthz(request: Request) -> Response:
     return PlainTextResponse("ok")
 
 
-def routes() -> list[Route]:
+def routes() -> list[BaseRoute]:
     from mixhouse.http.app_api import APP_ROUTES
     from mixhouse.http.query_api import QUERY_ROUTES
+    from mixhouse.web.routes import ROUTES as WEB_ROUTES
 
     both = ["GET", "POST"]
     return [
@@ -63,6 +64,7 @@ def routes() -> list[Route]:
         *flags.ROUTES,
         *QUERY_ROUTES,
         *APP_ROUTES,
+        *WEB_ROUTES,
     ]
 
 

@@ -21,6 +21,7 @@ from mixhouse.domain.auth import authenticate, parse_basic
 from mixhouse.http.endpoint import endpoint
 from mixhouse.http.incoming import read_incoming
 from mixhouse.http.responses import Family, json_response
+from mixhouse.web.session_auth import session_caller
 
 AppHandler = Callable[[AppContext], Any]
 
@@ -31,7 +32,9 @@ def app_endpoint(handler: AppHandler, *, status: int = 200) -> Callable[[Request
         request.state.params = incoming.params
         path_params = {k: str(v) for k, v in request.path_params.items()}
         project_id = path_params.get("project_id") or incoming.get("project_id")
-        caller = authenticate(request.app.state.catalog, parse_basic(request.headers.get("authorization")), project_id)
+        caller = session_caller(request, project_id) or authenticate(
+            request.app.state.catalog, parse_basic(request.headers.get("authorization")), project_id
+        )
         ctx = AppContext(
             caller=caller,
             method=request.method,

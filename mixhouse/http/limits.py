@@ -14,16 +14,17 @@ from typing import Any
 
 import orjson
 from starlette.datastructures import Headers, QueryParams
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mixhouse.catalog import Catalog
 from mixhouse.domain import payloads
-from mixhouse.domain.auth import authenticate, authenticate_query, parse_basic
+from mixhouse.domain.auth import Caller, authenticate, authenticate_query, parse_basic
 from mixhouse.domain.limits import Api, Limiter, parse_setting, query_deadline
 from mixhouse.domain.project import Project
 from mixhouse.errors import BadRequest, MixhouseError, RateLimited
 from mixhouse.http.responses import Family, error_response
+from mixhouse.web.session_auth import session_caller
 
 _APP_PROJECT = re.compile(r"^/api/app/projects/([^/]+)(/.*)?$")
 
@@ -122,6 +123,14 @@ def _authenticated_project(catalog: Catalog, api: Api, path: str, headers: Heade
     return authenticate(catalog, parse_basic(authorization), project_id, allow_token=api is Api.INGESTION).project
 
 
+def _session(scope: Scope, api: Api, params: dict[str, str]) -> Caller | None:
+    """A web app session on the Query API (mixhouse/web/session_auth.py) counts in its project's budget."""
+    if api not in (Api.QUERY, Api.JQL):
+        return None
+    signed = "sig" in params or "api_key" in params
+    return session_caller(HTTPConnection(scope), params.get("project_id"), signed)
+
+
 class RateLimits:
     def __init__(self, app: ASGIApp, on_limited: RateLimitedHook | None = None) -> None:
         self.app = app
@@ -138,7 +147,10 @@ class RateLimits:
         params = dict(QueryParams(scope.get("query_string", b"")))
         project: Project | None = None
         try:
-            project = _authenticated_project(catalog, api, scope["path"], headers, params)
+            session = _session(scope, api, params)
+            project = (
+                session.project if session else _authenticated_project(catalog, api, scope["path"], headers, params)
+            )
         except Exception:  # not attributable here; the handler answers it in its own envelope
             # Parameters (project_id, a signature) may be in the body: look there, then try again.
             if scope["method"] in ("POST", "PUT", "PATCH") and api is not Api.INGESTION:

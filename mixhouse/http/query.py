@@ -21,6 +21,7 @@ from mixhouse.errors import MissingParameter
 from mixhouse.http.endpoint import endpoint
 from mixhouse.http.incoming import read_incoming
 from mixhouse.http.responses import Family, json_response, jsonp, valid_callback
+from mixhouse.web.session_auth import session_caller
 
 QueryHandler = Callable[[QueryContext], Any]
 
@@ -37,7 +38,11 @@ def _render(request: Request, params: dict[str, str], payload: Any) -> Response:
 
 
 def read_caller(request: Request, params: dict[str, str]) -> Caller:
-    """The caller of a read endpoint (Query API or raw export): Basic credentials, or a v2 signature."""
+    """The caller of a read endpoint (Query API or raw export): a web app session, Basic credentials, or a
+    v2 signature."""
+    session = session_caller(request, params.get("project_id"), "sig" in params or "api_key" in params)
+    if session is not None:
+        return session
     authorization = request.headers.get("authorization")
     # A v2 request (api_key, no Authorization header) without its signature: v2's own error.
     if "api_key" in params and "sig" not in params and not (authorization or "").strip():

@@ -1,0 +1,286 @@
+"""The web app in Debian's headless Chromium against a real server: a user created with the real CLI logs
+in, builds an Insights report with a breakdown and a filter, saves it, opens it from a dashboard, builds a
+funnel and a retention report, searches users and opens a profile, opens the Lexicon, logs out. Every
+number the pages show is checked against the API's answer to the same query, asked with a service
+account. Screenshots of each page go to tests/artifacts/web/.
+
+Events are on fixed historical days (March 2024); only the activity stream, which Mixpanel limits to the
+last 365 days, reads events placed three days before today at noon UTC, so the test passes at any hour.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, parse_qsl, urlsplit
+
+import httpx
+import orjson
+import pytest
+
+from tests.server import PROJECT_ID, SA_SECRET, SA_USER, SECRET, TOKEN, ServerProcess, seed_catalog
+from tests.test_browser import BROWSER_DIR, NODE_MODULES, _require, _which
+
+ARTIFACTS = Path(__file__).parent / "artifacts" / "web"
+EMAIL, PASSWORD = "ada@example.com", "correct horse battery"
+FROM, TO = "2024-03-01", "2024-03-10"
+USERS = 30
+DRIVER_TIMEOUT_S = 180
+
+
+def _events(now: datetime) -> list[dict[str, Any]]:
+    base = datetime(2024, 3, 1, tzinfo=UTC)
+    out: list[dict[str, Any]] = []
+
+    def add(event: str, at: datetime, user: str, **props: Any) -> None:
+        out.append(
+            {
+                "event": event,
+                "properties": {"time": int(at.timestamp()), "distinct_id": user, "$insert_id": f"i{len(out)}", **props},
+            }
+        )
+
+    for i in range(USERS):
+        user = f"u{i}"
+        plan = "pro" if i % 3 == 0 else "free"
+        country = "DE" if i % 4 == 0 else "US"
+        signed = base + timedelta(days=i % 10, hours=10, minutes=i)
+        add("Signed Up", signed, user, plan=plan, country=country)
+        for k in range(1, i % 5 + 1):
+            add("Viewed Page", signed + timedelta(days=k, hours=2), user, page=f"/p{k}")
+        if i % 2 == 0:
+            add("Purchase", signed + timedelta(hours=1, minutes=i), user, amount=10 + i, plan=plan)
+    recent = datetime(now.year, now.month, now.day, 12, tzinfo=UTC) - timedelta(days=3)
+    add("Viewed Page", recent, "u0", page="/recent")
+    add("Purchase", recent + timedelta(minutes=5), "u0", amount=99, plan="pro")
+    return out
+
+
+def _profiles() -> list[dict[str, Any]]:
+    return [
+        {
+            "$token": TOKEN,
+            "$distinct_id": f"u{i}",
+            "$set": {"$name": f"User {i}", "$email": f"u{i}@example.com", "plan": "pro" if i % 3 == 0 else "free"},
+        }
+        for i in range(USERS)
+    ]
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, dict[str, Any], datetime]]:
+    chromium = _require(_which("chromium"), "Debian's chromium")
+    node = _require(_which("node"), "node")
+    _require(NODE_MODULES / "playwright-core" / "package.json", "npm playwright-core (tests/browser/node_modules)")
+    data_dir = tmp_path_factory.mktemp("webapp") / "data"
+    seed_catalog(data_dir)
+    created = subprocess.run(
+        [sys.executable, "-m", "mixhouse", "users", "create", "--data-dir", str(data_dir), "--email", EMAIL,
+         "--password", PASSWORD, "--project", str(PROJECT_ID), "--role", "analyst"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stdout + created.stderr
+    assert json.loads(created.stdout) == {"email": EMAIL, "projects": {str(PROJECT_ID): "analyst"}}
+    server = ServerProcess(data_dir).start()
+    now = datetime.now(UTC)
+    try:
+        r = httpx.post(f"{server.url}/import", json=_events(now), auth=(SECRET, ""), params={"strict": "1"})
+        assert r.status_code == 200, r.text
+        assert httpx.post(f"{server.url}/engage", data={"data": orjson.dumps(_profiles()).decode()}).text == "1"
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        driver_input = {
+            "chromium": str(chromium),
+            "base": server.url,
+            "email": EMAIL,
+            "password": PASSWORD,
+            "from": FROM,
+            "to": TO,
+            "shots": str(ARTIFACTS),
+            "profile_id": "u0",
+            "profile_from": (now - timedelta(days=10)).strftime("%Y-%m-%d"),
+            "profile_to": now.strftime("%Y-%m-%d"),
+        }
+        proc = subprocess.run(
+            [str(node), str(BROWSER_DIR / "webapp.js"), json.dumps(driver_input)],
+            cwd=BROWSER_DIR, capture_output=True, text=True, timeout=DRIVER_TIMEOUT_S, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 0, f"webapp.js failed ({proc.returncode}):\n{proc.stderr[-4000:]}"
+        report: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+        report["driver_input"] = driver_input
+        yield server, report, now
+    finally:
+        server.stop()
+
+
+def _api(server: ServerProcess, path: str, **params: Any) -> Any:
+    r = httpx.get(
+        f"{server.url}/api/query/{path}", params={"project_id": PROJECT_ID, **params}, auth=(SA_USER, SA_SECRET)
+    )
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _hash_params(hash_: str) -> dict[str, str]:
+    return dict(parse_qsl(urlsplit(hash_.lstrip("#")).query))
+
+
+def test_the_pages_ran_cleanly(web: tuple[ServerProcess, dict[str, Any], datetime]) -> None:
+    _, report, _ = web
+    assert report["page_errors"] == []
+    # The only refused request is the first look for a session, before logging in.
+    assert [f for f in report["failed"] if not f.endswith("/web/session")] == []
+    assert [e for e in report["console_errors"] if "401" not in e] == []
+    assert report["after_login_view"] == "insights"
+    assert report["nav_hidden_at_login"] is True
+    assert report["after_logout_view"] == "login"
+    assert len(report["shots"]) == 14 and all(Path(p).stat().st_size > 5_000 for p in report["shots"])
+
+
+def test_session_cookie_is_httponly_secure_samesite(web: tuple[ServerProcess, dict[str, Any], datetime]) -> None:
+    _, report, _ = web
+    cookie = {c["name"]: c for c in report["cookies_logged_in"]}["mixhouse_session"]
+    assert (cookie["httpOnly"], cookie["secure"], cookie["sameSite"], cookie["path"]) == (True, True, "Strict", "/")
+    assert report["page_can_read_cookie"] is False
+    assert "mixhouse_session" not in {c["name"] for c in report["cookies"]}, "logout removes the cookie"
+
+
+def test_insights_with_breakdown_and_filter_shows_what_segmentation_answers(
+    web: tuple[ServerProcess, dict[str, Any], datetime],
+) -> None:
+    server, report, _ = web
+    assert report["where"] == 'properties["country"] != "DE"'
+    assert report["where_rows_after_run"] == [["country", "!=", "DE"]], "the builder's rows come back from the URL"
+    q = _hash_params(report["insights"]["hash"])
+    assert (q["event"], q["on"], q["type"], q["from"], q["to"]) == ("Signed Up", "plan", "unique", FROM, TO)
+    answer = _api(
+        server, "segmentation", event=q["event"], type=q["type"], unit=q["unit"], from_date=q["from"],
+        to_date=q["to"], on='properties["plan"]', where=q["where"],
+    )  # fmt: skip
+    assert report["insights"]["table"] == answer["data"]["values"]
+    assert set(answer["data"]["values"]) == {"pro", "free"}
+    # 30 users, those in DE (every 4th) filtered out.
+    assert sum(sum(v.values()) for v in answer["data"]["values"].values()) == USERS - len(range(0, USERS, 4))
+    assert report["insights"]["canvases"] >= 1
+
+
+def test_saved_report_and_dashboard_show_what_insights_answers(
+    web: tuple[ServerProcess, dict[str, Any], datetime],
+) -> None:
+    server, report, _ = web
+    bookmark_id = report["bookmark"]["hash"].split("/")[-1]
+    answer = _api(server, "insights", bookmark_id=bookmark_id)
+    flat = {segment: points for event in answer["series"].values() for segment, points in event.items()}
+    assert report["bookmark"]["table"] == flat
+    assert report["dashboard"]["title"] == "Growth"
+    assert report["dashboard"]["table"] == flat
+    assert report["emptied_dashboard_cards"] == 0
+    dashboards = httpx.get(f"{server.url}/api/app/projects/{PROJECT_ID}/dashboards", auth=(SA_USER, SA_SECRET))
+    assert [(d["name"], len(d["items"])) for d in dashboards.json()["results"]] == [("Growth", 2), ("Scratch", 0)]
+    # The saved bookmark's numbers equal the unsaved report's (same query, other key format).
+    unsaved = report["insights"]["table"]
+    assert {s: sorted(p.values()) for s, p in flat.items()} == {s: sorted(p.values()) for s, p in unsaved.items()}
+
+
+def test_several_events_on_one_chart_show_what_the_api_answers(
+    web: tuple[ServerProcess, dict[str, Any], datetime],
+) -> None:
+    server, report, _ = web
+    q = parse_qs(urlsplit(report["two_events"]["hash"].lstrip("#")).query)
+    assert (q["event"], q["also"]) == (["Signed Up"], ["Purchase"])
+    expected = {}
+    for event in ("Signed Up", "Purchase"):
+        answer = _api(server, "segmentation", event=event, type="general", unit="day", from_date=FROM, to_date=TO)
+        expected |= answer["data"]["values"]
+    assert report["two_events"]["table"] == expected
+    assert sum(expected["Purchase"].values()) == USERS // 2
+    bookmark_id = report["two_events_saved"]["hash"].split("/")[-1]
+    saved = _api(server, "insights", bookmark_id=bookmark_id)
+    assert set(saved["series"]) == {"Signed Up", "Purchase"}
+    assert report["two_events_saved"]["table"] == saved["series"]
+    assert {e: sorted(v.values()) for e, v in saved["series"].items()} == {
+        e: sorted(v.values()) for e, v in expected.items()
+    }
+
+
+def test_funnel_shows_what_funnels_answers(web: tuple[ServerProcess, dict[str, Any], datetime]) -> None:
+    server, report, _ = web
+    funnel_id = urlsplit(report["funnel"]["hash"].lstrip("#")).path.split("/")[-1]
+    answer = _api(server, "funnels", funnel_id=funnel_id, from_date=FROM, to_date=TO, interval=10)
+    steps = answer["data"][answer["meta"]["dates"][0]]["steps"]
+    assert report["funnel"]["counts"] == [s["count"] for s in steps] == [USERS, USERS // 2]
+    assert report["funnel"]["ratios"] == [s["overall_conv_ratio"] for s in steps]
+    # On the dashboard, beside the saved report, with the same numbers (the dates it was added with).
+    assert report["dashboard_with_funnel"]["cards"] == ["bookmark", "funnel"]
+    assert report["dashboard_with_funnel"]["counts"] == [s["count"] for s in steps]
+    # Broken down by plan (the same saved funnel, re-run with `on`).
+    assert report["funnel_breakdown"]["hash"].split("/")[2].split("?")[0] == funnel_id
+    on = _api(server, "funnels", funnel_id=funnel_id, from_date=FROM, to_date=TO, interval=10, on='properties["plan"]')
+    bucket = on["data"][on["meta"]["dates"][0]]
+    segments = {name: [s["count"] for s in steps] for name, steps in bucket.items() if name != "$overall"}
+    assert report["funnel_breakdown"]["segments"] == segments
+    assert set(segments) == {"pro", "free"} and sum(v[0] for v in segments.values()) == USERS
+
+
+def test_retention_shows_what_retention_answers(web: tuple[ServerProcess, dict[str, Any], datetime]) -> None:
+    server, report, _ = web
+    answer = _api(
+        server, "retention", born_event="Signed Up", event="Viewed Page", retention_type="birth", unit="day",
+        interval_count=5, from_date=FROM, to_date=TO,
+    )  # fmt: skip
+    assert report["retention"]["cohorts"] == {
+        d: {"first": c["first"], "counts": c["counts"]} for d, c in answer.items()
+    }
+    assert sum(c["first"] for c in answer.values()) == USERS
+    compounded = _api(
+        server, "retention", born_event="Signed Up", event="Viewed Page", retention_type="compounded", unit="day",
+        interval_count=5, from_date=FROM, to_date=TO,
+    )  # fmt: skip
+    assert _hash_params(report["retention_compounded"]["hash"])["type"] == "compounded"
+    assert report["retention_compounded"]["cohorts"] == {
+        d: {"first": c["first"], "counts": c["counts"]} for d, c in compounded.items()
+    }
+
+
+def test_users_and_profile_show_what_engage_and_the_stream_answer(
+    web: tuple[ServerProcess, dict[str, Any], datetime],
+) -> None:
+    server, report, _ = web
+    engage = _api(server, "engage", where='user["plan"] == "pro"')
+    assert report["users"] == [p["$distinct_id"] for p in engage["results"]]
+    assert len(report["users"]) == len(range(0, USERS, 3))
+    cohort_id = _hash_params(report["cohort"]["hash"])["cohort"]
+    members = _api(server, "engage", filter_by_cohort=json.dumps({"id": int(cohort_id)}))
+    assert report["cohort"]["users"] == [p["$distinct_id"] for p in members["results"]] == report["users"]
+    listed = {str(c["id"]): c for c in _api(server, "cohorts/list")}
+    assert report["cohort"]["label"] == f"Pro users ({listed[cohort_id]['count']})"
+    d = report["driver_input"]
+    stream = _api(server, "stream/query", distinct_ids='["u0"]', from_date=d["profile_from"], to_date=d["profile_to"])
+    events = [[e["event"], e["properties"]["time"]] for e in stream["results"]["events"]]
+    assert report["profile"]["stream"] == list(reversed(events))
+    assert [e for e, _ in report["profile"]["stream"]] == ["Purchase", "Viewed Page"]
+
+
+def test_lexicon_shows_event_and_property_volumes(web: tuple[ServerProcess, dict[str, Any], datetime]) -> None:
+    server, report, _ = web
+    names = _api(server, "events/names", type="general", from_date=FROM, to_date=TO)
+    totals = _api(server, "events", event=json.dumps(names), type="general", unit="month", from_date=FROM, to_date=TO)
+    expected = {n: sum(totals["data"]["values"][n].values()) for n in names}
+    assert report["lexicon"]["events_values"] == expected
+    assert expected["Signed Up"] == USERS
+    top = _api(server, "events/properties/top", event='["Signed Up"]', limit=100, from_date=FROM, to_date=TO)
+    assert report["lexicon"]["properties"] == {p: v["count"] for p, v in top.items()}
+    assert report["lexicon"]["properties"]["plan"] == USERS
+
+
+def test_usable_on_a_phone_and_with_the_keyboard(web: tuple[ServerProcess, dict[str, Any], datetime]) -> None:
+    _, report, _ = web
+    wide = {view: px for view, px in report["phone_overflow"].items() if px > 0}
+    assert wide == {}, "pages that scroll sideways at 390 px (tables scroll inside their card instead)"
+    reached = report["tab_order"]
+    for label in ("Insights", "Funnels", "Retention", "Users", "Lexicon", "Dashboards"):
+        assert label in reached, f"{label} not reachable with Tab: {reached}"
