@@ -93,3 +93,67 @@ def test_zz_every_stored_event_is_whole(fuzz_server: ServerProcess) -> None:
         assert isinstance(event["event"], str) and event["event"]
         assert isinstance(event["properties"]["time"], int)
         assert isinstance(event["properties"]["distinct_id"], str)
+
+
+def _operations() -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (path, method.upper(), operation)
+        for path, item in DOCUMENT["paths"].items()
+        for method, operation in item.items()
+        if method.upper() in ("GET", "POST", "PATCH", "DELETE")
+    ]
+
+
+def _url(path: str) -> str:
+    return path.replace("{project_id}", str(PROJECT_ID)).replace("{", "").replace("}", "")
+
+
+NUL_VALUES = ["\x00", "A\x00B", "ok\x00' OR 1=1 --"]
+
+
+@pytest.mark.parametrize(("path", "method", "operation"), _operations(), ids=lambda v: v if isinstance(v, str) else "")
+def test_a_nul_byte_in_any_parameter_is_a_client_error(
+    path: str, method: str, operation: dict[str, Any], fuzz_server: ServerProcess, http: requests.Session
+) -> None:
+    """Every operation, every query parameter of the document, each with NUL bytes (the fuzz run's whole
+    class of 500s): never a server error, and a 400 wherever the family answers bad input with a status."""
+    names = [p["name"] for p in operation["parameters"] if p["in"] == "query"] or ["event"]
+    for name in names:
+        for value in NUL_VALUES:
+            CASES[SUITE] += 1
+            params = {"project_id": str(PROJECT_ID), "from_date": "2024-01-01", "to_date": "2024-01-02", name: value}
+            if method == "GET" or method == "DELETE":
+                response = http.request(method, fuzz_server.url + _url(path), params=params, timeout=15)
+            else:
+                response = http.request(method, fuzz_server.url + _url(path), data=params, timeout=15)
+            if response.status_code >= 500:
+                SERVER_ERRORS[SUITE] += 1
+            assert response.status_code < 500, f"{method} {path} {name}={value!r}: {response.text[:300]}"
+            if path in ("/track", "/engage", "/groups"):
+                assert response.text in ("0", "") or "NUL" in response.text
+            elif path.startswith(("/api/", "/import")):
+                assert response.status_code == 400, f"{method} {path} {name}={value!r}: {response.text[:300]}"
+                assert "NUL" in response.text
+
+
+@pytest.mark.parametrize("path", ["/api/2.0/segmentation", "/api/2.0/events/properties/values"])
+def test_a_nul_byte_in_a_json_body_of_parameters_is_a_400(
+    path: str, fuzz_server: ServerProcess, http: requests.Session
+) -> None:
+    body = {
+        "project_id": PROJECT_ID,
+        "event": "A\x00B",
+        "name": "x",
+        "from_date": "2024-01-01",
+        "to_date": "2024-01-02",
+    }
+    response = http.post(fuzz_server.url + path, json=body, timeout=15)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "Invalid parameter: event contains a NUL byte"
+
+
+def test_a_nul_byte_in_a_saved_object_is_a_400(fuzz_server: ServerProcess, http: requests.Session) -> None:
+    url = f"{fuzz_server.url}/api/app/projects/{PROJECT_ID}/funnels"
+    response = http.post(url, json={"name": "f", "steps": [{"event": "A\x00B"}]}, timeout=15)
+    assert response.status_code == 400, response.text
+    assert response.json() == {"status": "error", "error": "Invalid body: a string contains a NUL byte"}

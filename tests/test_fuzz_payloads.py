@@ -33,6 +33,7 @@ json_scalars = (
     | st.integers(min_value=-(2**63), max_value=2**63 - 1)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=20)
+    | st.text(alphabet="\x00a'\\", max_size=6)  # NUL bytes, quotes and backslashes, always in the mix
 )
 json_values = st.recursive(
     json_scalars,
@@ -41,7 +42,10 @@ json_values = st.recursive(
 )
 events = st.lists(
     st.fixed_dictionaries(
-        {"event": st.text(max_size=20), "properties": st.dictionaries(st.text(max_size=10), json_values, max_size=6)}
+        {
+            "event": st.text(max_size=20) | st.just("A\x00B"),
+            "properties": st.dictionaries(st.text(max_size=10) | st.just("k\x00"), json_values, max_size=6),
+        }
     ),
     min_size=1,
     max_size=5,

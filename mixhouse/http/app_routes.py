@@ -19,7 +19,7 @@ from starlette.routing import Route
 from mixhouse.domain.app_context import AppContext
 from mixhouse.domain.auth import authenticate, parse_basic
 from mixhouse.http.endpoint import endpoint
-from mixhouse.http.incoming import read_incoming
+from mixhouse.http.incoming import read_incoming, reject_nul, reject_nul_in_json
 from mixhouse.http.responses import Family, json_response
 from mixhouse.web.session_auth import session_caller
 
@@ -30,6 +30,8 @@ def app_endpoint(handler: AppHandler, *, status: int = 200) -> Callable[[Request
     async def run(request: Request) -> Response:
         incoming = await read_incoming(request)
         request.state.params = incoming.params
+        reject_nul(incoming.params)
+        reject_nul_in_json(incoming.json_body)
         path_params = {k: str(v) for k, v in request.path_params.items()}
         project_id = path_params.get("project_id") or incoming.get("project_id")
         caller = session_caller(request, project_id) or authenticate(

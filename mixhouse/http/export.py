@@ -10,7 +10,7 @@ from starlette.responses import Response, StreamingResponse
 
 from mixhouse.domain.export import parse_export_query
 from mixhouse.expr import Scope, compile_filter, parse
-from mixhouse.http.incoming import read_incoming
+from mixhouse.http.incoming import read_incoming, reject_nul
 from mixhouse.http.query import read_caller
 
 
@@ -26,6 +26,7 @@ def _gzip_stream(chunks: Iterator[bytes]) -> Iterator[bytes]:
 async def export(request: Request) -> Response:
     incoming = await read_incoming(request)
     request.state.params = incoming.params
+    reject_nul(incoming.params)
     caller = read_caller(request, incoming.params)
     query = parse_export_query(caller.project, incoming.params)
     where_sql = None

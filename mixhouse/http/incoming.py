@@ -10,6 +10,7 @@ import orjson
 from starlette.requests import Request
 
 from mixhouse.domain import payloads
+from mixhouse.errors import BadRequest
 
 
 @dataclass
@@ -29,6 +30,30 @@ class Incoming:
         return value.strip().lower() in ("1", "true", "yes")
 
 
+def reject_nul(params: dict[str, str]) -> None:
+    """A NUL byte in a parameter's name or value is refused (400): no Mixpanel parameter can hold one, and
+    neither SQL string literals nor most clients' logs can carry it."""
+    for name, value in params.items():
+        if "\0" in name or "\0" in value:
+            shown = name.replace("\0", "\\0")
+            raise BadRequest(f"Invalid parameter: {shown} contains a NUL byte")
+
+
+def reject_nul_in_json(value: Any, where: str = "body") -> None:
+    """A NUL byte in any string (key or value) of a JSON body that describes a query or a saved object."""
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\0" in item:
+                raise BadRequest(f"Invalid {where}: a string contains a NUL byte")
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
 async def read_raw_body(request: Request, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
@@ -42,6 +67,7 @@ async def read_raw_body(request: Request, limit: int) -> bytes:
 
 async def read_incoming(request: Request, *, limit: int = payloads.MAX_BODY_BYTES) -> Incoming:
     params = dict(request.query_params)
+    reject_nul(params)
     if request.method in ("GET", "HEAD", "OPTIONS", "DELETE"):
         return Incoming(params=params)
     raw = await read_raw_body(request, limit)
@@ -60,5 +86,6 @@ async def read_incoming(request: Request, *, limit: int = payloads.MAX_BODY_BYTE
                     continue  # nested too deeply to be a parameter; the records are validated on their own
     else:
         incoming.form = payloads.parse_form(body)
+        reject_nul(incoming.form)
         params.update(incoming.form)
     return incoming

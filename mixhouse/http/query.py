@@ -19,7 +19,7 @@ from mixhouse.domain.auth import Caller, authenticate_query
 from mixhouse.domain.query.context import CsvReply, QueryContext
 from mixhouse.errors import MissingParameter
 from mixhouse.http.endpoint import endpoint
-from mixhouse.http.incoming import read_incoming
+from mixhouse.http.incoming import read_incoming, reject_nul
 from mixhouse.http.responses import Family, json_response, jsonp, valid_callback
 from mixhouse.web.session_auth import session_caller
 
@@ -54,6 +54,7 @@ def query_endpoint(handler: QueryHandler) -> Callable[[Request], Any]:
     async def endpoint(request: Request) -> Response:
         incoming = await read_incoming(request)
         request.state.params = incoming.params
+        reject_nul(incoming.params)  # also the values a JSON body of parameters carried
         caller = read_caller(request, incoming.params)
         ctx = QueryContext(caller, incoming.params, request.app.state.engine, request.app.state.catalog)
         payload = await run_in_threadpool(handler, ctx)

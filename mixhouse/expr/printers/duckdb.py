@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from mixhouse.expr import ast, dates
-from mixhouse.expr.errors import ExpressionLimitError, ExpressionScopeError
+from mixhouse.expr.errors import ExpressionError, ExpressionLimitError, ExpressionScopeError
 from mixhouse.expr.interpreter import NUMBER_PATTERN, DateTime, Value, evaluate, kind_of
 from mixhouse.expr.kinds import DISTINCT_ID_NAMES, TIME_NAMES, Kind
 from mixhouse.expr.printers import Scope
@@ -34,7 +34,8 @@ _DT_FORMAT = "%Y-%m-%dT%H:%M:%S"
 def quote(text: str) -> str:
     """The one way user text enters SQL: a standard string literal (DuckDB gives `\\` no meaning)."""
     if "\0" in text:
-        raise ValueError("NUL cannot appear in a SQL string")
+        # An ExpressionError, so that any caller's text with a NUL is a 400, never a 500.
+        raise ExpressionError("a NUL byte cannot appear in a queried string", text, text.index("\0"))
     return "'" + text.replace("'", "''") + "'"
 
 
