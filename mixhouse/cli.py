@@ -118,6 +118,7 @@ def serve(
     import uvicorn
 
     from mixhouse.http.app import create_app
+    from mixhouse.http.protocol import EdgeLimits
 
     try:
         app = create_app(data_dir, geoip)  # a bad --geoip stops here, before anything is created
@@ -147,6 +148,7 @@ def serve(
         access_log=False,
         ssl_certfile=ssl_certfile,
         ssl_keyfile=ssl_keyfile,
+        **EdgeLimits.from_env().uvicorn_options(),
     )
 
 

@@ -59,8 +59,16 @@ def seed_catalog(
 
 
 class ServerProcess:
-    def __init__(self, data_dir: Path, port: int | None = None, *, source_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        *,
+        source_dir: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.data_dir = data_dir
+        self.env = env or {}  # extra environment of the server process (settings under test)
         self.port = port or free_port()
         self.source_dir = source_dir  # another checkout's mixhouse (benchmarks against an older revision)
         self.proc: subprocess.Popen[bytes] | None = None
@@ -77,7 +85,7 @@ class ServerProcess:
         return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         if self.source_dir is not None:
             env["PYTHONPATH"] = str(self.source_dir)
         with open(self.log_path, "ab") as log:

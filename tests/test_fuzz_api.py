@@ -157,3 +157,18 @@ def test_a_nul_byte_in_a_saved_object_is_a_400(fuzz_server: ServerProcess, http:
     response = http.post(url, json={"name": "f", "steps": [{"event": "A\x00B"}]}, timeout=15)
     assert response.status_code == 400, response.text
     assert response.json() == {"status": "error", "error": "Invalid body: a string contains a NUL byte"}
+
+
+@pytest.mark.parametrize(("path", "method", "operation"), _operations(), ids=lambda v: v if isinstance(v, str) else "")
+def test_oversized_urls_and_headers_are_refused_on_every_route(
+    path: str, method: str, operation: dict[str, Any], fuzz_server: ServerProcess, http: requests.Session
+) -> None:
+    """Past the default caps (docs/operations.md), every route answers 414 / 431, never 5xx or a hang."""
+    from mixhouse.http.protocol import DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_URL_BYTES
+
+    url = fuzz_server.url + _url(path)
+    CASES[SUITE] += 2
+    long_url = http.request(method, url, params={"pad": "a" * DEFAULT_MAX_URL_BYTES}, timeout=15)
+    assert long_url.status_code == 414, long_url.text[:200]
+    big_header = http.request(method, url, headers={"X-Pad": "b" * DEFAULT_MAX_HEADER_BYTES}, timeout=15)
+    assert big_header.status_code == 431, big_header.text[:200]

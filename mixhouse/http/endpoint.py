@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from mixhouse.errors import BadRequest, MixhouseError
@@ -15,6 +15,10 @@ from mixhouse.http.responses import Family, error_response
 log = logging.getLogger("mixhouse.http")
 
 Handler = Callable[[Request], Awaitable[Response]]
+
+# nginx's "client closed request": what the access log shows for a request whose client went away
+# before its body arrived. Nothing is sent (there is no one to send it to).
+CLIENT_CLOSED = 499
 
 
 def _params(request: Request) -> dict[str, str]:
@@ -28,6 +32,10 @@ def endpoint(handler: Handler, family: Family) -> Handler:
     async def wrapped(request: Request) -> Response:
         try:
             return await handler(request)
+        except ClientDisconnect:
+            # A client that hangs up mid-upload is not a server error: one line, no traceback.
+            log.warning("client closed the connection during %s %s", request.method, request.url.path)
+            return Response(status_code=CLIENT_CLOSED)
         except MixhouseError as exc:
             return error_response(family, request, exc, _params(request))
         except ExpressionError as exc:

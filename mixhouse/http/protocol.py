@@ -1,0 +1,261 @@
+"""The HTTP/1.1 connection, guarded: uvicorn's httptools protocol with limits on what a client may make
+the server hold before the application sees a request.
+
+- The request target is capped (`MIXHOUSE_MAX_URL_BYTES`, 414) and so are the header lines together
+  (`MIXHOUSE_MAX_HEADER_BYTES`, 431). The count is kept as bytes arrive, so a 200 MB header is refused
+  after the first few kilobytes instead of being buffered whole (httptools joins a header's pieces
+  before it calls back, with no limit of its own).
+- A request's head must arrive within `MIXHOUSE_HEADER_TIMEOUT_SECONDS` of the connection opening or the
+  previous response ending, and its body within `MIXHOUSE_BODY_TIMEOUT_SECONDS` of the head: past that
+  the server answers 408 and closes the connection (slowloris and slow-body clients).
+- Concurrent connections past `MIXHOUSE_MAX_CONNECTIONS` get uvicorn's 503 (`limit_concurrency`), and an
+  idle keep-alive connection is closed after `MIXHOUSE_KEEP_ALIVE_SECONDS`.
+
+Refusals are written here, in the API family's error format, before any application code runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from mixhouse.http.responses import Family
+
+# A request line or header block of a few KB is normal; a long GET /track?data=... or a query with a long
+# `where` reaches tens of KB. These defaults leave room for those and refuse anything near megabytes.
+DEFAULT_MAX_URL_BYTES = 64 * 1024
+DEFAULT_MAX_HEADER_BYTES = 64 * 1024
+DEFAULT_HEADER_TIMEOUT_SECONDS = 10.0
+DEFAULT_BODY_TIMEOUT_SECONDS = 60.0
+DEFAULT_MAX_CONNECTIONS = 1000
+DEFAULT_KEEP_ALIVE_SECONDS = 5.0
+
+
+def _env_number(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    value = float(raw)
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {raw!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class EdgeLimits:
+    max_url_bytes: int = DEFAULT_MAX_URL_BYTES
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+    header_timeout_seconds: float = DEFAULT_HEADER_TIMEOUT_SECONDS
+    body_timeout_seconds: float = DEFAULT_BODY_TIMEOUT_SECONDS
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    keep_alive_seconds: float = DEFAULT_KEEP_ALIVE_SECONDS
+
+    @classmethod
+    def from_env(cls) -> EdgeLimits:
+        return cls(
+            max_url_bytes=int(_env_number("MIXHOUSE_MAX_URL_BYTES", DEFAULT_MAX_URL_BYTES)),
+            max_header_bytes=int(_env_number("MIXHOUSE_MAX_HEADER_BYTES", DEFAULT_MAX_HEADER_BYTES)),
+            header_timeout_seconds=_env_number("MIXHOUSE_HEADER_TIMEOUT_SECONDS", DEFAULT_HEADER_TIMEOUT_SECONDS),
+            body_timeout_seconds=_env_number("MIXHOUSE_BODY_TIMEOUT_SECONDS", DEFAULT_BODY_TIMEOUT_SECONDS),
+            max_connections=int(_env_number("MIXHOUSE_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS)),
+            keep_alive_seconds=_env_number("MIXHOUSE_KEEP_ALIVE_SECONDS", DEFAULT_KEEP_ALIVE_SECONDS),
+        )
+
+    def uvicorn_options(self) -> dict[str, Any]:
+        """The settings uvicorn applies itself."""
+        return {
+            "http": guarded_protocol(self),
+            # uvicorn answers 503 once the open connections, the asking one included, reach its limit.
+            "limit_concurrency": self.max_connections + 1,
+            "timeout_keep_alive": self.keep_alive_seconds,
+            # Used when httptools is missing and uvicorn falls back to h11: the same head cap.
+            "h11_max_incomplete_event_size": self.max_url_bytes + self.max_header_bytes,
+        }
+
+
+def family_of(path: str) -> Family:
+    if path.startswith("/api/app"):
+        return Family.APP
+    if path.startswith("/import"):
+        return Family.IMPORT
+    if path.startswith(("/track", "/engage", "/groups")):
+        return Family.TRACK
+    return Family.QUERY
+
+
+def refusal(status: int, message: str, path: str) -> bytes:
+    """A whole HTTP/1.1 response, closing the connection, in the family's error format."""
+    family = family_of(path)
+    if family is Family.TRACK:
+        body, media = b"0", b"text/plain"  # tracking answers 0; size errors keep their status (SDKs read it)
+    else:
+        payload: Any
+        if family is Family.IMPORT:
+            payload = {"code": status, "error": message, "status": HTTPStatus(status).phrase}
+        elif family is Family.APP:
+            payload = {"status": "error", "error": message}
+        else:
+            payload = {"request": path, "error": message}
+        body, media = orjson.dumps(payload), b"application/json"
+    head = (
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n".encode()
+        + b"content-type: "
+        + media
+        + b"\r\ncontent-length: "
+        + str(len(body)).encode()
+        + b"\r\nconnection: close\r\n\r\n"
+    )
+    return head + body
+
+
+class _Refused(Exception):
+    pass
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    limits = EdgeLimits()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_head = True  # between the start of a request and the end of its headers
+        self._head_bytes = 0
+        self._refusal: bytes | None = None
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
+        self.url = b""
+
+    # -- timers -------------------------------------------------------------------------------------
+
+    def _arm_head_timer(self) -> None:
+        self._cancel_head_timer()
+        self._head_timer = self.loop.call_later(self.limits.header_timeout_seconds, self._head_timed_out)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _cancel_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self._head_bytes == 0:  # nothing of a next request arrived: an idle connection, just close it
+            self.transport.close()
+            return
+        seconds = self.limits.header_timeout_seconds
+        self._refuse(408, f"the request headers did not arrive within {seconds:g} s", self._path())
+
+    def _body_timed_out(self) -> None:
+        self._body_timer = None
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete or not cycle.more_body:
+            return
+        started = cycle.response_started
+        # The application sees a disconnect (it is reading the body) and writes nothing more.
+        cycle.disconnected = True
+        cycle.message_event.set()
+        if not started:
+            seconds = self.limits.body_timeout_seconds
+            path = self.scope.get("path", "") if self.scope else ""
+            self.transport.write(refusal(408, f"the request body did not arrive within {seconds:g} s", path))
+        self.transport.close()
+
+    # -- refusals -----------------------------------------------------------------------------------
+
+    def _refuse(self, status: int, message: str, path: str) -> None:
+        self._cancel_head_timer()
+        self._cancel_body_timer()
+        if not self.transport.is_closing():
+            self.transport.write(refusal(status, message, path))
+            self.transport.close()
+
+    def send_400_response(self, msg: str) -> None:
+        # uvicorn calls this for any parser error, including the _Refused our callbacks raise.
+        if self._refusal is not None:
+            self._cancel_head_timer()
+            self.transport.write(self._refusal)
+            self.transport.close()
+            return
+        super().send_400_response(msg)
+
+    def _path(self) -> str:
+        return self.url.split(b"?", 1)[0][:512].decode("latin-1")
+
+    def _too_long(self, status: int, message: str) -> None:
+        """Refuse from inside a parser callback: httptools turns the exception into a parser error,
+        and uvicorn answers that through send_400_response, which writes this refusal instead."""
+        self._refusal = refusal(status, message, self._path())
+        raise _Refused(message)
+
+    # -- uvicorn's protocol hooks ---------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        self._cancel_body_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._refusal is not None or self.transport.is_closing():
+            return
+        if self._in_head:
+            self._head_bytes += len(data)
+        super().data_received(data)
+        # Still in the head after this chunk: every byte counted so far belongs to the request line or
+        # the headers, which are not passed on (and so not checked) until they are complete.
+        head_cap = self.limits.max_url_bytes + self.limits.max_header_bytes + 1024
+        if self._in_head and self._refusal is None and self._head_bytes > head_cap and not self.transport.is_closing():
+            if len(self.url) > self.limits.max_url_bytes:
+                self._refuse(414, f"the request URL is longer than {self.limits.max_url_bytes} bytes", self._path())
+            else:
+                message = f"the request headers are larger than {self.limits.max_header_bytes} bytes"
+                self._refuse(431, message, self._path())
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head = True
+
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        if len(self.url) > self.limits.max_url_bytes:
+            self._too_long(414, f"the request URL is longer than {self.limits.max_url_bytes} bytes")
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._cancel_head_timer()
+        header_bytes = sum(len(name) + len(value) + 4 for name, value in self.headers)
+        if header_bytes > self.limits.max_header_bytes:
+            self._too_long(431, f"the request headers are larger than {self.limits.max_header_bytes} bytes")
+        super().on_headers_complete()
+        self._head_bytes = 0
+        self._cancel_body_timer()
+        self._body_timer = self.loop.call_later(self.limits.body_timeout_seconds, self._body_timed_out)
+
+    def on_message_complete(self) -> None:
+        self._cancel_body_timer()
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and not self.pipeline:
+            self._arm_head_timer()
+
+
+def guarded_protocol(limits: EdgeLimits) -> type[GuardedHttpToolsProtocol]:
+    """The protocol class uvicorn instantiates per connection, bound to these limits."""
+    return type("GuardedHttpToolsProtocol", (GuardedHttpToolsProtocol,), {"limits": limits})
+
+
+__all__ = ["EdgeLimits", "GuardedHttpToolsProtocol", "guarded_protocol", "refusal"]
