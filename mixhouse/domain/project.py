@@ -36,7 +36,9 @@ class Role(StrEnum):
 
     @property
     def may_import(self) -> bool:
-        return self in (Role.OWNER, Role.ADMIN)
+        from mixhouse.domain.permissions import Action, allowed  # the one table of what roles may do
+
+        return allowed(self, Action.IMPORT)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from mixhouse.domain.app_context import AppContext
 from mixhouse.domain.auth import authenticate, parse_basic
 from mixhouse.http.endpoint import endpoint
 from mixhouse.http.incoming import read_incoming, reject_nul, reject_nul_in_json
+from mixhouse.http.permissions import authorize
 from mixhouse.http.responses import Family, json_response
 from mixhouse.web.session_auth import session_caller
 
@@ -37,6 +38,7 @@ def app_endpoint(handler: AppHandler, *, status: int = 200) -> Callable[[Request
         caller = session_caller(request, project_id) or authenticate(
             request.app.state.catalog, parse_basic(request.headers.get("authorization")), project_id
         )
+        authorize(request, caller)
         ctx = AppContext(
             caller=caller,
             method=request.method,

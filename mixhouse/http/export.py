@@ -11,6 +11,7 @@ from starlette.responses import Response, StreamingResponse
 from mixhouse.domain.export import parse_export_query
 from mixhouse.expr import Scope, compile_filter, parse
 from mixhouse.http.incoming import read_incoming, reject_nul
+from mixhouse.http.permissions import authorize
 from mixhouse.http.query import read_caller
 
 
@@ -28,6 +29,7 @@ async def export(request: Request) -> Response:
     request.state.params = incoming.params
     reject_nul(incoming.params)
     caller = read_caller(request, incoming.params)
+    authorize(request, caller)
     query = parse_export_query(caller.project, incoming.params)
     where_sql = None
     if query.where is not None:

@@ -20,6 +20,7 @@ from mixhouse.domain.query.context import CsvReply, QueryContext
 from mixhouse.errors import MissingParameter
 from mixhouse.http.endpoint import endpoint
 from mixhouse.http.incoming import read_incoming, reject_nul
+from mixhouse.http.permissions import authorize
 from mixhouse.http.responses import Family, json_response, jsonp, valid_callback
 from mixhouse.web.session_auth import session_caller
 
@@ -56,6 +57,7 @@ def query_endpoint(handler: QueryHandler) -> Callable[[Request], Any]:
         request.state.params = incoming.params
         reject_nul(incoming.params)  # also the values a JSON body of parameters carried
         caller = read_caller(request, incoming.params)
+        authorize(request, caller)
         ctx = QueryContext(caller, incoming.params, request.app.state.engine, request.app.state.catalog)
         payload = await run_in_threadpool(handler, ctx)
         return _render(request, incoming.params, payload)
