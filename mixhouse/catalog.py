@@ -14,12 +14,14 @@ import secrets
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mixhouse.domain.limits import normalize_setting
 from mixhouse.domain.project import MAX_PROJECT_ID, RESIDENCIES, IdMerge, Project, Role, ServiceAccount, TimeMode
 from mixhouse.errors import BadRequest
+from mixhouse.private import private_dir, private_file, restrict_existing
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS projects (
@@ -57,6 +59,16 @@ def _hash_secret(secret: str, salt: bytes) -> bytes:
     return hashlib.pbkdf2_hmac("sha256", secret.encode(), salt, 10_000)
 
 
+# An unknown username is checked against this, so that it costs the same key derivation as a known name
+# with a wrong secret: the time of a refusal does not tell which names exist.
+_DUMMY_SALT = b"mixhouse-no-such-account"
+_DUMMY_HASH = _hash_secret("", _DUMMY_SALT)
+# A refused (username, secret) is remembered briefly, so the later checks of the same request (the rate
+# limiter's, the handler's) cost nothing; short, so that an account created meanwhile by the CLI works.
+REFUSED_TTL_SECONDS = 5.0
+_REFUSED_MAX = 10_000
+
+
 def _row_to_project(row: tuple[object, ...]) -> Project:
     pid, name, token, secret, api_key, tz, id_merge, time_mode, residency, rate_limits = row
     return Project(
@@ -78,16 +90,19 @@ CATALOG_FILE = "catalog.sqlite3"
 
 class Catalog:
     def __init__(self, data_dir: Path) -> None:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self._path = data_dir / CATALOG_FILE
+        private_dir(data_dir)
+        self._path = private_file(data_dir / CATALOG_FILE)  # its WAL and shm files take its mode
         self._local = threading.local()
         with self._conn() as conn:
             conn.executescript(_SCHEMA)
             columns = {row[1] for row in conn.execute("PRAGMA table_info(projects)")}
             if "rate_limits" not in columns:  # a catalog from before per-project rate limits
                 conn.execute("ALTER TABLE projects ADD COLUMN rate_limits TEXT NOT NULL DEFAULT 'none'")
+        restrict_existing(data_dir, ("catalog.sqlite3-wal", "catalog.sqlite3-shm"))
         # Verifying a service-account secret costs a key derivation; cache successes per process.
         self._verified: dict[tuple[str, str], bytes] = {}
+        self._refused: OrderedDict[tuple[str, bytes], float] = OrderedDict()
+        self._refused_lock = threading.Lock()
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -226,6 +241,8 @@ class Catalog:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        with self._refused_lock:
+            self._refused.clear()
         account = self.service_account(username)
         assert account is not None
         return account, secret
@@ -240,8 +257,33 @@ class Catalog:
         ).fetchall()
         return ServiceAccount(username=username, roles={int(p): Role(r) for p, r in grants}, expires_at=row[0])
 
+    def known_good(self, username: str, secret: str) -> bool:
+        """These credentials were verified before in this process (no key derivation needed)."""
+        return (username, secret) in self._verified
+
+    def _refused_recently(self, key: tuple[str, bytes]) -> bool:
+        with self._refused_lock:
+            at = self._refused.get(key)
+            if at is None:
+                return False
+            if time.monotonic() - at > REFUSED_TTL_SECONDS:
+                del self._refused[key]
+                return False
+            return True
+
+    def _remember_refusal(self, key: tuple[str, bytes]) -> None:
+        with self._refused_lock:
+            self._refused[key] = time.monotonic()
+            self._refused.move_to_end(key)
+            while len(self._refused) > _REFUSED_MAX:
+                self._refused.popitem(last=False)
+
     def verify_service_account(self, username: str, secret: str) -> ServiceAccount | None:
-        """The account if the secret is right and it has not expired, else None."""
+        """The account if the secret is right and it has not expired, else None. A refusal costs one
+        key derivation whether or not the name exists."""
+        refused_key = (username, hashlib.sha256(secret.encode()).digest())
+        if (username, secret) not in self._verified and self._refused_recently(refused_key):
+            return None
         row = (
             self._conn()
             .execute(
@@ -251,11 +293,14 @@ class Catalog:
             .fetchone()
         )
         if row is None:
+            hmac.compare_digest(_hash_secret(secret, _DUMMY_SALT), _DUMMY_HASH)
+            self._remember_refusal(refused_key)
             return None
         salt, stored, expires_at = row
         key = (username, secret)
         if self._verified.get(key) != stored:
             if not hmac.compare_digest(_hash_secret(secret, salt), stored):
+                self._remember_refusal(refused_key)
                 return None
             self._verified[key] = stored
         if expires_at is not None and expires_at < time.time():

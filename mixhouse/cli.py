@@ -8,6 +8,7 @@ stdout with status 1, so that scripts that read the JSON output read the error t
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from contextlib import suppress
 from importlib.metadata import version
@@ -119,6 +120,9 @@ def serve(
 
     from mixhouse.http.app import create_app
     from mixhouse.http.protocol import EdgeLimits
+    from mixhouse.private import UMASK
+
+    os.umask(UMASK)  # files the engines create later (WALs, spill files) are owner-only too
 
     try:
         app = create_app(data_dir, geoip)  # a bad --geoip stops here, before anything is created

@@ -16,6 +16,7 @@ from mixhouse.engine.duckdb import DuckDBEngine
 from mixhouse.errors import MixhouseError, NotFound
 from mixhouse.geo import open_locator
 from mixhouse.http import export, flags, ingest, observability, openapi
+from mixhouse.http.credentials import CredentialCheck
 from mixhouse.http.endpoint import endpoint
 from mixhouse.http.limits import RateLimits
 from mixhouse.http.middleware import Cors, TrailingSlash
@@ -89,6 +90,7 @@ def create_app(data_dir: Path, geoip: str | None = None) -> Starlette:
         exception_handlers={404: _not_found, 405: _method_not_allowed},
     )
     app.add_middleware(RateLimits, on_limited=observability.rate_limited)
+    app.add_middleware(CredentialCheck)
     app.add_middleware(Cors)
     app.add_middleware(observability.AccessLog)
     app.add_middleware(TrailingSlash)

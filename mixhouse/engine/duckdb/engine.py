@@ -24,6 +24,7 @@ from mixhouse.engine.duckdb.dedup import backfill_superseded, mark_superseded
 from mixhouse.engine.duckdb.localtime import offset_ms_sql
 from mixhouse.engine.duckdb.schema import SCHEMA, add_user_keys, user_key_sql
 from mixhouse.engine.duckdb.writer import GroupCommitWriter
+from mixhouse.private import private_dir, restrict_existing
 
 EXPORT_BATCH_ROWS = 20_000
 EXPORT_WINDOW_ROWS = 200_000
@@ -32,7 +33,8 @@ _HOUR_MS = 3_600_000
 
 class DuckDBEngine:
     def __init__(self, data_dir: Path, *, memory_limit: str = "2GB") -> None:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(data_dir)
+        restrict_existing(data_dir, ("events.duckdb", "events.duckdb.wal", "tmp"))
         self._db = duckdb.connect(str(data_dir / "events.duckdb"))
         self._db.execute("SET TimeZone = 'UTC'")
         self._db.execute(f"SET memory_limit = '{memory_limit}'")
