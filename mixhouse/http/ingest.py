@@ -35,7 +35,9 @@ def _records(incoming: Incoming) -> list[Any]:
     raise BadRequest("data, missing or empty")
 
 
-async def _commit(engine: Engine, batch: WriteBatch) -> None:
+async def _commit(engine: Engine, batch: WriteBatch, request: Request | None = None) -> None:
+    if request is not None and batch.project_id is not None:
+        request.state.project_id = batch.project_id  # the access log's `project`
     if len(batch):
         await asyncio.wrap_future(engine.submit(batch))
 
@@ -114,7 +116,7 @@ async def track(request: Request) -> Response:
     incoming = await read_incoming(request)
     request.state.params = incoming.params
     result = ingestion.track(catalog, _records(incoming), _context(request, incoming, Endpoint.TRACK))
-    await _commit(request.app.state.engine, result.batch)
+    await _commit(request.app.state.engine, result.batch, request)
     return _track_reply(incoming, result)
 
 
@@ -131,7 +133,7 @@ async def _profiles(request: Request, *, group: bool) -> Response:
         request_ip=request.client.host if request.client else None,
         ip_param_off=incoming.get("ip") == "0",
     )
-    await _commit(request.app.state.engine, result.batch)
+    await _commit(request.app.state.engine, result.batch, request)
     return _track_reply(incoming, result)
 
 
@@ -153,6 +155,7 @@ async def import_(request: Request) -> Response:
         caller = authenticate_api_key(catalog, api_key)
     else:
         caller = authenticate(catalog, parse_basic(authorization), incoming.get("project_id"), allow_token=True)
+    request.state.project_id = caller.project.id  # the access log's `project`
     if not caller.role.may_import:
         raise Forbidden("importing events needs an owner or admin service account")
     records = _records(incoming)

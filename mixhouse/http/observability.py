@@ -61,6 +61,7 @@ COMMIT_SECONDS = Histogram(
 QUEUE_ROWS = Gauge("mixhouse_write_queue_rows", "Rows waiting for the writer", registry=REGISTRY)
 
 access_log = logging.getLogger("mixhouse.access")
+log = logging.getLogger(__name__)
 
 
 def _observe_commit(batches: list[WriteBatch], seconds: float) -> None:
@@ -126,15 +127,19 @@ class AccessLog:
             REQUESTS.labels(scope["method"], endpoint, str(status)).inc()
             REQUEST_SECONDS.labels(endpoint).observe(seconds)
             if access_log.handlers:
-                access_log.info(_line(scope, status, seconds, sent_bytes))
+                try:
+                    access_log.info(_line(scope, status, seconds, sent_bytes))
+                except Exception:  # a log line must never fail the request it describes
+                    log.exception("access log line for %s %s failed", scope["method"], scope["path"])
 
 
 def _line(scope: Scope, status: int, seconds: float, sent_bytes: int) -> str:
-    # The project the request acted on: the path's (App API), the limiter's (authenticated), the parameter.
+    # The project the request acted on: the authenticated one (or a tracking request's token's), else
+    # the one the path (App API) or the parameters name.
     state: dict[str, Any] = scope.get("state") or {}
-    project = (scope.get("path_params") or {}).get("project_id")
+    project = state.get("project_id")
     if project is None:
-        project = state.get("project_id")
+        project = (scope.get("path_params") or {}).get("project_id")
     params = state.get("params")
     if project is None and isinstance(params, dict):
         project = params.get("project_id")
@@ -152,10 +157,13 @@ def _line(scope: Scope, status: int, seconds: float, sent_bytes: int) -> str:
 
 
 def _as_project(value: object) -> int | None:
+    """A project id as the log shows it: an integer a project can have (signed 64-bit), else null. A
+    `project_id=2**64` parameter must not make the line unserialisable (and so lost)."""
     try:
-        return int(str(value)) if value is not None else None
+        number = int(str(value)) if value is not None else None
     except ValueError:
         return None
+    return number if number is not None and -(2**63) <= number < 2**63 else None
 
 
 async def metrics(request: Request) -> Response:

@@ -44,6 +44,7 @@ def action_for(path: str, method: str) -> Action:
 
 def authorize(request: Request, caller: Caller) -> None:
     """Refuse (403) a caller whose role does not include the action of the matched route."""
+    request.state.project_id = caller.project.id  # the access log's `project`
     route = request.scope.get("route")
     path = str(getattr(route, "path", request.url.path))
     require(caller.role, action_for(path, request.method), caller.username)
