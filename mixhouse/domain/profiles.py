@@ -19,7 +19,11 @@ from mixhouse.geo import Locator
 
 MAX_UPDATES = 2000
 MAX_UPDATE_BYTES = 1024 * 1024  # "each update ≤ 1 MB" (https://developer.mixpanel.com/reference/profile-batch-update)
-MAX_PROFILE_PROPERTIES = 2000
+MAX_PROFILE_PROPERTIES = 2000  # per profile; an update cannot set more, a profile never holds more
+MAX_NAME_CHARS = 255  # longer property names are cut, as Mixpanel truncates them
+MAX_VALUE_BYTES = 256 * 1024  # a list or object property of a profile, as JSON
+MAX_OBJECT_KEYS = 255  # per nested object
+MAX_NESTING_DEPTH = 3  # objects within a property's value
 
 # The order in which operations of one update object apply.
 OPERATIONS = ("$set_once", "$set", "$add", "$append", "$union", "$remove", "$unset", "$delete")
@@ -49,9 +53,40 @@ class PreparedUpdates:
 ProjectFor = Callable[[str], Project]
 
 
+def _check_value(op: str, name: str, value: Any, depth: int = 0) -> None:
+    """Mixpanel's limits on a profile property's value: objects nest at most 3 deep and hold at most 255
+    keys each; a list or object property is at most 256 KB of JSON."""
+    if isinstance(value, dict):
+        if depth >= MAX_NESTING_DEPTH:
+            raise ProfileError(f"{op}: '{name}' is invalid: objects nest at most {MAX_NESTING_DEPTH} deep")
+        if len(value) > MAX_OBJECT_KEYS:
+            raise ProfileError(f"{op}: '{name}' is invalid: objects hold at most {MAX_OBJECT_KEYS} keys")
+        for item in value.values():
+            _check_value(op, name, item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_value(op, name, item, depth)
+    if depth == 0 and isinstance(value, dict | list) and len(orjson.dumps(value)) > MAX_VALUE_BYTES:
+        raise ProfileError(f"{op}: '{name}' is invalid: list and object properties are at most {MAX_VALUE_BYTES} bytes")
+
+
+def _truncated_names(value: dict[str, Any]) -> dict[str, Any]:
+    if all(len(k) <= MAX_NAME_CHARS for k in value):
+        return value
+    return {k[:MAX_NAME_CHARS]: v for k, v in value.items()}
+
+
 def _validate_operation(op: str, value: Any) -> None:
     if op in ("$set", "$set_once", "$add", "$append", "$union", "$remove") and not isinstance(value, dict):
         raise ProfileError(f"{op} must be a JSON object")
+    if isinstance(value, dict) and op != "$remove":
+        if len(value) > MAX_PROFILE_PROPERTIES:
+            raise ProfileError(
+                f"{op}: an update sets at most {MAX_PROFILE_PROPERTIES} properties, got {len(value)}"
+                f" (a profile holds at most {MAX_PROFILE_PROPERTIES})"
+            )
+        for name, item in value.items():
+            _check_value(op, name, item)
     if op == "$add":
         for k, v in value.items():
             if isinstance(v, bool) or not isinstance(v, int | float):
@@ -123,6 +158,7 @@ def _prepare_one(record: Any, project_for: ProjectFor, *, group: bool, received_
         raise ProfileError(f"no operation given: expected one of {', '.join(OPERATIONS)}")
     for op, value in operations:
         _validate_operation(op, value)
+    operations = tuple((op, _truncated_names(v) if isinstance(v, dict) else v) for op, v in operations)
     project = project_for(token)
     time_ms = received_ms
     raw_time = record.get("$time")
@@ -193,10 +229,19 @@ def apply_update(current: dict[str, Any] | None, update: ProfileUpdate) -> dict[
         for key, value in update.geo:
             if key not in explicit:
                 props[key] = value
-    if len(props) > MAX_PROFILE_PROPERTIES:
-        props = dict(list(props.items())[:MAX_PROFILE_PROPERTIES])
     if wrote and not update.ignore_time and len(update.key) == 1:
         props["$last_seen"] = _iso_seconds(update.time_ms)
+    if len(props) > MAX_PROFILE_PROPERTIES:
+        # Further additions fail: the properties the profile had before this update (and $last_seen) stay,
+        # new ones past the limit are dropped (dicts keep insertion order: the old keys come first).
+        kept = dict.fromkeys(k for k in (current or {}) if k in props)
+        if "$last_seen" in props:
+            kept["$last_seen"] = None
+        for k in props:
+            if len(kept) >= MAX_PROFILE_PROPERTIES:
+                break
+            kept.setdefault(k)
+        props = {k: props[k] for k in list(kept)[:MAX_PROFILE_PROPERTIES]}
     return props
 
 
