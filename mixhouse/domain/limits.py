@@ -16,6 +16,7 @@ concurrent, timeout_seconds, bytes_per_minute (ingestion volume).
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from collections import deque
@@ -277,31 +278,48 @@ Set by the HTTP layer, read by engines (the DuckDB engine interrupts its connect
 class QueryTimedOut(MixhouseError):
     status = 504
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, whose: str = "this project's") -> None:
         shown = f"{seconds:g}"
         super().__init__(
-            f"Query timed out: it ran longer than this project's {shown} second limit; narrow the date range or filters"
+            f"Query timed out: it ran longer than {whose} {shown} second limit; narrow the date range or filters"
         )
         self.seconds = seconds
 
 
 QUERY_TIMEOUT_SECONDS: ContextVar[float | None] = ContextVar("mixhouse_query_timeout", default=None)
+QUERY_TIMEOUT_OWNER: ContextVar[str] = ContextVar("mixhouse_query_timeout_owner", default="this project's")
 
 
 @contextmanager
-def query_deadline(timeout_seconds: float | None) -> Iterator[None]:
-    """Give engine queries run inside this block (and in threads started from it with the context
-    copied, as Starlette's threadpool does) `timeout_seconds` to finish."""
+def query_deadline(timeout_seconds: float | None, whose: str = "this project's") -> Iterator[None]:
+    """Give queries run inside this block (and in threads started from it with the context copied, as
+    Starlette's threadpool does) `timeout_seconds` to finish, engine and Python alike. Nested deadlines
+    only tighten: an earlier deadline already in force stays."""
     if timeout_seconds is None:
         yield
         return
-    deadline = QUERY_DEADLINE.set(time.monotonic() + timeout_seconds)
+    new_deadline = time.monotonic() + timeout_seconds
+    current = QUERY_DEADLINE.get()
+    if current is not None and current <= new_deadline:
+        yield
+        return
+    deadline = QUERY_DEADLINE.set(new_deadline)
     timeout = QUERY_TIMEOUT_SECONDS.set(timeout_seconds)
+    owner = QUERY_TIMEOUT_OWNER.set(whose)
     try:
         yield
     finally:
         QUERY_DEADLINE.reset(deadline)
         QUERY_TIMEOUT_SECONDS.reset(timeout)
+        QUERY_TIMEOUT_OWNER.reset(owner)
+
+
+def check_deadline() -> None:
+    """Raise QueryTimedOut once the current deadline has passed: Python work between and after engine
+    statements (shaping a reply) calls this, so the deadline bounds a query end to end."""
+    deadline = QUERY_DEADLINE.get()
+    if deadline is not None and time.monotonic() > deadline:
+        raise timed_out()
 
 
 def remaining_seconds() -> float | None:
@@ -310,4 +328,14 @@ def remaining_seconds() -> float | None:
 
 
 def timed_out() -> QueryTimedOut:
-    return QueryTimedOut(QUERY_TIMEOUT_SECONDS.get() or 0.0)
+    return QueryTimedOut(QUERY_TIMEOUT_SECONDS.get() or 0.0, QUERY_TIMEOUT_OWNER.get())
+
+
+DEFAULT_QUERY_TIMEOUT_SECONDS = 300.0
+
+
+def server_query_timeout() -> float:
+    """MIXHOUSE_QUERY_TIMEOUT_SECONDS: every Query API request's deadline when its project sets a shorter
+    one or none (a project's `timeout_seconds` can only tighten it)."""
+    raw = os.environ.get("MIXHOUSE_QUERY_TIMEOUT_SECONDS", "").strip()
+    return float(raw) if raw else DEFAULT_QUERY_TIMEOUT_SECONDS

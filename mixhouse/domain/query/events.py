@@ -32,6 +32,7 @@ from mixhouse.domain.query.segmentation import (
     MAX_LIMIT,
     SeriesRow,
     SeriesSpec,
+    capped_limit,
     parse_timeline,
     property_key_sql,
     segmentation_payload,
@@ -206,7 +207,7 @@ def event_properties(ctx: QueryContext) -> Any:
         count_type,
         key_sql=property_key_sql(name, project.timezone),
         values=wanted,
-        limit=limit,
+        limit=capped_limit(limit, timeline),
     )
     rows: list[SeriesRow] = ctx.engine.query(spec)
     values = series_values(rows, timeline, count_type)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -19,6 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from mixhouse.domain.dates import day_start_ms
+from mixhouse.domain.limits import check_deadline
 from mixhouse.domain.project import Project
 from mixhouse.domain.query.context import CsvReply, QueryContext
 from mixhouse.domain.query.params import (
@@ -39,6 +41,15 @@ MAX_LIMIT = 10_000
 MAX_BUCKETS = 50_000
 DEFAULT_NUMERIC_BUCKETS = 10
 MAX_NUMERIC_BUCKETS = 1_000
+DEFAULT_MAX_REPLY_VALUES = 1_000_000
+
+
+def max_reply_values() -> int:
+    """MIXHOUSE_MAX_REPLY_VALUES: the most values (segments x buckets) one reply may hold (~25 MB of JSON)."""
+    raw = os.environ.get("MIXHOUSE_MAX_REPLY_VALUES", "").strip()
+    return int(raw) if raw else DEFAULT_MAX_REPLY_VALUES
+
+
 PROFILE_ALIAS = "u"  # the user's profile, joined only when a `where`/`on` reads user["..."]
 
 LABEL_FORMATS: dict[Unit, str] = {
@@ -255,6 +266,28 @@ def render_value(value: float, count_type: CountType = CountType.GENERAL) -> int
     return int(value) if float(value).is_integer() else float(value)
 
 
+def capped_limit(limit: int | None, timeline: Timeline) -> int | None:
+    """The limit the engine gets: one segment more than a reply of this many buckets can hold, so that an
+    answer too large to send is known from at most that many segments' rows, never all of them."""
+    if limit is None:
+        return None
+    return min(limit, max_reply_values() // max(1, len(timeline.labels)) + 1)
+
+
+def check_reply_size(series: int, timeline: Timeline) -> None:
+    """Mixpanel caps segments (`limit` ≤ 10,000) and buckets; their product can still be huge (10,000
+    segments x 50,000 minutes). Past the cap: a clear 400 instead of building the reply."""
+    check_deadline()
+    values = series * len(timeline.labels)
+    most = max_reply_values()
+    if values > most:
+        raise BadRequest(
+            f"Invalid parameter: limit (the reply would hold {series} segments x {len(timeline.labels)}"
+            f" {timeline.unit.value} buckets = {values} values, more than {most}; use a larger unit, a shorter"
+            " date range or a smaller limit)"
+        )
+
+
 def zero_filled(labels: Sequence[str], count_type: CountType = CountType.GENERAL) -> dict[str, int | float]:
     zero: int | float = 0.0 if count_type is CountType.AVERAGE else 0
     return dict.fromkeys(labels, zero)
@@ -265,8 +298,11 @@ def series_values(
 ) -> dict[str, dict[str, int | float]]:
     """{key: {label: value}}, zero-filled; `keys` come first (present even without data), then the
     rows' keys in the engine's order (by total, descending)."""
+    check_reply_size(len(set(keys) | {row.key for row in rows}), timeline)
     values: dict[str, dict[str, int | float]] = {k: zero_filled(timeline.labels, count_type) for k in keys}
-    for row in rows:
+    for n, row in enumerate(rows):
+        if n % 4096 == 0:
+            check_deadline()
         series = values.setdefault(row.key, zero_filled(timeline.labels, count_type))
         if row.label in series:
             series[row.label] = render_value(row.value, count_type)
@@ -339,7 +375,7 @@ def segmentation(ctx: QueryContext) -> Any:
         count_type,
         where_sql=where.sql if where else None,
         key_sql=on.sql if on else None,
-        limit=limit if on else None,
+        limit=capped_limit(limit, timeline) if on else None,
         join_profiles=bool((where and where.needs_profiles) or (on and on.needs_profiles)),
     )
     rows: list[SeriesRow] = ctx.engine.query(spec)
@@ -368,12 +404,15 @@ def multiseg(ctx: QueryContext) -> Any:
         where_sql=where.sql if where else None,
         key_sql=outer.sql,
         inner_sql=inner.sql,
-        limit=_limit(params),
+        limit=capped_limit(_limit(params), timeline),
         join_profiles=bool((where and where.needs_profiles) or outer.needs_profiles or inner.needs_profiles),
     )
     rows: list[SeriesRow] = ctx.engine.query(spec)
+    check_reply_size(len({(row.key, row.inner) for row in rows}), timeline)
     values: dict[str, dict[str, dict[str, int | float]]] = {}
-    for row in rows:
+    for n, row in enumerate(rows):
+        if n % 4096 == 0:
+            check_deadline()
         inner_values = values.setdefault(row.key, {})
         series = inner_values.setdefault(row.inner or "", zero_filled(timeline.labels, count_type))
         if row.label in series:
@@ -448,6 +487,7 @@ def numeric(ctx: QueryContext) -> Any:
         by_index: dict[int, list[SeriesRow]] = {}
         for row in rows:
             by_index.setdefault(int(row.key), []).append(row)
+        check_reply_size(len(by_index), timeline)
         for index in sorted(by_index):  # ranges in ascending order
             label = bucket_label(bucketing.lower, bucketing.width, index)
             values[label] = zero_filled(timeline.labels, count_type)
