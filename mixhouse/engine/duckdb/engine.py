@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import itertools
+import logging
+import os
 import struct
 import threading
+import time
+import weakref
 from collections.abc import Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -24,42 +29,150 @@ from mixhouse.engine.duckdb.dedup import backfill_superseded, mark_superseded
 from mixhouse.engine.duckdb.localtime import offset_ms_sql
 from mixhouse.engine.duckdb.schema import SCHEMA, add_user_keys, user_key_sql
 from mixhouse.engine.duckdb.writer import GroupCommitWriter
+from mixhouse.errors import Unavailable
 from mixhouse.private import private_dir, restrict_existing
 
+log = logging.getLogger(__name__)
+
+DEFAULT_MEMORY_LIMIT = "2GB"
+CHECKPOINT_THRESHOLD_BYTES = 16 * 1024 * 1024  # DuckDB's checkpoint_threshold (wal_autocheckpoint) default
+REOPEN_INTERVAL_SECONDS = 1.0
 EXPORT_BATCH_ROWS = 20_000
 EXPORT_WINDOW_ROWS = 200_000
 _HOUR_MS = 3_600_000
 
 
+def memory_limit_from_env() -> str:
+    """MIXHOUSE_MEMORY_LIMIT: DuckDB's memory_limit (its buffer pool: caches, sorts, hash tables; beyond
+    it, work spills to tmp/ in the data folder)."""
+    return os.environ.get("MIXHOUSE_MEMORY_LIMIT", "").strip() or DEFAULT_MEMORY_LIMIT
+
+
+def invalidates(exc: BaseException) -> bool:
+    """DuckDB gave up on the database (a failed checkpoint, e.g. on a full disk): every later statement
+    fails until the database is reopened."""
+    return isinstance(exc, duckdb.FatalException) or "database has been invalidated" in str(exc)
+
+
 class DuckDBEngine:
-    def __init__(self, data_dir: Path, *, memory_limit: str = "2GB") -> None:
+    """If DuckDB invalidates the database anyway (a disk filled by someone else mid-checkpoint), the
+    engine says so in `health()`, answers every read and write with Unavailable (503, retryable), and a
+    background thread reopens the file once free space is back over the writer's reserve. Nothing
+    acknowledged is lost: an acknowledged write is in the WAL, which the reopen replays."""
+
+    def __init__(self, data_dir: Path, *, memory_limit: str | None = None) -> None:
         private_dir(data_dir)
         restrict_existing(data_dir, ("events.duckdb", "events.duckdb.wal", "tmp"))
-        self._db = duckdb.connect(str(data_dir / "events.duckdb"))
-        self._db.execute("SET TimeZone = 'UTC'")
-        self._db.execute(f"SET memory_limit = '{memory_limit}'")
-        self._db.execute(f"SET temp_directory = '{data_dir / 'tmp'}'")
-        self._db.execute("SET preserve_insertion_order = false")
-        self._db.execute(SCHEMA)
-        add_user_keys(self._db)
+        self._data_dir = data_dir
+        self._memory_limit = memory_limit or memory_limit_from_env()
         self._local = threading.local()
-        row = self._db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
-        self._next_seq = int(row[0]) + 1 if row else 1
-        self._write_conn = self._db.cursor()
-        backfill_superseded(self._write_conn)
-        self._writer = GroupCommitWriter(self._write_group, disk_path=data_dir)
+        self._lock = threading.RLock()  # held while the database is used for writing or swapped
+        self._generation = 0
+        self._broken: str | None = None
+        self._closed = False
+        self._cursors: weakref.WeakSet[duckdb.DuckDBPyConnection] = weakref.WeakSet()
+        self._open()
+        self._writer = GroupCommitWriter(
+            self._write_group, disk_path=data_dir, checkpoint_reserve=self.checkpoint_reserve_bytes
+        )
         # Compile (or load) the per-user kernels now rather than in the first funnel query.
         kernels.warm_in_background()
+
+    def _open(self) -> None:
+        db = duckdb.connect(str(self._data_dir / "events.duckdb"))
+        try:
+            db.execute("SET TimeZone = 'UTC'")
+            db.execute(f"SET memory_limit = '{self._memory_limit}'")
+            db.execute(f"SET temp_directory = '{self._data_dir / 'tmp'}'")
+            db.execute("SET preserve_insertion_order = false")
+            db.execute(SCHEMA)
+            add_user_keys(db)
+            row = db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
+            write_conn = db.cursor()
+            backfill_superseded(write_conn)
+        except BaseException:
+            db.close()
+            raise
+        self._db = db
+        self._next_seq = int(row[0]) + 1 if row else 1
+        self._write_conn = write_conn
+        self._cursors.add(write_conn)
+
+    # -- failure and recovery -------------------------------------------------------------------
+
+    def checkpoint_reserve_bytes(self) -> int:
+        """Free space a checkpoint may need before it frees anything: it writes the WAL's rows into new
+        blocks of the database file, then drops the WAL. Twice the larger of the WAL and the size at which
+        DuckDB checkpoints by itself (16 MB), measured in bench/bench_store.py."""
+        try:
+            wal = (self._data_dir / "events.duckdb.wal").stat().st_size
+        except OSError:
+            wal = 0
+        return 2 * max(wal, CHECKPOINT_THRESHOLD_BYTES)
+
+    def _check_usable(self) -> None:
+        if self._broken is not None:
+            raise Unavailable(
+                f"the event store is unavailable and reopens when it can; retry with backoff ({self._broken})"
+            )
+
+    def _failed(self, exc: BaseException) -> Unavailable:
+        """The error to raise for a DuckDB error: Unavailable (and recovery) when it invalidated the database."""
+        reason = str(exc).splitlines()[-1][:300] if str(exc) else type(exc).__name__
+        with self._lock:
+            if self._broken is None:
+                self._broken = reason
+                log.error("the event store was invalidated by DuckDB; reopening it when disk space allows: %s", reason)
+                threading.Thread(target=self._recover, name="mixhouse-reopen", daemon=True).start()
+        return Unavailable(f"the event store is unavailable and reopens when it can; retry with backoff ({reason})")
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        self._check_usable()
+        try:
+            yield
+        except duckdb.Error as exc:
+            if invalidates(exc):
+                raise self._failed(exc) from exc
+            if "No space left on device" in str(exc):  # a WAL append or a spill file: nothing was stored
+                raise Unavailable("the server is out of disk space; retry with backoff") from exc
+            raise
+
+    def _recover(self) -> None:
+        while True:
+            time.sleep(REOPEN_INTERVAL_SECONDS)
+            if self._closed:
+                return
+            if self._writer.low_on_disk():
+                continue
+            with self._lock:
+                old = list(self._cursors)
+                for conn in old:
+                    with suppress(Exception):
+                        conn.close()
+                with suppress(Exception):
+                    self._db.close()
+                try:
+                    self._open()
+                except Exception as exc:  # still no room, or the file is busy: try again later
+                    log.warning("reopening the event store failed, will retry: %s", str(exc).splitlines()[-1][:300])
+                    continue
+                self._generation += 1
+                self._broken = None
+            log.warning("the event store was reopened")
+            return
 
     # -- connections ----------------------------------------------------------------------------
 
     def reader(self) -> duckdb.DuckDBPyConnection:
         """A connection for the calling thread (DuckDB connections are not shared across threads)."""
         conn: duckdb.DuckDBPyConnection | None = getattr(self._local, "conn", None)
-        if conn is None:
+        if conn is None or getattr(self._local, "generation", -1) != self._generation:
             conn = self._db.cursor()
             conn.execute("SET TimeZone = 'UTC'")
+            self._cursors.add(conn)
             self._local.conn = conn
+            self._local.generation = self._generation
         return conn
 
     # -- writes ---------------------------------------------------------------------------------
@@ -72,7 +185,10 @@ class DuckDBEngine:
         return self._writer.pending_rows
 
     def _write_group(self, batches: list[WriteBatch]) -> None:
-        conn = self._write_conn
+        with self._lock, self._guard():
+            self._write_group_on(self._write_conn, batches)
+
+    def _write_group_on(self, conn: duckdb.DuckDBPyConnection, batches: list[WriteBatch]) -> None:
         events = [e for b in batches for e in b.events]
         conn.execute("BEGIN TRANSACTION")
         try:
@@ -102,7 +218,8 @@ class DuckDBEngine:
             self._apply_profiles(conn, [u for b in batches for u in b.group_updates], group=True)
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            with suppress(duckdb.Error):  # an invalidated database refuses the rollback too
+                conn.execute("ROLLBACK")
             raise
         self._next_seq += len(events)
 
@@ -141,7 +258,12 @@ class DuckDBEngine:
     # -- reads ----------------------------------------------------------------------------------
 
     def export_lines(self, query: ExportQuery, where_sql: str | None = None) -> Iterator[bytes]:
-        """`where_sql` is a compiled filter over the alias `e` (see `export_scope`)."""
+        """`where_sql` is a compiled filter over the alias `e` (see `export_scope`). Unavailable at once
+        (before any byte) when the store is down; a failure mid-stream raises mid-stream."""
+        self._check_usable()
+        return self._export_lines(query, where_sql)
+
+    def _export_lines(self, query: ExportQuery, where_sql: str | None) -> Iterator[bytes]:
         if query.shift_to_project_timezone:
             # Older Mixpanel projects export wall-clock time in the project zone as if it were UTC.
             shifted = (
@@ -176,22 +298,31 @@ class DuckDBEngine:
             ORDER BY e.time_ms, e.seq LIMIT $limit
         """
         # A connection of its own: the generator is consumed across threads of the server's pool.
-        conn = self._db.cursor()
+        with self._guard():
+            conn = self._db.cursor()
+        self._cursors.add(conn)
         try:
             conn.execute("SET TimeZone = 'UTC'")
             remaining = query.limit if query.limit is not None else 2**62
             # One sorted query per window of at most EXPORT_WINDOW_ROWS rows: a sort holds one window at a
             # time, so memory stays flat however many rows the export has.
-            counts = conn.execute(
-                f"SELECT s.time_ms // {_HOUR_MS} AS h, count(*) FROM events s WHERE {' AND '.join(filters)}"
-                " GROUP BY h ORDER BY h",
-                params,
-            ).fetchall()
+            with self._guard():
+                counts = conn.execute(
+                    f"SELECT s.time_ms // {_HOUR_MS} AS h, count(*) FROM events s WHERE {' AND '.join(filters)}"
+                    " GROUP BY h ORDER BY h",
+                    params,
+                ).fetchall()
             for wstart, wend in export_windows(counts, query.start_ms, query.end_ms, EXPORT_WINDOW_ROWS):
                 if remaining <= 0:
                     break
                 window = {**params, "wstart": wstart, "wend": wend, "limit": remaining}
-                for batch in conn.sql(sql, params=window).to_arrow_reader(EXPORT_BATCH_ROWS):
+                with self._guard():
+                    reader = conn.sql(sql, params=window).to_arrow_reader(EXPORT_BATCH_ROWS)
+                while True:
+                    with self._guard():
+                        batch = next(reader, None)
+                    if batch is None:
+                        break
                     remaining -= len(batch)
                     yield _concat_strings(batch.column(0))
         finally:
@@ -204,45 +335,58 @@ class DuckDBEngine:
         handler = HANDLERS.get(type(spec))
         if handler is None:
             raise TypeError(f"the DuckDB engine has no handler for {type(spec).__name__}")
-        conn = self.reader()
-        with interrupt_at_deadline(conn):  # the request's deadline (project rate limits) interrupts DuckDB
-            return handler(conn, spec)
+        with self._guard():
+            conn = self.reader()
+            with interrupt_at_deadline(conn):  # the request's deadline interrupts DuckDB
+                return handler(conn, spec)
 
     def profile(self, project_id: int, distinct_id: str) -> dict[str, object] | None:
         # fetchall, not fetchone: a half-read result would block the next statement on this connection.
-        rows = (
-            self.reader()
-            .execute(
-                "SELECT properties FROM profiles WHERE project_id = ? AND distinct_id = ?",
-                [project_id, distinct_id],
+        with self._guard():
+            rows = (
+                self.reader()
+                .execute(
+                    "SELECT properties FROM profiles WHERE project_id = ? AND distinct_id = ?",
+                    [project_id, distinct_id],
+                )
+                .fetchall()
             )
-            .fetchall()
-        )
         return orjson.loads(rows[0][0]) if rows else None
 
     def group_profile(self, project_id: int, group_key: str, group_id: str) -> dict[str, object] | None:
-        rows = (
-            self.reader()
-            .execute(
-                "SELECT properties FROM group_profiles WHERE project_id = ? AND group_key = ? AND group_id = ?",
-                [project_id, group_key, group_id],
+        with self._guard():
+            rows = (
+                self.reader()
+                .execute(
+                    "SELECT properties FROM group_profiles WHERE project_id = ? AND group_key = ? AND group_id = ?",
+                    [project_id, group_key, group_id],
+                )
+                .fetchall()
             )
-            .fetchall()
-        )
         return orjson.loads(rows[0][0]) if rows else None
 
     def health(self) -> list[str]:
         """What keeps this engine from taking writes now (empty: ready)."""
-        return self._writer.health()
+        problems = self._writer.health()
+        if self._broken is not None:
+            problems.append(
+                f"the event store is closed after a failure and reopens when disk space allows: {self._broken}"
+            )
+        return problems
 
     def warming(self) -> list[str]:
         """What the engine is still preparing: queries that need it wait for it (within their deadline)."""
         return [] if kernels.ready() else ["compiling the query kernels (once per install): funnels wait for them"]
 
     def close(self) -> None:
+        self._closed = True
         self._writer.close()
-        self._write_conn.close()
-        self._db.close()
+        with self._lock:
+            for conn in list(self._cursors):
+                with suppress(Exception):
+                    conn.close()
+            with suppress(Exception):
+                self._db.close()
 
 
 def _concat_strings(column: pa.Array) -> bytes:

@@ -6,7 +6,8 @@ fsync acknowledges many requests. If a group fails, each batch is retried alone 
 batch cannot fail its neighbours.
 
 Overload is refused up front with Unavailable (503, retryable) rather than met by running out of
-memory (too many rows waiting) or disk (free space under a reserve, MIXHOUSE_DISK_RESERVE_BYTES):
+memory (too many rows waiting) or disk (free space under a reserve, MIXHOUSE_DISK_RESERVE_BYTES, plus
+what the engine's next checkpoint may need):
 a refused request was never acknowledged, so nothing acknowledged is lost.
 """
 
@@ -50,10 +51,14 @@ class GroupCommitWriter:
         max_pending_rows: int = 500_000,
         disk_path: Path | None = None,
         disk_reserve_bytes: int | None = None,
+        checkpoint_reserve: Callable[[], int] | None = None,
     ) -> None:
         self._write_group = write_group
         self._disk_path = disk_path
         self.disk_reserve_bytes = disk_reserve_from_env() if disk_reserve_bytes is None else disk_reserve_bytes
+        # Free space the engine's next checkpoint may need, on top of the operator's reserve: a checkpoint
+        # that runs out of disk can leave the store unusable, so its room is never lent to new writes.
+        self._checkpoint_reserve = checkpoint_reserve
         self._queue: queue.SimpleQueue[tuple[WriteBatch, Future[None]] | object] = queue.SimpleQueue()
         self._pending_rows = 0
         self._max_pending_rows = max_pending_rows
@@ -73,6 +78,15 @@ class GroupCommitWriter:
             return None
         return shutil.disk_usage(self._disk_path).free
 
+    def required_free_bytes(self) -> int:
+        """The operator's reserve plus what the engine's next checkpoint may need."""
+        extra = self._checkpoint_reserve() if self._checkpoint_reserve is not None else 0
+        return self.disk_reserve_bytes + extra
+
+    def low_on_disk(self) -> bool:
+        free = self.free_disk_bytes()
+        return free is not None and free < self.required_free_bytes()
+
     def health(self) -> list[str]:
         """What stops this writer from taking writes now (empty when it is ready)."""
         problems = []
@@ -81,15 +95,18 @@ class GroupCommitWriter:
         if self._pending_rows >= self._max_pending_rows:
             problems.append("the write queue is full")
         free = self.free_disk_bytes()
-        if free is not None and free < self.disk_reserve_bytes:
-            problems.append(f"free disk space {free} bytes is under the reserve of {self.disk_reserve_bytes} bytes")
+        required = self.required_free_bytes()
+        if free is not None and free < required:
+            problems.append(
+                f"free disk space {free} bytes is under the reserve of {required} bytes"
+                f" ({self.disk_reserve_bytes} set, {required - self.disk_reserve_bytes} for the next checkpoint)"
+            )
         return problems
 
     def submit(self, batch: WriteBatch) -> Future[None]:
         future: Future[None] = Future()
         rows = len(batch)
-        free = self.free_disk_bytes()
-        if free is not None and free < self.disk_reserve_bytes:
+        if self.low_on_disk():
             raise Unavailable("the server is low on disk space; retry with backoff")
         with self._lock:
             if self._closed:
