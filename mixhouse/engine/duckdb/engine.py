@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 DEFAULT_MEMORY_LIMIT = "2GB"
 CHECKPOINT_THRESHOLD_BYTES = 16 * 1024 * 1024  # DuckDB's checkpoint_threshold (wal_autocheckpoint) default
 REOPEN_INTERVAL_SECONDS = 1.0
+DEFAULT_IDLE_CHECKPOINT_SECONDS = 5.0
 EXPORT_BATCH_ROWS = 10_000
 EXPORT_WINDOW_ROWS = 50_000
 _HOUR_MS = 3_600_000
@@ -46,6 +47,12 @@ def memory_limit_from_env() -> str:
     """MIXHOUSE_MEMORY_LIMIT: DuckDB's memory_limit (its buffer pool: caches, sorts, hash tables; beyond
     it, work spills to tmp/ in the data folder)."""
     return os.environ.get("MIXHOUSE_MEMORY_LIMIT", "").strip() or DEFAULT_MEMORY_LIMIT
+
+
+def idle_checkpoint_seconds() -> float:
+    """MIXHOUSE_IDLE_CHECKPOINT_SECONDS: checkpoint once no write has arrived for this long (default 5)."""
+    raw = os.environ.get("MIXHOUSE_IDLE_CHECKPOINT_SECONDS", "").strip()
+    return float(raw) if raw else DEFAULT_IDLE_CHECKPOINT_SECONDS
 
 
 def invalidates(exc: BaseException) -> bool:
@@ -73,7 +80,11 @@ class DuckDBEngine:
         self._cursors: weakref.WeakSet[duckdb.DuckDBPyConnection] = weakref.WeakSet()
         self._open()
         self._writer = GroupCommitWriter(
-            self._write_group, disk_path=data_dir, checkpoint_reserve=self.checkpoint_reserve_bytes
+            self._write_group,
+            disk_path=data_dir,
+            checkpoint_reserve=self.checkpoint_reserve_bytes,
+            on_idle=self.checkpoint_when_idle,
+            idle_seconds=idle_checkpoint_seconds(),
         )
         # Compile (or load) the per-user kernels now rather than in the first funnel query.
         kernels.warm_in_background()
@@ -104,11 +115,7 @@ class DuckDBEngine:
         """Free space a checkpoint may need before it frees anything: it writes the WAL's rows into new
         blocks of the database file, then drops the WAL. Twice the larger of the WAL and the size at which
         DuckDB checkpoints by itself (16 MB), measured in bench/bench_store.py."""
-        try:
-            wal = (self._data_dir / "events.duckdb.wal").stat().st_size
-        except OSError:
-            wal = 0
-        return 2 * max(wal, CHECKPOINT_THRESHOLD_BYTES)
+        return 2 * max(self.wal_bytes(), CHECKPOINT_THRESHOLD_BYTES)
 
     def _check_usable(self) -> None:
         if self._broken is not None:
@@ -161,6 +168,23 @@ class DuckDBEngine:
                 self._broken = None
             log.warning("the event store was reopened")
             return
+
+    def checkpoint_when_idle(self) -> None:
+        """Once writes pause, fold the WAL into the database file: its rows get compressed into row groups
+        with min/max statistics (queries skip by them), the WAL stops growing towards the automatic
+        checkpoint's 16 MB, and a restart has nothing to replay (bench/bench_store.py)."""
+        with self._lock, self._guard():
+            if not self.wal_bytes():
+                return
+            # With readers running DuckDB may refuse; its own checkpoint or the next pause will do it.
+            with suppress(duckdb.TransactionException):
+                self._write_conn.execute("CHECKPOINT")
+
+    def wal_bytes(self) -> int:
+        try:
+            return (self._data_dir / "events.duckdb.wal").stat().st_size
+        except OSError:
+            return 0
 
     # -- connections ----------------------------------------------------------------------------
 

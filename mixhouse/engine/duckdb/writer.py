@@ -52,7 +52,12 @@ class GroupCommitWriter:
         disk_path: Path | None = None,
         disk_reserve_bytes: int | None = None,
         checkpoint_reserve: Callable[[], int] | None = None,
+        on_idle: Callable[[], None] | None = None,
+        idle_seconds: float = 5.0,
     ) -> None:
+        # Called on the writer thread once no write has arrived for `idle_seconds` after a commit.
+        self._on_idle = on_idle
+        self._idle_seconds = idle_seconds
         self._write_group = write_group
         self._disk_path = disk_path
         self.disk_reserve_bytes = disk_reserve_from_env() if disk_reserve_bytes is None else disk_reserve_bytes
@@ -124,10 +129,20 @@ class GroupCommitWriter:
         self._thread.join()
 
     def _run(self) -> None:
+        dirty = False  # committed since the last idle callback
         while True:
-            first = self._queue.get()
+            try:
+                first = self._queue.get(timeout=self._idle_seconds if dirty and self._on_idle else None)
+            except queue.Empty:
+                dirty = False
+                try:
+                    self._on_idle()  # type: ignore[misc]
+                except Exception as exc:
+                    log.warning("idle maintenance failed, will retry after the next write: %s", exc)
+                continue
             if first is _STOP:
                 return
+            dirty = True
             group = [first]
             stop = False
             while True:  # take all that is already waiting
