@@ -3,6 +3,9 @@ the database file once writes pause, and DuckDB's memory is capped by a document
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -43,3 +46,23 @@ def test_duckdb_memory_is_capped_by_the_setting(tmp_path: Path, monkeypatch: pyt
         assert row is not None and str(row[0]).replace(" ", "") in ("286.1MiB", "300.0MB", "300MB")
     finally:
         engine.close()
+
+
+def test_the_funnel_kernels_keep_at_most_the_setting() -> None:
+    """Resident memory after a large funnel stays near its peak by design (the kernels keep big arrays
+    for the next query); MIXHOUSE_KERNEL_CACHE_BYTES bounds what they keep."""
+    script = (
+        "import numpy as np\n"
+        "from mixhouse.engine.kernels import memory\n"
+        "assert memory.LIMIT_BYTES == 3 * 2**20, memory.LIMIT_BYTES\n"
+        "memory.give(*[memory.take(2**18) for _ in range(4)])\n"  # 4 arrays of 2 MiB
+        "print(sum(b.nbytes for b in memory._free))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "MIXHOUSE_KERNEL_CACHE_BYTES": str(3 * 2**20)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert int(done.stdout) == 2 * 2**20  # one 2 MiB array fits under 3 MiB, the others are freed
