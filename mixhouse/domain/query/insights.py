@@ -181,7 +181,9 @@ def run_report(ctx: QueryContext, query: ReportQuery) -> dict[str, Any]:
     else:
         for row in rows:
             segments = series.setdefault(row.event, {})
-            segment = segments.setdefault(row.segment, dict.fromkeys(keys, zero))
+            segment = segments.get(row.segment)
+            if segment is None:  # not setdefault: its argument (a zero-filled series) would be built per row
+                segment = segments[row.segment] = dict.fromkeys(keys, zero)
             segment[_key(row.bucket, zone)] = _number(row.value, query.count_type)
     first = datetime(query.first.year, query.first.month, query.first.day, tzinfo=zone)
     last = datetime(query.last.year, query.last.month, query.last.day, 23, 59, 59, 999000, tzinfo=zone)

@@ -301,9 +301,11 @@ def series_values(
     check_reply_size(len(set(keys) | {row.key for row in rows}), timeline)
     values: dict[str, dict[str, int | float]] = {k: zero_filled(timeline.labels, count_type) for k in keys}
     for n, row in enumerate(rows):
-        if n % 4096 == 0:
+        if n % 1024 == 0:
             check_deadline()
-        series = values.setdefault(row.key, zero_filled(timeline.labels, count_type))
+        series = values.get(row.key)
+        if series is None:  # not setdefault: its argument, a zero-filled series, would be built per row
+            series = values[row.key] = zero_filled(timeline.labels, count_type)
         if row.label in series:
             series[row.label] = render_value(row.value, count_type)
     return values
@@ -411,10 +413,12 @@ def multiseg(ctx: QueryContext) -> Any:
     check_reply_size(len({(row.key, row.inner) for row in rows}), timeline)
     values: dict[str, dict[str, dict[str, int | float]]] = {}
     for n, row in enumerate(rows):
-        if n % 4096 == 0:
+        if n % 1024 == 0:
             check_deadline()
         inner_values = values.setdefault(row.key, {})
-        series = inner_values.setdefault(row.inner or "", zero_filled(timeline.labels, count_type))
+        series = inner_values.get(row.inner or "")
+        if series is None:
+            series = inner_values[row.inner or ""] = zero_filled(timeline.labels, count_type)
         if row.label in series:
             series[row.label] = render_value(row.value, count_type)
     if csv_out:
