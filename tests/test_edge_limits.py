@@ -284,3 +284,16 @@ def test_the_defaults_are_documented() -> None:
         ("MIXHOUSE_KEEP_ALIVE_SECONDS", protocol.DEFAULT_KEEP_ALIVE_SECONDS),
     ]:
         assert f"`{setting}` (default {default:g})" in ops, setting
+
+
+def test_every_setting_the_server_reads_is_in_operations_md() -> None:
+    """Every MIXHOUSE_* environment setting in the package is listed in docs/operations.md."""
+    import re
+
+    root = Path(__file__).parent.parent
+    used = {
+        name for path in (root / "mixhouse").rglob("*.py") for name in re.findall(r"MIXHOUSE_[A-Z_]+", path.read_text())
+    }
+    ops = (root / "docs" / "operations.md").read_text()
+    assert used >= {"MIXHOUSE_MAX_URL_BYTES", "MIXHOUSE_MEMORY_LIMIT", "MIXHOUSE_MAX_REPLY_VALUES"}
+    assert sorted(name for name in used if name not in ops) == []
