@@ -13,7 +13,7 @@ from starlette.requests import Request
 from mixhouse.domain.auth import Caller
 from mixhouse.domain.permissions import Action, require
 
-_SAVED_REPORTS = ("funnels", "cohorts", "bookmarks", "annotations")
+_SAVED_REPORTS = ("funnels", "cohorts", "bookmarks", "dashboards", "annotations")
 
 # (route path template, method) -> action. Methods not listed fall to the rule below.
 ROUTE_ACTIONS: dict[tuple[str, str], Action] = {
