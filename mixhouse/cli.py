@@ -13,7 +13,7 @@ import sys
 from contextlib import suppress
 from importlib.metadata import version
 from pathlib import Path
-from typing import NoReturn
+from typing import Literal, NoReturn
 
 import click
 import orjson
@@ -97,6 +97,14 @@ def _log_to_stderr(level: str) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--log-level", default="warning", show_default=True, type=click.Choice(LOG_LEVELS))
+@click.option(
+    "--loop",
+    type=click.Choice(["auto", "asyncio", "uvloop"]),
+    default="auto",
+    show_default=True,
+    envvar="MIXHOUSE_LOOP",
+    help="Event loop: auto is uvloop when installed. asyncio for runs under libfaketime (uvloop wakes late there).",
+)
 @click.option("--ssl-certfile", type=click.Path(dir_okay=False, exists=True), default=None, help="Serve HTTPS.")
 @click.option("--ssl-keyfile", type=click.Path(dir_okay=False, exists=True), default=None)
 @click.option(
@@ -111,6 +119,7 @@ def serve(
     host: str,
     port: int,
     log_level: str,
+    loop: Literal["auto", "asyncio", "uvloop"],
     ssl_certfile: str | None,
     ssl_keyfile: str | None,
     geoip: str,
@@ -149,6 +158,7 @@ def serve(
         host=host,
         port=port,
         log_level=log_level,
+        loop=loop,
         access_log=False,
         ssl_certfile=ssl_certfile,
         ssl_keyfile=ssl_keyfile,
