@@ -17,11 +17,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import mixpanel.flags
 import pytest
 from mixhouse_client import BadRequest, Client, ConfigurationError, LocalFlags, ProjectSecret, ServiceAccount
-from mixhouse_client._flags import normalized_hash
+from mixhouse_client._flags import datetime_compare, normalized_hash, semver_compare
 
-from tests.flags.fixtures import COHORT_FLAGS, COHORT_MEMBERS, QA_USERS, random_context
+from mixhouse.flags.evaluate import evaluate_all
+from mixhouse.flags.model import compile_flag, validate_ruleset
+from tests.flags.fixtures import COHORT_FLAGS, COHORT_MEMBERS, QA_USERS, flag_definitions, random_context
 from tests.flags.server import FlagServer, flag_server
 from tests.server import PROJECT_ID, SA_SECRET, SA_USER, SECRET, TOKEN
 
@@ -59,6 +62,44 @@ def test_hash_vectors() -> None:
     # mixpanel-python's flags/test_utils.py
     assert normalized_hash("abc", "variant") == 0.72
     assert normalized_hash("def", "variant") == 0.21
+
+
+VECTORS = Path(mixpanel.flags.__file__).parent / "test-data"
+
+
+def _vectors(name: str) -> list[list[Any]]:
+    return [r for r in json.loads((VECTORS / name).read_text()) if isinstance(r, list)]
+
+
+@pytest.mark.parametrize("row", _vectors("semver_compare_tests.json"), ids=str)
+def test_semver_golden_vectors(row: list[Any]) -> None:
+    *args, want = row
+    assert semver_compare(*args) is want
+
+
+@pytest.mark.parametrize("row", _vectors("datetime_compare_tests.json"), ids=str)
+def test_datetime_golden_vectors(row: list[Any]) -> None:
+    *args, want = row
+    assert datetime_compare(*args) is want
+
+
+def test_port_equals_the_server_evaluator_in_process() -> None:
+    """10,000 contexts, no HTTP: the client's port against the server's own evaluator, with context values
+    of every JSON type the hash reads with str() (the HTTP test covers what /flags adds)."""
+    rng = random.Random(21)
+    docs = [
+        {**d, "ruleset": validate_ruleset(d["ruleset"])}
+        for d in flag_definitions(1)
+        if d["status"] == "enabled" and d["key"] not in COHORT_FLAGS
+    ]
+    server_flags = [compile_flag(d) for d in docs]
+    local = LocalFlags(docs)
+    odd: list[Any] = [0, 1, -7, 12.5, 1e16, True, False, "", "ü-ñ", "日本", [1], {"a": 1}, None]
+    for _ in range(10_000):
+        context = random_context(rng)
+        if rng.random() < 0.3:
+            context["device_id"] = rng.choice(odd)
+        assert local.evaluate(context) == evaluate_all(server_flags, context), context
 
 
 def test_definitions(client: Client) -> None:
