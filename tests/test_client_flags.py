@@ -159,6 +159,20 @@ def test_one_flag_and_every_credential_form(fs: FlagServer) -> None:
             assert local.evaluate(context, "pro_cohort") == _server_flags(fs, context, "pro_cohort")
 
 
+def test_python_values_are_read_as_the_server_reads_them(fs: FlagServer, client: Client) -> None:
+    """A context is JSON on its way to the server: a tuple arrives as a list, so it is hashed as one."""
+    local = client.local_flags()
+    for value in [("a", 1), (1.5,), ["x"], 10**20, 1e16, 0.1]:
+        context = {"distinct_id": "u1", "device_id": value, "custom_properties": {"country": ("US",)}}
+        assert (
+            local.evaluate(context)
+            == client.flags(context)
+            == _server_flags(fs, {**context, "device_id": list(value) if isinstance(value, tuple) else value})
+        ), value
+    with pytest.raises(TypeError):
+        local.evaluate({"distinct_id": "u1", "device_id": object()})
+
+
 def test_errors(fs: FlagServer, client: Client) -> None:
     with pytest.raises(BadRequest) as caught:
         client.flags({"device_id": "d1"})

@@ -24,6 +24,7 @@ install without the server, so it cannot import them. `tests/test_client_flags.p
 from __future__ import annotations
 
 import datetime
+import json
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -460,7 +461,12 @@ class LocalFlags:
 
     def evaluate(self, context: Mapping[str, Any], flag_key: str | None = None) -> dict[str, dict[str, Any]]:
         """`{flag key: {"variant_key", "variant_value", "experiment_id", "is_experiment_active",
-        "is_qa_tester"}}` for the flags the context gets, as `/flags` answers (its `flags` object)."""
+        "is_qa_tester"}}` for the flags the context gets, as `/flags` answers (its `flags` object).
+
+        The context goes through JSON first, as it does on its way to the server, so that a value is hashed
+        as the server reads it (a tuple as a list, `1e16` as `1e+16`); what JSON cannot carry raises
+        `TypeError`, as `Client.flags` does."""
+        context = json.loads(json.dumps(dict(context), ensure_ascii=False))
         distinct_id = context.get("distinct_id")
         if not isinstance(distinct_id, str) or not distinct_id:
             raise ValueError("distinct_id must be provided in evalContext as a string")
