@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 $(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e . -e './clients/python[cli,parquet]'  # the client: its own distribution
+	$(VENV)/bin/pip install -q -e . -e './clients/python[cli,parquet,flags]'  # the client: its own distribution
 	$(VENV)/bin/python -m mixhouse.engine.kernels
 	touch $@
 

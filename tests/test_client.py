@@ -372,6 +372,7 @@ def test_public_surface() -> None:
             "FailedRecord",
             "Family",
             "IngestResult",
+            "LocalFlags",
             "MixpanelError",
             "NotFound",
             "PermissionDenied",

@@ -25,6 +25,7 @@ from mixhouse_client._exceptions import (
     ServerError,
     TransportError,
 )
+from mixhouse_client._flags import LocalFlags
 from mixhouse_client._retry import RetryPolicy
 from mixhouse_client._transport import AppTransport
 
@@ -41,6 +42,7 @@ __all__ = [
     "FailedRecord",
     "Family",
     "IngestResult",
+    "LocalFlags",
     "MixpanelError",
     "NotFound",
     "PermissionDenied",

@@ -16,6 +16,7 @@ import httpx
 from mixhouse_client._batching import MAX_BYTES, MAX_RECORDS, Batch, Oversized, batches, loads, with_insert_id
 from mixhouse_client._config import Credentials, Family, ProjectSecret, Region, ServiceAccount, base_urls
 from mixhouse_client._exceptions import BadRequest, ConfigurationError, TransportError
+from mixhouse_client._flags import LocalFlags
 from mixhouse_client._retry import RETRYABLE_EXCEPTIONS, RetryPolicy
 from mixhouse_client._transport import Sender
 
@@ -605,6 +606,40 @@ class Client:
             if not results or len(results) < size or not session_id:
                 return
             page += 1
+
+    # -- feature flags -------------------------------------------------------------------------------
+
+    def _flags_call(self, path: str, params: dict[str, str]) -> Any:
+        """`/flags*` on the ingestion host, as the SDKs call it: Basic with the project token when the client
+        has one (what PyPI mixpanel and mixpanel-browser send), else the credentials."""
+        if self.token:
+            url = self._urls[Family.INGESTION] + path
+            auth = httpx.BasicAuth(self.token, "")
+
+            def build() -> httpx.Request:
+                return next(auth.auth_flow(self._http.build_request("GET", url, params=params)))
+
+            return self._sender.send(build).json()
+        return self._call("GET", Family.INGESTION, path, params=params)
+
+    def flags(self, context: Mapping[str, Any], flag_key: str | None = None) -> dict[str, dict[str, Any]]:
+        """Remote evaluation (`GET /flags`): `{flag key: {"variant_key", "variant_value", "experiment_id",
+        "is_experiment_active", "is_qa_tester"}}` for the flags `context` gets (`distinct_id` required;
+        `device_id`, `custom_properties`, any key a flag hashes), only `flag_key` when given."""
+        reply = self._flags_call("/flags", _params(context=dict(context), flag_key=flag_key))
+        flags: dict[str, dict[str, Any]] = reply.get("flags") or {} if isinstance(reply, dict) else {}
+        return flags
+
+    def flag_definitions(self) -> list[dict[str, Any]]:
+        """The project's enabled flags as `GET /flags/definitions` lists them (the `flags` array)."""
+        reply = self._flags_call("/flags/definitions", {})
+        definitions: list[dict[str, Any]] = reply.get("flags") or [] if isinstance(reply, dict) else reply
+        return definitions
+
+    def local_flags(self, definitions: Iterable[Mapping[str, Any]] | None = None) -> LocalFlags:
+        """A `LocalFlags` over `definitions` (fetched from `/flags/definitions` when None): evaluation in
+        process, bit-exact with `flags()`; cohort-targeted flags are asked of the server through this client."""
+        return LocalFlags(self.flag_definitions() if definitions is None else definitions, self.flags)
 
     # -- saved objects (mixhouse's App API) -----------------------------------------------------------
 

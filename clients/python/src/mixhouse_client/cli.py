@@ -1,5 +1,5 @@
 """The command line over the client: `import`, `export`, `query segmentation|funnel|retention|insights`,
-`engage`. Installed as `mixhouse-client`, and added to the server's own `mixhouse` command.
+`engage`, `flags eval`. Installed as `mixhouse-client`, and added to the server's own `mixhouse` command.
 
 Settings come from options, else the environment (`MIXHOUSE_*`, else `MP_*`), else a TOML file
 (`$MIXHOUSE_CONFIG`, default `~/.config/mixhouse/client.toml`); secrets are never printed.
@@ -47,6 +47,8 @@ app = typer.Typer(
 )
 query_app = typer.Typer(help="Reports: segmentation, funnel, retention, insights.", no_args_is_help=True)
 app.add_typer(query_app, name="query")
+flags_app = typer.Typer(help="Feature flags: evaluate them for a user.", no_args_is_help=True)
+app.add_typer(flags_app, name="flags")
 
 
 def _version(value: bool) -> None:
@@ -109,7 +111,7 @@ AsCsv = Annotated[bool, typer.Option("--csv", help="The table as CSV.")]
 Chart = Annotated[bool, typer.Option("--chart", help="A terminal chart.")]
 
 
-CONFIG_KEYS = frozenset({"base_url", "region", "username", "secret", "project_id", "api_secret", "timeout"})
+CONFIG_KEYS = frozenset({"base_url", "region", "username", "secret", "project_id", "api_secret", "timeout", "token"})
 
 
 def config_file() -> dict[str, Any]:
@@ -141,7 +143,10 @@ def _client(
     project_id: int | None,
     api_secret: str | None,
     timeout: float | None,
+    token: str | None = None,
 ) -> Client:
+    """A client from options, the environment and the settings file. `token` (the project token) is enough
+    for the calls that accept it (`flags eval`); the others need credentials."""
     given = {
         "base_url": base_url,
         "region": region,
@@ -150,6 +155,7 @@ def _client(
         "project_id": project_id,
         "api_secret": api_secret,
         "timeout": timeout,
+        "token": token,
     }
     if any(v is None for v in given.values()):
         for key, value in config_file().items():
@@ -164,18 +170,21 @@ def _client(
     project_id = int(given["project_id"]) if given["project_id"] is not None else None
     region = str(given["region"] or "us")
     timeout = float(given["timeout"] or 120.0)
-    credentials: Credentials
+    token = _text(given["token"])
+    credentials: Credentials | None
     if username:
         if not project_id:
             raise MixpanelError("a service account needs --project-id (or MIXHOUSE_PROJECT_ID)")
         credentials = ServiceAccount(username, secret or "", project_id)
     elif api_secret:
         credentials = ProjectSecret(api_secret, project_id)
+    elif token:
+        credentials = None
     else:
         raise MixpanelError(
             "no credentials: set MIXHOUSE_USERNAME, MIXHOUSE_SECRET and MIXHOUSE_PROJECT_ID, or MIXHOUSE_API_SECRET"
         )
-    return Client(base_url=base_url, region=region, credentials=credentials, timeout=timeout)
+    return Client(base_url=base_url, region=region, credentials=credentials, token=token, timeout=timeout)
 
 
 def one_line_errors(fn: Callable[P, R]) -> Callable[P, R]:
@@ -633,6 +642,58 @@ def engage_command(
                 sink.close()
 
 
+# -- flags eval ------------------------------------------------------------------------------------
+
+Token = Annotated[
+    str | None,
+    typer.Option("--token", envvar=_env("TOKEN"), help="Project token (enough for flags).", show_default=False),
+]
+
+
+@flags_app.command("eval")
+@one_line_errors
+def flags_eval_command(
+    distinct_id: Annotated[str, typer.Option("--distinct-id", help="The user to evaluate the flags for.")],
+    flag: Annotated[str | None, typer.Option("--flag", help="One flag's key (default every flag).")] = None,
+    context: Annotated[
+        str | None,
+        typer.Option("--context", help='More context, a JSON object: {"device_id": ..., "custom_properties": {...}}.'),
+    ] = None,
+    local: Annotated[
+        bool, typer.Option("--local", help="Evaluate in process over /flags/definitions (cohort flags: remote).")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="The /flags reply's flags object.")] = False,
+    token: Token = None,
+    base_url: BaseUrl = None,
+    region: RegionOpt = None,
+    username: Username = None,
+    secret: Secret = None,
+    project_id: ProjectId = None,
+    api_secret: ApiSecret = None,
+    timeout: Timeout = None,
+) -> None:
+    """The variant of each flag the user gets: `flag<TAB>variant` lines, the variant alone with --flag."""
+    extra: Any = {}
+    if context is not None:
+        try:
+            extra = json.loads(context)
+        except ValueError as exc:
+            raise typer.BadParameter(f"not JSON: {exc}", param_hint="--context") from exc
+        if not isinstance(extra, dict):
+            raise typer.BadParameter("must be a JSON object", param_hint="--context")
+    ctx = {**extra, "distinct_id": distinct_id}
+    with _client(base_url, region, username, secret, project_id, api_secret, timeout, token) as client:
+        flags = client.local_flags().evaluate(ctx, flag) if local else client.flags(ctx, flag)
+    if as_json:
+        typer.echo(json.dumps(flags, ensure_ascii=False, sort_keys=True))
+    elif flag is not None:
+        if flag in flags:
+            typer.echo(flags[flag]["variant_key"])
+    else:
+        for key in sorted(flags):
+            typer.echo(f"{key}\t{flags[key]['variant_key']}")
+
+
 def _csv_value(value: Any) -> Any:
     return json.dumps(value, ensure_ascii=False) if isinstance(value, list | dict) else value
 
@@ -641,10 +702,17 @@ def _csv_value(value: Any) -> Any:
 
 
 def add_commands(group: click.Group) -> None:
-    """Add `import`, `export`, `query` and `engage` to another click group (the server's `mixhouse`)."""
+    """Add `import`, `export`, `query`, `engage` and `flags eval` to another click group (the server's
+    `mixhouse`). A group the host has already (its `flags`, with `import`) gets our subcommands added to it."""
     commands = typer.main.get_group(app)
     for name, command in commands.commands.items():
-        group.add_command(command, name)
+        existing = group.commands.get(name)
+        if isinstance(existing, click.Group) and isinstance(command, click.Group):
+            for sub_name, sub in command.commands.items():
+                if sub_name not in existing.commands:
+                    existing.add_command(sub, sub_name)
+        else:
+            group.add_command(command, name)
 
 
 def main() -> None:
