@@ -30,7 +30,8 @@ ROUTE_ACTIONS: dict[tuple[str, str], Action] = {
     ("/api/app/projects/{project_id}/annotations/tags", "POST"): Action.SAVE,
     # The legacy annotation writes take GET as well as POST: both are writes.
     **{
-        (f"/api/2.0/annotations/{op}", method): Action.SAVE
+        (f"{prefix}/annotations/{op}", method): Action.SAVE
+        for prefix in ("/api/2.0", "/api/query")
         for op in ("create", "update", "delete")
         for method in ("GET", "POST")
     },

@@ -6,9 +6,7 @@ from starlette.routing import Route
 
 from mixhouse.annotations import api as annotation_api
 from mixhouse.domain.query import cohorts, engage, events, funnels, insights, retention, revenue, segmentation, stream
-from mixhouse.http.endpoint import endpoint
-from mixhouse.http.query import query_endpoint, query_routes
-from mixhouse.http.responses import Family
+from mixhouse.http.query import query_routes
 
 QUERY_ROUTES: list[Route] = [
     *query_routes("events/names", events.event_names),
@@ -38,14 +36,8 @@ QUERY_ROUTES: list[Route] = [
     *query_routes("cohorts/list", cohorts.cohorts_list),
     *query_routes("stream/query", stream.stream_query),
     *query_routes("insights", insights.insights),
-    # Annotations have only the legacy /api/2.0 path (docs/annotations.md).
-    *[
-        Route(f"/api/2.0/annotations{op}", endpoint(query_endpoint(handler), Family.QUERY), methods=["GET", "POST"])
-        for op, handler in (
-            ("", annotation_api.legacy_list),
-            ("/create", annotation_api.legacy_create),
-            ("/update", annotation_api.legacy_update),
-            ("/delete", annotation_api.legacy_delete),
-        )
-    ],
+    *query_routes("annotations", annotation_api.legacy_list),
+    *query_routes("annotations/create", annotation_api.legacy_create),
+    *query_routes("annotations/update", annotation_api.legacy_update),
+    *query_routes("annotations/delete", annotation_api.legacy_delete),
 ]
