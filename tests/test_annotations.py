@@ -71,7 +71,8 @@ def test_app_crud_with_tags(server: ServerProcess) -> None:
     assert made.json()["status"] == "ok"
     assert created["date"] == "2021-03-04 05:06:07" and created["description"] == "Launch"
     assert created["tags"] == [{"id": tag_id, "name": "release"}]
-    assert created["user"] == {"id": None, "first_name": SA_USER, "last_name": ""}
+    assert created["user"] == {"id": created["user"]["id"], "first_name": SA_USER, "last_name": ""}
+    assert isinstance(created["user"]["id"], int)
     item = f"/{created['id']}"
     assert app(server, "GET", item).json() == {"status": "ok", "results": created}
 
@@ -293,3 +294,21 @@ def test_analysts_and_above_write(server: ServerProcess, role: Role) -> None:
     assert created.status_code == 200
     deleted = legacy(server, "/delete", {"id": str(created.json()["annotation"]["id"])}, auth=role_auth(role))
     assert deleted.json() == {"error": False}
+
+
+def test_list_filters_by_tags_and_a_secret_made_annotation_has_no_user(server: ServerProcess) -> None:
+    ops = app(server, "POST", "/tags", json={"name": "ops"}).json()["results"]["id"]
+    web = app(server, "POST", "/tags", json={"name": "web"}).json()["results"]["id"]
+    day = {"fromDate": "2012-02-02", "toDate": "2012-02-02"}
+    a = app(server, "POST", json={"date": "2012-02-02 01:00:00", "description": "a", "tags": [ops]}).json()["results"]
+    b = app(server, "POST", json={"date": "2012-02-02 02:00:00", "description": "b", "tags": [web, ops]}).json()
+    c = app(server, "POST", json={"date": "2012-02-02 03:00:00", "description": "c"}, auth=(SECRET, "")).json()
+    assert c["results"]["user"] is None
+    assert [x["id"] for x in app(server, "GET", params={**day, "tags": str(web)}).json()["results"]] == [
+        b["results"]["id"]
+    ]
+    both = app(server, "GET", params={**day, "tags": f"{web},{ops}"}).json()["results"]
+    assert [x["id"] for x in both] == [a["id"], b["results"]["id"]]
+    assert len(app(server, "GET", params=day).json()["results"]) == 3
+    bad = app(server, "GET", params={"tags": "x"})
+    assert bad.status_code == 400 and "tags must be" in bad.json()["error"]

@@ -13,6 +13,7 @@ from mixhouse.annotations.model import (
     legacy_shape,
     parse_description,
     parse_moment,
+    parse_tag_filter,
     parse_tag_ids,
     parse_tag_name,
     tag_shape,
@@ -22,7 +23,7 @@ from mixhouse.domain.app_context import AppContext
 from mixhouse.domain.query.context import QueryContext
 from mixhouse.errors import BadRequest, MissingParameter, NotFound
 
-_CREATE_FIELDS = frozenset({"date", "description", "tags"})
+_CREATE_FIELDS = frozenset({"date", "description", "tags", "user_id"})
 _PATCH_FIELDS = frozenset({"date", "description", "tags"})
 _NOT_FOUND = "no annotation with id {} in this project"
 
@@ -35,13 +36,17 @@ def _ok(results: Any) -> dict[str, Any]:
 
 
 def app_list(ctx: AppContext) -> dict[str, Any]:
-    """GET ?fromDate=&toDate= (whole days, inclusive; from_date/to_date are accepted too)."""
+    """GET ?fromDate=&toDate= (whole days, inclusive; from_date/to_date are accepted too) &tags=1,2."""
     start, end = day_range(
         ctx.params.get("fromDate", ctx.params.get("from_date")),
         ctx.params.get("toDate", ctx.params.get("to_date")),
         ("fromDate", "toDate"),
     )
-    return _ok([app_shape(a) for a in AnnotationStore(ctx.catalog).in_range(ctx.project.id, start, end)])
+    wanted = parse_tag_filter(ctx.params.get("tags"))
+    annotations = AnnotationStore(ctx.catalog).in_range(ctx.project.id, start, end)
+    if wanted is not None:
+        annotations = [a for a in annotations if wanted & {t.id for t in a.tags}]
+    return _ok([app_shape(a) for a in annotations])
 
 
 def app_create(ctx: AppContext) -> dict[str, Any]:
@@ -50,6 +55,9 @@ def app_create(ctx: AppContext) -> dict[str, Any]:
         raise MissingParameter("date")
     if "description" not in body:
         raise MissingParameter("description")
+    user_id = body.get("user_id")
+    if user_id is not None and (not isinstance(user_id, int) or isinstance(user_id, bool)):
+        raise BadRequest("user_id must be an integer")  # accepted, not stored: the creator is the caller
     store = AnnotationStore(ctx.catalog)
     annotation_id = store.create(
         ctx.project.id,

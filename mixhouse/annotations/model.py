@@ -11,7 +11,7 @@ from mixhouse.errors import BadRequest
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 # Accepted spellings of an annotation's moment; a bare day is that day's midnight.
 _MOMENT_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d")
-MAX_DESCRIPTION = 4096  # characters
+MAX_DESCRIPTION = 512  # characters, as Mixpanel's own client mixpanel-headless validates
 MAX_TAG_NAME = 255  # characters
 MAX_TAGS = 100  # tags on one annotation
 
@@ -25,12 +25,18 @@ class Tag:
 
 
 @dataclass(frozen=True)
+class AnnotationUser:
+    id: int
+    name: str
+
+
+@dataclass(frozen=True)
 class Annotation:
     id: int
     project_id: int
     date: str  # "YYYY-MM-DD HH:MM:SS"
     description: str
-    user: str | None
+    user: AnnotationUser | None  # None: made with project credentials (secret, token, signature)
     tags: tuple[Tag, ...] = ()
 
 
@@ -82,6 +88,16 @@ def parse_tag_ids(value: Any) -> list[int]:
     return list(dict.fromkeys(value))
 
 
+def parse_tag_filter(value: str | None) -> set[int] | None:
+    """The list filter `tags=1,2`: annotations with any of these tags."""
+    if value is None or value.strip() == "":
+        return None
+    ids = [part.strip() for part in value.split(",")]
+    if not all(part.isascii() and part.isdigit() for part in ids):
+        raise BadRequest(f"tags must be comma-separated tag ids, got {value!r}")
+    return {int(part) for part in ids}
+
+
 def parse_tag_name(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise BadRequest("name must be a non-empty string")
@@ -107,7 +123,7 @@ def app_shape(a: Annotation) -> dict[str, Any]:
         "project_id": a.project_id,
         "date": a.date,
         "description": a.description,
-        "user": {"id": None, "first_name": a.user or "", "last_name": ""},
+        "user": {"id": a.user.id, "first_name": a.user.name, "last_name": ""} if a.user else None,
         "tags": [{"id": t.id, "name": t.name} for t in a.tags],
     }
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from mixhouse.annotations.model import Annotation, Tag
+from mixhouse.annotations.model import Annotation, AnnotationUser, Tag
 from mixhouse.catalog import Catalog
 from mixhouse.errors import BadRequest
 
@@ -17,7 +18,11 @@ CREATE TABLE IF NOT EXISTS annotations (
     project_id  INTEGER NOT NULL,
     date        TEXT NOT NULL,           -- "YYYY-MM-DD HH:MM:SS", sorts as text
     description TEXT NOT NULL,
-    user        TEXT
+    user_id     INTEGER REFERENCES annotation_users (id)  -- NULL: made with project credentials
+);
+CREATE TABLE IF NOT EXISTS annotation_users (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    name        TEXT NOT NULL UNIQUE     -- the service account's username
 );
 CREATE INDEX IF NOT EXISTS annotations_by_date ON annotations (project_id, date);
 CREATE TABLE IF NOT EXISTS annotation_tags (
@@ -32,6 +37,17 @@ CREATE TABLE IF NOT EXISTS annotation_tag_links (
     PRIMARY KEY (annotation_id, tag_id)
 );
 """
+
+_SELECT = (
+    "SELECT a.id, a.project_id, a.date, a.description, u.id, u.name FROM annotations a"
+    " LEFT JOIN annotation_users u ON u.id = a.user_id"
+)
+
+
+def _annotation(row: tuple[Any, ...], tags: list[Tag]) -> Annotation:
+    user = AnnotationUser(int(row[4]), str(row[5])) if row[4] is not None else None
+    return Annotation(row[0], row[1], row[2], row[3], user, tuple(tags))
+
 
 # Connections that ran the schema script, held so that their ids are never reused.
 _READY: dict[int, sqlite3.Connection] = {}
@@ -72,21 +88,21 @@ class AnnotationStore:
     def in_range(self, project_id: int, start: str | None = None, end: str | None = None) -> list[Annotation]:
         """Annotations dated within [start, end] (either open), oldest first."""
         rows = self._conn.execute(
-            "SELECT id, project_id, date, description, user FROM annotations WHERE project_id = ?"
-            " AND (? IS NULL OR date >= ?) AND (? IS NULL OR date <= ?) ORDER BY date, id",
+            _SELECT + " WHERE a.project_id = ?"
+            " AND (? IS NULL OR a.date >= ?) AND (? IS NULL OR a.date <= ?) ORDER BY a.date, a.id",
             (project_id, start, start, end, end),
         ).fetchall()
         tags = self._tags_of([r[0] for r in rows])
-        return [Annotation(r[0], r[1], r[2], r[3], r[4], tuple(tags[r[0]])) for r in rows]
+        return [_annotation(r, tags[r[0]]) for r in rows]
 
     def get(self, project_id: int, annotation_id: int) -> Annotation | None:
         row = self._conn.execute(
-            "SELECT id, project_id, date, description, user FROM annotations WHERE project_id = ? AND id = ?",
+            _SELECT + " WHERE a.project_id = ? AND a.id = ?",
             (project_id, annotation_id),
         ).fetchone()
         if row is None:
             return None
-        return Annotation(row[0], row[1], row[2], row[3], row[4], tuple(self._tags_of([row[0]])[row[0]]))
+        return _annotation(row, self._tags_of([row[0]])[row[0]])
 
     def _check_tags(self, conn: sqlite3.Connection, project_id: int, tag_ids: list[int]) -> None:
         for tag_id in tag_ids:
@@ -106,9 +122,13 @@ class AnnotationStore:
     def create(self, project_id: int, date: str, description: str, user: str | None, tag_ids: list[int]) -> int:
         with self._write() as conn:
             self._check_tags(conn, project_id, tag_ids)
+            user_id = None
+            if user is not None:
+                conn.execute("INSERT OR IGNORE INTO annotation_users (name) VALUES (?)", (user,))
+                user_id = conn.execute("SELECT id FROM annotation_users WHERE name = ?", (user,)).fetchone()[0]
             cursor = conn.execute(
-                "INSERT INTO annotations (project_id, date, description, user) VALUES (?, ?, ?, ?)",
-                (project_id, date, description, user),
+                "INSERT INTO annotations (project_id, date, description, user_id) VALUES (?, ?, ?, ?)",
+                (project_id, date, description, user_id),
             )
             annotation_id = int(cursor.lastrowid or 0)
             self._link(conn, annotation_id, tag_ids)
