@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from mixhouse.annotations.model import MAX_DESCRIPTION
+from mixhouse.annotations.model import MAX_DESCRIPTION, MAX_TAG_NAME, MAX_TAGS
 from mixhouse.catalog import Catalog
 from mixhouse.domain.project import Role
 from tests.server import API_KEY, PROJECT_ID, SA_SECRET, SA_USER, SECRET, ServerProcess, seed_catalog
@@ -312,3 +312,16 @@ def test_list_filters_by_tags_and_a_secret_made_annotation_has_no_user(server: S
     assert len(app(server, "GET", params=day).json()["results"]) == 3
     bad = app(server, "GET", params={"tags": "x"})
     assert bad.status_code == 400 and "tags must be" in bad.json()["error"]
+
+
+def test_tag_name_and_tag_count_at_their_limits(server: ServerProcess) -> None:
+    assert app(server, "POST", "/tags", json={"name": "n" * MAX_TAG_NAME}).status_code == 201
+    over = app(server, "POST", "/tags", json={"name": "m" * (MAX_TAG_NAME + 1)})
+    assert over.status_code == 400 and "longer than" in over.json()["error"]
+    ids = [
+        app(server, "POST", "/tags", json={"name": f"bulk-{i}"}).json()["results"]["id"] for i in range(MAX_TAGS + 1)
+    ]
+    at = app(server, "POST", json={"date": "2011-01-01", "description": "many", "tags": ids[:MAX_TAGS]})
+    assert at.status_code == 201 and len(at.json()["results"]["tags"]) == MAX_TAGS
+    beyond = app(server, "POST", json={"date": "2011-01-01", "description": "too many", "tags": ids})
+    assert beyond.status_code == 400 and f"at most {MAX_TAGS} tags" in beyond.json()["error"]
