@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
+from mixhouse.annotations import api as annotation_api
 from mixhouse.domain.query import cohorts, funnels, insights
 from mixhouse.flags import api as flags
 from mixhouse.flags.readout import readout
@@ -16,6 +17,11 @@ APP_ROUTES: list[Route] = [
     app_route("/cohorts/{cohort_id}", cohorts.cohort_item, ["GET", "PATCH", "DELETE"]),
     app_route("/bookmarks", insights.bookmarks_collection, ["GET", "POST"]),
     app_route("/bookmarks/{bookmark_id}", insights.bookmark_item, ["GET", "PATCH", "DELETE"]),
+    app_route("/annotations", annotation_api.app_list, ["GET"]),
+    app_route("/annotations", annotation_api.app_create, ["POST"], status=201),
+    app_route("/annotations/tags", annotation_api.app_tags, ["GET"]),
+    app_route("/annotations/tags", annotation_api.app_create_tag, ["POST"], status=201),
+    app_route("/annotations/{annotation_id}", annotation_api.app_item, ["GET", "PATCH", "PUT", "DELETE"]),
     *[
         route
         for scope in ("", "/workspaces/{workspace_id}")

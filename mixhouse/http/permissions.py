@@ -27,6 +27,14 @@ ROUTE_ACTIONS: dict[tuple[str, str], Action] = {
         for item, methods in (("", ("POST",)), (f"/{{{kind.rstrip('s')}_id}}", ("PATCH", "PUT", "DELETE")))
         for method in methods
     },
+    ("/api/app/projects/{project_id}/annotations/tags", "POST"): Action.SAVE,
+    # The legacy annotation writes take GET as well as POST: both are writes.
+    **{
+        (f"{prefix}/annotations/{op}", method): Action.SAVE
+        for prefix in ("/api/2.0", "/api/query")
+        for op in ("create", "update", "delete")
+        for method in ("GET", "POST")
+    },
 }
 
 # Query API reads may be sent as POST (form or JSON parameters): still reads.

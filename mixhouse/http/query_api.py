@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
+from mixhouse.annotations import api as annotation_api
 from mixhouse.domain.query import cohorts, engage, events, funnels, insights, retention, revenue, segmentation, stream
 from mixhouse.http.query import query_routes
 
@@ -35,4 +36,8 @@ QUERY_ROUTES: list[Route] = [
     *query_routes("cohorts/list", cohorts.cohorts_list),
     *query_routes("stream/query", stream.stream_query),
     *query_routes("insights", insights.insights),
+    *query_routes("annotations", annotation_api.legacy_list),
+    *query_routes("annotations/create", annotation_api.legacy_create),
+    *query_routes("annotations/update", annotation_api.legacy_update),
+    *query_routes("annotations/delete", annotation_api.legacy_delete),
 ]

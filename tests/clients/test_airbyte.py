@@ -5,10 +5,9 @@ rewritten and the 1-request-per-minute budgets removed at run time) against a re
 `check` (cohorts/list with the colon-less Basic secret), `discover` (engage/properties, events/properties/top
 with no event), a full read of cohorts, engage, cohort_members, funnels and export with the project secret,
 then an incremental export read with a service account and a state (`where properties["$time"] >=
-datetime(<epoch s>)`). The venv is the heaviest of the clients: about 1.5 min to build on first run.
-
-Not covered because mixhouse has no such endpoint: the `annotations` stream (`/api/query/annotations`, and
-`/api/app/projects/{id}/annotations` with a service account)."""
+datetime(<epoch s>)`), and the annotations stream both ways: `/api/query/annotations` with the project
+secret, `/api/app/projects/{id}/annotations` with a service account. The venv is the heaviest of the
+clients: about 1.5 min to build on first run."""
 
 from __future__ import annotations
 
@@ -19,12 +18,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.clients.support import DRIVERS_DIR, RUN_TIMEOUT_S, load_data_set, start_server, venv_python
 from tests.server import PROJECT_ID, SA_SECRET, SA_USER, SECRET, ServerProcess
 
-STREAMS = ("cohorts", "engage", "cohort_members", "funnels", "export")
+STREAMS = ("cohorts", "engage", "cohort_members", "funnels", "export", "annotations")
+ANNOTATIONS = [("2023-12-31 23:00:00", "Launch"), ("2024-01-02 08:15:00", "Campaign")]
 BASE_CONFIG = {"start_date": "2024-01-01T00:00:00Z", "end_date": "2024-01-02T00:00:00Z", "project_timezone": "UTC",
                "attribution_window": 0, "date_window_size": 30, "page_size": 1000, "reqs_per_hour_limit": 0}  # fmt: skip
 SECRET_CONFIG = {**BASE_CONFIG, "credentials": {"option_title": "Project Secret", "api_secret": SECRET}}
@@ -69,11 +70,19 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     server = start_server(folder / "data")
     try:
         seeded = load_data_set(server.url)
+        for day, text in ANNOTATIONS:
+            made = httpx.post(
+                f"{server.url}/api/app/projects/{PROJECT_ID}/annotations",
+                json={"date": day, "description": text},
+                auth=(SA_USER, SA_SECRET),
+            )
+            assert made.status_code == 201, made.text
         files = {
             "secret.json": SECRET_CONFIG,
             "sa.json": SA_CONFIG,
             "full.json": catalog(STREAMS),
             "incremental.json": catalog(("export",), "incremental"),
+            "annotations.json": catalog(("annotations",)),
             "state.json": [{"type": "STREAM", "stream": {"stream_descriptor": {"name": "export"},
                                                          "stream_state": {"time": "2024-01-01T12:00:00Z"}}}],
         }  # fmt: skip
@@ -86,6 +95,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             "read": source(server, folder, "read", "--config", "secret.json", "--catalog", "full.json"),
             "incremental": source(server, folder, "read", "--config", "sa.json", "--catalog", "incremental.json",
                                   "--state", "state.json"),
+            "sa_annotations": source(server, folder, "read", "--config", "sa.json", "--catalog", "annotations.json"),
         }  # fmt: skip
     finally:
         server.stop()
@@ -148,3 +158,18 @@ def test_export_full_and_incremental(run: dict[str, Any]) -> None:
     ]
     states = [m["state"]["stream"]["stream_state"] for m in run["incremental"] if m["type"] == "STATE"]
     assert states[-1] == {"time": "2024-01-02T11:00:00Z"}
+
+
+def test_annotations_with_the_secret_and_with_a_service_account(run: dict[str, Any]) -> None:
+    """The secret reads `{"annotations": [...]}` from /api/query/annotations; a service account reads
+    `{"results": [...]}` from the App API. No date parameters: every annotation of the project."""
+    by_secret = records(run["read"], "annotations")
+    assert [(r["date"], r["description"], r["project_id"]) for r in by_secret] == [
+        ("2023-12-31 23:00:00", "Launch", PROJECT_ID),
+        ("2024-01-02 08:15:00", "Campaign", PROJECT_ID),
+    ]
+    by_account = records(run["sa_annotations"], "annotations")
+    assert [(r["id"], r["date"], r["description"]) for r in by_account] == [
+        (r["id"], r["date"], r["description"]) for r in by_secret
+    ]
+    assert by_account[0]["user"]["first_name"] == SA_USER and by_account[0]["tags"] == []

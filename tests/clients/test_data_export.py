@@ -2,9 +2,8 @@
 trailing-slash paths such as `/api/2.0/funnels/list/?`) against a real mixhouse server (real-clients §11).
 The one redirect: a wrapper around `MixpanelExport.prototype._buildAPIStub`.
 
-Every read method of the client but the annotation ones, each checked against the data set by hand.
-Not covered because mixhouse has no such endpoint: `annotations`, `createAnnotation`, `updateAnnotation`,
-`deleteAnnotation` (`/api/2.0/annotations[/create|/update|/delete]`)."""
+Every read method of the client, each checked against the data set by hand, and its annotation calls
+(`createAnnotation`, `updateAnnotation`, `annotations`, `deleteAnnotation`)."""
 
 from __future__ import annotations
 
@@ -16,7 +15,7 @@ import httpx
 import pytest
 
 from tests.clients.support import FROM_DATE, TO_DATE, load_data_set, run_node, start_server
-from tests.server import SECRET
+from tests.server import PROJECT_ID, SECRET
 
 DAYS = [FROM_DATE, TO_DATE]
 
@@ -48,7 +47,8 @@ def got(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
 
 def test_no_call_failed(got: dict[str, Any]) -> None:
-    failed = {k: v for k, v in got.items() if isinstance(v, dict) and ("driver_error" in v or "error" in v)}
+    # the annotation answers carry `"error": false`
+    failed = {k: v for k, v in got.items() if isinstance(v, dict) and ("driver_error" in v or v.get("error"))}
     assert failed == {}
 
 
@@ -95,3 +95,17 @@ def test_engage_and_export(got: dict[str, Any]) -> None:
         ("Signed Up", "u2", 1704106800),
         ("Signed Up", "u3", 1704110400),
     ]
+
+
+def test_annotations_created_updated_listed_and_deleted(got: dict[str, Any]) -> None:
+    created = got["createAnnotation"]["annotation"]
+    assert (created["date"], created["description"], created["project_id"]) == (
+        "2024-01-02 10:00:00",
+        "Price change",
+        PROJECT_ID,
+    )
+    moved = {**created, "date": "2024-01-01 08:00:00"}
+    assert got["updateAnnotation"] == {"annotation": moved, "error": False}
+    assert got["annotations"] == {"annotations": [moved], "error": False}
+    assert got["deleteAnnotation"] == {"error": False}
+    assert got["annotationsAfterDelete"] == {"annotations": [], "error": False}

@@ -1,8 +1,7 @@
 """npm `mixpanel-data-export-node` 2.1.0, unmodified, in Node. Constructed with `api_key` it signs every
 request the legacy v2 way (api_key + expire + sig, no Authorization header), raw export included; without
 it, it sends Basic secret. The one redirect: a wrapper around `MixpanelExport.prototype._buildRequestURL`.
-
-Not covered because mixhouse has no such endpoint: `annotations`, `createAnnotation`, `updateAnnotation`."""
+Its annotation calls (`createAnnotation`, `updateAnnotation`, `annotations`) hit /api/2.0/annotations[/...]."""
 
 from __future__ import annotations
 
@@ -13,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.clients.support import EVENTS, load_data_set, run_node, start_server
-from tests.server import API_KEY, SECRET
+from tests.server import API_KEY, PROJECT_ID, SECRET
 
 
 def brief(events: list[dict[str, Any]]) -> list[tuple[str, str, int]]:
@@ -69,3 +68,20 @@ def test_basic_secret_and_a_wrong_secret(got: dict[str, Any]) -> None:
     assert brief(got["basicExport"]) == [e for e in SEEDED if e[0] == "Purchase"]
     assert got["wrongSecret"]["error"] == "Invalid request signature"
     assert got["wrongSecret"]["request"].startswith("/api/2.0/funnels/list?api_key=")
+
+
+def test_annotations_signed_and_with_the_secret(got: dict[str, Any]) -> None:
+    created = got["createAnnotation"]["annotation"]
+    assert got["createAnnotation"] == {
+        "annotation": {"id": created["id"], "project_id": PROJECT_ID, "date": "2024-01-01 09:00:00",
+                       "description": "Launch"},
+        "error": False,
+    }  # fmt: skip
+    assert got["updateAnnotation"]["annotation"]["description"] == "Launch day"
+    # the 2024-01-01..02 window holds the updated one only; the one of 2023-12-30 is outside it
+    assert got["annotations"] == {
+        "annotations": [{"id": created["id"], "project_id": PROJECT_ID, "date": "2024-01-01 09:00:00",
+                         "description": "Launch day"}],
+        "error": False,
+    }  # fmt: skip
+    assert [a["description"] for a in got["basicAnnotations"]["annotations"]] == ["Before the window"]

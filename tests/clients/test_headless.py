@@ -1,10 +1,10 @@
 """PyPI `mixpanel-headless` 0.4.0 (Mixpanel's own library + `mp` CLI), unmodified, in a venv of its own,
 pointed at a real mixhouse server with `MP_API_BASE_URL` (real-clients §7): discovery, saved funnels and
 cohorts, segmentation (+sum, average), event and property counts, a saved funnel, retention, a saved
-Insights report, export streaming and engage paging (`results: []` ends it), and one CLI command.
+Insights report, export streaming and engage paging (`results: []` ends it), annotations and their tags
+(`/api/app/projects/{id}/annotations/`), and one CLI command.
 
-Not covered because mixhouse has no such endpoint: `list_annotations()` and the other annotation calls
-(`/api/app/projects/{id}/annotations/`), `query()` (an inline bookmark POSTed to `/api/query/insights`),
+Not covered because mixhouse has no such endpoint: `query()` (an inline bookmark POSTed to `/api/query/insights`),
 `/arb_funnels` (flows), and the App API's dashboards, experiments, lexicon and webhooks (`mp flags`:
 test_headless_flags.py)."""
 
@@ -140,3 +140,22 @@ def test_cli_segmentation(run: tuple[dict[str, Any], dict[str, Any], dict[str, s
     # the CLI wraps the bare property name as properties["plan"]
     assert (cli["event"], cli["segment_property"], cli["total"]) == ("Signed Up", "plan", 3)
     assert cli["series"] == {"pro": {FROM_DATE: 2, TO_DATE: 0}, "free": {FROM_DATE: 1, TO_DATE: 0}}
+
+
+def test_annotations(run: tuple[dict[str, Any], dict[str, Any], dict[str, str]]) -> None:
+    got = run[0]
+    tag = got["annotation_tag"]
+    assert (tag["name"], tag["project_id"], tag["has_annotations"]) == ("release", PROJECT_ID, False)
+    made = got["annotation"]
+    assert (made["date"], made["description"], made["project_id"]) == ("2024-01-01 10:00:00", "Launch", PROJECT_ID)
+    assert [t["id"] for t in made["tags"]] == [tag["id"]]
+    assert made["user"]["first_name"] == SA_USER
+    # fromDate/toDate 2024-01-01..02 leave out the one of 2023-12-01; tags=<id> keeps the tagged one
+    assert [a["id"] for a in got["annotations"]] == [made["id"]]
+    assert [a["id"] for a in got["annotations_by_tag"]] == [made["id"]]
+    assert got["annotation_get"] == made
+    assert (got["annotation_update"]["description"], got["annotation_update"]["tags"]) == ("Launch day", [])
+    assert [(t["name"], t["has_annotations"]) for t in got["annotation_tags"]] == [("release", False)]
+    assert [(a["description"], a["date"]) for a in got["annotations_after_delete"]] == [
+        ("Launch day", "2024-01-01 10:00:00")
+    ]

@@ -3,10 +3,8 @@ mixhouse server (real-clients §6). The only redirect is `drivers/sitecustomize/
 PYTHONPATH, which rewrites `https://(*.)mixpanel.com` URLs in `requests` (appendix B).
 
 Runs discovery (check_access on /engage, events/properties/top, engage/properties), then a sync of the
-export, engage, funnels, cohorts and cohort_members streams, then an export-only sync filtered by
-`export_events`, and checks every Singer RECORD against the data set.
-
-Not covered because mixhouse has no such endpoint: the `annotations` stream (`/api/2.0/annotations`)."""
+export, engage, funnels, cohorts, cohort_members and annotations streams, then an export-only sync filtered
+by `export_events`, and checks every Singer RECORD against the data set."""
 
 from __future__ import annotations
 
@@ -30,9 +28,11 @@ from tests.clients.support import (
     start_server,
     venv_python,
 )
-from tests.server import SECRET, ServerProcess
+from tests.server import PROJECT_ID, SECRET, ServerProcess
 
-SYNCED = ("export", "engage", "funnels", "cohorts", "cohort_members")
+SYNCED = ("export", "engage", "funnels", "cohorts", "cohort_members", "annotations")
+# (date, description): two inside the sync window, one before it.
+ANNOTATIONS = [("2024-01-01 09:30:00", "Launch"), ("2024-01-02 18:00:00", "Campaign"), ("2023-06-01 00:00:00", "Old")]
 CONFIG = {
     "api_secret": SECRET,
     "project_timezone": "UTC",
@@ -84,6 +84,13 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         recent = {"event": "Signed Up", "properties": {"distinct_id": "u4", "time": int(time.time()) - 3600,
                                                        "$insert_id": "recent-u4", "plan": "trial"}}  # fmt: skip
         assert httpx.post(f"{server.url}/import", json=[recent], auth=(SECRET, "")).status_code == 200
+        for day, text in ANNOTATIONS:
+            made = httpx.post(
+                f"{server.url}/api/app/projects/{PROJECT_ID}/annotations",
+                json={"date": day, "description": text},
+                auth=(SECRET, ""),
+            )
+            assert made.status_code == 201, made.text
         (folder / "config.json").write_text(json.dumps(CONFIG))
         catalog = json.loads(tap(server, folder, "--config", "config.json", "--discover"))
         (folder / "catalog.json").write_text(json.dumps(select(catalog, SYNCED)))
@@ -168,3 +175,13 @@ def test_funnels_stream(run: dict[str, Any]) -> None:
     assert [(s["event"], s["count"]) for s in got[0]["steps"]] == [("Signed Up", 3), ("Purchase", 2)]
     assert got[0]["steps"][1]["avg_time"] == "86400"
     assert [s["count"] for s in got[1]["steps"]] == [0, 0]
+
+
+def test_annotations_stream(run: dict[str, Any]) -> None:
+    """`/api/2.0/annotations?from_date=&to_date=` over the sync window: the annotations dated inside it."""
+    got = records(run["sync"], "annotations")
+    assert [(r["date"], r["description"], r["project_id"]) for r in got] == [
+        ("2024-01-01T09:30:00.000000Z", "Launch", PROJECT_ID),
+        ("2024-01-02T18:00:00.000000Z", "Campaign", PROJECT_ID),
+    ]
+    assert all(isinstance(r["id"], int) for r in got)

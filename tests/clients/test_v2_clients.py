@@ -2,7 +2,7 @@
 `mixpanel-export` 0.2.post7 (signed /api/2.0/export, streamed) and `mixpanel-query-py` 0.1.9 (signed by
 default; Basic secret as an option), which speak the legacy signed Data API v2: every request of the signed
 kind carries api_key, expire and sig and no Authorization header, so a reply proves the signature was
-checked and accepted. And `mixpanel-api3` 0.2.1 (Basic secret: export, a gzip raw stream, engage, import)."""
+checked and accepted (mixpanel-query-py's `annotations_list` too). And `mixpanel-api3` 0.2.1 (Basic secret: export, a gzip raw stream, engage, import)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.clients.support import DRIVERS_DIR, EVENTS, export_all, load_data_set, run_json, start_server, venv_python
-from tests.server import API_KEY, SECRET, TOKEN, ServerProcess
+from tests.server import API_KEY, PROJECT_ID, SECRET, TOKEN, ServerProcess
 
 
 def brief(events: list[dict[str, Any]]) -> list[tuple[str, str, int]]:
@@ -29,6 +30,11 @@ def got(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     server: ServerProcess = start_server(tmp_path_factory.mktemp("v2-clients") / "data")
     try:
         seeded = load_data_set(server.url)
+        for day, text in (("2024-01-01 12:00:00", "Launch"), ("2024-01-02 00:00:00", "Next day")):
+            made = httpx.get(
+                f"{server.url}/api/2.0/annotations/create", params={"date": day, "description": text}, auth=(SECRET, "")
+            )
+            assert made.status_code == 200, made.text
         env = {"MP_BASE": server.url, "MP_API_KEY": API_KEY, "MP_SECRET": SECRET}
         out = run_json([str(python), str(DRIVERS_DIR / "v2_clients_driver.py")], env=env, cwd=Path.cwd())
         out["funnel_id"] = seeded.funnel_id
@@ -76,3 +82,15 @@ def test_mixpanel_api3(got: dict[str, Any]) -> None:
     assert brief(api3["raw"]) == [e for e in SEEDED if e[0] == "Purchase"]
     assert sorted(p["$distinct_id"] for p in api3["engage"]) == ["u1", "u3"]
     assert [e["properties"]["time"] for e in got["stored"] if e["event"] == "API3 Imported"] == [1704070800]
+
+
+def test_mixpanel_query_py_annotations_list(got: dict[str, Any]) -> None:
+    """`annotations_list(start, end)`: /api/2.0/annotations?from_date=&to_date=, one day each way."""
+    [launch] = got["annotations"]["annotations"]
+    assert (launch["date"], launch["description"], launch["project_id"]) == (
+        "2024-01-01 12:00:00",
+        "Launch",
+        PROJECT_ID,
+    )
+    assert got["annotations"]["error"] is False
+    assert [a["description"] for a in got["basic_annotations"]["annotations"]] == ["Next day"]

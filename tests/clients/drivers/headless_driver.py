@@ -34,6 +34,7 @@ def jsonable(value: Any) -> Any:
 def main() -> None:
     cohort_id, funnel_id, bookmark_id = (int(a) for a in sys.argv[1:4])
     ws = mp.Workspace()
+    out: dict[str, Any] = {}
     calls: dict[str, Any] = {
         "events": lambda: ws.events(),
         "properties": lambda: ws.properties("Signed Up"),
@@ -56,8 +57,26 @@ def main() -> None:
         "stream_profiles_where": lambda: list(
             ws.stream_profiles(where='properties["plan"] == "pro"', output_properties=["plan"])
         ),
+        # Annotations, in order: later calls use the ids earlier ones answered with.
+        "annotation_tag": lambda: ws.create_annotation_tag(mp.CreateAnnotationTagParams(name="release")),
+        "annotation": lambda: ws.create_annotation(
+            mp.CreateAnnotationParams(
+                date="2024-01-01 10:00:00", description="Launch", tags=[out["annotation_tag"]["id"]]
+            )
+        ),
+        "annotation_outside": lambda: ws.create_annotation(
+            mp.CreateAnnotationParams(date="2023-12-01 00:00:00", description="Earlier")
+        ),
+        "annotations": lambda: ws.list_annotations(**DATES),
+        "annotations_by_tag": lambda: ws.list_annotations(tags=[out["annotation_tag"]["id"]]),
+        "annotation_get": lambda: ws.get_annotation(out["annotation"]["id"]),
+        "annotation_update": lambda: ws.update_annotation(
+            out["annotation"]["id"], mp.UpdateAnnotationParams(description="Launch day", tags=[])
+        ),
+        "annotation_tags": lambda: ws.list_annotation_tags(),
+        "annotation_delete": lambda: ws.delete_annotation(out["annotation_outside"]["id"]),
+        "annotations_after_delete": lambda: ws.list_annotations(),
     }
-    out: dict[str, Any] = {}
     for name, call in calls.items():
         try:
             out[name] = jsonable(call())

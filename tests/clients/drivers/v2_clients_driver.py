@@ -41,10 +41,12 @@ def main() -> None:
     out["segmentation"] = signed.get_segmentation("Signed Up", FROM_DATE, TO_DATE, on='properties["plan"]')
     out["segmentation_sum"] = signed.get_segmentation_sum("Purchase", FROM_DATE, TO_DATE, 'properties["amount"]')
     out["engage"] = signed.get_engage(where='properties["plan"] == "pro"')
+    out["annotations"] = signed.annotations_list(FROM_DATE, FROM_DATE)
 
     basic = MixpanelQueryClient(API_KEY, SECRET, auth_class=SecretAuth)  # Basic secret:, the other option
     out["basic_funnel_list"] = basic.get_funnel_list()
     out["basic_export"] = list(basic.get_export(FROM_DATE, TO_DATE, event=["Purchase"]))
+    out["basic_annotations"] = basic.annotations_list(TO_DATE, TO_DATE)
 
     wrong = MixpanelQueryClient(API_KEY, "not-the-secret")
     try:

@@ -31,10 +31,16 @@ const calls = {
   addiction: () => panel.addiction({ ...dates, event: "Signed Up", unit: "day", addiction_unit: "hour" }),
   engage: () => panel.engage({ where: 'properties["plan"] == "pro"' }),
   export: () => panel.export({ ...dates, event: ["Signed Up"] }),
+  // Run in order: update and delete use the id the create answered with.
+  createAnnotation: () => panel.createAnnotation({ date: "2024-01-02 10:00:00", description: "Price change" }),
+  updateAnnotation: () => panel.updateAnnotation({ id: out.createAnnotation.annotation.id, date: "2024-01-01 08:00:00" }),
+  annotations: () => panel.annotations(dates),
+  deleteAnnotation: () => panel.deleteAnnotation({ id: out.createAnnotation.annotation.id }),
+  annotationsAfterDelete: () => panel.annotations(dates),
 };
 
+const out = {};
 (async () => {
-  const out = {};
   for (const [name, call] of Object.entries(calls)) {
     try {
       out[name] = await call();

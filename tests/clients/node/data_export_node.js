@@ -39,10 +39,16 @@ const calls = {
   engage: () => signed.engage({ where: 'properties["plan"] == "pro"' }),
   basicExport: () => basic.export({ ...dates, event: ["Purchase"] }),
   wrongSecret: () => wrong.listFunnels(),
+  // Run in order: the update and the listings use the id the create answered with.
+  createAnnotation: () => signed.createAnnotation({ date: "2024-01-01 09:00:00", description: "Launch" }),
+  createOutside: () => basic.createAnnotation({ date: "2023-12-30 09:00:00", description: "Before the window" }),
+  updateAnnotation: () => signed.updateAnnotation({ id: out.createAnnotation.annotation.id, description: "Launch day" }),
+  annotations: () => signed.annotations(dates),
+  basicAnnotations: () => basic.annotations({ from_date: "2023-12-30", to_date: "2023-12-30" }),
 };
 
+const out = {};
 (async () => {
-  const out = {};
   for (const [name, call] of Object.entries(calls)) {
     try {
       out[name] = await call();
