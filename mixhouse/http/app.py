@@ -20,17 +20,7 @@ from mixhouse.http.credentials import CredentialCheck
 from mixhouse.http.endpoint import endpoint
 from mixhouse.http.limits import RateLimits
 from mixhouse.http.middleware import Cors, TrailingSlash
-from mixhouse.http.responses import Family, error_response
-
-
-def family_of(path: str) -> Family:
-    if path.startswith("/api/app"):
-        return Family.APP
-    if path.startswith("/import"):
-        return Family.IMPORT
-    if path.startswith(("/track", "/engage", "/groups")):
-        return Family.TRACK
-    return Family.QUERY
+from mixhouse.http.responses import Family, error_response, family_of
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:

@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from mixhouse.http.responses import Family
+from mixhouse.http.responses import Family, family_of
 
 # A request line or header block of a few KB is normal; a long GET /track?data=... or a query with a long
 # `where` reaches tens of KB. These defaults leave room for those and refuse anything near megabytes.
@@ -77,16 +77,6 @@ class EdgeLimits:
             # Used when httptools is missing and uvicorn falls back to h11: the same head cap.
             "h11_max_incomplete_event_size": self.max_url_bytes + self.max_header_bytes,
         }
-
-
-def family_of(path: str) -> Family:
-    if path.startswith("/api/app"):
-        return Family.APP
-    if path.startswith("/import"):
-        return Family.IMPORT
-    if path.startswith(("/track", "/engage", "/groups")):
-        return Family.TRACK
-    return Family.QUERY
 
 
 def refusal(status: int, message: str, path: str) -> bytes:
