@@ -7,9 +7,6 @@ server at once. The server re-reads a project only when SQLite's data_version sa
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import os
 import secrets
 import sqlite3
 import threading
@@ -18,6 +15,8 @@ from collections import OrderedDict
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from mixhouse.accounts import hashing
+from mixhouse.accounts.schema import DEFAULT_ORGANIZATION_ID, migrate
 from mixhouse.domain.limits import normalize_setting
 from mixhouse.domain.project import MAX_PROJECT_ID, RESIDENCIES, IdMerge, Project, Role, ServiceAccount, TimeMode
 from mixhouse.errors import BadRequest
@@ -52,17 +51,11 @@ CREATE TABLE IF NOT EXISTS service_account_projects (
 );
 """
 
-_PROJECT_COLUMNS = "id, name, token, secret, api_key, timezone, id_merge, time_mode, residency, rate_limits"
-
-
-def _hash_secret(secret: str, salt: bytes) -> bytes:
-    return hashlib.pbkdf2_hmac("sha256", secret.encode(), salt, 10_000)
-
-
-# An unknown username is checked against this, so that it costs the same key derivation as a known name
-# with a wrong secret: the time of a refusal does not tell which names exist.
-_DUMMY_SALT = b"mixhouse-no-such-account"
-_DUMMY_HASH = _hash_secret("", _DUMMY_SALT)
+_PROJECT_COLUMNS = (
+    "id, name, token, secret, api_key, timezone, id_merge, time_mode, residency, rate_limits, organization_id"
+)
+# last_used is written at most this often per account (it is read by the Service Accounts API).
+LAST_USED_RESOLUTION_SECONDS = 60.0
 # A refused (username, secret) is remembered briefly, so the later checks of the same request (the rate
 # limiter's, the handler's) cost nothing; short, so that an account created meanwhile by the CLI works.
 REFUSED_TTL_SECONDS = 5.0
@@ -70,7 +63,7 @@ _REFUSED_MAX = 10_000
 
 
 def _row_to_project(row: tuple[object, ...]) -> Project:
-    pid, name, token, secret, api_key, tz, id_merge, time_mode, residency, rate_limits = row
+    pid, name, token, secret, api_key, tz, id_merge, time_mode, residency, rate_limits, organization_id = row
     return Project(
         id=int(str(pid)),
         name=str(name),
@@ -82,6 +75,7 @@ def _row_to_project(row: tuple[object, ...]) -> Project:
         time_mode=TimeMode(str(time_mode)),
         residency=str(residency),
         rate_limits=str(rate_limits),
+        organization_id=int(str(organization_id)),
     )
 
 
@@ -98,9 +92,11 @@ class Catalog:
             columns = {row[1] for row in conn.execute("PRAGMA table_info(projects)")}
             if "rate_limits" not in columns:  # a catalog from before per-project rate limits
                 conn.execute("ALTER TABLE projects ADD COLUMN rate_limits TEXT NOT NULL DEFAULT 'none'")
+            migrate(conn)  # organisations, service-account ids and argon2id (mixhouse/accounts/schema.py)
         restrict_existing(data_dir, ("catalog.sqlite3-wal", "catalog.sqlite3-shm"))
-        # Verifying a service-account secret costs a key derivation; cache successes per process.
-        self._verified: dict[tuple[str, str], bytes] = {}
+        # Verifying a service-account secret costs an argon2 verification; successes are cached per
+        # process, bounded and keyed by a keyed hash (mixhouse/accounts/hashing.py).
+        self._verified = hashing.VerifiedCache()
         self._refused: OrderedDict[tuple[str, bytes], float] = OrderedDict()
         self._refused_lock = threading.Lock()
 
@@ -134,6 +130,7 @@ class Catalog:
         time_mode: TimeMode = TimeMode.UTC,
         residency: str = "us",
         rate_limits: str = "none",
+        organization_id: int = DEFAULT_ORGANIZATION_ID,
     ) -> Project:
         if project_id is not None and not 1 <= project_id <= MAX_PROJECT_ID:
             raise BadRequest(f"project id must be between 1 and {MAX_PROJECT_ID}: {project_id}")
@@ -147,10 +144,17 @@ class Catalog:
         secret = secret or secrets.token_hex(16)
         api_key = api_key or secrets.token_hex(16)
         rate_limits = normalize_setting(rate_limits)
+        if not 1 <= organization_id <= MAX_PROJECT_ID:
+            raise BadRequest(f"organization id must be between 1 and {MAX_PROJECT_ID}: {organization_id}")
         conn = self._conn()
+        # An organisation comes into being with its first project (there is nothing else to configure).
+        conn.execute(
+            "INSERT OR IGNORE INTO organizations VALUES (?, ?, ?)",
+            (organization_id, f"organization {organization_id}", time.time()),
+        )
         try:
             cur = conn.execute(
-                f"INSERT INTO projects ({_PROJECT_COLUMNS}, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO projects ({_PROJECT_COLUMNS}, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     project_id,
                     name,
@@ -162,6 +166,7 @@ class Catalog:
                     time_mode.value,
                     residency,
                     rate_limits,
+                    organization_id,
                     time.time(),
                 ),
             )
@@ -215,24 +220,37 @@ class Catalog:
         role: Role,
         expires_at: float | None = None,
     ) -> tuple[ServiceAccount, str]:
-        """Create the account, or grant an existing one (same secret) a role on one more project."""
-        if self.project_by_id(project_id) is None:
+        """Create the account, or grant an existing one (same secret) a role on one more project.
+        A new account belongs to the project's organisation, with `role` as its organisation role."""
+        project = self.project_by_id(project_id)
+        if project is None:
             raise BadRequest(f"no project with id {project_id}")
-        secret = secret or secrets.token_urlsafe(24)
+        secret = secret or hashing.new_secret()
+        if len(secret) > hashing.MAX_SECRET_LENGTH:
+            raise BadRequest(f"a service-account secret is at most {hashing.MAX_SECRET_LENGTH} characters")
         conn = self._conn()
+        row = conn.execute(
+            "SELECT secret_phc, secret_salt, secret_hash, organization_id FROM service_accounts WHERE username = ?",
+            (username,),
+        ).fetchone()
+        if row is not None:
+            if not hashing.verify(hashing.StoredSecret(row[0], row[1], row[2]), secret).ok:
+                raise BadRequest(f"service account {username!r} exists with another secret")
+            if int(row[3]) != project.organization_id:
+                raise BadRequest(
+                    f"service account {username!r} belongs to organization {row[3]}, "
+                    f"project {project_id} to organization {project.organization_id}"
+                )
+        phc = hashing.hash_secret(secret) if row is None else None  # argon2 outside the write lock
         conn.execute("BEGIN IMMEDIATE")
         try:
-            row = conn.execute(
-                "SELECT secret_salt, secret_hash FROM service_accounts WHERE username = ?", (username,)
-            ).fetchone()
-            if row is None:
-                salt = os.urandom(16)
+            if phc is not None:
                 conn.execute(
-                    "INSERT INTO service_accounts VALUES (?,?,?,?,?)",
-                    (username, salt, _hash_secret(secret, salt), expires_at, time.time()),
+                    "INSERT INTO service_accounts (username, secret_salt, secret_hash, expires_at, created_at, id,"
+                    " organization_id, role, secret_phc) VALUES (?, x'', x'', ?, ?,"
+                    " (SELECT COALESCE(MAX(id), 0) + 1 FROM service_accounts), ?, ?, ?)",
+                    (username, expires_at, time.time(), project.organization_id, role.value, phc),
                 )
-            elif not hmac.compare_digest(_hash_secret(secret, row[0]), row[1]):
-                raise BadRequest(f"service account {username!r} exists with another secret")
             conn.execute(
                 "INSERT OR REPLACE INTO service_account_projects VALUES (?,?,?)",
                 (username, project_id, role.value),
@@ -249,17 +267,31 @@ class Catalog:
 
     def service_account(self, username: str) -> ServiceAccount | None:
         conn = self._conn()
-        row = conn.execute("SELECT expires_at FROM service_accounts WHERE username = ?", (username,)).fetchone()
+        row = conn.execute(
+            "SELECT expires_at, id, organization_id, role FROM service_accounts WHERE username = ?", (username,)
+        ).fetchone()
         if row is None:
             return None
         grants = conn.execute(
             "SELECT project_id, role FROM service_account_projects WHERE username = ?", (username,)
         ).fetchall()
-        return ServiceAccount(username=username, roles={int(p): Role(r) for p, r in grants}, expires_at=row[0])
+        return ServiceAccount(
+            username=username,
+            roles={int(p): Role(r) for p, r in grants},
+            expires_at=row[0],
+            id=int(row[1]),
+            organization_id=int(row[2]),
+            role=Role(row[3]),
+        )
+
+    def forget_verified(self) -> None:
+        """Drop the cache of verified secrets (after a secret is rotated or an account deleted; a
+        changed stored hash misses the cache anyway, this also frees the memory)."""
+        self._verified.clear()
 
     def known_good(self, username: str, secret: str) -> bool:
-        """These credentials were verified before in this process (no key derivation needed)."""
-        return (username, secret) in self._verified
+        """These credentials were verified before in this process (no argon2 verification needed)."""
+        return self._verified.get(self._verified.key(username, secret)) is not None
 
     def _refused_recently(self, key: tuple[str, bytes]) -> bool:
         with self._refused_lock:
@@ -280,31 +312,46 @@ class Catalog:
 
     def verify_service_account(self, username: str, secret: str) -> ServiceAccount | None:
         """The account if the secret is right and it has not expired, else None. A refusal costs one
-        key derivation whether or not the name exists."""
-        refused_key = (username, hashlib.sha256(secret.encode()).digest())
-        if (username, secret) not in self._verified and self._refused_recently(refused_key):
+        argon2 verification whether or not the name exists; a success is cached (see hashing.py), and
+        a PBKDF2 digest of an older catalog is replaced by an argon2id hash on its first success."""
+        key = self._verified.key(username, secret)
+        cached = self._verified.get(key)
+        refused_key = (username, key)
+        if cached is None and self._refused_recently(refused_key):
             return None
-        row = (
-            self._conn()
-            .execute(
-                "SELECT secret_salt, secret_hash, expires_at FROM service_accounts WHERE username = ?",
-                (username,),
-            )
-            .fetchone()
-        )
+        conn = self._conn()
+        row = conn.execute(
+            "SELECT secret_phc, secret_salt, secret_hash, expires_at, last_used FROM service_accounts"
+            " WHERE username = ?",
+            (username,),
+        ).fetchone()
         if row is None:
-            hmac.compare_digest(_hash_secret(secret, _DUMMY_SALT), _DUMMY_HASH)
+            hashing.burn_one_verification(secret)
             self._remember_refusal(refused_key)
             return None
-        salt, stored, expires_at = row
-        key = (username, secret)
-        if self._verified.get(key) != stored:
-            if not hmac.compare_digest(_hash_secret(secret, salt), stored):
+        stored = hashing.StoredSecret(row[0], row[1], row[2])
+        expires_at, last_used = row[3], row[4]
+        now = time.time()
+        if cached != stored.fingerprint:
+            verdict = hashing.verify(stored, secret)
+            if not verdict.ok:
                 self._remember_refusal(refused_key)
                 return None
-            self._verified[key] = stored
-        if expires_at is not None and expires_at < time.time():
+            fingerprint = stored.fingerprint
+            if verdict.rehash is not None:
+                # Only if the row still holds what was verified (a concurrent rotation wins).
+                cur = conn.execute(
+                    "UPDATE service_accounts SET secret_phc = ?, secret_salt = x'', secret_hash = x''"
+                    " WHERE username = ? AND secret_phc IS ? AND secret_hash = ?",
+                    (verdict.rehash, username, stored.phc, stored.legacy_hash),
+                )
+                if cur.rowcount == 1:
+                    fingerprint = verdict.rehash
+            self._verified.put(key, fingerprint)
+        if expires_at is not None and expires_at < now:
             return None
+        if last_used is None or now - float(last_used) > LAST_USED_RESOLUTION_SECONDS:
+            conn.execute("UPDATE service_accounts SET last_used = ? WHERE username = ?", (now, username))
         return self.service_account(username)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,7 @@ from mixhouse.domain.project import IdMerge, Project
 from mixhouse.domain.writes import WriteBatch
 from mixhouse.errors import BadRequest, PayloadTooLarge
 from mixhouse.geo import Locator
+from mixhouse.lexicon import effects as lexicon
 
 
 @dataclass
@@ -52,22 +54,43 @@ class _TokenProjects:
         return project
 
 
+def _project_id_of_token(projects: _TokenProjects) -> Callable[[Any], int | None]:
+    def project_id(record: Any) -> int | None:
+        props = record.get("properties")
+        try:
+            return projects(props.get("token")).id if isinstance(props, dict) else None
+        except ValueError:
+            return None  # validation reports the token
+
+    return project_id
+
+
 def track(catalog: Catalog, records: list[Any], ctx: ev.IngestContext) -> IngestResult:
     check_batch_size(records)
     projects = _TokenProjects(catalog)
+    # Events a Lexicon schema drops fail like invalid records (mixhouse/lexicon/effects.py).
+    records, kept_index, dropped = lexicon.split_dropped(
+        records, _project_id_of_token(projects), lexicon.DroppedEvents(catalog)
+    )
     prepared = ev.prepare_events(records, lambda props: projects(props.get("token")), ctx)
+    lexicon.merge_failures(prepared, kept_index, dropped)
     result = IngestResult(accepted=prepared.accepted)
     result.batch.events = prepared.events
     result.failed = [f.as_dict() for f in prepared.failed]
     return result
 
 
-def import_events(project: Project, records: list[Any], ctx: ev.IngestContext) -> IngestResult:
+def import_events(
+    project: Project, records: list[Any], ctx: ev.IngestContext, dropped: frozenset[str] = frozenset()
+) -> IngestResult:
+    """`dropped`: the event names the project's Lexicon schemas drop (each such record fails)."""
     check_batch_size(records)
     if project.id_merge is IdMerge.SIMPLIFIED and ev.has_identity_events(records):
         # Mixpanel refuses the whole batch, with failed_records as plain strings (https://developer.mixpanel.com/reference/import-events).
         return IngestResult(failed_messages=[ev.SIMPLIFIED_REFUSES_IDENTITY])
+    records, kept_index, dropped_failures = lexicon.split_dropped(records, lambda _r: project.id, lambda _p: dropped)
     prepared = ev.prepare_events(records, lambda _props: project, ctx)
+    lexicon.merge_failures(prepared, kept_index, dropped_failures)
     result = IngestResult(accepted=prepared.accepted)
     result.batch.events = prepared.events
     result.failed = [f.as_dict() for f in prepared.failed]

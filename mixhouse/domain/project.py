@@ -53,6 +53,7 @@ class Project:
     time_mode: TimeMode = TimeMode.UTC
     residency: str = "us"
     rate_limits: str = "none"  # "none", "mixpanel" or JSON text: see mixhouse.domain.limits
+    organization_id: int = 1  # the organisation that owns it (mixhouse/accounts)
 
     def public_dict(self) -> dict[str, object]:
         return {
@@ -66,6 +67,7 @@ class Project:
             "time_mode": self.time_mode.value,
             "residency": self.residency,
             "rate_limits": orjson.loads(self.rate_limits) if self.rate_limits.startswith("{") else self.rate_limits,
+            "organization_id": self.organization_id,
         }
 
 
@@ -74,3 +76,6 @@ class ServiceAccount:
     username: str
     roles: dict[int, Role]  # project id -> role
     expires_at: float | None = None
+    id: int = 0
+    organization_id: int = 1
+    role: Role = Role.CONSUMER  # its role in its organisation (what it may do on the Service Accounts API)

@@ -39,6 +39,7 @@ async def healthz(request: Request) -> Response:
 
 def routes() -> list[BaseRoute]:
     from mixhouse.http.app_api import APP_ROUTES
+    from mixhouse.http.org_api import ORG_ROUTES
     from mixhouse.http.query_api import QUERY_ROUTES
     from mixhouse.web.routes import ROUTES as WEB_ROUTES
 
@@ -55,6 +56,7 @@ def routes() -> list[BaseRoute]:
         *flags.ROUTES,
         *QUERY_ROUTES,
         *APP_ROUTES,
+        *ORG_ROUTES,
         *WEB_ROUTES,
     ]
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
+from mixhouse.accounts import api as accounts_api
 from mixhouse.annotations import api as annotation_api
 from mixhouse.domain.query import cohorts, funnels, insights
 from mixhouse.flags import api as flags
 from mixhouse.flags.readout import readout
 from mixhouse.http.app_routes import app_route
+from mixhouse.lexicon import api as lexicon_api
 
 APP_ROUTES: list[Route] = [
     app_route("/funnels", funnels.funnels_collection, ["GET", "POST"]),
@@ -22,6 +24,10 @@ APP_ROUTES: list[Route] = [
     app_route("/annotations/tags", annotation_api.app_tags, ["GET"]),
     app_route("/annotations/tags", annotation_api.app_create_tag, ["POST"], status=201),
     app_route("/annotations/{annotation_id}", annotation_api.app_item, ["GET", "PATCH", "PUT", "DELETE"]),
+    app_route("/service-accounts", accounts_api.project_accounts, ["GET"]),
+    app_route("/schemas", lexicon_api.collection, ["GET", "POST", "DELETE"]),
+    app_route("/schemas/{entity_type}", lexicon_api.by_type, ["GET", "DELETE"]),
+    app_route("/schemas/{entity_type}/{name:path}", lexicon_api.item, ["GET", "POST", "DELETE"]),
     *[
         route
         for scope in ("", "/workspaces/{workspace_id}")

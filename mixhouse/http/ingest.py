@@ -21,6 +21,7 @@ from mixhouse.engine.base import Engine
 from mixhouse.errors import BadRequest, Forbidden
 from mixhouse.http.incoming import Incoming, read_incoming
 from mixhouse.http.responses import json_response, jsonp, valid_callback
+from mixhouse.lexicon.effects import DroppedEvents
 
 # A 1x1 transparent GIF, for img=1 (tracking pixels).
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
@@ -163,7 +164,8 @@ async def import_(request: Request) -> Response:
     ctx = replace(
         _context(request, incoming, Endpoint.IMPORT), merge_allowed=caller.via not in (Via.TOKEN, Via.API_KEY)
     )
-    result = ingestion.import_events(caller.project, records, ctx)
+    dropped = DroppedEvents(catalog)(caller.project.id)  # Lexicon schemas marked dropped
+    result = ingestion.import_events(caller.project, records, ctx, dropped)
     strict = incoming.flag("strict", default=True)
     if result.failed_messages:
         return _strict_failure(result)

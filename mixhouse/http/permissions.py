@@ -35,6 +35,26 @@ ROUTE_ACTIONS: dict[tuple[str, str], Action] = {
         for op in ("create", "update", "delete")
         for method in ("GET", "POST")
     },
+    # Lexicon schemas: reads for every role, changes for admins and owners (listed though the rule
+    # below would give the same, so the table in docs/auth.md reads off this one).
+    **{
+        (f"/api/app/projects/{{project_id}}/schemas{item}", method): Action.MANAGE
+        for item in ("", "/{entity_type}", "/{entity_type}/{name:path}")
+        for method in ("POST", "DELETE")
+    },
+    # Service accounts (the caller's organisation role; mixhouse/http/org_api.py): reading is READ,
+    # creating, deleting and changing project membership MANAGE.
+    ("/api/app/organizations/{organization_id}/service-accounts", "GET"): Action.READ,
+    ("/api/app/organizations/{organization_id}/service-accounts/{service_account_id}", "GET"): Action.READ,
+    **{
+        (f"/api/app/organizations/{{organization_id}}/service-accounts{item}", method): Action.MANAGE
+        for item, method in (
+            ("", "POST"),
+            ("/{service_account_id}", "DELETE"),
+            ("/add-to-project", "POST"),
+            ("/remove-from-project", "POST"),
+        )
+    },
 }
 
 # Query API reads may be sent as POST (form or JSON parameters): still reads.

@@ -42,6 +42,7 @@ from mixhouse.domain.query.segmentation import (
 )
 from mixhouse.errors import BadRequest, MissingParameter
 from mixhouse.expr import compile_filter, parse
+from mixhouse.lexicon import effects as lexicon
 
 DISCOVERY_DAYS = 31
 
@@ -138,8 +139,12 @@ def event_names(ctx: QueryContext) -> list[str]:
     parse_enum(ctx.params, "type", CountType, CountType.GENERAL)  # accepted; order is by volume either way
     span = discovery_range(ctx.params, project)
     limit = _limit(ctx.params, 255)
-    names: list[str] = ctx.engine.query(EventNamesSpec(project.id, span.start_ms, span.end_ms, limit))
-    return names
+
+    def ask(n: int) -> list[str]:
+        names: list[str] = ctx.engine.query(EventNamesSpec(project.id, span.start_ms, span.end_ms, n))
+        return names
+
+    return lexicon.visible_event_names(ctx.catalog, project.id, ask, limit)  # hidden ones left out
 
 
 def events(ctx: QueryContext) -> Any:
@@ -234,15 +239,15 @@ def event_properties_top(ctx: QueryContext) -> dict[str, dict[str, int]]:
     parse_enum(params, "type", CountType, CountType.GENERAL)
     # The server's bookkeeping on every event ($insert_id, $mp_api_*, mp_processing_time_ms...) is left out,
     # or it would fill the top of every list (docs/query-segmentation.md).
-    spec = PropertyNamesSpec(
-        project.id,
-        span.start_ms,
-        span.end_ms,
-        _optional_event(params),
-        _limit(params, 10),
-        hidden=tuple(sorted(SERVER_ADDED)),
-    )
-    rows: list[tuple[str, int]] = ctx.engine.query(spec)
+    events = _optional_event(params)
+
+    def ask(n: int) -> list[tuple[str, int]]:
+        spec = PropertyNamesSpec(project.id, span.start_ms, span.end_ms, events, n, hidden=tuple(sorted(SERVER_ADDED)))
+        rows: list[tuple[str, int]] = ctx.engine.query(spec)
+        return rows
+
+    # Properties hidden in Lexicon are left out too (mixhouse/lexicon/effects.py).
+    rows = lexicon.visible_properties(ctx.catalog, project.id, events, ask, lambda row: row[0], _limit(params, 10))
     return {name: {"count": count} for name, count in rows}
 
 

@@ -1,0 +1,164 @@
+"""The Lexicon Schemas API (https://developer.mixpanel.com/reference/lexicon-schemas-api) over the App
+API's context: `/api/app/projects/{projectId}/schemas[/{entityType}[/{name}]]`.
+
+    GET    /schemas                      {"results": [SchemaEntry...], "status": "ok"}
+    POST   /schemas                      {"entries": [...], "truncate": false} -> {"results": {"added", "deleted"}, "status": "ok"}
+    DELETE /schemas                      {"results": {"delete_count": n}, "status": "ok"}
+    GET    /schemas/{entityType}         list of that type; with ?entity_name=NAME the one schema (as below)
+    DELETE /schemas/{entityType}         delete_count
+    GET    /schemas/{entityType}/{name}  {"results": Schema, "status": "ok"}
+    POST   /schemas/{entityType}/{name}  body Schema, create or replace -> {"status": "ok"}
+    DELETE /schemas/{entityType}/{name}  delete_count
+
+Limits (https://docs.mixpanel.com/reference/limits): the request rate is the `lexicon` rate limit of the
+project's setting (docs/operations.md); the events and properties written per minute and the schemas
+deleted or truncated per request are checked here (settings below). A refused request changes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from mixhouse.domain.app_context import AppContext
+from mixhouse.errors import BadRequest, NotFound, RateLimited
+from mixhouse.lexicon.model import SchemaEntry, parse_bulk, parse_entity_type, parse_name, validate_schema
+from mixhouse.lexicon.store import SchemaStore
+
+ITEMS_PER_MINUTE_ENV = "MIXHOUSE_LEXICON_ITEMS_PER_MINUTE"
+DELETIONS_PER_REQUEST_ENV = "MIXHOUSE_LEXICON_DELETIONS_PER_REQUEST"
+DEFAULT_ITEMS_PER_MINUTE = 4000
+DEFAULT_DELETIONS_PER_REQUEST = 3000
+_WINDOW_SECONDS = 60.0
+
+
+def _setting(name: str, default: int) -> int:
+    """A whole number from the environment; 0 turns the limit off."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise BadRequest(f"{name} must be a whole number, got {raw!r}") from exc
+    return max(value, 0)
+
+
+class ItemsPerMinute:
+    """Events and properties written per project in a rolling minute (per server process)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._written: dict[int, deque[tuple[float, int]]] = {}
+
+    def take(self, project_id: int, items: int, limit: int) -> None:
+        """Count `items` against the project's minute, or raise (counting nothing)."""
+        if limit <= 0 or items == 0:
+            return
+        if items > limit:
+            raise BadRequest(
+                f"this request updates {items} events and properties; at most {limit} per minute (send smaller batches)"
+            )
+        now = time.monotonic()
+        with self._lock:
+            window = self._written.setdefault(project_id, deque())
+            while window and now - window[0][0] > _WINDOW_SECONDS:
+                window.popleft()
+            used = sum(n for _, n in window)
+            if used + items > limit:
+                retry = max(1, int(_WINDOW_SECONDS - (now - window[0][0])) + 1)
+                raise RateLimited(
+                    f"Rate limit exceeded: at most {limit} Lexicon events and properties updated per minute per project",
+                    retry_after=retry,
+                )
+            window.append((now, items))
+
+
+_ITEMS = ItemsPerMinute()
+
+
+def _ok(results: Any = None) -> dict[str, Any]:
+    return {"status": "ok"} if results is None else {"results": results, "status": "ok"}
+
+
+def _deleted(count: int) -> dict[str, Any]:
+    # `delete_count` is the documented key; mixpanel-headless reads `deleteCount`: both are sent.
+    return _ok({"delete_count": count, "deleteCount": count})
+
+
+def _check_deletions(count: int) -> None:
+    limit = _setting(DELETIONS_PER_REQUEST_ENV, DEFAULT_DELETIONS_PER_REQUEST)
+    if limit and count > limit:
+        raise BadRequest(
+            f"this request would delete {count} schemas; at most {limit} truncations/deletions per request "
+            "(delete by entity type or by name first)"
+        )
+
+
+def _write(ctx: AppContext, entries: list[SchemaEntry], truncate: bool) -> tuple[int, int]:
+    store = SchemaStore(ctx.catalog)
+    if truncate:
+        _check_deletions(store.count(ctx.project.id))
+    _ITEMS.take(ctx.project.id, sum(e.items for e in entries), _setting(ITEMS_PER_MINUTE_ENV, DEFAULT_ITEMS_PER_MINUTE))
+    return store.write(ctx.project.id, entries, truncate=truncate)
+
+
+def collection(ctx: AppContext) -> dict[str, Any]:
+    """GET, POST (bulk create/replace, optional truncate) and DELETE (all) on /schemas."""
+    store = SchemaStore(ctx.catalog)
+    project_id = ctx.project.id
+    if ctx.method == "GET":
+        return _ok([e.as_json() for e in store.list(project_id)])
+    if ctx.method == "DELETE":
+        _check_deletions(store.count(project_id))
+        return _deleted(store.delete(project_id))
+    entries, truncate = parse_bulk(ctx.body)
+    added, deleted = _write(ctx, entries, truncate)
+    return _ok({"added": added, "deleted": deleted})
+
+
+def _entity_type(ctx: AppContext) -> str:
+    raw = ctx.path_params.get("entity_type", "")
+    try:
+        return parse_entity_type(raw)
+    except BadRequest as exc:
+        raise NotFound(f"unknown entity type {raw!r}: one of event, custom_event, profile") from exc
+
+
+def _one(ctx: AppContext, entity_type: str, name: str) -> dict[str, Any]:
+    entry = SchemaStore(ctx.catalog).get(ctx.project.id, entity_type, name)
+    if entry is None:
+        raise NotFound(f"no {entity_type} schema named {name!r} in this project")
+    return _ok(entry.schema)
+
+
+def by_type(ctx: AppContext) -> dict[str, Any]:
+    """GET (list, or one with ?entity_name=) and DELETE on /schemas/{entityType}."""
+    entity_type = _entity_type(ctx)
+    store = SchemaStore(ctx.catalog)
+    project_id = ctx.project.id
+    if ctx.method == "DELETE":
+        _check_deletions(store.count(project_id, entity_type))
+        return _deleted(store.delete(project_id, entity_type))
+    name = ctx.params.get("entity_name")
+    if name is not None:
+        return _one(ctx, entity_type, parse_name(name, "entity_name"))
+    return _ok([e.as_json() for e in store.list(project_id, entity_type)])
+
+
+def item(ctx: AppContext) -> dict[str, Any]:
+    """GET, POST (create or replace) and DELETE on /schemas/{entityType}/{name}."""
+    entity_type = _entity_type(ctx)
+    name = parse_name(ctx.path_params.get("name", ""))
+    if ctx.method == "GET":
+        return _one(ctx, entity_type, name)
+    if ctx.method == "DELETE":
+        return _deleted(SchemaStore(ctx.catalog).delete(ctx.project.id, entity_type, name))
+    if ctx.body is None:
+        raise BadRequest("the request body must be the schema (a JSON object)")
+    entry = SchemaEntry(entity_type, name, validate_schema(ctx.body, entity_type))
+    _write(ctx, [entry], truncate=False)
+    return _ok()

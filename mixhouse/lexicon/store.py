@@ -1,0 +1,122 @@
+"""Lexicon schemas in the catalog database, beside the projects they describe.
+
+One row per (project, entity type, name), the schemaJson as sent, plus its `hidden` and `dropped`
+flags as columns so that ingestion and discovery read them with one indexed query (no JSON parsing on
+the hot path). A write replaces a row whole, in one transaction with any truncation it comes with:
+a bulk request is applied entirely or not at all.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Sequence
+
+import orjson
+
+from mixhouse.catalog import Catalog
+from mixhouse.lexicon.model import SchemaEntry
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS lexicon_schemas (
+    project_id  INTEGER NOT NULL REFERENCES projects(id),
+    entity_type TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    schema_json TEXT NOT NULL,
+    hidden      INTEGER NOT NULL,
+    dropped     INTEGER NOT NULL,
+    updated_at  REAL NOT NULL,
+    PRIMARY KEY (project_id, entity_type, name)
+);
+"""
+
+EVENT_TYPES = ("event", "custom_event")
+
+
+class SchemaStore:
+    def __init__(self, catalog: Catalog) -> None:
+        self._conn: sqlite3.Connection = catalog.connection()
+        self._conn.executescript(_SCHEMA)
+
+    def list(self, project_id: int, entity_type: str | None = None) -> list[SchemaEntry]:
+        where, args = "project_id = ?", list[object]([project_id])
+        if entity_type is not None:
+            where += " AND entity_type = ?"
+            args.append(entity_type)
+        rows = self._conn.execute(
+            f"SELECT entity_type, name, schema_json FROM lexicon_schemas WHERE {where} ORDER BY entity_type, name", args
+        ).fetchall()
+        return [SchemaEntry(str(t), str(n), orjson.loads(s)) for t, n, s in rows]
+
+    def get(self, project_id: int, entity_type: str, name: str) -> SchemaEntry | None:
+        row = self._conn.execute(
+            "SELECT schema_json FROM lexicon_schemas WHERE project_id = ? AND entity_type = ? AND name = ?",
+            (project_id, entity_type, name),
+        ).fetchone()
+        return SchemaEntry(entity_type, name, orjson.loads(row[0])) if row else None
+
+    def count(self, project_id: int, entity_type: str | None = None, name: str | None = None) -> int:
+        where, args = "project_id = ?", list[object]([project_id])
+        if entity_type is not None:
+            where += " AND entity_type = ?"
+            args.append(entity_type)
+        if name is not None:
+            where += " AND name = ?"
+            args.append(name)
+        return int(self._conn.execute(f"SELECT COUNT(*) FROM lexicon_schemas WHERE {where}", args).fetchone()[0])
+
+    def write(self, project_id: int, entries: Sequence[SchemaEntry], *, truncate: bool = False) -> tuple[int, int]:
+        """Create or replace `entries` (after deleting every schema of the project if `truncate`), in one
+        transaction. Returns (added, deleted)."""
+        now = time.time()
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            deleted = (
+                conn.execute("DELETE FROM lexicon_schemas WHERE project_id = ?", (project_id,)).rowcount
+                if truncate
+                else 0
+            )
+            conn.executemany(
+                "INSERT OR REPLACE INTO lexicon_schemas VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        project_id,
+                        e.entity_type,
+                        e.name,
+                        orjson.dumps(e.schema).decode(),
+                        int(e.hidden),
+                        int(e.dropped),
+                        now,
+                    )
+                    for e in entries
+                ],
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return len(entries), max(deleted, 0)
+
+    def delete(self, project_id: int, entity_type: str | None = None, name: str | None = None) -> int:
+        where, args = "project_id = ?", list[object]([project_id])
+        if entity_type is not None:
+            where += " AND entity_type = ?"
+            args.append(entity_type)
+        if name is not None:
+            where += " AND name = ?"
+            args.append(name)
+        return int(self._conn.execute(f"DELETE FROM lexicon_schemas WHERE {where}", args).rowcount)
+
+    def event_names(self, project_id: int, flag: str) -> frozenset[str]:
+        """Names of the project's event schemas with `flag` ("hidden" or "dropped") set."""
+        assert flag in ("hidden", "dropped")
+        rows = self._conn.execute(
+            f"SELECT name FROM lexicon_schemas WHERE project_id = ? AND entity_type IN (?, ?) AND {flag} = 1",
+            (project_id, *EVENT_TYPES),
+        ).fetchall()
+        return frozenset(str(r[0]) for r in rows)
+
+    def has_any(self, project_id: int) -> bool:
+        row = self._conn.execute("SELECT 1 FROM lexicon_schemas WHERE project_id = ? LIMIT 1", (project_id,)).fetchone()
+        return row is not None
