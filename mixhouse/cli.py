@@ -199,6 +199,9 @@ def projects() -> None:
     show_default=True,
     help="none; mixpanel (Mixpanel's published limits); or a JSON object of limits (see docs/operations.md).",
 )
+@click.option(
+    "--organization", "organization_id", type=PROJECT_ID, default=1, show_default=True, help="Owning organisation."
+)
 def projects_create(
     data_dir: Path,
     project_id: int | None,
@@ -211,6 +214,7 @@ def projects_create(
     time_mode: str,
     residency: str,
     rate_limits: str,
+    organization_id: int,
 ) -> None:
     """Create a project (works whether or not a server runs on DATA_DIR)."""
     try:
@@ -225,6 +229,7 @@ def projects_create(
             time_mode=TimeMode(time_mode),
             residency=residency,
             rate_limits=rate_limits,
+            organization_id=organization_id,
         )
     except MixhouseError as exc:
         _fail(exc.message)
@@ -259,7 +264,7 @@ def projects_list(data_dir: Path, show_secrets: bool) -> None:
 
 @main.group("service-accounts")
 def service_accounts() -> None:
-    """Create service accounts."""
+    """Create, list, delete service accounts and rotate their secrets."""
 
 
 @service_accounts.command("create")
@@ -286,7 +291,10 @@ def service_accounts_create(data_dir: Path, username: str, secret: str | None, p
 
 
 # Commands of other packages, added last: they build on the helpers above.
+from mixhouse.accounts.cli import add_commands as add_service_account_commands  # noqa: E402
 from mixhouse.flags.cli import flags  # noqa: E402
+
+add_service_account_commands(service_accounts)  # list, delete, rotate
 
 main.add_command(flags)
 main.add_command(users)

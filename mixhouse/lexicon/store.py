@@ -39,7 +39,8 @@ class SchemaStore:
         self._conn.executescript(_SCHEMA)
 
     def list(self, project_id: int, entity_type: str | None = None) -> list[SchemaEntry]:
-        where, args = "project_id = ?", list[object]([project_id])
+        where = "project_id = ?"
+        args: list[object] = [project_id]
         if entity_type is not None:
             where += " AND entity_type = ?"
             args.append(entity_type)
@@ -56,7 +57,8 @@ class SchemaStore:
         return SchemaEntry(entity_type, name, orjson.loads(row[0])) if row else None
 
     def count(self, project_id: int, entity_type: str | None = None, name: str | None = None) -> int:
-        where, args = "project_id = ?", list[object]([project_id])
+        where = "project_id = ?"
+        args: list[object] = [project_id]
         if entity_type is not None:
             where += " AND entity_type = ?"
             args.append(entity_type)
@@ -99,7 +101,8 @@ class SchemaStore:
         return len(entries), max(deleted, 0)
 
     def delete(self, project_id: int, entity_type: str | None = None, name: str | None = None) -> int:
-        where, args = "project_id = ?", list[object]([project_id])
+        where = "project_id = ?"
+        args: list[object] = [project_id]
         if entity_type is not None:
             where += " AND entity_type = ?"
             args.append(entity_type)
