@@ -42,6 +42,7 @@ def seed_catalog(
     sa_user: str | None = SA_USER,
     sa_secret: str = SA_SECRET,
     role: Role = Role.OWNER,
+    organization_id: int = 1,
 ) -> None:
     catalog = Catalog(data_dir)
     catalog.create_project(
@@ -53,6 +54,7 @@ def seed_catalog(
         timezone=timezone,
         id_merge=id_merge,
         time_mode=time_mode,
+        organization_id=organization_id,
     )
     if sa_user:
         catalog.create_service_account(username=sa_user, secret=sa_secret, project_id=project_id, role=role)

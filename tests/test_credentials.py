@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mixhouse import catalog as catalog_module
+from mixhouse.accounts import hashing
 from mixhouse.catalog import Catalog
 from mixhouse.domain.project import Role
 from tests.server import PROJECT_ID, SA_SECRET, SA_USER, ServerProcess, seed_catalog
@@ -20,15 +20,21 @@ FAILURES_PER_MINUTE = 5
 
 
 class CountingHash:
-    """Calls through to the real key derivation and counts the calls."""
+    """Calls through to the real argon2 hasher and counts its verifications."""
 
     def __init__(self) -> None:
         self.calls = 0
-        self.real = catalog_module._hash_secret
+        self.real = hashing._hasher
 
-    def __call__(self, secret: str, salt: bytes) -> bytes:
+    def verify(self, hash: str, secret: str) -> bool:
         self.calls += 1
-        return self.real(secret, salt)
+        return self.real.verify(hash, secret)
+
+    def hash(self, secret: str) -> str:
+        return self.real.hash(secret)
+
+    def check_needs_rehash(self, hash: str) -> bool:
+        return self.real.check_needs_rehash(hash)
 
 
 def test_an_unknown_name_costs_the_same_key_derivation_as_a_wrong_secret(
@@ -38,7 +44,7 @@ def test_an_unknown_name_costs_the_same_key_derivation_as_a_wrong_secret(
     project = catalog.create_project(name="p")
     catalog.create_service_account(username="known", secret="right", project_id=project.id, role=Role.OWNER)
     counting = CountingHash()
-    monkeypatch.setattr(catalog_module, "_hash_secret", counting)
+    monkeypatch.setattr(hashing, "_hasher", counting)
 
     assert catalog.verify_service_account("nobody", "guess") is None
     assert counting.calls == 1  # a dummy hash, as for a known name

@@ -350,3 +350,10 @@ def test_projects_create_takes_an_organisation(tmp_path: Path) -> None:
     assert orjson.loads(done.stdout)["organization_id"] == 9
     default = Catalog(data_dir).create_project(project_id=13)
     assert default.organization_id == 1
+
+
+def test_an_account_does_not_delete_itself(server: ServerProcess) -> None:
+    me = next(a for a in httpx.get(server.url + ORG, auth=owner()).json()["results"] if a["username"] == SA_USER)
+    refused = httpx.delete(f"{server.url}{ORG}/{me['id']}", auth=owner())
+    assert refused.status_code == 400 and "cannot delete itself" in refused.json()["error"]
+    assert httpx.get(server.url + ORG, auth=owner()).status_code == 200

@@ -187,6 +187,9 @@ def item(ctx: OrgContext) -> dict[str, Any]:
     account = store.get(ctx.organization_id, _account_id(ctx))
     if ctx.method == "DELETE":
         _may_grant(ctx.account, account.role)  # an admin deletes no owner
+        if account.id == ctx.account.id:
+            # It would lock its caller out mid-script; another admin, or the CLI, can.
+            raise BadRequest("a service account cannot delete itself (use another admin or owner account, or the CLI)")
         store.delete(account)
         return _ok()
     return _ok(account_shape(account))
