@@ -8,6 +8,7 @@ promised beyond the envelopes in docs/.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -119,15 +120,19 @@ def _operation(path: str, method: str, route: Route) -> dict[str, Any]:
     return operation
 
 
+_CONVERTOR = re.compile(r"\{(\w+):\w+\}")
+
+
 def build(routes: list[BaseRoute]) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
         if not isinstance(route, Route) or route.path == PATH:
             continue
         methods = sorted((route.methods or {"GET"}) - {"HEAD"})
-        item = paths.setdefault(route.path, {})
+        path = _CONVERTOR.sub(r"{\1}", route.path)  # OpenAPI templates have no `{name:path}` convertors
+        item = paths.setdefault(path, {})
         for method in methods:
-            item[method.lower()] = _operation(route.path, method, route)
+            item[method.lower()] = _operation(path, method, route)
     return {
         "openapi": "3.0.3",
         "info": {"title": "mixhouse", "version": "1", "description": "Mixpanel's HTTP APIs, self-hosted"},
