@@ -1,6 +1,6 @@
 """Service-account secrets checked off the event loop, and clients that keep failing slowed down.
 
-A secret is verified with a key derivation (~10 ms of CPU). Done inline, every request with a wrong
+A secret is verified with argon2id (tens of ms of CPU; mixhouse/accounts/hashing.py). Done inline, every request with a wrong
 secret stalls the event loop, so a flood of them slows every other request (`/healthz` included). This
 middleware, outside the rate limiter and the handlers, verifies Basic `username:secret` credentials in
 a worker thread first; the catalog then answers the later checks of the same request from its caches.
