@@ -3,6 +3,7 @@ API's context: `/api/app/projects/{projectId}/schemas[/{entityType}[/{name}]]`.
 
     GET    /schemas                      {"results": [SchemaEntry...], "status": "ok"}
     POST   /schemas                      {"entries": [...], "truncate": false} -> {"results": {"added", "deleted"}, "status": "ok"}
+                                         (with "entityType": X, truncate deletes only schemas of type X)
     DELETE /schemas                      {"results": {"delete_count": n}, "status": "ok"}
     GET    /schemas/{entityType}         list of that type; with ?entity_name=NAME the one schema (as below)
     DELETE /schemas/{entityType}         delete_count
@@ -98,12 +99,14 @@ def _check_deletions(count: int) -> None:
         )
 
 
-def _write(ctx: AppContext, entries: list[SchemaEntry], truncate: bool) -> tuple[int, int]:
+def _write(
+    ctx: AppContext, entries: list[SchemaEntry], truncate: bool = False, truncate_type: str | None = None
+) -> tuple[int, int]:
     store = SchemaStore(ctx.catalog)
     if truncate:
-        _check_deletions(store.count(ctx.project.id))
+        _check_deletions(store.count(ctx.project.id, truncate_type))
     _ITEMS.take(ctx.project.id, sum(e.items for e in entries), _setting(ITEMS_PER_MINUTE_ENV, DEFAULT_ITEMS_PER_MINUTE))
-    return store.write(ctx.project.id, entries, truncate=truncate)
+    return store.write(ctx.project.id, entries, truncate=truncate, truncate_type=truncate_type)
 
 
 def collection(ctx: AppContext) -> dict[str, Any]:
@@ -115,8 +118,8 @@ def collection(ctx: AppContext) -> dict[str, Any]:
     if ctx.method == "DELETE":
         _check_deletions(store.count(project_id))
         return _deleted(store.delete(project_id))
-    entries, truncate = parse_bulk(ctx.body)
-    added, deleted = _write(ctx, entries, truncate)
+    request = parse_bulk(ctx.body)
+    added, deleted = _write(ctx, request.entries, request.truncate, request.truncate_type)
     return _ok({"added": added, "deleted": deleted})
 
 
@@ -160,5 +163,5 @@ def item(ctx: AppContext) -> dict[str, Any]:
     if ctx.body is None:
         raise BadRequest("the request body must be the schema (a JSON object)")
     entry = SchemaEntry(entity_type, name, validate_schema(ctx.body, entity_type))
-    _write(ctx, [entry], truncate=False)
+    _write(ctx, [entry])
     return _ok()

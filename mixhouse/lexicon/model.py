@@ -164,9 +164,16 @@ def parse_entry(value: Any, where: str) -> SchemaEntry:
     return SchemaEntry(entity_type, name, validate_schema(entry["schemaJson"], entity_type, f"{where}.schemaJson"))
 
 
-def parse_bulk(body: Any) -> tuple[list[SchemaEntry], bool]:
-    """POST /schemas: `{"entries": [SchemaEntry...], "truncate": false}`."""
-    request = _closed(body, frozenset({"entries", "truncate"}), "request body")
+@dataclass(frozen=True)
+class BulkRequest:
+    entries: list[SchemaEntry]
+    truncate: bool
+    truncate_type: str | None  # with `entityType`, truncate deletes only schemas of that type
+
+
+def parse_bulk(body: Any) -> BulkRequest:
+    """POST /schemas: `{"entries": [SchemaEntry...], "truncate": false, "entityType": optional}`."""
+    request = _closed(body, frozenset({"entries", "truncate", "entityType"}), "request body")
     if "entries" not in request:
         raise BadRequest("request body: missing entries")
     entries = request["entries"]
@@ -175,11 +182,18 @@ def parse_bulk(body: Any) -> tuple[list[SchemaEntry], bool]:
     truncate = request.get("truncate", False)
     if not isinstance(truncate, bool):
         raise BadRequest("truncate must be true or false")
+    truncate_type = parse_entity_type(request["entityType"]) if "entityType" in request else None
     parsed = [parse_entry(e, f"entries[{i}]") for i, e in enumerate(entries)]
+    if truncate_type is not None:
+        for i, entry in enumerate(parsed):
+            if entry.entity_type != truncate_type:
+                raise BadRequest(
+                    f"entries[{i}].entityType is {entry.entity_type!r}, the request's entityType {truncate_type!r}"
+                )
     seen: set[tuple[str, str]] = set()
     for i, entry in enumerate(parsed):
         key = (entry.entity_type, entry.name)
         if key in seen:
             raise BadRequest(f"entries[{i}]: {entry.entity_type} {entry.name!r} appears twice in this request")
         seen.add(key)
-    return parsed, truncate
+    return BulkRequest(parsed, truncate, truncate_type)

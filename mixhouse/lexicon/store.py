@@ -67,18 +67,27 @@ class SchemaStore:
             args.append(name)
         return int(self._conn.execute(f"SELECT COUNT(*) FROM lexicon_schemas WHERE {where}", args).fetchone()[0])
 
-    def write(self, project_id: int, entries: Sequence[SchemaEntry], *, truncate: bool = False) -> tuple[int, int]:
-        """Create or replace `entries` (after deleting every schema of the project if `truncate`), in one
-        transaction. Returns (added, deleted)."""
+    def write(
+        self,
+        project_id: int,
+        entries: Sequence[SchemaEntry],
+        *,
+        truncate: bool = False,
+        truncate_type: str | None = None,
+    ) -> tuple[int, int]:
+        """Create or replace `entries` (after deleting every schema of the project, or of `truncate_type`,
+        if `truncate`), in one transaction. Returns (added, deleted)."""
         now = time.time()
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            deleted = (
-                conn.execute("DELETE FROM lexicon_schemas WHERE project_id = ?", (project_id,)).rowcount
-                if truncate
-                else 0
-            )
+            deleted = 0
+            if truncate and truncate_type is None:
+                deleted = conn.execute("DELETE FROM lexicon_schemas WHERE project_id = ?", (project_id,)).rowcount
+            elif truncate:
+                deleted = conn.execute(
+                    "DELETE FROM lexicon_schemas WHERE project_id = ? AND entity_type = ?", (project_id, truncate_type)
+                ).rowcount
             conn.executemany(
                 "INSERT OR REPLACE INTO lexicon_schemas VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [

@@ -183,6 +183,7 @@ MODULE_VENVS = {
     "test_mixpanel_utils.py": "mixpanel-utils",
     "test_headless.py": "mixpanel-headless",
     "test_headless_flags.py": "mixpanel-headless",
+    "test_headless_lexicon.py": "mixpanel-headless",
     "test_tap.py": "tap-mixpanel",
     "test_airbyte.py": "airbyte-source-mixpanel",
     "test_pipelinewise_tap.py": "pipelinewise-tap-mixpanel",

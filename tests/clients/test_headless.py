@@ -5,8 +5,8 @@ Insights report, export streaming and engage paging (`results: []` ends it), ann
 (`/api/app/projects/{id}/annotations/`), and one CLI command.
 
 Not covered because mixhouse has no such endpoint: `query()` (an inline bookmark POSTed to `/api/query/insights`),
-`/arb_funnels` (flows), and the App API's dashboards, experiments, lexicon and webhooks (`mp flags`:
-test_headless_flags.py)."""
+`/arb_funnels` (flows), and the App API's dashboards, experiments and webhooks (`mp flags`:
+test_headless_flags.py; lexicon: test_headless_lexicon.py)."""
 
 from __future__ import annotations
 
