@@ -19,8 +19,10 @@ from mixhouse.domain.project import Project
 from mixhouse.domain.query.context import QueryContext
 from mixhouse.domain.query.params import parse_int, require
 from mixhouse.domain.saved.bookmarks import Bookmark, BookmarkStore
+from mixhouse.domain.spec import Spec
+from mixhouse.engine.duckdb.expressions import Scope, compile_filter, compile_segment_key
 from mixhouse.errors import BadRequest, NotFound
-from mixhouse.expr import Scope, ast, compile_filter, compile_segment_key, parse
+from mixhouse.expr import ast, parse
 
 UNITS = ("hour", "day", "week", "month")
 TYPES = ("general", "unique", "average")
@@ -29,7 +31,7 @@ MAX_BUCKETS = 10_000
 
 
 @dataclass(frozen=True)
-class InsightsSpec:
+class InsightsSpec(Spec["list[InsightsRow]"]):
     project_id: int
     events: tuple[str, ...]
     start_ms: int

@@ -15,13 +15,14 @@ from zoneinfo import ZoneInfo
 
 from mixhouse.domain.query.context import QueryContext
 from mixhouse.domain.query.params import DateRange, Unit, parse_date_range, parse_enum
+from mixhouse.domain.spec import Spec
 from mixhouse.errors import BadRequest
 
 OVERALL = "$overall"
 
 
 @dataclass(frozen=True)
-class RevenueSpec:
+class RevenueSpec(Spec["list[Transaction]"]):
     """Every transaction of the project's profiles whose `$time` text starts with a day in
     [first_day, last_day] (ISO `YYYY-MM-DD` strings compare as dates)."""
 

@@ -33,8 +33,10 @@ from mixhouse.domain.query.params import (
     parse_int,
     require,
 )
+from mixhouse.domain.spec import Spec
+from mixhouse.engine.duckdb.expressions import Scope, compile_filter, compile_number, compile_segment_key
 from mixhouse.errors import BadRequest
-from mixhouse.expr import ExpressionScopeError, Scope, ast, compile_filter, compile_number, compile_segment_key, parse
+from mixhouse.expr import ExpressionScopeError, ast, parse
 
 DEFAULT_LIMIT = 60
 MAX_LIMIT = 10_000
@@ -182,7 +184,7 @@ class NumericBuckets:
 
 
 @dataclass(frozen=True)
-class SeriesSpec:
+class SeriesSpec(Spec["list[SeriesRow]"]):
     """One row per (key, inner key, bucket label) with the bucket's value.
 
     Keys are VARCHAR[] SQL over alias `e` (unnested: a list fans out, an empty list drops the event);
@@ -213,7 +215,7 @@ class SeriesRow:
 
 
 @dataclass(frozen=True)
-class NumberRangeSpec:
+class NumberRangeSpec(Spec[tuple[float, float] | None]):
     """Minimum and maximum of a number expression over the matching events (for numeric bucketing)."""
 
     project_id: int
