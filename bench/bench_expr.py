@@ -25,10 +25,11 @@ from typing import Any
 
 import duckdb
 
+from mixhouse.engine.duckdb.expressions import Scope
+from mixhouse.engine.duckdb.printer import DuckDBPrinter
+from mixhouse.engine.duckdb.printer import DuckDBPrinter as Printer
 from mixhouse.engine.duckdb.schema import SCHEMA
-from mixhouse.expr import Scope, parse
-from mixhouse.expr.printers import Printer
-from mixhouse.expr.printers.duckdb import DuckDBPrinter
+from mixhouse.expr import parse
 
 SCOPE = Scope.events("e")
 
@@ -120,9 +121,15 @@ def query(mode: str, sql: str) -> str:
 
 def baseline_printer(rev: str) -> Callable[[Scope], Printer]:
     """The DuckDB printer module as it was at `rev`, loaded under another name."""
-    source = subprocess.run(
-        ["git", "show", f"{rev}:mixhouse/expr/printers/duckdb.py"], check=True, capture_output=True, text=True
-    ).stdout
+    for path_at_rev in ("mixhouse/engine/duckdb/printer.py", "mixhouse/expr/printers/duckdb.py"):  # moved once
+        shown = subprocess.run(["git", "show", f"{rev}:{path_at_rev}"], capture_output=True, text=True)
+        if shown.returncode == 0:
+            break
+    shown.check_returncode()
+    # A printer from before the move imports its Scope from where it stood then.
+    source = shown.stdout.replace(
+        "from mixhouse.expr.printers import Scope", "from mixhouse.engine.duckdb.scope import Scope"
+    )
     path = Path(tempfile.mkdtemp()) / "baseline_printer.py"
     path.write_text(source)
     spec = importlib.util.spec_from_file_location("baseline_printer", path)

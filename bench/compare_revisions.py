@@ -1,6 +1,9 @@
 """Funnels, retention and unique segmentation of this checkout next to another git revision's, on the same events.
 
     .venv/bin/python -m bench.compare_revisions --ref 8735c03 [--events 10000000] [--users 1000000] [--runs 7]
+        [--merged 100000] [--duplicates 0.01] [--keep DIR]
+
+`--keep DIR` writes the events once into DIR and reuses them on later runs (10M events take minutes).
 
 The other revision is checked out in a temporary git worktree and served from there (same venv); both
 servers get a copy of one data dir written as bench_funnels writes it, and every query alternates
@@ -39,6 +42,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--users", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--merged", type=int, default=0, help="ids merged into others (identity join)")
+    parser.add_argument("--duplicates", type=float, default=0.0, help="share of superseded copies (dedup)")
+    parser.add_argument("--keep", type=Path, help="a folder to keep the written events in between runs")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     print(f"data: {args.events:,} events, {args.users:,} users; this checkout vs {args.ref}")
@@ -48,8 +54,14 @@ def main() -> None:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(worktree), args.ref], check=True)
         try:
             ours_dir, theirs_dir = base / "ours" / "data", base / "theirs" / "data"
-            seed_catalog(ours_dir)
-            write_events(ours_dir, args.events, args.users)
+            kept = args.keep / f"{args.events}-{args.users}-{args.merged}-{args.duplicates}" if args.keep else None
+            if kept is not None and (kept / "data").exists():
+                shutil.copytree(kept / "data", ours_dir)
+            else:
+                seed_catalog(ours_dir)
+                write_events(ours_dir, args.events, args.users, args.merged, args.duplicates)
+                if kept is not None:
+                    shutil.copytree(ours_dir, kept / "data")
             shutil.copytree(ours_dir, theirs_dir)
             ours = ServerProcess(ours_dir).start(timeout=120)
             theirs = ServerProcess(theirs_dir, source_dir=worktree).start(timeout=120)
@@ -60,6 +72,13 @@ def main() -> None:
                 theirs.stop()
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)], check=True)
+
+
+def _comparable(answer: Any) -> Any:
+    """The answer without the moment it was computed at."""
+    if isinstance(answer, dict):
+        return {k: v for k, v in answer.items() if k != "computed_at"}
+    return answer
 
 
 def compare(ours: ServerProcess, theirs: ServerProcess, runs: int) -> None:
@@ -77,9 +96,44 @@ def compare(ours: ServerProcess, theirs: ServerProcess, runs: int) -> None:
             queries.append(("3-step funnel, on plan", "funnels", {"ids": ids, **whole, "on": 'properties["plan"]'}))
     queries.append(("retention, 10 daily cohorts x 11 intervals", "retention", ret))
     queries.append(("retention, any event as the return", "retention", {k: v for k, v in ret.items() if k != "event"}))
+    ret_where = {**ret, "where": 'properties["plan"] != "2"'}
+    queries.append(("retention, with where", "retention", ret_where))
     seg = {"event": "e0", "from_date": FROM, "to_date": TO, "type": "unique"}
     queries.append(("segmentation, unique, daily", "segmentation", seg))
     queries.append(("segmentation, unique, on plan", "segmentation", {**seg, "on": 'properties["plan"]'}))
+    general = {"event": "e0", "from_date": FROM, "to_date": TO}
+    queries.append(
+        ("segmentation, where plan, daily", "segmentation", {**general, "where": 'properties["plan"] == "1"'})
+    )
+    queries.append(
+        ("segmentation, hourly, on plan", "segmentation", {**general, "unit": "hour", "on": 'properties["plan"]'})
+    )
+    queries.append(
+        (
+            "segmentation, weekly, on number(plan)",
+            "segmentation",
+            {**general, "unit": "week", "on": 'number(properties["plan"])'},
+        )
+    )
+    queries.append(
+        ("segmentation/numeric on plan", "segmentation/numeric", {**general, "on": 'number(properties["plan"])'})
+    )
+    queries.append(("segmentation/sum of plan", "segmentation/sum", {**general, "on": 'number(properties["plan"])'}))
+    events = {"event": '["e0", "e1", "e2"]', "type": "general", "unit": "day", "from_date": FROM, "to_date": TO}
+    queries.append(("events, 3 events, daily", "events", events))
+    queries.append(
+        (
+            "events/properties, plan values",
+            "events/properties",
+            {**general, "name": "plan", "type": "general", "unit": "day"},
+        )
+    )
+    queries.append(
+        ("funnel, where plan", "funnels", {"ids": queries[0][2]["ids"], **whole, "where": 'properties["plan"] == "0"'})
+    )
+    day = {"from_date": "2024-01-03", "to_date": "2024-01-03"}
+    queries.append(("export one day, where plan", "/api/2.0/export", {**day, "where": 'properties["plan"] == "1"'}))
+    print("ratio = baseline / this: above 1 this checkout is faster, below 0.95 it is more than 5% slower")
     print(f"{'query':<46} {'this':>8} {'baseline':>9} {'ratio':>6}")
     for label, path, params in queries:
         times: dict[str, list[float]] = {ours.url: [], theirs.url: []}
@@ -90,11 +144,12 @@ def compare(ours: ServerProcess, theirs: ServerProcess, runs: int) -> None:
                 if "ids" in params:
                     query["funnel_id"] = params["ids"][server.url]
                 t0 = time.perf_counter()
-                r = client.get(f"{server.url}/api/query/{path}", params={"project_id": PROJECT_ID, **query}, auth=AUTH)
+                url = f"{server.url}{path}" if path.startswith("/") else f"{server.url}/api/query/{path}"
+                r = client.get(url, params={"project_id": PROJECT_ID, **query}, auth=AUTH)
                 if run:
                     times[server.url].append(time.perf_counter() - t0)
                 assert r.status_code == 200, r.text
-                answers[server.url] = r.json()
+                answers[server.url] = r.content if path.startswith("/") else _comparable(r.json())
         same = "" if answers[ours.url] == answers[theirs.url] else "  (answers differ)"
         a, b = median(times[ours.url]), median(times[theirs.url])
         print(f"{label:<46} {a * 1000:>6.0f} ms {b * 1000:>6.0f} ms {b / a:>5.1f}x{same}")

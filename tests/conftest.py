@@ -10,6 +10,10 @@ import pytest
 from tests.server import PROJECT_ID, SA_SECRET, SA_USER, ServerProcess, seed_catalog
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--engine", default=None, help="run the engine contract suite on this engine only (default: all)")
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """One server for the read-mostly tests; tests that need isolation use project ids of their own."""

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mixhouse.expr import ExpressionError, Scope, compile_filter, compile_number, compile_segment_key, parse
+from mixhouse.engine.duckdb.expressions import Scope, compile_filter, compile_number, compile_segment_key
+from mixhouse.expr import ExpressionError, parse
 from tests.fuzzing import CASES, SERVER_ERRORS, examples, report
 
 SUITE = "expressions"

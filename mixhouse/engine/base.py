@@ -5,10 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import Future
-from typing import Any, Protocol
+from typing import Protocol, TypeVar
+
+import pyarrow as pa
 
 from mixhouse.domain.export import ExportQuery
+from mixhouse.domain.scan import ScanQuery
+from mixhouse.domain.spec import Spec
 from mixhouse.domain.writes import WriteBatch
+
+R = TypeVar("R")
 
 
 class Engine(Protocol):
@@ -20,8 +26,14 @@ class Engine(Protocol):
         """The export body in chunks of whole JSON lines, sorted by time, memory flat in the row count."""
         ...
 
-    def query(self, spec: Any) -> Any:
-        """Run an analysis described by a spec dataclass of `mixhouse.domain.query`."""
+    def query(self, spec: Spec[R]) -> R:
+        """Answer a question of the domain (a `Spec` dataclass of `mixhouse.domain.query` or another
+        capability's package); the spec's type parameter is the answer's type."""
+        ...
+
+    def scan(self, query: ScanQuery) -> Iterator[pa.RecordBatch]:
+        """The matching events or profiles as Arrow batches of `query.schema`, in `query.order`, memory flat
+        in the row count. Unavailable at once (before any batch) when the store is down."""
         ...
 
     def profile(self, project_id: int, distinct_id: str) -> dict[str, object] | None: ...

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from mixhouse.catalog import Catalog
 from mixhouse.domain.query.engage import MembershipRule, membership_rule
 from mixhouse.domain.saved.cohorts import CohortStore
+from mixhouse.domain.spec import Spec
 from mixhouse.engine.base import Engine
 
 
@@ -33,7 +34,7 @@ COHORT_TTL_S = _ttl_setting()
 
 
 @dataclass(frozen=True)
-class CohortMembersSpec:
+class CohortMembersSpec(Spec[list[str]]):
     """Every distinct id (canonical ids and the ids merged into them) of the users matching `rule`."""
 
     project_id: int

@@ -14,6 +14,7 @@ from typing import Any
 
 from mixhouse.domain.app_context import AppContext
 from mixhouse.domain.dates import date_range_ms
+from mixhouse.domain.spec import Spec
 from mixhouse.errors import BadRequest, MissingParameter
 from mixhouse.flags.model import Status
 from mixhouse.flags.service import FlagService
@@ -23,7 +24,7 @@ DEFAULT_CONFIDENCE = 0.95
 
 
 @dataclass(frozen=True)
-class ReadoutSpec:
+class ReadoutSpec(Spec["list[ReadoutRow]"]):
     project_id: int
     flag_key: str
     conversion_event: str

@@ -21,8 +21,9 @@ from starlette.types import Receive, Send
 from starlette.types import Scope as AsgiScope
 
 from mixhouse.domain.export import ExportQuery, parse_export_query
+from mixhouse.engine.duckdb.expressions import Scope, compile_filter
 from mixhouse.errors import RateLimited
-from mixhouse.expr import Scope, compile_filter, parse
+from mixhouse.expr import parse
 from mixhouse.http.incoming import read_incoming, reject_nul
 from mixhouse.http.permissions import authorize
 from mixhouse.http.query import read_caller

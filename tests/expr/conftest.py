@@ -10,8 +10,9 @@ from typing import Any
 import duckdb
 import pytest
 
+from mixhouse.engine.duckdb.expressions import Scope, compile_filter, compile_number, compile_segment_key
 from mixhouse.engine.duckdb.schema import SCHEMA
-from mixhouse.expr import Expr, Scope, compile_filter, compile_number, compile_segment_key
+from mixhouse.expr import Expr
 from mixhouse.expr import interpreter as interp
 
 

@@ -8,7 +8,8 @@ from typing import Any
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from mixhouse.expr import Expr, ExpressionTypeError, Scope, parse
+from mixhouse.engine.duckdb.expressions import Scope
+from mixhouse.expr import Expr, ExpressionTypeError, parse
 from tests.expr.conftest import Runner, event_scope, expected
 
 KEYS = ["a", "b", "$x y"]

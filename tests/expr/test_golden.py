@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from mixhouse.expr import UNDEFINED, DateTime, ExpressionError, Scope, compile_filter, parse
+from mixhouse.engine.duckdb.expressions import Scope, compile_filter
+from mixhouse.expr import UNDEFINED, DateTime, ExpressionError, parse
 from mixhouse.expr import interpreter as interp
 from tests.expr.conftest import Runner, event_scope, expected
 

@@ -10,17 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mixhouse.expr
-from mixhouse.expr import (
-    ExpressionError,
-    ExpressionLimitError,
-    Scope,
-    compile_filter,
-    compile_number,
-    compile_segment_key,
-    parse,
-)
+from mixhouse.engine.duckdb.expressions import Scope, compile_filter, compile_number, compile_segment_key
+from mixhouse.engine.duckdb.printer import quote
+from mixhouse.expr import ExpressionError, ExpressionLimitError, parse
 from mixhouse.expr.parser import MAX_DEPTH
-from mixhouse.expr.printers.duckdb import quote
 from mixhouse.expr.tokens import MAX_LENGTH
 from tests.expr.conftest import Runner, event_scope
 
@@ -121,16 +114,13 @@ def test_public_api() -> None:
         [
             "UNDEFINED",
             "DateTime",
+            "EventExpr",
             "Expr",
             "ExpressionError",
             "ExpressionLimitError",
             "ExpressionScopeError",
             "ExpressionSyntaxError",
             "ExpressionTypeError",
-            "Scope",
-            "compile_filter",
-            "compile_number",
-            "compile_segment_key",
             "evaluate",
             "number_value",
             "parse",

@@ -19,8 +19,10 @@ import orjson
 from mixhouse.domain.query.context import QueryContext
 from mixhouse.domain.query.params import Params, get, parse_int, parse_json
 from mixhouse.domain.saved.cohorts import Cohort, CohortStore
+from mixhouse.domain.spec import Spec
+from mixhouse.engine.duckdb.expressions import Scope, compile_filter
 from mixhouse.errors import BadRequest, MissingParameter
-from mixhouse.expr import ExpressionSyntaxError, Scope, compile_filter, parse
+from mixhouse.expr import ExpressionSyntaxError, parse
 from mixhouse.expr.tokens import T, tokenize
 
 DEFAULT_PAGE_SIZE = 1000
@@ -54,7 +56,7 @@ class BehaviorCount:
 
 
 @dataclass(frozen=True)
-class EngageSpec:
+class EngageSpec(Spec["EngagePage"]):
     project_id: int
     group_key: str | None = None  # data_group_id: group profiles of this key instead of users
     distinct_ids: tuple[str, ...] | None = None
@@ -74,7 +76,7 @@ class EngagePage:
 
 
 @dataclass(frozen=True)
-class CohortCountSpec:
+class CohortCountSpec(Spec[list[int]]):
     project_id: int
     rules: tuple[MembershipRule, ...]
 

@@ -40,15 +40,17 @@ from mixhouse.domain.query.segmentation import (
     series_values,
     wants_csv,
 )
+from mixhouse.domain.spec import Spec
+from mixhouse.engine.duckdb.expressions import compile_filter
 from mixhouse.errors import BadRequest, MissingParameter
-from mixhouse.expr import compile_filter, parse
+from mixhouse.expr import parse
 from mixhouse.lexicon import effects as lexicon
 
 DISCOVERY_DAYS = 31
 
 
 @dataclass(frozen=True)
-class EventNamesSpec:
+class EventNamesSpec(Spec[list[str]]):
     project_id: int
     start_ms: int
     end_ms: int
@@ -56,7 +58,7 @@ class EventNamesSpec:
 
 
 @dataclass(frozen=True)
-class EventTopSpec:
+class EventTopSpec(Spec["list[EventTopRow]"]):
     """Per event: the value of `count_type` today and yesterday (project days)."""
 
     project_id: int
@@ -75,7 +77,7 @@ class EventTopRow:
 
 
 @dataclass(frozen=True)
-class PropertyNamesSpec:
+class PropertyNamesSpec(Spec[list[tuple[str, int]]]):
     """Event property names and how many events carry each, most frequent first."""
 
     project_id: int
@@ -87,7 +89,7 @@ class PropertyNamesSpec:
 
 
 @dataclass(frozen=True)
-class PropertyValuesSpec:
+class PropertyValuesSpec(Spec[list[str]]):
     """Values (segment keys of `key_sql`) of one property, most frequent first."""
 
     project_id: int
@@ -99,7 +101,7 @@ class PropertyValuesSpec:
 
 
 @dataclass(frozen=True)
-class ProfilePropertiesSpec:
+class ProfilePropertiesSpec(Spec["list[ProfilePropertyRow]"]):
     """Profile property names: how many profiles (passing `where_sql`, alias p) have each, and its type."""
 
     project_id: int

@@ -35,8 +35,10 @@ from mixhouse.domain.saved.funnels import (
     definition_from_body,
     updated,
 )
+from mixhouse.domain.spec import Spec
+from mixhouse.engine.duckdb.expressions import Scope, compile_filter, compile_segment_key
 from mixhouse.errors import BadRequest, NotFound
-from mixhouse.expr import Scope, compile_filter, compile_segment_key, parse
+from mixhouse.expr import parse
 
 GRACE_MS = 2_000  # consecutive steps within 2 s count in either order (FUNDOC)
 OVERALL = "$overall"
@@ -59,7 +61,7 @@ class FunnelStepSpec:
 
 
 @dataclass(frozen=True)
-class FunnelSpec:
+class FunnelSpec(Spec["list[StepFigures]"]):
     """Entries are step-1 events in [start_ms, end_ms); later steps may fall up to window_ms after."""
 
     project_id: int
@@ -394,7 +396,7 @@ def funnel_item(ctx: AppContext) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class StepPropertyNamesSpec:
+class StepPropertyNamesSpec(Spec[list[tuple[str, int]]]):
     """The property names seen on a funnel's step-1 events, most frequent first."""
 
     project_id: int

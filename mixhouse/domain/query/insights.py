@@ -14,13 +14,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from mixhouse.domain.app_context import AppContext
-from mixhouse.domain.dates import day_start_ms, parse_date, today_in
+from mixhouse.domain.calendar import as_datetime, bucket_starts, day_start_ms, parse_date, today_in, wall_clock_hours
 from mixhouse.domain.project import Project
 from mixhouse.domain.query.context import QueryContext
 from mixhouse.domain.query.params import parse_int, require
 from mixhouse.domain.saved.bookmarks import Bookmark, BookmarkStore
+from mixhouse.domain.spec import Spec
+from mixhouse.engine.duckdb.expressions import Scope, compile_filter, compile_segment_key
 from mixhouse.errors import BadRequest, NotFound
-from mixhouse.expr import Scope, ast, compile_filter, compile_segment_key, parse
+from mixhouse.expr import ast, parse
 
 UNITS = ("hour", "day", "week", "month")
 TYPES = ("general", "unique", "average")
@@ -29,7 +31,7 @@ MAX_BUCKETS = 10_000
 
 
 @dataclass(frozen=True)
-class InsightsSpec:
+class InsightsSpec(Spec["list[InsightsRow]"]):
     project_id: int
     events: tuple[str, ...]
     start_ms: int
@@ -121,30 +123,11 @@ def _compile(query: ReportQuery, project: Project) -> tuple[str | None, str | No
     return where_sql, on_sql
 
 
-def _month_start(d: date) -> date:
-    return d.replace(day=1)
-
-
 def _buckets(query: ReportQuery) -> list[datetime]:
     """Every bucket's local start from the first to the last day (the first bucket may start before)."""
-    first, last = query.first, query.last
     if query.unit == "hour":
-        start = datetime(first.year, first.month, first.day)
-        return [start + timedelta(hours=h) for h in range(((last - first).days + 1) * 24)]
-    if query.unit == "day":
-        return [
-            datetime(d.year, d.month, d.day)
-            for d in (first + timedelta(days=i) for i in range((last - first).days + 1))
-        ]
-    if query.unit == "week":
-        monday = first - timedelta(days=first.weekday())
-        weeks = (last - monday).days // 7 + 1
-        return [datetime(monday.year, monday.month, monday.day) + timedelta(weeks=i) for i in range(weeks)]
-    out, m = [], _month_start(first)
-    while m <= last:
-        out.append(datetime(m.year, m.month, 1))
-        m = date(m.year + m.month // 12, m.month % 12 + 1, 1)
-    return out
+        return wall_clock_hours(query.first, query.last)
+    return [as_datetime(d) for d in bucket_starts(query.first, query.last, query.unit)]
 
 
 def _key(bucket: datetime, zone: ZoneInfo) -> str:

@@ -6,16 +6,15 @@ The legacy v2 form, `unit` + `interval` counted back from now, is accepted where
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import TypeVar
-from zoneinfo import ZoneInfo
 
 import orjson
 
-from mixhouse.domain.dates import day_start_ms, parse_date, today_in
+from mixhouse.domain.calendar import DateRange as DateRange  # re-exported: its callers import it from here
+from mixhouse.domain.calendar import Unit as Unit
+from mixhouse.domain.calendar import back_from_now, checked_range, parse_date, today_in
 from mixhouse.domain.project import Project
 from mixhouse.errors import BadRequest, MissingParameter
 
@@ -23,38 +22,10 @@ Params = Mapping[str, str]
 E = TypeVar("E", bound=StrEnum)
 
 
-class Unit(StrEnum):
-    MINUTE = "minute"
-    HOUR = "hour"
-    DAY = "day"
-    WEEK = "week"
-    MONTH = "month"
-
-
 class CountType(StrEnum):
     GENERAL = "general"
     UNIQUE = "unique"
     AVERAGE = "average"
-
-
-@dataclass(frozen=True)
-class DateRange:
-    """Whole days [first, last] in `timezone`, and the same span as UTC epoch ms [start_ms, end_ms)."""
-
-    first: date
-    last: date
-    timezone: str
-
-    @property
-    def start_ms(self) -> int:
-        return day_start_ms(self.first, self.timezone)
-
-    @property
-    def end_ms(self) -> int:
-        return day_start_ms(self.last + timedelta(days=1), self.timezone)
-
-    def days(self) -> list[date]:
-        return [self.first + timedelta(days=i) for i in range((self.last - self.first).days + 1)]
 
 
 def get(params: Params, name: str) -> str | None:
@@ -124,19 +95,7 @@ def parse_event_names(params: Params, name: str = "event") -> list[str] | None:
 
 
 def _back_from_now(project: Project, unit: Unit, interval: int) -> DateRange:
-    today = today_in(project.timezone)
-    if unit is Unit.MONTH:
-        month_index = today.year * 12 + today.month - 1 - (interval - 1)
-        first = date(month_index // 12, month_index % 12 + 1, 1)
-    elif unit is Unit.WEEK:
-        first = today - timedelta(days=today.weekday()) - timedelta(weeks=interval - 1)
-    elif unit is Unit.DAY:
-        first = today - timedelta(days=interval - 1)
-    else:  # hour and minute: the days that the last `interval` units touch
-        now = datetime.now(ZoneInfo(project.timezone))
-        span = timedelta(hours=interval - 1) if unit is Unit.HOUR else timedelta(minutes=interval - 1)
-        first = (now - span).date()
-    return DateRange(first, today, project.timezone)
+    return back_from_now(unit, interval, project.timezone)
 
 
 def parse_date_range(params: Params, project: Project, *, default_unit: Unit = Unit.DAY) -> DateRange:
@@ -145,11 +104,42 @@ def parse_date_range(params: Params, project: Project, *, default_unit: Unit = U
         unit = parse_enum(params, "unit", Unit, default_unit)
         interval = parse_int(params, "interval", low=1, high=10_000)
         assert interval is not None
-        return _back_from_now(project, unit, interval)
+        return back_from_now(unit, interval, project.timezone)
     first = parse_date("from_date", get(params, "from_date"))
     last = parse_date("to_date", get(params, "to_date"))
-    if last > today_in(project.timezone):
-        raise BadRequest("to_date cannot be later than today")
-    if first > last:
-        raise BadRequest("from_date cannot be later than to_date")
-    return DateRange(first, last, project.timezone)
+    return checked_range(first, last, project.timezone, today=today_in(project.timezone))
+
+
+def parse_unit(params: Params, allowed: Sequence[Unit] = tuple(Unit), default: Unit = Unit.DAY) -> Unit:
+    """`unit`, one of `allowed` (case-insensitive); anything else is Mixpanel's 400."""
+    unit = parse_enum(params, "unit", Unit, default)
+    if unit not in allowed:
+        raise BadRequest("Invalid parameter: unit")
+    return unit
+
+
+TRUE_WORDS = ("1", "true", "yes")
+FALSE_WORDS = ("0", "false", "no")
+
+
+def bool_value(raw: str | None, default: bool = False) -> bool | None:
+    """`1`/`true`/`yes` and `0`/`false`/`no` (any case, spaces around); absent or blank: `default`;
+    anything else: None."""
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in TRUE_WORDS:
+        return True
+    if value in FALSE_WORDS:
+        return False
+    return None
+
+
+def parse_bool(params: Params, name: str, default: bool = False, *, strict: bool = True) -> bool:
+    """A boolean parameter (see bool_value). `strict`: another word is a 400; else it reads as false."""
+    value = bool_value(params.get(name), default)
+    if value is None:
+        if strict:
+            raise BadRequest(f"Invalid parameter: {name}")
+        return False
+    return value

@@ -26,14 +26,16 @@ from mixhouse.domain.query.params import (
     parse_int,
 )
 from mixhouse.domain.query.segmentation import wants_csv
+from mixhouse.domain.spec import Spec
+from mixhouse.engine.duckdb.expressions import Scope, compile_filter, compile_segment_key
 from mixhouse.errors import BadRequest, MissingParameter
-from mixhouse.expr import Scope, compile_filter, compile_segment_key, parse
+from mixhouse.expr import parse
 
 UNIT_DAYS = {"day": 1, "week": 7}
 
 
 @dataclass(frozen=True)
-class RetentionSpec:
+class RetentionSpec(Spec["list[CohortRow]"]):
     """Cohorts are born in [start_ms, end_ms); returns are counted in `interval_count + 1` intervals of
     `interval` units after each user's birth, in the project's wall-clock time."""
 
@@ -64,7 +66,7 @@ class CohortRow:
 
 
 @dataclass(frozen=True)
-class AddictionSpec:
+class AddictionSpec(Spec[list[tuple[date, str, int, int]]]):
     project_id: int
     start_ms: int
     end_ms: int
@@ -77,7 +79,7 @@ class AddictionSpec:
 
 
 @dataclass(frozen=True)
-class EventRetentionSpec:
+class EventRetentionSpec(Spec[list[tuple[str, date, int, int]]]):
     """v2 `events/retention`: per event, users active in period P and again k periods later."""
 
     project_id: int

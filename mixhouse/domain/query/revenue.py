@@ -13,15 +13,17 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from mixhouse.domain.calendar import bucket_start, bucket_starts
 from mixhouse.domain.query.context import QueryContext
 from mixhouse.domain.query.params import DateRange, Unit, parse_date_range, parse_enum
+from mixhouse.domain.spec import Spec
 from mixhouse.errors import BadRequest
 
 OVERALL = "$overall"
 
 
 @dataclass(frozen=True)
-class RevenueSpec:
+class RevenueSpec(Spec["list[Transaction]"]):
     """Every transaction of the project's profiles whose `$time` text starts with a day in
     [first_day, last_day] (ISO `YYYY-MM-DD` strings compare as dates)."""
 
@@ -48,21 +50,8 @@ def transaction_day(time_text: str, timezone: str) -> date | None:
     return moment.astimezone(ZoneInfo(timezone)).date()
 
 
-def bucket_of(day: date, unit: Unit) -> date:
-    if unit is Unit.WEEK:
-        return day - timedelta(days=day.weekday())
-    if unit is Unit.MONTH:
-        return day.replace(day=1)
-    return day
-
-
 def bucket_keys(span: DateRange, unit: Unit) -> list[date]:
-    keys: list[date] = []
-    for day in span.days():
-        key = bucket_of(day, unit)
-        if not keys or keys[-1] != key:
-            keys.append(key)
-    return keys
+    return bucket_starts(span.first, span.last, unit)
 
 
 def _figures(transactions: list[Transaction]) -> dict[str, Any]:
@@ -93,7 +82,7 @@ def revenue(ctx: QueryContext) -> dict[str, Any]:
     for t in rows:
         day = transaction_day(t.time, timezone)
         if day is not None and span.first <= day <= span.last:
-            in_range.setdefault(bucket_of(day, unit), []).append(t)
+            in_range.setdefault(bucket_start(day, unit), []).append(t)
     results: dict[str, Any] = {OVERALL: _figures([t for ts in in_range.values() for t in ts])}
     for key in bucket_keys(span, unit):
         results[key.isoformat()] = _figures(in_range.get(key, []))

@@ -19,7 +19,7 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from mixhouse.domain.dates import day_start_ms
+from mixhouse.domain.calendar import bucket_starts, day_start_ms, local_starts, sub_day_count, unit_start
 from mixhouse.domain.limits import check_deadline
 from mixhouse.domain.project import Project
 from mixhouse.domain.query.context import CsvReply, QueryContext
@@ -33,8 +33,10 @@ from mixhouse.domain.query.params import (
     parse_int,
     require,
 )
+from mixhouse.domain.spec import Spec
+from mixhouse.engine.duckdb.expressions import Scope, compile_filter, compile_number, compile_segment_key
 from mixhouse.errors import BadRequest
-from mixhouse.expr import ExpressionScopeError, Scope, ast, compile_filter, compile_number, compile_segment_key, parse
+from mixhouse.expr import ExpressionScopeError, ast, parse
 
 DEFAULT_LIMIT = 60
 MAX_LIMIT = 10_000
@@ -90,48 +92,19 @@ class Timeline:
         return LABEL_FORMATS[Unit.DAY] if self.bucket_days else LABEL_FORMATS[self.unit]
 
 
-def _month_after(d: date) -> date:
-    return date(d.year + d.month // 12, d.month % 12 + 1, 1)
-
-
 def _sub_day_labels(start_ms: int, end_ms: int, unit: Unit, timezone: str) -> list[str]:
-    """Local hour/minute labels of the instants in the span: a skipped DST hour has no label, a repeated
-    one has a single label (both real hours fall in it)."""
-    step = 3_600_000 if unit is Unit.HOUR else 60_000
-    count = (end_ms - start_ms) // step
-    if count > MAX_BUCKETS:
+    """Local hour/minute labels of the instants in the span (see calendar.local_starts)."""
+    if sub_day_count(start_ms, end_ms, unit) > MAX_BUCKETS:
         raise BadRequest(f"Invalid parameter: unit (more than {MAX_BUCKETS} {unit.value} buckets in the range)")
-    zone = ZoneInfo(timezone)
     fmt = LABEL_FORMATS[unit]
-    labels: dict[str, None] = {}
-    for i in range(count):
-        instant = datetime.fromtimestamp((start_ms + i * step) / 1000, UTC).astimezone(zone)
-        labels[instant.strftime(fmt)] = None
-    return list(labels)
+    return [start.strftime(fmt) for start in local_starts(start_ms, end_ms, unit, timezone)]
 
 
 def _day_labels(first: date, last: date, unit: Unit, bucket_days: int | None) -> list[str]:
-    if bucket_days:
-        starts = [first + timedelta(days=i) for i in range(0, (last - first).days + 1, bucket_days)]
-    elif unit is Unit.DAY:
-        starts = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-    elif unit is Unit.WEEK:  # weeks start on Monday (ISO), as DuckDB's date_trunc('week') does
-        monday = first - timedelta(days=first.weekday())
-        starts = [monday + timedelta(weeks=i) for i in range((last - monday).days // 7 + 1)]
-    else:
-        starts, month = [], first.replace(day=1)
-        while month <= last:
-            starts.append(month)
-            month = _month_after(month)
+    starts = bucket_starts(first, last, unit, every_days=bucket_days)
     if len(starts) > MAX_BUCKETS:
         raise BadRequest(f"Invalid parameter: unit (more than {MAX_BUCKETS} buckets in the range)")
     return [d.isoformat() for d in starts]
-
-
-def _unit_start(now: datetime, unit: Unit) -> datetime:
-    if unit is Unit.MINUTE:
-        return now.replace(second=0, microsecond=0)
-    return now.replace(minute=0, second=0, microsecond=0)
 
 
 def parse_timeline(params: Params, project: Project, *, units: Sequence[Unit] = tuple(Unit)) -> Timeline:
@@ -145,7 +118,7 @@ def parse_timeline(params: Params, project: Project, *, units: Sequence[Unit] = 
     interval = parse_int(params, "interval", low=1, high=MAX_BUCKETS)
     if not has_dates and interval is not None and unit in (Unit.HOUR, Unit.MINUTE):
         step = timedelta(hours=1) if unit is Unit.HOUR else timedelta(minutes=1)
-        current = _unit_start(datetime.now(ZoneInfo(tz)), unit)
+        current = unit_start(datetime.now(ZoneInfo(tz)), unit)
         end_ms = int((current + step).timestamp() * 1000)
         start_ms = end_ms - interval * int(step.total_seconds() * 1000)
         labels = _sub_day_labels(start_ms, end_ms, unit, tz)
@@ -182,7 +155,7 @@ class NumericBuckets:
 
 
 @dataclass(frozen=True)
-class SeriesSpec:
+class SeriesSpec(Spec["list[SeriesRow]"]):
     """One row per (key, inner key, bucket label) with the bucket's value.
 
     Keys are VARCHAR[] SQL over alias `e` (unnested: a list fans out, an empty list drops the event);
@@ -213,7 +186,7 @@ class SeriesRow:
 
 
 @dataclass(frozen=True)
-class NumberRangeSpec:
+class NumberRangeSpec(Spec[tuple[float, float] | None]):
     """Minimum and maximum of a number expression over the matching events (for numeric bucketing)."""
 
     project_id: int

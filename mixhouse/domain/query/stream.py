@@ -14,6 +14,7 @@ import orjson
 from mixhouse.domain.dates import today_in
 from mixhouse.domain.query.context import QueryContext
 from mixhouse.domain.query.params import get, parse_date_range, parse_int, parse_json, require
+from mixhouse.domain.spec import Spec
 from mixhouse.errors import BadRequest
 
 MAX_DAYS_BACK = 365
@@ -21,7 +22,7 @@ DEFAULT_LIMIT = MAX_LIMIT = 100_000
 
 
 @dataclass(frozen=True)
-class StreamSpec:
+class StreamSpec(Spec[list[str]]):
     project_id: int
     start_ms: int
     end_ms: int

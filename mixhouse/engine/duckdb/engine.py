@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import struct
@@ -13,7 +12,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import duckdb
 import orjson
@@ -21,18 +20,23 @@ import pyarrow as pa
 
 from mixhouse.domain.export import ExportQuery
 from mixhouse.domain.profiles import ProfileUpdate, apply_update
+from mixhouse.domain.scan import ScanQuery
+from mixhouse.domain.spec import Spec
 from mixhouse.domain.writes import WriteBatch
 from mixhouse.engine import kernels
 from mixhouse.engine.duckdb import identity
 from mixhouse.engine.duckdb.deadline import interrupt_at_deadline
 from mixhouse.engine.duckdb.dedup import backfill_superseded, mark_superseded
 from mixhouse.engine.duckdb.localtime import offset_ms_sql
+from mixhouse.engine.duckdb.scan import scan as scan_rows
+from mixhouse.engine.duckdb.scan import windows as export_windows
 from mixhouse.engine.duckdb.schema import SCHEMA, add_user_keys, user_key_sql
 from mixhouse.engine.duckdb.writer import GroupCommitWriter
 from mixhouse.errors import Unavailable
 from mixhouse.private import private_dir, restrict_existing
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 DEFAULT_MEMORY_LIMIT = "2GB"
 CHECKPOINT_THRESHOLD_BYTES = 16 * 1024 * 1024  # DuckDB's checkpoint_threshold (wal_autocheckpoint) default
@@ -352,7 +356,17 @@ class DuckDBEngine:
         finally:
             conn.close()
 
-    def query(self, spec: Any) -> Any:
+    def scan(self, query: ScanQuery) -> Iterator[pa.RecordBatch]:
+        self._check_usable()
+        return scan_rows(self._scan_cursor, self._guard, query)
+
+    def _scan_cursor(self) -> duckdb.DuckDBPyConnection:
+        conn = self._db.cursor()
+        self._cursors.add(conn)
+        conn.execute("SET TimeZone = 'UTC'")
+        return conn
+
+    def query(self, spec: Spec[R]) -> R:
         """Run an analysis: the function registered for the spec's type, on this thread's connection."""
         from mixhouse.engine.duckdb.queries import HANDLERS
 
@@ -362,7 +376,7 @@ class DuckDBEngine:
         with self._guard():
             conn = self.reader()
             with interrupt_at_deadline(conn):  # the request's deadline interrupts DuckDB
-                return handler(conn, spec)
+                return cast(R, handler(conn, spec))
 
     def profile(self, project_id: int, distinct_id: str) -> dict[str, object] | None:
         # fetchall, not fetchone: a half-read result would block the next statement on this connection.
@@ -426,18 +440,4 @@ def _concat_strings(column: pa.Array) -> bytes:
     return "".join(column.to_pylist()).encode()
 
 
-def export_windows(
-    hour_counts: list[tuple[int, int]], start_ms: int, end_ms: int, max_rows: int
-) -> list[tuple[int, int]]:
-    """Back-to-back [start, end) spans covering [start_ms, end_ms), each holding at most `max_rows` rows
-    unless one hour alone holds more (hour_counts: (epoch hour, rows), ascending). No gaps, so a row that
-    arrives while the export runs is never skipped between two windows."""
-    splits: list[int] = []
-    rows = 0
-    for hour, n in hour_counts:
-        if rows and rows + n > max_rows:
-            splits.append(max(hour * _HOUR_MS, start_ms))
-            rows = 0
-        rows += n
-    bounds = [start_ms, *splits, end_ms]
-    return list(itertools.pairwise(bounds))
+__all__ = ["DuckDBEngine", "export_windows"]

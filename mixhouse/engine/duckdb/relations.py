@@ -10,8 +10,8 @@ from typing import Any
 
 import duckdb
 
+from mixhouse.engine.duckdb.printer import quote
 from mixhouse.engine.duckdb.schema import user_key_sql
-from mixhouse.expr.printers.duckdb import quote
 
 
 @dataclass

@@ -19,10 +19,10 @@ from mixhouse.domain.limits import remaining_seconds
 from mixhouse.domain.query.funnels import OVERALL, FunnelSpec, StepFigures, StepPropertyNamesSpec
 from mixhouse.engine import kernels
 from mixhouse.engine.duckdb.localtime import local_timestamp_sql
+from mixhouse.engine.duckdb.printer import quote
 from mixhouse.engine.duckdb.relations import has_merged_ids, reads_distinct_id, scoped_events
 from mixhouse.engine.kernels.funnel import ENTRY_SHIFT, STEP_BITS, Attempts, sum_attempts, walk_funnel
 from mixhouse.engine.kernels.users import partition_by_user
-from mixhouse.expr.printers.duckdb import quote
 
 
 def bucket_sql(spec: FunnelSpec, time_sql: str) -> str:

@@ -1,20 +1,17 @@
-"""Printers turn a checked tree into one engine's SQL. One module per engine; the parser knows none of them.
-
-A new engine (e.g. ClickHouse) is a new module with a class taking a `Scope` and offering `filter`,
-`segment_key` and `number`, registered in `PRINTERS`.
-"""
+"""Where a record's parts are in this engine's SQL: the aliases live beside the SQL that defines them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
 
-from mixhouse.expr import ast
+from mixhouse.expr.plan import EventExpr
+
+PROFILE_ALIAS = "u"  # the user's profile, joined only when an expression reads user["..."]
 
 
 @dataclass(frozen=True)
 class Scope:
-    """Where the compiled SQL finds a record's parts. All fields are trusted SQL written by our own code.
+    """Where the compiled SQL finds a record's parts. All fields are trusted SQL written by this engine.
 
     properties_sql       JSON of the record's properties, e.g. "e.properties" (a profile's for profiles)
     time_ms_sql          BIGINT epoch ms of an event, e.g. "e.time_ms"; None for profiles
@@ -39,21 +36,8 @@ class Scope:
         props = f"{alias}.properties"
         return cls(props, None, f"{alias}.distinct_id", props, timezone)
 
-
-class Printer(Protocol):
-    def __init__(self, scope: Scope, text: str = "") -> None: ...
-
-    def filter(self, expr: ast.Expr) -> str: ...
-
-    def segment_key(self, expr: ast.Expr) -> str: ...
-
-    def number(self, expr: ast.Expr) -> str: ...
-
-
-def printer(dialect: str, scope: Scope, text: str = "") -> Printer:
-    # Imported here so that an engine's module is loaded only when that engine is used.
-    if dialect == "duckdb":
-        from mixhouse.expr.printers.duckdb import DuckDBPrinter
-
-        return DuckDBPrinter(scope, text)
-    raise ValueError(f"no expression printer for {dialect!r}")
+    @classmethod
+    def events_with_user(cls, expr: EventExpr | None, alias: str = "e", timezone: str = "UTC") -> Scope:
+        """The event scope, with the profile (alias `u`) when `expr` reads `user[...]`."""
+        user = f"{PROFILE_ALIAS}.properties" if expr is not None and expr.reads("user") else None
+        return cls.events(alias, user_properties_sql=user, timezone=timezone)

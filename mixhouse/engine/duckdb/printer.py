@@ -1,4 +1,4 @@
-"""DuckDB printer.
+"""The DuckDB printer: a checked expression tree to SQL (entry points in expressions.py).
 
 Every node becomes a `Val`: for each kind the node may take, one SQL expression that is that value when
 the row's value has that kind and NULL otherwise (a JSON null is the boolean TRUE under `Kind.NULL`).
@@ -17,11 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
+from mixhouse.engine.duckdb.scope import Scope
 from mixhouse.expr import ast, dates
 from mixhouse.expr.errors import ExpressionError, ExpressionLimitError, ExpressionScopeError
 from mixhouse.expr.interpreter import NUMBER_PATTERN, DateTime, Value, evaluate, kind_of
 from mixhouse.expr.kinds import DISTINCT_ID_NAMES, TIME_NAMES, Kind
-from mixhouse.expr.printers import Scope
 
 # Past this, an expression is refused rather than handed to DuckDB (a few KB is typical).
 MAX_SQL_LENGTH = 500_000

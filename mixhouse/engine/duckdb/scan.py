@@ -1,0 +1,120 @@
+"""`Engine.scan` on DuckDB: a project's events or profiles as Arrow batches.
+
+Events are read from the resolved, deduplicated relation every report reads (relations.scoped_events), so a
+scan sees what /segmentation counts. In time order the range is read in windows of at most
+WINDOW_ROWS rows (cut at hour boundaries from an hourly count), so a sort never holds more than one window;
+in user order DuckDB sorts the whole range (spilling to the data folder's tmp/ past its memory limit)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from mixhouse.domain.scan import ScanQuery
+from mixhouse.engine.duckdb.expressions import PROFILE_ALIAS, Scope, compile_filter
+from mixhouse.engine.duckdb.relations import scoped_events
+
+WINDOW_ROWS = 200_000
+_HOUR_MS = 3_600_000
+_FAR = 2**62
+
+
+def windows(hour_counts: list[tuple[int, int]], start_ms: int, end_ms: int, max_rows: int) -> list[tuple[int, int]]:
+    """Back-to-back [start, end) spans covering [start_ms, end_ms), each holding at most `max_rows` rows
+    unless one hour alone holds more (hour_counts: (epoch hour, rows), ascending)."""
+    splits: list[int] = []
+    rows = 0
+    for hour, n in hour_counts:
+        if rows and rows + n > max_rows:
+            splits.append(max(hour * _HOUR_MS, start_ms))
+            rows = 0
+        rows += n
+    return list(itertools.pairwise([start_ms, *splits, end_ms]))
+
+
+def _event_sql(query: ScanQuery) -> tuple[str, dict[str, Any]]:
+    rel = scoped_events(
+        query.project_id,
+        None,
+        None,
+        events=query.events,
+        resolve_identity=query.resolve_identity,
+    )
+    params: dict[str, Any] = dict(rel.params)
+    source = f"({rel.sql}) e"
+    where = "TRUE"
+    if query.where is not None:
+        scope = Scope.events_with_user(query.where, "e", timezone=query.where.timezone)
+        where = compile_filter(query.where, scope)
+        if scope.user_properties_sql is not None:
+            source += (
+                f" LEFT JOIN profiles {PROFILE_ALIAS} ON {PROFILE_ALIAS}.project_id = $r_project"
+                f" AND {PROFILE_ALIAS}.distinct_id = e.distinct_id"
+            )
+    order = "e.time_ms, e.seq" if query.order == "time" else "e.distinct_id, e.time_ms, e.seq"
+    sql = f"""
+        SELECT e.event AS name, e.distinct_id, e.time_ms AS time, e.insert_id, e.properties
+        FROM {source}
+        WHERE e.time_ms >= $w_start AND e.time_ms < $w_end AND ({where})
+        ORDER BY {order}
+    """
+    return sql, params
+
+
+def _profile_sql(query: ScanQuery) -> tuple[str, dict[str, Any]]:
+    where = compile_filter(query.where, Scope.profiles("p")) if query.where is not None else "TRUE"
+    sql = f"""
+        SELECT p.distinct_id, p.properties FROM profiles p
+        WHERE p.project_id = $project AND ({where})
+        ORDER BY p.distinct_id
+    """
+    return sql, {"project": query.project_id}
+
+
+def scan(
+    open_cursor: Callable[[], duckdb.DuckDBPyConnection],
+    guard: Callable[[], Any],
+    query: ScanQuery,
+) -> Iterator[pa.RecordBatch]:
+    """Batches of `query.schema`. `open_cursor` gives a connection of the scan's own (the generator may be
+    consumed across threads); `guard` is the engine's failure guard (a context manager factory)."""
+    schema = query.schema
+    with guard():
+        conn = open_cursor()
+    try:
+        if query.kind == "profiles":
+            sql, params = _profile_sql(query)
+            spans: list[tuple[int, int]] = [(0, 0)]
+        else:
+            sql, params = _event_sql(query)
+            start = query.from_ms if query.from_ms is not None else -_FAR
+            end = query.to_ms if query.to_ms is not None else _FAR
+            if query.order == "time":
+                with guard():
+                    counts = conn.execute(
+                        f"SELECT time_ms // {_HOUR_MS} AS h, count(*) FROM events"
+                        " WHERE project_id = $p AND time_ms >= $s AND time_ms < $e GROUP BY h ORDER BY h",
+                        {"p": query.project_id, "s": start, "e": end},
+                    ).fetchall()
+                spans = windows(counts, start, end, WINDOW_ROWS)
+            else:
+                spans = [(start, end)]
+        for w_start, w_end in spans:
+            bound = params if query.kind == "profiles" else {**params, "w_start": w_start, "w_end": w_end}
+            with guard():
+                reader = conn.sql(sql, params=bound).to_arrow_reader(query.batch_rows)
+            while True:
+                with guard():
+                    batch = next(reader, None)
+                if batch is None:
+                    break
+                if len(batch):
+                    yield pa.RecordBatch.from_arrays(
+                        [batch.column(i).cast(field.type) for i, field in enumerate(schema)], schema=schema
+                    )
+    finally:
+        conn.close()
