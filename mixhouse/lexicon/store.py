@@ -36,7 +36,14 @@ EVENT_TYPES = ("event", "custom_event")
 class SchemaStore:
     def __init__(self, catalog: Catalog) -> None:
         self._conn: sqlite3.Connection = catalog.connection()
-        self._conn.executescript(_SCHEMA)
+        # Made on every ingestion request: look before creating (executescript would also commit).
+        if (
+            self._conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'lexicon_schemas'"
+            ).fetchone()
+            is None
+        ):
+            self._conn.executescript(_SCHEMA)
 
     def list(self, project_id: int, entity_type: str | None = None) -> list[SchemaEntry]:
         where = "project_id = ?"
