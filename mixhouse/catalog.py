@@ -12,6 +12,7 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
+from contextlib import suppress
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -339,19 +340,22 @@ class Catalog:
                 return None
             fingerprint = stored.fingerprint
             if verdict.rehash is not None:
-                # Only if the row still holds what was verified (a concurrent rotation wins).
-                cur = conn.execute(
-                    "UPDATE service_accounts SET secret_phc = ?, secret_salt = x'', secret_hash = x''"
-                    " WHERE username = ? AND secret_phc IS ? AND secret_hash = ?",
-                    (verdict.rehash, username, stored.phc, stored.legacy_hash),
-                )
-                if cur.rowcount == 1:
-                    fingerprint = verdict.rehash
+                # Only if the row still holds what was verified (a concurrent rotation wins). A catalog
+                # that cannot be written now (locked, read-only) upgrades at a later login instead.
+                with suppress(sqlite3.Error):
+                    cur = conn.execute(
+                        "UPDATE service_accounts SET secret_phc = ?, secret_salt = x'', secret_hash = x''"
+                        " WHERE username = ? AND secret_phc IS ? AND secret_hash = ?",
+                        (verdict.rehash, username, stored.phc, stored.legacy_hash),
+                    )
+                    if cur.rowcount == 1:
+                        fingerprint = verdict.rehash
             self._verified.put(key, fingerprint)
         if expires_at is not None and expires_at < now:
             return None
         if last_used is None or now - float(last_used) > LAST_USED_RESOLUTION_SECONDS:
-            conn.execute("UPDATE service_accounts SET last_used = ? WHERE username = ?", (now, username))
+            with suppress(sqlite3.Error):  # bookkeeping: never the reason a login fails
+                conn.execute("UPDATE service_accounts SET last_used = ? WHERE username = ?", (now, username))
         return self.service_account(username)
 
 

@@ -153,6 +153,7 @@ def test_list_get_delete_and_membership(server: ServerProcess) -> None:
         ({"username": "a:b"}, "may not contain a colon"),
         ({"username": "x", "role": "boss"}, "role must be one of owner, admin, analyst, consumer"),
         ({"username": "x", "expires": "next week"}, "expires must be an ISO 8601 date-time"),
+        ({"username": "x", "expires": "2020-01-01T00:00:00Z"}, "expires must be in the future"),
         ({"username": "x", "projects": [{"id": PROJECT_ID}]}, 'every item of projects needs "id" and "role"'),
         (
             {"username": "x", "projects": [{"id": 999_999, "role": "admin"}]},

@@ -12,6 +12,7 @@ secret as `token`, returned this once; membership changes answer `{"status": "ok
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -111,6 +112,8 @@ def parse_expires(value: Any) -> float | None:
     epoch = moment.timestamp()
     if not math.isfinite(epoch):
         raise BadRequest(f"expires out of range: {value!r}")
+    if epoch <= time.time():
+        raise BadRequest(f"expires must be in the future, got {value!r}")
     return epoch
 
 
