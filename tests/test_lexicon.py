@@ -1,6 +1,7 @@
 """Lexicon Schemas over real HTTP (docs/lexicon.md): every route and response, strict validation of
 schemaJson, the limits at their edges, roles, and the effects: a dropped event fails at ingestion (and
-the rest of the batch is stored), hidden events and properties leave discovery."""
+the rest of the batch is stored), a dropped property is removed from its event, hidden events and
+properties leave discovery."""
 
 from __future__ import annotations
 
@@ -220,9 +221,11 @@ def _event(name: str, insert_id: str, **props: Any) -> dict[str, Any]:
 def test_a_dropped_event_is_refused_at_ingestion_and_reported(tmp_path: Path) -> None:
     server = _server(tmp_path)
     try:
-        assert bulk(server, [entry("Spam", {"metadata": {"com.mixpanel": {"dropped": True}}})]).status_code == 200
+        no_ssn = {"properties": {"ssn": {"type": "string", "metadata": {"com.mixpanel": {"dropped": True}}}}}
+        schemas = [entry("Spam", {"metadata": {"com.mixpanel": {"dropped": True}}}), entry("Keep", no_ssn)]
+        assert bulk(server, schemas).status_code == 200
         batch = [
-            _event("Keep", "k1"),
+            _event("Keep", "k1", ssn="123-45-6789", plan="pro"),
             _event("Spam", "s1"),
             {"event": "Keep"},
             _event("Spam", "s2"),
@@ -257,6 +260,8 @@ def test_a_dropped_event_is_refused_at_ingestion_and_reported(tmp_path: Path) ->
         from_date = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 2 * 86400))
         stored = export(server.url, from_date=from_date)
         assert sorted(e["properties"]["$insert_id"] for e in stored) == ["k1", "k2"]
+        k1 = next(e["properties"] for e in stored if e["properties"]["$insert_id"] == "k1")
+        assert k1["plan"] == "pro" and "ssn" not in k1  # a dropped property is removed, its event kept
 
         # Un-dropped: the same event is accepted again.
         assert httpx.post(f"{server.url}{SCHEMAS}/event/Spam", json={}, auth=sa()).status_code == 200

@@ -81,9 +81,9 @@ def track(catalog: Catalog, records: list[Any], ctx: ev.IngestContext) -> Ingest
 
 
 def import_events(
-    project: Project, records: list[Any], ctx: ev.IngestContext, dropped: frozenset[str] = frozenset()
+    project: Project, records: list[Any], ctx: ev.IngestContext, dropped: lexicon.Drops = lexicon.NO_DROPS
 ) -> IngestResult:
-    """`dropped`: the event names the project's Lexicon schemas drop (each such record fails)."""
+    """`dropped`: what the project's Lexicon schemas drop (a dropped event's records fail)."""
     check_batch_size(records)
     if project.id_merge is IdMerge.SIMPLIFIED and ev.has_identity_events(records):
         # Mixpanel refuses the whole batch, with failed_records as plain strings (https://developer.mixpanel.com/reference/import-events).

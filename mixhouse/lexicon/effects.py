@@ -3,6 +3,8 @@
 - An event schema with `metadata.com.mixpanel.dropped: true` stops that event at ingestion: `/track`
   and `/import` report each such record as failed (index, `$insert_id`, field `event`, a message naming
   the schema), the way they report any other rejected record, and store the rest of the batch.
+- A property marked dropped in an event schema is removed from that event's records at ingestion (the
+  record itself is stored).
 - An event schema with `hidden: true` leaves `/events/names`; a property marked hidden leaves
   `/events/properties/top` (of that event, or of all events when no event is named). The engine is asked
   for as many more rows as there are hidden names, so the answer still has `limit` rows when it can.
@@ -10,7 +12,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from mixhouse.catalog import Catalog
@@ -28,23 +31,43 @@ def _insert_id(record: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+@dataclass(frozen=True)
+class Drops:
+    """What a project's schemas drop at ingestion: whole events, and properties of some events."""
+
+    events: frozenset[str] = frozenset()
+    properties: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+
+NO_DROPS = Drops()
+
+
 class DroppedEvents:
-    """Per request: which event names each project drops (one query per project met)."""
+    """Per request: what each project drops (one query per project met)."""
 
     def __init__(self, catalog: Catalog) -> None:
         self._store = SchemaStore(catalog)
-        self._by_project: dict[int, frozenset[str]] = {}
+        self._by_project: dict[int, Drops] = {}
 
-    def __call__(self, project_id: int) -> frozenset[str]:
+    def __call__(self, project_id: int) -> Drops:
         if project_id not in self._by_project:
-            self._by_project[project_id] = self._store.event_names(project_id, "dropped")
+            events, properties = self._store.drops(project_id)
+            self._by_project[project_id] = Drops(events, properties) if events or properties else NO_DROPS
         return self._by_project[project_id]
 
 
+def _without(record: dict[str, Any], properties: frozenset[str]) -> dict[str, Any]:
+    props = record.get("properties")
+    if not isinstance(props, dict) or properties.isdisjoint(props):
+        return record
+    return {**record, "properties": {k: v for k, v in props.items() if k not in properties}}
+
+
 def split_dropped(
-    records: Sequence[Any], project_of: Callable[[Any], int | None], dropped: Callable[[int], frozenset[str]]
+    records: Sequence[Any], project_of: Callable[[Any], int | None], dropped: Callable[[int], Drops]
 ) -> tuple[list[Any], list[int], list[FailedRecord]]:
-    """(records to ingest, their indexes in `records`, a failure for each dropped record).
+    """(records to ingest, their indexes in `records`, a failure for each dropped record); dropped
+    properties are taken out of the records kept (copies: the caller's records are left as they are).
     `project_of` gives a record's project id, or None when it has none (validation reports that)."""
     kept: list[Any] = []
     kept_index: list[int] = []
@@ -52,9 +75,13 @@ def split_dropped(
     for index, record in enumerate(records):
         name = record.get("event") if isinstance(record, dict) else None
         project_id = project_of(record) if isinstance(name, str) else None
-        if project_id is not None and name in dropped(project_id):
-            failures.append(FailedRecord(index, _insert_id(record), "event", DROPPED.format(name=name)))
-            continue
+        if project_id is not None:
+            drops = dropped(project_id)
+            if name in drops.events:
+                failures.append(FailedRecord(index, _insert_id(record), "event", DROPPED.format(name=name)))
+                continue
+            if name in drops.properties:
+                record = _without(record, drops.properties[str(name)])
         kept.append(record)
         kept_index.append(index)
     return kept, kept_index, failures

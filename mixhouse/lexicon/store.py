@@ -25,6 +25,7 @@ CREATE TABLE IF NOT EXISTS lexicon_schemas (
     schema_json TEXT NOT NULL,
     hidden      INTEGER NOT NULL,
     dropped     INTEGER NOT NULL,
+    dropped_properties TEXT NOT NULL DEFAULT '[]',  -- JSON list: properties removed at ingestion
     updated_at  REAL NOT NULL,
     PRIMARY KEY (project_id, entity_type, name)
 );
@@ -96,7 +97,8 @@ class SchemaStore:
                     "DELETE FROM lexicon_schemas WHERE project_id = ? AND entity_type = ?", (project_id, truncate_type)
                 ).rowcount
             conn.executemany(
-                "INSERT OR REPLACE INTO lexicon_schemas VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO lexicon_schemas (project_id, entity_type, name, schema_json, hidden, dropped,"
+                " updated_at, dropped_properties) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         project_id,
@@ -106,6 +108,7 @@ class SchemaStore:
                         int(e.hidden),
                         int(e.dropped),
                         now,
+                        orjson.dumps(sorted(e.properties_flagged("dropped"))).decode(),
                     )
                     for e in entries
                 ],
@@ -135,6 +138,17 @@ class SchemaStore:
             (project_id, *EVENT_TYPES),
         ).fetchall()
         return frozenset(str(r[0]) for r in rows)
+
+    def drops(self, project_id: int) -> tuple[frozenset[str], dict[str, frozenset[str]]]:
+        """(event names dropped whole, event name -> properties dropped from it) of the project's event schemas."""
+        rows = self._conn.execute(
+            "SELECT name, dropped, dropped_properties FROM lexicon_schemas WHERE project_id = ?"
+            " AND entity_type IN (?, ?) AND (dropped = 1 OR dropped_properties != '[]')",
+            (project_id, *EVENT_TYPES),
+        ).fetchall()
+        events = frozenset(str(name) for name, dropped, _ in rows if dropped)
+        properties = {str(name): frozenset(orjson.loads(props)) for name, dropped, props in rows if props != "[]"}
+        return events, properties
 
     def has_any(self, project_id: int) -> bool:
         row = self._conn.execute("SELECT 1 FROM lexicon_schemas WHERE project_id = ? LIMIT 1", (project_id,)).fetchone()
