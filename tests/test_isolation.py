@@ -75,7 +75,12 @@ def _snapshot(base: str, routes: list[Route]) -> dict[str, Any]:
         collection = set(route.param_convertors) == {"project_id"}
         if route.path.startswith("/api/app/projects/") and "GET" in (route.methods or ()) and collection:
             listed = httpx.get(f"{base}{route.path.format(project_id=B_ID)}", auth=auth, timeout=30)
-            snapshot[route.path] = (listed.status_code, listed.content)
+            content = listed.content
+            if route.path.endswith("/service-accounts") and listed.status_code == 200:
+                # last_used moves with B's own requests (these snapshots), not with A's
+                accounts = [{**a, "last_used": None} for a in listed.json()["results"]]
+                content = orjson.dumps(accounts)
+            snapshot[route.path] = (listed.status_code, content)
     return snapshot
 
 
