@@ -246,6 +246,7 @@ def test_a_dropped_event_is_refused_at_ingestion_and_reported(tmp_path: Path) ->
             data={"data": orjson.dumps([{**_event("Spam", "s3"), "properties": {**_event("Spam", "s3")["properties"],
                                                                                  "token": TOKEN}}]).decode(),
                   "verbose": "1"},
+            timeout=60,
         )  # fmt: skip
         assert tracked.json() == {
             "status": 0,
@@ -254,6 +255,7 @@ def test_a_dropped_event_is_refused_at_ingestion_and_reported(tmp_path: Path) ->
         strict = httpx.post(
             f"{server.url}/track",
             params={"strict": "1"},
+            timeout=60,
             json=[{**_event("Spam", "s4"), "properties": {**_event("Spam", "s4")["properties"], "token": TOKEN}}],
         )
         assert strict.status_code == 400 and strict.json()["failed_records"][0]["field"] == "event"
@@ -264,7 +266,7 @@ def test_a_dropped_event_is_refused_at_ingestion_and_reported(tmp_path: Path) ->
         assert k1["plan"] == "pro" and "ssn" not in k1  # a dropped property is removed, its event kept
 
         # Un-dropped: the same event is accepted again.
-        assert httpx.post(f"{server.url}{SCHEMAS}/event/Spam", json={}, auth=sa()).status_code == 200
+        assert httpx.post(f"{server.url}{SCHEMAS}/event/Spam", json={}, auth=sa(), timeout=60).status_code == 200
         again = httpx.post(f"{server.url}/import", json=[_event("Spam", "s5")], auth=(SECRET, ""), timeout=30)
         assert again.status_code == 200 and again.json()["num_records_imported"] == 1
     finally:
@@ -281,8 +283,8 @@ def test_hidden_events_and_properties_leave_discovery(tmp_path: Path) -> None:
         names_url = f"{server.url}/api/query/events/names"
         top_url = f"{server.url}/api/query/events/properties/top"
         params = {"project_id": str(PROJECT_ID)}
-        assert httpx.get(names_url, params=params, auth=sa()).json() == ["Hidden", "Shown"]
-        assert "secret_prop" in httpx.get(top_url, params={**params, "event": "Shown"}, auth=sa()).json()
+        assert httpx.get(names_url, params=params, auth=sa(), timeout=60).json() == ["Hidden", "Shown"]
+        assert "secret_prop" in httpx.get(top_url, params={**params, "event": "Shown"}, auth=sa(), timeout=60).json()
 
         hide = [
             entry("Hidden", {"metadata": {"com.mixpanel": {"hidden": True}}}),
@@ -292,15 +294,18 @@ def test_hidden_events_and_properties_leave_discovery(tmp_path: Path) -> None:
             ),
         ]
         assert bulk(server, hide).status_code == 200
-        assert httpx.get(names_url, params=params, auth=sa()).json() == ["Shown"]
-        assert httpx.get(names_url, params={**params, "limit": "1"}, auth=sa()).json() == [
+        assert httpx.get(names_url, params=params, auth=sa(), timeout=60).json() == ["Shown"]
+        assert httpx.get(names_url, params={**params, "limit": "1"}, auth=sa(), timeout=60).json() == [
             "Shown"
         ]  # limit after hiding
-        top = httpx.get(top_url, params={**params, "event": "Shown"}, auth=sa()).json()
+        top = httpx.get(top_url, params={**params, "event": "Shown"}, auth=sa(), timeout=60).json()
         assert set(top) == {"color", "size"}
-        assert set(httpx.get(top_url, params={**params, "limit": "2"}, auth=sa()).json()) == {"color", "size"}
+        assert set(httpx.get(top_url, params={**params, "limit": "2"}, auth=sa(), timeout=60).json()) == {
+            "color",
+            "size",
+        }
         # Still queryable: hiding is about discovery, not data.
-        assert httpx.get(f"{server.url}/api/query/events/properties/values", auth=sa(),
+        assert httpx.get(f"{server.url}/api/query/events/properties/values", auth=sa(), timeout=60,
                          params={**params, "event": "Shown", "name": "secret_prop"}).json() == ["x"]  # fmt: skip
     finally:
         server.stop()
