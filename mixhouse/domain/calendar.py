@@ -161,14 +161,31 @@ def local_starts(start_ms: int, end_ms: int, unit: Unit, timezone: str) -> list[
     order: a skipped DST hour has none, a repeated one appears once."""
     step = _SUB_DAY_STEP_MS[unit]
     zone = ZoneInfo(timezone)
+    count = (end_ms - start_ms) // step
+    per_hour = 3_600_000 // step
     starts: dict[datetime, None] = {}
-    for i in range((end_ms - start_ms) // step):
-        local = datetime.fromtimestamp((start_ms + i * step) / 1000, UTC).astimezone(zone)
-        starts[local.replace(tzinfo=None, second=0, microsecond=0) if unit is Unit.MINUTE else _hour(local)] = None
+    i = 0
+    while i < count:
+        # An hour of minutes at a time: when the UTC offset is the same at both ends (no change inside),
+        # its minutes are consecutive local minutes; else each instant is converted on its own.
+        n = min(per_hour, count - i)
+        first = datetime.fromtimestamp((start_ms + i * step) / 1000, UTC).astimezone(zone)
+        last = datetime.fromtimestamp((start_ms + (i + n - 1) * step) / 1000, UTC).astimezone(zone) if n > 1 else first
+        if first.utcoffset() == last.utcoffset():
+            base = _truncate(first, unit)
+            for k in range(n):
+                starts[base + timedelta(milliseconds=k * step)] = None
+        else:
+            for k in range(n):
+                local = datetime.fromtimestamp((start_ms + (i + k) * step) / 1000, UTC).astimezone(zone)
+                starts[_truncate(local, unit)] = None
+        i += n
     return list(starts)
 
 
-def _hour(local: datetime) -> datetime:
+def _truncate(local: datetime, unit: Unit) -> datetime:
+    if unit is Unit.MINUTE:
+        return local.replace(tzinfo=None, second=0, microsecond=0)
     return local.replace(tzinfo=None, minute=0, second=0, microsecond=0)
 
 

@@ -71,6 +71,16 @@ LABEL_FORMATS: dict[Unit, str] = {
 }
 
 
+def bucket_labels(starts: Sequence[datetime], unit: Unit) -> tuple[str, ...]:
+    """The LABEL_FORMATS label of each bucket start (starts are truncated to their unit). `isoformat` writes
+    the same text several times faster than `strftime` (a month of minutes is 43,200 labels); years before
+    1000, which `strftime` leaves unpadded, take the slow path."""
+    if unit in SUB_DAY_UNITS:
+        fmt = LABEL_FORMATS[unit]
+        return tuple(s.isoformat(" ") if s.year >= 1000 else s.strftime(fmt) for s in starts)
+    return tuple(s.date().isoformat() for s in starts)
+
+
 class Measure(StrEnum):
     """What a bucket holds: a count of the given CountType, or the sum/average of a number."""
 
@@ -114,8 +124,7 @@ class Timeline:
 
     def __post_init__(self) -> None:
         # Formatted once per bucket, never per row; the engine answers with starts.
-        fmt = LABEL_FORMATS[Unit.DAY] if self.bucket_days else LABEL_FORMATS[self.unit]
-        labels = tuple(start.strftime(fmt) for start in self.starts)
+        labels = bucket_labels(self.starts, Unit.DAY if self.bucket_days else self.unit)
         object.__setattr__(self, "labels", labels)
         object.__setattr__(self, "label_of", dict(zip(self.starts, labels, strict=True)))
 
@@ -123,8 +132,8 @@ class Timeline:
     def buckets(self) -> Buckets:
         if self.bucket_days:
             return Buckets(self.start_ms, self.end_ms, self.timezone, Unit.DAY, self.bucket_days, self.anchor)
-        if self.unit is Unit.WEEK:
-            first = self.starts[0].date() if self.starts else date(1970, 1, 5)
+        if self.unit is Unit.WEEK:  # 7 days from the week start on or before the first day
+            first = datetime.fromtimestamp(self.start_ms / 1000, ZoneInfo(self.timezone)).date()
             return Buckets(self.start_ms, self.end_ms, self.timezone, Unit.WEEK, 7, week_anchor(first))
         return Buckets(self.start_ms, self.end_ms, self.timezone, self.unit)
 
