@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from mixhouse.domain.calendar import (
+    Buckets,
     DateRange,
     Unit,
     add_units,
@@ -157,3 +158,14 @@ def test_labels_are_the_documented_formats() -> None:
         assert list(bucket_labels(starts, unit)) == [s.strftime(LABEL_FORMATS[unit]) for s in starts]
     assert bucket_labels([datetime(2024, 1, 8)], Unit.WEEK) == ("2024-01-08",)
     assert bucket_labels([datetime(2024, 2, 1)], Unit.MONTH) == ("2024-02-01",)
+
+
+def test_engines_get_weeks_as_days_from_the_week_start() -> None:
+    """The week start crosses the seam as data: 7-day buckets from the Monday on or before the first day
+    (local to the zone: Berlin's 2024-01-07 starts at 23:00 UTC on Saturday)."""
+    start = day_start_ms(date(2024, 1, 7), "Europe/Berlin")
+    weeks = Buckets.of(start, start + 86_400_000, "Europe/Berlin", Unit.WEEK)
+    assert (weeks.unit, weeks.every_days, weeks.anchor) == (Unit.WEEK, 7, date(2024, 1, 1))
+    months = Buckets.of(start, start + 86_400_000, "Europe/Berlin", Unit.MONTH)
+    assert (months.unit, months.every_days, months.anchor) == (Unit.MONTH, None, None)
+    assert Buckets.every(start, start, "UTC", 3, date(2024, 1, 7)).every_days == 3

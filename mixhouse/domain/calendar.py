@@ -156,6 +156,38 @@ def week_anchor(first: date) -> date:
     return bucket_start(first, Unit.WEEK)
 
 
+@dataclass(frozen=True)
+class Buckets:
+    """How an engine cuts time, part of the question it is asked: each event's local time in `timezone`
+    truncated to `unit` (minute, hour, day or month), or, with `every_days`, whole steps of that many days
+    counted from `anchor`, so that the week start is this module's rule, not the engine's. Events are those
+    in [start_ms, end_ms). The engine answers with each bucket's start as a naive local datetime; it never
+    formats or labels one.
+
+        Buckets.of(start_ms, end_ms, "Europe/Berlin", Unit.WEEK)   # 7 days from the Monday before start
+    """
+
+    start_ms: int
+    end_ms: int
+    timezone: str
+    unit: Unit
+    every_days: int | None = None
+    anchor: date | None = None
+
+    @classmethod
+    def of(cls, start_ms: int, end_ms: int, timezone: str, unit: Unit) -> Buckets:
+        """Buckets of `unit`; a week is 7 days from the week start on or before the span's first day."""
+        if unit is Unit.WEEK:
+            first = datetime.fromtimestamp(start_ms / 1000, ZoneInfo(timezone)).date()
+            return cls(start_ms, end_ms, timezone, Unit.WEEK, 7, week_anchor(first))
+        return cls(start_ms, end_ms, timezone, unit)
+
+    @classmethod
+    def every(cls, start_ms: int, end_ms: int, timezone: str, days: int, anchor: date) -> Buckets:
+        """Buckets of `days` days from `anchor`."""
+        return cls(start_ms, end_ms, timezone, Unit.DAY, days, anchor)
+
+
 def local_starts(start_ms: int, end_ms: int, unit: Unit, timezone: str) -> list[datetime]:
     """Naive local starts of the hour/minute buckets that the instants of [start_ms, end_ms) fall in, in
     order: a skipped DST hour has none, a repeated one appears once."""
@@ -232,6 +264,7 @@ __all__ = [
     "DAY_UNITS",
     "SUB_DAY_UNITS",
     "WEEK_STARTS_ON",
+    "Buckets",
     "DateRange",
     "Unit",
     "add_units",

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from mixhouse.domain.app_context import AppContext
 from mixhouse.domain.calendar import (
+    Buckets,
     Unit,
     as_datetime,
     bucket_starts,
@@ -22,12 +23,10 @@ from mixhouse.domain.calendar import (
     parse_date,
     today_in,
     wall_clock_hours,
-    week_anchor,
 )
 from mixhouse.domain.project import Project
 from mixhouse.domain.query.context import QueryContext
 from mixhouse.domain.query.params import CountType, Params, parse_int, require
-from mixhouse.domain.query.segmentation import Buckets
 from mixhouse.domain.saved.bookmarks import Bookmark, BookmarkStore
 from mixhouse.domain.spec import Spec
 from mixhouse.engine.base import Engine
@@ -151,10 +150,7 @@ def _buckets(query: ReportQuery) -> list[datetime]:
 
 def _engine_buckets(query: ReportQuery, timezone: str) -> Buckets:
     start_ms = day_start_ms(query.first, timezone)
-    end_ms = day_start_ms(query.last + timedelta(days=1), timezone)
-    if query.unit is Unit.WEEK:
-        return Buckets(start_ms, end_ms, timezone, Unit.WEEK, 7, week_anchor(query.first))
-    return Buckets(start_ms, end_ms, timezone, query.unit)
+    return Buckets.of(start_ms, day_start_ms(query.last + timedelta(days=1), timezone), timezone, query.unit)
 
 
 def _number(value: float, count_type: CountType) -> float | int:

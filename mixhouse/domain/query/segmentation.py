@@ -21,13 +21,13 @@ from zoneinfo import ZoneInfo
 
 from mixhouse.domain.calendar import (
     SUB_DAY_UNITS,
+    Buckets,
     as_datetime,
     bucket_starts,
     day_start_ms,
     local_starts,
     sub_day_count,
     unit_start,
-    week_anchor,
 )
 from mixhouse.domain.limits import check_deadline
 from mixhouse.domain.project import Project
@@ -93,21 +93,6 @@ class Measure(StrEnum):
 
 
 @dataclass(frozen=True)
-class Buckets:
-    """How an engine cuts time: each event's local time in `timezone` truncated to `unit` (minute, hour,
-    day, month), or, with `every_days`, whole steps of that many days counted from `anchor` (weeks are 7
-    days from the week start the calendar chose). Events are those in [start_ms, end_ms). The engine answers
-    with each bucket's start as a naive local datetime; it never formats or labels one."""
-
-    start_ms: int
-    end_ms: int
-    timezone: str
-    unit: Unit
-    every_days: int | None = None
-    anchor: date | None = None
-
-
-@dataclass(frozen=True)
 class Timeline:
     """Buckets of `unit` (or of `bucket_days` days from `anchor`) over [start_ms, end_ms): their naive local
     starts in chronological order and, beside them, their labels (LABEL_FORMATS in `timezone`)."""
@@ -130,12 +115,9 @@ class Timeline:
 
     @property
     def buckets(self) -> Buckets:
-        if self.bucket_days:
-            return Buckets(self.start_ms, self.end_ms, self.timezone, Unit.DAY, self.bucket_days, self.anchor)
-        if self.unit is Unit.WEEK:  # 7 days from the week start on or before the first day
-            first = datetime.fromtimestamp(self.start_ms / 1000, ZoneInfo(self.timezone)).date()
-            return Buckets(self.start_ms, self.end_ms, self.timezone, Unit.WEEK, 7, week_anchor(first))
-        return Buckets(self.start_ms, self.end_ms, self.timezone, self.unit)
+        if self.bucket_days and self.anchor is not None:
+            return Buckets.every(self.start_ms, self.end_ms, self.timezone, self.bucket_days, self.anchor)
+        return Buckets.of(self.start_ms, self.end_ms, self.timezone, self.unit)
 
 
 def _sub_day_starts(start_ms: int, end_ms: int, unit: Unit, timezone: str) -> list[datetime]:

@@ -8,8 +8,8 @@ import duckdb
 
 from mixhouse.domain.query.insights import InsightsRow, InsightsSpec
 from mixhouse.domain.query.params import CountType
+from mixhouse.engine.duckdb.buckets import bucket_sql
 from mixhouse.engine.duckdb.expressions import compile_filter, compile_segment_key
-from mixhouse.engine.duckdb.queries.segmentation import bucket_sql
 from mixhouse.engine.duckdb.relations import user_events
 from mixhouse.engine.duckdb.scope import Scope
 

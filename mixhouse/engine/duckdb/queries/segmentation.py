@@ -12,11 +12,10 @@ from typing import Any
 
 import duckdb
 
-from mixhouse.domain.calendar import Unit
 from mixhouse.domain.query.params import CountType
-from mixhouse.domain.query.segmentation import Buckets, Measure, NumberRangeSpec, SeriesRow, SeriesSpec
+from mixhouse.domain.query.segmentation import Measure, NumberRangeSpec, SeriesRow, SeriesSpec
+from mixhouse.engine.duckdb.buckets import bucket_sql
 from mixhouse.engine.duckdb.expressions import compile_filter, compile_number, compile_segment_key
-from mixhouse.engine.duckdb.localtime import local_timestamp_sql
 from mixhouse.engine.duckdb.relations import Relation, scoped_events, user_events
 from mixhouse.engine.duckdb.scope import PROFILE_ALIAS, Scope
 from mixhouse.expr.plan import EventExpr, reads_distinct_id, reads_user
@@ -43,20 +42,6 @@ def _source(rel: Relation, scope: Scope) -> str:
         f"({rel.sql}) e LEFT JOIN profiles {PROFILE_ALIAS}"
         f" ON {PROFILE_ALIAS}.project_id = $r_project AND {PROFILE_ALIAS}.distinct_id = e.distinct_id"
     )
-
-
-def bucket_sql(buckets: Buckets, time_ms_sql: str, params: dict[str, Any]) -> str:
-    """The TIMESTAMP start of an event's bucket, local to the buckets' timezone (see Buckets)."""
-    local_time = local_timestamp_sql(time_ms_sql, buckets.timezone, buckets.start_ms, buckets.end_ms)
-    if buckets.every_days:
-        params["anchor"] = buckets.anchor
-        params["days"] = buckets.every_days
-        days = f"(CAST({local_time} AS DATE) - $anchor::DATE)"
-        return f"CAST($anchor::DATE + CAST(({days} // $days) * $days AS INTEGER) AS TIMESTAMP)"
-    if buckets.unit is Unit.WEEK:
-        raise ValueError("week buckets are counted from the domain's week start (every_days=7, anchor)")
-    params["unit"] = buckets.unit.value
-    return f"date_trunc($unit, {local_time})"
 
 
 def _key(spec: SeriesSpec, scope: Scope, params: dict[str, Any]) -> str:
