@@ -3,7 +3,17 @@ expression; `/segmentation/numeric` (ranges of a number), `/sum`, `/average` and
 
 The shared machinery lives here too, because `/events` and `/events/properties` are segmentation with
 other keys: a `Timeline` (the buckets, labelled in the project's timezone) and a `SeriesSpec` the engine
-answers with one row per (key, inner key, bucket). Rules and every [I] choice: docs/query-segmentation.md.
+answers with one row per (key, inner key, bucket start). Rules and every [I] choice:
+docs/query-segmentation.md.
+
+Layers, top to bottom: the wire functions at the end (`segmentation(ctx)` ...) read a typed request once
+(`SegmentationRequest.read`), run the analysis (`segmentation_series(engine, project_id, request)`) and
+shape its typed result into Mixpanel's reply; the analysis asks the engine a `SeriesSpec` of parsed
+expressions and `Buckets`, and labels the bucket starts it gets back.
+
+    request = SegmentationRequest.read({"event": "Purchase", "from_date": "2024-01-01", "to_date": "2024-01-07",
+                                        "on": 'properties["plan"]'}, project)
+    result = segmentation_series(engine, project.id, request)      # result.values: {plan: {label: count}}
 """
 
 from __future__ import annotations
