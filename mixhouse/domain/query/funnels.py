@@ -36,9 +36,8 @@ from mixhouse.domain.saved.funnels import (
     updated,
 )
 from mixhouse.domain.spec import Spec
-from mixhouse.engine.duckdb.expressions import Scope, compile_filter, compile_segment_key
 from mixhouse.errors import BadRequest, NotFound
-from mixhouse.expr import parse
+from mixhouse.expr.plan import EventExpr
 
 GRACE_MS = 2_000  # consecutive steps within 2 s count in either order (FUNDOC)
 OVERALL = "$overall"
@@ -57,7 +56,7 @@ class Buckets:
 @dataclass(frozen=True)
 class FunnelStepSpec:
     event: str
-    where_sql: str | None
+    where: EventExpr | None
 
 
 @dataclass(frozen=True)
@@ -71,8 +70,8 @@ class FunnelSpec(Spec["list[StepFigures]"]):
     steps: tuple[FunnelStepSpec, ...]
     totals: bool
     buckets: Buckets
-    where_sql: str | None = None
-    segment_sql: str | None = None  # VARCHAR[] per step-1 event; None: $overall only
+    where: EventExpr | None = None
+    segment: EventExpr | None = None  # segment keys of each step-1 event; None: $overall only
     grace_ms: int = GRACE_MS
 
 
@@ -90,14 +89,13 @@ class StepFigures:
 # -- parameters -------------------------------------------------------------------------------------
 
 
-def _scope(ctx: QueryContext) -> Scope:
-    return Scope.events("e", timezone=ctx.project.timezone)
+def _expr(ctx: QueryContext, text: str | None) -> EventExpr | None:
+    """An event expression read in the project's zone (None for no text)."""
+    return EventExpr.parse(text, timezone=ctx.project.timezone) if text else None
 
 
 def step_specs(ctx: QueryContext, steps: tuple[FunnelStep, ...]) -> tuple[FunnelStepSpec, ...]:
-    return tuple(
-        FunnelStepSpec(s.event, compile_filter(parse(s.where), _scope(ctx)) if s.where else None) for s in steps
-    )
+    return tuple(FunnelStepSpec(s.event, _expr(ctx, s.where)) for s in steps)
 
 
 def _dates(ctx: QueryContext) -> DateRange:
@@ -219,11 +217,10 @@ def run_funnel(ctx: QueryContext, funnel: SavedFunnel, span: DateRange, buckets:
         steps=step_specs(ctx, funnel.steps),
         totals=funnel.counting is Counting.TOTALS,
         buckets=buckets,
-        where_sql=compile_filter(parse(where), _scope(ctx)) if where else None,
-        segment_sql=compile_segment_key(parse(on), _scope(ctx)) if on else None,
+        where=_expr(ctx, where),
+        segment=_expr(ctx, on),
     )
-    figures: list[StepFigures] = ctx.engine.query(spec)
-    return figures
+    return ctx.engine.query(spec)
 
 
 # -- today's endpoints ------------------------------------------------------------------------------
@@ -464,7 +461,7 @@ def funnel_property_names(ctx: QueryContext) -> dict[str, Any]:
     assert limit is not None
     span = _weeks_back(ctx)
     spec = StepPropertyNamesSpec(ctx.project.id, span.start_ms, span.end_ms, step_specs(ctx, funnel.steps)[0], limit)
-    rows: list[tuple[str, int]] = ctx.engine.query(spec)
+    rows = ctx.engine.query(spec)
     start = datetime.fromtimestamp(span.start_ms / 1000, ZoneInfo(span.timezone)).strftime("%Y-%m-%d %H:%M:%S")
     return {
         funnel.name: {

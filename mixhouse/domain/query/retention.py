@@ -27,9 +27,8 @@ from mixhouse.domain.query.params import (
 )
 from mixhouse.domain.query.segmentation import wants_csv
 from mixhouse.domain.spec import Spec
-from mixhouse.engine.duckdb.expressions import Scope, compile_filter, compile_segment_key
 from mixhouse.errors import BadRequest, MissingParameter
-from mixhouse.expr import parse
+from mixhouse.expr.plan import EventExpr
 
 UNIT_DAYS = {"day": 1, "week": 7}
 
@@ -45,13 +44,13 @@ class RetentionSpec(Spec["list[CohortRow]"]):
     timezone: str
     compounded: bool
     born_event: str | None  # None: any event
-    born_where_sql: str | None
+    born_where: EventExpr | None
     event: str | None  # None: any event
-    where_sql: str | None
+    where: EventExpr | None
     unit: str  # day | week | month
     interval: int
     interval_count: int
-    segment_sql: str | None = None
+    segment: EventExpr | None = None  # segment keys of the birth event
 
 
 @dataclass(frozen=True)
@@ -72,10 +71,10 @@ class AddictionSpec(Spec[list[tuple[date, str, int, int]]]):
     end_ms: int
     timezone: str
     event: str | None
-    where_sql: str | None
+    where: EventExpr | None
     unit: str  # day | week | month: the period
     addiction_unit: str  # hour | day: the slots counted within a period
-    segment_sql: str | None = None
+    segment: EventExpr | None = None
 
 
 @dataclass(frozen=True)
@@ -90,18 +89,10 @@ class EventRetentionSpec(Spec[list[tuple[str, date, int, int]]]):
     unit: str
 
 
-def _scope(ctx: QueryContext) -> Scope:
-    return Scope.events("e", timezone=ctx.project.timezone)
-
-
-def _filter(ctx: QueryContext, name: str) -> str | None:
+def _expr(ctx: QueryContext, name: str) -> EventExpr | None:
+    """The expression parameter `name` (a filter, or `on`), read in the project's zone."""
     text = get(ctx.params, name)
-    return compile_filter(parse(text), _scope(ctx)) if text else None
-
-
-def _segment(ctx: QueryContext) -> str | None:
-    text = get(ctx.params, "on")
-    return compile_segment_key(parse(text), _scope(ctx)) if text else None
+    return EventExpr.parse(text, timezone=ctx.project.timezone) if text else None
 
 
 def _unit(ctx: QueryContext) -> str:
@@ -174,15 +165,15 @@ def retention(ctx: QueryContext) -> dict[str, Any] | CsvReply:
         timezone=ctx.project.timezone,
         compounded=compounded,
         born_event=born_event,
-        born_where_sql=_filter(ctx, "born_where"),
+        born_where=_expr(ctx, "born_where"),
         event=get(ctx.params, "event"),
-        where_sql=_filter(ctx, "where"),
+        where=_expr(ctx, "where"),
         unit=unit,
         interval=interval,
         interval_count=interval_count,
-        segment_sql=_segment(ctx),
+        segment=_expr(ctx, "on"),
     )
-    rows: list[CohortRow] = ctx.engine.query(spec)
+    rows = ctx.engine.query(spec)
     today = today_in(ctx.project.timezone)
     by_key = {(r.cohort, r.segment): r for r in rows}
 
@@ -201,7 +192,7 @@ def retention(ctx: QueryContext) -> dict[str, Any] | CsvReply:
             out[key.isoformat()] = {"counts": counts, "first": row.first if row else 0}
         return out
 
-    if spec.segment_sql is None:
+    if spec.segment is None:
         return cohorts(OVERALL)
     totals: dict[str, int] = {}
     for r in rows:
@@ -233,12 +224,12 @@ def addiction(ctx: QueryContext) -> dict[str, Any]:
         end_ms=span.end_ms,
         timezone=ctx.project.timezone,
         event=get(ctx.params, "event"),
-        where_sql=_filter(ctx, "where"),
+        where=_expr(ctx, "where"),
         unit=unit,
         addiction_unit=addiction_unit,
-        segment_sql=_segment(ctx),
+        segment=_expr(ctx, "on"),
     )
-    rows: list[tuple[date, str, int, int]] = ctx.engine.query(spec)  # (period, segment, slots, users)
+    rows = ctx.engine.query(spec)  # (period, segment, slots, users)
     hist: dict[tuple[date, str], dict[int, int]] = {}
     for period, seg, slots, users in rows:
         hist.setdefault((period, seg), {})[slots] = users
@@ -251,7 +242,7 @@ def addiction(ctx: QueryContext) -> dict[str, Any]:
             out[key.isoformat()] = [sum(n for s, n in h.items() if s >= k + 1) for k in range(size)]
         return out
 
-    if spec.segment_sql is None:
+    if spec.segment is None:
         return {"data": series(OVERALL)}
     totals: dict[str, int] = {}
     for (_, seg), h in hist.items():
@@ -284,7 +275,7 @@ def event_retention(ctx: QueryContext) -> dict[str, Any] | CsvReply:
     spec = EventRetentionSpec(
         ctx.project.id, span.start_ms, span.end_ms, ctx.project.timezone, tuple(names), unit.value
     )
-    rows: list[tuple[str, date, int, int]] = ctx.engine.query(spec)  # (event, period, k, users)
+    rows = ctx.engine.query(spec)  # (event, period, k, users)
     cells: dict[tuple[str, date, int], int] = {(e, p, k): n for e, p, k, n in rows}
     label = f"{{}} {unit.value}s later"
     data: dict[str, Any] = {}
