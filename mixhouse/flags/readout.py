@@ -86,7 +86,7 @@ def readout(ctx: AppContext) -> dict[str, Any]:
     tz = ctx.project.timezone
     start_ms, end_ms = date_range_ms(ctx.params.get("from_date"), ctx.params.get("to_date"), tz)
     confidence = _confidence(ctx.params.get("confidence"))
-    rows: list[ReadoutRow] = ctx.engine.query(ReadoutSpec(ctx.project.id, doc["key"], event, start_ms, end_ms))
+    rows = ctx.engine.query(ReadoutSpec(ctx.project.id, doc["key"], event, start_ms, end_ms))
     control = _control(doc, rows)
     base = next((r for r in rows if r.variant == control), ReadoutRow(control or "", 0, 0))
     variants = []
