@@ -45,12 +45,23 @@ OVERALL = "$overall"
 
 @dataclass(frozen=True)
 class Buckets:
-    """How entries are grouped into date keys: `unit` day (every `days` days from `first`), week or month."""
+    """How entries are grouped into date keys, by their day in `timezone`: `unit` "day", every `days` days
+    from `first` (a week is 7 days from a Monday: see `week_start`); `unit` "month", calendar months
+    (`first` is the first month's first day). The engine knows no week rule: the domain sets `first`."""
 
     unit: str
     days: int
     first: date
     timezone: str
+
+
+def week_start(day: date) -> date:
+    """The Monday on or before `day`: Mixpanel's weeks start on Monday (ISO 8601)."""
+    return day - timedelta(days=day.weekday())
+
+
+def weekly(span: DateRange) -> Buckets:
+    return Buckets("day", 7, week_start(span.first), span.timezone)
 
 
 @dataclass(frozen=True)
@@ -114,7 +125,11 @@ def _buckets(ctx: QueryContext, span: DateRange) -> Buckets:
         parsed = parse_enum(ctx.params, "unit", Unit, Unit.DAY)
         if parsed not in (Unit.DAY, Unit.WEEK, Unit.MONTH):
             raise BadRequest("Invalid parameter: unit")
-        return Buckets(parsed.value, 1, span.first, span.timezone)
+        if parsed is Unit.WEEK:
+            return weekly(span)
+        if parsed is Unit.MONTH:
+            return Buckets("month", 1, span.first.replace(day=1), span.timezone)
+        return Buckets("day", 1, span.first, span.timezone)
     days = parse_int(ctx.params, "interval", 1, low=1, high=3660)
     assert days is not None
     return Buckets("day", days, span.first, span.timezone)
@@ -123,18 +138,12 @@ def _buckets(ctx: QueryContext, span: DateRange) -> Buckets:
 def bucket_keys(buckets: Buckets, span: DateRange) -> list[date]:
     """Every bucket that starts in, or (week/month) covers the start of, the range."""
     keys: list[date] = []
-    if buckets.unit == "week":
-        day = span.first - timedelta(days=span.first.weekday())
-        while day <= span.last:
-            keys.append(day)
-            day += timedelta(days=7)
-    elif buckets.unit == "month":
-        day = span.first.replace(day=1)
+    day = buckets.first
+    if buckets.unit == "month":
         while day <= span.last:
             keys.append(day)
             day = (day + timedelta(days=32)).replace(day=1)
     else:
-        day = span.first
         while day <= span.last:
             keys.append(day)
             day += timedelta(days=buckets.days)
@@ -319,7 +328,7 @@ def legacy_funnels(ctx: QueryContext) -> dict[str, Any]:
     _week_only(ctx)
     names = _funnel_names_param(ctx)
     span = _weeks_back(ctx)
-    buckets = Buckets("week", 7, span.first, span.timezone)
+    buckets = weekly(span)
     out: dict[str, Any] = {}
     for funnel in _named(ctx, names):
         figures = {f.bucket: f for f in run_funnel(ctx, funnel, span, buckets) if f.segment == OVERALL}
@@ -353,7 +362,7 @@ def funnel_dates(ctx: QueryContext) -> dict[str, list[str]]:
     limit = parse_int(ctx.params, "limit", 100, low=1, high=520)
     assert limit is not None
     span = _back_from_now(ctx.project, Unit.WEEK, limit)
-    buckets = Buckets("week", 7, span.first, span.timezone)
+    buckets = weekly(span)
     out = {}
     for funnel in _named(ctx, names):
         figures = run_funnel(ctx, funnel, span, buckets)
@@ -422,7 +431,7 @@ def funnel_properties(ctx: QueryContext) -> dict[str, Any]:
     limit = parse_int(ctx.params, "limit", 10, low=1, high=10_000)
     assert limit is not None
     span = _weeks_back(ctx)
-    buckets = Buckets("week", 7, span.first, span.timezone)
+    buckets = weekly(span)
     on = 'properties["' + prop.replace("\\", "\\\\").replace('"', '\\"') + '"]'
     scoped = QueryContext(ctx.caller, {**ctx.params, "on": on}, ctx.engine, ctx.catalog)
     figures = run_funnel(scoped, funnel, span, buckets)

@@ -14,7 +14,7 @@ from typing import Any
 
 from mixhouse.domain.dates import today_in
 from mixhouse.domain.query.context import CsvReply, QueryContext
-from mixhouse.domain.query.funnels import OVERALL, _dates
+from mixhouse.domain.query.funnels import OVERALL, _dates, week_start
 from mixhouse.domain.query.params import (
     CountType,
     DateRange,
@@ -48,6 +48,7 @@ class RetentionSpec(Spec["list[CohortRow]"]):
     event: str | None  # None: any event
     where: EventExpr | None
     unit: str  # day | week | month
+    first_period: date  # where cohort periods start: weeks are 7 days from it (the domain's week rule)
     interval: int
     interval_count: int
     segment: EventExpr | None = None  # segment keys of the birth event
@@ -73,6 +74,7 @@ class AddictionSpec(Spec[list[tuple[date, str, int, int]]]):
     event: str | None
     where: EventExpr | None
     unit: str  # day | week | month: the period
+    first_period: date  # as in RetentionSpec
     addiction_unit: str  # hour | day: the slots counted within a period
     segment: EventExpr | None = None
 
@@ -87,6 +89,7 @@ class EventRetentionSpec(Spec[list[tuple[str, date, int, int]]]):
     timezone: str
     events: tuple[str, ...]
     unit: str
+    first_period: date  # as in RetentionSpec
 
 
 def _expr(ctx: QueryContext, name: str) -> EventExpr | None:
@@ -111,8 +114,9 @@ def add_units(day: date, unit: str, n: int) -> date:
 
 
 def cohort_keys(span: DateRange, unit: str) -> list[date]:
+    """The starts of the periods that cover the range (the first may start before it)."""
     if unit == "week":
-        day = span.first - timedelta(days=span.first.weekday())
+        day = week_start(span.first)
     elif unit == "month":
         day = span.first.replace(day=1)
     else:
@@ -169,6 +173,7 @@ def retention(ctx: QueryContext) -> dict[str, Any] | CsvReply:
         event=get(ctx.params, "event"),
         where=_expr(ctx, "where"),
         unit=unit,
+        first_period=cohort_keys(span, unit)[0],
         interval=interval,
         interval_count=interval_count,
         segment=_expr(ctx, "on"),
@@ -226,6 +231,7 @@ def addiction(ctx: QueryContext) -> dict[str, Any]:
         event=get(ctx.params, "event"),
         where=_expr(ctx, "where"),
         unit=unit,
+        first_period=cohort_keys(span, unit)[0],
         addiction_unit=addiction_unit,
         segment=_expr(ctx, "on"),
     )
@@ -273,7 +279,7 @@ def event_retention(ctx: QueryContext) -> dict[str, Any] | CsvReply:
             f"Invalid parameter: from_date (events/retention spans at most {MAX_V2_PERIODS} {unit.value}s)"
         )
     spec = EventRetentionSpec(
-        ctx.project.id, span.start_ms, span.end_ms, ctx.project.timezone, tuple(names), unit.value
+        ctx.project.id, span.start_ms, span.end_ms, ctx.project.timezone, tuple(names), unit.value, periods[0]
     )
     rows = ctx.engine.query(spec)  # (event, period, k, users)
     cells: dict[tuple[str, date, int], int] = {(e, p, k): n for e, p, k, n in rows}

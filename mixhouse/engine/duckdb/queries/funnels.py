@@ -35,11 +35,10 @@ def _filter(expr: EventExpr | None) -> str | None:
 
 
 def bucket_sql(spec: FunnelSpec, time_sql: str) -> str:
-    """The DATE key of an entry time: its day in the project zone, grouped as the spec says."""
+    """The DATE key of an entry time: its day in the project zone, grouped as the spec says (an entry's
+    day is never before `buckets.first`)."""
     local = local_timestamp_sql(time_sql, spec.buckets.timezone, spec.start_ms, spec.end_ms)
     day = f"CAST({local} AS DATE)"
-    if spec.buckets.unit == "week":
-        return f"CAST(date_trunc('week', {day}) AS DATE)"
     if spec.buckets.unit == "month":
         return f"CAST(date_trunc('month', {day}) AS DATE)"
     if spec.buckets.days == 1:
@@ -132,7 +131,7 @@ def _columns(table: pa.Table) -> tuple[list[list[npt.NDArray[np.int64]]], list[s
 
 
 def funnel_figures(conn: duckdb.DuckDBPyConnection, spec: FunnelSpec) -> list[StepFigures]:
-    base = spec.buckets.first - timedelta(days=62)  # before any week or month key of the range
+    base = spec.buckets.first - timedelta(days=62)  # before any key of the range
     # Merged ids are resolved by the kernel from the (small) alias table, rather than by a join of every
     # event in DuckDB, unless an expression reads the id itself (it must see the canonical id).
     merged = has_merged_ids(conn, spec.project_id)

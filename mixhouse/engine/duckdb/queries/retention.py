@@ -33,9 +33,14 @@ def local_sql(timezone: str, time_sql: str, start_ms: int | None = None, end_ms:
     return local_timestamp_sql(time_sql, timezone, start_ms, end_ms)
 
 
-def period_sql(unit: str, local: str) -> str:
-    if unit in ("week", "month"):
-        return f"CAST(date_trunc('{unit}', {local}) AS DATE)"
+def period_sql(unit: str, local: str, first_period: date) -> str:
+    """The DATE start of the period of a wall-clock time no earlier than `first_period`: its day, its
+    calendar month, or its week counted in 7 days from `first_period` (the domain chose its weekday)."""
+    if unit == "month":
+        return f"CAST(date_trunc('month', {local}) AS DATE)"
+    if unit == "week":
+        first = f"DATE '{first_period.isoformat()}'"
+        return f"({first} + CAST(((CAST({local} AS DATE) - {first}) // 7) * 7 AS INTEGER))"
     return f"CAST({local} AS DATE)"
 
 
@@ -84,7 +89,7 @@ def retention_rows(conn: duckdb.DuckDBPyConnection, spec: RetentionSpec) -> list
     born_where = _where(spec.born_where)
     ret_where = _where(spec.where)
     segment_sql = _segment_sql(spec.segment)
-    cohort = period_sql(spec.unit, local_sql(spec.timezone, "t", spec.start_ms, spec.end_ms))
+    cohort = period_sql(spec.unit, local_sql(spec.timezone, "t", spec.start_ms, spec.end_ms), spec.first_period)
     # Births are kept only in [start, end): their local time needs the offsets of that span only.
     birth_local = local_sql(spec.timezone, "bt", spec.start_ms, spec.end_ms)
     key = "u, " + cohort if spec.compounded else "u"
@@ -96,11 +101,11 @@ def retention_rows(conn: duckdb.DuckDBPyConnection, spec: RetentionSpec) -> list
         HAVING min(t) >= $start
     """
     fanned = f"""
-        SELECT u, bt, {period_sql(spec.unit, birth_local)} AS cohort, '{OVERALL}' AS seg
+        SELECT u, bt, {period_sql(spec.unit, birth_local, spec.first_period)} AS cohort, '{OVERALL}' AS seg
         FROM births
     """
     if segment_sql:
-        fanned += f"""UNION ALL SELECT u, bt, {period_sql(spec.unit, birth_local)} AS cohort,
+        fanned += f"""UNION ALL SELECT u, bt, {period_sql(spec.unit, birth_local, spec.first_period)} AS cohort,
                       unnest(segs) AS seg FROM births"""
     index = _interval_index(
         spec,
@@ -147,7 +152,7 @@ def addiction_rows(conn: duckdb.DuckDBPyConnection, spec: AddictionSpec) -> list
     parts = [
         f"""SELECT period, seg, slots, count(*) FROM (
                 SELECT u, period, seg, count(DISTINCT slot) AS slots FROM (
-                    SELECT e.user_key AS u, {period_sql(spec.unit, local)} AS period,
+                    SELECT e.user_key AS u, {period_sql(spec.unit, local, spec.first_period)} AS period,
                            date_trunc('{spec.addiction_unit}', {local}) AS slot,
                            {run} AS seg
                     FROM ({rel.sql}) e {where}
@@ -161,10 +166,13 @@ def addiction_rows(conn: duckdb.DuckDBPyConnection, spec: AddictionSpec) -> list
 
 def event_retention_rows(conn: duckdb.DuckDBPyConnection, spec: EventRetentionSpec) -> list[tuple[str, date, int, int]]:
     rel = user_events(conn, spec.project_id, spec.start_ms, spec.end_ms, events=list(spec.events))
-    period = period_sql(spec.unit, local_sql(spec.timezone, "e.time_ms", spec.start_ms, spec.end_ms))
+    local = local_sql(spec.timezone, "e.time_ms", spec.start_ms, spec.end_ms)
+    period = period_sql(spec.unit, local, spec.first_period)
+    # Periods later, counted on the period starts (weeks: 7 days apart, whatever weekday they start on).
+    later = "(b.p - a.p) // 7" if spec.unit == "week" else f"datediff('{spec.unit}', a.p, b.p)"
     sql = f"""
         WITH act AS (SELECT DISTINCT e.event, e.user_key AS u, {period} AS p FROM ({rel.sql}) e)
-        SELECT a.event, a.p, datediff('{spec.unit}', a.p, b.p) AS k, count(*)
+        SELECT a.event, a.p, {later} AS k, count(*)
         FROM act a JOIN act b ON a.event = b.event AND a.u = b.u AND b.p >= a.p
         GROUP BY a.event, a.p, k
     """
