@@ -1,22 +1,25 @@
 """Funnels (https://developer.mixpanel.com/reference/funnels-query; Mixpanel's legacy Data Export API v2 documentation): today's `/funnels` by `funnel_id` and `/funnels/list`, the legacy v2
 family by funnel name (`funnels` with `funnel=[names]`, `funnels/names`, `funnels/dates`), and the App
 API routes that save the definitions. The counting rules live in the engine's per-user scan; this
-module parses parameters into a FunnelSpec and shapes the engine's per-bucket step figures.
+module reads each endpoint's parameters once into a typed request (`FunnelRequest`), runs the analysis
+(`funnel_result`: a FunnelSpec to the engine, its per-bucket step figures back) and shapes Mixpanel's reply.
 
 Rules and every [I] choice: docs/query-funnels-retention.md."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from mixhouse.domain.app_context import AppContext
 from mixhouse.domain.dates import parse_date, today_in
+from mixhouse.domain.project import Project
 from mixhouse.domain.query.context import QueryContext
 from mixhouse.domain.query.params import (
     DateRange,
+    Params,
     Unit,
     _back_from_now,
     get,
@@ -36,6 +39,7 @@ from mixhouse.domain.saved.funnels import (
     updated,
 )
 from mixhouse.domain.spec import Spec
+from mixhouse.engine.base import Engine
 from mixhouse.errors import BadRequest, NotFound
 from mixhouse.expr.plan import EventExpr
 
@@ -100,29 +104,30 @@ class StepFigures:
 # -- parameters -------------------------------------------------------------------------------------
 
 
-def _expr(ctx: QueryContext, text: str | None) -> EventExpr | None:
+def _expr(text: str | None, timezone: str) -> EventExpr | None:
     """An event expression read in the project's zone (None for no text)."""
-    return EventExpr.parse(text, timezone=ctx.project.timezone) if text else None
+    return EventExpr.parse(text, timezone=timezone) if text else None
 
 
-def step_specs(ctx: QueryContext, steps: tuple[FunnelStep, ...]) -> tuple[FunnelStepSpec, ...]:
-    return tuple(FunnelStepSpec(s.event, _expr(ctx, s.where)) for s in steps)
+def step_specs(steps: tuple[FunnelStep, ...], timezone: str) -> tuple[FunnelStepSpec, ...]:
+    return tuple(FunnelStepSpec(s.event, _expr(s.where, timezone)) for s in steps)
 
 
-def _dates(ctx: QueryContext) -> DateRange:
-    first = parse_date("from_date", get(ctx.params, "from_date"))
-    last = parse_date("to_date", get(ctx.params, "to_date"))
-    if last > today_in(ctx.project.timezone):
+def read_dates(params: Params, project: Project) -> DateRange:
+    """`from_date` and `to_date` (both required; not after today in the project's zone)."""
+    first = parse_date("from_date", get(params, "from_date"))
+    last = parse_date("to_date", get(params, "to_date"))
+    if last > today_in(project.timezone):
         raise BadRequest("to_date cannot be later than today")
     if first > last:
         raise BadRequest("from_date cannot be later than to_date")
-    return DateRange(first, last, ctx.project.timezone)
+    return DateRange(first, last, project.timezone)
 
 
-def _buckets(ctx: QueryContext, span: DateRange) -> Buckets:
-    unit = get(ctx.params, "unit")
+def _buckets(params: Params, span: DateRange) -> Buckets:
+    unit = get(params, "unit")
     if unit is not None:
-        parsed = parse_enum(ctx.params, "unit", Unit, Unit.DAY)
+        parsed = parse_enum(params, "unit", Unit, Unit.DAY)
         if parsed not in (Unit.DAY, Unit.WEEK, Unit.MONTH):
             raise BadRequest("Invalid parameter: unit")
         if parsed is Unit.WEEK:
@@ -130,7 +135,7 @@ def _buckets(ctx: QueryContext, span: DateRange) -> Buckets:
         if parsed is Unit.MONTH:
             return Buckets("month", 1, span.first.replace(day=1), span.timezone)
         return Buckets("day", 1, span.first, span.timezone)
-    days = parse_int(ctx.params, "interval", 1, low=1, high=3660)
+    days = parse_int(params, "interval", 1, low=1, high=3660)
     assert days is not None
     return Buckets("day", days, span.first, span.timezone)
 
@@ -150,12 +155,76 @@ def bucket_keys(buckets: Buckets, span: DateRange) -> list[date]:
     return keys
 
 
-def _window_ms(ctx: QueryContext, funnel: SavedFunnel) -> int:
-    length = parse_int(ctx.params, "length", funnel.length, low=1)
-    unit = parse_enum(ctx.params, "length_unit", LengthUnit, funnel.length_unit)
+def _window_ms(params: Params, funnel: SavedFunnel) -> int:
+    length = parse_int(params, "length", funnel.length, low=1)
+    unit = parse_enum(params, "length_unit", LengthUnit, funnel.length_unit)
     assert length is not None
     check_length(length, unit)
     return length * unit.ms
+
+
+@dataclass(frozen=True)
+class FunnelRequest:
+    """One funnel over a range, read once from the request: entries are step-1 events in `span`, grouped
+    into `buckets`; later steps may follow within `window_ms`; `on` splits by segment, of which the
+    `limit` with the most entries are reported."""
+
+    funnel: SavedFunnel
+    span: DateRange
+    buckets: Buckets
+    window_ms: int
+    where: EventExpr | None = None
+    on: EventExpr | None = None
+    limit: int = 255
+
+    @classmethod
+    def read(
+        cls, params: Params, project: Project, funnel: SavedFunnel, span: DateRange, buckets: Buckets, limit: int = 255
+    ) -> FunnelRequest:
+        """The funnel's own parameters (`length`, `length_unit`, `where`, `on`) over a range read already."""
+        window_ms = _window_ms(params, funnel)
+        where = _expr(get(params, "where"), project.timezone)
+        on = _expr(get(params, "on"), project.timezone)
+        return cls(funnel, span, buckets, window_ms, where, on, limit)
+
+    @classmethod
+    def read_dated(cls, params: Params, project: Project, funnel: SavedFunnel) -> FunnelRequest:
+        """Today's `/funnels`: `from_date`/`to_date`, `unit` or `interval`, `limit`, then the funnel's own."""
+        span = read_dates(params, project)
+        buckets = _buckets(params, span)
+        limit = parse_int(params, "limit", 255, low=1, high=10_000)
+        assert limit is not None
+        return cls.read(params, project, funnel, span, buckets, limit)
+
+
+@dataclass(frozen=True)
+class FunnelResult:
+    """Step figures per (bucket start, segment), every bucket of the range in order, and the top `limit`
+    segments by entries over the range (none without `on`)."""
+
+    buckets: list[date]
+    figures: dict[tuple[date, str], StepFigures]
+    segments: list[str]
+
+    def overall(self, bucket: date) -> StepFigures | None:
+        return self.figures.get((bucket, OVERALL))
+
+
+def funnel_result(engine: Engine, project_id: int, req: FunnelRequest) -> FunnelResult:
+    spec = FunnelSpec(
+        project_id=project_id,
+        start_ms=req.span.start_ms,
+        end_ms=req.span.end_ms,
+        window_ms=req.window_ms,
+        steps=step_specs(req.funnel.steps, req.span.timezone),
+        totals=req.funnel.counting is Counting.TOTALS,
+        buckets=req.buckets,
+        where=req.where,
+        segment=req.on,
+    )
+    figures = engine.query(spec)
+    segments = _top_segments(figures, req.limit) if req.on is not None else []
+    return FunnelResult(bucket_keys(req.buckets, req.span), {(f.bucket, f.segment): f for f in figures}, segments)
 
 
 def _store(ctx: QueryContext | AppContext) -> FunnelStore:
@@ -215,23 +284,6 @@ def _top_segments(figures: list[StepFigures], limit: int) -> list[str]:
     return [s for s, _ in sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
 
 
-def run_funnel(ctx: QueryContext, funnel: SavedFunnel, span: DateRange, buckets: Buckets) -> list[StepFigures]:
-    where = get(ctx.params, "where")
-    on = get(ctx.params, "on")
-    spec = FunnelSpec(
-        project_id=ctx.project.id,
-        start_ms=span.start_ms,
-        end_ms=span.end_ms,
-        window_ms=_window_ms(ctx, funnel),
-        steps=step_specs(ctx, funnel.steps),
-        totals=funnel.counting is Counting.TOTALS,
-        buckets=buckets,
-        where=_expr(ctx, where),
-        segment=_expr(ctx, on),
-    )
-    return ctx.engine.query(spec)
-
-
 # -- today's endpoints ------------------------------------------------------------------------------
 
 
@@ -251,28 +303,23 @@ def funnels(ctx: QueryContext) -> Any:
         require(ctx.params, "funnel_id")
     assert funnel_id is not None
     funnel = _saved(ctx, funnel_id)
-    span = _dates(ctx)
-    buckets = _buckets(ctx, span)
-    limit = parse_int(ctx.params, "limit", 255, low=1, high=10_000)
-    assert limit is not None
-    figures = run_funnel(ctx, funnel, span, buckets)
-    keys = bucket_keys(buckets, span)
-    by_key = {(f.bucket, f.segment): f for f in figures}
-    data: dict[str, Any] = {}
+    req = FunnelRequest.read_dated(ctx.params, ctx.project, funnel)
+    result = funnel_result(ctx.engine, ctx.project.id, req)
+    # A segmented reply is asked for by the parameter, even when it is an empty expression.
     segmented = get(ctx.params, "on") is not None
-    segments = _top_segments(figures, limit) if segmented else []
-    for key in keys:
-        overall = by_key.get((key, OVERALL))
+    data: dict[str, Any] = {}
+    for key in result.buckets:
+        overall = result.overall(key)
         if segmented:
             entry = {OVERALL: steps_payload(funnel, overall)}
-            for seg in segments:
-                if (key, seg) in by_key:
-                    entry[seg] = steps_payload(funnel, by_key[(key, seg)])
+            for seg in result.segments:
+                if (key, seg) in result.figures:
+                    entry[seg] = steps_payload(funnel, result.figures[(key, seg)])
             data[key.isoformat()] = entry
         else:
             counts = overall.counts if overall else (0,) * len(funnel.steps)
             data[key.isoformat()] = {"steps": steps_payload(funnel, overall), "analysis": analysis(counts)}
-    return {"meta": {"dates": [k.isoformat() for k in keys]}, "data": data}
+    return {"meta": {"dates": [k.isoformat() for k in result.buckets]}, "data": data}
 
 
 def funnels_list(ctx: QueryContext) -> list[dict[str, Any]]:
@@ -331,11 +378,13 @@ def legacy_funnels(ctx: QueryContext) -> dict[str, Any]:
     buckets = weekly(span)
     out: dict[str, Any] = {}
     for funnel in _named(ctx, names):
-        figures = {f.bucket: f for f in run_funnel(ctx, funnel, span, buckets) if f.segment == OVERALL}
-        keys = bucket_keys(buckets, span)
+        result = funnel_result(
+            ctx.engine, ctx.project.id, FunnelRequest.read(ctx.params, ctx.project, funnel, span, buckets)
+        )
+        keys = result.buckets
         data = {}
         for key in keys:
-            fig = figures.get(key)
+            fig = result.overall(key)
             counts = fig.counts if fig else (0,) * len(funnel.steps)
             data[key.isoformat()] = {
                 "analysis": {
@@ -365,7 +414,10 @@ def funnel_dates(ctx: QueryContext) -> dict[str, list[str]]:
     buckets = weekly(span)
     out = {}
     for funnel in _named(ctx, names):
-        figures = run_funnel(ctx, funnel, span, buckets)
+        result = funnel_result(
+            ctx.engine, ctx.project.id, FunnelRequest.read(ctx.params, ctx.project, funnel, span, buckets)
+        )
+        figures = result.figures.values()
         out[funnel.name] = sorted(f.bucket.isoformat() for f in figures if f.segment == OVERALL and f.counts[0])
     return out
 
@@ -433,11 +485,12 @@ def funnel_properties(ctx: QueryContext) -> dict[str, Any]:
     span = _weeks_back(ctx)
     buckets = weekly(span)
     on = 'properties["' + prop.replace("\\", "\\\\").replace('"', '\\"') + '"]'
-    scoped = QueryContext(ctx.caller, {**ctx.params, "on": on}, ctx.engine, ctx.catalog)
-    figures = run_funnel(scoped, funnel, span, buckets)
+    req = FunnelRequest.read(ctx.params, ctx.project, funnel, span, buckets)
+    req = replace(req, on=EventExpr.parse(on, timezone=ctx.project.timezone))
+    result = funnel_result(ctx.engine, ctx.project.id, req)
     out: dict[str, Any] = {}
-    for key in bucket_keys(buckets, span):
-        week = [f for f in figures if f.bucket == key and f.segment != OVERALL]
+    for key in result.buckets:
+        week = [f for f in result.figures.values() if f.bucket == key and f.segment != OVERALL]
         top = _top_segments(week, limit)
         values: dict[str, Any] = {}
         for fig in week:
@@ -469,7 +522,9 @@ def funnel_property_names(ctx: QueryContext) -> dict[str, Any]:
     limit = parse_int(ctx.params, "limit", 20, low=1, high=10_000)
     assert limit is not None
     span = _weeks_back(ctx)
-    spec = StepPropertyNamesSpec(ctx.project.id, span.start_ms, span.end_ms, step_specs(ctx, funnel.steps)[0], limit)
+    spec = StepPropertyNamesSpec(
+        ctx.project.id, span.start_ms, span.end_ms, step_specs(funnel.steps, span.timezone)[0], limit
+    )
     rows = ctx.engine.query(spec)
     start = datetime.fromtimestamp(span.start_ms / 1000, ZoneInfo(span.timezone)).strftime("%Y-%m-%d %H:%M:%S")
     return {

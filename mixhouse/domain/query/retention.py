@@ -14,7 +14,7 @@ from typing import Any
 
 from mixhouse.domain.dates import today_in
 from mixhouse.domain.query.context import CsvReply, QueryContext
-from mixhouse.domain.query.funnels import OVERALL, _dates, week_start
+from mixhouse.domain.query.funnels import OVERALL, read_dates, week_start
 from mixhouse.domain.query.params import (
     CountType,
     DateRange,
@@ -148,7 +148,7 @@ def is_v2_form(ctx: QueryContext) -> bool:
 def retention(ctx: QueryContext) -> dict[str, Any] | CsvReply:
     if is_v2_form(ctx):
         return event_retention(ctx)
-    span = _dates(ctx)
+    span = read_dates(ctx.params, ctx.project)
     kind = (get(ctx.params, "retention_type") or "birth").strip().lower()
     if kind not in ("birth", "compounded"):
         raise BadRequest("Invalid parameter: retention_type")
@@ -214,7 +214,7 @@ def slots_per_period(period: date, unit: str, addiction_unit: str) -> int:
 
 def addiction(ctx: QueryContext) -> dict[str, Any]:
     """`/retention/addiction`: per period, element k = users active in at least k+1 distinct slots."""
-    span = _dates(ctx)
+    span = read_dates(ctx.params, ctx.project)
     unit = _unit(ctx)
     addiction_unit = (get(ctx.params, "addiction_unit") or "hour").strip().lower()
     if addiction_unit not in ("hour", "day"):
