@@ -188,8 +188,8 @@ def new_session_id(now_ms: int) -> str:
     return f"{now_ms}-{secrets.token_hex(3).upper()}"
 
 
-def parse_engage(ctx: QueryContext) -> EngageSpec:
-    params = ctx.params
+def parse_engage(params: Params, project_id: int, cohorts: CohortStore) -> EngageSpec:
+    """The query of `/engage` as the engine answers it (see EngageRequest)."""
     page = parse_int(params, "page", 0, low=0)
     assert page is not None
     session_id = get(params, "session_id")
@@ -220,12 +220,12 @@ def parse_engage(ctx: QueryContext) -> EngageSpec:
     where = profile_filter(text, behaviors=bool(behaviors)) if text else None
     cohort = None
     if cohort_id is not None:
-        saved = CohortStore(ctx.catalog).get(ctx.project.id, cohort_id)
+        saved = cohorts.get(project_id, cohort_id)
         if saved is None:
             raise BadRequest(f"Invalid parameter: filter_by_cohort (no cohort with id {cohort_id})")
         cohort = membership_rule(saved, now_ms)
     return EngageSpec(
-        project_id=ctx.project.id,
+        project_id=project_id,
         group_key=group_key,
         distinct_ids=tuple(ids) if ids is not None else None,
         where=where,
@@ -238,7 +238,7 @@ def parse_engage(ctx: QueryContext) -> EngageSpec:
     )
 
 
-def _result(distinct_id: str, properties: str, wanted: list[str] | None) -> orjson.Fragment:
+def _result(distinct_id: str, properties: str, wanted: tuple[str, ...] | None) -> orjson.Fragment:
     if wanted is not None:
         props = orjson.loads(properties)
         properties = orjson.dumps({k: props[k] for k in wanted if k in props}).decode()
@@ -247,9 +247,24 @@ def _result(distinct_id: str, properties: str, wanted: list[str] | None) -> orjs
     )
 
 
+@dataclass(frozen=True)
+class EngageRequest:
+    """`/engage`, read once: the page of matching profiles to find (`query`), and which of their properties
+    to show (`output_properties`; None: all)."""
+
+    query: EngageSpec
+    output_properties: tuple[str, ...] | None
+
+    @classmethod
+    def read(cls, params: Params, project_id: int, cohorts: CohortStore) -> EngageRequest:
+        query = parse_engage(params, project_id, cohorts)
+        wanted = _string_list(params, "output_properties")
+        return cls(query, tuple(wanted) if wanted is not None else None)
+
+
 def engage(ctx: QueryContext) -> dict[str, object]:
-    spec = parse_engage(ctx)
-    wanted = _string_list(ctx.params, "output_properties")
+    req = EngageRequest.read(ctx.params, ctx.project.id, CohortStore(ctx.catalog))
+    spec = req.query
     result = ctx.engine.query(spec)
     reply: dict[str, object] = {
         "page": spec.page,
@@ -259,5 +274,5 @@ def engage(ctx: QueryContext) -> dict[str, object]:
     }
     if spec.page == 0:
         reply["total"] = result.total
-    reply["results"] = [_result(d, p, wanted) for d, p in result.rows]
+    reply["results"] = [_result(d, p, req.output_properties) for d, p in result.rows]
     return reply
