@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from mixhouse.domain.query.context import QueryContext
-from mixhouse.domain.query.params import Params, get, parse_int, parse_json
+from mixhouse.domain.query.params import Params, get, parse_bool, parse_int, parse_json
 from mixhouse.domain.saved.cohorts import Cohort, CohortStore
 from mixhouse.domain.spec import Spec
 from mixhouse.errors import BadRequest, MissingParameter
@@ -100,18 +100,6 @@ def membership_rule(cohort: Cohort, now_ms: int) -> MembershipRule:
         return MembershipRule(where)
     b = cohort.behavior
     return MembershipRule(where, b.event, b.min_count, now_ms - b.days * 86_400_000, now_ms)
-
-
-def _flag(params: Params, name: str, default: bool) -> bool:
-    raw = get(params, name)
-    if raw is None:
-        return default
-    value = raw.strip().lower()
-    if value in ("1", "true", "yes"):
-        return True
-    if value in ("0", "false", "no"):
-        return False
-    raise BadRequest(f"Invalid parameter: {name}")
 
 
 def _string_list(params: Params, name: str) -> list[str] | None:
@@ -230,7 +218,7 @@ def parse_engage(params: Params, project_id: int, cohorts: CohortStore) -> Engag
         distinct_ids=tuple(ids) if ids is not None else None,
         where=where,
         cohort=cohort,
-        include_all_users=_flag(params, "include_all_users", True),
+        include_all_users=parse_bool(params, "include_all_users", True),
         behaviors=behaviors,
         page=page,
         page_size=page_size,

@@ -9,12 +9,20 @@ Rules and every [I] choice: docs/query-funnels-retention.md."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from mixhouse.domain.app_context import AppContext
-from mixhouse.domain.dates import parse_date, today_in
+from mixhouse.domain.calendar import (
+    DAY_UNITS,
+    bucket_starts,
+    checked_range,
+    parse_date,
+    today_in,
+    top_segments,
+    week_anchor,
+)
 from mixhouse.domain.project import Project
 from mixhouse.domain.query.context import QueryContext
 from mixhouse.domain.query.params import (
@@ -26,6 +34,7 @@ from mixhouse.domain.query.params import (
     parse_enum,
     parse_int,
     parse_json,
+    parse_unit,
     require,
 )
 from mixhouse.domain.saved.funnels import (
@@ -50,8 +59,9 @@ OVERALL = "$overall"
 @dataclass(frozen=True)
 class Buckets:
     """How entries are grouped into date keys, by their day in `timezone`: `unit` "day", every `days` days
-    from `first` (a week is 7 days from a Monday: see `week_start`); `unit` "month", calendar months
-    (`first` is the first month's first day). The engine knows no week rule: the domain sets `first`."""
+    from `first` (a week is 7 days from the calendar's week start, `week_anchor`); `unit` "month",
+    calendar months (`first` is the first month's first day). The engine knows no week rule: the domain
+    sets `first`."""
 
     unit: str
     days: int
@@ -59,13 +69,8 @@ class Buckets:
     timezone: str
 
 
-def week_start(day: date) -> date:
-    """The Monday on or before `day`: Mixpanel's weeks start on Monday (ISO 8601)."""
-    return day - timedelta(days=day.weekday())
-
-
 def weekly(span: DateRange) -> Buckets:
-    return Buckets("day", 7, week_start(span.first), span.timezone)
+    return Buckets("day", 7, week_anchor(span.first), span.timezone)
 
 
 @dataclass(frozen=True)
@@ -117,19 +122,13 @@ def read_dates(params: Params, project: Project) -> DateRange:
     """`from_date` and `to_date` (both required; not after today in the project's zone)."""
     first = parse_date("from_date", get(params, "from_date"))
     last = parse_date("to_date", get(params, "to_date"))
-    if last > today_in(project.timezone):
-        raise BadRequest("to_date cannot be later than today")
-    if first > last:
-        raise BadRequest("from_date cannot be later than to_date")
-    return DateRange(first, last, project.timezone)
+    return checked_range(first, last, project.timezone, today=today_in(project.timezone))
 
 
 def _buckets(params: Params, span: DateRange) -> Buckets:
     unit = get(params, "unit")
     if unit is not None:
-        parsed = parse_enum(params, "unit", Unit, Unit.DAY)
-        if parsed not in (Unit.DAY, Unit.WEEK, Unit.MONTH):
-            raise BadRequest("Invalid parameter: unit")
+        parsed = parse_unit(params, DAY_UNITS)
         if parsed is Unit.WEEK:
             return weekly(span)
         if parsed is Unit.MONTH:
@@ -142,17 +141,9 @@ def _buckets(params: Params, span: DateRange) -> Buckets:
 
 def bucket_keys(buckets: Buckets, span: DateRange) -> list[date]:
     """Every bucket that starts in, or (week/month) covers the start of, the range."""
-    keys: list[date] = []
-    day = buckets.first
     if buckets.unit == "month":
-        while day <= span.last:
-            keys.append(day)
-            day = (day + timedelta(days=32)).replace(day=1)
-    else:
-        while day <= span.last:
-            keys.append(day)
-            day += timedelta(days=buckets.days)
-    return keys
+        return bucket_starts(span.first, span.last, Unit.MONTH)
+    return bucket_starts(buckets.first, span.last, Unit.DAY, every_days=buckets.days)
 
 
 def _window_ms(params: Params, funnel: SavedFunnel) -> int:
@@ -281,7 +272,7 @@ def _top_segments(figures: list[StepFigures], limit: int) -> list[str]:
     for fig in figures:
         if fig.segment != OVERALL:
             totals[fig.segment] = totals.get(fig.segment, 0) + fig.counts[0]
-    return [s for s, _ in sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
+    return top_segments(totals, limit)
 
 
 # -- today's endpoints ------------------------------------------------------------------------------

@@ -12,31 +12,31 @@ import calendar
 import csv
 import io
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
-from mixhouse.domain.dates import today_in
+from mixhouse.domain.calendar import DAY_UNITS, add_units, bucket_starts, today_in, top_segments
 from mixhouse.domain.project import Project
 from mixhouse.domain.query.context import CsvReply, QueryContext
-from mixhouse.domain.query.funnels import OVERALL, read_dates, week_start
+from mixhouse.domain.query.funnels import OVERALL, read_dates
 from mixhouse.domain.query.params import (
     CountType,
     DateRange,
     Params,
     Unit,
     get,
+    parse_bool,
     parse_date_range,
     parse_enum,
     parse_event_names,
     parse_int,
+    parse_unit,
 )
 from mixhouse.domain.query.segmentation import wants_csv
 from mixhouse.domain.spec import Spec
 from mixhouse.engine.base import Engine
 from mixhouse.errors import BadRequest, MissingParameter
 from mixhouse.expr.plan import EventExpr
-
-UNIT_DAYS = {"day": 1, "week": 7}
 
 
 @dataclass(frozen=True)
@@ -105,40 +105,12 @@ def _expr(params: Params, project: Project, name: str) -> EventExpr | None:
 
 
 def _unit(params: Params) -> str:
-    unit = parse_enum(params, "unit", Unit, Unit.DAY)
-    if unit not in (Unit.DAY, Unit.WEEK, Unit.MONTH):
-        raise BadRequest("Invalid parameter: unit")
-    return unit.value
-
-
-def add_units(day: date, unit: str, n: int) -> date:
-    if unit == "month":
-        index = day.year * 12 + day.month - 1 + n
-        year, month = divmod(index, 12)
-        return date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))
-    return day + timedelta(days=UNIT_DAYS[unit] * n)
+    return parse_unit(params, DAY_UNITS).value
 
 
 def cohort_keys(span: DateRange, unit: str) -> list[date]:
     """The starts of the periods that cover the range (the first may start before it)."""
-    if unit == "week":
-        day = week_start(span.first)
-    elif unit == "month":
-        day = span.first.replace(day=1)
-    else:
-        day = span.first
-    keys = []
-    while day <= span.last:
-        keys.append(day)
-        day = add_units(day, unit, 1)
-    return keys
-
-
-def _bool(params: Params, name: str) -> bool:
-    raw = (get(params, name) or "false").strip().lower()
-    if raw not in ("true", "false", "1", "0"):
-        raise BadRequest(f"Invalid parameter: {name}")
-    return raw in ("true", "1")
+    return bucket_starts(span.first, span.last, unit)
 
 
 def is_v2_form(ctx: QueryContext) -> bool:
@@ -152,7 +124,7 @@ def is_v2_form(ctx: QueryContext) -> bool:
 
 
 def _top(totals: dict[str, int], limit: int) -> list[str]:
-    return [s for s, _ in sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
+    return top_segments(totals, limit)
 
 
 @dataclass(frozen=True)
@@ -188,7 +160,7 @@ class RetentionRequest:
         interval_count = parse_int(params, "interval_count", 1, low=0, high=3660)
         limit = parse_int(params, "limit", 255, low=1, high=10_000)
         assert interval is not None and interval_count is not None and limit is not None
-        unbounded = _bool(params, "unbounded_retention")
+        unbounded = parse_bool(params, "unbounded_retention")
         born_where = _expr(params, project, "born_where")
         event = get(params, "event")
         where = _expr(params, project, "where")
@@ -382,9 +354,7 @@ class EventRetentionRequest:
         if not names:
             raise MissingParameter("event")
         parse_enum(params, "type", CountType, CountType.UNIQUE)
-        unit = parse_enum(params, "unit", Unit, Unit.DAY)
-        if unit not in (Unit.DAY, Unit.WEEK, Unit.MONTH):
-            raise BadRequest("Invalid parameter: unit")
+        unit = parse_unit(params, DAY_UNITS)
         span = parse_date_range(params, project, default_unit=unit)
         if len(cohort_keys(span, unit.value)) > MAX_V2_PERIODS:
             # The reply grows with the square of the periods: 2020 to today by day would be ~300 MB.
