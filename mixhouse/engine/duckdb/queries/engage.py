@@ -81,7 +81,7 @@ def profiles_relation(conn: duckdb.DuckDBPyConnection, project_id: int, group_ke
     return Relation(sql, params)
 
 
-def _members(conn: duckdb.DuckDBPyConnection, project_id: int, rule: MembershipRule, prefix: str) -> Relation:
+def members_relation(conn: duckdb.DuckDBPyConnection, project_id: int, rule: MembershipRule, prefix: str) -> Relation:
     """Columns distinct_id, properties (JSON, '{}' without a profile), has_profile."""
     prof = profiles_relation(conn, project_id)
     params = dict(prof.params)
@@ -134,7 +134,7 @@ def _with_behaviors(spec: EngageSpec, base: Relation) -> Relation:
 
 def _matching_ids(conn: duckdb.DuckDBPyConnection, spec: EngageSpec) -> pa.Array:
     if spec.cohort is not None:
-        base = _members(conn, spec.project_id, spec.cohort, "c")
+        base = members_relation(conn, spec.project_id, spec.cohort, "c")
     else:
         prof = profiles_relation(conn, spec.project_id, spec.group_key)
         base = Relation(f"SELECT distinct_id, properties, TRUE AS has_profile FROM ({prof.sql}) x", prof.params)
@@ -193,7 +193,7 @@ def engage_page(conn: duckdb.DuckDBPyConnection, spec: EngageSpec) -> EngagePage
 def cohort_counts(conn: duckdb.DuckDBPyConnection, spec: CohortCountSpec) -> list[int]:
     counts = []
     for rule in spec.rules:
-        rel = _members(conn, spec.project_id, rule, "c")
+        rel = members_relation(conn, spec.project_id, rule, "c")
         rows = conn.execute(f"SELECT count(*) FROM ({rel.sql}) m", rel.params).fetchall()
         counts.append(int(rows[0][0]))
     return counts
