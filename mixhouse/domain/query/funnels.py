@@ -455,6 +455,14 @@ class StepPropertyNamesSpec(Spec[list[tuple[str, int]]]):
     limit: int
 
 
+def step_property_names(
+    engine: Engine, project_id: int, funnel: SavedFunnel, span: DateRange, limit: int
+) -> list[tuple[str, int]]:
+    """The `limit` property names most often seen on the funnel's step-1 events in `span`, with counts."""
+    step = step_specs(funnel.steps, span.timezone)[0]
+    return engine.query(StepPropertyNamesSpec(project_id, span.start_ms, span.end_ms, step, limit))
+
+
 def _single_funnel(ctx: QueryContext) -> SavedFunnel:
     name = require(ctx.params, "funnel")
     if name.lstrip().startswith('"'):
@@ -513,10 +521,7 @@ def funnel_property_names(ctx: QueryContext) -> dict[str, Any]:
     limit = parse_int(ctx.params, "limit", 20, low=1, high=10_000)
     assert limit is not None
     span = _weeks_back(ctx)
-    spec = StepPropertyNamesSpec(
-        ctx.project.id, span.start_ms, span.end_ms, step_specs(funnel.steps, span.timezone)[0], limit
-    )
-    rows = ctx.engine.query(spec)
+    rows = step_property_names(ctx.engine, ctx.project.id, funnel, span, limit)
     start = datetime.fromtimestamp(span.start_ms / 1000, ZoneInfo(span.timezone)).strftime("%Y-%m-%d %H:%M:%S")
     return {
         funnel.name: {
