@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import mixhouse.engine.duckdb.expressions  # (as before: event discovery compiles its own where, for now)
 from mixhouse.domain.dates import day_start_ms, today_in
 from mixhouse.domain.events import SERVER_ADDED
 from mixhouse.domain.project import Project
@@ -40,7 +41,7 @@ from mixhouse.domain.query.segmentation import (
     wants_csv,
 )
 from mixhouse.domain.spec import Spec
-from mixhouse.engine.duckdb.expressions import Scope, compile_filter
+from mixhouse.engine.duckdb.expressions import compile_filter
 from mixhouse.errors import BadRequest, MissingParameter
 from mixhouse.expr import parse
 
@@ -269,7 +270,8 @@ def engage_properties(ctx: QueryContext) -> dict[str, Any]:
     """Profile property names with the number of profiles having each and the most common type."""
     params = ctx.params
     where = get(params, "where")
-    where_sql = compile_filter(parse(where), Scope.profiles("p", timezone="UTC")) if where else None
+    profile = mixhouse.engine.duckdb.expressions.Scope.profiles("p", timezone="UTC")
+    where_sql = compile_filter(parse(where), profile) if where else None
     spec = ProfilePropertiesSpec(ctx.project.id, where_sql, _limit(params, 100_000))
     rows: list[ProfilePropertyRow] = ctx.engine.query(spec)
     return {"status": "ok", "results": {r.name: {"count": r.count, "type": r.type} for r in rows}}
