@@ -22,8 +22,9 @@ class Engine(Protocol):
         """Queue a write; the future resolves once it is on disk (fsync), or fails."""
         ...
 
-    def export_lines(self, query: ExportQuery, where_sql: str | None = None) -> Iterator[bytes]:
-        """The export body in chunks of whole JSON lines, sorted by time, memory flat in the row count."""
+    def export_lines(self, query: ExportQuery) -> Iterator[bytes]:
+        """The export body in chunks of whole JSON lines, sorted by time, memory flat in the row count.
+        An expression the engine cannot run (`query.where`) is refused at once, before any byte."""
         ...
 
     def query(self, spec: Spec[R]) -> R:

@@ -21,9 +21,7 @@ from starlette.types import Receive, Send
 from starlette.types import Scope as AsgiScope
 
 from mixhouse.domain.export import ExportQuery, parse_export_query
-from mixhouse.engine.duckdb.expressions import Scope, compile_filter
 from mixhouse.errors import RateLimited
-from mixhouse.expr import parse
 from mixhouse.http.incoming import read_incoming, reject_nul
 from mixhouse.http.permissions import authorize
 from mixhouse.http.query import read_caller
@@ -108,23 +106,18 @@ async def export(request: Request) -> Response:
     caller = read_caller(request, incoming.params)
     authorize(request, caller)
     query = parse_export_query(caller.project, incoming.params)
-    where_sql = None
-    if query.where is not None:
-        # Filters read the stored row (alias `e`); datetime("...") is read in the zone dates are read in.
-        zone = query.project.timezone if query.shift_to_project_timezone else "UTC"
-        where_sql = compile_filter(parse(query.where), Scope.events("e", timezone=zone))
     slots = _slots(request)
     await slots.acquire()
     try:
-        response = await _stream(request, query, where_sql)
+        response = await _stream(request, query)
     except BaseException:
         slots.release()
         raise
     return _SlotResponse(response, slots)
 
 
-async def _stream(request: Request, query: ExportQuery, where_sql: str | None) -> Response:
-    chunks = _logged(request.app.state.engine.export_lines(query, where_sql), request.url.path)
+async def _stream(request: Request, query: ExportQuery) -> Response:
+    chunks = _logged(request.app.state.engine.export_lines(query), request.url.path)
     # Mixpanel compresses every export when asked, however small ("This endpoint uses gzip to compress
     # the transfer"); a client that writes the raw stream to a .gz file relies on it.
     if "gzip" not in (request.headers.get("accept-encoding") or "").lower():

@@ -27,6 +27,7 @@ from mixhouse.engine import kernels
 from mixhouse.engine.duckdb import identity
 from mixhouse.engine.duckdb.deadline import interrupt_at_deadline
 from mixhouse.engine.duckdb.dedup import backfill_superseded, mark_superseded
+from mixhouse.engine.duckdb.expressions import Scope, compile_filter
 from mixhouse.engine.duckdb.localtime import offset_ms_sql
 from mixhouse.engine.duckdb.scan import scan as scan_rows
 from mixhouse.engine.duckdb.scan import windows as export_windows
@@ -285,9 +286,11 @@ class DuckDBEngine:
 
     # -- reads ----------------------------------------------------------------------------------
 
-    def export_lines(self, query: ExportQuery, where_sql: str | None = None) -> Iterator[bytes]:
-        """`where_sql` is a compiled filter over the alias `e` (see `export_scope`). Unavailable at once
-        (before any byte) when the store is down; a failure mid-stream raises mid-stream."""
+    def export_lines(self, query: ExportQuery) -> Iterator[bytes]:
+        """Unavailable at once (before any byte) when the store is down, and a `where` this engine cannot
+        run refused at once; a failure mid-stream raises mid-stream."""
+        # The filter reads the stored row as exported (alias `e`, the canonical id); user[...] is refused.
+        where_sql = compile_filter(query.where, Scope.events("e")) if query.where is not None else None
         self._check_usable()
         return self._export_lines(query, where_sql)
 
