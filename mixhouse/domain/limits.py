@@ -277,6 +277,7 @@ Set by the HTTP layer, read by engines (the DuckDB engine interrupts its connect
 
 class QueryTimedOut(MixhouseError):
     status = 504
+    code = "query_timed_out"
 
     def __init__(self, seconds: float, whose: str = "this project's") -> None:
         shown = f"{seconds:g}"

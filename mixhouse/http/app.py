@@ -13,7 +13,7 @@ from starlette.routing import BaseRoute, Route
 
 from mixhouse.catalog import Catalog
 from mixhouse.engine.duckdb import DuckDBEngine
-from mixhouse.errors import MixhouseError, NotFound
+from mixhouse.errors import MethodNotAllowed, NotFound
 from mixhouse.geo import open_locator
 from mixhouse.http import export, flags, ingest, observability, openapi
 from mixhouse.http.credentials import CredentialCheck
@@ -28,8 +28,7 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 
 
 async def _method_not_allowed(request: Request, exc: Exception) -> Response:
-    err = MixhouseError(f"method {request.method} is not allowed on {request.url.path}")
-    err.status = 405
+    err = MethodNotAllowed(f"method {request.method} is not allowed on {request.url.path}")
     return error_response(family_of(request.url.path), request, err)
 
 

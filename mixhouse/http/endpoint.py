@@ -8,8 +8,7 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from mixhouse.errors import BadRequest, MixhouseError
-from mixhouse.expr import ExpressionError
+from mixhouse.errors import MixhouseError
 from mixhouse.http.responses import Family, error_response
 
 log = logging.getLogger("mixhouse.http")
@@ -37,10 +36,8 @@ def endpoint(handler: Handler, family: Family) -> Handler:
             log.warning("client closed the connection during %s %s", request.method, request.url.path)
             return Response(status_code=CLIENT_CLOSED)
         except MixhouseError as exc:
+            # A bad where/on (an ExpressionError) answers its message with a caret under the place.
             return error_response(family, request, exc, _params(request))
-        except ExpressionError as exc:
-            # A bad where/on: the message, the column and the expression with a caret under the place.
-            return error_response(family, request, BadRequest(str(exc)), _params(request))
         except Exception:
             log.exception("unhandled error on %s %s", request.method, request.url.path)
             return error_response(family, request, MixhouseError("internal server error"), _params(request))

@@ -38,6 +38,7 @@ class ExportsBusy(RateLimited):
     """Every export slot is taken: retryable (503 with Retry-After)."""
 
     status = 503
+    code = "exports_busy"
 
 
 class ExportSlots:

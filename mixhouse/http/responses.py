@@ -78,12 +78,12 @@ def error_response(
         kept = (404, 405, 413, 429, 503)
         status = exc.status if exc.status in kept or verbose == "2" or exc.status >= 500 else 200
         if verbose in ("1", "2", "true"):
-            return json_response({"status": 0, "error": exc.message}, status, headers)
+            return json_response({"status": 0, "error": str(exc)}, status, headers)
         callback = valid_callback(params.get("callback"))
         if callback:
             return Response(f"{callback}(0);".encode(), status_code=status, media_type="text/javascript")
         return Response(b"0", status_code=status, media_type="text/plain", headers=headers)
-    body = error_body(family, request, exc.status, exc.message)
+    body = error_body(family, request, exc.status, str(exc))
     callback = valid_callback(params.get("callback"))
     if family is Family.QUERY and callback:
         return jsonp(callback, body, exc.status)
