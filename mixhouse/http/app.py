@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -11,9 +12,9 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from mixhouse.catalog import Catalog
-from mixhouse.engine.duckdb import DuckDBEngine
+from mixhouse.compose import check_engine, open_catalog, open_engine
 from mixhouse.errors import MethodNotAllowed, NotFound
+from mixhouse.flags.cohorts import CohortMembers
 from mixhouse.geo import open_locator
 from mixhouse.http import export, flags, ingest, observability, openapi
 from mixhouse.http.credentials import CredentialCheck
@@ -21,6 +22,8 @@ from mixhouse.http.endpoint import endpoint
 from mixhouse.http.limits import RateLimits
 from mixhouse.http.middleware import Cors, TrailingSlash
 from mixhouse.http.responses import Family, error_response, family_of
+from mixhouse.settings import Settings
+from mixhouse.web.throttle import LoginThrottle
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
@@ -58,16 +61,23 @@ def routes() -> list[BaseRoute]:
     ]
 
 
-def create_app(data_dir: Path, geoip: str | None = None) -> Starlette:
-    """`geoip`: `builtin` (default), `off`, or the path of a MaxMind DB file (mixhouse.geo)."""
-    locator = open_locator(geoip)
+def create_app(settings: Settings | Path, geoip: str | None = None) -> Starlette:
+    """The application for these settings (a bare data folder: every other setting at its default; `geoip`
+    overrides the setting: `builtin`, `off`, or the path of a MaxMind DB file, see mixhouse.geo). Bad
+    settings raise here, before anything is opened."""
+    if not isinstance(settings, Settings):
+        settings = Settings(data_dir=settings)
+    if geoip is not None:
+        settings = replace(settings, geoip=geoip)
+    check_engine(settings)
+    locator = open_locator(settings.geoip)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.geo = locator
-        app.state.catalog = Catalog(data_dir)
-        app.state.engine = DuckDBEngine(data_dir)
-        observability.install(app.state.engine)
+        app.state.catalog = open_catalog(settings)
+        app.state.engine = open_engine(settings, commit_observers=(observability.observe_commit,))
+        observability.install(app.state.engine, access_log_on=settings.access_log)
         try:
             yield
         finally:
@@ -78,8 +88,11 @@ def create_app(data_dir: Path, geoip: str | None = None) -> Starlette:
         lifespan=lifespan,
         exception_handlers={404: _not_found, 405: _method_not_allowed},
     )
+    app.state.settings = settings
+    app.state.flag_cohorts = CohortMembers(settings.flags_cohort_ttl_s)
+    app.state.login_throttle = LoginThrottle(settings.web_login_failures)
     app.add_middleware(RateLimits, on_limited=observability.rate_limited)
-    app.add_middleware(CredentialCheck)
+    app.add_middleware(CredentialCheck, per_minute=settings.auth_failures_per_minute)
     app.add_middleware(Cors)
     app.add_middleware(observability.AccessLog)
     app.add_middleware(TrailingSlash)

@@ -5,7 +5,7 @@ secret stalls the event loop, so a flood of them slows every other request (`/he
 middleware, outside the rate limiter and the handlers, verifies Basic `username:secret` credentials in
 a worker thread first; the catalog then answers the later checks of the same request from its caches.
 
-A client (by address) with more than `MIXHOUSE_AUTH_FAILURES_PER_MINUTE` refused credentials in the
+A client (by address) with more than `auth_failures_per_minute` (MIXHOUSE_AUTH_FAILURES_PER_MINUTE) refused credentials in the
 last minute gets 429 with `Retry-After` for any credentials not already known good, without a key
 derivation, until its failures leave the window. Credentials that worked before are never throttled.
 """
@@ -13,7 +13,6 @@ derivation, until its failures leave the window. Credentials that worked before 
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 from collections import deque
@@ -31,11 +30,6 @@ from mixhouse.http.responses import error_response, family_of
 DEFAULT_AUTH_FAILURES_PER_MINUTE = 30
 _WINDOW_SECONDS = 60.0
 _MAX_CLIENTS = 100_000
-
-
-def failures_per_minute_from_env() -> int:
-    raw = os.environ.get("MIXHOUSE_AUTH_FAILURES_PER_MINUTE", "").strip()
-    return int(raw) if raw else DEFAULT_AUTH_FAILURES_PER_MINUTE
 
 
 class FailedLogins:
@@ -70,9 +64,9 @@ class FailedLogins:
 
 
 class CredentialCheck:
-    def __init__(self, app: ASGIApp, per_minute: int | None = None) -> None:
+    def __init__(self, app: ASGIApp, per_minute: int = DEFAULT_AUTH_FAILURES_PER_MINUTE) -> None:
         self.app = app
-        self.failures = FailedLogins(failures_per_minute_from_env() if per_minute is None else per_minute)
+        self.failures = FailedLogins(per_minute)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -44,8 +44,8 @@ async def flags(request: Request) -> Response:
     params = request.query_params
     context = service.parse_context(params.get("context"))
     state = request.app.state
-    args = (state.catalog, state.engine, caller.project, context, params.get("flag_key"))
-    if service.needs_engine(state.catalog, caller.project):
+    args = (state.catalog, state.engine, caller.project, context, params.get("flag_key"), state.flag_cohorts)
+    if service.needs_engine(state.catalog, caller.project, state.flag_cohorts):
         return json_response(await run_in_threadpool(service.evaluate_flags, *args))
     # Pure computation over cached definitions and cohorts (~10 µs a flag): cheaper than a thread hop.
     return json_response(service.evaluate_flags(*args))

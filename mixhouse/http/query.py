@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from mixhouse.domain.auth import Caller, authenticate_query
-from mixhouse.domain.limits import check_deadline, query_deadline, server_query_timeout
+from mixhouse.domain.limits import check_deadline, query_deadline, reply_values_cap
 from mixhouse.domain.query.context import CsvReply, QueryContext
 from mixhouse.errors import MissingParameter
 from mixhouse.http.endpoint import endpoint
@@ -60,7 +60,11 @@ def query_endpoint(handler: QueryHandler) -> Callable[[Request], Any]:
         caller = read_caller(request, incoming.params)
         authorize(request, caller)
         ctx = QueryContext(caller, incoming.params, request.app.state.engine, request.app.state.catalog)
-        with query_deadline(server_query_timeout(), "the server's"):
+        settings = request.app.state.settings
+        with (
+            query_deadline(settings.query_timeout_seconds, "the server's"),
+            reply_values_cap(settings.max_reply_values),
+        ):
             payload = await run_in_threadpool(handler, ctx)
             response = await run_in_threadpool(_render, request, incoming.params, payload)
             check_deadline()  # an answer finished past the deadline is a timeout, not a late 200

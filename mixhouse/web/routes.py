@@ -29,7 +29,6 @@ from mixhouse.web.session_auth import COOKIE, CSRF_HEADER, current_session, same
 from mixhouse.web.throttle import LoginThrottle
 
 STATIC = Path(__file__).parent / "static"
-THROTTLE = LoginThrottle()  # one per server process
 MAX_LOGIN_BODY_BYTES = 8 * 1024
 LOGIN_FAILED = "invalid email or password"
 # Always: browsers keep Secure cookies from http://localhost and http://127.0.0.1 as well as from https.
@@ -76,18 +75,19 @@ async def login(request: Request) -> Response:
         raise Unauthorized(LOGIN_FAILED)
     catalog: Catalog = request.app.state.catalog
     address = request.client.host if request.client else ""
-    THROTTLE.check(email, address)
+    throttle: LoginThrottle = request.app.state.login_throttle  # one per server process
+    throttle.check(email, address)
 
     def verify_and_open() -> NewSession | None:  # argon2 takes tens of milliseconds: off the event loop
-        accounts = Accounts(catalog)
+        accounts = Accounts(catalog, session_seconds=request.app.state.settings.web_session_seconds)
         user = accounts.verify_password(email, password)
         return accounts.open_session(user) if user is not None else None
 
     new = await run_in_threadpool(verify_and_open)
     if new is None:
-        THROTTLE.failed(email, address)
+        throttle.failed(email, address)
         raise Unauthorized(LOGIN_FAILED)
-    THROTTLE.succeeded(email, address)
+    throttle.succeeded(email, address)
     response = json_response(_session_payload(catalog, new.session))
     response.set_cookie(
         COOKIE,
