@@ -162,3 +162,62 @@ def test_only_settings_reads_the_environment() -> None:
                 readers.add(name)
     assert sorted(readers - {"mixhouse.settings"} - set(ENVIRONMENT_EXCEPTIONS)) == []
     assert sorted(set(ENVIRONMENT_EXCEPTIONS) - readers) == [], "no longer reads it: remove the exception"
+
+
+# -- the route table ----------------------------------------------------------------------------------
+
+
+def test_every_route_comes_from_the_route_table(tmp_path: Path) -> None:
+    from mixhouse.http.app import create_app
+    from mixhouse.http.routes import ENDPOINTS, MOUNTS, TableMount, TableRoute
+
+    app_routes = create_app(tmp_path / "data").routes  # routes only; nothing is opened
+    assert all(isinstance(r, TableRoute | TableMount) for r in app_routes)
+    assert [r.spec for r in app_routes] == [*ENDPOINTS, *MOUNTS]
+    assert len(ENDPOINTS) > 90
+
+
+def test_no_route_is_declared_outside_the_table() -> None:
+    """Starlette routes are made in mixhouse/http/routes.py only: anywhere else, a route would bypass the
+    limiter's, the permissions' and the OpenAPI document's view of the table."""
+    constructors = {"Route", "Mount", "WebSocketRoute", "Host", "Router"}
+    found = []
+    for name, path in modules():
+        if name == "mixhouse.http.routes":
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        imported = {
+            alias.asname or alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("starlette")
+            for alias in node.names
+            if alias.name in constructors
+        }
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in imported:
+                found.append(f"{name}:{node.lineno} {node.func.id}(...)")
+    assert found == []
+
+
+def test_the_table_is_consistent() -> None:
+    from mixhouse.http.endpoint import Auth
+    from mixhouse.http.routes import ENDPOINTS, UNROUTED_FAMILIES, family_of, lookup
+
+    seen = set()
+    for spec in ENDPOINTS:
+        for method in spec.methods:
+            assert (spec.path, method) not in seen, f"{method} {spec.path} is declared twice"
+            seen.add((spec.path, method))
+        # The envelope of an answer made without the handler (404/405 below it) is the endpoint's own.
+        if any(spec.path.startswith(prefix) for prefix, _ in UNROUTED_FAMILIES):
+            assert family_of(spec.path) is spec.family, spec.path
+        # Authenticated APIs declare the role action of every method they take.
+        if spec.auth in (Auth.QUERY, Auth.APP, Auth.IMPORT):
+            assert set(spec.actions) == set(spec.methods), spec.path
+        # A budget is spent by a caller the limiter can resolve before the handler runs.
+        if spec.api is not None:
+            assert spec.auth in (Auth.QUERY, Auth.APP, Auth.IMPORT), spec.path
+        concrete = spec.path.replace("{project_id}", "4242").replace("{", "").replace("}", "")
+        found = lookup(concrete)
+        assert found is not None and found.path == spec.path, (spec.path, found)
+    assert lookup("/api/2.0/nope") is None

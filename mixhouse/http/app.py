@@ -1,4 +1,5 @@
-"""The ASGI application: routes, each with the error envelope of its API family."""
+"""The ASGI application: the route table's routes (mixhouse/http/routes.py), the middleware every request
+passes, and the parts the composition root (mixhouse/compose.py) opens for these settings."""
 
 from __future__ import annotations
 
@@ -9,19 +10,18 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.responses import Response
 
 from mixhouse.compose import check_engine, open_catalog, open_engine
 from mixhouse.errors import MethodNotAllowed, NotFound
 from mixhouse.flags.cohorts import CohortMembers
 from mixhouse.geo import open_locator
-from mixhouse.http import export, flags, ingest, observability, openapi
+from mixhouse.http import observability
 from mixhouse.http.credentials import CredentialCheck
-from mixhouse.http.endpoint import endpoint
 from mixhouse.http.limits import RateLimits
 from mixhouse.http.middleware import Cors, TrailingSlash
-from mixhouse.http.responses import Family, error_response, family_of
+from mixhouse.http.responses import error_response
+from mixhouse.http.routes import family_of, routes
 from mixhouse.settings import Settings
 from mixhouse.web.throttle import LoginThrottle
 
@@ -33,32 +33,6 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 async def _method_not_allowed(request: Request, exc: Exception) -> Response:
     err = MethodNotAllowed(f"method {request.method} is not allowed on {request.url.path}")
     return error_response(family_of(request.url.path), request, err)
-
-
-async def healthz(request: Request) -> Response:
-    return PlainTextResponse("ok")
-
-
-def routes() -> list[BaseRoute]:
-    from mixhouse.http.app_api import APP_ROUTES
-    from mixhouse.http.query_api import QUERY_ROUTES
-    from mixhouse.web.routes import ROUTES as WEB_ROUTES
-
-    both = ["GET", "POST"]
-    return [
-        Route("/track", endpoint(ingest.track, Family.TRACK), methods=both),
-        Route("/engage", endpoint(ingest.engage, Family.TRACK), methods=both),
-        Route("/groups", endpoint(ingest.groups, Family.TRACK), methods=both),
-        Route("/import", endpoint(ingest.import_, Family.IMPORT), methods=both),
-        Route("/api/2.0/export", endpoint(export.export, Family.QUERY), methods=both),
-        Route("/healthz", healthz, methods=["GET"]),
-        *observability.ROUTES,
-        *openapi.ROUTES,
-        *flags.ROUTES,
-        *QUERY_ROUTES,
-        *APP_ROUTES,
-        *WEB_ROUTES,
-    ]
 
 
 def create_app(settings: Settings | Path, geoip: str | None = None) -> Starlette:
@@ -84,7 +58,7 @@ def create_app(settings: Settings | Path, geoip: str | None = None) -> Starlette
             app.state.engine.close()
 
     app = Starlette(
-        routes=routes(),
+        routes=routes(),  # the route table, mixhouse/http/routes.py
         lifespan=lifespan,
         exception_handlers={404: _not_found, 405: _method_not_allowed},
     )

@@ -25,7 +25,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from mixhouse.catalog import Catalog
 from mixhouse.domain.auth import parse_basic
 from mixhouse.errors import RateLimited
-from mixhouse.http.responses import error_response, family_of
+from mixhouse.http.responses import error_response
+from mixhouse.http.routes import family_of
 
 DEFAULT_AUTH_FAILURES_PER_MINUTE = 30
 _WINDOW_SECONDS = 60.0

@@ -10,14 +10,12 @@ from __future__ import annotations
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from mixhouse.domain.auth import Caller, Via, authenticate, parse_basic
 from mixhouse.domain.project import Role
 from mixhouse.errors import Forbidden, MissingParameter, Unauthorized
 from mixhouse.flags import service
-from mixhouse.http.endpoint import endpoint
-from mixhouse.http.responses import Family, json_response
+from mixhouse.http.responses import json_response
 
 
 def _caller(request: Request) -> Caller:
@@ -55,9 +53,3 @@ async def definitions(request: Request) -> Response:
     caller = _caller(request)
     request.state.project_id = caller.project.id
     return Response(service.definitions_body(request.app.state.catalog, caller.project), media_type="application/json")
-
-
-ROUTES = [
-    Route("/flags", endpoint(flags, Family.APP), methods=["GET"]),
-    Route("/flags/definitions", endpoint(definitions, Family.APP), methods=["GET"]),
-]

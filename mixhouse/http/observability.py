@@ -25,8 +25,8 @@ from prometheus_client import (
     generate_latest,
 )
 from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Match, Route
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mixhouse.domain.limits import Api
@@ -165,6 +165,11 @@ def _as_project(value: object) -> int | None:
     return number if number is not None and -(2**63) <= number < 2**63 else None
 
 
+async def healthz(request: Request) -> Response:
+    """200 `ok` while the process answers."""
+    return PlainTextResponse("ok")
+
+
 async def metrics(request: Request) -> Response:
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
@@ -186,6 +191,3 @@ async def readyz(request: Request) -> Response:
     warming = engine.warming() if engine is not None else []
     # Still ready: writes and reads are taken; a query that needs what is warming waits for it.
     return json_response({"status": "ok", "warming": warming} if warming else {"status": "ok"})
-
-
-ROUTES = [Route("/metrics", metrics, methods=["GET"]), Route("/readyz", readyz, methods=["GET"])]

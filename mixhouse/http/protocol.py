@@ -24,7 +24,8 @@ from typing import Any
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from mixhouse.http.responses import Family, family_of
+from mixhouse.http.responses import Family
+from mixhouse.http.routes import family_of
 from mixhouse.settings import Settings
 
 # A request line or header block of a few KB is normal; a long GET /track?data=... or a query with a long

@@ -24,17 +24,6 @@ class Family(StrEnum):
     APP = "app"  # /api/app: {"status": "error", "error"}
 
 
-def family_of(path: str) -> Family:
-    """The API family a path belongs to, for errors answered before (or without) a route."""
-    if path.startswith("/api/app"):
-        return Family.APP
-    if path.startswith("/import"):
-        return Family.IMPORT
-    if path.startswith(("/track", "/engage", "/groups")):
-        return Family.TRACK
-    return Family.QUERY
-
-
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(payload), status_code=status, media_type="application/json", headers=headers)
 

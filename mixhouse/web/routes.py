@@ -14,16 +14,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from mixhouse.catalog import Catalog
 from mixhouse.errors import Forbidden, Unauthorized
-from mixhouse.http.app_routes import app_route
-from mixhouse.http.endpoint import endpoint
 from mixhouse.http.incoming import read_incoming
-from mixhouse.http.responses import Family, json_response
-from mixhouse.web import dashboards
+from mixhouse.http.responses import json_response
 from mixhouse.web.accounts import Accounts, NewSession, Session, csrf_matches
 from mixhouse.web.session_auth import COOKIE, CSRF_HEADER, current_session, same_origin
 from mixhouse.web.throttle import LoginThrottle
@@ -122,12 +118,5 @@ async def logout(request: Request) -> Response:
     return response
 
 
-ROUTES: list[BaseRoute] = [
-    Route("/", page, methods=["GET"]),
-    Mount("/static", app=GZipMiddleware(StaticFiles(directory=STATIC), minimum_size=512), name="static"),
-    Route("/web/login", endpoint(login, Family.APP), methods=["POST"]),
-    Route("/web/logout", endpoint(logout, Family.APP), methods=["POST"]),
-    Route("/web/session", endpoint(session, Family.APP), methods=["GET"]),
-    app_route("/dashboards", dashboards.dashboards_collection, ["GET", "POST"]),
-    app_route("/dashboards/{dashboard_id}", dashboards.dashboard_item, ["GET", "PATCH", "DELETE"]),
-]
+# The page's scripts and styles, compressed when large (served under /static, mixhouse/http/routes.py).
+STATIC_APP = GZipMiddleware(StaticFiles(directory=STATIC), minimum_size=512)
