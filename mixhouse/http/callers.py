@@ -18,9 +18,7 @@ from mixhouse.web.session_auth import session_caller
 _MEMO = "mixhouse.callers"
 
 
-def caller_for(
-    conn: HTTPConnection, auth: Auth, params: Mapping[str, str], path_project: str | None = None
-) -> Caller:
+def caller_for(conn: HTTPConnection, auth: Auth, params: Mapping[str, str], path_project: str | None = None) -> Caller:
     """The caller of a request to an endpoint of `auth` mode (QUERY, APP or IMPORT), with `params` (the
     query string and the body's parameters) and the project id its path names, if any. Raises the
     MixhouseError the handler answers (401, 403, 400) when the credentials do not do."""

@@ -61,6 +61,7 @@ class Mounted:
     app: ASGIApp
     name: str
 
+
 # nginx's "client closed request": what the access log shows for a request whose client went away
 # before its body arrived. Nothing is sent (there is no one to send it to).
 CLIENT_CLOSED = 499

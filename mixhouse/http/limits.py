@@ -86,9 +86,7 @@ class RateLimits:
         finally:
             self.limiter.release(permit)
 
-    async def _refuse(
-        self, scope: Scope, family: Family, exc: RateLimited, params: dict[str, Any], send: Send
-    ) -> None:
+    async def _refuse(self, scope: Scope, family: Family, exc: RateLimited, params: dict[str, Any], send: Send) -> None:
         request = Request(scope)
         response = error_response(family, request, exc, {k: str(v) for k, v in params.items()})
         await response(scope, self._no_body, send)

@@ -140,4 +140,3 @@ def build(routes: list[BaseRoute]) -> dict[str, Any]:
 
 async def openapi(request: Request) -> Response:
     return json_response(build(list(request.app.routes)))
-

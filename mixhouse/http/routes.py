@@ -37,9 +37,13 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("/track", BOTH, ingest.track, Family.TRACK, Auth.RECORD_TOKEN),
     Endpoint("/engage", BOTH, ingest.engage, Family.TRACK, Auth.RECORD_TOKEN),
     Endpoint("/groups", BOTH, ingest.groups, Family.TRACK, Auth.RECORD_TOKEN),
-    Endpoint("/import", BOTH, ingest.import_, Family.IMPORT, Auth.IMPORT, Api.INGESTION, dict.fromkeys(BOTH, Action.IMPORT)),
+    Endpoint(
+        "/import", BOTH, ingest.import_, Family.IMPORT, Auth.IMPORT, Api.INGESTION, dict.fromkeys(BOTH, Action.IMPORT)
+    ),
     # Raw export (docs/export.md)
-    Endpoint("/api/2.0/export", BOTH, export.export, Family.QUERY, Auth.QUERY, Api.EXPORT, dict.fromkeys(BOTH, Action.READ)),
+    Endpoint(
+        "/api/2.0/export", BOTH, export.export, Family.QUERY, Auth.QUERY, Api.EXPORT, dict.fromkeys(BOTH, Action.READ)
+    ),
     # Operations (docs/operations.md)
     Endpoint("/healthz", ("GET",), observability.healthz, None, Auth.NONE),
     Endpoint("/metrics", ("GET",), observability.metrics, None, Auth.NONE),
