@@ -22,8 +22,8 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mixhouse.catalog import Catalog
 from mixhouse.domain.auth import parse_basic
+from mixhouse.domain.catalog import CatalogPort
 from mixhouse.errors import RateLimited
 from mixhouse.http.responses import error_response
 from mixhouse.http.routes import family_of
@@ -77,7 +77,7 @@ class CredentialCheck:
         if credentials is None or not credentials.user or not credentials.password:
             await self.app(scope, receive, send)  # no service account: no key derivation to protect
             return
-        catalog: Catalog = scope["app"].state.catalog
+        catalog: CatalogPort = scope["app"].state.catalog
         if not catalog.known_good(credentials.user, credentials.password):
             client = (scope.get("client") or ("unknown", 0))[0]
             wait = self.failures.retry_after(client)

@@ -11,9 +11,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from mixhouse.catalog import Catalog
 from mixhouse.domain import ingestion
 from mixhouse.domain.auth import Via
+from mixhouse.domain.catalog import CatalogPort
 from mixhouse.domain.events import Endpoint, IngestContext
 from mixhouse.domain.payloads import decode_data
 from mixhouse.domain.writes import WriteBatch
@@ -114,7 +114,7 @@ def _strict_failure(result: ingestion.IngestResult) -> Response:
 
 
 async def track(request: Request) -> Response:
-    catalog: Catalog = request.app.state.catalog
+    catalog: CatalogPort = request.app.state.catalog
     incoming = await read_incoming(request)
     request.state.params = incoming.params
     result = ingestion.track(catalog, _records(incoming), _context(request, incoming, Endpoint.TRACK))
@@ -123,7 +123,7 @@ async def track(request: Request) -> Response:
 
 
 async def _profiles(request: Request, *, group: bool) -> Response:
-    catalog: Catalog = request.app.state.catalog
+    catalog: CatalogPort = request.app.state.catalog
     incoming = await read_incoming(request)
     request.state.params = incoming.params
     result = ingestion.update_profiles(
