@@ -221,3 +221,23 @@ def test_the_table_is_consistent() -> None:
         found = lookup(concrete)
         assert found is not None and found.path == spec.path, (spec.path, found)
     assert lookup("/api/2.0/nope") is None
+
+
+def test_every_path_spends_its_apis_budget() -> None:
+    from mixhouse.domain.limits import Api
+    from mixhouse.http.routes import budget_of
+
+    def api(path: str) -> Api | None:
+        spec = budget_of(path)
+        return spec.api if spec is not None else None
+
+    assert api("/api/query/segmentation") is Api.QUERY
+    assert api("/api/2.0/funnels/list") is Api.QUERY
+    assert api("/api/2.0/not-an-endpoint") is Api.QUERY  # counted, then 404
+    assert api("/api/query/jql") is Api.JQL and api("/api/2.0/jql") is Api.JQL
+    assert api("/api/2.0/export") is Api.EXPORT
+    assert api("/import") is Api.INGESTION
+    assert api("/api/app/projects/7/schemas/event") is Api.LEXICON
+    assert api("/api/app/data-deletions/v3.0") is Api.GDPR
+    assert api("/api/app/projects/7/funnels") is None
+    assert api("/track") is None and api("/healthz") is None

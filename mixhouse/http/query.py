@@ -71,9 +71,10 @@ def query_routes(
     methods: tuple[str, ...] = ("GET", "POST"),
     *,
     action: Action = Action.READ,
-    api: Api = Api.QUERY,
+    api: Api | None = None,
 ) -> list[Endpoint]:
-    """The endpoint at /api/query/{name} and its legacy alias /api/2.0/{name} (reads, also as POST)."""
+    """The endpoint at /api/query/{name} and its legacy alias /api/2.0/{name} (reads, also as POST). Its
+    budget is the Query API's (JQL's for /jql: mixhouse.http.routes.BUDGETS) unless `api` says otherwise."""
     wrapped = query_endpoint(handler)
     return [
         Endpoint(
