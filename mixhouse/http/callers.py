@@ -10,8 +10,9 @@ from collections.abc import Mapping
 
 from starlette.requests import HTTPConnection
 
-from mixhouse.domain.auth import Caller, authenticate, authenticate_api_key, authenticate_query, parse_basic
-from mixhouse.errors import MissingParameter
+from mixhouse.domain.auth import Caller, Via, authenticate, authenticate_api_key, authenticate_query, parse_basic
+from mixhouse.domain.project import Role
+from mixhouse.errors import Forbidden, MissingParameter, Unauthorized
 from mixhouse.http.endpoint import Auth
 from mixhouse.web.session_auth import session_caller
 
@@ -19,7 +20,7 @@ _MEMO = "mixhouse.callers"
 
 
 def caller_for(conn: HTTPConnection, auth: Auth, params: Mapping[str, str], path_project: str | None = None) -> Caller:
-    """The caller of a request to an endpoint of `auth` mode (QUERY, APP or IMPORT), with `params` (the
+    """The caller of a request to an endpoint of `auth` mode (QUERY, APP, IMPORT or FLAGS), with `params` (the
     query string and the body's parameters) and the project id its path names, if any. Raises the
     MixhouseError the handler answers (401, 403, 400) when the credentials do not do."""
     memo: dict[tuple[object, ...], Caller] = conn.scope.setdefault("state", {}).setdefault(_MEMO, {})
@@ -50,4 +51,19 @@ def _resolve(conn: HTTPConnection, auth: Auth, params: Mapping[str, str], path_p
         if not (authorization or "").strip() and api_key:
             return authenticate_api_key(catalog, api_key)
         return authenticate(catalog, parse_basic(authorization), params.get("project_id"), allow_token=True)
+    if auth is Auth.FLAGS:
+        # Basic `token:`, `secret:` or a service account + project_id, or no header and the token alone.
+        token = params.get("token")
+        credentials = parse_basic(authorization)
+        if credentials is None:
+            if not token:
+                raise MissingParameter("token")
+            project = catalog.project_by_token(token)
+            if project is None:
+                raise Unauthorized("Invalid token")
+            return Caller(project=project, via=Via.TOKEN, role=Role.CONSUMER)
+        caller = authenticate(catalog, credentials, params.get("project_id"), allow_token=True)
+        if token and token != caller.project.token:
+            raise Forbidden("token does not belong to the authenticated project")
+        return caller
     raise ValueError(f"no caller to resolve for {auth} endpoints")

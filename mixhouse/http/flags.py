@@ -11,29 +11,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mixhouse.domain.auth import Caller, Via, authenticate, parse_basic
-from mixhouse.domain.project import Role
-from mixhouse.errors import Forbidden, MissingParameter, Unauthorized
+from mixhouse.domain.auth import Caller
 from mixhouse.flags import service
+from mixhouse.http.callers import caller_for
+from mixhouse.http.endpoint import Auth
 from mixhouse.http.responses import json_response
 
 
 def _caller(request: Request) -> Caller:
-    catalog = request.app.state.catalog
-    params = request.query_params
-    token = params.get("token")
-    credentials = parse_basic(request.headers.get("authorization"))
-    if credentials is None:
-        if not token:
-            raise MissingParameter("token")
-        project = catalog.project_by_token(token)
-        if project is None:
-            raise Unauthorized("Invalid token")
-        return Caller(project=project, via=Via.TOKEN, role=Role.CONSUMER)
-    caller = authenticate(catalog, credentials, params.get("project_id"), allow_token=True)
-    if token and token != caller.project.token:
-        raise Forbidden("token does not belong to the authenticated project")
-    return caller
+    return caller_for(request, Auth.FLAGS, dict(request.query_params))
 
 
 async def flags(request: Request) -> Response:
