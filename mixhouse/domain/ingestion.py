@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mixhouse.catalog import Catalog
 from mixhouse.domain import events as ev
 from mixhouse.domain import profiles as pr
+from mixhouse.domain.catalog import CatalogPort
 from mixhouse.domain.payloads import as_records
 from mixhouse.domain.project import IdMerge, Project
 from mixhouse.domain.writes import WriteBatch
@@ -37,7 +37,7 @@ def check_batch_size(records: list[Any], limit: int = ev.MAX_BATCH_EVENTS) -> No
 class _TokenProjects:
     """Token -> project, looked up once per request; unknown or missing tokens fail the record."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: CatalogPort) -> None:
         self._catalog = catalog
         self._cache: dict[str, Project | None] = {}
 
@@ -52,7 +52,7 @@ class _TokenProjects:
         return project
 
 
-def track(catalog: Catalog, records: list[Any], ctx: ev.IngestContext) -> IngestResult:
+def track(catalog: CatalogPort, records: list[Any], ctx: ev.IngestContext) -> IngestResult:
     check_batch_size(records)
     projects = _TokenProjects(catalog)
     prepared = ev.prepare_events(records, lambda props: projects(props.get("token")), ctx)
@@ -75,7 +75,7 @@ def import_events(project: Project, records: list[Any], ctx: ev.IngestContext) -
 
 
 def update_profiles(
-    catalog: Catalog,
+    catalog: CatalogPort,
     records: list[Any],
     *,
     group: bool,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import zlib
 from collections.abc import Iterator
 
@@ -36,14 +35,15 @@ class ExportsBusy(RateLimited):
     """Every export slot is taken: retryable (503 with Retry-After)."""
 
     status = 503
+    code = "exports_busy"
 
 
 class ExportSlots:
-    def __init__(self) -> None:
-        raw_capacity = os.environ.get("MIXHOUSE_MAX_CONCURRENT_EXPORTS", "").strip()
-        self.capacity = int(raw_capacity) if raw_capacity else DEFAULT_MAX_CONCURRENT_EXPORTS
-        raw_wait = os.environ.get("MIXHOUSE_EXPORT_QUEUE_SECONDS", "").strip()
-        self.wait_seconds = float(raw_wait) if raw_wait else DEFAULT_EXPORT_QUEUE_SECONDS
+    def __init__(
+        self, capacity: int = DEFAULT_MAX_CONCURRENT_EXPORTS, wait_seconds: float = DEFAULT_EXPORT_QUEUE_SECONDS
+    ) -> None:
+        self.capacity = capacity
+        self.wait_seconds = wait_seconds
         self._semaphore = asyncio.Semaphore(self.capacity)
 
     async def acquire(self) -> None:
@@ -61,7 +61,9 @@ class ExportSlots:
 def _slots(request: Request) -> ExportSlots:
     slots: ExportSlots | None = getattr(request.app.state, "export_slots", None)
     if slots is None:
-        slots = request.app.state.export_slots = ExportSlots()
+        settings = request.app.state.settings
+        slots = ExportSlots(settings.max_concurrent_exports, settings.export_queue_seconds)
+        request.app.state.export_slots = slots
     return slots
 
 
