@@ -21,7 +21,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -39,7 +38,7 @@ from mixhouse.domain.calendar import (
     sub_day_count,
     unit_start,
 )
-from mixhouse.domain.limits import check_deadline
+from mixhouse.domain.limits import check_deadline, max_reply_values
 from mixhouse.domain.project import Project
 from mixhouse.domain.query.context import CsvReply, QueryContext
 from mixhouse.domain.query.params import (
@@ -63,13 +62,6 @@ MAX_LIMIT = 10_000
 MAX_BUCKETS = 50_000
 DEFAULT_NUMERIC_BUCKETS = 10
 MAX_NUMERIC_BUCKETS = 1_000
-DEFAULT_MAX_REPLY_VALUES = 1_000_000
-
-
-def max_reply_values() -> int:
-    """MIXHOUSE_MAX_REPLY_VALUES: the most values (segments x buckets) one reply may hold (~25 MB of JSON)."""
-    raw = os.environ.get("MIXHOUSE_MAX_REPLY_VALUES", "").strip()
-    return int(raw) if raw else DEFAULT_MAX_REPLY_VALUES
 
 
 LABEL_FORMATS: dict[Unit, str] = {
