@@ -13,7 +13,7 @@ import sys
 from contextlib import suppress
 from importlib.metadata import version
 from pathlib import Path
-from typing import Literal, NoReturn
+from typing import NoReturn
 
 import click
 import orjson
@@ -93,50 +93,53 @@ def _log_to_stderr(level: str) -> None:
 
 
 @main.command()
-@DATA_DIR
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--log-level", default="warning", show_default=True, type=click.Choice(LOG_LEVELS))
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="A TOML file of settings (or MIXHOUSE_SERVER_CONFIG); flags and MIXHOUSE_* variables override it.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder holding the catalog and the event store.  [default: data]",
+)
+@click.option("--host", default=None, help="[default: 127.0.0.1]")
+@click.option("--port", default=None, type=click.IntRange(1, 65535), help="[default: 8080]")
+@click.option("--log-level", default=None, type=click.Choice(LOG_LEVELS), help="[default: warning]")
 @click.option(
     "--loop",
     type=click.Choice(["auto", "asyncio", "uvloop"]),
-    default="auto",
-    show_default=True,
-    envvar="MIXHOUSE_LOOP",
-    help="Event loop: auto is uvloop when installed. asyncio for runs under libfaketime (uvloop wakes late there).",
+    default=None,
+    help="Event loop (or MIXHOUSE_LOOP): auto is uvloop when installed. asyncio for runs under libfaketime "
+    "(uvloop wakes late there).  [default: auto]",
 )
 @click.option("--ssl-certfile", type=click.Path(dir_okay=False, exists=True), default=None, help="Serve HTTPS.")
 @click.option("--ssl-keyfile", type=click.Path(dir_okay=False, exists=True), default=None)
 @click.option(
     "--geoip",
-    envvar="MIXHOUSE_GEOIP",
-    default="builtin",
-    show_default=True,
-    help="IP geolocation at ingestion: builtin (country), off, or the path of a GeoIP2/GeoLite2 .mmdb file.",
+    default=None,
+    help="IP geolocation at ingestion (or MIXHOUSE_GEOIP): builtin (country), off, or the path of a "
+    "GeoIP2/GeoLite2 .mmdb file.  [default: builtin]",
 )
-def serve(
-    data_dir: Path,
-    host: str,
-    port: int,
-    log_level: str,
-    loop: Literal["auto", "asyncio", "uvloop"],
-    ssl_certfile: str | None,
-    ssl_keyfile: str | None,
-    geoip: str,
-) -> None:
-    """Serve every API family on one port."""
+def serve(config: Path | None, **flags: object) -> None:
+    """Serve every API family on one port. Settings: docs/operations.md#settings."""
     import uvicorn
 
     from mixhouse.http.app import create_app
     from mixhouse.http.protocol import EdgeLimits
     from mixhouse.private import UMASK
+    from mixhouse.settings import load_settings
 
     os.umask(UMASK)  # files the engines create later (WALs, spill files) are owner-only too
 
     try:
-        app = create_app(data_dir, geoip)  # a bad --geoip stops here, before anything is created
+        settings = load_settings(flags, config=config)  # the one read of the environment
+        app = create_app(settings)  # a bad --geoip or engine stops here, before anything is created
     except MixhouseError as exc:
         raise click.UsageError(exc.message) from exc
+    data_dir = settings.data_dir
     catalog = new_or_existing_catalog(data_dir)
     if not catalog.projects():
         project = catalog.create_project(name="default")
@@ -150,19 +153,19 @@ def serve(
                 "service_account": {"username": account.username, "secret": secret, "role": "owner"},
             }
         )
-    _log_to_stderr(log_level)
-    scheme = "https" if ssl_certfile else "http"
-    click.echo(f"mixhouse serving {data_dir} on {scheme}://{host}:{port}", err=True)
+    _log_to_stderr(settings.log_level)
+    scheme = "https" if settings.ssl_certfile else "http"
+    click.echo(f"mixhouse serving {data_dir} on {scheme}://{settings.host}:{settings.port}", err=True)
     uvicorn.run(
         app,
-        host=host,
-        port=port,
-        log_level=log_level,
-        loop=loop,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        loop=settings.loop,  # validated against uvicorn's names in mixhouse.settings
         access_log=False,
-        ssl_certfile=ssl_certfile,
-        ssl_keyfile=ssl_keyfile,
-        **EdgeLimits.from_env().uvicorn_options(),
+        ssl_certfile=settings.ssl_certfile,
+        ssl_keyfile=settings.ssl_keyfile,
+        **EdgeLimits.from_settings(settings).uvicorn_options(),
     )
 
 

@@ -3,11 +3,13 @@ v2's counting back from now, ranking, units and booleans. Fixed dates only."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from mixhouse.domain.calendar import (
+    Buckets,
     DateRange,
     Unit,
     add_units,
@@ -22,6 +24,7 @@ from mixhouse.domain.calendar import (
     wall_clock_hours,
 )
 from mixhouse.domain.query.params import bool_value, parse_bool, parse_unit
+from mixhouse.domain.query.segmentation import LABEL_FORMATS, bucket_labels
 from mixhouse.errors import BadRequest
 
 
@@ -125,3 +128,44 @@ def test_units_and_booleans() -> None:
     assert not parse_bool({"x": "maybe"}, "x", strict=False)
     with pytest.raises(BadRequest, match="Invalid parameter: x"):
         parse_bool({"x": "maybe"}, "x")
+
+
+@pytest.mark.parametrize(
+    ("zone", "day"),
+    [
+        ("America/New_York", date(2024, 3, 10)),
+        ("America/New_York", date(2024, 11, 3)),
+        ("Australia/Lord_Howe", date(2024, 4, 7)),  # clocks go back 30 minutes
+        ("Australia/Lord_Howe", date(2024, 10, 6)),  # and forward 30 minutes
+        ("Asia/Kathmandu", date(2024, 1, 1)),  # +05:45
+    ],
+)
+def test_minutes_match_converting_every_instant(zone: str, day: date) -> None:
+    """local_starts converts one instant per hour when the offset does not change inside it: the same
+    minutes as converting every instant, also where an offset changes by 30 minutes."""
+    start, end = day_start_ms(day, zone), day_start_ms(day + timedelta(days=1), zone)
+    expected: dict[datetime, None] = {}
+    for ms in range(start, end, 60_000):
+        local = datetime.fromtimestamp(ms / 1000, UTC).astimezone(ZoneInfo(zone))
+        expected[local.replace(tzinfo=None, second=0, microsecond=0)] = None
+    assert local_starts(start, end, Unit.MINUTE, zone) == list(expected)
+
+
+def test_labels_are_the_documented_formats() -> None:
+    """bucket_labels writes with isoformat what LABEL_FORMATS says (strftime), also before year 1000."""
+    for unit in (Unit.MINUTE, Unit.HOUR):
+        starts = [datetime(2024, 11, 3, 1, 0 if unit is Unit.HOUR else 7), datetime(999, 1, 1, 5)]
+        assert list(bucket_labels(starts, unit)) == [s.strftime(LABEL_FORMATS[unit]) for s in starts]
+    assert bucket_labels([datetime(2024, 1, 8)], Unit.WEEK) == ("2024-01-08",)
+    assert bucket_labels([datetime(2024, 2, 1)], Unit.MONTH) == ("2024-02-01",)
+
+
+def test_engines_get_weeks_as_days_from_the_week_start() -> None:
+    """The week start crosses the seam as data: 7-day buckets from the Monday on or before the first day
+    (local to the zone: Berlin's 2024-01-07 starts at 23:00 UTC on Saturday)."""
+    start = day_start_ms(date(2024, 1, 7), "Europe/Berlin")
+    weeks = Buckets.of(start, start + 86_400_000, "Europe/Berlin", Unit.WEEK)
+    assert (weeks.unit, weeks.every_days, weeks.anchor) == (Unit.WEEK, 7, date(2024, 1, 1))
+    months = Buckets.of(start, start + 86_400_000, "Europe/Berlin", Unit.MONTH)
+    assert (months.unit, months.every_days, months.anchor) == (Unit.MONTH, None, None)
+    assert Buckets.every(start, start, "UTC", 3, date(2024, 1, 7)).every_days == 3

@@ -185,6 +185,15 @@ def test_bad_filter_expression_is_refused_with_a_caret(server: ServerProcess) ->
     assert message.splitlines()[1] == 'user["plan"] =! "pro"' and message.splitlines()[2].endswith("^")
 
 
+def test_a_filter_reading_event_fields_is_refused_when_saved(server: ServerProcess) -> None:
+    # A cohort's filter runs over profiles: they have no event fields, and that is known before any query.
+    text = 'user["plan"] == "pro" and event["$time"] > 1'
+    response = httpx.post(f"{server.url}{COHORTS}", json={"name": "x", "filter": text}, auth=AUTH)
+    assert response.status_code == 400
+    message = response.json()["error"]
+    assert message.splitlines()[1:] == [text, " " * text.index("event") + "^"]
+
+
 def test_cohorts_belong_to_their_project(server: ServerProcess) -> None:
     add_project(server, 4343)
     cid = create(server, {"name": "theirs"}, path="/api/app/projects/4343/cohorts")["id"]

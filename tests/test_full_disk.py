@@ -25,6 +25,7 @@ from mixhouse.domain.events import StoredEvent
 from mixhouse.domain.writes import WriteBatch
 from mixhouse.engine.duckdb.engine import DuckDBEngine
 from mixhouse.errors import Unavailable
+from mixhouse.settings import load_settings
 from tests.server import PROJECT_ID, SA_SECRET, SA_USER, SECRET, ServerProcess, seed_catalog
 
 MB = 1024 * 1024
@@ -67,7 +68,7 @@ def test_an_invalidated_store_answers_unavailable_and_reopens_when_space_returns
     tmpfs: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MIXHOUSE_DISK_RESERVE_BYTES", "0")
-    engine = DuckDBEngine(tmpfs / "data")
+    engine = DuckDBEngine.from_settings(load_settings({"data_dir": tmpfs / "data"}))  # the environment set above
     try:
         engine.submit(batch(0)).result()
         acknowledged = 2000

@@ -155,6 +155,17 @@ def test_bad_where_in_a_saved_query_is_refused_with_a_caret(server: ServerProces
     assert response.json()["error"].endswith("1 and\n     ^")
 
 
+def test_a_saved_query_reads_events_only(server: ServerProcess) -> None:
+    """A report reads events: `user[...]` is refused when the report is saved, the caret under it in the
+    user's own text."""
+    where = 'properties["amount"] > 1 and user["plan"] == "pro"'
+    response = httpx.post(
+        f"{server.url}{BOOKMARKS}", json={"name": "r", "query": {"event": "x", "where": where}}, auth=AUTH
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == (f"user[...] is not available in this query at column 30\n{where}\n{' ' * 29}^")
+
+
 def test_insights_parameters(server: ServerProcess) -> None:
     missing = httpx.get(f"{server.url}/api/query/insights", params={"project_id": str(PROJECT_ID)}, auth=AUTH)
     assert missing.status_code == 400

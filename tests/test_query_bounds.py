@@ -92,7 +92,7 @@ def test_shaping_a_reply_stops_at_the_deadline() -> None:
     """The Python after the engine is bounded too: past the deadline, series_values raises instead of
     zero-filling on."""
     timeline = parse_timeline({"from_date": "2024-06-01", "to_date": "2024-06-02"}, Project(1, "p", "t", "s", "k"))
-    rows = [SeriesRow(f"k{n}", None, timeline.labels[0], 1.0) for n in range(10)]
+    rows = [SeriesRow(f"k{n}", None, timeline.starts[0], 1.0) for n in range(10)]
     assert len(series_values(rows, timeline, CountType.GENERAL)) == 10
     with query_deadline(0.001):
         time.sleep(0.01)
@@ -121,7 +121,7 @@ def test_a_minute_series_is_shaped_once_per_segment_not_once_per_row() -> None:
     times what the shaping takes."""
     project = Project(1, "p", "t", "s", "k", timezone="America/New_York")
     timeline = parse_timeline({"from_date": "2024-01-01", "to_date": "2024-01-30", "unit": "minute"}, project)
-    rows = [SeriesRow("Viewed", None, label, 1.0) for label in timeline.labels]
+    rows = [SeriesRow("Viewed", None, start, 1.0) for start in timeline.starts]
     with query_deadline(5.0):
         values = series_values(rows, timeline, CountType.GENERAL, keys=("Viewed",))
     assert len(values["Viewed"]) == 43_200 and sum(values["Viewed"].values()) == 43_200

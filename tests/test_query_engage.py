@@ -327,6 +327,22 @@ def test_bad_where_is_a_400_with_a_caret(loaded: ServerProcess) -> None:
     assert error.splitlines()[1:] == ['user["plan"] == ', " " * 16 + "^"]
 
 
+def test_bad_where_with_behaviors_points_its_caret_into_the_users_own_text(loaded: ServerProcess) -> None:
+    where = 'behaviors["views"] >= 2 and user["plan"] =! "pro"'
+    behaviors = '[{"name":"views","event_selectors":[{"event":"Viewed"}]}]'
+    response = query(loaded.url, "/api/2.0/engage", where=where, behaviors=behaviors)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error.splitlines()[1:] == [where, " " * where.index("=!") + "^"]
+    # behaviors[...] without behaviours is an unknown name; an event field is no part of a profile.
+    unknown = query(loaded.url, "/api/2.0/engage", where='behaviors["views"] > 1')
+    assert unknown.status_code == 400 and "unknown identifier 'behaviors'" in unknown.json()["error"]
+    text = 'user["plan"] == "pro" or event["$time"] > 1'
+    event_field = query(loaded.url, "/api/2.0/engage", where=text)
+    assert event_field.status_code == 400
+    assert event_field.json()["error"].splitlines()[1:] == [text, " " * text.index("event") + "^"]
+
+
 @pytest.mark.parametrize(
     ("params", "message"),
     [

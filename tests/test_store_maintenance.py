@@ -14,6 +14,7 @@ import pytest
 from mixhouse.domain.events import StoredEvent
 from mixhouse.domain.writes import WriteBatch
 from mixhouse.engine.duckdb import DuckDBEngine
+from mixhouse.settings import load_settings
 
 
 def batch(n: int) -> WriteBatch:
@@ -24,7 +25,7 @@ def batch(n: int) -> WriteBatch:
 
 def test_the_wal_is_checkpointed_once_writes_pause(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MIXHOUSE_IDLE_CHECKPOINT_SECONDS", "0.3")
-    engine = DuckDBEngine(tmp_path / "data")
+    engine = DuckDBEngine.from_settings(load_settings({"data_dir": tmp_path / "data"}))  # the environment set above
     try:
         engine.submit(batch(5000)).result()
         assert engine.wal_bytes() > 0  # far under DuckDB's own 16 MB threshold
@@ -40,7 +41,7 @@ def test_the_wal_is_checkpointed_once_writes_pause(tmp_path: Path, monkeypatch: 
 
 def test_duckdb_memory_is_capped_by_the_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MIXHOUSE_MEMORY_LIMIT", "300MB")
-    engine = DuckDBEngine(tmp_path / "data")
+    engine = DuckDBEngine.from_settings(load_settings({"data_dir": tmp_path / "data"}))  # the environment set above
     try:
         row = engine.reader().execute("SELECT current_setting('memory_limit')").fetchone()
         assert row is not None and str(row[0]).replace(" ", "") in ("286.1MiB", "300.0MB", "300MB")
@@ -54,6 +55,8 @@ def test_the_funnel_kernels_keep_at_most_the_setting() -> None:
     script = (
         "import numpy as np\n"
         "from mixhouse.engine.kernels import memory\n"
+        "from mixhouse.settings import load_settings\n"
+        "memory.set_limit(load_settings().kernel_cache_bytes)\n"  # what the engine does as it opens
         "assert memory.LIMIT_BYTES == 3 * 2**20, memory.LIMIT_BYTES\n"
         "memory.give(*[memory.take(2**18) for _ in range(4)])\n"  # 4 arrays of 2 MiB
         "print(sum(b.nbytes for b in memory._free))\n"

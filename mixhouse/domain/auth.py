@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from mixhouse.catalog import Catalog
+from mixhouse.domain.catalog import CatalogPort
 from mixhouse.domain.project import Project, Role
 from mixhouse.errors import BadRequest, Forbidden, MissingParameter, Unauthorized
 
@@ -88,7 +88,7 @@ def signature(params: Mapping[str, str], secret: str) -> str:
     return hashlib.md5((args + secret).encode("utf-8")).hexdigest()
 
 
-def authenticate_signature(catalog: Catalog, params: Mapping[str, str], *, now: float | None = None) -> Caller:
+def authenticate_signature(catalog: CatalogPort, params: Mapping[str, str], *, now: float | None = None) -> Caller:
     """A signed v2 request: api_key + expire + sig, with v2's exact error strings."""
     api_key = params.get("api_key")
     if not api_key:
@@ -111,14 +111,14 @@ def authenticate_signature(catalog: Catalog, params: Mapping[str, str], *, now: 
     return Caller(project=project, via=Via.SIGNATURE, role=Role.OWNER)
 
 
-def authenticate_query(catalog: Catalog, authorization: str | None, params: Mapping[str, str]) -> Caller:
+def authenticate_query(catalog: CatalogPort, authorization: str | None, params: Mapping[str, str]) -> Caller:
     """Read endpoints: a v2 signature when `sig` is given, else Basic credentials."""
     if "sig" in params and not (authorization or "").strip():
         return authenticate_signature(catalog, params)
     return authenticate(catalog, parse_basic(authorization), params.get("project_id"))
 
 
-def authenticate_api_key(catalog: Catalog, api_key: str) -> Caller:
+def authenticate_api_key(catalog: CatalogPort, api_key: str) -> Caller:
     """Legacy /import with only `api_key` (the npm SDK's `key` option, its one way in over plain
     http). The key identifies the project like the token does; it is no read credential."""
     project = catalog.project_by_api_key(api_key)
@@ -137,7 +137,7 @@ def _parse_project_id(raw: str | None) -> int | None:
 
 
 def authenticate(
-    catalog: Catalog,
+    catalog: CatalogPort,
     credentials: BasicCredentials | None,
     project_id_param: str | None,
     *,

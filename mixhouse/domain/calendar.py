@@ -156,19 +156,68 @@ def week_anchor(first: date) -> date:
     return bucket_start(first, Unit.WEEK)
 
 
+@dataclass(frozen=True)
+class Buckets:
+    """How an engine cuts time, part of the question it is asked: each event's local time in `timezone`
+    truncated to `unit` (minute, hour, day or month), or, with `every_days`, whole steps of that many days
+    counted from `anchor`, so that the week start is this module's rule, not the engine's. Events are those
+    in [start_ms, end_ms). The engine answers with each bucket's start as a naive local datetime; it never
+    formats or labels one.
+
+        Buckets.of(start_ms, end_ms, "Europe/Berlin", Unit.WEEK)   # 7 days from the Monday before start
+    """
+
+    start_ms: int
+    end_ms: int
+    timezone: str
+    unit: Unit
+    every_days: int | None = None
+    anchor: date | None = None
+
+    @classmethod
+    def of(cls, start_ms: int, end_ms: int, timezone: str, unit: Unit) -> Buckets:
+        """Buckets of `unit`; a week is 7 days from the week start on or before the span's first day."""
+        if unit is Unit.WEEK:
+            first = datetime.fromtimestamp(start_ms / 1000, ZoneInfo(timezone)).date()
+            return cls(start_ms, end_ms, timezone, Unit.WEEK, 7, week_anchor(first))
+        return cls(start_ms, end_ms, timezone, unit)
+
+    @classmethod
+    def every(cls, start_ms: int, end_ms: int, timezone: str, days: int, anchor: date) -> Buckets:
+        """Buckets of `days` days from `anchor`."""
+        return cls(start_ms, end_ms, timezone, Unit.DAY, days, anchor)
+
+
 def local_starts(start_ms: int, end_ms: int, unit: Unit, timezone: str) -> list[datetime]:
     """Naive local starts of the hour/minute buckets that the instants of [start_ms, end_ms) fall in, in
     order: a skipped DST hour has none, a repeated one appears once."""
     step = _SUB_DAY_STEP_MS[unit]
     zone = ZoneInfo(timezone)
+    count = (end_ms - start_ms) // step
+    per_hour = 3_600_000 // step
     starts: dict[datetime, None] = {}
-    for i in range((end_ms - start_ms) // step):
-        local = datetime.fromtimestamp((start_ms + i * step) / 1000, UTC).astimezone(zone)
-        starts[local.replace(tzinfo=None, second=0, microsecond=0) if unit is Unit.MINUTE else _hour(local)] = None
+    i = 0
+    while i < count:
+        # An hour of minutes at a time: when the UTC offset is the same at both ends (no change inside),
+        # its minutes are consecutive local minutes; else each instant is converted on its own.
+        n = min(per_hour, count - i)
+        first = datetime.fromtimestamp((start_ms + i * step) / 1000, UTC).astimezone(zone)
+        last = datetime.fromtimestamp((start_ms + (i + n - 1) * step) / 1000, UTC).astimezone(zone) if n > 1 else first
+        if first.utcoffset() == last.utcoffset():
+            base = _truncate(first, unit)
+            for k in range(n):
+                starts[base + timedelta(milliseconds=k * step)] = None
+        else:
+            for k in range(n):
+                local = datetime.fromtimestamp((start_ms + (i + k) * step) / 1000, UTC).astimezone(zone)
+                starts[_truncate(local, unit)] = None
+        i += n
     return list(starts)
 
 
-def _hour(local: datetime) -> datetime:
+def _truncate(local: datetime, unit: Unit) -> datetime:
+    if unit is Unit.MINUTE:
+        return local.replace(tzinfo=None, second=0, microsecond=0)
     return local.replace(tzinfo=None, minute=0, second=0, microsecond=0)
 
 
@@ -215,6 +264,7 @@ __all__ = [
     "DAY_UNITS",
     "SUB_DAY_UNITS",
     "WEEK_STARTS_ON",
+    "Buckets",
     "DateRange",
     "Unit",
     "add_units",

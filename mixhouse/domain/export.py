@@ -10,6 +10,7 @@ import orjson
 from mixhouse.domain.dates import date_range_ms
 from mixhouse.domain.project import Project, TimeMode
 from mixhouse.errors import BadRequest
+from mixhouse.expr.plan import EventExpr
 
 MAX_LIMIT = 100_000
 
@@ -20,7 +21,7 @@ class ExportQuery:
     start_ms: int  # inclusive
     end_ms: int  # exclusive
     events: tuple[str, ...] | None
-    where: str | None
+    where: EventExpr | None  # over the stored row, which shows the canonical id (see the engine)
     limit: int | None
     time_in_ms: bool
 
@@ -59,13 +60,16 @@ def parse_export_query(project: Project, params: Mapping[str, str]) -> ExportQue
             raise BadRequest(f"Invalid parameter: limit must be an integer, got {raw_limit!r}") from exc
         if not 0 < limit <= MAX_LIMIT:
             raise BadRequest(f"Invalid parameter: limit must be between 1 and {MAX_LIMIT}")
-    where = params.get("where")
+    events = parse_event_list(params.get("event"))
+    text = params.get("where")
+    # datetime("...") is read in the zone the dates are read in.
+    where = EventExpr.parse(text, timezone=zone) if text and text.strip() else None
     return ExportQuery(
         project=project,
         start_ms=start_ms,
         end_ms=end_ms,
-        events=parse_event_list(params.get("event")),
-        where=where if where and where.strip() else None,
+        events=events,
+        where=where,
         limit=limit,
         time_in_ms=_flag(params.get("time_in_ms")),
     )

@@ -6,9 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mixhouse.catalog import Catalog
 from mixhouse.domain import events as ev
 from mixhouse.domain import profiles as pr
+from mixhouse.domain.catalog import CatalogPort
 from mixhouse.domain.payloads import as_records
 from mixhouse.domain.project import IdMerge, Project
 from mixhouse.domain.writes import WriteBatch
@@ -39,7 +39,7 @@ def check_batch_size(records: list[Any], limit: int = ev.MAX_BATCH_EVENTS) -> No
 class _TokenProjects:
     """Token -> project, looked up once per request; unknown or missing tokens fail the record."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: CatalogPort) -> None:
         self._catalog = catalog
         self._cache: dict[str, Project | None] = {}
 
@@ -65,7 +65,7 @@ def _project_id_of_token(projects: _TokenProjects) -> Callable[[Any], int | None
     return project_id
 
 
-def track(catalog: Catalog, records: list[Any], ctx: ev.IngestContext) -> IngestResult:
+def track(catalog: CatalogPort, records: list[Any], ctx: ev.IngestContext) -> IngestResult:
     check_batch_size(records)
     projects = _TokenProjects(catalog)
     # Events a Lexicon schema drops fail like invalid records (mixhouse/lexicon/effects.py).
@@ -98,7 +98,7 @@ def import_events(
 
 
 def update_profiles(
-    catalog: Catalog,
+    catalog: CatalogPort,
     records: list[Any],
     *,
     group: bool,

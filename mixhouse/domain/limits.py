@@ -16,7 +16,6 @@ concurrent, timeout_seconds, bytes_per_minute (ingestion volume).
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 from collections import deque
@@ -277,6 +276,7 @@ Set by the HTTP layer, read by engines (the DuckDB engine interrupts its connect
 
 class QueryTimedOut(MixhouseError):
     status = 504
+    code = "query_timed_out"
 
     def __init__(self, seconds: float, whose: str = "this project's") -> None:
         shown = f"{seconds:g}"
@@ -331,11 +331,24 @@ def timed_out() -> QueryTimedOut:
     return QueryTimedOut(QUERY_TIMEOUT_SECONDS.get() or 0.0, QUERY_TIMEOUT_OWNER.get())
 
 
-DEFAULT_QUERY_TIMEOUT_SECONDS = 300.0
+DEFAULT_QUERY_TIMEOUT_SECONDS = 300.0  # the query_timeout_seconds setting (mixhouse.settings) when unset
 
 
-def server_query_timeout() -> float:
-    """MIXHOUSE_QUERY_TIMEOUT_SECONDS: every Query API request's deadline when its project sets a shorter
-    one or none (a project's `timeout_seconds` can only tighten it)."""
-    raw = os.environ.get("MIXHOUSE_QUERY_TIMEOUT_SECONDS", "").strip()
-    return float(raw) if raw else DEFAULT_QUERY_TIMEOUT_SECONDS
+# -- reply size --------------------------------------------------------------------------------------
+
+MAX_REPLY_VALUES: ContextVar[int] = ContextVar("mixhouse_max_reply_values", default=1_000_000)
+"""The most values (segments x buckets) one reply may hold (~25 MB of JSON): the max_reply_values
+setting, set by the HTTP layer for each query request."""
+
+
+def max_reply_values() -> int:
+    return MAX_REPLY_VALUES.get()
+
+
+@contextmanager
+def reply_values_cap(values: int) -> Iterator[None]:
+    token = MAX_REPLY_VALUES.set(values)
+    try:
+        yield
+    finally:
+        MAX_REPLY_VALUES.reset(token)

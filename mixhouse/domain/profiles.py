@@ -15,6 +15,7 @@ import orjson
 
 from mixhouse.domain import geolocation
 from mixhouse.domain.project import Project
+from mixhouse.errors import BadRequest
 from mixhouse.geo import Locator
 
 MAX_UPDATES = 2000
@@ -30,8 +31,8 @@ OPERATIONS = ("$set_once", "$set", "$add", "$append", "$union", "$remove", "$uns
 _WRITES_PROPERTIES = frozenset({"$set_once", "$set", "$add", "$append", "$union", "$remove", "$unset"})
 
 
-class ProfileError(ValueError):
-    pass
+class ProfileError(BadRequest, ValueError):
+    code = "invalid_profile_update"
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,9 @@ distributed engine will implement the same few methods."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 import pyarrow as pa
@@ -17,13 +18,34 @@ from mixhouse.domain.writes import WriteBatch
 R = TypeVar("R")
 
 
+@dataclass(frozen=True)
+class Commit:
+    """One group commit, as commit observers (metrics) see it."""
+
+    events: int
+    profile_updates: int  # user and group profile updates
+    seconds: float  # the write plus the fsync that acknowledges it
+
+
+CommitObserver = Callable[[Commit], None]
+"""Called on the writer's thread after every commit; passed to the engine when it is opened."""
+
+
+@dataclass(frozen=True)
+class EngineStats:
+    """What an operator graphs about an engine now (mixhouse_write_queue_rows)."""
+
+    pending_rows: int  # rows accepted and waiting to be committed
+
+
 class Engine(Protocol):
     def submit(self, batch: WriteBatch) -> Future[None]:
         """Queue a write; the future resolves once it is on disk (fsync), or fails."""
         ...
 
-    def export_lines(self, query: ExportQuery, where_sql: str | None = None) -> Iterator[bytes]:
-        """The export body in chunks of whole JSON lines, sorted by time, memory flat in the row count."""
+    def export_lines(self, query: ExportQuery) -> Iterator[bytes]:
+        """The export body in chunks of whole JSON lines, sorted by time, memory flat in the row count.
+        An expression the engine cannot run (`query.where`) is refused at once, before any byte."""
         ...
 
     def query(self, spec: Spec[R]) -> R:
@@ -44,6 +66,10 @@ class Engine(Protocol):
         """What keeps the engine from taking writes now (empty: ready)."""
         ...
 
+    def stats(self) -> EngineStats:
+        """Figures for the metrics endpoint, cheap enough to read on every scrape."""
+        ...
+
     def warming(self) -> list[str]:
         """What the engine is still preparing after start; queries that need it wait for it."""
         ...
@@ -51,4 +77,4 @@ class Engine(Protocol):
     def close(self) -> None: ...
 
 
-__all__ = ["Engine", "WriteBatch"]
+__all__ = ["Commit", "CommitObserver", "Engine", "EngineStats", "WriteBatch"]

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
-Source: TypeAlias = Literal["properties", "user", "event"]
+# "behaviors": a named count of the profile query's `behaviors` parameter (only where parse allows it).
+Source: TypeAlias = Literal["properties", "user", "event", "behaviors"]
 BinaryOp: TypeAlias = Literal["+", "-", "*", "/", "%", "==", "!=", ">", ">=", "<", "<=", "in"]
 UnaryOp: TypeAlias = Literal["-", "not"]
 BoolOp: TypeAlias = Literal["and", "or"]
@@ -61,7 +62,7 @@ class List(Expr):
 
 @dataclass(frozen=True, kw_only=True)
 class Property(Expr):
-    """`properties["name"]`, `user["name"]` or `event["name"]`."""
+    """`properties["name"]`, `user["name"]`, `event["name"]` or (profile queries) `behaviors["name"]`."""
 
     source: Source
     name: str

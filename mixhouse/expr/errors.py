@@ -7,19 +7,24 @@
      └── ExpressionScopeError     refers to something the caller's scope does not have (e.g. `user[...]`)
 
 All carry the message, the 1-based column of the offending place and the expression, so the HTTP layer
-can render them without knowing which stage failed.
+can render them without knowing which stage failed. They are BadRequests of the one error tree
+(mixhouse.errors, docs/errors.md): `str()` of one is the message with the caret excerpt, which is what
+an answer carries. They stay ValueErrors too, for callers that catch those.
 """
 
 from __future__ import annotations
 
+from mixhouse.errors import BadRequest
 
-class ExpressionError(ValueError):
+
+class ExpressionError(BadRequest, ValueError):
+    code = "invalid_expression"
+
     def __init__(self, message: str, expression: str, position: int = 0) -> None:
-        self.message = message
         self.expression = expression
         # Columns are 1-based, as a person counts them.
         self.column = max(1, min(position, len(expression)) + 1)
-        super().__init__(self.__str__())
+        super().__init__(message)
 
     def __str__(self) -> str:
         # Keep the excerpt on one line so the caret stays under the right character.
@@ -34,16 +39,16 @@ class ExpressionError(ValueError):
 
 
 class ExpressionSyntaxError(ExpressionError):
-    pass
+    code = "expression_syntax"
 
 
 class ExpressionTypeError(ExpressionError):
-    pass
+    code = "expression_type"
 
 
 class ExpressionLimitError(ExpressionError):
-    pass
+    code = "expression_limit"
 
 
 class ExpressionScopeError(ExpressionError):
-    pass
+    code = "expression_scope"

@@ -196,6 +196,9 @@ class _Evaluator:
         raise AssertionError(f"unknown node {e!r}")
 
     def property(self, p: ast.Property) -> Value:
+        if p.source == "behaviors":  # the record's "behaviors": {name: count} (profile queries)
+            counts: Mapping[str, Any] = self.record.get("behaviors") or {}
+            return from_json(counts[p.name]) if p.name in counts else UNDEFINED
         if p.name in DISTINCT_ID_NAMES:
             did = self.record.get("distinct_id")
             return UNDEFINED if did is None else str(did)

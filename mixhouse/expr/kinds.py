@@ -34,6 +34,8 @@ DISTINCT_ID_NAMES = frozenset({"distinct_id", "$distinct_id"})
 
 
 def property_kinds(p: ast.Property) -> frozenset[Kind]:
+    if p.source == "behaviors":  # a count, read like any JSON value: no name is special
+        return JSON_KINDS
     if p.source != "user" and p.name in TIME_NAMES:
         return D
     if p.name in DISTINCT_ID_NAMES:

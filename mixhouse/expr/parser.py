@@ -29,11 +29,14 @@ _KEYWORDS = frozenset({"and", "or", "not", "in", "true", "false"})
 _SOURCES = frozenset({"properties", "user", "event"})
 
 
-def parse(text: str) -> ast.Expr:
-    """Parse a `where`/`on` expression; raises ExpressionError (a subclass) on any problem."""
+def parse(text: str, *, behaviors: bool = False) -> ast.Expr:
+    """Parse a `where`/`on` expression; raises ExpressionError (a subclass) on any problem.
+
+    `behaviors`: `behaviors["name"]` is known too (a profile query that names behaviours), read as a
+    Property of source "behaviors"; otherwise `behaviors` is an unknown identifier like any other."""
     if not isinstance(text, str):
         raise TypeError("expression must be a str")
-    tree = _Parser(text).parse()
+    tree = _Parser(text, _SOURCES | {"behaviors"} if behaviors else _SOURCES).parse()
     if ast.depth(tree) > MAX_DEPTH:
         raise ExpressionLimitError(f"expression is nested too deeply (the limit is {MAX_DEPTH} levels)", text)
     check(tree, text)
@@ -41,8 +44,9 @@ def parse(text: str) -> ast.Expr:
 
 
 class _Parser:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, sources: frozenset[str] = _SOURCES) -> None:
         self.text = text
+        self.sources = sources
         self.tokens = tokenize(text)
         self.i = 0
         self.nesting = 0
@@ -143,7 +147,7 @@ class _Parser:
         if tok.text in ("true", "false"):
             self.advance()
             return ast.Boolean(value=tok.text == "true", pos=tok.pos)
-        if tok.text in _SOURCES:
+        if tok.text in self.sources:
             return self.accessor()
         if self.tokens[self.i + 1].kind is T.LPAREN:
             return self.call()

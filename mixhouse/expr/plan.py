@@ -12,8 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mixhouse.expr import ast
+from mixhouse.expr.errors import ExpressionScopeError
 from mixhouse.expr.kinds import DISTINCT_ID_NAMES
 from mixhouse.expr.parser import parse
+
+# Why a record cannot give what a source reads (the same words every engine's printer uses).
+UNAVAILABLE: dict[ast.Source, str] = {
+    "event": "event[...] is only available when filtering events",
+    "user": "user[...] is not available in this query",
+    "behaviors": "behaviors[...] is not available in this query",
+}
 
 
 def _walk(tree: ast.Expr) -> list[ast.Expr]:
@@ -39,9 +47,10 @@ class EventExpr:
     timezone: str = "UTC"
 
     @classmethod
-    def parse(cls, text: str, *, timezone: str = "UTC") -> EventExpr:
-        """Parse and check `text`; raises ExpressionError (a 400 with a caret) on any problem."""
-        return cls(parse(text), text, timezone)
+    def parse(cls, text: str, *, timezone: str = "UTC", behaviors: bool = False) -> EventExpr:
+        """Parse and check `text`; raises ExpressionError (a 400 with a caret) on any problem.
+        `behaviors`: `behaviors["name"]` is known too (profile queries that name behaviours)."""
+        return cls(parse(text, behaviors=behaviors), text, timezone)
 
     @classmethod
     def property(cls, name: str, *, source: ast.Source = "properties", timezone: str = "UTC") -> EventExpr:
@@ -54,7 +63,24 @@ class EventExpr:
 
     def reads_distinct_id(self) -> bool:
         """Whether the value depends on the record's id, so the id it sees must already be resolved."""
-        return any(isinstance(n, ast.Property) and n.name in DISTINCT_ID_NAMES for n in _walk(self.tree))
+        return any(
+            isinstance(n, ast.Property) and n.source != "behaviors" and n.name in DISTINCT_ID_NAMES
+            for n in _walk(self.tree)
+        )
+
+    def behaviors(self) -> frozenset[str]:
+        """The names of the behaviours read as `behaviors["name"]`."""
+        return frozenset(n.name for n in _walk(self.tree) if isinstance(n, ast.Property) and n.source == "behaviors")
+
+    def without(self, *sources: ast.Source) -> EventExpr:
+        """This expression, if it reads none of `sources` (the records it runs on have no such part);
+        otherwise ExpressionScopeError with its caret on the first read, before any engine sees it."""
+        found = [n for n in _walk(self.tree) if isinstance(n, ast.Property) and n.source in sources]
+        if found:
+            first = min(found, key=lambda n: n.pos)
+            assert isinstance(first, ast.Property)
+            raise ExpressionScopeError(UNAVAILABLE[first.source], self.text, first.pos)
+        return self
 
     def filter_tree(self) -> ast.Expr:
         """The tree a filter evaluates (a bare property tests its truth: see ast.filter_form)."""

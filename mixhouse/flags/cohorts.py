@@ -1,13 +1,12 @@
 """Cohort membership for cohort-targeted rollouts (`cohort_hash` = the id of a saved cohort).
 
 A cohort's members are computed by the engine (the same membership rule `/cohorts/list` counts) and kept
-for `COHORT_TTL_S`, the way Mixpanel syncs cohorts to its flag service periodically rather than on every
+for the flags_cohort_ttl_s setting (MIXHOUSE_FLAGS_COHORT_TTL_S, default 60 s), the way Mixpanel syncs cohorts to its flag service periodically rather than on every
 request. The set holds canonical ids and every id merged into them, so a device id or an alias of a
 member is a member too. An unknown cohort has no members."""
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -18,19 +17,7 @@ from mixhouse.domain.saved.cohorts import CohortStore
 from mixhouse.domain.spec import Spec
 from mixhouse.engine.base import Engine
 
-
-def _ttl_setting() -> float:
-    raw = os.environ.get("MIXHOUSE_FLAGS_COHORT_TTL_S", "60")
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:  # also NaN
-        raise ValueError(f"MIXHOUSE_FLAGS_COHORT_TTL_S must be a number of seconds >= 0, got {raw!r}")
-    return value
-
-
-COHORT_TTL_S = _ttl_setting()
+DEFAULT_COHORT_TTL_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -42,8 +29,8 @@ class CohortMembersSpec(Spec[list[str]]):
 
 
 class CohortMembers:
-    def __init__(self, ttl_s: float | None = None) -> None:
-        self._ttl_s = COHORT_TTL_S if ttl_s is None else ttl_s
+    def __init__(self, ttl_s: float = DEFAULT_COHORT_TTL_S) -> None:
+        self._ttl_s = ttl_s
         self._lock = threading.Lock()
         self._items: dict[tuple[int, str], tuple[float, frozenset[str]]] = {}
 

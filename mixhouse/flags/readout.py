@@ -9,6 +9,7 @@ group is empty or p is 0 or 1."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,16 +78,34 @@ def _confidence(raw: str | None) -> float:
     return value
 
 
+@dataclass(frozen=True)
+class ReadoutRequest:
+    """The readout's parameters, read once: the conversion event, the range (its ends as sent, and as
+    epoch ms [start_ms, end_ms) in the project's zone) and the confidence level."""
+
+    conversion_event: str
+    from_date: str | None
+    to_date: str | None
+    start_ms: int
+    end_ms: int
+    confidence: float
+
+    @classmethod
+    def read(cls, params: Mapping[str, str], timezone: str) -> ReadoutRequest:
+        event = params.get("conversion_event")
+        if not event:
+            raise MissingParameter("conversion_event")
+        from_date, to_date = params.get("from_date"), params.get("to_date")
+        start_ms, end_ms = date_range_ms(from_date, to_date, timezone)
+        return cls(event, from_date, to_date, start_ms, end_ms, _confidence(params.get("confidence")))
+
+
 def readout(ctx: AppContext) -> dict[str, Any]:
     """`GET /api/app/projects/{project_id}/feature-flags/{flag_id}/readout?conversion_event=&from_date=&to_date=`"""
     doc = FlagService(ctx.catalog, ctx.project).get(ctx.path_params["flag_id"])
-    event = ctx.params.get("conversion_event")
-    if not event:
-        raise MissingParameter("conversion_event")
-    tz = ctx.project.timezone
-    start_ms, end_ms = date_range_ms(ctx.params.get("from_date"), ctx.params.get("to_date"), tz)
-    confidence = _confidence(ctx.params.get("confidence"))
-    rows: list[ReadoutRow] = ctx.engine.query(ReadoutSpec(ctx.project.id, doc["key"], event, start_ms, end_ms))
+    req = ReadoutRequest.read(ctx.params, ctx.project.timezone)
+    event, confidence = req.conversion_event, req.confidence
+    rows = ctx.engine.query(ReadoutSpec(ctx.project.id, doc["key"], event, req.start_ms, req.end_ms))
     control = _control(doc, rows)
     base = next((r for r in rows if r.variant == control), ReadoutRow(control or "", 0, 0))
     variants = []
@@ -117,8 +136,8 @@ def readout(ctx: AppContext) -> dict[str, Any]:
             "is_running": doc["status"] == Status.ENABLED,
             "experiment_id": doc.get("experiment_id"),
             "conversion_event": event,
-            "from_date": ctx.params.get("from_date"),
-            "to_date": ctx.params.get("to_date"),
+            "from_date": req.from_date,
+            "to_date": req.to_date,
             "confidence": confidence,
             "control": control,
             "exposed_users": sum(r.exposed for r in rows),

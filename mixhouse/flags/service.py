@@ -65,7 +65,6 @@ class DefinitionCache:
 
 
 DEFINITIONS = DefinitionCache()
-COHORTS = CohortMembers()
 
 
 # -- evaluation --------------------------------------------------------------------------------------------
@@ -90,12 +89,18 @@ def parse_context(raw: str | None) -> dict[str, Any]:
 
 
 def evaluate_flags(
-    catalog: Catalog, engine: Engine, project: Project, context: dict[str, Any], flag_key: str | None
+    catalog: Catalog,
+    engine: Engine,
+    project: Project,
+    context: dict[str, Any],
+    flag_key: str | None,
+    cohorts: CohortMembers,
 ) -> dict[str, Any]:
+    """`cohorts`: the server's cohort membership cache (its TTL is a setting)."""
     compiled = DEFINITIONS.get(FlagStore(catalog), project.id)
 
     def members(cohort: str, distinct_id: str) -> bool:
-        return COHORTS.is_member(catalog, engine, project.id, cohort, distinct_id)
+        return cohorts.is_member(catalog, engine, project.id, cohort, distinct_id)
 
     if flag_key is not None:
         flag = compiled.by_key.get(flag_key)
@@ -104,11 +109,11 @@ def evaluate_flags(
     return {"code": 200, "flags": evaluate_all(compiled.flags, context, members)}
 
 
-def needs_engine(catalog: Catalog, project: Project) -> bool:
+def needs_engine(catalog: Catalog, project: Project, cohorts: CohortMembers) -> bool:
     """Whether evaluating this project's flags may query the engine (a targeted cohort is not cached):
     the HTTP layer then evaluates in a worker thread rather than on the event loop."""
     compiled = DEFINITIONS.get(FlagStore(catalog), project.id)
-    return not COHORTS.fresh(project.id, compiled.cohorts)
+    return not cohorts.fresh(project.id, compiled.cohorts)
 
 
 def definitions_body(catalog: Catalog, project: Project) -> bytes:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from mixhouse.errors import MixhouseError
+from mixhouse.errors import SettingsError
 
 
 @dataclass(frozen=True)
@@ -34,8 +34,8 @@ class Locator(Protocol):
         ...
 
 
-class GeoSettingError(MixhouseError):
-    pass
+class GeoSettingError(SettingsError):
+    code = "invalid_geoip_setting"
 
 
 def open_locator(setting: str | None) -> Locator | None:

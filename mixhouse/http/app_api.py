@@ -1,30 +1,34 @@
-"""Every App API route (`/api/app/projects/{project_id}/...`). One line per route."""
+"""Every App API route (`/api/app/projects/{project_id}/...`). One line per route (part of the route table,
+mixhouse/http/routes.py)."""
 
 from __future__ import annotations
 
-from starlette.routing import Route
-
 from mixhouse.accounts import api as accounts_api
 from mixhouse.annotations import api as annotation_api
+from mixhouse.domain.permissions import Action
 from mixhouse.domain.query import cohorts, funnels, insights
 from mixhouse.flags import api as flags
 from mixhouse.flags.readout import readout
 from mixhouse.http.app_routes import app_route
+from mixhouse.http.endpoint import Endpoint
 from mixhouse.lexicon import api as lexicon_api
 
-APP_ROUTES: list[Route] = [
-    app_route("/funnels", funnels.funnels_collection, ["GET", "POST"]),
-    app_route("/funnels/{funnel_id}", funnels.funnel_item, ["GET", "PATCH", "DELETE"]),
-    app_route("/cohorts", cohorts.cohorts_collection, ["GET", "POST"]),
-    app_route("/cohorts/{cohort_id}", cohorts.cohort_item, ["GET", "PATCH", "DELETE"]),
-    app_route("/bookmarks", insights.bookmarks_collection, ["GET", "POST"]),
-    app_route("/bookmarks/{bookmark_id}", insights.bookmark_item, ["GET", "PATCH", "DELETE"]),
+SAVE = Action.SAVE  # saved reports and annotations: analysts may create, change and delete them
+
+APP_ROUTES: list[Endpoint] = [
+    app_route("/funnels", funnels.funnels_collection, ["GET", "POST"], writes=SAVE),
+    app_route("/funnels/{funnel_id}", funnels.funnel_item, ["GET", "PATCH", "DELETE"], writes=SAVE),
+    app_route("/cohorts", cohorts.cohorts_collection, ["GET", "POST"], writes=SAVE),
+    app_route("/cohorts/{cohort_id}", cohorts.cohort_item, ["GET", "PATCH", "DELETE"], writes=SAVE),
+    app_route("/bookmarks", insights.bookmarks_collection, ["GET", "POST"], writes=SAVE),
+    app_route("/bookmarks/{bookmark_id}", insights.bookmark_item, ["GET", "PATCH", "DELETE"], writes=SAVE),
     app_route("/annotations", annotation_api.app_list, ["GET"]),
-    app_route("/annotations", annotation_api.app_create, ["POST"], status=201),
+    app_route("/annotations", annotation_api.app_create, ["POST"], status=201, writes=SAVE),
     app_route("/annotations/tags", annotation_api.app_tags, ["GET"]),
-    app_route("/annotations/tags", annotation_api.app_create_tag, ["POST"], status=201),
-    app_route("/annotations/{annotation_id}", annotation_api.app_item, ["GET", "PATCH", "PUT", "DELETE"]),
+    app_route("/annotations/tags", annotation_api.app_create_tag, ["POST"], status=201, writes=SAVE),
+    app_route("/annotations/{annotation_id}", annotation_api.app_item, ["GET", "PATCH", "PUT", "DELETE"], writes=SAVE),
     app_route("/service-accounts", accounts_api.project_accounts, ["GET"]),
+    # Lexicon: every role reads, admins and owners write (docs/lexicon.md)
     app_route("/schemas", lexicon_api.collection, ["GET", "POST", "DELETE"]),
     app_route("/schemas/{entity_type}", lexicon_api.by_type, ["GET", "DELETE"]),
     app_route("/schemas/{entity_type}/{name:path}", lexicon_api.item, ["GET", "POST", "DELETE"]),

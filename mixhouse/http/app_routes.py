@@ -14,15 +14,15 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from mixhouse.domain.app_context import AppContext
-from mixhouse.domain.auth import authenticate, parse_basic
-from mixhouse.http.endpoint import endpoint
+from mixhouse.domain.limits import Api
+from mixhouse.domain.permissions import Action
+from mixhouse.http.callers import caller_for
+from mixhouse.http.endpoint import Auth, Endpoint
 from mixhouse.http.incoming import read_incoming, reject_nul, reject_nul_in_json
 from mixhouse.http.permissions import authorize
 from mixhouse.http.responses import Family, json_response
-from mixhouse.web.session_auth import session_caller
 
 AppHandler = Callable[[AppContext], Any]
 
@@ -34,10 +34,7 @@ def app_endpoint(handler: AppHandler, *, status: int = 200) -> Callable[[Request
         reject_nul(incoming.params)
         reject_nul_in_json(incoming.json_body)
         path_params = {k: str(v) for k, v in request.path_params.items()}
-        project_id = path_params.get("project_id") or incoming.get("project_id")
-        caller = session_caller(request, project_id) or authenticate(
-            request.app.state.catalog, parse_basic(request.headers.get("authorization")), project_id
-        )
+        caller = caller_for(request, Auth.APP, incoming.params, path_params.get("project_id"))
         authorize(request, caller)
         ctx = AppContext(
             caller=caller,
@@ -56,10 +53,24 @@ def app_endpoint(handler: AppHandler, *, status: int = 200) -> Callable[[Request
     return run
 
 
-def app_route(path: str, handler: AppHandler, methods: list[str], *, status: int = 200) -> Route:
-    """`path` is relative to /api/app/projects/{project_id}, e.g. "/funnels/{funnel_id}"."""
-    return Route(
+def app_route(
+    path: str,
+    handler: AppHandler,
+    methods: list[str],
+    *,
+    status: int = 200,
+    writes: Action = Action.MANAGE,
+    api: Api | None = None,
+) -> Endpoint:
+    """`path` is relative to /api/app/projects/{project_id}, e.g. "/funnels/{funnel_id}". Reads (GET) are
+    Action.READ, the other methods `writes` (MANAGE unless the route says otherwise: only admins and
+    owners)."""
+    return Endpoint(
         "/api/app/projects/{project_id}" + path,
-        endpoint(app_endpoint(handler, status=status), Family.APP),
-        methods=methods,
+        tuple(methods),
+        app_endpoint(handler, status=status),
+        Family.APP,
+        Auth.APP,
+        api=api,
+        actions={m: Action.READ if m in ("GET", "HEAD") else writes for m in methods},
     )

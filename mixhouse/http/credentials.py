@@ -5,7 +5,7 @@ secret stalls the event loop, so a flood of them slows every other request (`/he
 middleware, outside the rate limiter and the handlers, verifies Basic `username:secret` credentials in
 a worker thread first; the catalog then answers the later checks of the same request from its caches.
 
-A client (by address) with more than `MIXHOUSE_AUTH_FAILURES_PER_MINUTE` refused credentials in the
+A client (by address) with more than `auth_failures_per_minute` (MIXHOUSE_AUTH_FAILURES_PER_MINUTE) refused credentials in the
 last minute gets 429 with `Retry-After` for any credentials not already known good, without a key
 derivation, until its failures leave the window. Credentials that worked before are never throttled.
 """
@@ -13,7 +13,6 @@ derivation, until its failures leave the window. Credentials that worked before 
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 from collections import deque
@@ -23,19 +22,15 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mixhouse.catalog import Catalog
 from mixhouse.domain.auth import parse_basic
+from mixhouse.domain.catalog import CatalogPort
 from mixhouse.errors import RateLimited
-from mixhouse.http.responses import error_response, family_of
+from mixhouse.http.responses import error_response
+from mixhouse.http.routes import family_of
 
 DEFAULT_AUTH_FAILURES_PER_MINUTE = 30
 _WINDOW_SECONDS = 60.0
 _MAX_CLIENTS = 100_000
-
-
-def failures_per_minute_from_env() -> int:
-    raw = os.environ.get("MIXHOUSE_AUTH_FAILURES_PER_MINUTE", "").strip()
-    return int(raw) if raw else DEFAULT_AUTH_FAILURES_PER_MINUTE
 
 
 class FailedLogins:
@@ -70,9 +65,9 @@ class FailedLogins:
 
 
 class CredentialCheck:
-    def __init__(self, app: ASGIApp, per_minute: int | None = None) -> None:
+    def __init__(self, app: ASGIApp, per_minute: int = DEFAULT_AUTH_FAILURES_PER_MINUTE) -> None:
         self.app = app
-        self.failures = FailedLogins(failures_per_minute_from_env() if per_minute is None else per_minute)
+        self.failures = FailedLogins(per_minute)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -82,7 +77,7 @@ class CredentialCheck:
         if credentials is None or not credentials.user or not credentials.password:
             await self.app(scope, receive, send)  # no service account: no key derivation to protect
             return
-        catalog: Catalog = scope["app"].state.catalog
+        catalog: CatalogPort = scope["app"].state.catalog
         if not catalog.known_good(credentials.user, credentials.password):
             client = (scope.get("client") or ("unknown", 0))[0]
             wait = self.failures.retry_after(client)

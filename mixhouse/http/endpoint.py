@@ -1,20 +1,67 @@
-"""The wrapper every route goes through: errors rendered in the API family's envelope."""
+"""What an endpoint is (`Endpoint`: one row of the route table, mixhouse/http/routes.py) and the wrapper
+every route goes through: errors rendered in the API family's envelope."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.types import ASGIApp
 
-from mixhouse.errors import BadRequest, MixhouseError
-from mixhouse.expr import ExpressionError
+from mixhouse.domain.limits import Api
+from mixhouse.domain.permissions import Action
+from mixhouse.errors import MixhouseError
 from mixhouse.http.responses import Family, error_response
 
 log = logging.getLogger("mixhouse.http")
 
 Handler = Callable[[Request], Awaitable[Response]]
+
+
+class Auth(StrEnum):
+    """How a caller proves who it is on an endpoint (docs/auth.md)."""
+
+    NONE = "none"  # no credentials and no project: health, metrics, the OpenAPI document, the page
+    RECORD_TOKEN = "record_token"  # /track /engage /groups: the project token inside each record
+    IMPORT = "import"  # /import: project secret, service account + project_id, API key, or token
+    QUERY = "query"  # Query API and export: Basic (service account, secret), a v2 signature, a web session
+    APP = "app"  # App API: Basic for the project in the path, or a web session
+    ORGANIZATION = "organization"  # /api/app/organizations/{id}/...: a service account of that organisation
+    FLAGS = "flags"  # /flags: the project token (Basic or parameter) or any credentials of the project
+    LOGIN = "login"  # the web app's login: an email and password in the body
+    SESSION = "session"  # the web app's session cookie
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One endpoint, declared once: everything the server does with a request before and around its
+    handler (routing, the error envelope, the rate-limit budget, authentication, the role action, the
+    OpenAPI document, the access log) reads it from here."""
+
+    path: str  # a Starlette path template, e.g. /api/app/projects/{project_id}/funnels
+    methods: tuple[str, ...]
+    handler: Handler
+    family: Family | None  # the error envelope; None: answered as is (no family wrapper)
+    auth: Auth
+    api: Api | None = None  # the rate-limit budget it spends (None: not limited)
+    actions: Mapping[str, Action] = field(default_factory=dict)  # the role action per method
+
+    def action(self, method: str) -> Action | None:
+        return self.actions.get(method)
+
+
+@dataclass(frozen=True)
+class Mounted:
+    """An ASGI application served under a path prefix (the web app's static files)."""
+
+    path: str
+    app: ASGIApp
+    name: str
+
 
 # nginx's "client closed request": what the access log shows for a request whose client went away
 # before its body arrived. Nothing is sent (there is no one to send it to).
@@ -37,10 +84,8 @@ def endpoint(handler: Handler, family: Family) -> Handler:
             log.warning("client closed the connection during %s %s", request.method, request.url.path)
             return Response(status_code=CLIENT_CLOSED)
         except MixhouseError as exc:
+            # A bad where/on (an ExpressionError) answers its message with a caret under the place.
             return error_response(family, request, exc, _params(request))
-        except ExpressionError as exc:
-            # A bad where/on: the message, the column and the expression with a caret under the place.
-            return error_response(family, request, BadRequest(str(exc)), _params(request))
         except Exception:
             log.exception("unhandled error on %s %s", request.method, request.url.path)
             return error_response(family, request, MixhouseError("internal server error"), _params(request))

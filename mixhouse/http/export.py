@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import zlib
 from collections.abc import Iterator
 
@@ -21,9 +20,7 @@ from starlette.types import Receive, Send
 from starlette.types import Scope as AsgiScope
 
 from mixhouse.domain.export import ExportQuery, parse_export_query
-from mixhouse.engine.duckdb.expressions import Scope, compile_filter
 from mixhouse.errors import RateLimited
-from mixhouse.expr import parse
 from mixhouse.http.incoming import read_incoming, reject_nul
 from mixhouse.http.permissions import authorize
 from mixhouse.http.query import read_caller
@@ -38,14 +35,15 @@ class ExportsBusy(RateLimited):
     """Every export slot is taken: retryable (503 with Retry-After)."""
 
     status = 503
+    code = "exports_busy"
 
 
 class ExportSlots:
-    def __init__(self) -> None:
-        raw_capacity = os.environ.get("MIXHOUSE_MAX_CONCURRENT_EXPORTS", "").strip()
-        self.capacity = int(raw_capacity) if raw_capacity else DEFAULT_MAX_CONCURRENT_EXPORTS
-        raw_wait = os.environ.get("MIXHOUSE_EXPORT_QUEUE_SECONDS", "").strip()
-        self.wait_seconds = float(raw_wait) if raw_wait else DEFAULT_EXPORT_QUEUE_SECONDS
+    def __init__(
+        self, capacity: int = DEFAULT_MAX_CONCURRENT_EXPORTS, wait_seconds: float = DEFAULT_EXPORT_QUEUE_SECONDS
+    ) -> None:
+        self.capacity = capacity
+        self.wait_seconds = wait_seconds
         self._semaphore = asyncio.Semaphore(self.capacity)
 
     async def acquire(self) -> None:
@@ -63,7 +61,9 @@ class ExportSlots:
 def _slots(request: Request) -> ExportSlots:
     slots: ExportSlots | None = getattr(request.app.state, "export_slots", None)
     if slots is None:
-        slots = request.app.state.export_slots = ExportSlots()
+        settings = request.app.state.settings
+        slots = ExportSlots(settings.max_concurrent_exports, settings.export_queue_seconds)
+        request.app.state.export_slots = slots
     return slots
 
 
@@ -108,23 +108,18 @@ async def export(request: Request) -> Response:
     caller = read_caller(request, incoming.params)
     authorize(request, caller)
     query = parse_export_query(caller.project, incoming.params)
-    where_sql = None
-    if query.where is not None:
-        # Filters read the stored row (alias `e`); datetime("...") is read in the zone dates are read in.
-        zone = query.project.timezone if query.shift_to_project_timezone else "UTC"
-        where_sql = compile_filter(parse(query.where), Scope.events("e", timezone=zone))
     slots = _slots(request)
     await slots.acquire()
     try:
-        response = await _stream(request, query, where_sql)
+        response = await _stream(request, query)
     except BaseException:
         slots.release()
         raise
     return _SlotResponse(response, slots)
 
 
-async def _stream(request: Request, query: ExportQuery, where_sql: str | None) -> Response:
-    chunks = _logged(request.app.state.engine.export_lines(query, where_sql), request.url.path)
+async def _stream(request: Request, query: ExportQuery) -> Response:
+    chunks = _logged(request.app.state.engine.export_lines(query), request.url.path)
     # Mixpanel compresses every export when asked, however small ("This endpoint uses gzip to compress
     # the transfer"); a client that writes the raw stream to a .gz file relies on it.
     if "gzip" not in (request.headers.get("accept-encoding") or "").lower():

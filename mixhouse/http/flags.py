@@ -10,32 +10,16 @@ from __future__ import annotations
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
-from mixhouse.domain.auth import Caller, Via, authenticate, parse_basic
-from mixhouse.domain.project import Role
-from mixhouse.errors import Forbidden, MissingParameter, Unauthorized
+from mixhouse.domain.auth import Caller
 from mixhouse.flags import service
-from mixhouse.http.endpoint import endpoint
-from mixhouse.http.responses import Family, json_response
+from mixhouse.http.callers import caller_for
+from mixhouse.http.endpoint import Auth
+from mixhouse.http.responses import json_response
 
 
 def _caller(request: Request) -> Caller:
-    catalog = request.app.state.catalog
-    params = request.query_params
-    token = params.get("token")
-    credentials = parse_basic(request.headers.get("authorization"))
-    if credentials is None:
-        if not token:
-            raise MissingParameter("token")
-        project = catalog.project_by_token(token)
-        if project is None:
-            raise Unauthorized("Invalid token")
-        return Caller(project=project, via=Via.TOKEN, role=Role.CONSUMER)
-    caller = authenticate(catalog, credentials, params.get("project_id"), allow_token=True)
-    if token and token != caller.project.token:
-        raise Forbidden("token does not belong to the authenticated project")
-    return caller
+    return caller_for(request, Auth.FLAGS, dict(request.query_params))
 
 
 async def flags(request: Request) -> Response:
@@ -44,8 +28,8 @@ async def flags(request: Request) -> Response:
     params = request.query_params
     context = service.parse_context(params.get("context"))
     state = request.app.state
-    args = (state.catalog, state.engine, caller.project, context, params.get("flag_key"))
-    if service.needs_engine(state.catalog, caller.project):
+    args = (state.catalog, state.engine, caller.project, context, params.get("flag_key"), state.flag_cohorts)
+    if service.needs_engine(state.catalog, caller.project, state.flag_cohorts):
         return json_response(await run_in_threadpool(service.evaluate_flags, *args))
     # Pure computation over cached definitions and cohorts (~10 µs a flag): cheaper than a thread hop.
     return json_response(service.evaluate_flags(*args))
@@ -55,9 +39,3 @@ async def definitions(request: Request) -> Response:
     caller = _caller(request)
     request.state.project_id = caller.project.id
     return Response(service.definitions_body(request.app.state.catalog, caller.project), media_type="application/json")
-
-
-ROUTES = [
-    Route("/flags", endpoint(flags, Family.APP), methods=["GET"]),
-    Route("/flags/definitions", endpoint(definitions, Family.APP), methods=["GET"]),
-]

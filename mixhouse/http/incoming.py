@@ -65,7 +65,26 @@ async def read_raw_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+_MEMO = "mixhouse.incoming"
+
+
 async def read_incoming(request: Request, *, limit: int = payloads.MAX_BODY_BYTES) -> Incoming:
+    """The request's parameters and body, decoded once per request: a second call (the handler after the
+    rate limiter read the body to find the project) answers the first call's result, or raises its error."""
+    state = request.scope.setdefault("state", {})
+    memo: tuple[int, Incoming | BaseException] | None = state.get(_MEMO)
+    if memo is None or memo[0] != limit:
+        try:
+            result: Incoming | BaseException = await _read_incoming(request, limit)
+        except Exception as exc:
+            result = exc
+        memo = state[_MEMO] = (limit, result)
+    if isinstance(memo[1], BaseException):
+        raise memo[1]
+    return memo[1]
+
+
+async def _read_incoming(request: Request, limit: int) -> Incoming:
     params = dict(request.query_params)
     reject_nul(params)
     if request.method in ("GET", "HEAD", "OPTIONS", "DELETE"):

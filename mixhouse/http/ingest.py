@@ -11,14 +11,16 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from mixhouse.catalog import Catalog
 from mixhouse.domain import ingestion
-from mixhouse.domain.auth import Via, authenticate, authenticate_api_key, parse_basic
+from mixhouse.domain.auth import Via
+from mixhouse.domain.catalog import CatalogPort
 from mixhouse.domain.events import Endpoint, IngestContext
 from mixhouse.domain.payloads import decode_data
 from mixhouse.domain.writes import WriteBatch
 from mixhouse.engine.base import Engine
 from mixhouse.errors import BadRequest, Forbidden
+from mixhouse.http.callers import caller_for
+from mixhouse.http.endpoint import Auth
 from mixhouse.http.incoming import Incoming, read_incoming
 from mixhouse.http.responses import json_response, jsonp, valid_callback
 from mixhouse.lexicon.effects import DroppedEvents
@@ -113,7 +115,7 @@ def _strict_failure(result: ingestion.IngestResult) -> Response:
 
 
 async def track(request: Request) -> Response:
-    catalog: Catalog = request.app.state.catalog
+    catalog: CatalogPort = request.app.state.catalog
     incoming = await read_incoming(request)
     request.state.params = incoming.params
     result = ingestion.track(catalog, _records(incoming), _context(request, incoming, Endpoint.TRACK))
@@ -122,7 +124,7 @@ async def track(request: Request) -> Response:
 
 
 async def _profiles(request: Request, *, group: bool) -> Response:
-    catalog: Catalog = request.app.state.catalog
+    catalog: CatalogPort = request.app.state.catalog
     incoming = await read_incoming(request)
     request.state.params = incoming.params
     result = ingestion.update_profiles(
@@ -147,15 +149,9 @@ async def groups(request: Request) -> Response:
 
 
 async def import_(request: Request) -> Response:
-    catalog: Catalog = request.app.state.catalog
     incoming = await read_incoming(request)
     request.state.params = incoming.params
-    authorization = request.headers.get("authorization")
-    api_key = incoming.get("api_key")
-    if not (authorization or "").strip() and api_key:
-        caller = authenticate_api_key(catalog, api_key)
-    else:
-        caller = authenticate(catalog, parse_basic(authorization), incoming.get("project_id"), allow_token=True)
+    caller = caller_for(request, Auth.IMPORT, incoming.params)
     request.state.project_id = caller.project.id  # the access log's `project`
     if not caller.role.may_import:
         raise Forbidden("importing events needs an owner or admin service account")
@@ -164,7 +160,7 @@ async def import_(request: Request) -> Response:
     ctx = replace(
         _context(request, incoming, Endpoint.IMPORT), merge_allowed=caller.via not in (Via.TOKEN, Via.API_KEY)
     )
-    dropped = DroppedEvents(catalog)(caller.project.id)  # Lexicon schemas marked dropped
+    dropped = DroppedEvents(request.app.state.catalog)(caller.project.id)  # Lexicon schemas marked dropped
     result = ingestion.import_events(caller.project, records, ctx, dropped)
     strict = incoming.flag("strict", default=True)
     if result.failed_messages:

@@ -2,13 +2,14 @@
 /readyz (ready to take writes) beside /healthz (the process answers).
 
 The access log goes to stderr through the `mixhouse.access` logger; it never logs query strings or
-bodies (they carry secrets, signatures and user data). MIXHOUSE_ACCESS_LOG=0 turns it off.
+bodies (they carry secrets, signatures and user data). The access_log setting (MIXHOUSE_ACCESS_LOG=0)
+turns it off. Engine figures come from the engine port (`stats()`, `health()`, `warming()`) and commit
+observations from `observe_commit`, which the app passes to the engine when it opens it.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 from typing import Any
@@ -24,13 +25,12 @@ from prometheus_client import (
     generate_latest,
 )
 from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Match, Route
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mixhouse.domain.limits import Api
-from mixhouse.domain.writes import WriteBatch
-from mixhouse.engine.duckdb import writer
+from mixhouse.engine.base import Commit, Engine
 from mixhouse.http.responses import json_response
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series: they double the output and nobody graphs them
@@ -64,18 +64,17 @@ access_log = logging.getLogger("mixhouse.access")
 log = logging.getLogger(__name__)
 
 
-def _observe_commit(batches: list[WriteBatch], seconds: float) -> None:
-    COMMIT_SECONDS.observe(seconds)
-    INGESTED_EVENTS.inc(sum(len(b.events) for b in batches))
-    INGESTED_PROFILE_UPDATES.inc(sum(len(b.profile_updates) + len(b.group_updates) for b in batches))
+def observe_commit(commit: Commit) -> None:
+    """The engine's commit observer (passed to it when it opens)."""
+    COMMIT_SECONDS.observe(commit.seconds)
+    INGESTED_EVENTS.inc(commit.events)
+    INGESTED_PROFILE_UPDATES.inc(commit.profile_updates)
 
 
-def install(engine: Any) -> None:
+def install(engine: Engine, *, access_log_on: bool) -> None:
     """Hook the metrics to this process's engine (called once the engine is open)."""
-    if _observe_commit not in writer.COMMIT_OBSERVERS:
-        writer.COMMIT_OBSERVERS.append(_observe_commit)
-    QUEUE_ROWS.set_function(lambda: float(getattr(engine, "pending_rows", 0)))
-    if os.environ.get("MIXHOUSE_ACCESS_LOG", "1") != "0" and not access_log.handlers:
+    QUEUE_ROWS.set_function(lambda: float(engine.stats().pending_rows))
+    if access_log_on and not access_log.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(message)s"))
         access_log.addHandler(handler)
@@ -166,6 +165,11 @@ def _as_project(value: object) -> int | None:
     return number if number is not None and -(2**63) <= number < 2**63 else None
 
 
+async def healthz(request: Request) -> Response:
+    """200 `ok` while the process answers."""
+    return PlainTextResponse("ok")
+
+
 async def metrics(request: Request) -> Response:
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
@@ -177,17 +181,13 @@ async def readyz(request: Request) -> Response:
         request.app.state.catalog.connection().execute("SELECT 1").fetchone()
     except Exception as exc:
         problems.append(f"catalog: {exc}")
-    engine = getattr(request.app.state, "engine", None)
-    health = getattr(engine, "health", None)
+    engine: Engine | None = getattr(request.app.state, "engine", None)  # None before the lifespan opened it
     if engine is None:
         problems.append("the engine is not open")
-    elif callable(health):
-        problems.extend(health())
+    else:
+        problems.extend(engine.health())
     if problems:
         return json_response({"status": "unavailable", "problems": problems}, 503)
     warming = engine.warming() if engine is not None else []
     # Still ready: writes and reads are taken; a query that needs what is warming waits for it.
     return json_response({"status": "ok", "warming": warming} if warming else {"status": "ok"})
-
-
-ROUTES = [Route("/metrics", metrics, methods=["GET"]), Route("/readyz", readyz, methods=["GET"])]

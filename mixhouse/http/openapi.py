@@ -1,4 +1,5 @@
-"""An OpenAPI 3 document of the server, generated from its route table at GET /openapi.json, so that
+"""An OpenAPI 3 document of the server, generated from its route table (mixhouse/http/routes.py: the kind
+of parameters from each endpoint's family and auth mode) at GET /openapi.json, so that
 every route (including ones added later) is described and fuzzed (tests/test_fuzz_api.py).
 
 Parameters are described by API family, not per endpoint: the document is for tools and fuzzers, the
@@ -15,7 +16,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from mixhouse.http.responses import json_response
+from mixhouse.http.endpoint import Auth, Endpoint
+from mixhouse.http.responses import Family, json_response
 
 PATH = "/openapi.json"
 
@@ -85,21 +87,20 @@ _FORM_BODY: dict[str, Any] = {
         }
     }
 }
-_UNDOCUMENTED = {"/openapi.json", "/metrics", "/healthz", "/readyz"}
 
 
-def _kind(path: str) -> str:
-    if path in ("/track", "/engage", "/groups", "/import"):
+def _kind(spec: Endpoint) -> str:
+    if spec.family in (Family.TRACK, Family.IMPORT):
         return "ingest"
-    if path.startswith("/api/app"):
+    if spec.auth is Auth.APP:
         return "app"
-    if path.startswith(("/api/query", "/api/2.0")):
+    if spec.auth is Auth.QUERY:
         return "query"
     return "other"
 
 
-def _operation(path: str, method: str, route: Route) -> dict[str, Any]:
-    kind = _kind(path)
+def _operation(path: str, method: str, route: Route, spec: Endpoint) -> dict[str, Any]:
+    kind = _kind(spec)
     parameters: list[dict[str, Any]] = [
         {"name": name, "in": "path", "required": True, "schema": _INTEGER if name == "project_id" else _STRING}
         for name in route.param_convertors
@@ -112,7 +113,7 @@ def _operation(path: str, method: str, route: Route) -> dict[str, Any]:
         "parameters": parameters,
         "responses": {"default": {"description": "the API family's success or error envelope (see docs/)"}},
     }
-    if path not in _UNDOCUMENTED:
+    if spec.auth is not Auth.NONE:
         operation["security"] = [{"basicAuth": []}]
     if method in ("POST", "PUT", "PATCH"):
         body = {"ingest": _INGEST_BODY, "query": _FORM_BODY}.get(kind, _JSON_OBJECT_BODY)
@@ -126,13 +127,14 @@ _CONVERTOR = re.compile(r"\{(\w+):\w+\}")
 def build(routes: list[BaseRoute]) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
-        if not isinstance(route, Route) or route.path == PATH:
+        spec: Endpoint | None = getattr(route, "spec", None)  # the route table's row (mixhouse/http/routes.py)
+        if not isinstance(route, Route) or spec is None or route.path == PATH:
             continue
         methods = sorted((route.methods or {"GET"}) - {"HEAD"})
         path = _CONVERTOR.sub(r"{\1}", route.path)  # OpenAPI templates have no `{name:path}` convertors
         item = paths.setdefault(path, {})
         for method in methods:
-            item[method.lower()] = _operation(path, method, route)
+            item[method.lower()] = _operation(path, method, route, spec)
     return {
         "openapi": "3.0.3",
         "info": {"title": "mixhouse", "version": "1", "description": "Mixpanel's HTTP APIs, self-hosted"},
@@ -143,6 +145,3 @@ def build(routes: list[BaseRoute]) -> dict[str, Any]:
 
 async def openapi(request: Request) -> Response:
     return json_response(build(list(request.app.routes)))
-
-
-ROUTES = [Route(PATH, openapi, methods=["GET"])]

@@ -13,15 +13,14 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from mixhouse.accounts import api as accounts
 from mixhouse.catalog import Catalog
 from mixhouse.domain.auth import AUTH_FAILED, parse_basic
-from mixhouse.domain.permissions import require
+from mixhouse.domain.permissions import Action, require
 from mixhouse.domain.project import ServiceAccount
 from mixhouse.errors import Forbidden, NotFound, Unauthorized
-from mixhouse.http.endpoint import endpoint
+from mixhouse.http.endpoint import Auth, Endpoint
 from mixhouse.http.incoming import read_incoming, reject_nul, reject_nul_in_json
 from mixhouse.http.permissions import action_for
 from mixhouse.http.responses import Family, json_response
@@ -78,16 +77,21 @@ def org_endpoint(handler: OrgHandler) -> Callable[[Request], Any]:
     return run
 
 
-def org_route(path: str, handler: OrgHandler, methods: list[str]) -> Route:
-    """`path` is relative to /api/app/organizations/{organization_id}."""
-    return Route(
+def org_route(path: str, handler: OrgHandler, methods: list[str], writes: Action = Action.MANAGE) -> Endpoint:
+    """`path` is relative to /api/app/organizations/{organization_id}. Reads (GET) are Action.READ, the
+    other methods `writes` (creating, deleting and changing membership: admins and owners)."""
+    return Endpoint(
         "/api/app/organizations/{organization_id}" + path,
-        endpoint(org_endpoint(handler), Family.APP),
-        methods=methods,
+        tuple(methods),
+        org_endpoint(handler),
+        Family.APP,
+        Auth.ORGANIZATION,
+        actions={m: Action.READ if m in ("GET", "HEAD") else writes for m in methods},
     )
 
 
-ORG_ROUTES: list[Route] = [
+# Part of the route table (mixhouse/http/routes.py).
+ORG_ROUTES: list[Endpoint] = [
     org_route("/service-accounts", accounts.collection, ["GET", "POST"]),
     org_route("/service-accounts/add-to-project", accounts.add_to_project, ["POST"]),
     org_route("/service-accounts/remove-from-project", accounts.remove_from_project, ["POST"]),

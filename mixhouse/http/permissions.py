@@ -1,9 +1,9 @@
 """Which action each route performs (the roles that may perform it are in `mixhouse.domain.permissions`).
 
-Explicit entries first; then the rule for a route not listed: reads (GET) of authenticated APIs are READ,
-anything else on the App API is MANAGE (only admins and owners), so a route added later is closed to
-consumers and analysts until it is listed here. tests/test_roles.py walks the live route table and calls
-every route with every role.
+Each endpoint of the route table (mixhouse/http/routes.py) declares its action per method; for a method
+it does not declare, the rule: reads (GET) and the Query API are READ, anything else is MANAGE (only
+admins and owners), so a route added without one is closed to consumers and analysts. tests/test_roles.py
+walks the live route table and calls every route with every role.
 """
 
 from __future__ import annotations
@@ -13,58 +13,17 @@ from starlette.requests import Request
 from mixhouse.domain.auth import Caller
 from mixhouse.domain.permissions import Action, require
 
-_SAVED_REPORTS = ("funnels", "cohorts", "bookmarks", "dashboards", "annotations")
-
-# (route path template, method) -> action. Methods not listed fall to the rule below.
-ROUTE_ACTIONS: dict[tuple[str, str], Action] = {
-    ("/import", "GET"): Action.IMPORT,
-    ("/import", "POST"): Action.IMPORT,
-    ("/api/2.0/export", "GET"): Action.READ,
-    ("/api/2.0/export", "POST"): Action.READ,
-    **{
-        (f"/api/app/projects/{{project_id}}/{kind}{item}", method): Action.SAVE
-        for kind in _SAVED_REPORTS
-        for item, methods in (("", ("POST",)), (f"/{{{kind.rstrip('s')}_id}}", ("PATCH", "PUT", "DELETE")))
-        for method in methods
-    },
-    ("/api/app/projects/{project_id}/annotations/tags", "POST"): Action.SAVE,
-    # The legacy annotation writes take GET as well as POST: both are writes.
-    **{
-        (f"{prefix}/annotations/{op}", method): Action.SAVE
-        for prefix in ("/api/2.0", "/api/query")
-        for op in ("create", "update", "delete")
-        for method in ("GET", "POST")
-    },
-    # Lexicon schemas: reads for every role, changes for admins and owners (listed though the rule
-    # below would give the same, so the table in docs/auth.md reads off this one).
-    **{
-        (f"/api/app/projects/{{project_id}}/schemas{item}", method): Action.MANAGE
-        for item in ("", "/{entity_type}", "/{entity_type}/{name:path}")
-        for method in ("POST", "DELETE")
-    },
-    # Service accounts (the caller's organisation role; mixhouse/http/org_api.py): reading is READ,
-    # creating, deleting and changing project membership MANAGE.
-    ("/api/app/organizations/{organization_id}/service-accounts", "GET"): Action.READ,
-    ("/api/app/organizations/{organization_id}/service-accounts/{service_account_id}", "GET"): Action.READ,
-    **{
-        (f"/api/app/organizations/{{organization_id}}/service-accounts{item}", method): Action.MANAGE
-        for item, method in (
-            ("", "POST"),
-            ("/{service_account_id}", "DELETE"),
-            ("/add-to-project", "POST"),
-            ("/remove-from-project", "POST"),
-        )
-    },
-}
-
 # Query API reads may be sent as POST (form or JSON parameters): still reads.
 _READ_PREFIXES = ("/api/query/", "/api/2.0/")
 
 
 def action_for(path: str, method: str) -> Action:
-    explicit = ROUTE_ACTIONS.get((path, method))
-    if explicit is not None:
-        return explicit
+    """The action of `method` on the route whose template is `path`, as the route table declares it."""
+    from mixhouse.http.routes import ENDPOINTS  # the table imports every handler, and they import this
+
+    for spec in ENDPOINTS:
+        if spec.path == path and (declared := spec.action(method)) is not None:
+            return declared
     if method in ("GET", "HEAD") or path.startswith(_READ_PREFIXES):
         return Action.READ
     return Action.MANAGE

@@ -17,7 +17,6 @@ Refusals are written here, in the API family's error format, before any applicat
 from __future__ import annotations
 
 import asyncio
-import os
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -25,7 +24,9 @@ from typing import Any
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from mixhouse.http.responses import Family, family_of
+from mixhouse.http.responses import Family
+from mixhouse.http.routes import family_of
+from mixhouse.settings import Settings
 
 # A request line or header block of a few KB is normal; a long GET /track?data=... or a query with a long
 # `where` reaches tens of KB. These defaults leave room for those and refuse anything near megabytes.
@@ -35,16 +36,6 @@ DEFAULT_HEADER_TIMEOUT_SECONDS = 10.0
 DEFAULT_BODY_TIMEOUT_SECONDS = 60.0
 DEFAULT_MAX_CONNECTIONS = 1000
 DEFAULT_KEEP_ALIVE_SECONDS = 5.0
-
-
-def _env_number(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    value = float(raw)
-    if value <= 0:
-        raise ValueError(f"{name} must be positive, got {raw!r}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -57,14 +48,14 @@ class EdgeLimits:
     keep_alive_seconds: float = DEFAULT_KEEP_ALIVE_SECONDS
 
     @classmethod
-    def from_env(cls) -> EdgeLimits:
+    def from_settings(cls, settings: Settings) -> EdgeLimits:
         return cls(
-            max_url_bytes=int(_env_number("MIXHOUSE_MAX_URL_BYTES", DEFAULT_MAX_URL_BYTES)),
-            max_header_bytes=int(_env_number("MIXHOUSE_MAX_HEADER_BYTES", DEFAULT_MAX_HEADER_BYTES)),
-            header_timeout_seconds=_env_number("MIXHOUSE_HEADER_TIMEOUT_SECONDS", DEFAULT_HEADER_TIMEOUT_SECONDS),
-            body_timeout_seconds=_env_number("MIXHOUSE_BODY_TIMEOUT_SECONDS", DEFAULT_BODY_TIMEOUT_SECONDS),
-            max_connections=int(_env_number("MIXHOUSE_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS)),
-            keep_alive_seconds=_env_number("MIXHOUSE_KEEP_ALIVE_SECONDS", DEFAULT_KEEP_ALIVE_SECONDS),
+            max_url_bytes=settings.max_url_bytes,
+            max_header_bytes=settings.max_header_bytes,
+            header_timeout_seconds=settings.header_timeout_seconds,
+            body_timeout_seconds=settings.body_timeout_seconds,
+            max_connections=settings.max_connections,
+            keep_alive_seconds=settings.keep_alive_seconds,
         )
 
     def uvicorn_options(self) -> dict[str, Any]:

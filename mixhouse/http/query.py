@@ -13,17 +13,16 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
-from mixhouse.domain.auth import Caller, authenticate_query
-from mixhouse.domain.limits import check_deadline, query_deadline, server_query_timeout
+from mixhouse.domain.auth import Caller
+from mixhouse.domain.limits import Api, check_deadline, query_deadline, reply_values_cap
+from mixhouse.domain.permissions import Action
 from mixhouse.domain.query.context import CsvReply, QueryContext
-from mixhouse.errors import MissingParameter
-from mixhouse.http.endpoint import endpoint
+from mixhouse.http.callers import caller_for
+from mixhouse.http.endpoint import Auth, Endpoint
 from mixhouse.http.incoming import read_incoming, reject_nul
 from mixhouse.http.permissions import authorize
 from mixhouse.http.responses import Family, json_response, jsonp, valid_callback
-from mixhouse.web.session_auth import session_caller
 
 QueryHandler = Callable[[QueryContext], Any]
 
@@ -41,15 +40,8 @@ def _render(request: Request, params: dict[str, str], payload: Any) -> Response:
 
 def read_caller(request: Request, params: dict[str, str]) -> Caller:
     """The caller of a read endpoint (Query API or raw export): a web app session, Basic credentials, or a
-    v2 signature."""
-    session = session_caller(request, params.get("project_id"), "sig" in params or "api_key" in params)
-    if session is not None:
-        return session
-    authorization = request.headers.get("authorization")
-    # A v2 request (api_key, no Authorization header) without its signature: v2's own error.
-    if "api_key" in params and "sig" not in params and not (authorization or "").strip():
-        raise MissingParameter("sig")
-    return authenticate_query(request.app.state.catalog, authorization, params)
+    v2 signature (resolved once per request, mixhouse/http/callers.py)."""
+    return caller_for(request, Auth.QUERY, params)
 
 
 def query_endpoint(handler: QueryHandler) -> Callable[[Request], Any]:
@@ -60,7 +52,11 @@ def query_endpoint(handler: QueryHandler) -> Callable[[Request], Any]:
         caller = read_caller(request, incoming.params)
         authorize(request, caller)
         ctx = QueryContext(caller, incoming.params, request.app.state.engine, request.app.state.catalog)
-        with query_deadline(server_query_timeout(), "the server's"):
+        settings = request.app.state.settings
+        with (
+            query_deadline(settings.query_timeout_seconds, "the server's"),
+            reply_values_cap(settings.max_reply_values),
+        ):
             payload = await run_in_threadpool(handler, ctx)
             response = await run_in_threadpool(_render, request, incoming.params, payload)
             check_deadline()  # an answer finished past the deadline is a timeout, not a late 200
@@ -69,7 +65,26 @@ def query_endpoint(handler: QueryHandler) -> Callable[[Request], Any]:
     return endpoint
 
 
-def query_routes(name: str, handler: QueryHandler, methods: tuple[str, ...] = ("GET", "POST")) -> list[Route]:
-    """The endpoint at /api/query/{name} and its legacy alias /api/2.0/{name}."""
-    wrapped = endpoint(query_endpoint(handler), Family.QUERY)
-    return [Route(f"{prefix}/{name}", wrapped, methods=list(methods)) for prefix in ("/api/query", "/api/2.0")]
+def query_routes(
+    name: str,
+    handler: QueryHandler,
+    methods: tuple[str, ...] = ("GET", "POST"),
+    *,
+    action: Action = Action.READ,
+    api: Api | None = None,
+) -> list[Endpoint]:
+    """The endpoint at /api/query/{name} and its legacy alias /api/2.0/{name} (reads, also as POST). Its
+    budget is the Query API's (JQL's for /jql: mixhouse.http.routes.BUDGETS) unless `api` says otherwise."""
+    wrapped = query_endpoint(handler)
+    return [
+        Endpoint(
+            f"{prefix}/{name}",
+            methods,
+            wrapped,
+            Family.QUERY,
+            Auth.QUERY,
+            api=api,
+            actions=dict.fromkeys(methods, action),
+        )
+        for prefix in ("/api/query", "/api/2.0")
+    ]

@@ -24,17 +24,6 @@ class Family(StrEnum):
     APP = "app"  # /api/app: {"status": "error", "error"}
 
 
-def family_of(path: str) -> Family:
-    """The API family a path belongs to, for errors answered before (or without) a route."""
-    if path.startswith("/api/app"):
-        return Family.APP
-    if path.startswith("/import"):
-        return Family.IMPORT
-    if path.startswith(("/track", "/engage", "/groups")):
-        return Family.TRACK
-    return Family.QUERY
-
-
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(payload), status_code=status, media_type="application/json", headers=headers)
 
@@ -78,12 +67,12 @@ def error_response(
         kept = (404, 405, 413, 429, 503)
         status = exc.status if exc.status in kept or verbose == "2" or exc.status >= 500 else 200
         if verbose in ("1", "2", "true"):
-            return json_response({"status": 0, "error": exc.message}, status, headers)
+            return json_response({"status": 0, "error": str(exc)}, status, headers)
         callback = valid_callback(params.get("callback"))
         if callback:
             return Response(f"{callback}(0);".encode(), status_code=status, media_type="text/javascript")
         return Response(b"0", status_code=status, media_type="text/plain", headers=headers)
-    body = error_body(family, request, exc.status, exc.message)
+    body = error_body(family, request, exc.status, str(exc))
     callback = valid_callback(params.get("callback"))
     if family is Family.QUERY and callback:
         return jsonp(callback, body, exc.status)

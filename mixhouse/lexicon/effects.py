@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from mixhouse.catalog import Catalog
+from mixhouse.domain.catalog import CatalogPort
 from mixhouse.domain.events import FailedRecord, PreparedBatch
 from mixhouse.lexicon.store import EVENT_TYPES, SchemaStore
 
@@ -45,7 +45,7 @@ NO_DROPS = Drops()
 class DroppedEvents:
     """Per request: what each project drops (one query per project met)."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: CatalogPort) -> None:
         self._store = SchemaStore(catalog)
         self._by_project: dict[int, Drops] = {}
 
@@ -96,7 +96,9 @@ def merge_failures(prepared: PreparedBatch, kept_index: list[int], dropped: list
     prepared.failed = sorted(remapped + dropped, key=lambda f: f.index)
 
 
-def visible_event_names(catalog: Catalog, project_id: int, ask: Callable[[int], list[str]], limit: int) -> list[str]:
+def visible_event_names(
+    catalog: CatalogPort, project_id: int, ask: Callable[[int], list[str]], limit: int
+) -> list[str]:
     """`ask(n)` returns up to n event names from the engine; hidden ones are removed afterwards."""
     hidden = SchemaStore(catalog).event_names(project_id, "hidden")
     if not hidden:
@@ -104,7 +106,7 @@ def visible_event_names(catalog: Catalog, project_id: int, ask: Callable[[int], 
     return [name for name in ask(limit + len(hidden)) if name not in hidden][:limit]
 
 
-def hidden_properties(catalog: Catalog, project_id: int, events: Sequence[str] | None) -> frozenset[str]:
+def hidden_properties(catalog: CatalogPort, project_id: int, events: Sequence[str] | None) -> frozenset[str]:
     """Properties marked hidden in the schemas of `events` (None: of any event)."""
     store = SchemaStore(catalog)
     if not store.has_any(project_id):
@@ -117,7 +119,7 @@ def hidden_properties(catalog: Catalog, project_id: int, events: Sequence[str] |
 
 
 def visible_properties(
-    catalog: Catalog,
+    catalog: CatalogPort,
     project_id: int,
     events: Sequence[str] | None,
     ask: Callable[[int], list[T]],

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import orjson
 
-from mixhouse.catalog import Catalog
+from mixhouse.domain.catalog import CatalogPort
 from mixhouse.lexicon.model import SchemaEntry
 
 _SCHEMA = """
@@ -35,7 +35,7 @@ EVENT_TYPES = ("event", "custom_event")
 
 
 class SchemaStore:
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: CatalogPort) -> None:
         self._conn: sqlite3.Connection = catalog.connection()
         # Made on every ingestion request: look before creating (executescript would also commit).
         if (

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import re
 import secrets
 import sqlite3
@@ -50,26 +49,11 @@ CREATE INDEX IF NOT EXISTS web_sessions_by_expiry ON web_sessions(expires_at);
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1024  # argon2 hashes anything; this only bounds the work a login request can ask for
 DEFAULT_SESSION_SECONDS = 12 * 3600
-SESSION_SECONDS_ENV = "MIXHOUSE_WEB_SESSION_SECONDS"
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
 
 _hasher = PasswordHasher()
 # Verified against when the email is unknown, so that a login costs one argon2 verification either way.
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
-
-
-def session_seconds() -> float:
-    """How long a session lasts from login (MIXHOUSE_WEB_SESSION_SECONDS, default 12 hours)."""
-    raw = os.environ.get(SESSION_SECONDS_ENV, "").strip()
-    if not raw:
-        return DEFAULT_SESSION_SECONDS
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise BadRequest(f"{SESSION_SECONDS_ENV} must be a number of seconds, got {raw!r}") from exc
-    if value <= 0:
-        raise BadRequest(f"{SESSION_SECONDS_ENV} must be positive, got {raw!r}")
-    return value
 
 
 def _sha256(token: str) -> str:
@@ -98,8 +82,10 @@ class NewSession:
 class Accounts:
     """Users, their roles and their sessions."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, *, session_seconds: float = DEFAULT_SESSION_SECONDS) -> None:
+        """`session_seconds`: how long a session lasts from login (the web_session_seconds setting)."""
         self._catalog = catalog
+        self._session_seconds = session_seconds
         self._conn: sqlite3.Connection = catalog.connection()
         self._conn.executescript(_SCHEMA)
 
@@ -164,7 +150,7 @@ class Accounts:
         now = time.time() if now is None else now
         token = secrets.token_urlsafe(32)
         csrf = secrets.token_urlsafe(32)
-        expires_at = now + session_seconds()
+        expires_at = now + self._session_seconds
         self._conn.execute("DELETE FROM web_sessions WHERE expires_at < ?", (now,))
         self._conn.execute(
             "INSERT INTO web_sessions VALUES (?,?,?,?,?)", (_sha256(token), user.email, csrf, now, expires_at)

@@ -14,22 +14,17 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from mixhouse.catalog import Catalog
 from mixhouse.errors import Forbidden, Unauthorized
-from mixhouse.http.app_routes import app_route
-from mixhouse.http.endpoint import endpoint
 from mixhouse.http.incoming import read_incoming
-from mixhouse.http.responses import Family, json_response
-from mixhouse.web import dashboards
+from mixhouse.http.responses import json_response
 from mixhouse.web.accounts import Accounts, NewSession, Session, csrf_matches
 from mixhouse.web.session_auth import COOKIE, CSRF_HEADER, current_session, same_origin
 from mixhouse.web.throttle import LoginThrottle
 
 STATIC = Path(__file__).parent / "static"
-THROTTLE = LoginThrottle()  # one per server process
 MAX_LOGIN_BODY_BYTES = 8 * 1024
 LOGIN_FAILED = "invalid email or password"
 # Always: browsers keep Secure cookies from http://localhost and http://127.0.0.1 as well as from https.
@@ -76,18 +71,19 @@ async def login(request: Request) -> Response:
         raise Unauthorized(LOGIN_FAILED)
     catalog: Catalog = request.app.state.catalog
     address = request.client.host if request.client else ""
-    THROTTLE.check(email, address)
+    throttle: LoginThrottle = request.app.state.login_throttle  # one per server process
+    throttle.check(email, address)
 
     def verify_and_open() -> NewSession | None:  # argon2 takes tens of milliseconds: off the event loop
-        accounts = Accounts(catalog)
+        accounts = Accounts(catalog, session_seconds=request.app.state.settings.web_session_seconds)
         user = accounts.verify_password(email, password)
         return accounts.open_session(user) if user is not None else None
 
     new = await run_in_threadpool(verify_and_open)
     if new is None:
-        THROTTLE.failed(email, address)
+        throttle.failed(email, address)
         raise Unauthorized(LOGIN_FAILED)
-    THROTTLE.succeeded(email, address)
+    throttle.succeeded(email, address)
     response = json_response(_session_payload(catalog, new.session))
     response.set_cookie(
         COOKIE,
@@ -122,12 +118,5 @@ async def logout(request: Request) -> Response:
     return response
 
 
-ROUTES: list[BaseRoute] = [
-    Route("/", page, methods=["GET"]),
-    Mount("/static", app=GZipMiddleware(StaticFiles(directory=STATIC), minimum_size=512), name="static"),
-    Route("/web/login", endpoint(login, Family.APP), methods=["POST"]),
-    Route("/web/logout", endpoint(logout, Family.APP), methods=["POST"]),
-    Route("/web/session", endpoint(session, Family.APP), methods=["GET"]),
-    app_route("/dashboards", dashboards.dashboards_collection, ["GET", "POST"]),
-    app_route("/dashboards/{dashboard_id}", dashboards.dashboard_item, ["GET", "PATCH", "DELETE"]),
-]
+# The page's scripts and styles, compressed when large (served under /static, mixhouse/http/routes.py).
+STATIC_APP = GZipMiddleware(StaticFiles(directory=STATIC), minimum_size=512)

@@ -1,5 +1,5 @@
-"""Failed logins, throttled per email and client address: after MIXHOUSE_WEB_LOGIN_FAILURES failures
-(default 10) within LOGIN_WINDOW_SECONDS, that email is refused from that address until the oldest failure
+"""Failed logins, throttled per email and client address: after web_login_failures failures (the setting
+MIXHOUSE_WEB_LOGIN_FAILURES, default 10) within LOGIN_WINDOW_SECONDS, that email is refused from that address until the oldest failure
 leaves the window, even with the right password. Keyed by address as well as email so that someone
 guessing from one place cannot lock the real user out from another. In memory, per server process (a
 restart forgets), bounded to MAX_TRACKED keys (the oldest dropped first)."""
@@ -7,30 +7,20 @@ restart forgets), bounded to MAX_TRACKED keys (the oldest dropped first)."""
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 from collections import OrderedDict, deque
 
-from mixhouse.errors import BadRequest, RateLimited
+from mixhouse.errors import RateLimited
 
-LOGIN_FAILURES_ENV = "MIXHOUSE_WEB_LOGIN_FAILURES"
 DEFAULT_LOGIN_FAILURES = 10
 LOGIN_WINDOW_SECONDS = 15 * 60
 MAX_TRACKED = 100_000
 
 
-def allowed_failures() -> int:
-    raw = os.environ.get(LOGIN_FAILURES_ENV, "").strip()
-    if not raw:
-        return DEFAULT_LOGIN_FAILURES
-    if not raw.isdigit() or int(raw) < 1:
-        raise BadRequest(f"{LOGIN_FAILURES_ENV} must be a positive integer, got {raw!r}")
-    return int(raw)
-
-
 class LoginThrottle:
-    def __init__(self) -> None:
+    def __init__(self, allowed_failures: int = DEFAULT_LOGIN_FAILURES) -> None:
+        self.allowed_failures = allowed_failures
         self._failures: OrderedDict[tuple[str, str], deque[float]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -44,7 +34,7 @@ class LoginThrottle:
                 return
             while recent and recent[0] <= now - LOGIN_WINDOW_SECONDS:
                 recent.popleft()
-            if len(recent) >= allowed_failures():
+            if len(recent) >= self.allowed_failures:
                 retry = max(1, math.ceil(recent[0] + LOGIN_WINDOW_SECONDS - now))
                 raise RateLimited(f"too many failed logins: retry in {retry} seconds", retry_after=retry)
 

@@ -10,17 +10,25 @@ from pathlib import Path
 
 import pytest
 
+from mixhouse.compose import open_engine as open_configured
 from mixhouse.engine.base import Engine
-from mixhouse.engine.duckdb import DuckDBEngine
+from mixhouse.settings import ENGINES, load_settings
 
-ENGINES: dict[str, Callable[[Path], Engine]] = {"duckdb": DuckDBEngine}
+
+def _factory(name: str) -> Callable[[Path], Engine]:
+    """Opens engine `name` on a data folder through the composition root, as the server does."""
+
+    def open_(data_dir: Path) -> Engine:
+        return open_configured(load_settings({"engine": name, "data_dir": data_dir}, env={}))
+
+    return open_
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "engine_factory" in metafunc.fixturenames:
         chosen = metafunc.config.getoption("engine")
         names = [chosen] if chosen else sorted(ENGINES)
-        metafunc.parametrize("engine_factory", [ENGINES[n] for n in names], ids=names)
+        metafunc.parametrize("engine_factory", [_factory(n) for n in names], ids=names)
 
 
 @pytest.fixture

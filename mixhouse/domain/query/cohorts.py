@@ -12,7 +12,7 @@ from typing import Any
 
 from mixhouse.domain.app_context import AppContext
 from mixhouse.domain.query.context import QueryContext
-from mixhouse.domain.query.engage import CohortCountSpec, compile_profile_filter, membership_rule
+from mixhouse.domain.query.engage import CohortCountSpec, membership_rule, profile_filter
 from mixhouse.domain.saved.cohorts import Behavior, Cohort, CohortStore
 from mixhouse.engine.base import Engine
 from mixhouse.errors import BadRequest, NotFound
@@ -29,8 +29,7 @@ def _counts(engine: Engine, project_id: int, cohorts: list[Cohort]) -> list[int]
         return []
     now_ms = int(time.time() * 1000)
     rules = tuple(membership_rule(c, now_ms) for c in cohorts)
-    counts: list[int] = engine.query(CohortCountSpec(project_id, rules))
-    return counts
+    return engine.query(CohortCountSpec(project_id, rules))
 
 
 def _listed(cohort: Cohort, count: int) -> dict[str, Any]:
@@ -81,7 +80,7 @@ def _filter(body: dict[str, Any], current: str | None) -> str | None:
     if value is not None and value.strip() == "":
         return None
     if value is not None:
-        compile_profile_filter(value)  # refuse a bad expression now, with its caret
+        profile_filter(value)  # refuse a bad expression now, with its caret
     return value
 
 

@@ -17,28 +17,25 @@ from dataclasses import dataclass, field
 import orjson
 
 from mixhouse.domain.query.context import QueryContext
-from mixhouse.domain.query.params import Params, get, parse_int, parse_json
+from mixhouse.domain.query.params import Params, get, parse_bool, parse_int, parse_json
 from mixhouse.domain.saved.cohorts import Cohort, CohortStore
 from mixhouse.domain.spec import Spec
-from mixhouse.engine.duckdb.expressions import Scope, compile_filter
 from mixhouse.errors import BadRequest, MissingParameter
-from mixhouse.expr import ExpressionSyntaxError, parse
-from mixhouse.expr.tokens import T, tokenize
+from mixhouse.expr.plan import EventExpr
 
 DEFAULT_PAGE_SIZE = 1000
 MAX_PAGE_SIZE = 1000  # larger requests are clamped, and the reply says so in `page_size`
 MAX_BEHAVIORS = 10
-# `behaviors["name"]` in a where is read as this profile key, which the engine fills with the count.
-BEHAVIOR_PREFIX = "$__behavior__:"
 _WINDOW_UNITS_MS = {"h": 3_600_000, "d": 86_400_000, "w": 7 * 86_400_000}
 
 
 @dataclass(frozen=True)
 class MembershipRule:
     """Who is in a cohort: users who did `event` at least `min_count` times in [start_ms, end_ms) (when
-    an event is given; otherwise everyone with a profile), whose profile passes `filter_sql` (alias p)."""
+    an event is given; otherwise everyone with a profile), whose profile passes `filter` (a profile
+    expression: `user[...]` and `properties[...]` read the profile, `{}` for a user without one)."""
 
-    filter_sql: str | None
+    filter: EventExpr | None
     event: str | None = None
     min_count: int = 1
     start_ms: int = 0
@@ -46,11 +43,20 @@ class MembershipRule:
 
 
 @dataclass(frozen=True)
+class EventSelector:
+    """Events named `event` that pass `where` (an event expression; None: all of them)."""
+
+    event: str
+    where: EventExpr | None = None
+
+
+@dataclass(frozen=True)
 class BehaviorCount:
-    """A named count of events (any of `event_sql`, a filter over alias e) in [start_ms, end_ms)."""
+    """A named count of the events that match any of `selectors` in [start_ms, end_ms), read by the
+    `where` as `behaviors["name"]` (0 for a user with none)."""
 
     name: str
-    event_sql: str
+    selectors: tuple[EventSelector, ...]
     start_ms: int
     end_ms: int
 
@@ -60,7 +66,7 @@ class EngageSpec(Spec["EngagePage"]):
     project_id: int
     group_key: str | None = None  # data_group_id: group profiles of this key instead of users
     distinct_ids: tuple[str, ...] | None = None
-    where_sql: str | None = None  # over alias p: p.distinct_id, p.properties
+    where: EventExpr | None = None  # over the profile; reads behaviors["name"] when behaviors are given
     cohort: MembershipRule | None = None
     include_all_users: bool = True
     behaviors: tuple[BehaviorCount, ...] = ()
@@ -81,51 +87,19 @@ class CohortCountSpec(Spec[list[int]]):
     rules: tuple[MembershipRule, ...]
 
 
-def profile_scope(alias: str = "p") -> Scope:
-    # Profile datetimes ($last_seen, $created) are stored in UTC, so datetime("...") is read in UTC too.
-    return Scope.profiles(alias, timezone="UTC")
-
-
-def compile_profile_filter(text: str, *, with_behaviors: bool = False) -> str:
-    if with_behaviors:
-        text = _rewrite_behaviors(text)
-    return compile_filter(parse(text), profile_scope("p"))
-
-
-def _rewrite_behaviors(text: str) -> str:
-    """`behaviors["b"]` -> `user["<prefix>b"]`, at token level so string literals are left alone."""
-    tokens = tokenize(text)
-    out, last = [], 0
-    for i, tok in enumerate(tokens[:-2]):
-        nxt, name = tokens[i + 1], tokens[i + 2]
-        if tok.kind is T.IDENT and tok.text == "behaviors" and nxt.kind is T.LBRACKET and name.kind is T.STRING:
-            if not isinstance(name.value, str):
-                raise ExpressionSyntaxError("behaviors[...] takes a string", text, name.pos)
-            out.append(text[last : tok.pos])
-            out.append("user[" + orjson.dumps(BEHAVIOR_PREFIX + name.value).decode())
-            last = name.pos + len(name.text)
-    out.append(text[last:])
-    return "".join(out)
+def profile_filter(text: str, *, behaviors: bool = False) -> EventExpr:
+    """A filter over a profile. Profile datetimes ($last_seen, $created) are stored in UTC, so
+    datetime("...") is read in UTC too. A profile has no event fields: `event[...]` is refused here, with
+    its caret, as it would be by any engine. `behaviors`: `behaviors["name"]` is known too."""
+    return EventExpr.parse(text, timezone="UTC", behaviors=behaviors).without("event")
 
 
 def membership_rule(cohort: Cohort, now_ms: int) -> MembershipRule:
-    filter_sql = compile_profile_filter(cohort.filter) if cohort.filter else None
+    where = profile_filter(cohort.filter) if cohort.filter else None
     if cohort.behavior is None:
-        return MembershipRule(filter_sql)
+        return MembershipRule(where)
     b = cohort.behavior
-    return MembershipRule(filter_sql, b.event, b.min_count, now_ms - b.days * 86_400_000, now_ms)
-
-
-def _flag(params: Params, name: str, default: bool) -> bool:
-    raw = get(params, name)
-    if raw is None:
-        return default
-    value = raw.strip().lower()
-    if value in ("1", "true", "yes"):
-        return True
-    if value in ("0", "false", "no"):
-        return False
-    raise BadRequest(f"Invalid parameter: {name}")
+    return MembershipRule(where, b.event, b.min_count, now_ms - b.days * 86_400_000, now_ms)
 
 
 def _string_list(params: Params, name: str) -> list[str] | None:
@@ -180,18 +154,14 @@ def _behaviors(params: Params, now_ms: int) -> tuple[BehaviorCount, ...]:
         for sel in selectors:
             if not isinstance(sel, dict) or not isinstance(sel.get("event"), str):
                 raise BadRequest("Invalid parameter: each event selector needs an event")
-            clause = "e.event = " + _sql_string(sel["event"])
-            if isinstance(sel.get("selector"), str) and sel["selector"].strip():
-                clause += " AND " + compile_filter(parse(sel["selector"]), Scope.events("e"))
-            alternatives.append(f"({clause})")
-        out.append(BehaviorCount(b["name"], " OR ".join(alternatives), now_ms - int(window[:-1]) * unit_ms, now_ms))
+            if "\0" in sel["event"]:
+                raise BadRequest("Invalid parameter: NUL in an event name")
+            text = sel.get("selector")
+            # Over the event alone (no profile), in UTC.
+            where = EventExpr.parse(text).without("user") if isinstance(text, str) and text.strip() else None
+            alternatives.append(EventSelector(sel["event"], where))
+        out.append(BehaviorCount(b["name"], tuple(alternatives), now_ms - int(window[:-1]) * unit_ms, now_ms))
     return tuple(out)
-
-
-def _sql_string(text: str) -> str:
-    if "\0" in text:
-        raise BadRequest("Invalid parameter: NUL in an event name")
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _snapshot_ms(session_id: str | None) -> int | None:
@@ -206,8 +176,8 @@ def new_session_id(now_ms: int) -> str:
     return f"{now_ms}-{secrets.token_hex(3).upper()}"
 
 
-def parse_engage(ctx: QueryContext) -> EngageSpec:
-    params = ctx.params
+def parse_engage(params: Params, project_id: int, cohorts: CohortStore) -> EngageSpec:
+    """The query of `/engage` as the engine answers it (see EngageRequest)."""
     page = parse_int(params, "page", 0, low=0)
     assert page is not None
     session_id = get(params, "session_id")
@@ -234,21 +204,21 @@ def parse_engage(ctx: QueryContext) -> EngageSpec:
     if group_key is not None and (cohort_id is not None or behaviors):
         raise BadRequest("data_group_id cannot be combined with filter_by_cohort or behaviors")
 
-    where = get(params, "where")
-    where_sql = compile_profile_filter(where, with_behaviors=bool(behaviors)) if where else None
+    text = get(params, "where")
+    where = profile_filter(text, behaviors=bool(behaviors)) if text else None
     cohort = None
     if cohort_id is not None:
-        saved = CohortStore(ctx.catalog).get(ctx.project.id, cohort_id)
+        saved = cohorts.get(project_id, cohort_id)
         if saved is None:
             raise BadRequest(f"Invalid parameter: filter_by_cohort (no cohort with id {cohort_id})")
         cohort = membership_rule(saved, now_ms)
     return EngageSpec(
-        project_id=ctx.project.id,
+        project_id=project_id,
         group_key=group_key,
         distinct_ids=tuple(ids) if ids is not None else None,
-        where_sql=where_sql,
+        where=where,
         cohort=cohort,
-        include_all_users=_flag(params, "include_all_users", True),
+        include_all_users=parse_bool(params, "include_all_users", True),
         behaviors=behaviors,
         page=page,
         page_size=page_size,
@@ -256,7 +226,7 @@ def parse_engage(ctx: QueryContext) -> EngageSpec:
     )
 
 
-def _result(distinct_id: str, properties: str, wanted: list[str] | None) -> orjson.Fragment:
+def _result(distinct_id: str, properties: str, wanted: tuple[str, ...] | None) -> orjson.Fragment:
     if wanted is not None:
         props = orjson.loads(properties)
         properties = orjson.dumps({k: props[k] for k in wanted if k in props}).decode()
@@ -265,10 +235,25 @@ def _result(distinct_id: str, properties: str, wanted: list[str] | None) -> orjs
     )
 
 
+@dataclass(frozen=True)
+class EngageRequest:
+    """`/engage`, read once: the page of matching profiles to find (`query`), and which of their properties
+    to show (`output_properties`; None: all)."""
+
+    query: EngageSpec
+    output_properties: tuple[str, ...] | None
+
+    @classmethod
+    def read(cls, params: Params, project_id: int, cohorts: CohortStore) -> EngageRequest:
+        query = parse_engage(params, project_id, cohorts)
+        wanted = _string_list(params, "output_properties")
+        return cls(query, tuple(wanted) if wanted is not None else None)
+
+
 def engage(ctx: QueryContext) -> dict[str, object]:
-    spec = parse_engage(ctx)
-    wanted = _string_list(ctx.params, "output_properties")
-    result: EngagePage = ctx.engine.query(spec)
+    req = EngageRequest.read(ctx.params, ctx.project.id, CohortStore(ctx.catalog))
+    spec = req.query
+    result = ctx.engine.query(spec)
     reply: dict[str, object] = {
         "page": spec.page,
         "page_size": spec.page_size,
@@ -277,5 +262,5 @@ def engage(ctx: QueryContext) -> dict[str, object]:
     }
     if spec.page == 0:
         reply["total"] = result.total
-    reply["results"] = [_result(d, p, wanted) for d, p in result.rows]
+    reply["results"] = [_result(d, p, req.output_properties) for d, p in result.rows]
     return reply

@@ -7,15 +7,14 @@ its machinery; the discovery ones count names and values. Choices: docs/query-se
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-from mixhouse.domain.dates import day_start_ms, today_in
+from mixhouse.domain.calendar import day_start_ms, today_in
 from mixhouse.domain.events import SERVER_ADDED
 from mixhouse.domain.project import Project
 from mixhouse.domain.query.context import QueryContext
-from mixhouse.domain.query.engage import profile_scope
 from mixhouse.domain.query.params import (
     CountType,
     DateRange,
@@ -30,20 +29,20 @@ from mixhouse.domain.query.params import (
 )
 from mixhouse.domain.query.segmentation import (
     MAX_LIMIT,
-    SeriesRow,
+    SeriesResult,
     SeriesSpec,
+    Timeline,
     capped_limit,
     parse_timeline,
-    property_key_sql,
     segmentation_payload,
     segments_csv,
     series_values,
     wants_csv,
 )
 from mixhouse.domain.spec import Spec
-from mixhouse.engine.duckdb.expressions import compile_filter
+from mixhouse.engine.base import Engine
 from mixhouse.errors import BadRequest, MissingParameter
-from mixhouse.expr import parse
+from mixhouse.expr import EventExpr
 from mixhouse.lexicon import effects as lexicon
 
 DISCOVERY_DAYS = 31
@@ -90,22 +89,23 @@ class PropertyNamesSpec(Spec[list[tuple[str, int]]]):
 
 @dataclass(frozen=True)
 class PropertyValuesSpec(Spec[list[str]]):
-    """Values (segment keys of `key_sql`) of one property, most frequent first."""
+    """Values (segment keys of `key`) of one property, most frequent first."""
 
     project_id: int
     start_ms: int
     end_ms: int
     events: tuple[str, ...] | None
-    key_sql: str
+    key: EventExpr
     limit: int
 
 
 @dataclass(frozen=True)
 class ProfilePropertiesSpec(Spec["list[ProfilePropertyRow]"]):
-    """Profile property names: how many profiles (passing `where_sql`, alias p) have each, and its type."""
+    """Profile property names: how many profiles (passing `where`, a filter over the profile) have each,
+    and its type."""
 
     project_id: int
-    where_sql: str | None
+    where: EventExpr | None
     limit: int
 
 
@@ -114,6 +114,11 @@ class ProfilePropertyRow:
     name: str
     count: int
     type: str
+
+
+# Profile datetimes ($last_seen, $created) are stored in UTC, so a datetime("...") over a profile is read in
+# UTC too.
+PROFILE_TIMEZONE = "UTC"
 
 
 def discovery_range(params: Params, project: Project) -> DateRange:
@@ -135,94 +140,6 @@ def _optional_event(params: Params) -> tuple[str, ...] | None:
     return tuple(names) if names is not None else None
 
 
-def event_names(ctx: QueryContext) -> list[str]:
-    """Names of the events seen in the range (default: the last 31 days), most frequent first."""
-    project = ctx.project
-    parse_enum(ctx.params, "type", CountType, CountType.GENERAL)  # accepted; order is by volume either way
-    span = discovery_range(ctx.params, project)
-    limit = _limit(ctx.params, 255)
-
-    def ask(n: int) -> list[str]:
-        names: list[str] = ctx.engine.query(EventNamesSpec(project.id, span.start_ms, span.end_ms, n))
-        return names
-
-    return lexicon.visible_event_names(ctx.catalog, project.id, ask, limit)  # hidden ones left out
-
-
-def events(ctx: QueryContext) -> Any:
-    """Counts of several events per bucket: one zero-filled series per requested name."""
-    params, project = ctx.params, ctx.project
-    names = parse_event_names(params, "event")
-    if names is None:
-        raise MissingParameter("event")
-    if not names:
-        raise BadRequest("Invalid parameter: event")
-    wanted = tuple(dict.fromkeys(names))
-    timeline = parse_timeline(params, project)
-    count_type = parse_enum(params, "type", CountType, CountType.GENERAL)
-    csv_out = wants_csv(params)
-    rows: list[SeriesRow] = ctx.engine.query(SeriesSpec(project.id, wanted, timeline, count_type))
-    values = series_values(rows, timeline, count_type, keys=wanted)
-    if csv_out:
-        return segments_csv(["event"], values, timeline.labels)
-    return segmentation_payload(values, timeline)
-
-
-def event_top(ctx: QueryContext) -> dict[str, Any]:
-    """Today's events by count, with the change from yesterday: (today - yesterday) / yesterday."""
-    params, project = ctx.params, ctx.project
-    count_type = parse_enum(params, "type", CountType, CountType.GENERAL)
-    limit = _limit(params, 100)
-    today = today_in(project.timezone)
-    spec = EventTopSpec(
-        project.id,
-        day_start_ms(today - timedelta(days=1), project.timezone),
-        day_start_ms(today, project.timezone),
-        day_start_ms(today + timedelta(days=1), project.timezone),
-        count_type,
-        limit,
-    )
-    rows: list[EventTopRow] = ctx.engine.query(spec)
-    out = []
-    for row in rows:
-        # With nothing yesterday, any activity today is a 100% rise.
-        change = (row.today - row.yesterday) / row.yesterday if row.yesterday else (1.0 if row.today else 0.0)
-        amount: int | float = row.today if count_type is CountType.AVERAGE else int(row.today)
-        out.append({"amount": amount, "event": row.event, "percent_change": change})
-    return {"events": out, "type": count_type.value}
-
-
-def event_properties(ctx: QueryContext) -> Any:
-    """One event's counts per bucket, split by the values of one property (segmentation shape)."""
-    params, project = ctx.params, ctx.project
-    event = require(params, "event")
-    name = require(params, "name")
-    timeline = parse_timeline(params, project)
-    count_type = parse_enum(params, "type", CountType, CountType.GENERAL)
-    wanted: tuple[str, ...] | None = None
-    if get(params, "values") is not None:
-        raw = parse_json(params, "values")
-        if not isinstance(raw, list):
-            raise BadRequest("Invalid parameter: values")
-        wanted = tuple(v if isinstance(v, str) else _key_text(v) for v in raw)
-    limit = parse_int(params, "limit", 255, low=1, high=MAX_LIMIT)
-    csv_out = wants_csv(params)
-    spec = SeriesSpec(
-        project.id,
-        (event,),
-        timeline,
-        count_type,
-        key_sql=property_key_sql(name, project.timezone),
-        values=wanted,
-        limit=capped_limit(limit, timeline),
-    )
-    rows: list[SeriesRow] = ctx.engine.query(spec)
-    values = series_values(rows, timeline, count_type)
-    if csv_out:
-        return segments_csv([name], values, timeline.labels)
-    return segmentation_payload(values, timeline)
-
-
 def _key_text(value: Any) -> str:
     """A JSON value as its segment key: `true`, `5`, `2.5`, `null`."""
     if value is None:
@@ -234,48 +151,247 @@ def _key_text(value: Any) -> str:
     return str(value)
 
 
-def event_properties_top(ctx: QueryContext) -> dict[str, dict[str, int]]:
-    """Property names of an event (of all events without `event`), most frequent first."""
-    params, project = ctx.params, ctx.project
-    span = discovery_range(params, project)
-    parse_enum(params, "type", CountType, CountType.GENERAL)
+# -- requests: each endpoint's parameters, read once at the edge in the order Mixpanel checks them -------
+
+
+@dataclass(frozen=True)
+class DiscoveryRequest:
+    """`/events/names`, `/events/properties/top` and `/events/properties/values`: a range of days (the
+    last 31 by default), optional event names, a property `name` (values only) and a limit."""
+
+    span: DateRange
+    events: tuple[str, ...] | None
+    name: str | None
+    limit: int
+
+    @classmethod
+    def read_names(cls, params: Params, project: Project) -> DiscoveryRequest:
+        parse_enum(params, "type", CountType, CountType.GENERAL)  # accepted; order is by volume either way
+        span = discovery_range(params, project)
+        return cls(span, None, None, _limit(params, 255))
+
+    @classmethod
+    def read_property_names(cls, params: Params, project: Project) -> DiscoveryRequest:
+        span = discovery_range(params, project)
+        parse_enum(params, "type", CountType, CountType.GENERAL)
+        return cls(span, _optional_event(params), None, _limit(params, 10))
+
+    @classmethod
+    def read_property_values(cls, params: Params, project: Project) -> DiscoveryRequest:
+        name = require(params, "name")
+        span = discovery_range(params, project)
+        parse_enum(params, "type", CountType, CountType.GENERAL)
+        return cls(span, _optional_event(params), name, _limit(params, 255))
+
+
+@dataclass(frozen=True)
+class EventsRequest:
+    """`/events`: one zero-filled series per requested event name."""
+
+    events: tuple[str, ...]
+    timeline: Timeline
+    count_type: CountType
+    csv: bool
+
+    @classmethod
+    def read(cls, params: Params, project: Project) -> EventsRequest:
+        names = parse_event_names(params, "event")
+        if names is None:
+            raise MissingParameter("event")
+        if not names:
+            raise BadRequest("Invalid parameter: event")
+        wanted = tuple(dict.fromkeys(names))
+        timeline = parse_timeline(params, project)
+        count_type = parse_enum(params, "type", CountType, CountType.GENERAL)
+        return cls(wanted, timeline, count_type, wants_csv(params))
+
+
+@dataclass(frozen=True)
+class EventTopRequest:
+    """`/events/top`: today's events (project days) by `count_type`."""
+
+    count_type: CountType
+    limit: int
+
+    @classmethod
+    def read(cls, params: Params) -> EventTopRequest:
+        count_type = parse_enum(params, "type", CountType, CountType.GENERAL)
+        return cls(count_type, _limit(params, 100))
+
+
+@dataclass(frozen=True)
+class EventPropertiesRequest:
+    """`/events/properties`: one event's counts per bucket, split by the values of property `name`."""
+
+    event: str
+    name: str
+    timeline: Timeline
+    count_type: CountType
+    values: tuple[str, ...] | None
+    limit: int | None
+    csv: bool
+
+    @classmethod
+    def read(cls, params: Params, project: Project) -> EventPropertiesRequest:
+        event = require(params, "event")
+        name = require(params, "name")
+        timeline = parse_timeline(params, project)
+        count_type = parse_enum(params, "type", CountType, CountType.GENERAL)
+        wanted: tuple[str, ...] | None = None
+        if get(params, "values") is not None:
+            raw = parse_json(params, "values")
+            if not isinstance(raw, list):
+                raise BadRequest("Invalid parameter: values")
+            wanted = tuple(v if isinstance(v, str) else _key_text(v) for v in raw)
+        limit = parse_int(params, "limit", 255, low=1, high=MAX_LIMIT)
+        return cls(event, name, timeline, count_type, wanted, limit, wants_csv(params))
+
+
+@dataclass(frozen=True)
+class ProfilePropertiesRequest:
+    """`/engage/properties`: profile property names, of the profiles passing `where`."""
+
+    where: EventExpr | None
+    limit: int
+
+    @classmethod
+    def read(cls, params: Params) -> ProfilePropertiesRequest:
+        text = get(params, "where")
+        where = EventExpr.parse(text, timezone=PROFILE_TIMEZONE) if text else None
+        return cls(where, _limit(params, 100_000))
+
+
+# -- analyses -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TopEvent:
+    event: str
+    amount: int | float
+    percent_change: float
+
+
+def event_names_of(engine: Engine, project_id: int, req: DiscoveryRequest) -> list[str]:
+    return engine.query(EventNamesSpec(project_id, req.span.start_ms, req.span.end_ms, req.limit))
+
+
+def events_series(engine: Engine, project_id: int, req: EventsRequest) -> SeriesResult:
+    timeline = req.timeline
+    rows = engine.query(SeriesSpec(project_id, req.events, timeline.buckets, req.count_type))
+    return SeriesResult(timeline, series_values(rows, timeline, req.count_type, keys=req.events))
+
+
+def top_events(engine: Engine, project: Project, req: EventTopRequest) -> list[TopEvent]:
+    """Today's events by count, with the change from yesterday: (today - yesterday) / yesterday."""
+    today = today_in(project.timezone)
+    spec = EventTopSpec(
+        project.id,
+        day_start_ms(today - timedelta(days=1), project.timezone),
+        day_start_ms(today, project.timezone),
+        day_start_ms(today + timedelta(days=1), project.timezone),
+        req.count_type,
+        req.limit,
+    )
+    out = []
+    for row in engine.query(spec):
+        # With nothing yesterday, any activity today is a 100% rise.
+        change = (row.today - row.yesterday) / row.yesterday if row.yesterday else (1.0 if row.today else 0.0)
+        amount: int | float = row.today if req.count_type is CountType.AVERAGE else int(row.today)
+        out.append(TopEvent(row.event, amount, change))
+    return out
+
+
+def event_property_series(engine: Engine, project: Project, req: EventPropertiesRequest) -> SeriesResult:
+    timeline = req.timeline
+    spec = SeriesSpec(
+        project.id,
+        (req.event,),
+        timeline.buckets,
+        req.count_type,
+        key=EventExpr.property(req.name, timezone=project.timezone),
+        values=req.values,
+        limit=capped_limit(req.limit, timeline),
+    )
+    rows = engine.query(spec)
+    return SeriesResult(timeline, series_values(rows, timeline, req.count_type))
+
+
+def property_names_of(engine: Engine, project_id: int, req: DiscoveryRequest) -> list[tuple[str, int]]:
     # The server's bookkeeping on every event ($insert_id, $mp_api_*, mp_processing_time_ms...) is left out,
     # or it would fill the top of every list (docs/query-segmentation.md).
-    events = _optional_event(params)
+    spec = PropertyNamesSpec(
+        project_id, req.span.start_ms, req.span.end_ms, req.events, req.limit, hidden=tuple(sorted(SERVER_ADDED))
+    )
+    return engine.query(spec)
+
+
+def property_values_of(engine: Engine, project: Project, req: DiscoveryRequest) -> list[str]:
+    assert req.name is not None
+    key = EventExpr.property(req.name, timezone=project.timezone)
+    return engine.query(PropertyValuesSpec(project.id, req.span.start_ms, req.span.end_ms, req.events, key, req.limit))
+
+
+def profile_properties_of(engine: Engine, project_id: int, req: ProfilePropertiesRequest) -> list[ProfilePropertyRow]:
+    return engine.query(ProfilePropertiesSpec(project_id, req.where, req.limit))
+
+
+# -- the Mixpanel wire --------------------------------------------------------------------------------
+
+
+def event_names(ctx: QueryContext) -> list[str]:
+    """Names of the events seen in the range (default: the last 31 days), most frequent first; events
+    hidden in Lexicon left out (mixhouse/lexicon/effects.py)."""
+    req = DiscoveryRequest.read_names(ctx.params, ctx.project)
+
+    def ask(n: int) -> list[str]:
+        return event_names_of(ctx.engine, ctx.project.id, replace(req, limit=n))
+
+    return lexicon.visible_event_names(ctx.catalog, ctx.project.id, ask, req.limit)
+
+
+def events(ctx: QueryContext) -> Any:
+    """Counts of several events per bucket: one zero-filled series per requested name."""
+    req = EventsRequest.read(ctx.params, ctx.project)
+    result = events_series(ctx.engine, ctx.project.id, req)
+    if req.csv:
+        return segments_csv(["event"], result.values, result.timeline.labels)
+    return segmentation_payload(result.values, result.timeline)
+
+
+def event_top(ctx: QueryContext) -> dict[str, Any]:
+    req = EventTopRequest.read(ctx.params)
+    rows = top_events(ctx.engine, ctx.project, req)
+    out = [{"amount": r.amount, "event": r.event, "percent_change": r.percent_change} for r in rows]
+    return {"events": out, "type": req.count_type.value}
+
+
+def event_properties(ctx: QueryContext) -> Any:
+    """One event's counts per bucket, split by the values of one property (segmentation shape)."""
+    req = EventPropertiesRequest.read(ctx.params, ctx.project)
+    result = event_property_series(ctx.engine, ctx.project, req)
+    if req.csv:
+        return segments_csv([req.name], result.values, result.timeline.labels)
+    return segmentation_payload(result.values, result.timeline)
+
+
+def event_properties_top(ctx: QueryContext) -> dict[str, dict[str, int]]:
+    """Property names of an event (of all events without `event`), most frequent first."""
+    req = DiscoveryRequest.read_property_names(ctx.params, ctx.project)
 
     def ask(n: int) -> list[tuple[str, int]]:
-        spec = PropertyNamesSpec(project.id, span.start_ms, span.end_ms, events, n, hidden=tuple(sorted(SERVER_ADDED)))
-        rows: list[tuple[str, int]] = ctx.engine.query(spec)
-        return rows
+        return property_names_of(ctx.engine, ctx.project.id, replace(req, limit=n))
 
-    # Properties hidden in Lexicon are left out too (mixhouse/lexicon/effects.py).
-    rows = lexicon.visible_properties(ctx.catalog, project.id, events, ask, lambda row: row[0], _limit(params, 10))
+    # Properties hidden in Lexicon are left out (mixhouse/lexicon/effects.py).
+    rows = lexicon.visible_properties(ctx.catalog, ctx.project.id, req.events, ask, lambda row: row[0], req.limit)
     return {name: {"count": count} for name, count in rows}
 
 
 def event_properties_values(ctx: QueryContext) -> list[str]:
     """Values of one property (of one event, or of all), most frequent first."""
-    params, project = ctx.params, ctx.project
-    name = require(params, "name")
-    span = discovery_range(params, project)
-    parse_enum(params, "type", CountType, CountType.GENERAL)
-    spec = PropertyValuesSpec(
-        project.id,
-        span.start_ms,
-        span.end_ms,
-        _optional_event(params),
-        property_key_sql(name, project.timezone),
-        _limit(params, 255),
-    )
-    values: list[str] = ctx.engine.query(spec)
-    return values
+    return property_values_of(ctx.engine, ctx.project, DiscoveryRequest.read_property_values(ctx.params, ctx.project))
 
 
 def engage_properties(ctx: QueryContext) -> dict[str, Any]:
     """Profile property names with the number of profiles having each and the most common type."""
-    params = ctx.params
-    where = get(params, "where")
-    where_sql = compile_filter(parse(where), profile_scope("p")) if where else None
-    spec = ProfilePropertiesSpec(ctx.project.id, where_sql, _limit(params, 100_000))
-    rows: list[ProfilePropertyRow] = ctx.engine.query(spec)
+    rows = profile_properties_of(ctx.engine, ctx.project.id, ProfilePropertiesRequest.read(ctx.params))
     return {"status": "ok", "results": {r.name: {"count": r.count, "type": r.type} for r in rows}}

@@ -1,28 +1,40 @@
 """Funnels (https://developer.mixpanel.com/reference/funnels-query; Mixpanel's legacy Data Export API v2 documentation): today's `/funnels` by `funnel_id` and `/funnels/list`, the legacy v2
 family by funnel name (`funnels` with `funnel=[names]`, `funnels/names`, `funnels/dates`), and the App
 API routes that save the definitions. The counting rules live in the engine's per-user scan; this
-module parses parameters into a FunnelSpec and shapes the engine's per-bucket step figures.
+module reads each endpoint's parameters once into a typed request (`FunnelRequest`), runs the analysis
+(`funnel_result`: a FunnelSpec to the engine, its per-bucket step figures back) and shapes Mixpanel's reply.
 
 Rules and every [I] choice: docs/query-funnels-retention.md."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from mixhouse.domain.app_context import AppContext
-from mixhouse.domain.dates import parse_date, today_in
+from mixhouse.domain.calendar import (
+    DAY_UNITS,
+    bucket_starts,
+    checked_range,
+    parse_date,
+    today_in,
+    top_segments,
+    week_anchor,
+)
+from mixhouse.domain.project import Project
 from mixhouse.domain.query.context import QueryContext
 from mixhouse.domain.query.params import (
     DateRange,
+    Params,
     Unit,
     _back_from_now,
     get,
     parse_enum,
     parse_int,
     parse_json,
+    parse_unit,
     require,
 )
 from mixhouse.domain.saved.funnels import (
@@ -36,9 +48,9 @@ from mixhouse.domain.saved.funnels import (
     updated,
 )
 from mixhouse.domain.spec import Spec
-from mixhouse.engine.duckdb.expressions import Scope, compile_filter, compile_segment_key
+from mixhouse.engine.base import Engine
 from mixhouse.errors import BadRequest, NotFound
-from mixhouse.expr import parse
+from mixhouse.expr.plan import EventExpr
 
 GRACE_MS = 2_000  # consecutive steps within 2 s count in either order (FUNDOC)
 OVERALL = "$overall"
@@ -46,7 +58,10 @@ OVERALL = "$overall"
 
 @dataclass(frozen=True)
 class Buckets:
-    """How entries are grouped into date keys: `unit` day (every `days` days from `first`), week or month."""
+    """How entries are grouped into date keys, by their day in `timezone`: `unit` "day", every `days` days
+    from `first` (a week is 7 days from the calendar's week start, `week_anchor`); `unit` "month",
+    calendar months (`first` is the first month's first day). The engine knows no week rule: the domain
+    sets `first`."""
 
     unit: str
     days: int
@@ -54,10 +69,14 @@ class Buckets:
     timezone: str
 
 
+def weekly(span: DateRange) -> Buckets:
+    return Buckets("day", 7, week_anchor(span.first), span.timezone)
+
+
 @dataclass(frozen=True)
 class FunnelStepSpec:
     event: str
-    where_sql: str | None
+    where: EventExpr | None
 
 
 @dataclass(frozen=True)
@@ -71,8 +90,8 @@ class FunnelSpec(Spec["list[StepFigures]"]):
     steps: tuple[FunnelStepSpec, ...]
     totals: bool
     buckets: Buckets
-    where_sql: str | None = None
-    segment_sql: str | None = None  # VARCHAR[] per step-1 event; None: $overall only
+    where: EventExpr | None = None
+    segment: EventExpr | None = None  # segment keys of each step-1 event; None: $overall only
     grace_ms: int = GRACE_MS
 
 
@@ -90,65 +109,113 @@ class StepFigures:
 # -- parameters -------------------------------------------------------------------------------------
 
 
-def _scope(ctx: QueryContext) -> Scope:
-    return Scope.events("e", timezone=ctx.project.timezone)
+def _expr(text: str | None, timezone: str) -> EventExpr | None:
+    """An event expression read in the project's zone (None for no text)."""
+    return EventExpr.parse(text, timezone=timezone) if text else None
 
 
-def step_specs(ctx: QueryContext, steps: tuple[FunnelStep, ...]) -> tuple[FunnelStepSpec, ...]:
-    return tuple(
-        FunnelStepSpec(s.event, compile_filter(parse(s.where), _scope(ctx)) if s.where else None) for s in steps
-    )
+def step_specs(steps: tuple[FunnelStep, ...], timezone: str) -> tuple[FunnelStepSpec, ...]:
+    return tuple(FunnelStepSpec(s.event, _expr(s.where, timezone)) for s in steps)
 
 
-def _dates(ctx: QueryContext) -> DateRange:
-    first = parse_date("from_date", get(ctx.params, "from_date"))
-    last = parse_date("to_date", get(ctx.params, "to_date"))
-    if last > today_in(ctx.project.timezone):
-        raise BadRequest("to_date cannot be later than today")
-    if first > last:
-        raise BadRequest("from_date cannot be later than to_date")
-    return DateRange(first, last, ctx.project.timezone)
+def read_dates(params: Params, project: Project) -> DateRange:
+    """`from_date` and `to_date` (both required; not after today in the project's zone)."""
+    first = parse_date("from_date", get(params, "from_date"))
+    last = parse_date("to_date", get(params, "to_date"))
+    return checked_range(first, last, project.timezone, today=today_in(project.timezone))
 
 
-def _buckets(ctx: QueryContext, span: DateRange) -> Buckets:
-    unit = get(ctx.params, "unit")
+def _buckets(params: Params, span: DateRange) -> Buckets:
+    unit = get(params, "unit")
     if unit is not None:
-        parsed = parse_enum(ctx.params, "unit", Unit, Unit.DAY)
-        if parsed not in (Unit.DAY, Unit.WEEK, Unit.MONTH):
-            raise BadRequest("Invalid parameter: unit")
-        return Buckets(parsed.value, 1, span.first, span.timezone)
-    days = parse_int(ctx.params, "interval", 1, low=1, high=3660)
+        parsed = parse_unit(params, DAY_UNITS)
+        if parsed is Unit.WEEK:
+            return weekly(span)
+        if parsed is Unit.MONTH:
+            return Buckets("month", 1, span.first.replace(day=1), span.timezone)
+        return Buckets("day", 1, span.first, span.timezone)
+    days = parse_int(params, "interval", 1, low=1, high=3660)
     assert days is not None
     return Buckets("day", days, span.first, span.timezone)
 
 
 def bucket_keys(buckets: Buckets, span: DateRange) -> list[date]:
     """Every bucket that starts in, or (week/month) covers the start of, the range."""
-    keys: list[date] = []
-    if buckets.unit == "week":
-        day = span.first - timedelta(days=span.first.weekday())
-        while day <= span.last:
-            keys.append(day)
-            day += timedelta(days=7)
-    elif buckets.unit == "month":
-        day = span.first.replace(day=1)
-        while day <= span.last:
-            keys.append(day)
-            day = (day + timedelta(days=32)).replace(day=1)
-    else:
-        day = span.first
-        while day <= span.last:
-            keys.append(day)
-            day += timedelta(days=buckets.days)
-    return keys
+    if buckets.unit == "month":
+        return bucket_starts(span.first, span.last, Unit.MONTH)
+    return bucket_starts(buckets.first, span.last, Unit.DAY, every_days=buckets.days)
 
 
-def _window_ms(ctx: QueryContext, funnel: SavedFunnel) -> int:
-    length = parse_int(ctx.params, "length", funnel.length, low=1)
-    unit = parse_enum(ctx.params, "length_unit", LengthUnit, funnel.length_unit)
+def _window_ms(params: Params, funnel: SavedFunnel) -> int:
+    length = parse_int(params, "length", funnel.length, low=1)
+    unit = parse_enum(params, "length_unit", LengthUnit, funnel.length_unit)
     assert length is not None
     check_length(length, unit)
     return length * unit.ms
+
+
+@dataclass(frozen=True)
+class FunnelRequest:
+    """One funnel over a range, read once from the request: entries are step-1 events in `span`, grouped
+    into `buckets`; later steps may follow within `window_ms`; `on` splits by segment, of which the
+    `limit` with the most entries are reported."""
+
+    funnel: SavedFunnel
+    span: DateRange
+    buckets: Buckets
+    window_ms: int
+    where: EventExpr | None = None
+    on: EventExpr | None = None
+    limit: int = 255
+
+    @classmethod
+    def read(
+        cls, params: Params, project: Project, funnel: SavedFunnel, span: DateRange, buckets: Buckets, limit: int = 255
+    ) -> FunnelRequest:
+        """The funnel's own parameters (`length`, `length_unit`, `where`, `on`) over a range read already."""
+        window_ms = _window_ms(params, funnel)
+        where = _expr(get(params, "where"), project.timezone)
+        on = _expr(get(params, "on"), project.timezone)
+        return cls(funnel, span, buckets, window_ms, where, on, limit)
+
+    @classmethod
+    def read_dated(cls, params: Params, project: Project, funnel: SavedFunnel) -> FunnelRequest:
+        """Today's `/funnels`: `from_date`/`to_date`, `unit` or `interval`, `limit`, then the funnel's own."""
+        span = read_dates(params, project)
+        buckets = _buckets(params, span)
+        limit = parse_int(params, "limit", 255, low=1, high=10_000)
+        assert limit is not None
+        return cls.read(params, project, funnel, span, buckets, limit)
+
+
+@dataclass(frozen=True)
+class FunnelResult:
+    """Step figures per (bucket start, segment), every bucket of the range in order, and the top `limit`
+    segments by entries over the range (none without `on`)."""
+
+    buckets: list[date]
+    figures: dict[tuple[date, str], StepFigures]
+    segments: list[str]
+
+    def overall(self, bucket: date) -> StepFigures | None:
+        return self.figures.get((bucket, OVERALL))
+
+
+def funnel_result(engine: Engine, project_id: int, req: FunnelRequest) -> FunnelResult:
+    spec = FunnelSpec(
+        project_id=project_id,
+        start_ms=req.span.start_ms,
+        end_ms=req.span.end_ms,
+        window_ms=req.window_ms,
+        steps=step_specs(req.funnel.steps, req.span.timezone),
+        totals=req.funnel.counting is Counting.TOTALS,
+        buckets=req.buckets,
+        where=req.where,
+        segment=req.on,
+    )
+    figures = engine.query(spec)
+    segments = _top_segments(figures, req.limit) if req.on is not None else []
+    return FunnelResult(bucket_keys(req.buckets, req.span), {(f.bucket, f.segment): f for f in figures}, segments)
 
 
 def _store(ctx: QueryContext | AppContext) -> FunnelStore:
@@ -205,25 +272,7 @@ def _top_segments(figures: list[StepFigures], limit: int) -> list[str]:
     for fig in figures:
         if fig.segment != OVERALL:
             totals[fig.segment] = totals.get(fig.segment, 0) + fig.counts[0]
-    return [s for s, _ in sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
-
-
-def run_funnel(ctx: QueryContext, funnel: SavedFunnel, span: DateRange, buckets: Buckets) -> list[StepFigures]:
-    where = get(ctx.params, "where")
-    on = get(ctx.params, "on")
-    spec = FunnelSpec(
-        project_id=ctx.project.id,
-        start_ms=span.start_ms,
-        end_ms=span.end_ms,
-        window_ms=_window_ms(ctx, funnel),
-        steps=step_specs(ctx, funnel.steps),
-        totals=funnel.counting is Counting.TOTALS,
-        buckets=buckets,
-        where_sql=compile_filter(parse(where), _scope(ctx)) if where else None,
-        segment_sql=compile_segment_key(parse(on), _scope(ctx)) if on else None,
-    )
-    figures: list[StepFigures] = ctx.engine.query(spec)
-    return figures
+    return top_segments(totals, limit)
 
 
 # -- today's endpoints ------------------------------------------------------------------------------
@@ -245,28 +294,23 @@ def funnels(ctx: QueryContext) -> Any:
         require(ctx.params, "funnel_id")
     assert funnel_id is not None
     funnel = _saved(ctx, funnel_id)
-    span = _dates(ctx)
-    buckets = _buckets(ctx, span)
-    limit = parse_int(ctx.params, "limit", 255, low=1, high=10_000)
-    assert limit is not None
-    figures = run_funnel(ctx, funnel, span, buckets)
-    keys = bucket_keys(buckets, span)
-    by_key = {(f.bucket, f.segment): f for f in figures}
-    data: dict[str, Any] = {}
+    req = FunnelRequest.read_dated(ctx.params, ctx.project, funnel)
+    result = funnel_result(ctx.engine, ctx.project.id, req)
+    # A segmented reply is asked for by the parameter, even when it is an empty expression.
     segmented = get(ctx.params, "on") is not None
-    segments = _top_segments(figures, limit) if segmented else []
-    for key in keys:
-        overall = by_key.get((key, OVERALL))
+    data: dict[str, Any] = {}
+    for key in result.buckets:
+        overall = result.overall(key)
         if segmented:
             entry = {OVERALL: steps_payload(funnel, overall)}
-            for seg in segments:
-                if (key, seg) in by_key:
-                    entry[seg] = steps_payload(funnel, by_key[(key, seg)])
+            for seg in result.segments:
+                if (key, seg) in result.figures:
+                    entry[seg] = steps_payload(funnel, result.figures[(key, seg)])
             data[key.isoformat()] = entry
         else:
             counts = overall.counts if overall else (0,) * len(funnel.steps)
             data[key.isoformat()] = {"steps": steps_payload(funnel, overall), "analysis": analysis(counts)}
-    return {"meta": {"dates": [k.isoformat() for k in keys]}, "data": data}
+    return {"meta": {"dates": [k.isoformat() for k in result.buckets]}, "data": data}
 
 
 def funnels_list(ctx: QueryContext) -> list[dict[str, Any]]:
@@ -322,14 +366,16 @@ def legacy_funnels(ctx: QueryContext) -> dict[str, Any]:
     _week_only(ctx)
     names = _funnel_names_param(ctx)
     span = _weeks_back(ctx)
-    buckets = Buckets("week", 7, span.first, span.timezone)
+    buckets = weekly(span)
     out: dict[str, Any] = {}
     for funnel in _named(ctx, names):
-        figures = {f.bucket: f for f in run_funnel(ctx, funnel, span, buckets) if f.segment == OVERALL}
-        keys = bucket_keys(buckets, span)
+        result = funnel_result(
+            ctx.engine, ctx.project.id, FunnelRequest.read(ctx.params, ctx.project, funnel, span, buckets)
+        )
+        keys = result.buckets
         data = {}
         for key in keys:
-            fig = figures.get(key)
+            fig = result.overall(key)
             counts = fig.counts if fig else (0,) * len(funnel.steps)
             data[key.isoformat()] = {
                 "analysis": {
@@ -356,10 +402,13 @@ def funnel_dates(ctx: QueryContext) -> dict[str, list[str]]:
     limit = parse_int(ctx.params, "limit", 100, low=1, high=520)
     assert limit is not None
     span = _back_from_now(ctx.project, Unit.WEEK, limit)
-    buckets = Buckets("week", 7, span.first, span.timezone)
+    buckets = weekly(span)
     out = {}
     for funnel in _named(ctx, names):
-        figures = run_funnel(ctx, funnel, span, buckets)
+        result = funnel_result(
+            ctx.engine, ctx.project.id, FunnelRequest.read(ctx.params, ctx.project, funnel, span, buckets)
+        )
+        figures = result.figures.values()
         out[funnel.name] = sorted(f.bucket.isoformat() for f in figures if f.segment == OVERALL and f.counts[0])
     return out
 
@@ -406,6 +455,14 @@ class StepPropertyNamesSpec(Spec[list[tuple[str, int]]]):
     limit: int
 
 
+def step_property_names(
+    engine: Engine, project_id: int, funnel: SavedFunnel, span: DateRange, limit: int
+) -> list[tuple[str, int]]:
+    """The `limit` property names most often seen on the funnel's step-1 events in `span`, with counts."""
+    step = step_specs(funnel.steps, span.timezone)[0]
+    return engine.query(StepPropertyNamesSpec(project_id, span.start_ms, span.end_ms, step, limit))
+
+
 def _single_funnel(ctx: QueryContext) -> SavedFunnel:
     name = require(ctx.params, "funnel")
     if name.lstrip().startswith('"'):
@@ -425,13 +482,14 @@ def funnel_properties(ctx: QueryContext) -> dict[str, Any]:
     limit = parse_int(ctx.params, "limit", 10, low=1, high=10_000)
     assert limit is not None
     span = _weeks_back(ctx)
-    buckets = Buckets("week", 7, span.first, span.timezone)
+    buckets = weekly(span)
     on = 'properties["' + prop.replace("\\", "\\\\").replace('"', '\\"') + '"]'
-    scoped = QueryContext(ctx.caller, {**ctx.params, "on": on}, ctx.engine, ctx.catalog)
-    figures = run_funnel(scoped, funnel, span, buckets)
+    req = FunnelRequest.read(ctx.params, ctx.project, funnel, span, buckets)
+    req = replace(req, on=EventExpr.parse(on, timezone=ctx.project.timezone))
+    result = funnel_result(ctx.engine, ctx.project.id, req)
     out: dict[str, Any] = {}
-    for key in bucket_keys(buckets, span):
-        week = [f for f in figures if f.bucket == key and f.segment != OVERALL]
+    for key in result.buckets:
+        week = [f for f in result.figures.values() if f.bucket == key and f.segment != OVERALL]
         top = _top_segments(week, limit)
         values: dict[str, Any] = {}
         for fig in week:
@@ -463,8 +521,7 @@ def funnel_property_names(ctx: QueryContext) -> dict[str, Any]:
     limit = parse_int(ctx.params, "limit", 20, low=1, high=10_000)
     assert limit is not None
     span = _weeks_back(ctx)
-    spec = StepPropertyNamesSpec(ctx.project.id, span.start_ms, span.end_ms, step_specs(ctx, funnel.steps)[0], limit)
-    rows: list[tuple[str, int]] = ctx.engine.query(spec)
+    rows = step_property_names(ctx.engine, ctx.project.id, funnel, span, limit)
     start = datetime.fromtimestamp(span.start_ms / 1000, ZoneInfo(span.timezone)).strftime("%Y-%m-%d %H:%M:%S")
     return {
         funnel.name: {

@@ -14,15 +14,24 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from mixhouse.domain.app_context import AppContext
-from mixhouse.domain.calendar import as_datetime, bucket_starts, day_start_ms, parse_date, today_in, wall_clock_hours
+from mixhouse.domain.calendar import (
+    Buckets,
+    Unit,
+    as_datetime,
+    bucket_starts,
+    day_start_ms,
+    parse_date,
+    today_in,
+    wall_clock_hours,
+)
 from mixhouse.domain.project import Project
 from mixhouse.domain.query.context import QueryContext
-from mixhouse.domain.query.params import parse_int, require
+from mixhouse.domain.query.params import CountType, Params, parse_int, require
 from mixhouse.domain.saved.bookmarks import Bookmark, BookmarkStore
 from mixhouse.domain.spec import Spec
-from mixhouse.engine.duckdb.expressions import Scope, compile_filter, compile_segment_key
+from mixhouse.engine.base import Engine
 from mixhouse.errors import BadRequest, NotFound
-from mixhouse.expr import ast, parse
+from mixhouse.expr import EventExpr, ExpressionScopeError, ast
 
 UNITS = ("hour", "day", "week", "month")
 TYPES = ("general", "unique", "average")
@@ -32,15 +41,14 @@ MAX_BUCKETS = 10_000
 
 @dataclass(frozen=True)
 class InsightsSpec(Spec["list[InsightsRow]"]):
+    """Counts per event, segment (the keys of `on`; None without it) and bucket start."""
+
     project_id: int
     events: tuple[str, ...]
-    start_ms: int
-    end_ms: int
-    timezone: str
-    unit: str
-    count_type: str
-    where_sql: str | None
-    on_sql: str | None  # VARCHAR[] of segment keys
+    buckets: Buckets
+    count_type: CountType
+    where: EventExpr | None
+    on: EventExpr | None
 
 
 @dataclass(frozen=True)
@@ -53,13 +61,13 @@ class InsightsRow:
 
 @dataclass(frozen=True)
 class ReportQuery:
-    """A validated bookmark query."""
+    """A validated bookmark query: the typed request of a saved report."""
 
     events: tuple[str, ...]
-    on: str | None
-    where: str | None
-    unit: str
-    count_type: str
+    on: EventExpr | None
+    where: EventExpr | None
+    unit: Unit
+    count_type: CountType
     first: date
     last: date
 
@@ -78,6 +86,26 @@ def _expression(raw: Any, name: str) -> str | None:
     if not isinstance(raw, str):
         raise BadRequest(f"query.{name} must be an expression string")
     return raw
+
+
+def _nodes(tree: ast.Expr) -> list[ast.Expr]:
+    nodes, stack = [], [tree]
+    while stack:
+        node = stack.pop()
+        nodes.append(node)
+        stack.extend(ast.children(node))
+    return nodes
+
+
+def _event_expression(text: str | None, timezone: str) -> EventExpr | None:
+    """Parsed and checked; a report reads events only, so `user[...]` is refused (with its caret)."""
+    if text is None:
+        return None
+    expr = EventExpr.parse(text, timezone=timezone)
+    user_reads = [n.pos for n in _nodes(expr.tree) if isinstance(n, ast.Property) and n.source == "user"]
+    if user_reads:
+        raise ExpressionScopeError("user[...] is not available in this query", text, min(user_reads))
+    return expr
 
 
 def report_query(raw: Any, project: Project) -> ReportQuery:
@@ -101,91 +129,110 @@ def report_query(raw: Any, project: Project) -> ReportQuery:
         if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= MAX_LAST_DAYS:
             raise BadRequest(f"query.last must be a number of days from 1 to {MAX_LAST_DAYS}")
         first, last = today - timedelta(days=days - 1), today
-    query = ReportQuery(
-        events=_events_of(raw.get("event")),
-        on=_expression(raw.get("on"), "on"),
-        where=_expression(raw.get("where"), "where"),
-        unit=unit,
-        count_type=count_type,
-        first=first,
-        last=last,
-    )
-    _compile(query, project)  # a bad expression is refused with its caret
+    events = _events_of(raw.get("event"))
+    on_text = _expression(raw.get("on"), "on")
+    where_text = _expression(raw.get("where"), "where")
+    # A bad expression is refused with its caret: `where` first, as it is applied first.
+    where = _event_expression(where_text, project.timezone)
+    on = _event_expression(on_text, project.timezone)
+    query = ReportQuery(events, on, where, Unit(unit), CountType(count_type), first, last)
     if len(_buckets(query)) > MAX_BUCKETS:
         raise BadRequest("the date range has too many buckets for this unit")
     return query
 
 
-def _compile(query: ReportQuery, project: Project) -> tuple[str | None, str | None]:
-    scope = Scope.events("e", timezone=project.timezone)
-    where_sql = compile_filter(parse(query.where), scope) if query.where else None
-    on_sql = compile_segment_key(parse(query.on), scope) if query.on else None
-    return where_sql, on_sql
-
-
 def _buckets(query: ReportQuery) -> list[datetime]:
     """Every bucket's local start from the first to the last day (the first bucket may start before)."""
-    if query.unit == "hour":
+    if query.unit is Unit.HOUR:
         return wall_clock_hours(query.first, query.last)
     return [as_datetime(d) for d in bucket_starts(query.first, query.last, query.unit)]
 
 
-def _key(bucket: datetime, zone: ZoneInfo) -> str:
-    return bucket.replace(tzinfo=zone).isoformat()
+def _engine_buckets(query: ReportQuery, timezone: str) -> Buckets:
+    start_ms = day_start_ms(query.first, timezone)
+    return Buckets.of(start_ms, day_start_ms(query.last + timedelta(days=1), timezone), timezone, query.unit)
 
 
-def _number(value: float, count_type: str) -> float | int:
-    return round(value, 6) if count_type == "average" else int(value)
+def _number(value: float, count_type: CountType) -> float | int:
+    return round(value, 6) if count_type is CountType.AVERAGE else int(value)
 
 
-def _header(on: str) -> str:
-    tree = parse(on)
-    return tree.name if isinstance(tree, ast.Property) else on
+def _header(on: EventExpr) -> str:
+    return on.tree.name if isinstance(on.tree, ast.Property) else on.text
 
 
-def run_report(ctx: QueryContext, query: ReportQuery) -> dict[str, Any]:
-    project = ctx.project
+@dataclass(frozen=True)
+class ReportSeries:
+    """A report's values: {event: {bucket key: value}} without `on`, {event: {segment: {...}}} with it.
+    Bucket keys are each bucket's local start with its UTC offset, e.g. "2020-08-31T00:00:00-07:00"."""
+
+    series: dict[str, Any]
+
+
+def report_series(engine: Engine, project: Project, query: ReportQuery) -> ReportSeries:
     zone = ZoneInfo(project.timezone)
-    where_sql, on_sql = _compile(query, project)
-    start_ms = day_start_ms(query.first, project.timezone)
-    end_ms = day_start_ms(query.last + timedelta(days=1), project.timezone)
     spec = InsightsSpec(
-        project.id, query.events, start_ms, end_ms, project.timezone, query.unit, query.count_type, where_sql, on_sql
+        project.id,
+        query.events,
+        _engine_buckets(query, project.timezone),
+        query.count_type,
+        query.where,
+        query.on,
     )
-    rows: list[InsightsRow] = ctx.engine.query(spec)
-    keys = [_key(b, zone) for b in _buckets(query)]
-    zero: float | int = 0.0 if query.count_type == "average" else 0
+    rows = engine.query(spec)
+    starts = _buckets(query)
+    # Keyed once per bucket, never per row.
+    key_of = {start: start.replace(tzinfo=zone).isoformat() for start in starts}
+    keys = list(key_of.values())
+    zero: float | int = 0.0 if query.count_type is CountType.AVERAGE else 0
     series: dict[str, Any] = {}
-    if on_sql is None:
+    if query.on is None:
         for event in query.events:
             series[event] = dict.fromkeys(keys, zero)
         for row in rows:
-            series[row.event][_key(row.bucket, zone)] = _number(row.value, query.count_type)
+            series[row.event][_bucket_key(key_of, row.bucket, zone)] = _number(row.value, query.count_type)
     else:
         for row in rows:
             segments = series.setdefault(row.event, {})
             segment = segments.get(row.segment)
             if segment is None:  # not setdefault: its argument (a zero-filled series) would be built per row
                 segment = segments[row.segment] = dict.fromkeys(keys, zero)
-            segment[_key(row.bucket, zone)] = _number(row.value, query.count_type)
+            segment[_bucket_key(key_of, row.bucket, zone)] = _number(row.value, query.count_type)
+    return ReportSeries(series)
+
+
+def _bucket_key(key_of: dict[datetime, str], bucket: datetime, zone: ZoneInfo) -> str:
+    key = key_of.get(bucket)
+    return key if key is not None else bucket.replace(tzinfo=zone).isoformat()
+
+
+def run_report(engine: Engine, project: Project, query: ReportQuery) -> dict[str, Any]:
+    """The Query API's `/insights` reply for a report."""
+    zone = ZoneInfo(project.timezone)
+    result = report_series(engine, project, query)
     first = datetime(query.first.year, query.first.month, query.first.day, tzinfo=zone)
     last = datetime(query.last.year, query.last.month, query.last.day, 23, 59, 59, 999000, tzinfo=zone)
     return {
         "computed_at": datetime.now(UTC).isoformat(),
         "date_range": {"from_date": first.isoformat(), "to_date": last.isoformat()},
         "headers": ["$event", *([_header(query.on)] if query.on else [])],
-        "series": series,
+        "series": result.series,
     }
 
 
-def insights(ctx: QueryContext) -> dict[str, Any]:
-    require(ctx.params, "bookmark_id")
-    bookmark_id = parse_int(ctx.params, "bookmark_id", low=0)
+def _bookmark_id_param(params: Params) -> int:
+    require(params, "bookmark_id")
+    bookmark_id = parse_int(params, "bookmark_id", low=0)
     assert bookmark_id is not None
+    return bookmark_id
+
+
+def insights(ctx: QueryContext) -> dict[str, Any]:
+    bookmark_id = _bookmark_id_param(ctx.params)
     bookmark = BookmarkStore(ctx.catalog).get(ctx.project.id, bookmark_id)
     if bookmark is None:
         raise NotFound(f"Report not found for id {bookmark_id}")
-    return run_report(ctx, report_query(bookmark.query, ctx.project))
+    return run_report(ctx.engine, ctx.project, report_query(bookmark.query, ctx.project))
 
 
 # -- App API ------------------------------------------------------------------------------------------

@@ -14,10 +14,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from mixhouse.domain.calendar import bucket_start, bucket_starts
+from mixhouse.domain.project import Project
 from mixhouse.domain.query.context import QueryContext
-from mixhouse.domain.query.params import DateRange, Unit, parse_date_range, parse_enum
+from mixhouse.domain.query.params import DateRange, Params, Unit, parse_date_range, parse_unit
 from mixhouse.domain.spec import Spec
-from mixhouse.errors import BadRequest
+from mixhouse.engine.base import Engine
 
 OVERALL = "$overall"
 
@@ -25,11 +26,11 @@ OVERALL = "$overall"
 @dataclass(frozen=True)
 class RevenueSpec(Spec["list[Transaction]"]):
     """Every transaction of the project's profiles whose `$time` text starts with a day in
-    [first_day, last_day] (ISO `YYYY-MM-DD` strings compare as dates)."""
+    [first_day, last_day] (its first ten characters, `YYYY-MM-DD`)."""
 
     project_id: int
-    first_day: str
-    last_day: str
+    first_day: date
+    last_day: date
 
 
 @dataclass(frozen=True)
@@ -67,25 +68,37 @@ def _figures(transactions: list[Transaction]) -> dict[str, Any]:
     }
 
 
-def revenue(ctx: QueryContext) -> dict[str, Any]:
-    unit = parse_enum(ctx.params, "unit", Unit, Unit.DAY)
-    if unit not in (Unit.DAY, Unit.WEEK, Unit.MONTH):
-        raise BadRequest("Invalid parameter: unit")
-    span = parse_date_range(ctx.params, ctx.project, default_unit=unit)
-    timezone = ctx.project.timezone
+@dataclass(frozen=True)
+class RevenueRequest:
+    """`/engage/revenue`: the days and the unit (day, week or month) of the buckets."""
+
+    span: DateRange
+    unit: Unit
+
+    @classmethod
+    def read(cls, params: Params, project: Project) -> RevenueRequest:
+        unit = parse_unit(params, (Unit.DAY, Unit.WEEK, Unit.MONTH))
+        return cls(parse_date_range(params, project, default_unit=unit), unit)
+
+
+def revenue_figures(engine: Engine, project: Project, req: RevenueRequest) -> dict[str, Any]:
+    """{"$overall": figures, bucket start: figures, ...} (see _figures)."""
+    span, unit = req.span, req.unit
     # A day either side: `$time` is UTC, the buckets are days in the project's timezone.
-    spec = RevenueSpec(
-        ctx.project.id, (span.first - timedelta(days=1)).isoformat(), (span.last + timedelta(days=1)).isoformat()
-    )
-    rows: list[Transaction] = ctx.engine.query(spec)
+    rows = engine.query(RevenueSpec(project.id, span.first - timedelta(days=1), span.last + timedelta(days=1)))
     in_range: dict[date, list[Transaction]] = {}
     for t in rows:
-        day = transaction_day(t.time, timezone)
+        day = transaction_day(t.time, project.timezone)
         if day is not None and span.first <= day <= span.last:
             in_range.setdefault(bucket_start(day, unit), []).append(t)
     results: dict[str, Any] = {OVERALL: _figures([t for ts in in_range.values() for t in ts])}
     for key in bucket_keys(span, unit):
         results[key.isoformat()] = _figures(in_range.get(key, []))
+    return results
+
+
+def revenue(ctx: QueryContext) -> dict[str, Any]:
+    results = revenue_figures(ctx.engine, ctx.project, RevenueRequest.read(ctx.params, ctx.project))
     return {
         "computed_at": datetime.now(UTC).isoformat(),
         "results": results,

@@ -11,10 +11,12 @@ from datetime import timedelta
 
 import orjson
 
-from mixhouse.domain.dates import today_in
+from mixhouse.domain.calendar import DateRange, today_in
+from mixhouse.domain.project import Project
 from mixhouse.domain.query.context import QueryContext
-from mixhouse.domain.query.params import get, parse_date_range, parse_int, parse_json, require
+from mixhouse.domain.query.params import Params, get, parse_date_range, parse_int, parse_json, require
 from mixhouse.domain.spec import Spec
+from mixhouse.engine.base import Engine
 from mixhouse.errors import BadRequest
 
 MAX_DAYS_BACK = 365
@@ -30,11 +32,11 @@ class StreamSpec(Spec[list[str]]):
     limit: int
 
 
-def _ids(ctx: QueryContext) -> tuple[str, ...]:
-    if get(ctx.params, "distinct_ids") is None and get(ctx.params, "distinct_id") is not None:
-        return (require(ctx.params, "distinct_id"),)
-    require(ctx.params, "distinct_ids")
-    value = parse_json(ctx.params, "distinct_ids")
+def _ids(params: Params) -> tuple[str, ...]:
+    if get(params, "distinct_ids") is None and get(params, "distinct_id") is not None:
+        return (require(params, "distinct_id"),)
+    require(params, "distinct_ids")
+    value = parse_json(params, "distinct_ids")
     if isinstance(value, str | int) and not isinstance(value, bool):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str | int) and not isinstance(v, bool) for v in value):
@@ -42,15 +44,32 @@ def _ids(ctx: QueryContext) -> tuple[str, ...]:
     return tuple(str(v) for v in value)
 
 
+@dataclass(frozen=True)
+class StreamRequest:
+    """`/stream/query`: the users asked for, the days (at most MAX_DAYS_BACK back) and a limit."""
+
+    distinct_ids: tuple[str, ...]
+    span: DateRange
+    limit: int
+
+    @classmethod
+    def read(cls, params: Params, project: Project) -> StreamRequest:
+        ids = _ids(params)
+        require(params, "from_date")
+        require(params, "to_date")
+        span = parse_date_range(params, project)
+        if span.first < today_in(project.timezone) - timedelta(days=MAX_DAYS_BACK):
+            raise BadRequest(f"Date range exceeds {MAX_DAYS_BACK} days into the past")
+        limit = parse_int(params, "limit", DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
+        assert limit is not None
+        return cls(ids, span, limit)
+
+
+def stream_lines(engine: Engine, project_id: int, req: StreamRequest) -> list[str]:
+    """Each event as its JSON text, oldest first."""
+    return engine.query(StreamSpec(project_id, req.span.start_ms, req.span.end_ms, req.distinct_ids, req.limit))
+
+
 def stream_query(ctx: QueryContext) -> dict[str, object]:
-    project = ctx.project
-    ids = _ids(ctx)
-    require(ctx.params, "from_date")
-    require(ctx.params, "to_date")
-    span = parse_date_range(ctx.params, project)
-    if span.first < today_in(project.timezone) - timedelta(days=MAX_DAYS_BACK):
-        raise BadRequest(f"Date range exceeds {MAX_DAYS_BACK} days into the past")
-    limit = parse_int(ctx.params, "limit", DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
-    assert limit is not None
-    lines: list[str] = ctx.engine.query(StreamSpec(project.id, span.start_ms, span.end_ms, ids, limit))
+    lines = stream_lines(ctx.engine, ctx.project.id, StreamRequest.read(ctx.params, ctx.project))
     return {"status": "ok", "results": {"events": [orjson.Fragment(line) for line in lines]}}

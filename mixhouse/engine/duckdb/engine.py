@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import struct
 import threading
 import time
@@ -24,16 +23,20 @@ from mixhouse.domain.scan import ScanQuery
 from mixhouse.domain.spec import Spec
 from mixhouse.domain.writes import WriteBatch
 from mixhouse.engine import kernels
+from mixhouse.engine.base import CommitObserver, EngineStats
 from mixhouse.engine.duckdb import identity
 from mixhouse.engine.duckdb.deadline import interrupt_at_deadline
 from mixhouse.engine.duckdb.dedup import backfill_superseded, mark_superseded
+from mixhouse.engine.duckdb.expressions import Scope, compile_filter
 from mixhouse.engine.duckdb.localtime import offset_ms_sql
 from mixhouse.engine.duckdb.scan import scan as scan_rows
 from mixhouse.engine.duckdb.scan import windows as export_windows
 from mixhouse.engine.duckdb.schema import SCHEMA, add_user_keys, user_key_sql
 from mixhouse.engine.duckdb.writer import GroupCommitWriter
+from mixhouse.engine.kernels import memory as kernel_memory
 from mixhouse.errors import Unavailable
 from mixhouse.private import private_dir, restrict_existing
+from mixhouse.settings import Settings
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -45,18 +48,6 @@ DEFAULT_IDLE_CHECKPOINT_SECONDS = 5.0
 EXPORT_BATCH_ROWS = 10_000
 EXPORT_WINDOW_ROWS = 50_000
 _HOUR_MS = 3_600_000
-
-
-def memory_limit_from_env() -> str:
-    """MIXHOUSE_MEMORY_LIMIT: DuckDB's memory_limit (its buffer pool: caches, sorts, hash tables; beyond
-    it, work spills to tmp/ in the data folder)."""
-    return os.environ.get("MIXHOUSE_MEMORY_LIMIT", "").strip() or DEFAULT_MEMORY_LIMIT
-
-
-def idle_checkpoint_seconds() -> float:
-    """MIXHOUSE_IDLE_CHECKPOINT_SECONDS: checkpoint once no write has arrived for this long (default 5)."""
-    raw = os.environ.get("MIXHOUSE_IDLE_CHECKPOINT_SECONDS", "").strip()
-    return float(raw) if raw else DEFAULT_IDLE_CHECKPOINT_SECONDS
 
 
 def invalidates(exc: BaseException) -> bool:
@@ -71,11 +62,22 @@ class DuckDBEngine:
     background thread reopens the file once free space is back over the writer's reserve. Nothing
     acknowledged is lost: an acknowledged write is in the WAL, which the reopen replays."""
 
-    def __init__(self, data_dir: Path, *, memory_limit: str | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        memory_limit: str | None = None,
+        idle_checkpoint_seconds: float = DEFAULT_IDLE_CHECKPOINT_SECONDS,
+        disk_reserve_bytes: int | None = None,
+        commit_observers: tuple[CommitObserver, ...] = (),
+    ) -> None:
+        """`memory_limit`: DuckDB's (its buffer pool: caches, sorts, hash tables; beyond it, work spills
+        to tmp/ in the data folder). Checkpoints once no write has arrived for `idle_checkpoint_seconds`.
+        `disk_reserve_bytes`: see GroupCommitWriter. The server opens it with `from_settings`."""
         private_dir(data_dir)
         restrict_existing(data_dir, ("events.duckdb", "events.duckdb.wal", "tmp"))
         self._data_dir = data_dir
-        self._memory_limit = memory_limit or memory_limit_from_env()
+        self._memory_limit = memory_limit or DEFAULT_MEMORY_LIMIT
         self._local = threading.local()
         self._lock = threading.RLock()  # held while the database is used for writing or swapped
         self._generation = 0
@@ -88,10 +90,23 @@ class DuckDBEngine:
             disk_path=data_dir,
             checkpoint_reserve=self.checkpoint_reserve_bytes,
             on_idle=self.checkpoint_when_idle,
-            idle_seconds=idle_checkpoint_seconds(),
+            idle_seconds=idle_checkpoint_seconds,
+            disk_reserve_bytes=disk_reserve_bytes,
+            commit_observers=commit_observers,
         )
         # Compile (or load) the per-user kernels now rather than in the first funnel query.
         kernels.warm_in_background()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, commit_observers: tuple[CommitObserver, ...] = ()) -> DuckDBEngine:
+        kernel_memory.set_limit(settings.kernel_cache_bytes)
+        return cls(
+            settings.data_dir,
+            memory_limit=settings.memory_limit,
+            idle_checkpoint_seconds=settings.idle_checkpoint_seconds,
+            disk_reserve_bytes=settings.disk_reserve_bytes,
+            commit_observers=commit_observers,
+        )
 
     def _open(self) -> None:
         db = duckdb.connect(str(self._data_dir / "events.duckdb"))
@@ -212,6 +227,9 @@ class DuckDBEngine:
     def pending_rows(self) -> int:
         return self._writer.pending_rows
 
+    def stats(self) -> EngineStats:
+        return EngineStats(pending_rows=self._writer.pending_rows)
+
     def _write_group(self, batches: list[WriteBatch]) -> None:
         with self._lock, self._guard():
             self._write_group_on(self._write_conn, batches)
@@ -285,9 +303,11 @@ class DuckDBEngine:
 
     # -- reads ----------------------------------------------------------------------------------
 
-    def export_lines(self, query: ExportQuery, where_sql: str | None = None) -> Iterator[bytes]:
-        """`where_sql` is a compiled filter over the alias `e` (see `export_scope`). Unavailable at once
-        (before any byte) when the store is down; a failure mid-stream raises mid-stream."""
+    def export_lines(self, query: ExportQuery) -> Iterator[bytes]:
+        """Unavailable at once (before any byte) when the store is down, and a `where` this engine cannot
+        run refused at once; a failure mid-stream raises mid-stream."""
+        # The filter reads the stored row as exported (alias `e`, the canonical id); user[...] is refused.
+        where_sql = compile_filter(query.where, Scope.events("e")) if query.where is not None else None
         self._check_usable()
         return self._export_lines(query, where_sql)
 

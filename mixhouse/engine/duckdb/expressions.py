@@ -7,6 +7,8 @@ them) and the three forms a query needs from an `EventExpr`. Only this engine's 
 
 from __future__ import annotations
 
+import dataclasses
+
 from mixhouse.engine.duckdb.printer import DuckDBPrinter
 from mixhouse.engine.duckdb.scope import PROFILE_ALIAS, Scope
 from mixhouse.expr import ast
@@ -17,9 +19,7 @@ from mixhouse.expr.plan import EventExpr
 def _tree(expr: EventExpr | ast.Expr | str, scope: Scope) -> tuple[ast.Expr, str, Scope]:
     if isinstance(expr, EventExpr):
         if expr.timezone != scope.timezone:
-            scope = Scope(
-                scope.properties_sql, scope.time_ms_sql, scope.distinct_id_sql, scope.user_properties_sql, expr.timezone
-            )
+            scope = dataclasses.replace(scope, timezone=expr.timezone)
         return expr.tree, expr.text, scope
     if isinstance(expr, str):
         return parse(expr), expr, scope

@@ -22,6 +22,7 @@ from mixhouse.expr import ast, dates
 from mixhouse.expr.errors import ExpressionError, ExpressionLimitError, ExpressionScopeError
 from mixhouse.expr.interpreter import NUMBER_PATTERN, DateTime, Value, evaluate, kind_of
 from mixhouse.expr.kinds import DISTINCT_ID_NAMES, TIME_NAMES, Kind
+from mixhouse.expr.plan import UNAVAILABLE
 
 # Past this, an expression is refused rather than handed to DuckDB (a few KB is typical).
 MAX_SQL_LENGTH = 500_000
@@ -241,19 +242,27 @@ class DuckDBPrinter:
 
     def property(self, p: ast.Property) -> Val:
         scope = self.scope
+        if p.source == "behaviors":
+            if scope.behaviors_sql is None:
+                raise ExpressionScopeError(UNAVAILABLE["behaviors"], self.text, p.pos)
+            return self._json_value(scope.behaviors_sql, p.name)
         if p.name in DISTINCT_ID_NAMES:
             return Val({Kind.STRING: scope.distinct_id_sql})
         if p.source == "event" and scope.time_ms_sql is None:
-            raise ExpressionScopeError("event[...] is only available when filtering events", self.text, p.pos)
+            raise ExpressionScopeError(UNAVAILABLE["event"], self.text, p.pos)
         if p.source != "user" and p.name in TIME_NAMES and scope.time_ms_sql is not None:
             return Val({Kind.DATETIME: scope.time_ms_sql})
         source = scope.properties_sql
         if p.source == "user":
             if scope.user_properties_sql is None:
-                raise ExpressionScopeError("user[...] is not available in this query", self.text, p.pos)
+                raise ExpressionScopeError(UNAVAILABLE["user"], self.text, p.pos)
             source = scope.user_properties_sql
+        return self._json_value(source, p.name)
+
+    def _json_value(self, source: str, name: str) -> Val:
+        """The value under key `name` of the JSON `source`, in every kind it may have."""
         # A JSON pointer needs only `~` and `/` escaped; any other character is literal.
-        pointer = "/" + p.name.replace("~", "~0").replace("/", "~1")
+        pointer = "/" + name.replace("~", "~0").replace("/", "~1")
         j = self.read(source, pointer)
         t = _text(j)
         return Val(

@@ -96,12 +96,6 @@ def user_events(
     )
 
 
-def reads_distinct_id(*sql: str | None) -> bool:
-    """Whether compiled expressions read the id itself (the printer maps `$distinct_id` to the column),
-    so that the id they see must already be the resolved one."""
-    return any(part is not None and "distinct_id" in part for part in sql)
-
-
 def has_merged_ids(conn: duckdb.DuckDBPyConnection, project_id: int) -> bool:
     """Whether any distinct id of the project resolves to another: without, a per-user scan can leave
     the identity join out (it costs even when it matches nothing)."""

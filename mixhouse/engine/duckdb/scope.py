@@ -19,6 +19,8 @@ class Scope:
     user_properties_sql  JSON of the user's profile for `user["x"]`; None where there is none (then
                          `user[...]` is refused); the same as properties_sql in a profile query
     timezone             IANA zone in which a date string without an offset is read and keys are rendered
+    behaviors_sql        JSON {name: count} for `behaviors["name"]` (profile queries with behaviours); None:
+                         `behaviors[...]` is refused
     """
 
     properties_sql: str
@@ -26,6 +28,7 @@ class Scope:
     distinct_id_sql: str
     user_properties_sql: str | None = None
     timezone: str = "UTC"
+    behaviors_sql: str | None = None
 
     @classmethod
     def events(cls, alias: str = "e", *, user_properties_sql: str | None = None, timezone: str = "UTC") -> Scope:

@@ -14,7 +14,6 @@ a refused request was never acknowledged, so nothing acknowledged is lost.
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import shutil
 import threading
@@ -26,6 +25,7 @@ from pathlib import Path
 import duckdb
 
 from mixhouse.domain.writes import WriteBatch
+from mixhouse.engine.base import Commit, CommitObserver
 from mixhouse.errors import Unavailable
 
 log = logging.getLogger(__name__)
@@ -33,14 +33,6 @@ log = logging.getLogger(__name__)
 _STOP = object()
 
 DEFAULT_DISK_RESERVE_BYTES = 64 * 1024 * 1024
-
-# Called after every group commit with (the batches written, seconds the commit took): metrics hook in.
-COMMIT_OBSERVERS: list[Callable[[list[WriteBatch], float], None]] = []
-
-
-def disk_reserve_from_env() -> int:
-    raw = os.environ.get("MIXHOUSE_DISK_RESERVE_BYTES", "")
-    return int(raw) if raw.strip() else DEFAULT_DISK_RESERVE_BYTES
 
 
 class GroupCommitWriter:
@@ -54,13 +46,16 @@ class GroupCommitWriter:
         checkpoint_reserve: Callable[[], int] | None = None,
         on_idle: Callable[[], None] | None = None,
         idle_seconds: float = 5.0,
+        commit_observers: tuple[CommitObserver, ...] = (),
     ) -> None:
+        # Called after every group commit (metrics hook in here).
+        self._observers = commit_observers
         # Called on the writer thread once no write has arrived for `idle_seconds` after a commit.
         self._on_idle = on_idle
         self._idle_seconds = idle_seconds
         self._write_group = write_group
         self._disk_path = disk_path
-        self.disk_reserve_bytes = disk_reserve_from_env() if disk_reserve_bytes is None else disk_reserve_bytes
+        self.disk_reserve_bytes = DEFAULT_DISK_RESERVE_BYTES if disk_reserve_bytes is None else disk_reserve_bytes
         # Free space the engine's next checkpoint may need, on top of the operator's reserve: a checkpoint
         # that runs out of disk can leave the store unusable, so its room is never lent to new writes.
         self._checkpoint_reserve = checkpoint_reserve
@@ -182,9 +177,14 @@ class GroupCommitWriter:
         with self._lock:
             self._pending_rows -= sum(len(batch) for batch, _ in group)
         written = [batch for (batch, _), error in zip(group, results, strict=True) if error is None]
-        for observe in COMMIT_OBSERVERS:
+        commit = Commit(
+            events=sum(len(b.events) for b in written),
+            profile_updates=sum(len(b.profile_updates) + len(b.group_updates) for b in written),
+            seconds=self.last_commit_seconds,
+        )
+        for observe in self._observers:
             try:
-                observe(written, self.last_commit_seconds)
+                observe(commit)
             except Exception:
                 log.exception("commit observer failed")
         for (_, future), error in zip(group, results, strict=True):

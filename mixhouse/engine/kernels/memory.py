@@ -3,23 +3,29 @@
 A fresh large array costs a page fault (and the kernel zeroing a page) for every 4 KiB the first time it
 is touched: on a 2.6M-row funnel about 20 ms of ~170. Kernels take their big arrays from here and give
 them back when the query is done, so that the next query finds its pages already mapped. At most
-`LIMIT_BYTES` are kept (MIXHOUSE_KERNEL_CACHE_BYTES, default 1 GiB; 0 keeps none); the rest goes back
-to the allocator.
+`LIMIT_BYTES` are kept (the kernel_cache_bytes setting, MIXHOUSE_KERNEL_CACHE_BYTES, default 1 GiB; 0
+keeps none; the engine sets it when it opens); the rest goes back to the allocator.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import threading
 
 import numpy as np
 import numpy.typing as npt
 
-LIMIT_BYTES = int(os.environ.get("MIXHOUSE_KERNEL_CACHE_BYTES", "").strip() or 1 << 30)
+DEFAULT_LIMIT_BYTES = 1 << 30
+LIMIT_BYTES = DEFAULT_LIMIT_BYTES
 
 _lock = threading.Lock()
 _free: list[npt.NDArray[np.int64]] = []
+
+
+def set_limit(limit_bytes: int) -> None:
+    """How much to keep from now on (what is kept beyond it goes at the next `give`)."""
+    global LIMIT_BYTES
+    LIMIT_BYTES = limit_bytes
 
 
 def take(*shape: int) -> npt.NDArray[np.int64]:

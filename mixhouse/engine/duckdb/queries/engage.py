@@ -18,14 +18,16 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from mixhouse.domain.query.engage import (
-    BEHAVIOR_PREFIX,
-    CohortCountSpec,
-    EngagePage,
-    EngageSpec,
-    MembershipRule,
-)
+from mixhouse.domain.query.engage import BehaviorCount, CohortCountSpec, EngagePage, EngageSpec, MembershipRule
+from mixhouse.engine.duckdb.expressions import Scope, compile_filter
+from mixhouse.engine.duckdb.printer import quote
 from mixhouse.engine.duckdb.relations import Relation, scoped_events
+
+# A profile row `p` as expressions read it (profile datetimes are UTC); with behaviours, `behaviors["b"]`
+# reads the counts in p.behaviors. An event of a behaviour is a row `e`.
+PROFILE_SCOPE = Scope.profiles("p", timezone="UTC")
+BEHAVIOR_SCOPE = dataclasses.replace(PROFILE_SCOPE, behaviors_sql="p.behaviors")
+EVENT_SCOPE = Scope.events("e")
 
 SNAPSHOT_TTL_S = 30 * 60
 MAX_SNAPSHOTS = 64
@@ -79,7 +81,7 @@ def profiles_relation(conn: duckdb.DuckDBPyConnection, project_id: int, group_ke
     return Relation(sql, params)
 
 
-def _members(conn: duckdb.DuckDBPyConnection, project_id: int, rule: MembershipRule, prefix: str) -> Relation:
+def members_relation(conn: duckdb.DuckDBPyConnection, project_id: int, rule: MembershipRule, prefix: str) -> Relation:
     """Columns distinct_id, properties (JSON, '{}' without a profile), has_profile."""
     prof = profiles_relation(conn, project_id)
     params = dict(prof.params)
@@ -95,33 +97,44 @@ def _members(conn: duckdb.DuckDBPyConnection, project_id: int, rule: MembershipR
             FROM (SELECT distinct_id FROM ({done.sql}) GROUP BY distinct_id HAVING count(*) >= ${prefix}_min) a
             LEFT JOIN ({prof.sql}) pr ON pr.distinct_id = a.distinct_id
         """
-    if rule.filter_sql:
-        sql = f"SELECT * FROM ({sql}) p WHERE {rule.filter_sql}"
+    if rule.filter is not None:
+        sql = f"SELECT * FROM ({sql}) p WHERE {compile_filter(rule.filter, PROFILE_SCOPE)}"
     return Relation(sql, params)
 
 
+def _selected_sql(b: BehaviorCount) -> str:
+    """SQL boolean over an event `e`: it matches one of the behaviour's selectors."""
+    alternatives = []
+    for sel in b.selectors:
+        clause = f"e.event = {quote(sel.event)}"
+        if sel.where is not None:
+            clause += " AND " + compile_filter(sel.where, EVENT_SCOPE)
+        alternatives.append(f"({clause})")
+    return " OR ".join(alternatives)
+
+
 def _with_behaviors(spec: EngageSpec, base: Relation) -> Relation:
-    """The base rows with each behaviour's count merged into the properties the `where` reads."""
+    """The base rows with a column `behaviors`: JSON {name: count} of every behaviour (0 for none)."""
     if not spec.behaviors:
-        return Relation(f"SELECT *, properties AS where_properties FROM ({base.sql}) p", base.params)
+        return base
     params = dict(base.params)
     joins, pairs = [], []
     for i, b in enumerate(spec.behaviors):
         ev = scoped_events(spec.project_id, b.start_ms, b.end_ms, prefix=f"b{i}")
         params.update(ev.params)
-        params[f"b{i}_key"] = BEHAVIOR_PREFIX + b.name
+        params[f"b{i}_key"] = b.name
         joins.append(
-            f"LEFT JOIN (SELECT e.distinct_id, count(*) AS n FROM ({ev.sql}) e WHERE {b.event_sql}"
+            f"LEFT JOIN (SELECT e.distinct_id, count(*) AS n FROM ({ev.sql}) e WHERE {_selected_sql(b)}"
             f" GROUP BY e.distinct_id) b{i} ON b{i}.distinct_id = p.distinct_id"
         )
         pairs.append(f"$b{i}_key, coalesce(b{i}.n, 0)")
-    merged = f"json_merge_patch(p.properties, json_object({', '.join(pairs)}))"
-    return Relation(f"SELECT p.*, {merged} AS where_properties FROM ({base.sql}) p {' '.join(joins)}", params)
+    counts = f"json_object({', '.join(pairs)})"
+    return Relation(f"SELECT p.*, {counts} AS behaviors FROM ({base.sql}) p {' '.join(joins)}", params)
 
 
 def _matching_ids(conn: duckdb.DuckDBPyConnection, spec: EngageSpec) -> pa.Array:
     if spec.cohort is not None:
-        base = _members(conn, spec.project_id, spec.cohort, "c")
+        base = members_relation(conn, spec.project_id, spec.cohort, "c")
     else:
         prof = profiles_relation(conn, spec.project_id, spec.group_key)
         base = Relation(f"SELECT distinct_id, properties, TRUE AS has_profile FROM ({prof.sql}) x", prof.params)
@@ -141,12 +154,13 @@ def _matching_ids(conn: duckdb.DuckDBPyConnection, spec: EngageSpec) -> pa.Array
             )
         else:
             filters.append("list_contains($q_ids, p.distinct_id)")
-    if spec.where_sql:
-        # The where reads the properties with behaviour counts merged in.
-        filters.append(spec.where_sql)
-        inner = f"SELECT distinct_id, has_profile, where_properties AS properties FROM ({rel.sql}) w"
-    else:
-        inner = f"SELECT distinct_id, has_profile, properties FROM ({rel.sql}) w"
+    columns = "distinct_id, has_profile, properties"
+    if spec.where is not None:
+        # behaviors["name"] reads the counts beside the profile.
+        filters.append(compile_filter(spec.where, BEHAVIOR_SCOPE if spec.behaviors else PROFILE_SCOPE))
+        if spec.behaviors:
+            columns += ", behaviors"
+    inner = f"SELECT {columns} FROM ({rel.sql}) w"
     sql = f"SELECT p.distinct_id FROM ({inner}) p WHERE {' AND '.join(filters)} ORDER BY p.distinct_id"
     table: pa.Table = conn.sql(sql, params=params).to_arrow_table()
     return table.column(0).combine_chunks()
@@ -179,7 +193,7 @@ def engage_page(conn: duckdb.DuckDBPyConnection, spec: EngageSpec) -> EngagePage
 def cohort_counts(conn: duckdb.DuckDBPyConnection, spec: CohortCountSpec) -> list[int]:
     counts = []
     for rule in spec.rules:
-        rel = _members(conn, spec.project_id, rule, "c")
+        rel = members_relation(conn, spec.project_id, rule, "c")
         rows = conn.execute(f"SELECT count(*) FROM ({rel.sql}) m", rel.params).fetchall()
         counts.append(int(rows[0][0]))
     return counts

@@ -16,7 +16,9 @@ from mixhouse.domain.query.events import (
     PropertyValuesSpec,
 )
 from mixhouse.domain.query.params import CountType
+from mixhouse.engine.duckdb.expressions import compile_filter, compile_segment_key
 from mixhouse.engine.duckdb.relations import scoped_events, user_events
+from mixhouse.engine.duckdb.scope import Scope
 
 _COUNTS = {
     CountType.GENERAL: "count(*)",
@@ -73,8 +75,9 @@ def property_values(conn: duckdb.DuckDBPyConnection, spec: PropertyValuesSpec) -
     rel = scoped_events(
         spec.project_id, spec.start_ms, spec.end_ms, events=spec.events, resolve_identity=False, dedup=False
     )
+    key = compile_segment_key(spec.key, Scope.events("e"))
     sql = f"""
-        SELECT v FROM (SELECT unnest({spec.key_sql}) AS v FROM ({rel.sql}) e)
+        SELECT v FROM (SELECT unnest({key}) AS v FROM ({rel.sql}) e)
         GROUP BY v ORDER BY count(*) DESC, v LIMIT $limit
     """
     return [r[0] for r in conn.execute(sql, {**rel.params, "limit": spec.limit}).fetchall()]
@@ -95,7 +98,7 @@ _TYPE = """
 
 
 def profile_properties(conn: duckdb.DuckDBPyConnection, spec: ProfilePropertiesSpec) -> list[ProfilePropertyRow]:
-    where = spec.where_sql or "TRUE"
+    where = compile_filter(spec.where, Scope.profiles("p")) if spec.where is not None else "TRUE"
     sql = f"""
         SELECT j.key AS name, count(*) AS n, coalesce(mode({_TYPE}), 'string') AS kind
         FROM (SELECT p.properties FROM profiles p WHERE p.project_id = $project AND ({where})) p,

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import duckdb
 
-from mixhouse.engine.duckdb.queries.engage import _members
+from mixhouse.engine.duckdb.queries.engage import members_relation
 from mixhouse.engine.duckdb.relations import scoped_events
 from mixhouse.flags.cohorts import CohortMembersSpec
 from mixhouse.flags.readout import EXPOSURE_EVENT, ReadoutRow, ReadoutSpec
 
 
 def cohort_members(conn: duckdb.DuckDBPyConnection, spec: CohortMembersSpec) -> list[str]:
-    members = _members(conn, spec.project_id, spec.rule, "c")
+    members = members_relation(conn, spec.project_id, spec.rule, "c")
     params = {**members.params, "cm_project": spec.project_id}
     sql = f"""
         WITH m AS (SELECT DISTINCT distinct_id FROM ({members.sql}) x)

@@ -18,19 +18,27 @@ import pyarrow.compute as pc
 from mixhouse.domain.limits import remaining_seconds
 from mixhouse.domain.query.funnels import OVERALL, FunnelSpec, StepFigures, StepPropertyNamesSpec
 from mixhouse.engine import kernels
+from mixhouse.engine.duckdb.expressions import Scope, compile_filter, compile_segment_key
 from mixhouse.engine.duckdb.localtime import local_timestamp_sql
 from mixhouse.engine.duckdb.printer import quote
-from mixhouse.engine.duckdb.relations import has_merged_ids, reads_distinct_id, scoped_events
+from mixhouse.engine.duckdb.relations import has_merged_ids, scoped_events
 from mixhouse.engine.kernels.funnel import ENTRY_SHIFT, STEP_BITS, Attempts, sum_attempts, walk_funnel
 from mixhouse.engine.kernels.users import partition_by_user
+from mixhouse.expr.plan import EventExpr, reads_distinct_id
+
+# The rows of the step scan: events under alias `e` (user[...] is not available in funnels).
+_SCOPE = Scope.events("e")
+
+
+def _filter(expr: EventExpr | None) -> str | None:
+    return compile_filter(expr, _SCOPE) if expr is not None else None
 
 
 def bucket_sql(spec: FunnelSpec, time_sql: str) -> str:
-    """The DATE key of an entry time: its day in the project zone, grouped as the spec says."""
+    """The DATE key of an entry time: its day in the project zone, grouped as the spec says (an entry's
+    day is never before `buckets.first`)."""
     local = local_timestamp_sql(time_sql, spec.buckets.timezone, spec.start_ms, spec.end_ms)
     day = f"CAST({local} AS DATE)"
-    if spec.buckets.unit == "week":
-        return f"CAST(date_trunc('week', {day}) AS DATE)"
     if spec.buckets.unit == "month":
         return f"CAST(date_trunc('month', {day}) AS DATE)"
     if spec.buckets.days == 1:
@@ -61,27 +69,30 @@ def _rows_sql(spec: FunnelSpec, base: date, resolve_identity: bool) -> tuple[str
     plain: dict[str, int] = {}
     terms = []
     for i, step in enumerate(spec.steps):
-        if step.where_sql:
-            terms.append(f"CASE WHEN e.event = {quote(step.event)} AND ({step.where_sql}) THEN {1 << i} ELSE 0 END")
+        step_sql = _filter(step.where)
+        if step_sql:
+            terms.append(f"CASE WHEN e.event = {quote(step.event)} AND ({step_sql}) THEN {1 << i} ELSE 0 END")
         else:
             plain[step.event] = plain.get(step.event, 0) | 1 << i
     if plain:
         whens = " ".join(f"WHEN {quote(name)} THEN {bits}" for name, bits in plain.items())
         terms.append(f"CASE e.event {whens} ELSE 0 END")
-    where = f"WHERE {spec.where_sql}" if spec.where_sql else ""
+    where_sql = _filter(spec.where)
+    where = f"WHERE {where_sql}" if where_sql else ""
     # Bucket keys are counted in days from `base`, + 1 so that 0 means "cannot start an attempt".
     bucket = f"CAST({bucket_sql(spec, 't')} - DATE '{base.isoformat()}' AS BIGINT) + 1"
     entry = f"CASE WHEN mask & 1 = 1 AND t >= $f_start AND t < $f_end THEN {bucket} ELSE 0 END"
     info = f"mask | ({entry} << {ENTRY_SHIFT})"
     # The segments of a step-1 event that can start an attempt (see _columns for the lane rows).
-    segs = f", CASE WHEN {entry} > 0 THEN {spec.segment_sql} END AS segs" if spec.segment_sql else ""
+    segment_sql = compile_segment_key(spec.segment, _SCOPE) if spec.segment is not None else None
+    segs = f", CASE WHEN {entry} > 0 THEN {segment_sql} END AS segs" if segment_sql else ""
     # The mask is computed one level down so that the expressions above can read it by name.
     sql = f"""
         SELECT k, t, s, {info} AS info {segs} FROM (
             SELECT e.user_key AS k, e.time_ms AS t, e.seq AS s, CAST({" | ".join(terms)} AS BIGINT) AS mask,
                    e.properties, e.distinct_id, e.time_ms
             FROM ({rel.sql}) e {where}
-        ) e {"WHERE mask <> 0" if any(s.where_sql for s in spec.steps) else ""}
+        ) e {"WHERE mask <> 0" if any(s.where is not None for s in spec.steps) else ""}
     """
     return sql, params
 
@@ -120,11 +131,11 @@ def _columns(table: pa.Table) -> tuple[list[list[npt.NDArray[np.int64]]], list[s
 
 
 def funnel_figures(conn: duckdb.DuckDBPyConnection, spec: FunnelSpec) -> list[StepFigures]:
-    base = spec.buckets.first - timedelta(days=62)  # before any week or month key of the range
+    base = spec.buckets.first - timedelta(days=62)  # before any key of the range
     # Merged ids are resolved by the kernel from the (small) alias table, rather than by a join of every
     # event in DuckDB, unless an expression reads the id itself (it must see the canonical id).
     merged = has_merged_ids(conn, spec.project_id)
-    in_sql = merged and reads_distinct_id(spec.where_sql, spec.segment_sql, *(step.where_sql for step in spec.steps))
+    in_sql = merged and reads_distinct_id(spec.where, spec.segment, *(step.where for step in spec.steps))
     sql, params = _rows_sql(spec, base, resolve_identity=in_sql)
     chunks, segments = _columns(conn.sql(sql, params=params).to_arrow_table())
     kernels.wait_until_ready(remaining_seconds())
@@ -180,7 +191,8 @@ def _figures(att: Attempts, steps: int, base: date, segments: list[str]) -> list
 
 def step_property_names(conn: duckdb.DuckDBPyConnection, spec: StepPropertyNamesSpec) -> list[tuple[str, int]]:
     rel = scoped_events(spec.project_id, spec.start_ms, spec.end_ms, events=[spec.step.event])
-    where = f"WHERE {spec.step.where_sql}" if spec.step.where_sql else ""
+    step_sql = _filter(spec.step.where)
+    where = f"WHERE {step_sql}" if step_sql else ""
     rows = conn.execute(
         f"""SELECT k, count(*) AS n FROM (SELECT unnest(json_keys(e.properties)) AS k FROM ({rel.sql}) e {where})
             GROUP BY k ORDER BY n DESC, k LIMIT $limit""",

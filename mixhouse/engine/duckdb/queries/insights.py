@@ -2,32 +2,40 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import duckdb
 
 from mixhouse.domain.query.insights import InsightsRow, InsightsSpec
-from mixhouse.engine.duckdb.localtime import local_timestamp_sql
+from mixhouse.domain.query.params import CountType
+from mixhouse.engine.duckdb.buckets import bucket_sql
+from mixhouse.engine.duckdb.expressions import compile_filter, compile_segment_key
 from mixhouse.engine.duckdb.relations import user_events
+from mixhouse.engine.duckdb.scope import Scope
 
 _AGGREGATES = {
-    "general": "count(*)",
-    "unique": "count(DISTINCT user_key)",
-    "average": "count(*) / count(DISTINCT user_key)",
+    CountType.GENERAL: "count(*)",
+    CountType.UNIQUE: "count(DISTINCT user_key)",
+    CountType.AVERAGE: "count(*) / count(DISTINCT user_key)",
 }
 
 
 def insights_rows(conn: duckdb.DuckDBPyConnection, spec: InsightsSpec) -> list[InsightsRow]:
-    rel = user_events(conn, spec.project_id, spec.start_ms, spec.end_ms, events=spec.events)
-    segment = f"unnest({spec.on_sql})" if spec.on_sql else "CAST(NULL AS VARCHAR)"
-    where = spec.where_sql or "TRUE"
+    buckets = spec.buckets
+    rel = user_events(conn, spec.project_id, buckets.start_ms, buckets.end_ms, events=spec.events)
+    scope = Scope.events("e")  # a report reads events only (the domain refuses `user[...]`)
+    where = compile_filter(spec.where, scope) if spec.where is not None else "TRUE"
+    segment = f"unnest({compile_segment_key(spec.on, scope)})" if spec.on is not None else "CAST(NULL AS VARCHAR)"
+    params: dict[str, Any] = dict(rel.params)
+    bucket = bucket_sql(buckets, "e.time_ms", params)
     sql = f"""
         SELECT event, segment, bucket, CAST({_AGGREGATES[spec.count_type]} AS DOUBLE)
         FROM (
-            SELECT e.event, e.user_key, {segment} AS segment,
-                   date_trunc($unit, {local_timestamp_sql("e.time_ms", spec.timezone, spec.start_ms, spec.end_ms)}) AS bucket
+            SELECT e.event, e.user_key, {segment} AS segment, {bucket} AS bucket
             FROM ({rel.sql}) e
             WHERE {where}
         ) s
         GROUP BY event, segment, bucket
     """
-    rows = conn.execute(sql, {**rel.params, "unit": spec.unit}).fetchall()
+    rows = conn.execute(sql, params).fetchall()
     return [InsightsRow(r[0], r[1], r[2], float(r[3])) for r in rows]

@@ -11,8 +11,21 @@ import duckdb
 
 from mixhouse.domain.query.funnels import OVERALL
 from mixhouse.domain.query.retention import AddictionSpec, CohortRow, EventRetentionSpec, RetentionSpec
+from mixhouse.engine.duckdb.expressions import Scope, compile_filter, compile_segment_key
 from mixhouse.engine.duckdb.localtime import local_timestamp_sql
 from mixhouse.engine.duckdb.relations import user_events
+from mixhouse.expr.plan import EventExpr
+
+# Births and returns are events under alias `e` (user[...] is not available in retention).
+_SCOPE = Scope.events("e")
+
+
+def _where(expr: EventExpr | None) -> str:
+    return f"WHERE {compile_filter(expr, _SCOPE)}" if expr is not None else ""
+
+
+def _segment_sql(expr: EventExpr | None) -> str | None:
+    return compile_segment_key(expr, _SCOPE) if expr is not None else None
 
 
 def local_sql(timezone: str, time_sql: str, start_ms: int | None = None, end_ms: int | None = None) -> str:
@@ -20,9 +33,14 @@ def local_sql(timezone: str, time_sql: str, start_ms: int | None = None, end_ms:
     return local_timestamp_sql(time_sql, timezone, start_ms, end_ms)
 
 
-def period_sql(unit: str, local: str) -> str:
-    if unit in ("week", "month"):
-        return f"CAST(date_trunc('{unit}', {local}) AS DATE)"
+def period_sql(unit: str, local: str, first_period: date) -> str:
+    """The DATE start of the period of a wall-clock time no earlier than `first_period`: its day, its
+    calendar month, or its week counted in 7 days from `first_period` (the domain chose its weekday)."""
+    if unit == "month":
+        return f"CAST(date_trunc('month', {local}) AS DATE)"
+    if unit == "week":
+        first = f"DATE '{first_period.isoformat()}'"
+        return f"({first} + CAST(((CAST({local} AS DATE) - {first}) // 7) * 7 AS INTEGER))"
     return f"CAST({local} AS DATE)"
 
 
@@ -68,25 +86,26 @@ def retention_rows(conn: duckdb.DuckDBPyConnection, spec: RetentionSpec) -> list
         conn, spec.project_id, spec.start_ms, _returns_end_ms(spec), events=[spec.event] if spec.event else None
     )
     params: dict[str, Any] = {**born.params, **ret.params, "start": spec.start_ms}
-    born_where = f"WHERE {spec.born_where_sql}" if spec.born_where_sql else ""
-    ret_where = f"WHERE {spec.where_sql}" if spec.where_sql else ""
-    cohort = period_sql(spec.unit, local_sql(spec.timezone, "t", spec.start_ms, spec.end_ms))
+    born_where = _where(spec.born_where)
+    ret_where = _where(spec.where)
+    segment_sql = _segment_sql(spec.segment)
+    cohort = period_sql(spec.unit, local_sql(spec.timezone, "t", spec.start_ms, spec.end_ms), spec.first_period)
     # Births are kept only in [start, end): their local time needs the offsets of that span only.
     birth_local = local_sql(spec.timezone, "bt", spec.start_ms, spec.end_ms)
     key = "u, " + cohort if spec.compounded else "u"
     births = f"""
         SELECT u, min({{'t': t, 's': s}}).t AS bt, arg_min(segs, {{'t': t, 's': s}}) AS segs
-        FROM (SELECT e.user_key AS u, e.time_ms AS t, e.seq AS s, {_seg(spec.segment_sql)} AS segs
+        FROM (SELECT e.user_key AS u, e.time_ms AS t, e.seq AS s, {_seg(segment_sql)} AS segs
               FROM ({born.sql}) e {born_where})
         GROUP BY {key}
         HAVING min(t) >= $start
     """
     fanned = f"""
-        SELECT u, bt, {period_sql(spec.unit, birth_local)} AS cohort, '{OVERALL}' AS seg
+        SELECT u, bt, {period_sql(spec.unit, birth_local, spec.first_period)} AS cohort, '{OVERALL}' AS seg
         FROM births
     """
-    if spec.segment_sql:
-        fanned += f"""UNION ALL SELECT u, bt, {period_sql(spec.unit, birth_local)} AS cohort,
+    if segment_sql:
+        fanned += f"""UNION ALL SELECT u, bt, {period_sql(spec.unit, birth_local, spec.first_period)} AS cohort,
                       unnest(segs) AS seg FROM births"""
     index = _interval_index(
         spec,
@@ -125,14 +144,15 @@ def retention_rows(conn: duckdb.DuckDBPyConnection, spec: RetentionSpec) -> list
 
 def addiction_rows(conn: duckdb.DuckDBPyConnection, spec: AddictionSpec) -> list[tuple[date, str, int, int]]:
     rel = user_events(conn, spec.project_id, spec.start_ms, spec.end_ms, events=[spec.event] if spec.event else None)
-    where = f"WHERE {spec.where_sql}" if spec.where_sql else ""
+    where = _where(spec.where)
     local = local_sql(spec.timezone, "e.time_ms", spec.start_ms, spec.end_ms)
-    seg = f"unnest({spec.segment_sql})" if spec.segment_sql else None
+    segment_sql = _segment_sql(spec.segment)
+    seg = f"unnest({segment_sql})" if segment_sql else None
     runs = [f"'{OVERALL}'"] + ([seg] if seg else [])
     parts = [
         f"""SELECT period, seg, slots, count(*) FROM (
                 SELECT u, period, seg, count(DISTINCT slot) AS slots FROM (
-                    SELECT e.user_key AS u, {period_sql(spec.unit, local)} AS period,
+                    SELECT e.user_key AS u, {period_sql(spec.unit, local, spec.first_period)} AS period,
                            date_trunc('{spec.addiction_unit}', {local}) AS slot,
                            {run} AS seg
                     FROM ({rel.sql}) e {where}
@@ -146,10 +166,13 @@ def addiction_rows(conn: duckdb.DuckDBPyConnection, spec: AddictionSpec) -> list
 
 def event_retention_rows(conn: duckdb.DuckDBPyConnection, spec: EventRetentionSpec) -> list[tuple[str, date, int, int]]:
     rel = user_events(conn, spec.project_id, spec.start_ms, spec.end_ms, events=list(spec.events))
-    period = period_sql(spec.unit, local_sql(spec.timezone, "e.time_ms", spec.start_ms, spec.end_ms))
+    local = local_sql(spec.timezone, "e.time_ms", spec.start_ms, spec.end_ms)
+    period = period_sql(spec.unit, local, spec.first_period)
+    # Periods later, counted on the period starts (weeks: 7 days apart, whatever weekday they start on).
+    later = "(b.p - a.p) // 7" if spec.unit == "week" else f"datediff('{spec.unit}', a.p, b.p)"
     sql = f"""
         WITH act AS (SELECT DISTINCT e.event, e.user_key AS u, {period} AS p FROM ({rel.sql}) e)
-        SELECT a.event, a.p, datediff('{spec.unit}', a.p, b.p) AS k, count(*)
+        SELECT a.event, a.p, {later} AS k, count(*)
         FROM act a JOIN act b ON a.event = b.event AND a.u = b.u AND b.p >= a.p
         GROUP BY a.event, a.p, k
     """

@@ -18,5 +18,7 @@ def transactions(conn: duckdb.DuckDBPyConnection, spec: RevenueSpec) -> list[Tra
           AND json_type(t.value -> '$."$amount"') IN ('BIGINT', 'UBIGINT', 'DOUBLE')
           AND substr(t.value ->> '$."$time"', 1, 10) BETWEEN $first AND $last
     """
-    rows = conn.execute(sql, {"project": spec.project_id, "first": spec.first_day, "last": spec.last_day}).fetchall()
+    rows = conn.execute(
+        sql, {"project": spec.project_id, "first": spec.first_day.isoformat(), "last": spec.last_day.isoformat()}
+    ).fetchall()
     return [Transaction(r[0], r[1], float(r[2])) for r in rows]

@@ -2,7 +2,9 @@
 
 Every event is read from the resolved, deduplicated relation; its bucket is its instant in the project's
 timezone truncated to the unit, and keys are unnested (a list property fans out, an undefined key drops
-the event). Aggregation, ranking and label formatting all happen in one statement."""
+the event). Aggregation and ranking happen in one statement; each row carries its bucket's naive local
+start, which the domain labels. Expressions are printed here, in the scope of alias `e` (and `u`, the
+profile of the resolved id, joined only when an expression reads `user[...]`)."""
 
 from __future__ import annotations
 
@@ -12,8 +14,11 @@ import duckdb
 
 from mixhouse.domain.query.params import CountType
 from mixhouse.domain.query.segmentation import Measure, NumberRangeSpec, SeriesRow, SeriesSpec
-from mixhouse.engine.duckdb.localtime import local_timestamp_sql
-from mixhouse.engine.duckdb.relations import Relation, reads_distinct_id, scoped_events, user_events
+from mixhouse.engine.duckdb.buckets import bucket_sql
+from mixhouse.engine.duckdb.expressions import compile_filter, compile_number, compile_segment_key
+from mixhouse.engine.duckdb.relations import Relation, scoped_events, user_events
+from mixhouse.engine.duckdb.scope import PROFILE_ALIAS, Scope
+from mixhouse.expr.plan import EventExpr, reads_distinct_id, reads_user
 
 _COUNTS = {
     CountType.GENERAL: "count(*)",
@@ -23,67 +28,66 @@ _COUNTS = {
 _MEASURES = {Measure.SUM: "sum(coalesce(x, 0))", Measure.AVERAGE: "avg(coalesce(x, 0))"}
 
 
-def _source(rel: Relation, join_profiles: bool) -> str:
-    if not join_profiles:
+def _scope(*exprs: EventExpr | None) -> Scope:
+    """Alias `e` for the event; `u` for its profile when any of the expressions reads `user[...]`."""
+    user = f"{PROFILE_ALIAS}.properties" if reads_user(*exprs) else None
+    return Scope.events("e", user_properties_sql=user)
+
+
+def _source(rel: Relation, scope: Scope) -> str:
+    if scope.user_properties_sql is None:
         return f"({rel.sql}) e"
     # `user["x"]` reads the profile of the resolved id; no profile leaves it undefined.
-    return f"({rel.sql}) e LEFT JOIN profiles u ON u.project_id = $r_project AND u.distinct_id = e.distinct_id"
+    return (
+        f"({rel.sql}) e LEFT JOIN profiles {PROFILE_ALIAS}"
+        f" ON {PROFILE_ALIAS}.project_id = $r_project AND {PROFILE_ALIAS}.distinct_id = e.distinct_id"
+    )
 
 
-def _bucket(spec: SeriesSpec, params: dict[str, Any]) -> str:
-    timeline = spec.timeline
-    local_time = local_timestamp_sql("e.time_ms", timeline.timezone, timeline.start_ms, timeline.end_ms)
-    if timeline.bucket_days:
-        params["anchor"] = timeline.anchor
-        params["days"] = timeline.bucket_days
-        days = f"(CAST({local_time} AS DATE) - $anchor::DATE)"
-        return f"CAST($anchor::DATE + CAST(({days} // $days) * $days AS INTEGER) AS TIMESTAMP)"
-    params["unit"] = timeline.unit.value
-    return f"date_trunc($unit, {local_time})"
-
-
-def _key(spec: SeriesSpec, params: dict[str, Any]) -> str:
+def _key(spec: SeriesSpec, scope: Scope, params: dict[str, Any]) -> str:
     if spec.numeric is not None:
         n = spec.numeric
         params.update(lower=n.lower, width=n.width, nbuckets=n.count)
         index = "CAST(least(greatest(floor((nb_x - $lower) / $width), 0), $nbuckets - 1) AS BIGINT)::VARCHAR"
-        keys = f"list_transform([{n.number_sql}], lambda nb_x: CASE WHEN isfinite(nb_x) THEN {index} END)"
+        number = compile_number(n.number, scope)
+        keys = f"list_transform([{number}], lambda nb_x: CASE WHEN isfinite(nb_x) THEN {index} END)"
         return f"list_filter({keys}, lambda nb_k: nb_k IS NOT NULL)"
-    if spec.key_sql is not None:
-        return spec.key_sql
+    if spec.key is not None:
+        return compile_segment_key(spec.key, scope)
     return "[e.event]"
 
 
-def _needs_identity(spec: SeriesSpec) -> bool:
+def _needs_identity(spec: SeriesSpec, scope: Scope) -> bool:
     """Whether the answer can depend on the resolved id: uniques, `user[...]`, or an expression reading the
     id. Event counts and sums do not, and skip the identity-map join (a hash probe per event)."""
     if spec.measure is Measure.COUNT and spec.count_type is not CountType.GENERAL:
         return True
-    if spec.join_profiles:
+    if scope.user_properties_sql is not None:
         return True
-    number = spec.numeric.number_sql if spec.numeric is not None else None
-    return reads_distinct_id(spec.where_sql, spec.key_sql, spec.inner_sql, spec.value_sql, number)
+    return reads_distinct_id(*spec.expressions())
 
 
 def series_rows(conn: duckdb.DuckDBPyConnection, spec: SeriesSpec) -> list[SeriesRow]:
-    timeline = spec.timeline
+    buckets = spec.buckets
+    scope = _scope(*spec.expressions())
     rel = user_events(
         conn,
         spec.project_id,
-        timeline.start_ms,
-        timeline.end_ms,
+        buckets.start_ms,
+        buckets.end_ms,
         events=spec.events,
-        resolve_identity=_needs_identity(spec),
+        resolve_identity=_needs_identity(spec, scope),
     )
-    params: dict[str, Any] = {**rel.params, "fmt": timeline.label_format}
-    bucket = _bucket(spec, params)
-    keys = _key(spec, params)
+    params: dict[str, Any] = dict(rel.params)
+    # Printed in the order the parameters are read (`where` first), so that an error names the first.
+    where = compile_filter(spec.where, scope) if spec.where is not None else "TRUE"
+    bucket = bucket_sql(buckets, "e.time_ms", params)
+    keys = _key(spec, scope, params)
     if spec.values is not None:
         params["wanted"] = list(spec.values)
         keys = f"list_filter({keys}, lambda w_k: list_contains($wanted, w_k))"
-    inner = spec.inner_sql or "[CAST(NULL AS VARCHAR)]"
-    value = spec.value_sql or "CAST(NULL AS DOUBLE)"
-    where = spec.where_sql or "TRUE"
+    inner = compile_segment_key(spec.inner, scope) if spec.inner is not None else "[CAST(NULL AS VARCHAR)]"
+    value = compile_number(spec.value, scope) if spec.value is not None else "CAST(NULL AS DOUBLE)"
     aggregate = _COUNTS[spec.count_type] if spec.measure is Measure.COUNT else _MEASURES[spec.measure]
     ranked = ""
     if spec.limit is not None:
@@ -91,7 +95,7 @@ def series_rows(conn: duckdb.DuckDBPyConnection, spec: SeriesSpec) -> list[Serie
         ranked = """
             , top_keys AS (SELECT k FROM agg GROUP BY k ORDER BY sum(v) DESC, k LIMIT $limit)
         """
-        if spec.inner_sql is not None:
+        if spec.inner is not None:
             ranked += """
             , top_inner AS (
                 SELECT k, i FROM (
@@ -103,10 +107,10 @@ def series_rows(conn: duckdb.DuckDBPyConnection, spec: SeriesSpec) -> list[Serie
     filters = []
     if spec.limit is not None:
         filters.append("k IN (SELECT k FROM top_keys)")
-        if spec.inner_sql is not None:
+        if spec.inner is not None:
             filters.append("(k, i) IN (SELECT (k, i) FROM top_inner)")
     final_where = f"WHERE {' AND '.join(filters)}" if filters else ""
-    source = _source(rel, spec.join_profiles)
+    source = _source(rel, scope)
     sql = f"""
         WITH src AS (
             SELECT e.user_key AS uk, {bucket} AS bucket, {value} AS x, {keys} AS ks, {inner} AS inner_keys
@@ -119,7 +123,7 @@ def series_rows(conn: duckdb.DuckDBPyConnection, spec: SeriesSpec) -> list[Serie
             SELECT k, i, bucket, CAST({aggregate} AS DOUBLE) AS v FROM both_keys GROUP BY k, i, bucket
         )
         {ranked}
-        SELECT k, i, strftime(bucket, $fmt), v
+        SELECT k, i, bucket, v
         FROM agg
         {final_where}
         ORDER BY sum(v) OVER (PARTITION BY k) DESC, k, sum(v) OVER (PARTITION BY k, i) DESC, i, bucket
@@ -130,10 +134,12 @@ def series_rows(conn: duckdb.DuckDBPyConnection, spec: SeriesSpec) -> list[Serie
 
 def number_range(conn: duckdb.DuckDBPyConnection, spec: NumberRangeSpec) -> tuple[float, float] | None:
     rel = scoped_events(spec.project_id, spec.start_ms, spec.end_ms, events=spec.events)
-    source = _source(rel, spec.join_profiles)
+    scope = _scope(spec.number, spec.where)
+    where = compile_filter(spec.where, scope) if spec.where is not None else "TRUE"
+    number = compile_number(spec.number, scope)
     sql = f"""
         SELECT min(n), max(n) FROM (
-            SELECT {spec.number_sql} AS n FROM {source} WHERE {spec.where_sql or "TRUE"}
+            SELECT {number} AS n FROM {_source(rel, scope)} WHERE {where}
         ) WHERE isfinite(n)
     """
     row = conn.execute(sql, rel.params).fetchone()

@@ -1,0 +1,30 @@
+"""The composition root: the one place that turns settings into the server's parts (the engine, the
+catalog). Everything else receives them; nothing else picks an implementation or reads the environment."""
+
+from __future__ import annotations
+
+from mixhouse.catalog import Catalog
+from mixhouse.domain.catalog import CatalogPort
+from mixhouse.engine.base import CommitObserver, Engine
+from mixhouse.errors import SettingsError
+from mixhouse.settings import ENGINES, Settings
+
+
+def check_engine(settings: Settings) -> None:
+    """Refuse an engine this build does not know before anything is opened."""
+    if settings.engine not in ENGINES:
+        raise SettingsError(f"engine must be one of {', '.join(ENGINES)}, got {settings.engine!r}")
+
+
+def open_engine(settings: Settings, commit_observers: tuple[CommitObserver, ...] = ()) -> Engine:
+    """The engine the settings name, open on their data folder."""
+    check_engine(settings)
+    if settings.engine == "duckdb":
+        from mixhouse.engine.duckdb import DuckDBEngine
+
+        return DuckDBEngine.from_settings(settings, commit_observers)
+    raise AssertionError(f"unreachable: {settings.engine}")  # pragma: no cover  (ENGINES is checked above)
+
+
+def open_catalog(settings: Settings) -> CatalogPort:
+    return Catalog(settings.data_dir)

@@ -1,0 +1,36 @@
+"""The catalog as its callers see it: projects and their credentials, service accounts, and a database
+connection for the stores of saved objects. `mixhouse.catalog.Catalog` (SQLite in the data folder)
+implements it; a catalog in a shared database can implement the same methods later."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Protocol
+
+from mixhouse.domain.project import Project, ServiceAccount
+
+
+class CatalogPort(Protocol):
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection to the catalog database (saved objects keep their tables there)."""
+        ...
+
+    def project_by_id(self, project_id: int) -> Project | None: ...
+
+    def project_by_token(self, token: str) -> Project | None: ...
+
+    def project_by_secret(self, secret: str) -> Project | None: ...
+
+    def project_by_api_key(self, api_key: str) -> Project | None: ...
+
+    def projects(self) -> list[Project]: ...
+
+    def service_account(self, username: str) -> ServiceAccount | None: ...
+
+    def known_good(self, username: str, secret: str) -> bool:
+        """Whether these credentials verified before (no key derivation)."""
+        ...
+
+    def verify_service_account(self, username: str, secret: str) -> ServiceAccount | None:
+        """The account when the secret is right (a key derivation: call it off the event loop)."""
+        ...
