@@ -84,7 +84,7 @@ CATALOG_FILE = "catalog.sqlite3"
 
 
 class Catalog:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, verified_cache_entries: int = hashing.DEFAULT_CACHE_ENTRIES) -> None:
         private_dir(data_dir)
         self._path = private_file(data_dir / CATALOG_FILE)  # its WAL and shm files take its mode
         self._local = threading.local()
@@ -97,7 +97,7 @@ class Catalog:
         restrict_existing(data_dir, ("catalog.sqlite3-wal", "catalog.sqlite3-shm"))
         # Verifying a service-account secret costs an argon2 verification; successes are cached per
         # process, bounded and keyed by a keyed hash (mixhouse/accounts/hashing.py).
-        self._verified = hashing.VerifiedCache()
+        self._verified = hashing.VerifiedCache(verified_cache_entries)
         self._refused: OrderedDict[tuple[str, bytes], float] = OrderedDict()
         self._refused_lock = threading.Lock()
 

@@ -27,4 +27,4 @@ def open_engine(settings: Settings, commit_observers: tuple[CommitObserver, ...]
 
 
 def open_catalog(settings: Settings) -> CatalogPort:
-    return Catalog(settings.data_dir)
+    return Catalog(settings.data_dir, verified_cache_entries=settings.auth_cache_entries)

@@ -50,6 +50,9 @@ class Settings:
     keep_alive_seconds: float = 5.0
     # requests
     auth_failures_per_minute: int = 30
+    auth_cache_entries: int = 10_000
+    lexicon_items_per_minute: int = 4000
+    lexicon_deletions_per_request: int = 3000
     query_timeout_seconds: float = 300.0
     max_reply_values: int = 1_000_000
     max_concurrent_exports: int = 8
@@ -189,6 +192,27 @@ FIELDS: tuple[Field, ...] = (
         None,
         _int(1),
         "refused service-account logins per address per minute, then 429",
+    ),
+    Field(
+        "auth_cache_entries",
+        "MIXHOUSE_AUTH_CACHE_ENTRIES",
+        None,
+        _int(0),
+        "verified service-account secrets cached per process (0: none)",
+    ),
+    Field(
+        "lexicon_items_per_minute",
+        "MIXHOUSE_LEXICON_ITEMS_PER_MINUTE",
+        None,
+        _int(0),
+        "Lexicon events and properties written per project per minute (0: no limit)",
+    ),
+    Field(
+        "lexicon_deletions_per_request",
+        "MIXHOUSE_LEXICON_DELETIONS_PER_REQUEST",
+        None,
+        _int(0),
+        "Lexicon schemas one request may delete or truncate (0: no limit)",
     ),
     Field("query_timeout_seconds", "MIXHOUSE_QUERY_TIMEOUT_SECONDS", None, _seconds(), "every query's deadline (504)"),
     Field("max_reply_values", "MIXHOUSE_MAX_REPLY_VALUES", None, _int(1), "values (segments x buckets) per reply"),

@@ -15,7 +15,7 @@ pairs verified so far: its key is HMAC-SHA256 of the username and secret under a
 process starts (never written anywhere), so the cache holds neither the secret nor an offline-testable
 hash of it; its value is the stored hash the pair was verified against, so a rotated or deleted secret
 misses at once (the caller compares it with the row it reads on every request). It is a bounded LRU
-(`MIXHOUSE_AUTH_CACHE_ENTRIES`, default 10,000 pairs; 0 turns it off): a flood of distinct secrets evicts
+(the `auth_cache_entries` setting, MIXHOUSE_AUTH_CACHE_ENTRIES: default 10,000 pairs; 0 turns it off): a flood of distinct secrets evicts
 old entries and costs only their next argon2 verification.
 """
 
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 import threading
 from collections import OrderedDict
@@ -34,9 +33,6 @@ from functools import lru_cache
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from mixhouse.errors import BadRequest
-
-CACHE_ENTRIES_ENV = "MIXHOUSE_AUTH_CACHE_ENTRIES"
 DEFAULT_CACHE_ENTRIES = 10_000
 # argon2 hashes any length; this bounds the work one request can ask for (a longer secret never matches).
 MAX_SECRET_LENGTH = 1024
@@ -110,24 +106,11 @@ def verify(stored: StoredSecret, secret: str) -> Verdict:
     return Verdict(False)
 
 
-def cache_entries_from_env() -> int:
-    raw = os.environ.get(CACHE_ENTRIES_ENV, "").strip()
-    if not raw:
-        return DEFAULT_CACHE_ENTRIES
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise BadRequest(f"{CACHE_ENTRIES_ENV} must be a whole number of entries, got {raw!r}") from exc
-    if value < 0:
-        raise BadRequest(f"{CACHE_ENTRIES_ENV} must be 0 or more, got {raw!r}")
-    return value
-
-
 class VerifiedCache:
     """Pairs verified in this process (see the module docstring): keyed HMAC -> stored-hash fingerprint."""
 
-    def __init__(self, max_entries: int | None = None) -> None:
-        self.max_entries = cache_entries_from_env() if max_entries is None else max_entries
+    def __init__(self, max_entries: int = DEFAULT_CACHE_ENTRIES) -> None:
+        self.max_entries = max_entries
         self._key = secrets.token_bytes(32)
         self._entries: OrderedDict[bytes, str] = OrderedDict()
         self._lock = threading.Lock()

@@ -13,12 +13,12 @@ API's context: `/api/app/projects/{projectId}/schemas[/{entityType}[/{name}]]`.
 
 Limits (https://docs.mixpanel.com/reference/limits): the request rate is the `lexicon` rate limit of the
 project's setting (docs/operations.md); the events and properties written per minute and the schemas
-deleted or truncated per request are checked here (settings below). A refused request changes nothing.
+deleted or truncated per request are checked here (settings `lexicon_items_per_minute`,
+`lexicon_deletions_per_request`). A refused request changes nothing.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import deque
@@ -28,24 +28,17 @@ from mixhouse.domain.app_context import AppContext
 from mixhouse.errors import BadRequest, NotFound, RateLimited
 from mixhouse.lexicon.model import SchemaEntry, parse_bulk, parse_entity_type, parse_name, validate_schema
 from mixhouse.lexicon.store import SchemaStore
+from mixhouse.settings import Settings
 
-ITEMS_PER_MINUTE_ENV = "MIXHOUSE_LEXICON_ITEMS_PER_MINUTE"
-DELETIONS_PER_REQUEST_ENV = "MIXHOUSE_LEXICON_DELETIONS_PER_REQUEST"
-DEFAULT_ITEMS_PER_MINUTE = 4000
-DEFAULT_DELETIONS_PER_REQUEST = 3000
 _WINDOW_SECONDS = 60.0
 
 
-def _setting(name: str, default: int) -> int:
-    """A whole number from the environment; 0 turns the limit off."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise BadRequest(f"{name} must be a whole number, got {raw!r}") from exc
-    return max(value, 0)
+def _limits(ctx: AppContext) -> tuple[int, int]:
+    """(events and properties per minute, deletions per request) from the server's settings (0: no limit)."""
+    settings = ctx.extra.get("settings")
+    if settings is None:  # a context made outside the server: Mixpanel's limits
+        return Settings().lexicon_items_per_minute, Settings().lexicon_deletions_per_request
+    return int(settings.lexicon_items_per_minute), int(settings.lexicon_deletions_per_request)
 
 
 class ItemsPerMinute:
@@ -90,8 +83,8 @@ def _deleted(count: int) -> dict[str, Any]:
     return _ok({"delete_count": count, "deleteCount": count})
 
 
-def _check_deletions(count: int) -> None:
-    limit = _setting(DELETIONS_PER_REQUEST_ENV, DEFAULT_DELETIONS_PER_REQUEST)
+def _check_deletions(ctx: AppContext, count: int) -> None:
+    limit = _limits(ctx)[1]
     if limit and count > limit:
         raise BadRequest(
             f"this request would delete {count} schemas; at most {limit} truncations/deletions per request "
@@ -104,8 +97,8 @@ def _write(
 ) -> tuple[int, int]:
     store = SchemaStore(ctx.catalog)
     if truncate:
-        _check_deletions(store.count(ctx.project.id, truncate_type))
-    _ITEMS.take(ctx.project.id, sum(e.items for e in entries), _setting(ITEMS_PER_MINUTE_ENV, DEFAULT_ITEMS_PER_MINUTE))
+        _check_deletions(ctx, store.count(ctx.project.id, truncate_type))
+    _ITEMS.take(ctx.project.id, sum(e.items for e in entries), _limits(ctx)[0])
     return store.write(ctx.project.id, entries, truncate=truncate, truncate_type=truncate_type)
 
 
@@ -116,7 +109,7 @@ def collection(ctx: AppContext) -> dict[str, Any]:
     if ctx.method == "GET":
         return _ok([e.as_json() for e in store.list(project_id)])
     if ctx.method == "DELETE":
-        _check_deletions(store.count(project_id))
+        _check_deletions(ctx, store.count(project_id))
         return _deleted(store.delete(project_id))
     request = parse_bulk(ctx.body)
     added, deleted = _write(ctx, request.entries, request.truncate, request.truncate_type)
@@ -144,7 +137,7 @@ def by_type(ctx: AppContext) -> dict[str, Any]:
     store = SchemaStore(ctx.catalog)
     project_id = ctx.project.id
     if ctx.method == "DELETE":
-        _check_deletions(store.count(project_id, entity_type))
+        _check_deletions(ctx, store.count(project_id, entity_type))
         return _deleted(store.delete(project_id, entity_type))
     name = ctx.params.get("entity_name")
     if name is not None:
