@@ -21,6 +21,7 @@ from mixhouse.http.endpoint import endpoint
 from mixhouse.http.limits import RateLimits
 from mixhouse.http.middleware import Cors, TrailingSlash
 from mixhouse.http.responses import Family, error_response, family_of
+from mixhouse.jobs.registry import start_jobs
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
@@ -38,8 +39,10 @@ async def healthz(request: Request) -> Response:
 
 
 def routes() -> list[BaseRoute]:
+    from mixhouse.gdpr.http import ROUTES as GDPR_ROUTES
     from mixhouse.http.app_api import APP_ROUTES
     from mixhouse.http.query_api import QUERY_ROUTES
+    from mixhouse.lookup.http import ROUTES as LOOKUP_ROUTES
     from mixhouse.web.routes import ROUTES as WEB_ROUTES
 
     both = ["GET", "POST"]
@@ -55,6 +58,8 @@ def routes() -> list[BaseRoute]:
         *flags.ROUTES,
         *QUERY_ROUTES,
         *APP_ROUTES,
+        *GDPR_ROUTES,
+        *LOOKUP_ROUTES,
         *WEB_ROUTES,
     ]
 
@@ -69,9 +74,12 @@ def create_app(data_dir: Path, geoip: str | None = None) -> Starlette:
         app.state.catalog = Catalog(data_dir)
         app.state.engine = DuckDBEngine(data_dir)
         observability.install(app.state.engine)
+        app.state.data_dir = data_dir
+        app.state.jobs = start_jobs(app.state.catalog, app.state.engine, data_dir)
         try:
             yield
         finally:
+            app.state.jobs.stop()
             app.state.engine.close()
 
     app = Starlette(

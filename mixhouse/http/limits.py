@@ -111,6 +111,8 @@ def _authenticated_project(catalog: Catalog, api: Api, path: str, headers: Heade
     if api is Api.GDPR:
         # GDPR calls name the project by its token and carry a personal OAuth token.
         project = catalog.project_by_token(params.get("token", ""))
+        if project is None and params.get("project_id", "").isdigit():
+            project = catalog.project_by_id(int(params["project_id"]))
         if project is None or not authorization:
             raise BadRequest("no project")
         return project

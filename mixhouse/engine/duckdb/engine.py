@@ -24,7 +24,8 @@ from mixhouse.domain.scan import ScanQuery
 from mixhouse.domain.spec import Spec
 from mixhouse.domain.writes import WriteBatch
 from mixhouse.engine import kernels
-from mixhouse.engine.duckdb import identity
+from mixhouse.engine.base import DeleteResult, UserData
+from mixhouse.engine.duckdb import deletes, identity
 from mixhouse.engine.duckdb.deadline import interrupt_at_deadline
 from mixhouse.engine.duckdb.dedup import backfill_superseded, mark_superseded
 from mixhouse.engine.duckdb.localtime import offset_ms_sql
@@ -402,6 +403,32 @@ class DuckDBEngine:
                 .fetchall()
             )
         return orjson.loads(rows[0][0]) if rows else None
+
+    def delete_users(self, project_id: int, distinct_ids: list[str]) -> DeleteResult:
+        """On the writer thread, between two group commits: no write runs beside it (engine/duckdb/deletes.py)."""
+
+        def work() -> DeleteResult:
+            with self._lock, self._guard():
+                return deletes.delete_users(self._write_conn, project_id, distinct_ids)
+
+        result: DeleteResult = self._writer.call(work).result()
+        return result
+
+    def user_data(self, project_id: int, distinct_ids: list[str], since_ms: int | None = None) -> UserData:
+        """A connection of its own, read in one snapshot per statement; the events are read lazily."""
+        with self._guard():
+            conn = self._db.cursor()
+        self._cursors.add(conn)
+        try:
+            conn.execute("SET TimeZone = 'UTC'")
+            with self._guard():
+                cluster = deletes.register_cluster(conn, project_id, distinct_ids)
+                canonical = deletes.canonical_ids(conn, project_id)
+                profiles = deletes.profiles_of_cluster(conn, project_id)
+        except BaseException:
+            conn.close()
+            raise
+        return UserData(tuple(cluster), canonical, profiles, deletes.event_lines(conn, project_id, since_ms))
 
     def health(self) -> list[str]:
         """What keeps this engine from taking writes now (empty: ready)."""
