@@ -17,6 +17,7 @@ import argparse
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -74,8 +75,8 @@ def _get(server: ServerProcess, name: str, **params: str) -> Any:
     return r.json()
 
 
-def latencies(server: ServerProcess, funnel_id: int, runs: int) -> dict[str, tuple[float, Any]]:
-    queries = {
+def latencies(server: ServerProcess, funnel_id: int, runs: int) -> dict[str, tuple[float, float, Any]]:
+    queries: dict[str, Callable[[], Any]] = {
         "segmentation uniques": lambda: _get(server, "segmentation", event="Purchase", type="unique", **DATES)["data"],
         "funnel (saved, 2 steps)": lambda: _get(server, "funnels", funnel_id=str(funnel_id), **DATES)["meta"],
         "retention": lambda: _get(server, "retention", born_event="Signed Up", event="Purchase", **DATES),
@@ -89,7 +90,7 @@ def latencies(server: ServerProcess, funnel_id: int, runs: int) -> dict[str, tup
             start = time.perf_counter()
             value = run()
             times.append(time.perf_counter() - start)
-        out[name] = (statistics.median(times), value)
+        out[name] = (statistics.median(times), min(times), value)
     return out
 
 
@@ -140,6 +141,12 @@ def main() -> None:
                 time.sleep(0.02)
             seconds = time.perf_counter() - start
             assert status == "SUCCESS", status
+            # The server folds the WAL into the file once writes pause (MIXHOUSE_IDLE_CHECKPOINT_SECONDS):
+            # measure after it, as queries will run almost always.
+            wal = data_dir / "events.duckdb.wal"
+            deadline = time.monotonic() + 120
+            while wal.exists() and wal.stat().st_size > 0 and time.monotonic() < deadline:
+                time.sleep(0.2)
             after = latencies(server, funnel_id, args.runs)
         finally:
             server.stop()
@@ -150,10 +157,11 @@ def main() -> None:
             f"deleted {args.delete:,} users ({args.events - int(left):,} events) via the GDPR API: "
             f"{seconds:.2f} s from POST to SUCCESS"
         )
-        print(f"{'query':<26}{'before ms':>11}{'after ms':>11}")
+        print(f"{'query (median / min ms)':<26}{'before':>17}{'after':>17}")
         for name in before:
-            print(f"{name:<26}{before[name][0] * 1000:11.1f}{after[name][0] * 1000:11.1f}")
-        assert after["engage count"][1] == users - args.delete
+            b, a = before[name], after[name]
+            print(f"{name:<26}{b[0] * 1000:10.1f} /{b[1] * 1000:6.0f}{a[0] * 1000:10.1f} /{a[1] * 1000:6.0f}")
+        assert after["engage count"][2] == users - args.delete
 
 
 if __name__ == "__main__":

@@ -17,10 +17,11 @@ import orjson
 import pytest
 
 from mixhouse.catalog import Catalog
-from mixhouse.domain.project import Role
+from mixhouse.domain.project import IdMerge, Role
 from tests.conftest import export
 from tests.server import PROJECT_ID, SA_SECRET, SA_USER, SECRET, TOKEN, ServerProcess, seed_catalog
 
+ANON = "3f2b8c1e-0d4a-4b6e-9c1a-2d3e4f5a6b7c"  # Original ID Merge identifies uuid4 anonymous ids only
 TWIN = 4243  # a project that holds only the data that must survive: after a deletion, queries equal its
 TWIN_TOKEN, TWIN_SECRET = "TWINTOKEN", "TWINSECRET"
 DELETIONS = "/api/app/data-deletions/v3.0"
@@ -351,3 +352,45 @@ def test_requests_are_validated_and_limited_to_2000_ids(gdpr_server: ServerProce
         f"{url}{DELETIONS}?token={TWIN_TOKEN}", json={"distinct_ids": ["a"]}, headers=_bearer(token)
     )
     assert wrong_project.status_code == 403
+
+
+def test_an_original_id_merge_cluster_goes_with_its_links(tmp_path: Path) -> None:
+    """Original ID Merge: an alias names the person; its anonymous id, its user id and its alias go, and the
+    anonymous id can then be identified as someone else (its old merge links are gone)."""
+    data_dir = tmp_path / "data"
+    seed_catalog(data_dir, id_merge=IdMerge.ORIGINAL)
+    server = ServerProcess(data_dir).start()
+    try:
+        url = server.url
+        records = [
+            {"event": "Visit", "properties": {"time": T0, "distinct_id": ANON, "$insert_id": "o1"}},
+            {"event": "$identify", "properties": {"time": T0 + 10, "$identified_id": "carol", "$anon_id": ANON,
+                                                  "$insert_id": "o2"}},
+            {"event": "$create_alias", "properties": {"time": T0 + 20, "distinct_id": "carol", "alias": "carol@x",
+                                                      "$insert_id": "o3"}},
+            {"event": "Buy", "properties": {"time": T0 + 30, "distinct_id": "carol@x", "$insert_id": "o4"}},
+            {"event": "Visit", "properties": {"time": T0 + 40, "distinct_id": "dave", "$insert_id": "o5"}},
+        ]  # fmt: skip
+        _import(url, records)
+        _engage(url, TOKEN, ANON, {"source": "ad"})  # folded into carol's profile
+        assert _query(url, "engage", PROJECT_ID)["total"] == 1
+        token = gdpr_token(data_dir)
+        task = _create(url, DELETIONS, token, ["carol@x"]).json()["results"]["task_id"]
+        assert _wait(url, DELETIONS, token, task, {"SUCCESS", "FAILURE"})["status"] == "SUCCESS"
+        assert _exported_ids(url) == {"dave"}
+        assert _query(url, "engage", PROJECT_ID)["results"] == []
+
+        again = {"event": "$identify", "properties": {"time": T0 + 100, "$identified_id": "erin", "$anon_id": ANON,
+                                                      "$insert_id": "o6"}}  # fmt: skip
+        anonymous = {"event": "Visit", "properties": {"time": T0 + 110, "distinct_id": ANON, "$insert_id": "o7"}}
+        known = {"event": "Visit", "properties": {"time": T0 + 120, "distinct_id": "erin", "$insert_id": "o8"}}
+        _import(url, [again, anonymous, known])
+        # the anonymous id was identified as carol once; with that link gone, identifying it as erin merges them.
+        resolved = {
+            e["properties"]["$insert_id"]: e["properties"]["distinct_id"]  # type: ignore[index]
+            for e in export(url, from_date=DAY, to_date="2024-05-10")
+        }
+        assert set(resolved) == {"o5", "o6", "o7", "o8"}
+        assert resolved["o7"] == resolved["o8"] and resolved["o8"] in (ANON, "erin")
+    finally:
+        server.stop()
