@@ -394,3 +394,17 @@ def test_an_original_id_merge_cluster_goes_with_its_links(tmp_path: Path) -> Non
         assert resolved["o7"] == resolved["o8"] and resolved["o8"] in (ANON, "erin")
     finally:
         server.stop()
+
+
+def test_engage_pages_begun_before_a_deletion_do_not_list_the_deleted(gdpr_server: ServerProcess) -> None:
+    """`/engage` keeps a paged query's id list for its later pages: a deletion drops it."""
+    url = gdpr_server.url
+    for i in range(30):
+        _engage(url, TOKEN, f"p{i:02d}", {"n": i})
+    first = _query(url, "engage", PROJECT_ID, page_size="10")
+    assert [p["$distinct_id"] for p in first["results"]] == [f"p{i:02d}" for i in range(10)]
+    token = gdpr_token(gdpr_server.data_dir)
+    task = _create(url, DELETIONS, token, ["p15"]).json()["results"]["task_id"]
+    assert _wait(url, DELETIONS, token, task, {"SUCCESS", "FAILURE"})["status"] == "SUCCESS"
+    second = _query(url, "engage", PROJECT_ID, page_size="10", page="1", session_id=first["session_id"])
+    assert [p["$distinct_id"] for p in second["results"]] == [f"p{i:02d}" for i in (*range(10, 15), *range(16, 21))]
