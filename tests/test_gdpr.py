@@ -408,3 +408,31 @@ def test_engage_pages_begun_before_a_deletion_do_not_list_the_deleted(gdpr_serve
     assert _wait(url, DELETIONS, token, task, {"SUCCESS", "FAILURE"})["status"] == "SUCCESS"
     second = _query(url, "engage", PROJECT_ID, page_size="10", page="1", session_id=first["session_id"])
     assert [p["$distinct_id"] for p in second["results"]] == [f"p{i:02d}" for i in (*range(10, 15), *range(16, 21))]
+
+
+def test_cohort_targeted_flags_forget_a_deleted_member_at_once(gdpr_server: ServerProcess) -> None:
+    """Feature flags keep cohort memberships for MIXHOUSE_FLAGS_COHORT_TTL_S (60 s here): a deletion drops them."""
+    sa = (SA_USER, SA_SECRET)
+    with httpx.Client(base_url=gdpr_server.url, timeout=30) as c:
+        for who in ("member", "other"):
+            update = {"$token": TOKEN, "$distinct_id": who, "$set": {"plan": "pro"}}
+            assert c.post("/engage", json=[update], params={"verbose": "1"}).json()["status"] == 1
+        cohort = c.post(f"/api/app/projects/{PROJECT_ID}/cohorts", auth=sa,
+                        json={"name": "Pro", "filter": 'user["plan"] == "pro"'}).json()["results"]["id"]  # fmt: skip
+        flag = {"name": "Pro feature", "key": "pro_feature", "status": "enabled", "ruleset": {
+            "variants": [{"key": "on", "value": True, "is_control": False, "split": 1.0}],
+            "rollout": [{"rollout_percentage": 1.0, "cohort_hash": cohort}]}}  # fmt: skip
+        assert c.post(f"/api/app/projects/{PROJECT_ID}/feature-flags", json=flag, auth=sa).status_code == 200
+
+        def served(distinct_id: str) -> bool:
+            r = c.get(
+                "/flags", params={"context": orjson.dumps({"distinct_id": distinct_id}).decode()}, auth=(TOKEN, "")
+            )
+            assert r.status_code == 200, r.text
+            return "pro_feature" in r.json()["flags"]
+
+        assert served("member") and served("other")
+        token = gdpr_token(gdpr_server.data_dir)
+        task = _create(gdpr_server.url, DELETIONS, token, ["member"]).json()["results"]["task_id"]
+        assert _wait(gdpr_server.url, DELETIONS, token, task, {"SUCCESS", "FAILURE"})["status"] == "SUCCESS"
+        assert not served("member") and served("other")
