@@ -36,11 +36,9 @@ ROUTE_ACTIONS: dict[tuple[str, str], Action] = {
         for method in ("GET", "POST")
     },
     # GDPR requests and what they retrieve: owners and admins only (https://docs.mixpanel.com/docs/privacy/end-user-data-management).
-    **{
-        (f"/api/app/data-{kind}/v3.0/{{tracking_id}}{tail}", "GET"): Action.MANAGE
-        for kind in ("retrievals", "deletions")
-        for tail in ("", "/file")
-    },
+    ("/api/app/data-retrievals/v3.0/{tracking_id}", "GET"): Action.MANAGE,
+    ("/api/app/data-retrievals/v3.0/{tracking_id}/file", "GET"): Action.MANAGE,
+    ("/api/app/data-deletions/v3.0/{tracking_id}", "GET"): Action.MANAGE,
 }
 
 # Query API reads may be sent as POST (form or JSON parameters): still reads.

@@ -415,12 +415,13 @@ class DuckDBEngine:
         return result
 
     def user_data(self, project_id: int, distinct_ids: list[str], since_ms: int | None = None) -> UserData:
-        """A connection of its own, read in one snapshot per statement; the events are read lazily."""
+        """A connection of its own, in one read transaction (one snapshot) until the events are read."""
         with self._guard():
             conn = self._db.cursor()
         self._cursors.add(conn)
         try:
             conn.execute("SET TimeZone = 'UTC'")
+            conn.execute("BEGIN TRANSACTION")
             with self._guard():
                 cluster = deletes.register_cluster(conn, project_id, distinct_ids)
                 canonical = deletes.canonical_ids(conn, project_id)
