@@ -18,6 +18,7 @@ import pytest
 
 from mixhouse.catalog import Catalog
 from mixhouse.domain.project import IdMerge, Role
+from mixhouse.gdpr.tokens import GdprTokens
 from tests.conftest import export
 from tests.server import PROJECT_ID, SA_SECRET, SA_USER, SECRET, TOKEN, ServerProcess, seed_catalog
 
@@ -348,6 +349,9 @@ def test_requests_are_validated_and_limited_to_2000_ids(gdpr_server: ServerProce
         "status": "error",
         "error": "Unable to authenticate request: invalid or expired GDPR OAuth token",
     }
+    stale, _ = GdprTokens(Catalog(gdpr_server.data_dir)).create(PROJECT_ID, "old", days=1, now=time.time() - 86_401)
+    refused = httpx.post(f"{url}{DELETIONS}?token={TOKEN}", json={"distinct_ids": ["a"]}, headers=_bearer(stale))
+    assert refused.status_code == 401 and refused.json() == expired.json()
     wrong_project = httpx.post(
         f"{url}{DELETIONS}?token={TWIN_TOKEN}", json={"distinct_ids": ["a"]}, headers=_bearer(token)
     )
