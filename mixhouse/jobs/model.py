@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
-from mixhouse.errors import MixhouseError
+from mixhouse.errors import MethodNotAllowed
 
 if TYPE_CHECKING:
     from mixhouse.jobs.runner import JobContext
@@ -39,10 +39,10 @@ class JobState(StrEnum):
         return self in (JobState.PENDING, JobState.STAGING)
 
 
-class NotCancellable(MixhouseError):
+class NotCancellable(MethodNotAllowed):
     """A cancel asked of a job that has started or finished (405, as Mixpanel answers)."""
 
-    status = 405
+    code = "not_cancellable"
 
 
 @dataclass(frozen=True)
