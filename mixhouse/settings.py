@@ -65,6 +65,12 @@ class Settings:
     disk_reserve_bytes: int = 64 * 1024 * 1024
     idle_checkpoint_seconds: float = 5.0
     kernel_cache_bytes: int = 1 << 30
+    delete_drill_pause_seconds: float = 0.0
+    # compliance and lookup tables
+    gdpr_max_ids: int = 2000
+    gdpr_cancel_window_seconds: float = 0.0
+    lookup_max_bytes: int = 100 * 1024 * 1024
+    lookup_replaces_per_day: int = 100
 
 
 # -- what each setting accepts -------------------------------------------------------------------------
@@ -249,6 +255,29 @@ FIELDS: tuple[Field, ...] = (
         "checkpoint once writes pause this long",
     ),
     Field("kernel_cache_bytes", "MIXHOUSE_KERNEL_CACHE_BYTES", None, _int(0), "kernel arrays kept between queries"),
+    Field(
+        "delete_drill_pause_seconds",
+        "MIXHOUSE_DELETE_DRILL_PAUSE_SECONDS",
+        None,
+        _seconds(zero=True),
+        "crash drills only: hold each GDPR deletion open this long before its commit",
+    ),
+    Field("gdpr_max_ids", "MIXHOUSE_GDPR_MAX_IDS", None, _int(1), "distinct ids a GDPR request may name"),
+    Field(
+        "gdpr_cancel_window_seconds",
+        "MIXHOUSE_GDPR_CANCEL_WINDOW_SECONDS",
+        None,
+        _seconds(zero=True),
+        "time a GDPR request stays STAGING (cancellable)",
+    ),
+    Field("lookup_max_bytes", "MIXHOUSE_LOOKUP_MAX_BYTES", None, _int(1), "largest lookup-table upload, inflated"),
+    Field(
+        "lookup_replaces_per_day",
+        "MIXHOUSE_LOOKUP_REPLACES_PER_DAY",
+        None,
+        _int(1),
+        "lookup-table replaces a project may make in 24 hours",
+    ),
 )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 import pyarrow as pa
@@ -38,6 +38,25 @@ class EngineStats:
     pending_rows: int  # rows accepted and waiting to be committed
 
 
+@dataclass(frozen=True)
+class DeleteResult:
+    """What `delete_users` removed: every id of the identity clusters of the ids asked for."""
+
+    distinct_ids: tuple[str, ...]  # the ids asked for and every id merged with them, sorted
+    events: int  # event rows deleted
+    profiles: int  # user profiles deleted
+
+
+@dataclass(frozen=True)
+class UserData:
+    """Everything stored about some users (a GDPR retrieval): their ids, profiles and events."""
+
+    distinct_ids: tuple[str, ...]  # as DeleteResult's
+    canonical: dict[str, str]  # each id of `distinct_ids` -> the id its cluster is known by
+    profiles: dict[str, dict[str, object]]  # canonical id -> profile properties
+    events: Iterator[bytes] = field(default_factory=lambda: iter(()))  # JSON lines, as /export writes them
+
+
 class Engine(Protocol):
     def submit(self, batch: WriteBatch) -> Future[None]:
         """Queue a write; the future resolves once it is on disk (fsync), or fails."""
@@ -62,6 +81,17 @@ class Engine(Protocol):
 
     def group_profile(self, project_id: int, group_key: str, group_id: str) -> dict[str, object] | None: ...
 
+    def delete_users(self, project_id: int, distinct_ids: list[str]) -> DeleteResult:
+        """Delete every event and profile of these users and of every id merged with them, and their
+        identity links, atomically with respect to writes (GDPR/CCPA deletions). Later events of an id
+        start a new history."""
+        ...
+
+    def user_data(self, project_id: int, distinct_ids: list[str], since_ms: int | None = None) -> UserData:
+        """Everything stored about these users and every id merged with them (GDPR/CCPA retrievals);
+        `since_ms`: only events from then on."""
+        ...
+
     def health(self) -> list[str]:
         """What keeps the engine from taking writes now (empty: ready)."""
         ...
@@ -77,4 +107,4 @@ class Engine(Protocol):
     def close(self) -> None: ...
 
 
-__all__ = ["Commit", "CommitObserver", "Engine", "EngineStats", "WriteBatch"]
+__all__ = ["Commit", "CommitObserver", "DeleteResult", "Engine", "EngineStats", "UserData", "WriteBatch"]

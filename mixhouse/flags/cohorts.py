@@ -50,6 +50,12 @@ class CohortMembers:
             self._items[key] = (now + self._ttl_s, found)
         return found
 
+    def forget(self, project_id: int) -> None:
+        """Drop the project's cached memberships (after users were deleted): computed again when asked."""
+        with self._lock:
+            for key in [k for k in self._items if k[0] == project_id]:
+                del self._items[key]
+
     def fresh(self, project_id: int, cohorts: frozenset[str]) -> bool:
         """Whether every one of these cohorts is cached: evaluation then needs no engine query."""
         now = time.monotonic()

@@ -22,6 +22,7 @@ from mixhouse.http.limits import RateLimits
 from mixhouse.http.middleware import Cors, TrailingSlash
 from mixhouse.http.responses import error_response
 from mixhouse.http.routes import family_of, routes
+from mixhouse.jobs.registry import start_jobs
 from mixhouse.settings import Settings
 from mixhouse.web.throttle import LoginThrottle
 
@@ -52,9 +53,12 @@ def create_app(settings: Settings | Path, geoip: str | None = None) -> Starlette
         app.state.catalog = open_catalog(settings)
         app.state.engine = open_engine(settings, commit_observers=(observability.observe_commit,))
         observability.install(app.state.engine, access_log_on=settings.access_log)
+        app.state.data_dir = settings.data_dir
+        app.state.jobs = start_jobs(settings, app.state.catalog, app.state.engine, app.state.flag_cohorts.forget)
         try:
             yield
         finally:
+            app.state.jobs.stop()
             app.state.engine.close()
 
     app = Starlette(

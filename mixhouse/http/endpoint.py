@@ -34,6 +34,8 @@ class Auth(StrEnum):
     FLAGS = "flags"  # /flags: the project token (Basic or parameter) or any credentials of the project
     LOGIN = "login"  # the web app's login: an email and password in the body
     SESSION = "session"  # the web app's session cookie
+    GDPR = "gdpr"  # GDPR v3: the project's token and an OAuth bearer token (or an admin's Basic credentials)
+    LOOKUP = "lookup"  # /lookup-tables: Basic (service account + project_id, or the project secret)
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,10 @@ def _project_of(conn: Request, spec: Endpoint, params: dict[str, str]) -> Projec
     """The project whose credentials these are; raises MixhouseError when the handler would refuse."""
     if spec.api is Api.GDPR:
         # GDPR calls name the project by its token and carry a personal OAuth token.
-        project: Project | None = conn.app.state.catalog.project_by_token(params.get("token", ""))
+        catalog = conn.app.state.catalog
+        project: Project | None = catalog.project_by_token(params.get("token", ""))
+        if project is None and params.get("project_id", "").isdigit():
+            project = catalog.project_by_id(int(params["project_id"]))
         if project is None or not conn.headers.get("authorization"):
             raise BadRequest("no project")
         return project

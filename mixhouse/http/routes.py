@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute, Mount, Route, compile_path
 from mixhouse.domain.limits import Api
 from mixhouse.domain.permissions import Action
 from mixhouse.errors import NotFound
+from mixhouse.gdpr import http as gdpr_http
 from mixhouse.http import export, flags, ingest, observability, openapi
 from mixhouse.http.app_api import APP_ROUTES
 from mixhouse.http.app_routes import app_route
@@ -27,6 +28,7 @@ from mixhouse.http.endpoint import Auth, Endpoint, Mounted, endpoint
 from mixhouse.http.org_api import ORG_ROUTES
 from mixhouse.http.query_api import QUERY_ROUTES
 from mixhouse.http.responses import Family
+from mixhouse.lookup import http as lookup_http
 from mixhouse.web import dashboards
 from mixhouse.web import routes as web
 
@@ -57,6 +59,9 @@ ENDPOINTS: list[Endpoint] = [
     *QUERY_ROUTES,
     *APP_ROUTES,
     *ORG_ROUTES,  # /api/app/organizations/{id}/service-accounts (docs/auth.md)
+    # GDPR v3 (docs/gdpr.md) and lookup tables (docs/lookup-tables.md)
+    *gdpr_http.ENDPOINTS,
+    *lookup_http.ENDPOINTS,
     # The web app (docs/web.md)
     Endpoint("/", ("GET",), web.page, None, Auth.NONE),
     Endpoint("/web/login", ("POST",), web.login, Family.APP, Auth.LOGIN),
@@ -132,7 +137,7 @@ def _budget(pattern: str, family: Family, auth: Auth, api: Api) -> tuple[re.Patt
 BUDGETS: tuple[tuple[re.Pattern[str], Endpoint], ...] = (
     _budget(r"^/api/(query|2\.0)/jql$", Family.QUERY, Auth.QUERY, Api.JQL),
     _budget(r"^/api/(query|2\.0)/", Family.QUERY, Auth.QUERY, Api.QUERY),
-    _budget(r"^/api/app/(data-retrievals|data-deletions)", Family.APP, Auth.APP, Api.GDPR),
+    _budget(r"^/api/app/(data-retrievals|data-deletions)", Family.APP, Auth.GDPR, Api.GDPR),
     _budget(r"^/api/app/projects/(?P<project_id>[^/]+)/schemas", Family.APP, Auth.APP, Api.LEXICON),
 )
 

@@ -23,8 +23,8 @@ from mixhouse.domain.scan import ScanQuery
 from mixhouse.domain.spec import Spec
 from mixhouse.domain.writes import WriteBatch
 from mixhouse.engine import kernels
-from mixhouse.engine.base import CommitObserver, EngineStats
-from mixhouse.engine.duckdb import identity
+from mixhouse.engine.base import CommitObserver, DeleteResult, EngineStats, UserData
+from mixhouse.engine.duckdb import deletes, identity
 from mixhouse.engine.duckdb.deadline import interrupt_at_deadline
 from mixhouse.engine.duckdb.dedup import backfill_superseded, mark_superseded
 from mixhouse.engine.duckdb.expressions import Scope, compile_filter
@@ -70,11 +70,13 @@ class DuckDBEngine:
         idle_checkpoint_seconds: float = DEFAULT_IDLE_CHECKPOINT_SECONDS,
         disk_reserve_bytes: int | None = None,
         commit_observers: tuple[CommitObserver, ...] = (),
+        delete_drill_pause_seconds: float = 0.0,
     ) -> None:
         """`memory_limit`: DuckDB's (its buffer pool: caches, sorts, hash tables; beyond it, work spills
         to tmp/ in the data folder). Checkpoints once no write has arrived for `idle_checkpoint_seconds`.
         `disk_reserve_bytes`: see GroupCommitWriter. The server opens it with `from_settings`."""
         private_dir(data_dir)
+        self._delete_drill_pause_seconds = delete_drill_pause_seconds
         restrict_existing(data_dir, ("events.duckdb", "events.duckdb.wal", "tmp"))
         self._data_dir = data_dir
         self._memory_limit = memory_limit or DEFAULT_MEMORY_LIMIT
@@ -106,6 +108,7 @@ class DuckDBEngine:
             idle_checkpoint_seconds=settings.idle_checkpoint_seconds,
             disk_reserve_bytes=settings.disk_reserve_bytes,
             commit_observers=commit_observers,
+            delete_drill_pause_seconds=settings.delete_drill_pause_seconds,
         )
 
     def _open(self) -> None:
@@ -422,6 +425,35 @@ class DuckDBEngine:
                 .fetchall()
             )
         return orjson.loads(rows[0][0]) if rows else None
+
+    def delete_users(self, project_id: int, distinct_ids: list[str]) -> DeleteResult:
+        """On the writer thread, between two group commits: no write runs beside it (engine/duckdb/deletes.py)."""
+
+        def work() -> DeleteResult:
+            with self._lock, self._guard():
+                return deletes.delete_users(
+                    self._write_conn, project_id, distinct_ids, drill_pause_seconds=self._delete_drill_pause_seconds
+                )
+
+        result: DeleteResult = self._writer.call(work).result()
+        return result
+
+    def user_data(self, project_id: int, distinct_ids: list[str], since_ms: int | None = None) -> UserData:
+        """A connection of its own, in one read transaction (one snapshot) until the events are read."""
+        with self._guard():
+            conn = self._db.cursor()
+        self._cursors.add(conn)
+        try:
+            conn.execute("SET TimeZone = 'UTC'")
+            conn.execute("BEGIN TRANSACTION")
+            with self._guard():
+                cluster = deletes.register_cluster(conn, project_id, distinct_ids)
+                canonical = deletes.canonical_ids(conn, project_id)
+                profiles = deletes.profiles_of_cluster(conn, project_id)
+        except BaseException:
+            conn.close()
+            raise
+        return UserData(tuple(cluster), canonical, profiles, deletes.event_lines(conn, project_id, since_ms))
 
     def health(self) -> list[str]:
         """What keeps this engine from taking writes now (empty: ready)."""

@@ -20,7 +20,9 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -33,6 +35,14 @@ log = logging.getLogger(__name__)
 _STOP = object()
 
 DEFAULT_DISK_RESERVE_BYTES = 64 * 1024 * 1024
+
+
+@dataclass
+class _Task:
+    """Work other than a write batch that must run on the writer thread, alone (a deletion)."""
+
+    fn: Callable[[], Any]
+    future: Future[Any]
 
 
 class GroupCommitWriter:
@@ -59,7 +69,7 @@ class GroupCommitWriter:
         # Free space the engine's next checkpoint may need, on top of the operator's reserve: a checkpoint
         # that runs out of disk can leave the store unusable, so its room is never lent to new writes.
         self._checkpoint_reserve = checkpoint_reserve
-        self._queue: queue.SimpleQueue[tuple[WriteBatch, Future[None]] | object] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[WriteBatch, Future[None]] | _Task | object] = queue.SimpleQueue()
         self._pending_rows = 0
         self._max_pending_rows = max_pending_rows
         self._lock = threading.Lock()
@@ -117,6 +127,15 @@ class GroupCommitWriter:
         self._queue.put((batch, future))
         return future
 
+    def call(self, fn: Callable[[], Any]) -> Future[Any]:
+        """Run `fn` on the writer thread between two group commits, never beside a write."""
+        future: Future[Any] = Future()
+        with self._lock:
+            if self._closed:
+                raise Unavailable("the server is shutting down")
+        self._queue.put(_Task(fn, future))
+        return future
+
     def close(self) -> None:
         with self._lock:
             self._closed = True
@@ -138,9 +157,13 @@ class GroupCommitWriter:
             if first is _STOP:
                 return
             dirty = True
+            if isinstance(first, _Task):
+                self._run_task(first)
+                continue
             group = [first]
             stop = False
-            while True:  # take all that is already waiting
+            task: _Task | None = None
+            while True:  # take all that is already waiting, up to a task
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
@@ -148,10 +171,22 @@ class GroupCommitWriter:
                 if item is _STOP:
                     stop = True
                     break
+                if isinstance(item, _Task):
+                    task = item
+                    break
                 group.append(item)
             self._commit(group)  # type: ignore[arg-type]
+            if task is not None:
+                self._run_task(task)
             if stop:
                 return
+
+    @staticmethod
+    def _run_task(task: _Task) -> None:
+        try:
+            task.future.set_result(task.fn())
+        except BaseException as exc:
+            task.future.set_exception(exc)
 
     def _commit(self, group: list[tuple[WriteBatch, Future[None]]]) -> None:
         started = time.perf_counter()

@@ -1,0 +1,170 @@
+"""Lookup tables in the catalog's SQLite database. A replace is one transaction: readers see the old
+rows or the new ones, never a mix, and a failed upload changes nothing."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from mixhouse.domain.catalog import CatalogPort
+from mixhouse.errors import BadRequest
+from mixhouse.lookup.csvtable import Table
+
+MAX_NAME_CHARS = 255
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS lookup_tables (
+    id          TEXT PRIMARY KEY,    -- a UUID, as Mixpanel's
+    project_id  INTEGER NOT NULL,
+    name        TEXT NOT NULL,
+    columns     TEXT NOT NULL,       -- JSON list of the header's names ([] before the first upload)
+    row_count   INTEGER NOT NULL,
+    created_at  REAL NOT NULL,
+    updated_at  REAL NOT NULL,
+    UNIQUE (project_id, name)
+);
+CREATE TABLE IF NOT EXISTS lookup_rows (
+    table_id    TEXT NOT NULL REFERENCES lookup_tables (id) ON DELETE CASCADE,
+    key         TEXT NOT NULL,       -- the first column's value
+    position    INTEGER NOT NULL,    -- order in the upload
+    "values"    TEXT NOT NULL,       -- JSON object of typed values (csvtable.typed)
+    PRIMARY KEY (table_id, key)
+);
+CREATE TABLE IF NOT EXISTS lookup_replacements (
+    project_id  INTEGER NOT NULL,
+    at          REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS lookup_replacements_by_project ON lookup_replacements (project_id, at);
+"""
+
+_READY: dict[int, sqlite3.Connection] = {}
+
+
+@dataclass(frozen=True)
+class LookupTable:
+    id: str
+    project_id: int
+    name: str
+    columns: tuple[str, ...]
+    row_count: int
+    created_at: float
+    updated_at: float
+
+
+def _table(row: tuple[Any, ...]) -> LookupTable:
+    return LookupTable(
+        str(row[0]), int(row[1]), str(row[2]), tuple(orjson.loads(row[3])), int(row[4]), float(row[5]), float(row[6])
+    )
+
+
+_SELECT = "SELECT id, project_id, name, columns, row_count, created_at, updated_at FROM lookup_tables"
+
+
+class LookupStore:
+    def __init__(self, catalog: CatalogPort) -> None:
+        self._conn = catalog.connection()
+        if _READY.get(id(self._conn)) is not self._conn:
+            self._conn.executescript(_SCHEMA)
+            _READY[id(self._conn)] = self._conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def create(self, project_id: int, name: str) -> LookupTable:
+        now = time.time()
+        table_id = str(uuid.uuid4())
+        try:
+            self._conn.execute(
+                "INSERT INTO lookup_tables VALUES (?, ?, ?, '[]', 0, ?, ?)", [table_id, project_id, name, now, now]
+            )
+        except sqlite3.IntegrityError as exc:
+            raise BadRequest(f"a lookup table named {name!r} exists already in this project") from exc
+        found = self.get(project_id, table_id)
+        assert found is not None
+        return found
+
+    def tables(self, project_id: int) -> list[LookupTable]:
+        rows = self._conn.execute(f"{_SELECT} WHERE project_id = ? ORDER BY name, id", [project_id]).fetchall()
+        return [_table(r) for r in rows]
+
+    def get(self, project_id: int, table_id: str) -> LookupTable | None:
+        rows = self._conn.execute(f"{_SELECT} WHERE project_id = ? AND id = ?", [project_id, table_id]).fetchall()
+        return _table(rows[0]) if rows else None
+
+    def delete(self, project_id: int, table_id: str) -> bool:
+        with self._write() as conn:
+            conn.execute(
+                "DELETE FROM lookup_rows WHERE table_id IN (SELECT id FROM lookup_tables WHERE project_id = ? AND id = ?)",
+                [project_id, table_id],
+            )
+            return (
+                conn.execute(
+                    "DELETE FROM lookup_tables WHERE project_id = ? AND id = ?", [project_id, table_id]
+                ).rowcount
+                == 1
+            )
+
+    def replace(self, project_id: int, table_id: str, table: Table) -> bool:
+        """All rows replaced by the table's, or nothing changed; False when there is no such table."""
+        now = time.time()
+        with self._write() as conn:
+            changed = conn.execute(
+                "UPDATE lookup_tables SET columns = ?, row_count = ?, updated_at = ? WHERE project_id = ? AND id = ?",
+                [orjson.dumps(list(table.columns)).decode(), len(table.rows), now, project_id, table_id],
+            ).rowcount
+            if changed != 1:
+                return False
+            conn.execute("DELETE FROM lookup_rows WHERE table_id = ?", [table_id])
+            conn.executemany(
+                'INSERT INTO lookup_rows (table_id, key, position, "values") VALUES (?, ?, ?, ?)',
+                ((table_id, key, i, orjson.dumps(values).decode()) for i, (key, values) in enumerate(table.rows)),
+            )
+        return True
+
+    def rows(self, table_id: str, *, offset: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+        """Typed rows in upload order (datetimes as {"$datetime": ...})."""
+        rows = self._conn.execute(
+            'SELECT "values" FROM lookup_rows WHERE table_id = ? ORDER BY position LIMIT ? OFFSET ?',
+            [table_id, -1 if limit is None else limit, offset],
+        ).fetchall()
+        return [orjson.loads(r[0]) for r in rows]
+
+    def lookup(self, table_id: str, keys: list[str]) -> dict[str, dict[str, Any]]:
+        """The rows of these ids (those that exist): what a query maps a property through."""
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            for key, values in self._conn.execute(
+                f'SELECT key, "values" FROM lookup_rows WHERE table_id = ? AND key IN ({marks})', [table_id, *chunk]
+            ):
+                found[str(key)] = orjson.loads(values)
+        return found
+
+    # -- the replace budget ---------------------------------------------------------------------------
+
+    def replaces_since(self, project_id: int, since: float) -> list[float]:
+        rows = self._conn.execute(
+            "SELECT at FROM lookup_replacements WHERE project_id = ? AND at > ? ORDER BY at", [project_id, since]
+        ).fetchall()
+        return [float(r[0]) for r in rows]
+
+    def count_replace(self, project_id: int, at: float) -> None:
+        with self._write() as conn:
+            conn.execute("DELETE FROM lookup_replacements WHERE at < ?", [at - 2 * 86_400])
+            conn.execute("INSERT INTO lookup_replacements VALUES (?, ?)", [project_id, at])
