@@ -4,12 +4,10 @@ id of another project is simply not found."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from mixhouse.annotations.model import Annotation, AnnotationUser, Tag
-from mixhouse.catalog import Catalog
+from mixhouse.domain.catalog import CatalogStore
 from mixhouse.errors import BadRequest
 
 _SCHEMA = """
@@ -49,27 +47,8 @@ def _annotation(row: tuple[Any, ...], tags: list[Tag]) -> Annotation:
     return Annotation(row[0], row[1], row[2], row[3], user, tuple(tags))
 
 
-# Connections that ran the schema script, held so that their ids are never reused.
-_READY: dict[int, sqlite3.Connection] = {}
-
-
-class AnnotationStore:
-    def __init__(self, catalog: Catalog) -> None:
-        self._conn = catalog.connection()
-        if _READY.get(id(self._conn)) is not self._conn:
-            self._conn.executescript(_SCHEMA)
-            _READY[id(self._conn)] = self._conn
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+class AnnotationStore(CatalogStore):
+    schema = _SCHEMA
 
     def _tags_of(self, annotation_ids: list[int]) -> dict[int, list[Tag]]:
         found: dict[int, list[Tag]] = {i: [] for i in annotation_ids}

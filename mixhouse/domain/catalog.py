@@ -5,7 +5,9 @@ implements it; a catalog in a shared database can implement the same methods lat
 from __future__ import annotations
 
 import sqlite3
-from typing import Protocol
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import ClassVar, Protocol
 
 from mixhouse.domain.project import Project, ServiceAccount
 
@@ -34,3 +36,32 @@ class CatalogPort(Protocol):
     def verify_service_account(self, username: str, secret: str) -> ServiceAccount | None:
         """The account when the secret is right (a key derivation: call it off the event loop)."""
         ...
+
+
+class CatalogStore:
+    """Base of a capability's tables in the catalog database (annotations, flags, jobs, lookup tables,
+    GDPR tokens): its `schema` script runs once per connection (the catalog keeps one connection per
+    thread), and `_write()` is one immediate transaction."""
+
+    schema: ClassVar[str]
+    # (schema, id of a connection) -> the connection, held so that its id is never reused for another
+    # (sqlite3 connections take no weak references).
+    _ready: ClassVar[dict[tuple[str, int], sqlite3.Connection]] = {}
+
+    def __init__(self, catalog: CatalogPort) -> None:
+        self._conn = catalog.connection()
+        key = (self.schema, id(self._conn))
+        if CatalogStore._ready.get(key) is not self._conn:
+            self._conn.executescript(self.schema)
+            CatalogStore._ready[key] = self._conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise

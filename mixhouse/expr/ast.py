@@ -118,6 +118,16 @@ def children(e: Expr) -> tuple[Expr, ...]:
     return ()
 
 
+def walk(e: Expr) -> list[Expr]:
+    """Every node of the tree (without recursion, so any depth the parser lets through is safe)."""
+    nodes, stack = [], [e]
+    while stack:
+        node = stack.pop()
+        nodes.append(node)
+        stack.extend(children(node))
+    return nodes
+
+
 def depth(e: Expr) -> int:
     """Nesting depth, computed without recursion (it guards the recursive stages)."""
     best = 0

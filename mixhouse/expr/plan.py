@@ -24,15 +24,6 @@ UNAVAILABLE: dict[ast.Source, str] = {
 }
 
 
-def _walk(tree: ast.Expr) -> list[ast.Expr]:
-    nodes, stack = [], [tree]
-    while stack:
-        node = stack.pop()
-        nodes.append(node)
-        stack.extend(ast.children(node))
-    return nodes
-
-
 @dataclass(frozen=True)
 class EventExpr:
     """A checked expression over one record (an event, or a profile in profile queries).
@@ -59,23 +50,23 @@ class EventExpr:
 
     def reads(self, source: ast.Source) -> bool:
         """Whether any part reads `source` (`"user"`: the profile must be joined)."""
-        return any(isinstance(n, ast.Property) and n.source == source for n in _walk(self.tree))
+        return any(isinstance(n, ast.Property) and n.source == source for n in ast.walk(self.tree))
 
     def reads_distinct_id(self) -> bool:
         """Whether the value depends on the record's id, so the id it sees must already be resolved."""
         return any(
             isinstance(n, ast.Property) and n.source != "behaviors" and n.name in DISTINCT_ID_NAMES
-            for n in _walk(self.tree)
+            for n in ast.walk(self.tree)
         )
 
     def behaviors(self) -> frozenset[str]:
         """The names of the behaviours read as `behaviors["name"]`."""
-        return frozenset(n.name for n in _walk(self.tree) if isinstance(n, ast.Property) and n.source == "behaviors")
+        return frozenset(n.name for n in ast.walk(self.tree) if isinstance(n, ast.Property) and n.source == "behaviors")
 
     def without(self, *sources: ast.Source) -> EventExpr:
         """This expression, if it reads none of `sources` (the records it runs on have no such part);
         otherwise ExpressionScopeError with its caret on the first read, before any engine sees it."""
-        found = [n for n in _walk(self.tree) if isinstance(n, ast.Property) and n.source in sources]
+        found = [n for n in ast.walk(self.tree) if isinstance(n, ast.Property) and n.source in sources]
         if found:
             first = min(found, key=lambda n: n.pos)
             assert isinstance(first, ast.Property)

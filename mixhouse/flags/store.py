@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from mixhouse.catalog import Catalog
+from mixhouse.domain.catalog import CatalogStore
 from mixhouse.errors import BadRequest
 
 _SCHEMA = """
@@ -37,17 +37,8 @@ def _bump(conn: sqlite3.Connection, project_id: int) -> None:
     )
 
 
-# Connections that ran the schema script, held so that their ids are never reused (the catalog keeps one
-# connection per thread for the thread's life; sqlite3 connections take no weak references).
-_READY: dict[int, sqlite3.Connection] = {}
-
-
-class FlagStore:
-    def __init__(self, catalog: Catalog) -> None:
-        self._conn = catalog.connection()
-        if _READY.get(id(self._conn)) is not self._conn:
-            self._conn.executescript(_SCHEMA)
-            _READY[id(self._conn)] = self._conn
+class FlagStore(CatalogStore):
+    schema = _SCHEMA
 
     def revision(self, project_id: int) -> int:
         row = self._conn.execute(

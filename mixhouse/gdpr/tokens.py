@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import sqlite3
 import time
 from dataclasses import dataclass
 
-from mixhouse.domain.catalog import CatalogPort
+from mixhouse.domain.catalog import CatalogPort, CatalogStore
 from mixhouse.errors import BadRequest
 
 DEFAULT_DAYS = 365
@@ -30,8 +29,6 @@ CREATE TABLE IF NOT EXISTS gdpr_tokens (
 );
 """
 
-_READY: dict[int, sqlite3.Connection] = {}
-
 
 @dataclass(frozen=True)
 class GdprToken:
@@ -45,13 +42,12 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class GdprTokens:
+class GdprTokens(CatalogStore):
+    schema = _SCHEMA
+
     def __init__(self, catalog: CatalogPort) -> None:
+        super().__init__(catalog)
         self._catalog = catalog
-        self._conn = catalog.connection()
-        if _READY.get(id(self._conn)) is not self._conn:
-            self._conn.executescript(_SCHEMA)
-            _READY[id(self._conn)] = self._conn
 
     def create(
         self, project_id: int, user: str, *, days: float = DEFAULT_DAYS, now: float | None = None

@@ -5,7 +5,6 @@ cannot both win."""
 
 from __future__ import annotations
 
-import sqlite3
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -13,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from mixhouse.domain.catalog import CatalogPort
+from mixhouse.domain.catalog import CatalogStore
 from mixhouse.jobs.model import Job, JobState
 
 _SCHEMA = """
@@ -36,9 +35,6 @@ CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, created_at);
 _COLUMNS = "id, kind, project_id, payload, state, created_at, updated_at, start_after, result, error, attempts"
 _ACTIVE = (JobState.PENDING, JobState.STAGING, JobState.STARTED)
 
-# Connections that ran the schema script, held so that their ids are never reused.
-_READY: dict[int, sqlite3.Connection] = {}
-
 
 def _job(row: tuple[Any, ...]) -> Job:
     return Job(
@@ -56,12 +52,8 @@ def _job(row: tuple[Any, ...]) -> Job:
     )
 
 
-class JobStore:
-    def __init__(self, catalog: CatalogPort) -> None:
-        self._conn = catalog.connection()
-        if _READY.get(id(self._conn)) is not self._conn:
-            self._conn.executescript(_SCHEMA)
-            _READY[id(self._conn)] = self._conn
+class JobStore(CatalogStore):
+    schema = _SCHEMA
 
     def create(self, kind: str, project_id: int, payload: Mapping[str, Any], *, now: float | None = None) -> Job:
         now = time.time() if now is None else now

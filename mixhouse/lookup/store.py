@@ -6,14 +6,12 @@ from __future__ import annotations
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from mixhouse.domain.catalog import CatalogPort
+from mixhouse.domain.catalog import CatalogStore
 from mixhouse.errors import BadRequest
 from mixhouse.lookup.csvtable import Table
 
@@ -44,8 +42,6 @@ CREATE TABLE IF NOT EXISTS lookup_replacements (
 CREATE INDEX IF NOT EXISTS lookup_replacements_by_project ON lookup_replacements (project_id, at);
 """
 
-_READY: dict[int, sqlite3.Connection] = {}
-
 
 @dataclass(frozen=True)
 class LookupTable:
@@ -67,23 +63,8 @@ def _table(row: tuple[Any, ...]) -> LookupTable:
 _SELECT = "SELECT id, project_id, name, columns, row_count, created_at, updated_at FROM lookup_tables"
 
 
-class LookupStore:
-    def __init__(self, catalog: CatalogPort) -> None:
-        self._conn = catalog.connection()
-        if _READY.get(id(self._conn)) is not self._conn:
-            self._conn.executescript(_SCHEMA)
-            _READY[id(self._conn)] = self._conn
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+class LookupStore(CatalogStore):
+    schema = _SCHEMA
 
     def create(self, project_id: int, name: str) -> LookupTable:
         now = time.time()

@@ -88,21 +88,12 @@ def _expression(raw: Any, name: str) -> str | None:
     return raw
 
 
-def _nodes(tree: ast.Expr) -> list[ast.Expr]:
-    nodes, stack = [], [tree]
-    while stack:
-        node = stack.pop()
-        nodes.append(node)
-        stack.extend(ast.children(node))
-    return nodes
-
-
 def _event_expression(text: str | None, timezone: str) -> EventExpr | None:
     """Parsed and checked; a report reads events only, so `user[...]` is refused (with its caret)."""
     if text is None:
         return None
     expr = EventExpr.parse(text, timezone=timezone)
-    user_reads = [n.pos for n in _nodes(expr.tree) if isinstance(n, ast.Property) and n.source == "user"]
+    user_reads = [n.pos for n in ast.walk(expr.tree) if isinstance(n, ast.Property) and n.source == "user"]
     if user_reads:
         raise ExpressionScopeError("user[...] is not available in this query", text, min(user_reads))
     return expr

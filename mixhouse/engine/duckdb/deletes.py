@@ -90,16 +90,16 @@ def delete_users(
         with contextlib.suppress(duckdb.Error):  # an invalidated database refuses the rollback too
             conn.execute("ROLLBACK")
         raise
-    forget_cached_users()
+    forget_cached_users(project_id)
     return DeleteResult(tuple(cluster), events, profiles)
 
 
-def forget_cached_users() -> None:
-    """Drop what queries keep of users between requests: `/engage` keeps the id lists of paged queries
-    (a later page would list a deleted id). They are recomputed on the next page."""
-    from mixhouse.engine.duckdb.queries import engage
+def forget_cached_users(project_id: int) -> None:
+    """Drop what queries keep of a project's users between requests: `/engage` keeps the id lists of paged
+    queries (a later page would list a deleted id). They are recomputed on the next page."""
+    from mixhouse.engine.duckdb.queries.engage import forget_snapshots
 
-    engage._SNAPSHOTS = engage._Snapshots()
+    forget_snapshots(project_id)
 
 
 # -- retrievals ------------------------------------------------------------------------------------

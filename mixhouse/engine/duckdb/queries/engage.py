@@ -61,8 +61,18 @@ class _Snapshots:
                 _, (_, dropped, _) = self._items.popitem(last=False)
                 self._ids -= len(dropped)
 
+    def forget(self, project_id: int) -> None:
+        """Drop the project's id lists (their users changed: a deletion); later pages recompute them."""
+        with self._lock:
+            for key in [k for k in self._items if k[0] == project_id]:
+                self._ids -= len(self._items.pop(key)[1])
+
 
 _SNAPSHOTS = _Snapshots()
+
+
+def forget_snapshots(project_id: int) -> None:
+    _SNAPSHOTS.forget(project_id)
 
 
 def profiles_relation(conn: duckdb.DuckDBPyConnection, project_id: int, group_key: str | None = None) -> Relation:
