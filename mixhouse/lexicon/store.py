@@ -8,13 +8,12 @@ a bulk request is applied entirely or not at all.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Sequence
 
 import orjson
 
-from mixhouse.domain.catalog import CatalogPort
+from mixhouse.domain.catalog import CatalogStore
 from mixhouse.lexicon.model import SchemaEntry
 
 _SCHEMA = """
@@ -34,17 +33,8 @@ CREATE TABLE IF NOT EXISTS lexicon_schemas (
 EVENT_TYPES = ("event", "custom_event")
 
 
-class SchemaStore:
-    def __init__(self, catalog: CatalogPort) -> None:
-        self._conn: sqlite3.Connection = catalog.connection()
-        # Made on every ingestion request: look before creating (executescript would also commit).
-        if (
-            self._conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'lexicon_schemas'"
-            ).fetchone()
-            is None
-        ):
-            self._conn.executescript(_SCHEMA)
+class SchemaStore(CatalogStore):
+    schema = _SCHEMA
 
     def list(self, project_id: int, entity_type: str | None = None) -> list[SchemaEntry]:
         where = "project_id = ?"
@@ -86,9 +76,7 @@ class SchemaStore:
         """Create or replace `entries` (after deleting every schema of the project, or of `truncate_type`,
         if `truncate`), in one transaction. Returns (added, deleted)."""
         now = time.time()
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._write() as conn:
             deleted = 0
             if truncate and truncate_type is None:
                 deleted = conn.execute("DELETE FROM lexicon_schemas WHERE project_id = ?", (project_id,)).rowcount
@@ -113,10 +101,6 @@ class SchemaStore:
                     for e in entries
                 ],
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         return len(entries), max(deleted, 0)
 
     def delete(self, project_id: int, entity_type: str | None = None, name: str | None = None) -> int:
