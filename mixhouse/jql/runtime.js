@@ -644,11 +644,21 @@
     return out.length;
   }
 
+  // A profile's `time` and `last_seen`: its `$last_seen` (the store keeps no other update time), in ms.
+  function lastSeen(v) {
+    if (typeof v === "number") return v;
+    if (typeof v !== "string") return undefined;
+    var ms = Date.parse(/[Zz]|[+-]\d{2}:?\d{2}$/.test(v) ? v : v + "Z");
+    return isFinite(ms) ? ms : undefined;
+  }
+
   function userObjects(text) {
     var cols = JSON.parse(text);
     var n = cols.d.length, out = new Array(n);
     for (var i = 0; i < n; i++) {
-      out[i] = { distinct_id: cols.d[i], time: cols.t[i], last_seen: cols.l[i], properties: cols.p[i] || {} };
+      var props = cols.p[i] || {};
+      var seen = lastSeen(props.$last_seen);
+      out[i] = { distinct_id: cols.d[i], time: seen, last_seen: seen, properties: props };
     }
     return out;
   }

@@ -1,0 +1,138 @@
+"""Run one JQL script: a worker slot, a fresh sandbox, the scans its source asks for, the answer as JSON.
+
+Scripts run on the calling thread (a Query API worker thread, never the event loop), at most
+`workers` at a time; V8 runs them on threads of its own and releases the GIL, and every call into it
+carries what is left of the run's time, so a runaway script ends with an error at its deadline while
+other requests are served.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import orjson
+
+from mixhouse.domain.limits import remaining_seconds
+from mixhouse.domain.project import Project
+from mixhouse.engine.base import Engine
+from mixhouse.errors import BadRequest, RateLimited
+from mixhouse.jql.sandbox import Sandbox, ScriptError
+from mixhouse.jql.settings import JqlSettings
+from mixhouse.jql.source import (
+    SelectorSet,
+    combine,
+    event_columns,
+    events_scan,
+    exact_filter,
+    profiles_scan,
+    selector_set,
+    user_columns,
+)
+
+_slots_lock = threading.Lock()
+_slots: dict[int, threading.BoundedSemaphore] = {}
+
+
+def _slot(workers: int) -> threading.BoundedSemaphore:
+    with _slots_lock:
+        if workers not in _slots:
+            _slots[workers] = threading.BoundedSemaphore(workers)
+        return _slots[workers]
+
+
+def parse_params(text: str | None) -> Any:
+    """`params`: JSON text, exposed to the script as the global `params` (absent: an empty object)."""
+    if text is None or text.strip() == "":
+        return {}
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"params must be JSON: {exc}") from exc
+
+
+def run_script(engine: Engine, project: Project, script: str, params: Any, settings: JqlSettings) -> bytes:
+    """The script's final collection as JSON text (an array)."""
+    if not script.strip():
+        raise BadRequest("Missing required parameter: script")
+    slot = _slot(settings.workers)
+    if not slot.acquire(timeout=settings.queue_seconds):
+        raise RateLimited(f"JQL: {settings.workers} scripts are running; try again shortly", retry_after=5)
+    try:
+        timeout = settings.timeout_seconds
+        left = remaining_seconds()  # the request's own deadline (the project's or the server's), if shorter
+        if left is not None:
+            timeout = max(0.001, min(timeout, left))
+        with Sandbox(
+            timeout_seconds=timeout, max_memory_mb=settings.max_memory_mb, max_output_mb=settings.max_output_mb
+        ) as sandbox:
+            sandbox.load(script, params)
+            source = sandbox.plan()
+            _feed(engine, project, source, sandbox, settings)
+            return sandbox.finish()
+    finally:
+        slot.release()
+
+
+def _feed(engine: Engine, project: Project, source: dict[str, Any], sandbox: Sandbox, settings: JqlSettings) -> None:
+    tz = project.timezone
+    kind = source["kind"]
+    if kind == "people":
+        people = selector_set(source["user_selectors"], tz, "user_selectors")
+        _push_profiles(engine, project, people, sandbox, settings, keep=None)
+        return
+    if kind == "events":
+        selectors = selector_set(source["event_selectors"], tz, "event_selectors")
+        _push_events(engine, project, source, selectors, sandbox, settings, users=None)
+        return
+    events_source = source["events"]
+    people = selector_set(source["people"]["user_selectors"], tz, "user_selectors")
+    selectors = combine(
+        selector_set(events_source["event_selectors"], tz, "event_selectors"),
+        selector_set(source["selectors"], tz, "join selectors"),
+    )
+    # The exact (in-Python) check of mixed selectors needs the profiles when a selector reads user[...].
+    users: dict[str, Any] | None = {} if selectors.checks else None
+    _push_profiles(engine, project, people, sandbox, settings, keep=users)
+    _push_events(engine, project, events_source, selectors, sandbox, settings, users=users)
+
+
+def _push_profiles(
+    engine: Engine,
+    project: Project,
+    selectors: SelectorSet,
+    sandbox: Sandbox,
+    settings: JqlSettings,
+    keep: dict[str, Any] | None,
+) -> None:
+    for batch in engine.scan(profiles_scan(project, selectors, settings.batch_rows)):
+        sandbox.remaining()
+        if selectors.checks:
+            batch = exact_filter(batch, selectors, None)
+        if keep is not None:
+            for did, props in zip(
+                batch.column("distinct_id").to_pylist(), batch.column("properties").to_pylist(), strict=True
+            ):
+                keep[did] = orjson.loads(props) if props else {}
+        sandbox.push_users(user_columns(batch))
+
+
+def _push_events(
+    engine: Engine,
+    project: Project,
+    source: dict[str, Any],
+    selectors: SelectorSet,
+    sandbox: Sandbox,
+    settings: JqlSettings,
+    users: dict[str, Any] | None,
+) -> None:
+    for batch in engine.scan(events_scan(project, source, selectors, settings.batch_rows)):
+        sandbox.remaining()  # the scan counts against the script's time too
+        if selectors.checks:
+            batch = exact_filter(batch, selectors, users)
+            if len(batch) == 0:
+                continue
+        sandbox.push_events(event_columns(batch, project.timezone))
+
+
+__all__ = ["ScriptError", "parse_params", "run_script"]
