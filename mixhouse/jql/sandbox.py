@@ -61,6 +61,8 @@ _HARDEN = (
     "(function (g) { var names = "
     + orjson.dumps(list(_REMOVED_GLOBALS)).decode()
     + "; for (var i = 0; i < names.length; i++) { try { delete g[names[i]]; } catch (e) {} } })(globalThis);"
+    # mini-racer declares its timers with `var` and `class` (bindings that cannot be deleted): emptied.
+    + "setTimeout = undefined; clearTimeout = undefined; __timer_manager = undefined; __TimerManager = undefined;"
 )
 
 
