@@ -535,3 +535,107 @@ def test_missing_script_and_bad_params(server: ServerProcess) -> None:
 def test_unauthenticated(server: ServerProcess) -> None:
     response = httpx.post(f"{server.url}/api/query/jql", data={"script": "function main() {}"}, timeout=60)
     assert response.status_code == 401
+
+
+# -- many events, another timezone, rate limits ---------------------------------------------------------
+
+
+def test_partial_accumulators_over_many_events(server: ServerProcess) -> None:
+    """12,000 events: a custom reducer is called several times, each call seeing its previous result
+    (as JSON) and new items, and the result matches a single pass; builtins agree."""
+    from tests.test_query_engage import add_project
+
+    project = 4301
+    _token, secret = add_project(server, project)
+    base = ms(5, 0) // 1000
+    import_events(
+        server.url,
+        [
+            {"event": "tick", "properties": {"distinct_id": f"u{i % 7}", "time": base + i, "$insert_id": f"t{i}", "n": i}}
+            for i in range(12_000)
+        ],
+        secret=secret,
+    )
+    script = """function main() {
+      return Events({from_date: "2024-01-05", to_date: "2024-01-05"}).reduce([
+        function(accs, items) {
+          var out = {count: items.length, calls: 1, most_accs: accs.length, sum: 0, lost: false};
+          for (var i = 0; i < accs.length; i++) {
+            out.count += accs[i].count; out.calls += accs[i].calls; out.sum += accs[i].sum;
+            out.most_accs = Math.max(out.most_accs, accs[i].most_accs);
+            out.lost = out.lost || accs[i].fn !== undefined || typeof accs[i].when !== "string";
+          }
+          for (var j = 0; j < items.length; j++) out.sum += items[j].properties.n;
+          out.fn = function() {};  // functions do not survive between steps
+          out.when = new Date(0);  // a Date arrives as its JSON text
+          return out;
+        },
+        mixpanel.reducer.count(),
+        mixpanel.reducer.sum("properties.n")
+      ]);
+    }"""
+    data = {"project_id": str(project), "script": script}
+    response = httpx.post(f"{server.url}/api/query/jql", data=data, auth=AUTH, timeout=60)
+    assert response.status_code == 200, response.text
+    [[custom, count, total]] = response.json()
+    assert count == 12_000 and total == sum(range(12_000))
+    assert custom["count"] == 12_000 and custom["sum"] == total
+    assert custom["calls"] >= 2 and custom["most_accs"] == 1 and custom["lost"] is False
+    by_user = """function main() {
+      return Events({from_date: "2024-01-05", to_date: "2024-01-05"})
+        .groupByUser(function(state, events) {
+          state = state || {n: 0, calls: 0, ordered: true, last: -1};
+          for (var i = 0; i < events.length; i++) {
+            if (events[i].time < state.last) state.ordered = false;
+            state.last = events[i].time;
+          }
+          state.n += events.length; state.calls += 1;
+          return state;
+        })
+        .map(function(g) { return [g.key[0], g.value.n, g.value.ordered, g.value.calls > 0]; });
+    }"""
+    response = httpx.post(
+        f"{server.url}/api/query/jql", data={"project_id": str(project), "script": by_user}, auth=AUTH, timeout=60
+    )
+    rows = response.json()
+    assert rows == [[f"u{k}", len(range(k, 12_000, 7)), True, True] for k in range(7)]
+
+
+def test_time_is_in_the_project_timezone(server: ServerProcess) -> None:
+    """JQL's `time` is "in your project's timezone, not UTC", and from_date/to_date are local days."""
+    from tests.test_query_engage import add_project
+
+    project = 4302
+    _token, secret = add_project(server, project, timezone="America/New_York")
+    # 2024-01-02 03:00 UTC is 2024-01-01 22:00 in New York (UTC-5)
+    import_events(
+        server.url,
+        [{"event": "late", "properties": {"distinct_id": "x", "time": ms(2, 3) // 1000, "$insert_id": "z"}}],
+        secret=secret,
+    )
+    script = """function main() {
+      return Events({from_date: "2024-01-01", to_date: "2024-01-01"})
+        .map(function(e) { return [e.time, new Date(e.time).toISOString()]; });
+    }"""
+    response = httpx.post(
+        f"{server.url}/api/query/jql", data={"project_id": str(project), "script": script}, auth=AUTH, timeout=60
+    )
+    assert response.json() == [[ms(1, 22), "2024-01-01T22:00:00.000Z"]]
+
+
+def test_jql_counts_against_the_query_rate_limit(server: ServerProcess) -> None:
+    from mixhouse.catalog import Catalog
+    from tests.test_query_engage import add_project
+
+    project = 4303
+    add_project(server, project)
+    Catalog(server.data_dir).set_rate_limits(project, '{"preset": "mixpanel", "jql": {"per_hour": 2}}')
+    script = 'function main() { return Events({from_date: "2024-01-01", to_date: "2024-01-01"}); }'
+    statuses = []
+    for _ in range(3):
+        data = {"project_id": str(project), "script": script}
+        response = httpx.post(f"{server.url}/api/query/jql", data=data, auth=AUTH, timeout=60)
+        statuses.append(response.status_code)
+    assert statuses == [200, 200, 429]
+    assert "Query rate limit exceeded" in response.text or "rate limit" in response.text.lower()
+    assert response.headers.get("retry-after")
