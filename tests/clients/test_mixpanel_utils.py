@@ -1,8 +1,7 @@
 """PyPI `mixpanel-utils` 2.2.7, unmodified, in a venv of its own, against a real mixhouse server
 (real-clients §4): export with event lists, `where` and gzip, engage with `where`/`output_properties` and
-concurrent paging, `/import?strict=1`, base64 `/engage` batches, `people_set` over a query, service account.
-
-Not covered because mixhouse has no such endpoint: `query_jql` and the `*_jql_*` helpers (`/api/2.0/jql`)."""
+concurrent paging, `/import?strict=1`, base64 `/engage` batches, `people_set` over a query, service account,
+and JQL: `query_jql` (JSON and CSV), `query_jql_events`, `query_jql_people`, `export_jql_events`."""
 
 from __future__ import annotations
 
@@ -89,3 +88,21 @@ def test_service_account_reads(run: tuple[ServerProcess, dict[str, Any]]) -> Non
     assert got["sa_small_raw_bytes"] < 1400
     assert brief(got["sa_small_raw"]) == [e for e in SEEDED if e[0] == "Purchase"]
     assert brief(got["sa_raw"]) == sorted([*SEEDED, ("Imported", "u9", 1704070800), ("SA Imported", "u9", 1704074400)])
+
+
+def test_jql_scripts_and_helpers(run: tuple[ServerProcess, dict[str, Any]]) -> None:
+    _, got = run
+    assert got["jql_by_name"] == [{"key": ["Purchase"], "value": 2}, {"key": ["Signed Up"], "value": 3}]
+    assert got["jql_by_name_csv"] == "key.0,value\nPurchase,2\nSigned Up,3\n"
+    assert got["jql_events"] == [
+        {"event": "Signed Up", "properties": {"distinct_id": d, "time": t, "plan": p}}
+        for d, t, p in [("u1", 1704103200, "pro"), ("u2", 1704106800, "free"), ("u3", 1704110400, "pro")]
+    ]
+    assert sorted(got["jql_people"], key=lambda p: p["$distinct_id"]) == [
+        {"$distinct_id": "u1", "$properties": {"plan": "pro"}},
+        {"$distinct_id": "u3", "$properties": {"plan": "pro"}},
+    ]
+    assert [(e["event"], e["properties"]["distinct_id"], e["properties"]["amount"]) for e in got["jql_export_file"]] == [
+        ("Purchase", "u1", 9.5),
+        ("Purchase", "u2", 20),
+    ]

@@ -40,6 +40,17 @@ def main() -> None:
     # the bare `properties["$email"]` the reference shows this client sending: a truthiness test
     out["engage_email"] = m.query_engage({"where": 'properties["$email"]', "output_properties": ["$email"]})
 
+    # JQL (/api/2.0/jql, form POST): a script with params, CSV, and the query_jql_*/export_jql_* helpers
+    by_name = "function main() { return Events(params).groupBy(['name'], mixpanel.reducer.count()); }"
+    out["jql_by_name"] = m.query_jql(by_name, params=dates)
+    out["jql_by_name_csv"] = m.query_jql(by_name, params=dates, format="csv")
+    out["jql_events"] = m.query_jql_events(
+        from_date=FROM_DATE, to_date=TO_DATE, event_selectors={"event": "Signed Up"}, output_properties=["plan"]
+    )
+    out["jql_people"] = m.query_jql_people(user_selectors='user["plan"] == "pro"', output_properties=["plan"])
+    m.export_jql_events(str(tmp / "jql.json"), FROM_DATE, TO_DATE, event_selectors=[{"event": "Purchase"}])
+    out["jql_export_file"] = json.loads((tmp / "jql.json").read_text())
+
     # engage paging: page_size 1 makes the paginator fetch pages 1.. concurrently with the session id
     out["engage_paged"] = m.query_engage({"page_size": 1})
 
