@@ -168,6 +168,7 @@ VENVS = {
     "tap-mixpanel": VenvSpec("tap-mixpanel", ("tap-mixpanel==1.8.0",)),
     "airbyte-source-mixpanel": VenvSpec("airbyte-source-mixpanel", ("airbyte-source-mixpanel==4.0.2",)),
     "pipelinewise-tap-mixpanel": VenvSpec("pipelinewise-tap-mixpanel", ("pipelinewise-tap-mixpanel==1.2.0",)),
+    "mixpanel-jql": VenvSpec("mixpanel-jql", ("mixpanel-jql==0.5.1",)),
     # mixpanel-export pins requests 2.9.1, which no longer imports on Python 3.10+ (collections.MutableMapping):
     # it goes in with --no-deps, next to a current requests.
     "async-clients": VenvSpec("async-clients", ("mixpanel-py-async==0.3.0", "aiomixpanel==1.1.0", "mixpanel==5.4.1")),
@@ -189,6 +190,7 @@ MODULE_VENVS = {
     "test_pipelinewise_tap.py": "pipelinewise-tap-mixpanel",
     "test_v2_clients.py": "v2-clients",
     "test_async_clients.py": "async-clients",
+    "test_mixpanel_jql.py": "mixpanel-jql",
 }
 _builds: dict[str, threading.Thread] = {}
 _errors: dict[str, str] = {}
