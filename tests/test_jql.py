@@ -159,7 +159,7 @@ def test_event_selectors_names_and_expressions(server: ServerProcess) -> None:
         {"key": ["Purchase"], "value": 1},
         {"key": ["login"], "value": 3},
     ]
-    only_expr = f"Events({{{RANGE}, event_selectors: [{{selector: 'properties[\"country\"] == \"CA\"'}}]}})"
+    only_expr = f'Events({{{RANGE}, event_selectors: [{{selector: \'properties["country"] == "CA"\'}}]}})'
     assert run(server, events_script(".reduce(mixpanel.reducer.count())", only_expr)) == [3]
     names = f'Events({{{RANGE}, event_selectors: [{{event: "Viewed"}}, {{event: "Purchase"}}]}})'
     assert run(server, events_script(".reduce(mixpanel.reducer.count())", names)) == [5]
@@ -186,7 +186,7 @@ def test_params_and_underscore(server: ServerProcess) -> None:
 def test_people_and_user_selectors(server: ServerProcess) -> None:
     rows = run(server, "function main() { return People().map(function(u) { return u.distinct_id; }); }")
     assert sorted(rows) == ["u1", "u2", "u4"]
-    selected = 'People({user_selectors: [{selector: \'user["age"] > 30\'}]})'
+    selected = "People({user_selectors: [{selector: 'user[\"age\"] > 30'}]})"
     assert run(server, events_script(".reduce(mixpanel.reducer.count())", selected)) == [2]
     assert run(server, "function main() { return People().reduce(mixpanel.reducer.avg('properties.age')); }") == [40]
 
@@ -378,7 +378,10 @@ def test_min_by_and_max_by_return_the_item(server: ServerProcess) -> None:
 def test_top_any_null_object_merge(server: ServerProcess) -> None:
     top = ".groupBy(['name'], mixpanel.reducer.count()).reduce(mixpanel.reducer.top(2))"
     assert run(server, events_script(top)) == [[{"key": ["Viewed"], "value": 3}, {"key": ["login"], "value": 3}]]
-    [anything] = run(server, events_script(".filter(function(e) { return e.properties.country == 'CA'; }).reduce(mixpanel.reducer.any())"))
+    [anything] = run(
+        server,
+        events_script(".filter(function(e) { return e.properties.country == 'CA'; }).reduce(mixpanel.reducer.any())"),
+    )
     assert anything["distinct_id"] == "u2"
     assert run(server, events_script(".groupByUser(mixpanel.reducer.null())")) == [
         {"key": ["u1"], "value": None},
@@ -467,7 +470,11 @@ def test_list_keys_inlined_or_fanned_out(server: ServerProcess) -> None:
     fanned = 'function main() { return People().groupBy(mixpanel.multiple_keys(["properties.$campaigns"]), mixpanel.reducer.count()); }'
     assert run(server, fanned) == [{"key": ["a"], "value": 2}, {"key": ["b"], "value": 1}]
     both = 'function main() { return People().groupBy([mixpanel.multiple_keys(["properties.$campaigns"]), "properties.plan"], mixpanel.reducer.count()); }'
-    assert run(server, both) == [{"key": ["a", "free"], "value": 1}, {"key": ["a", "pro"], "value": 1}, {"key": ["b", "pro"], "value": 1}]
+    assert run(server, both) == [
+        {"key": ["a", "free"], "value": 1},
+        {"key": ["a", "pro"], "value": 1},
+        {"key": ["b", "pro"], "value": 1},
+    ]
 
 
 def test_dot_paths_and_builtin_aliases(server: ServerProcess) -> None:
@@ -500,22 +507,33 @@ def test_csv_format(server: ServerProcess) -> None:
         ("var x = 1;", ["the script must define a function main()"]),
         ("function main() {\n  return Events({\n", ["SyntaxError", "line 3"]),
         ('function main() {\n  var x = 1;\n  throw new Error("boom");\n}', ["Error: boom", "line 3"]),
-        ("function main() {\n  return undefinedThing.x;\n}", ["ReferenceError: undefinedThing is not defined", "line 2"]),
+        (
+            "function main() {\n  return undefinedThing.x;\n}",
+            ["ReferenceError: undefinedThing is not defined", "line 2"],
+        ),
         ("function main() { return 5; }", ["main() must return Events(), People() or join()"]),
-        ('function main() {\n  return Events({from_date: "2024-01-01"});\n}', ["Events() requires from_date and to_date", "line 2"]),
+        (
+            'function main() {\n  return Events({from_date: "2024-01-01"});\n}',
+            ["Events() requires from_date and to_date", "line 2"],
+        ),
         (
             'function main() {\n  return Events({from_date: "2024-01-01", to_date: "2024-01-02",\n'
             "    event_selectors: [{selector: 'properties[\"x\" =='}]});\n}",
             ["event_selectors"],
         ),
-        ('function main() { return Events({from_date: "2024-01-05", to_date: "2024-01-01"}); }', ["from_date cannot be later"]),
+        (
+            'function main() { return Events({from_date: "2024-01-05", to_date: "2024-01-01"}); }',
+            ["from_date cannot be later"],
+        ),
         (
             f"function main() {{\n  return Events({{{RANGE}}})\n    .map(function(e) {{\n      return e.nope.deeper;\n    }});\n}}",
             ["TypeError", "line 4"],
         ),
     ],
 )
-def test_script_errors_are_400s_with_the_message_and_line(server: ServerProcess, script: str, fragments: list[str]) -> None:
+def test_script_errors_are_400s_with_the_message_and_line(
+    server: ServerProcess, script: str, fragments: list[str]
+) -> None:
     response = post(server, script)
     assert response.status_code == 400, response.text
     body = response.json()
@@ -551,7 +569,10 @@ def test_partial_accumulators_over_many_events(server: ServerProcess) -> None:
     import_events(
         server.url,
         [
-            {"event": "tick", "properties": {"distinct_id": f"u{i % 7}", "time": base + i, "$insert_id": f"t{i}", "n": i}}
+            {
+                "event": "tick",
+                "properties": {"distinct_id": f"u{i % 7}", "time": base + i, "$insert_id": f"t{i}", "n": i},
+            }
             for i in range(12_000)
         ],
         secret=secret,

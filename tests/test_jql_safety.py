@@ -173,7 +173,11 @@ def test_busy_workers_give_a_429_after_the_queue_wait(server: ServerProcess) -> 
 
 
 def test_output_limit(server: ServerProcess) -> None:
-    big = f"function main() {{ return Events({{{RANGE}}}).map(function(e) {{ return new Array(300000).join('x'); }}); }}"
+    big = (
+        f"function main() {{ return Events({{{RANGE}}}).map(function(e) {{ return new Array(300000).join('x'); }}); }}"
+    )
     assert "output limit" in error_of(server, big)
-    small = f"function main() {{ return Events({{{RANGE}}}).map(function(e) {{ return new Array(100000).join('x'); }}); }}"
+    small = (
+        f"function main() {{ return Events({{{RANGE}}}).map(function(e) {{ return new Array(100000).join('x'); }}); }}"
+    )
     assert post(server, small).status_code == 200  # 5 x 100 KB: under 1 MB

@@ -102,7 +102,9 @@ def test_jql_scripts_and_helpers(run: tuple[ServerProcess, dict[str, Any]]) -> N
         {"$distinct_id": "u1", "$properties": {"plan": "pro"}},
         {"$distinct_id": "u3", "$properties": {"plan": "pro"}},
     ]
-    assert [(e["event"], e["properties"]["distinct_id"], e["properties"]["amount"]) for e in got["jql_export_file"]] == [
+    assert [
+        (e["event"], e["properties"]["distinct_id"], e["properties"]["amount"]) for e in got["jql_export_file"]
+    ] == [
         ("Purchase", "u1", 9.5),
         ("Purchase", "u2", 20),
     ]

@@ -26,14 +26,16 @@ def main() -> None:
     out: dict[str, Any] = {}
     dates = {"from_date": datetime(2024, 1, 1), "to_date": datetime(2024, 1, 2)}
     # the README's first example: events of one name per day
-    per_day = JQL(
-        "SECRET123", events=Events({"event_selectors": [{"event": "Signed Up"}], **dates})
-    ).group_by(keys=["new Date(e.time).toISOString().split('T')[0]"], accumulator=Reducer.count())
+    per_day = JQL("SECRET123", events=Events({"event_selectors": [{"event": "Signed Up"}], **dates})).group_by(
+        keys=["new Date(e.time).toISOString().split('T')[0]"], accumulator=Reducer.count()
+    )
     out["signups_per_day"] = list(per_day.send())
     # its second: unique users per day, through group_by_user and a second group_by
     unique = (
         JQL("SECRET123", events=Events(dates))
-        .group_by_user(keys=["new Date(e.time).toISOString().split('T')[0]"], accumulator=raw("mixpanel.reducer.null()"))
+        .group_by_user(
+            keys=["new Date(e.time).toISOString().split('T')[0]"], accumulator=raw("mixpanel.reducer.null()")
+        )
         .group_by(keys=["e.key[1]"], accumulator=Reducer.count())
     )
     out["users_per_day"] = list(unique.send())
