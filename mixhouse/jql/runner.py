@@ -8,8 +8,11 @@ other requests are served.
 
 from __future__ import annotations
 
+import contextvars
+import queue
 import threading
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import orjson
 
@@ -29,6 +32,8 @@ from mixhouse.jql.source import (
     selector_set,
     user_columns,
 )
+
+T = TypeVar("T")
 
 _slots_lock = threading.Lock()
 _slots: dict[int, threading.BoundedSemaphore] = {}
@@ -126,13 +131,68 @@ def _push_events(
     settings: JqlSettings,
     users: dict[str, Any] | None,
 ) -> None:
-    for batch in engine.scan(events_scan(project, source, selectors, settings.batch_rows)):
+    query = events_scan(project, source, selectors, settings.batch_rows)
+
+    def encoded() -> Iterator[str]:
+        for batch in engine.scan(query):
+            if selectors.checks:
+                batch = exact_filter(batch, selectors, users)
+                if len(batch) == 0:
+                    continue
+            yield event_columns(batch, project.timezone)
+
+    for columns in prefetched(encoded, depth=2):
         sandbox.remaining()  # the scan counts against the script's time too
-        if selectors.checks:
-            batch = exact_filter(batch, selectors, users)
-            if len(batch) == 0:
+        sandbox.push_events(columns)
+
+
+_DONE = object()
+
+
+def prefetched(produce: Callable[[], Iterator[T]], depth: int) -> Iterator[T]:
+    """`produce()`'s items, made on a thread of their own up to `depth` ahead of the consumer: the store's
+    scan and the encoding overlap with the script running in V8 (which holds no GIL). An error on either
+    side stops both; the producer's generator is closed on its own thread."""
+    items: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
                 continue
-        sandbox.push_events(event_columns(batch, project.timezone))
+        return False
+
+    def run() -> None:
+        iterator = produce()
+        try:
+            for item in iterator:
+                if not put(item):
+                    return
+            put(_DONE)
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(exc)
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+
+    context = contextvars.copy_context()  # the request's deadline travels with the scan
+    thread = threading.Thread(target=context.run, args=(run,), name="jql-scan", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = items.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 __all__ = ["ScriptError", "parse_params", "run_script"]
