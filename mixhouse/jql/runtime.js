@@ -510,6 +510,16 @@
     this.next.finish();
   };
 
+  // The identity of a composite key: a cheap string for the common one- and two-part string keys, JSON
+  // otherwise (the prefixes keep the two forms apart).
+  function groupId(key) {
+    if (key.length === 1 && typeof key[0] === "string") return "s" + key[0];
+    if (key.length === 2 && typeof key[0] === "string" && typeof key[1] === "string" && key[0].indexOf("\u0000") < 0) {
+      return "t" + key[0] + "\u0000" + key[1];
+    }
+    return "j" + JSON.stringify(key);
+  }
+
   // groupBy and groupByUser: groups keyed by the JSON of their composite key, items buffered per group
   // and handed to the reducer in chunks. The source streams in time order, so each group's chunks
   // arrive in time order too (groupByUser's guarantee).
@@ -523,7 +533,7 @@
       var prefix = this.byUser ? [item === null || item === undefined ? undefined : item.distinct_id] : null;
       var ks = keysOf(this.keys, item, prefix);
       for (var k = 0; k < ks.length; k++) {
-        var id = JSON.stringify(ks[k]);
+        var id = groupId(ks[k]);
         var g = this.groups.get(id);
         if (g === undefined) {
           g = { key: ks[k], state: this.r.init(), buf: [] };
