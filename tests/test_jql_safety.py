@@ -32,6 +32,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         "MIXHOUSE_JQL_WORKERS": "2",
         "MIXHOUSE_JQL_QUEUE_SECONDS": "1",
         "MIXHOUSE_JQL_MAX_OUTPUT_MB": "1",
+        "MIXHOUSE_JQL_RESOLVE_IDENTITY": "0",
     }
     proc = ServerProcess(data_dir, env=env).start()
     import_events(
@@ -181,3 +182,44 @@ def test_output_limit(server: ServerProcess) -> None:
         f"function main() {{ return Events({{{RANGE}}}).map(function(e) {{ return new Array(100000).join('x'); }}); }}"
     )
     assert post(server, small).status_code == 200  # 5 x 100 KB: under 1 MB
+
+
+def test_ids_as_ingested_when_identity_resolution_is_off(server: ServerProcess) -> None:
+    """MIXHOUSE_JQL_RESOLVE_IDENTITY=0: a device merged into a user stays a group of its own."""
+    import_events(
+        server.url,
+        [
+            {"event": "v", "properties": {"distinct_id": "$device:dx", "$device_id": "dx", "time": 1704153600, "$insert_id": "m1"}},
+            {"event": "v", "properties": {"distinct_id": "ux", "$device_id": "dx", "$user_id": "ux", "time": 1704153601, "$insert_id": "m2"}},
+        ],
+    )  # fmt: skip
+    script = 'function main() { return Events({from_date: "2024-01-02", to_date: "2024-01-02"}).groupByUser(mixpanel.reducer.count()); }'
+    assert post(server, script).json() == [{"key": ["$device:dx"], "value": 1}, {"key": ["ux"], "value": 1}]
+
+
+def test_group_by_user_holds_one_user_at_a_time(server: ServerProcess) -> None:
+    """30,000 users, each with a 4 KB state: 120 MB if every user's group were held at once, far past this
+    server's 64 MB heap. groupByUser reads the events user by user and lets each user's groups go before
+    the next user's start, so the script runs; a reduce over all events streams the same way."""
+    base = 1704240000  # 2024-01-03
+    import_events(
+        server.url,
+        [
+            {
+                "event": "w",
+                "properties": {"distinct_id": f"w{i}", "time": base + i % 3600, "$insert_id": f"w{i}", "n": i},
+            }
+            for i in range(30_000)
+        ],
+    )
+    day = 'Events({from_date: "2024-01-03", to_date: "2024-01-03"})'
+    big_states = (
+        f"function main() {{ return {day}"
+        ".groupByUser(function(state, events) { return (state || new Array(4096).join('x')).slice(0, 4095) + events.length; })"
+        ".reduce(mixpanel.reducer.count()); }"
+    )
+    assert post(server, big_states).json() == [30_000]
+    total = (
+        f"function main() {{ return {day}.reduce([mixpanel.reducer.count(), mixpanel.reducer.sum('properties.n')]); }}"
+    )
+    assert post(server, total).json() == [[30_000, sum(range(30_000))]]

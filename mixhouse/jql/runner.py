@@ -88,7 +88,7 @@ def _feed(engine: Engine, project: Project, source: dict[str, Any], sandbox: San
         return
     if kind == "events":
         selectors = selector_set(source["event_selectors"], tz, "event_selectors")
-        _push_events(engine, project, source, selectors, sandbox, settings, users=None)
+        _push_events(engine, project, source, selectors, sandbox, settings, None, source["user_order"])
         return
     events_source = source["events"]
     people = selector_set(source["people"]["user_selectors"], tz, "user_selectors")
@@ -99,7 +99,7 @@ def _feed(engine: Engine, project: Project, source: dict[str, Any], sandbox: San
     # The exact (in-Python) check of mixed selectors needs the profiles when a selector reads user[...].
     users: dict[str, Any] | None = {} if selectors.checks else None
     _push_profiles(engine, project, people, sandbox, settings, keep=users)
-    _push_events(engine, project, events_source, selectors, sandbox, settings, users=users)
+    _push_events(engine, project, events_source, selectors, sandbox, settings, users, source["user_order"])
 
 
 def _push_profiles(
@@ -130,8 +130,11 @@ def _push_events(
     sandbox: Sandbox,
     settings: JqlSettings,
     users: dict[str, Any] | None,
+    user_order: bool,
 ) -> None:
-    query = events_scan(project, source, selectors, settings.batch_rows)
+    query = events_scan(
+        project, source, selectors, settings.batch_rows, settings.resolve_identity, user_order=user_order
+    )
 
     def encoded() -> Iterator[str]:
         for batch in engine.scan(query):

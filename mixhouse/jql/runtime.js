@@ -523,14 +523,23 @@
   // groupBy and groupByUser: groups keyed by the JSON of their composite key, items buffered per group
   // and handed to the reducer in chunks. The source streams in time order, so each group's chunks
   // arrive in time order too (groupByUser's guarantee).
+  // With `streamUsers` (groupByUser over a source read user by user, each user's events contiguous and
+  // in time order) the groups of a user are finished and passed on as soon as the next user starts, so
+  // memory holds one user's groups instead of every user's.
   function GroupOp(keys, reducers, byUser, next) {
     this.keys = keys; this.r = reducers; this.byUser = byUser; this.next = next;
     this.groups = new Map(); this.buffered = 0;
+    this.streamUsers = false; this.current = undefined; this.done = [];
   }
   GroupOp.prototype.push = function (items) {
     for (var i = 0; i < items.length; i++) {
       var item = items[i];
-      var prefix = this.byUser ? [item === null || item === undefined ? undefined : item.distinct_id] : null;
+      var did = item === null || item === undefined ? undefined : item.distinct_id;
+      if (this.streamUsers) {
+        if (this.groups.size > 0 && did !== this.current) this.finishGroups(this.done);
+        this.current = did;
+      }
+      var prefix = this.byUser ? [did] : null;
       var ks = keysOf(this.keys, item, prefix);
       for (var k = 0; k < ks.length; k++) {
         var id = groupId(ks[k]);
@@ -545,6 +554,15 @@
       }
     }
     if (this.buffered > MAX_BUFFERED) this.flushAll();
+    if (this.done.length >= CHUNK) { var done = this.done; this.done = []; this.next.push(done); }
+  };
+  // Every group so far, in key order, as {key, value} onto `out`; the groups are then forgotten.
+  GroupOp.prototype.finishGroups = function (out) {
+    this.flushAll();
+    var groups = Array.from(this.groups.values());
+    this.groups = new Map();
+    groups.sort(function (a, b) { return compareKeys(a.key, b.key); });
+    for (var i = 0; i < groups.length; i++) out.push({ key: groups[i].key, value: this.r.result(groups[i].state) });
   };
   GroupOp.prototype.flushGroup = function (g) {
     if (g.buf.length === 0) return;
@@ -558,17 +576,10 @@
     this.groups.forEach(function (g) { self.flushGroup(g); });
   };
   GroupOp.prototype.finish = function () {
-    this.flushAll();
-    var groups = Array.from(this.groups.values());
-    this.groups = new Map();
-    groups.sort(function (a, b) { return compareKeys(a.key, b.key); });
-    var out = [];
-    for (var i = 0; i < groups.length; i++) {
-      out.push({ key: groups[i].key, value: this.r.result(groups[i].state) });
-      groups[i] = null;
-      if (out.length >= CHUNK) { this.next.push(out); out = []; }
-    }
-    if (out.length) this.next.push(out);
+    var out = this.done;
+    this.done = [];
+    this.finishGroups(out);
+    for (var i = 0; i < out.length; i += CHUNK) this.next.push(out.slice(i, i + CHUNK));
     this.next.finish();
   };
 
@@ -591,7 +602,7 @@
     this.next.finish();
   };
 
-  function build(stages, sink) {
+  function build(stages, sink, userOrder) {
     var op = sink;
     for (var i = stages.length - 1; i >= 0; i--) {
       var s = stages[i];
@@ -600,7 +611,10 @@
       else if (s.op === "flatten") op = new FlattenOp(op);
       else if (s.op === "reduce") op = new ReduceOp(s.reducers, op);
       else if (s.op === "groupBy") op = new GroupOp(s.keys, s.reducers, false, op);
-      else if (s.op === "groupByUser") op = new GroupOp(s.keys, s.reducers, true, op);
+      else if (s.op === "groupByUser") {
+        op = new GroupOp(s.keys, s.reducers, true, op);
+        op.streamUsers = userOrder;
+      }
       else if (s.op === "sort") op = new SortOp(s.get, s.desc, op);
       else if (s.op === "limits") op = new LimitsOp(s.limits, s.global, op);
     }
@@ -618,11 +632,15 @@
     }
     state.query = result;
     state.sink = new Sink();
-    state.head = build(result.__stages, state.sink);
     var src = result.__source;
+    // groupByUser (only ever first, after filters) asks for the events user by user
+    var userOrder = result.__stages.some(function (st) { return st.op === "groupByUser"; });
+    state.head = build(result.__stages, state.sink, userOrder);
     state.users = src.kind === "join" ? new Map() : null;
     state.seen = src.kind === "join" && (src.type === "full" || src.type === "right") ? new Set() : null;
-    return JSON.stringify(src);
+    var plan = JSON.parse(JSON.stringify(src));
+    plan.user_order = userOrder;
+    return JSON.stringify(plan);
   }
 
   // A batch of events as columns (JSON text): {"n": names, "d": distinct ids, "t": times, "p": properties}.

@@ -31,6 +31,8 @@ class JqlSettings:
     queue_seconds      MIXHOUSE_JQL_QUEUE_SECONDS: how long a script waits for a free worker before a 429
     max_output_mb      MIXHOUSE_JQL_MAX_OUTPUT_MB: the largest answer (JSON text)
     batch_rows         MIXHOUSE_JQL_BATCH_ROWS: events handed to JavaScript per batch
+    resolve_identity   MIXHOUSE_JQL_RESOLVE_IDENTITY: 1 (default) distinct ids resolved by ID Merge as in
+                       every report; 0 the ids as ingested
     """
 
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
@@ -39,6 +41,7 @@ class JqlSettings:
     queue_seconds: float = DEFAULT_QUEUE_SECONDS
     max_output_mb: int = DEFAULT_MAX_OUTPUT_MB
     batch_rows: int = DEFAULT_BATCH_ROWS
+    resolve_identity: bool = True
 
     @classmethod
     def from_env(cls) -> JqlSettings:
@@ -49,4 +52,5 @@ class JqlSettings:
             queue_seconds=_number("MIXHOUSE_JQL_QUEUE_SECONDS", DEFAULT_QUEUE_SECONDS),
             max_output_mb=int(_number("MIXHOUSE_JQL_MAX_OUTPUT_MB", DEFAULT_MAX_OUTPUT_MB)),
             batch_rows=int(_number("MIXHOUSE_JQL_BATCH_ROWS", DEFAULT_BATCH_ROWS)),
+            resolve_identity=os.environ.get("MIXHOUSE_JQL_RESOLVE_IDENTITY", "1").strip() not in ("0", "false", "no"),
         )

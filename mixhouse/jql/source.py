@@ -116,7 +116,14 @@ def date_bounds(source: Mapping[str, Any], timezone: str) -> tuple[int, int]:
     return day_start_ms(first, timezone), day_start_ms(last + timedelta(days=1), timezone)
 
 
-def events_scan(project: Project, source: Mapping[str, Any], selectors: SelectorSet, batch_rows: int) -> ScanQuery:
+def events_scan(
+    project: Project,
+    source: Mapping[str, Any],
+    selectors: SelectorSet,
+    batch_rows: int,
+    resolve_identity: bool = True,
+    user_order: bool = False,
+) -> ScanQuery:
     start, end = date_bounds(source, project.timezone)
     return ScanQuery(
         project_id=project.id,
@@ -125,7 +132,8 @@ def events_scan(project: Project, source: Mapping[str, Any], selectors: Selector
         to_ms=end,
         events=selectors.names,
         where=selectors.where,
-        order="time",
+        order="user" if user_order else "time",
+        resolve_identity=resolve_identity,
         batch_rows=batch_rows,
     )
 
