@@ -11,8 +11,8 @@ equivalent report:
   unique users       groupByUser(null) -> reduce(count)         /segmentation?type=unique&unit=month
   purchases by plan  join(Events, People).groupBy([plan], count)  /segmentation?on=user["plan"]&unit=month
 
-Prints, per query, the median latency of --repeat runs and the server's peak RSS during them (VmHWM,
-reset before each query through /proc/PID/clear_refs), and checks that both answers agree.
+Prints, per query, the median latency of --repeat runs and the server's resident memory before and at its
+peak (VmHWM; a fresh server for each query), and checks that both answers agree.
 """
 
 from __future__ import annotations
@@ -49,20 +49,23 @@ BY_PLAN = (
 )
 
 
-def reset_peak(pid: int) -> None:
-    Path(f"/proc/{pid}/clear_refs").write_text("5")
-
-
-def measure(server: ServerProcess, call: Callable[[], Any], repeat: int) -> tuple[float, float, Any]:
-    assert server.proc is not None
-    pid = server.proc.pid
-    reset_peak(pid)
-    runs, result = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = call()
-        runs.append(time.perf_counter() - start)
-    return statistics.median(runs), peak_rss_mib(pid), result
+def measure(data_dir: Path, call: Callable[[httpx.Client], Any], repeat: int) -> tuple[float, float, float, Any]:
+    """(median seconds, idle RSS MiB, peak RSS MiB, answer) on a server of its own, so that each peak is
+    this query's alone."""
+    env = {"MIXHOUSE_JQL_TIMEOUT_SECONDS": "1800", "MIXHOUSE_QUERY_TIMEOUT_SECONDS": "1800"}
+    server = ServerProcess(data_dir, env=env).start()
+    try:
+        assert server.proc is not None
+        with httpx.Client(base_url=server.url, auth=(SECRET, ""), timeout=1800) as client:
+            idle = peak_rss_mib(server.proc.pid)
+            runs, result = [], None
+            for _ in range(repeat):
+                start = time.perf_counter()
+                result = call(client)
+                runs.append(time.perf_counter() - start)
+            return statistics.median(runs), idle, peak_rss_mib(server.proc.pid), result
+    finally:
+        server.stop()
 
 
 def main() -> None:
@@ -84,61 +87,60 @@ def main() -> None:
         load(engine, args.events, args.profiles)
         engine.close()
         print(machine())
-        print(f"loaded {args.events:,} events (+1% duplicates), {args.profiles:,} profiles in {time.perf_counter() - start:.1f}s")
+        print(
+            f"loaded {args.events:,} events (+1% duplicates), {args.profiles:,} profiles in {time.perf_counter() - start:.1f}s"
+        )
 
-        env = {"MIXHOUSE_JQL_TIMEOUT_SECONDS": "1800", "MIXHOUSE_QUERY_TIMEOUT_SECONDS": "1800"}
-        server = ServerProcess(data_dir, env=env).start()
-        client = httpx.Client(base_url=server.url, auth=(SECRET, ""), timeout=1800)
-        try:
-            assert server.proc is not None
-            print(f"server idle RSS {peak_rss_mib(server.proc.pid):.0f} MiB")
+        def jql(script: str) -> Callable[[httpx.Client], Any]:
+            def call(client: httpx.Client) -> Any:
+                response = client.post("/api/query/jql", data={"script": script})
+                assert response.status_code == 200, response.text
+                return response.json()
 
-            def jql(script: str) -> Callable[[], Any]:
-                def call() -> Any:
-                    response = client.post("/api/query/jql", data={"script": script})
-                    assert response.status_code == 200, response.text
-                    return response.json()
+            return call
 
-                return call
+        def report(path: str, **params: str) -> Callable[[httpx.Client], Any]:
+            def call(client: httpx.Client) -> Any:
+                response = client.get(path, params={**params, **DATES, "unit": "month"})
+                assert response.status_code == 200, response.text
+                return response.json()
 
-            def report(path: str, **params: str) -> Callable[[], Any]:
-                def call() -> Any:
-                    response = client.get(path, params={**params, **DATES, "unit": "month"})
-                    assert response.status_code == 200, response.text
-                    return response.json()
+            return call
 
-                return call
-
-            pairs: list[tuple[str, Callable[[], Any], Callable[[], Any], Callable[[Any, Any], bool]]] = [
-                (
-                    "events by name",
-                    jql(BY_NAME),
-                    report("/api/query/events", event=orjson.dumps(NAMES).decode(), type="general"),
-                    lambda j, r: {g["key"][0]: g["value"] for g in j}
-                    == {n: sum(r["data"]["values"][n].values()) for n in NAMES},
+        pairs: list[
+            tuple[str, Callable[[httpx.Client], Any], Callable[[httpx.Client], Any], Callable[[Any, Any], bool]]
+        ] = [
+            (
+                "events by name",
+                jql(BY_NAME),
+                report("/api/query/events", event=orjson.dumps(NAMES).decode(), type="general"),
+                lambda j, r: (
+                    {g["key"][0]: g["value"] for g in j} == {n: sum(r["data"]["values"][n].values()) for n in NAMES}
                 ),
-                (
-                    "unique users of Viewed Page",
-                    jql(UNIQUE),
-                    report("/api/query/segmentation", event="Viewed Page", type="unique"),
-                    lambda j, r: j == [sum(r["data"]["values"]["Viewed Page"].values())],
+            ),
+            (
+                "unique users of Viewed Page",
+                jql(UNIQUE),
+                report("/api/query/segmentation", event="Viewed Page", type="unique"),
+                lambda j, r: j == [sum(r["data"]["values"]["Viewed Page"].values())],
+            ),
+            (
+                "Purchase by the user's plan (join)",
+                jql(BY_PLAN),
+                report("/api/query/segmentation", event="Purchase", on='user["plan"]'),
+                lambda j, r: (
+                    {str(g["key"][0]).lower(): g["value"] for g in j if g["key"][0] is not None}
+                    == {k.lower(): sum(v.values()) for k, v in r["data"]["values"].items() if k != "undefined"}
                 ),
-                (
-                    "Purchase by the user's plan (join)",
-                    jql(BY_PLAN),
-                    report("/api/query/segmentation", event="Purchase", on='user["plan"]'),
-                    lambda j, r: {str(g["key"][0]).lower(): g["value"] for g in j if g["key"][0] is not None}
-                    == {k.lower(): sum(v.values()) for k, v in r["data"]["values"].items() if k != "undefined"},
-                ),
-            ]
-            print(f"{'question':38} {'JQL s':>8} {'JQL MiB':>8} {'report s':>9} {'report MiB':>10}  agree")
-            for name, jql_call, report_call, agree in pairs:
-                j_s, j_mib, j_out = measure(server, jql_call, args.repeat)
-                r_s, r_mib, r_out = measure(server, report_call, args.repeat)
-                print(f"{name:38} {j_s:8.2f} {j_mib:8.0f} {r_s:9.3f} {r_mib:10.0f}  {agree(j_out, r_out)}")
-        finally:
-            client.close()
-            server.stop()
+            ),
+        ]
+        print(f"medians of {args.repeat}; RSS: idle -> peak MiB, a fresh server per query")
+        print(f"{'question':36} {'JQL s':>8} {'JQL RSS':>12} {'report s':>9} {'report RSS':>12}  agree")
+        for name, jql_call, report_call, agree in pairs:
+            j_s, j_idle, j_peak, j_out = measure(data_dir, jql_call, args.repeat)
+            r_s, r_idle, r_peak, r_out = measure(data_dir, report_call, args.repeat)
+            j_rss, r_rss = f"{j_idle:.0f}->{j_peak:.0f}", f"{r_idle:.0f}->{r_peak:.0f}"
+            print(f"{name:36} {j_s:8.2f} {j_rss:>12} {r_s:9.3f} {r_rss:>12}  {agree(j_out, r_out)}")
 
 
 if __name__ == "__main__":
