@@ -144,18 +144,19 @@ def _push_events(
                     continue
             yield event_columns(batch, project.timezone)
 
-    for columns in prefetched(encoded, depth=2):
-        sandbox.remaining()  # the scan counts against the script's time too
+    # the scan counts against the script's time too: waiting for a batch checks the deadline
+    for columns in prefetched(encoded, depth=2, check=sandbox.remaining):
         sandbox.push_events(columns)
 
 
 _DONE = object()
 
 
-def prefetched(produce: Callable[[], Iterator[T]], depth: int) -> Iterator[T]:
+def prefetched(produce: Callable[[], Iterator[T]], depth: int, check: Callable[[], object]) -> Iterator[T]:
     """`produce()`'s items, made on a thread of their own up to `depth` ahead of the consumer: the store's
     scan and the encoding overlap with the script running in V8 (which holds no GIL). An error on either
-    side stops both; the producer's generator is closed on its own thread."""
+    side stops both; the producer's generator is closed on its own thread. `check` runs every 0.1 s
+    while the consumer waits (it raises to give up, e.g. at the deadline)."""
     items: queue.Queue[Any] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
@@ -187,7 +188,11 @@ def prefetched(produce: Callable[[], Iterator[T]], depth: int) -> Iterator[T]:
     thread.start()
     try:
         while True:
-            item = items.get()
+            check()
+            try:
+                item = items.get(timeout=0.1)
+            except queue.Empty:
+                continue
             if item is _DONE:
                 return
             if isinstance(item, BaseException):
