@@ -530,6 +530,7 @@
     this.keys = keys; this.r = reducers; this.byUser = byUser; this.next = next;
     this.groups = new Map(); this.buffered = 0;
     this.streamUsers = false; this.current = undefined; this.done = [];
+    this.simple = byUser ? keys.length === 0 : keys.length === 1 && !keys[0].multiple;
   }
   GroupOp.prototype.push = function (items) {
     for (var i = 0; i < items.length; i++) {
@@ -539,8 +540,14 @@
         if (this.groups.size > 0 && did !== this.current) this.finishGroups(this.done);
         this.current = did;
       }
-      var prefix = this.byUser ? [did] : null;
-      var ks = keysOf(this.keys, item, prefix);
+      var ks;
+      if (this.simple) {
+        // one plain key part (the common groupBy(["name"]) or groupByUser()): no fan-out to work out
+        var v = this.byUser ? did : this.keys[0].get(item);
+        ks = Array.isArray(v) ? [v.slice()] : [[v]];
+      } else {
+        ks = keysOf(this.keys, item, this.byUser ? [did] : null);
+      }
       for (var k = 0; k < ks.length; k++) {
         var id = groupId(ks[k]);
         var g = this.groups.get(id);
