@@ -92,6 +92,8 @@ def test_count_of_a_date_range_both_days_inclusive(server: ServerProcess) -> Non
     assert run(server, events_script(".reduce(mixpanel.reducer.count())")) == [8]
     one_day = 'Events({from_date: "2024-01-02", to_date: "2024-01-02"})'
     assert run(server, events_script(".reduce(mixpanel.reducer.count())", one_day)) == [3]
+    # the old reference's sampling-aware count: accepted, nothing is sampled
+    assert run(server, events_script(".reduce(mixpanel.reducer.count({account_for_sampling: true}))")) == [8]
 
 
 def test_event_objects_as_jql_sees_them(server: ServerProcess) -> None:
@@ -496,6 +498,14 @@ def test_csv_format(server: ServerProcess) -> None:
     response = post(server, events_script(".groupBy(['name'], mixpanel.reducer.count())"), format="csv")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
     assert response.text == "key.0,value\nPurchase,2\nViewed,3\nlogin,3\n"
+    objects = ".filter(function(e) { return e.name == 'Purchase'; }).map(function(e) { return {who: e.distinct_id, p: {amount: e.properties.amount}, tags: [1, 2]}; })"
+    assert (
+        post(server, events_script(objects), format="csv").text == 'who,p.amount,tags\nu1,10,"[1,2]"\nu2,25.5,"[1,2]"\n'
+    )
+    scalars = ".map(function(e) { return e.name; }).filter(function(n) { return n == 'Purchase'; })"
+    assert post(server, events_script(scalars), format="csv").text == "value\nPurchase\nPurchase\n"
+    failing = post(server, "function main() { throw new Error('x'); }", format="csv")
+    assert failing.status_code == 400 and failing.json()["error"].startswith("Error: x")
 
 
 # -- errors ----------------------------------------------------------------------------------------------
