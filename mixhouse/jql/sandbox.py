@@ -77,6 +77,8 @@ _RUNTIME = _asset("runtime.js")
 class ScriptError(BadRequest):
     """The script failed: a syntax error, a thrown error, a limit. The message is JavaScript's, with the line."""
 
+    code = "jql_script_error"
+
 
 _LOCATION = re.compile(r"^(?P<file>[\w.-]+):(?P<line>\d+): (?P<message>.*)$")
 _FRAME = re.compile(re.escape(SCRIPT_NAME) + r":(\d+):(\d+)")
