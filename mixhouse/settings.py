@@ -71,6 +71,14 @@ class Settings:
     gdpr_cancel_window_seconds: float = 0.0
     lookup_max_bytes: int = 100 * 1024 * 1024
     lookup_replaces_per_day: int = 100
+    # JQL (docs/jql.md)
+    jql_timeout_seconds: float = 120.0
+    jql_max_memory_mb: int = 512
+    jql_workers: int = 2
+    jql_queue_seconds: float = 30.0
+    jql_max_output_mb: int = 256
+    jql_batch_rows: int = 10_000
+    jql_resolve_identity: bool = True
 
 
 # -- what each setting accepts -------------------------------------------------------------------------
@@ -277,6 +285,29 @@ FIELDS: tuple[Field, ...] = (
         None,
         _int(1),
         "lookup-table replaces a project may make in 24 hours",
+    ),
+    Field(
+        "jql_timeout_seconds", "MIXHOUSE_JQL_TIMEOUT_SECONDS", None, _seconds(), "a JQL script's run time (400 past)"
+    ),
+    Field(
+        "jql_max_memory_mb", "MIXHOUSE_JQL_MAX_MEMORY_MB", None, _int(1), "a JQL script's JavaScript heap (400 past)"
+    ),
+    Field("jql_workers", "MIXHOUSE_JQL_WORKERS", None, _int(1), "JQL scripts running at once"),
+    Field(
+        "jql_queue_seconds",
+        "MIXHOUSE_JQL_QUEUE_SECONDS",
+        None,
+        _seconds(zero=True),
+        "wait for a JQL worker, then 429",
+    ),
+    Field("jql_max_output_mb", "MIXHOUSE_JQL_MAX_OUTPUT_MB", None, _int(1), "a JQL answer's JSON (400 past)"),
+    Field("jql_batch_rows", "MIXHOUSE_JQL_BATCH_ROWS", None, _int(1), "events handed to JavaScript per batch"),
+    Field(
+        "jql_resolve_identity",
+        "MIXHOUSE_JQL_RESOLVE_IDENTITY",
+        None,
+        _bool,
+        "JQL sees ids resolved by ID Merge (0: as ingested)",
     ),
 )
 

@@ -23,6 +23,7 @@ from mixhouse.http.endpoint import Auth, Endpoint
 from mixhouse.http.incoming import read_incoming, reject_nul
 from mixhouse.http.permissions import authorize
 from mixhouse.http.responses import Family, json_response, jsonp, valid_callback
+from mixhouse.jql.settings import jql_settings
 
 QueryHandler = Callable[[QueryContext], Any]
 
@@ -56,6 +57,7 @@ def query_endpoint(handler: QueryHandler) -> Callable[[Request], Any]:
         with (
             query_deadline(settings.query_timeout_seconds, "the server's"),
             reply_values_cap(settings.max_reply_values),
+            jql_settings(settings),
         ):
             payload = await run_in_threadpool(handler, ctx)
             response = await run_in_threadpool(_render, request, incoming.params, payload)

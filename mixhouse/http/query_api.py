@@ -1,15 +1,16 @@
-"""Every Query API endpoint, each on /api/query/X and /api/2.0/X. One line per endpoint."""
+"""Every Query API endpoint, each on /api/query/X and /api/2.0/X. One line per endpoint (part of the route
+table, mixhouse/http/routes.py)."""
 
 from __future__ import annotations
 
-from starlette.routing import Route
-
 from mixhouse.annotations import api as annotation_api
+from mixhouse.domain.permissions import Action
 from mixhouse.domain.query import cohorts, engage, events, funnels, insights, retention, revenue, segmentation, stream
+from mixhouse.http.endpoint import Endpoint
 from mixhouse.http.query import query_routes
 from mixhouse.jql import api as jql_api
 
-QUERY_ROUTES: list[Route] = [
+QUERY_ROUTES: list[Endpoint] = [
     *query_routes("events/names", events.event_names),
     *query_routes("events", events.events),
     *query_routes("events/top", events.event_top),
@@ -38,8 +39,8 @@ QUERY_ROUTES: list[Route] = [
     *query_routes("stream/query", stream.stream_query),
     *query_routes("insights", insights.insights),
     *query_routes("annotations", annotation_api.legacy_list),
-    *query_routes("annotations/create", annotation_api.legacy_create),
-    *query_routes("annotations/update", annotation_api.legacy_update),
-    *query_routes("annotations/delete", annotation_api.legacy_delete),
+    *query_routes("annotations/create", annotation_api.legacy_create, action=Action.SAVE),  # GET too: a write
+    *query_routes("annotations/update", annotation_api.legacy_update, action=Action.SAVE),  # GET too: a write
+    *query_routes("annotations/delete", annotation_api.legacy_delete, action=Action.SAVE),  # GET too: a write
     *query_routes("jql", jql_api.jql),
 ]

@@ -12,7 +12,7 @@ import orjson
 from mixhouse.domain.query.context import CsvReply, QueryContext
 from mixhouse.errors import MissingParameter
 from mixhouse.jql.runner import parse_params, run_script
-from mixhouse.jql.settings import JqlSettings
+from mixhouse.jql.settings import current
 
 
 def jql(ctx: QueryContext) -> Any:
@@ -20,7 +20,7 @@ def jql(ctx: QueryContext) -> Any:
     if script is None or not script.strip():
         raise MissingParameter("script")
     params = parse_params(ctx.params.get("params"))
-    result = run_script(ctx.engine, ctx.project, script, params, JqlSettings.from_env())
+    result = run_script(ctx.engine, ctx.project, script, params, current())
     if (ctx.params.get("format") or "").lower() == "csv":
         return CsvReply(to_csv(orjson.loads(result)))
     return orjson.Fragment(result)
