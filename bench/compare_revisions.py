@@ -134,7 +134,7 @@ def compare(ours: ServerProcess, theirs: ServerProcess, runs: int) -> None:
     day = {"from_date": "2024-01-03", "to_date": "2024-01-03"}
     queries.append(("export one day, where plan", "/api/2.0/export", {**day, "where": 'properties["plan"] == "1"'}))
     print("ratio = baseline / this: above 1 this checkout is faster, below 0.95 it is more than 5% slower")
-    print(f"{'query':<46} {'this':>8} {'baseline':>9} {'ratio':>6}")
+    print(f"{'query':<46} {'this':>8} {'baseline':>9} {'ratio':>7}")
     for label, path, params in queries:
         times: dict[str, list[float]] = {ours.url: [], theirs.url: []}
         answers: dict[str, Any] = {}
@@ -152,7 +152,7 @@ def compare(ours: ServerProcess, theirs: ServerProcess, runs: int) -> None:
                 answers[server.url] = r.content if path.startswith("/") else _comparable(r.json())
         same = "" if answers[ours.url] == answers[theirs.url] else "  (answers differ)"
         a, b = median(times[ours.url]), median(times[theirs.url])
-        print(f"{label:<46} {a * 1000:>6.0f} ms {b * 1000:>6.0f} ms {b / a:>5.1f}x{same}")
+        print(f"{label:<46} {a * 1000:>6.0f} ms {b * 1000:>6.0f} ms {b / a:>5.2f}x{same}")
 
 
 if __name__ == "__main__":
