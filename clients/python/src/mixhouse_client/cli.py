@@ -276,8 +276,7 @@ def import_command(
             yield with_insert_id(item)
 
     params = {"strict": "1" if strict else "0"}
-    auth, auth_params = client._auth()
-    params.update(auth_params)
+    client._auth()  # no credentials: fail before reading the file
     console = _err_console()
     started = time.monotonic()
     imported = 0
@@ -319,7 +318,7 @@ def import_command(
                 for item in batches(good_records(), max_records=batch_size):
                     size = item.size if isinstance(item, Batch) else 1
                     lines = [numbers.popleft() for _ in range(size)]
-                    in_flight.append((pool.submit(client._send_batch, "/import", item, params, auth), item, lines))
+                    in_flight.append((pool.submit(client._send_batch, item, params), item, lines))
                     while len(in_flight) > workers * 2 or (in_flight and in_flight[0][0].done()):
                         settle(*in_flight.popleft())
                         elapsed = max(time.monotonic() - started, 1e-9)
