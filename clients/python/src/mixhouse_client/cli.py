@@ -1,5 +1,6 @@
 """The command line over the client: `import`, `export`, `query segmentation|funnel|retention|insights`,
-`engage`, `flags eval`. Installed as `mixhouse-client`, and added to the server's own `mixhouse` command.
+`engage`, `flags eval`, and (in `_cli_manage.py`) `annotations ...` and `flags list|create|...`. Installed
+as `mixhouse-client`, and added to the server's own `mixhouse` command.
 
 Settings come from options, else the environment (`MIXHOUSE_*`, else `MP_*`), else a TOML file
 (`$MIXHOUSE_CONFIG`, default `~/.config/mixhouse/client.toml`); secrets are never printed.
@@ -47,7 +48,7 @@ app = typer.Typer(
 )
 query_app = typer.Typer(help="Reports: segmentation, funnel, retention, insights.", no_args_is_help=True)
 app.add_typer(query_app, name="query")
-flags_app = typer.Typer(help="Feature flags: evaluate them for a user.", no_args_is_help=True)
+flags_app = typer.Typer(help="Feature flags: evaluate them for a user, and manage them.", no_args_is_help=True)
 app.add_typer(flags_app, name="flags")
 
 
@@ -712,6 +713,9 @@ def add_commands(group: click.Group) -> None:
                     existing.add_command(sub, sub_name)
         else:
             group.add_command(command, name)
+
+
+from mixhouse_client import _cli_manage  # noqa: E402, F401  (its commands: annotations, flags list|create|...)
 
 
 def main() -> None:
