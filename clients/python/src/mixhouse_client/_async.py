@@ -172,8 +172,9 @@ class AsyncClient(Settings):
                 for item in step.items:
                     yield item
             elif step.stream is not None:
+                convert = None if step.stream is ops.raw else step.stream
                 async for line in self._lines(step):
-                    yield step.stream(line)
+                    yield cast(T, convert(line) if convert else line)
             else:
                 try:
                     reply = await self._send(step)

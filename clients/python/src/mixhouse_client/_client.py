@@ -192,7 +192,8 @@ class Client(Settings):
             if isinstance(step, Emit):
                 yield from step.items
             elif step.stream is not None:
-                yield from map(step.stream, self._lines(step))
+                lines = self._lines(step)
+                yield from cast(Iterator[T], lines if step.stream is ops.raw else map(step.stream, lines))
             else:
                 try:
                     reply = self._send(step)
