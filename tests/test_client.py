@@ -370,6 +370,7 @@ def test_public_surface() -> None:
             "Annotations",
             "AppTransport",
             "AsyncAnnotations",
+            "AsyncAppTransport",
             "AsyncClient",
             "AsyncExportChunk",
             "AsyncFeatureFlags",

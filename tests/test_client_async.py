@@ -9,10 +9,13 @@ import asyncio
 import inspect
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from mixhouse_client import (
+    AsyncAppTransport,
     AsyncClient,
     BadRequest,
     Client,
@@ -202,6 +205,35 @@ def test_an_export_cut_mid_stream_resumes(server: ServerProcess, flaky: Flaky) -
     assert len(flaky.seen) == 3
     assert got == export(server.url, from_date="2024-05-01", to_date="2024-05-01", event='["AsyncStreamed"]')
     assert len(got) == 400
+
+
+def test_the_async_client_runs_the_app_in_process(tmp_path: Path) -> None:
+    from mixhouse.http.app import create_app
+
+    data_dir = tmp_path / "data"
+    seed_catalog(data_dir)
+    events = make_events("InProcess", 30)
+
+    async def scenario() -> tuple[int, list[dict[str, Any]], dict[str, Any]]:
+        transport = AsyncAppTransport(create_app(data_dir))
+        async with AsyncClient(base_url="http://mixhouse.test", credentials=SA, transport=transport) as mp:
+            accepted = (await mp.import_events(events)).accepted
+            exported = [e async for e in mp.export("2024-05-01", "2024-05-03")]
+            seg = await mp.segmentation("InProcess", "2024-05-01", "2024-05-03")
+        with pytest.raises(ConfigurationError, match="not running"):  # closed with the client
+            await transport.handle_async_request(httpx.Request("GET", "http://mixhouse.test/"))
+        return accepted, exported, seg
+
+    accepted, exported, seg = asyncio.run(scenario())
+    assert accepted == 30 and len(exported) == 30
+    assert sorted(e["properties"]["$insert_id"] for e in exported) == sorted(content_insert_id(e) for e in events)
+    assert sum(seg["data"]["values"]["InProcess"].values()) == 30
+    # the app wrote to the data folder: a server started on it afterwards sees the same events
+    proc = ServerProcess(data_dir).start()
+    try:
+        assert len(export(proc.url, from_date="2024-05-01", to_date="2024-05-03")) == 30
+    finally:
+        proc.stop()
 
 
 def test_both_clients_offer_the_same_calls() -> None:

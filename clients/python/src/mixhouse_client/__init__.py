@@ -47,7 +47,7 @@ from mixhouse_client._exceptions import (
 from mixhouse_client._flags import LocalFlags
 from mixhouse_client._ops import FailedRecord, IngestResult
 from mixhouse_client._retry import RetryPolicy
-from mixhouse_client._transport import AppTransport
+from mixhouse_client._transport import AppTransport, AsyncAppTransport
 from mixhouse_client._types import (
     Annotation,
     AnnotationTag,
@@ -68,6 +68,7 @@ __all__ = [
     "Annotations",
     "AppTransport",
     "AsyncAnnotations",
+    "AsyncAppTransport",
     "AsyncClient",
     "AsyncExportChunk",
     "AsyncFeatureFlags",

@@ -126,12 +126,13 @@ class AsyncClient(Settings):
         await self._http.aclose()
 
     async def __aenter__(self) -> AsyncClient:
+        await self._http.__aenter__()  # enters the transport too (AsyncAppTransport starts the app)
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self.aclose()
+        await self._http.__aexit__(exc_type, exc, tb)
 
     def __repr__(self) -> str:
         return f"AsyncClient(base_url={self._urls[Family.QUERY]!r}, credentials={self.credentials!r})"

@@ -3,7 +3,8 @@
 `Client(transport=...)` takes any `httpx.BaseTransport`: the default (real sockets, to Mixpanel or a mixhouse
 server), or `AppTransport(app)`, which runs an ASGI application (e.g. `mixhouse.http.app.create_app(dir)`) in
 this process on an event loop of its own thread, lifespan included, so the synchronous client can call it
-without a socket. httpx's own `ASGITransport` serves only its async client.
+without a socket. httpx's own `ASGITransport` serves only its async client, and runs no lifespan:
+`AsyncAppTransport(app)` adds it, for `AsyncClient`.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 import anyio
+import anyio.abc
 import anyio.from_thread
 import httpx
 
-from mixhouse_client._exceptions import TransportError, api_error
+from mixhouse_client._exceptions import ConfigurationError, TransportError, api_error
 from mixhouse_client._retry import RETRYABLE_EXCEPTIONS, RetryBudget, RetryPolicy, retry_after_seconds
 
 log = logging.getLogger("mixhouse_client")
@@ -54,36 +56,7 @@ class AppTransport(httpx.BaseTransport):
         return anyio.Event(), anyio.Event(), anyio.Event()
 
     async def _lifespan(self, ready: anyio.Event, outcome: list[str | None]) -> None:
-        phase = ["startup"]
-
-        async def receive() -> Message:
-            if phase[0] == "startup":
-                phase[0] = "running"
-                return {"type": "lifespan.startup"}
-            await self._stop.wait()
-            return {"type": "lifespan.shutdown"}
-
-        async def send(message: Message) -> None:
-            kind = message["type"]
-            if kind == "lifespan.startup.complete":
-                outcome.append(None)
-                ready.set()
-            elif kind == "lifespan.startup.failed":
-                outcome.append(str(message.get("message", "startup failed")))
-                ready.set()
-            elif kind in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
-                self._stopped.set()
-
-        scope: Scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": {}}
-        try:
-            await self._app(scope, receive, send)
-        except Exception as exc:  # an app without lifespan support: serve anyway
-            log.debug("ASGI app has no lifespan: %s", exc)
-        finally:
-            if not ready.is_set():
-                outcome.append(None)
-                ready.set()
-            self._stopped.set()
+        await run_lifespan(self._app, self._stop, self._stopped, ready, outcome)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         body = request.read()
@@ -171,6 +144,87 @@ class _Retrying:
             return None
         delay = self.policy.backoff(retry, self.rng)
         return delay if retry_after is None else max(retry_after, delay)
+
+
+async def run_lifespan(
+    app: ASGIApp, stop: anyio.Event, stopped: anyio.Event, ready: anyio.Event, outcome: list[str | None]
+) -> None:
+    """Run an ASGI app's lifespan: `ready` is set once it started (`outcome` holds None, or why it failed),
+    `stop` asks it to shut down, `stopped` is set when it has."""
+    phase = ["startup"]
+
+    async def receive() -> Message:
+        if phase[0] == "startup":
+            phase[0] = "running"
+            return {"type": "lifespan.startup"}
+        await stop.wait()
+        return {"type": "lifespan.shutdown"}
+
+    async def send(message: Message) -> None:
+        kind = message["type"]
+        if kind == "lifespan.startup.complete":
+            outcome.append(None)
+            ready.set()
+        elif kind == "lifespan.startup.failed":
+            outcome.append(str(message.get("message", "startup failed")))
+            ready.set()
+        elif kind in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+            stopped.set()
+
+    scope: Scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": {}}
+    try:
+        await app(scope, receive, send)
+    except Exception as exc:  # an app without lifespan support: serve anyway
+        log.debug("ASGI app has no lifespan: %s", exc)
+    finally:
+        if not ready.is_set():
+            outcome.append(None)
+            ready.set()
+        stopped.set()
+
+
+class AsyncAppTransport(httpx.AsyncBaseTransport):
+    """`AppTransport` for `AsyncClient`: the ASGI app runs in the client's own event loop, its lifespan from
+    the moment the client is entered (`async with AsyncClient(transport=AsyncAppTransport(app))`) until it is
+    closed. httpx's `ASGITransport` alone does not run the lifespan, which mixhouse's app needs."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+        self._asgi = httpx.ASGITransport(app=app)
+        self._group: anyio.abc.TaskGroup | None = None
+        self._stop = self._stopped = anyio.Event()
+
+    async def __aenter__(self) -> AsyncAppTransport:
+        if self._group is not None:
+            return self
+        self._stop, self._stopped, ready = anyio.Event(), anyio.Event(), anyio.Event()
+        outcome: list[str | None] = []
+        group = anyio.create_task_group()
+        await group.__aenter__()
+        self._group = group
+        group.start_soon(run_lifespan, self._app, self._stop, self._stopped, ready, outcome)
+        await ready.wait()
+        if outcome and outcome[0] is not None:
+            await self.aclose()
+            raise RuntimeError(f"ASGI app failed to start: {outcome[0]}")
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self._group is None:
+            raise ConfigurationError("the app is not running: use `async with AsyncClient(transport=...)`")
+        return await self._asgi.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        group, self._group = self._group, None
+        if group is None:
+            return
+        self._stop.set()
+        with anyio.move_on_after(30):
+            await self._stopped.wait()
+        await group.__aexit__(None, None, None)
 
 
 class Sender(_Retrying):
