@@ -250,7 +250,12 @@ def test_both_clients_offer_the_same_calls() -> None:
     assert set(sync_calls) - only_sync == set(async_calls) - only_async
     for name in set(sync_calls) & set(async_calls) - {"export_chunks"}:
         assert sync_calls[name] == async_calls[name], name
-    for namespace in ("annotations", "legacy_annotations", "feature_flags", "saved_funnels"):
+
+    def namespaces(cls: type) -> set[str]:
+        return {n for n in dir(cls) if not n.startswith("_") and isinstance(getattr(cls, n), property)}
+
+    assert len(namespaces(Client)) >= 6 and namespaces(Client) == namespaces(AsyncClient)
+    for namespace in namespaces(Client):
         sync_ns = type(getattr(Client(base_url="http://x"), namespace))
         async_ns = type(getattr(AsyncClient(base_url="http://x"), namespace))
         assert calls(sync_ns) == calls(async_ns), namespace
