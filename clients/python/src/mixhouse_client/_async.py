@@ -144,7 +144,7 @@ class AsyncClient(Settings):
         return self
 
     async def _send(self, call: Call) -> Any:
-        return ops.decode(await self._sender.send(self._request_factory(self._http, call)))
+        return ops.decode(await self._sender.send(self._request_factory(self._http, call), once=call.once))
 
     async def _run(self, flow: Flow[T]) -> T:
         reply: Any = None

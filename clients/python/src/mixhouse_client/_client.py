@@ -164,7 +164,7 @@ class Client(Settings):
 
     def _send(self, call: Call) -> Any:
         """One call, with retries: the decoded reply."""
-        return ops.decode(self._sender.send(self._request_factory(self._http, call)))
+        return ops.decode(self._sender.send(self._request_factory(self._http, call), once=call.once))
 
     def _run(self, flow: Flow[T]) -> T:
         reply: Any = None

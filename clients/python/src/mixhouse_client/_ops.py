@@ -49,6 +49,7 @@ class Call:
     headers: Mapping[str, str] | None = None
     auth: Auth = Auth.CREDENTIALS
     stream: Callable[[bytes], Any] | None = None  # stream the body's lines, each through this
+    once: bool = False  # not idempotent (a create): not sent again once it may have reached the server
 
 
 @dataclass(frozen=True)
@@ -607,10 +608,18 @@ def flag_definitions(ctx: Settings) -> Flow[list[dict[str, Any]]]:
 # -- the App API ----------------------------------------------------------------------------------
 
 
-def _app(ctx: Settings, method: str, path: str, body: Any = None, query: Mapping[str, str] | None = None) -> Flow[Any]:
-    """An App API call under `/api/app/projects/{project_id}`: the reply's `results`."""
+def _app(
+    ctx: Settings,
+    method: str,
+    path: str,
+    body: Any = None,
+    query: Mapping[str, str] | None = None,
+    *,
+    once: bool = False,
+) -> Flow[Any]:
+    """An App API call under `/api/app/projects/{project_id}`: the reply's `results`. `once` for a create."""
     full = f"/api/app/projects/{ctx._project_id()}{path}"
-    reply = yield Call(method, Family.APP, full, query or {}, json=body)
+    reply = yield Call(method, Family.APP, full, query or {}, json=body, once=once)
     return reply.get("results") if isinstance(reply, dict) else reply
 
 
@@ -628,7 +637,7 @@ def saved_get(ctx: Settings, collection: str, object_id: int) -> Flow[dict[str, 
 
 def saved_create(ctx: Settings, collection: str, definition: Mapping[str, Any]) -> Flow[dict[str, Any]]:
     """Save a new object: the object as stored, with its id."""
-    result: dict[str, Any] = yield from _app(ctx, "POST", f"/{collection}", dict(definition))
+    result: dict[str, Any] = yield from _app(ctx, "POST", f"/{collection}", dict(definition), once=True)
     return result
 
 
@@ -687,7 +696,7 @@ def annotations_create(
     body: dict[str, Any] = {"date": _moment(date), "description": description}
     if tags:
         body["tags"] = list(tags)
-    result: Annotation = yield from _app(ctx, "POST", "/annotations", body)
+    result: Annotation = yield from _app(ctx, "POST", "/annotations", body, once=True)
     return result
 
 
@@ -724,15 +733,16 @@ def annotation_tags(ctx: Settings) -> Flow[list[AnnotationTag]]:
 
 def annotations_create_tag(ctx: Settings, name: str) -> Flow[AnnotationTag]:
     """A new tag (names are unique in a project)."""
-    result: AnnotationTag = yield from _app(ctx, "POST", "/annotations/tags", {"name": name})
+    result: AnnotationTag = yield from _app(ctx, "POST", "/annotations/tags", {"name": name}, once=True)
     return result
 
 
 # -- annotations: the legacy Query API family -----------------------------------------------------
 
 
-def _legacy(ctx: Settings, path: str, form: dict[str, str]) -> Flow[dict[str, Any]]:
-    reply: dict[str, Any] = yield Call("POST", Family.QUERY, f"/api/2.0/annotations{path}", data=form or None)
+def _legacy(ctx: Settings, path: str, form: dict[str, str], *, once: bool = False) -> Flow[dict[str, Any]]:
+    call = Call("POST", Family.QUERY, f"/api/2.0/annotations{path}", data=form or None, once=once)
+    reply: dict[str, Any] = yield call
     return reply
 
 
@@ -751,7 +761,7 @@ def legacy_annotations_list(
 
 def legacy_annotations_create(ctx: Settings, date: str | date, description: str) -> Flow[LegacyAnnotation]:
     """`/api/2.0/annotations/create`."""
-    reply = yield from _legacy(ctx, "/create", {"date": _moment(date), "description": description})
+    reply = yield from _legacy(ctx, "/create", {"date": _moment(date), "description": description}, once=True)
     result: LegacyAnnotation = reply["annotation"]
     return result
 
@@ -795,7 +805,7 @@ def feature_flags_get(ctx: Settings, flag_id: str) -> Flow[FeatureFlag]:
 def feature_flags_create(ctx: Settings, definition: Mapping[str, Any]) -> Flow[FeatureFlag]:
     """A new flag: `name`, `key` and `ruleset` required; `status` (default disabled), `context`,
     `description`, `tags`, `serving_method`, `experiment_id`, `hash_salt`, ... optional."""
-    result: FeatureFlag = yield from _app(ctx, "POST", _flags_path(ctx), dict(definition))
+    result: FeatureFlag = yield from _app(ctx, "POST", _flags_path(ctx), dict(definition), once=True)
     return result
 
 

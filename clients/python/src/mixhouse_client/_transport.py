@@ -22,7 +22,13 @@ import anyio.from_thread
 import httpx
 
 from mixhouse_client._exceptions import ConfigurationError, TransportError, api_error
-from mixhouse_client._retry import RETRYABLE_EXCEPTIONS, RetryBudget, RetryPolicy, retry_after_seconds
+from mixhouse_client._retry import (
+    RETRYABLE_EXCEPTIONS,
+    UNSENT_EXCEPTIONS,
+    RetryBudget,
+    RetryPolicy,
+    retry_after_seconds,
+)
 
 log = logging.getLogger("mixhouse_client")
 
@@ -98,10 +104,13 @@ class _Retrying:
         self.budget = RetryBudget(policy.budget_minimum, policy.budget_ratio)
         self.rng = rng or random.Random()
 
-    def after_exception(self, exc: Exception, request: httpx.Request, retry: int) -> float:
-        """The wait before the next attempt after no answer came; raises `TransportError` to give up."""
+    def after_exception(self, exc: Exception, request: httpx.Request, retry: int, once: bool = False) -> float:
+        """The wait before the next attempt after no answer came; raises `TransportError` to give up. A `once`
+        request (not idempotent) is sent again only if it never reached the server."""
         attempt = retry + 1
-        if isinstance(exc, RETRYABLE_EXCEPTIONS):
+        if once and isinstance(exc, RETRYABLE_EXCEPTIONS) and not isinstance(exc, UNSENT_EXCEPTIONS):
+            message = f"{type(exc).__name__}: {exc or 'no response'} (not sent again: it may have been done)"
+        elif isinstance(exc, RETRYABLE_EXCEPTIONS):
             delay = self._may_retry(retry, None)
             if delay is not None:
                 log.info("retry %d in %.2fs after %s on %s", attempt, delay, type(exc).__name__, request.url.path)
@@ -234,8 +243,9 @@ class Sender(_Retrying):
         super().__init__(policy, rng=rng)
         self.http = http
 
-    def send(self, build: Callable[[], httpx.Request], *, stream: bool = False) -> httpx.Response:
-        """A successful (2xx/3xx) response; with `stream`, its body is not read yet (the caller closes it)."""
+    def send(self, build: Callable[[], httpx.Request], *, stream: bool = False, once: bool = False) -> httpx.Response:
+        """A successful (2xx/3xx) response; with `stream`, its body is not read yet (the caller closes it).
+        `once`: the request is not idempotent (see `_Retrying.after_exception`)."""
         self.budget.deposit()
         retry = 0
         while True:
@@ -243,7 +253,7 @@ class Sender(_Retrying):
             try:
                 response = self.http.send(request, stream=stream)
             except httpx.HTTPError as exc:
-                delay = self.after_exception(exc, request, retry)
+                delay = self.after_exception(exc, request, retry, once)
             else:
                 if response.status_code < 400:
                     return response
@@ -263,7 +273,9 @@ class AsyncSender(_Retrying):
         super().__init__(policy, rng=rng)
         self.http = http
 
-    async def send(self, build: Callable[[], httpx.Request], *, stream: bool = False) -> httpx.Response:
+    async def send(
+        self, build: Callable[[], httpx.Request], *, stream: bool = False, once: bool = False
+    ) -> httpx.Response:
         self.budget.deposit()
         retry = 0
         while True:
@@ -271,7 +283,7 @@ class AsyncSender(_Retrying):
             try:
                 response = await self.http.send(request, stream=stream)
             except httpx.HTTPError as exc:
-                delay = self.after_exception(exc, request, retry)
+                delay = self.after_exception(exc, request, retry, once)
             else:
                 if response.status_code < 400:
                     return response
