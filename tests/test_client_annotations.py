@@ -253,5 +253,14 @@ def test_annotations_commands(server: ServerProcess) -> None:
     assert made["id"] not in stored(server)
     missing = cli(server, "annotations", "delete", str(made["id"]), ok=False)
     assert missing.stderr == f"error: 404 no annotation with id {made['id']} in this project\n"
+    secret_only = subprocess.run(
+        [str(MIXHOUSE), "annotations", "list", "--base-url", server.url, "--api-secret", SECRET],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith(("MIXHOUSE_", "MP_"))},
+        timeout=60,
+    )
+    assert secret_only.returncode == 1 and SECRET not in secret_only.stderr
+    assert secret_only.stderr.startswith("error: this call needs the project id")
     unknown = cli(server, "annotations", "list", "--tag", "nope", ok=False)
     assert unknown.stderr == "error: no annotation tag named 'nope'\n"

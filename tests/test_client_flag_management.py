@@ -228,6 +228,9 @@ def test_flags_commands(server: ServerProcess, client: Client, tmp_path: Path) -
     assert made["id"] not in [f["id"] for f in store(server).list_flags(True)]
     missing = cli(server, "flags", "show", "dark-mode", ok=False)
     assert missing.stderr == "error: 404 no feature flag with key or id 'dark-mode'\n"
+    elsewhere = cli(server, "flags", "list", "--workspace-id", "1", ok=False)
+    assert elsewhere.stderr == "error: 404 Workspace not found for id 1\n"
+    assert "error" not in cli(server, "flags", "list", "--workspace-id", str(PROJECT_ID)).stderr
     not_json = cli(server, "flags", "create", "-", stdin="{", ok=False)
     assert not_json.stderr.startswith("error: -: not JSON")
 
