@@ -402,6 +402,10 @@ def test_public_surface() -> None:
             "TransportError",
             "__version__",
             "content_insert_id",
+            "AsyncGDPR",
+            "AsyncLookupTables",
+            "GDPR",
+            "LookupTables",
         ]
     )
     for name in mixhouse_client.__all__:

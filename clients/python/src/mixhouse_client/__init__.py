@@ -18,16 +18,20 @@ from mixhouse_client._async import (
     AsyncClient,
     AsyncExportChunk,
     AsyncFeatureFlags,
+    AsyncGDPR,
     AsyncLegacyAnnotations,
+    AsyncLookupTables,
     AsyncSavedObjects,
 )
 from mixhouse_client._batching import MAX_BYTES, MAX_RECORDS, content_insert_id
 from mixhouse_client._client import (
+    GDPR,
     Annotations,
     Client,
     ExportChunk,
     FeatureFlags,
     LegacyAnnotations,
+    LookupTables,
     SavedObjects,
     __version__,
 )
@@ -58,6 +62,7 @@ from mixhouse_client._types import (
 )
 
 __all__ = [
+    "GDPR",
     "MAX_BYTES",
     "MAX_RECORDS",
     "APIError",
@@ -72,7 +77,9 @@ __all__ = [
     "AsyncClient",
     "AsyncExportChunk",
     "AsyncFeatureFlags",
+    "AsyncGDPR",
     "AsyncLegacyAnnotations",
+    "AsyncLookupTables",
     "AsyncSavedObjects",
     "AuthenticationFailed",
     "BadRequest",
@@ -87,6 +94,7 @@ __all__ = [
     "LegacyAnnotation",
     "LegacyAnnotations",
     "LocalFlags",
+    "LookupTables",
     "MixpanelError",
     "NotFound",
     "PermissionDenied",

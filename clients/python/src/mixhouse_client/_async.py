@@ -111,8 +111,9 @@ class AsyncClient(Settings):
         transport: httpx.AsyncBaseTransport | None = None,
         gzip_level: int = 1,
         workspace_id: int | None = None,
+        gdpr_token: str | None = None,
     ) -> None:
-        super().__init__(base_url, region, credentials, token, gzip_level, workspace_id)
+        super().__init__(base_url, region, credentials, token, gzip_level, workspace_id, gdpr_token)
         http_timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout, connect=10.0)
         self._http = httpx.AsyncClient(
             timeout=http_timeout,
@@ -256,6 +257,14 @@ class AsyncClient(Settings):
         return AsyncLegacyAnnotations(self)
 
     @property
+    def gdpr(self) -> AsyncGDPR:
+        return AsyncGDPR(self)
+
+    @property
+    def lookup_tables(self) -> AsyncLookupTables:
+        return AsyncLookupTables(self)
+
+    @property
     def saved_funnels(self) -> AsyncSavedObjects:
         return AsyncSavedObjects(self, "funnels")
 
@@ -329,3 +338,25 @@ class AsyncFeatureFlags(_AsyncNamespace):
     restore = async_op(ops.feature_flags_restore)
     set_test_users = async_op(ops.feature_flags_set_test_users)
     readout = async_op(ops.feature_flags_readout)
+
+
+class AsyncGDPR(_AsyncNamespace):
+    """GDPR/CCPA API v3: retrievals and deletions of users' data."""
+
+    create_retrieval = async_op(ops.gdpr_create_retrieval)
+    retrieval = async_op(ops.gdpr_retrieval)
+    cancel_retrieval = async_op(ops.gdpr_cancel_retrieval)
+    retrieval_file = async_op(ops.gdpr_retrieval_file)
+    create_deletion = async_op(ops.gdpr_create_deletion)
+    deletion = async_op(ops.gdpr_deletion)
+    cancel_deletion = async_op(ops.gdpr_cancel_deletion)
+
+
+class AsyncLookupTables(_AsyncNamespace):
+    """Lookup tables: `list()`, `replace(table_id, rows)`."""
+
+    list = async_op(ops.lookup_tables_list)
+    replace = async_op(ops.lookup_tables_replace)
+    create = async_op(ops.lookup_tables_create)
+    get = async_op(ops.lookup_tables_get)
+    delete = async_op(ops.lookup_tables_delete)

@@ -129,8 +129,9 @@ class Client(Settings):
         transport: httpx.BaseTransport | None = None,
         gzip_level: int = 1,
         workspace_id: int | None = None,
+        gdpr_token: str | None = None,
     ) -> None:
-        super().__init__(base_url, region, credentials, token, gzip_level, workspace_id)
+        super().__init__(base_url, region, credentials, token, gzip_level, workspace_id, gdpr_token)
         http_timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout, connect=10.0)
         self._http = httpx.Client(
             timeout=http_timeout,
@@ -300,6 +301,18 @@ class Client(Settings):
         """Annotations through `/api/2.0/annotations` (no tags; any Query API credentials)."""
         return LegacyAnnotations(self)
 
+    # -- GDPR, lookup tables -----------------------------------------------------------------
+
+    @property
+    def gdpr(self) -> GDPR:
+        """GDPR and CCPA data retrievals and deletions (API v3; `gdpr_token` and `token` needed)."""
+        return GDPR(self)
+
+    @property
+    def lookup_tables(self) -> LookupTables:
+        """Lookup tables (`/lookup-tables`): list, replace."""
+        return LookupTables(self)
+
     # -- saved objects (mixhouse's App API) -----------------------------------------------------------
 
     @property
@@ -390,3 +403,25 @@ class FeatureFlags(_Namespace):
     restore = sync_op(ops.feature_flags_restore)
     set_test_users = sync_op(ops.feature_flags_set_test_users)
     readout = sync_op(ops.feature_flags_readout)
+
+
+class GDPR(_Namespace):
+    """GDPR/CCPA API v3: retrievals and deletions of users' data."""
+
+    create_retrieval = sync_op(ops.gdpr_create_retrieval)
+    retrieval = sync_op(ops.gdpr_retrieval)
+    cancel_retrieval = sync_op(ops.gdpr_cancel_retrieval)
+    retrieval_file = sync_op(ops.gdpr_retrieval_file)
+    create_deletion = sync_op(ops.gdpr_create_deletion)
+    deletion = sync_op(ops.gdpr_deletion)
+    cancel_deletion = sync_op(ops.gdpr_cancel_deletion)
+
+
+class LookupTables(_Namespace):
+    """Lookup tables: `list()`, `replace(table_id, rows)`."""
+
+    list = sync_op(ops.lookup_tables_list)
+    replace = sync_op(ops.lookup_tables_replace)
+    create = sync_op(ops.lookup_tables_create)
+    get = sync_op(ops.lookup_tables_get)
+    delete = sync_op(ops.lookup_tables_delete)

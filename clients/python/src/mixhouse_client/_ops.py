@@ -11,7 +11,9 @@ and `_async.py`), and both send through the same request builder and retry polic
 
 from __future__ import annotations
 
+import csv
 import gzip
+import io
 import json
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import Enum
 from typing import Any, Generic, TypeVar
+from urllib.parse import quote
 
 import httpx
 
@@ -35,6 +38,7 @@ class Auth(Enum):
     CREDENTIALS = "credentials"  # the service account (+ project_id) or the project secret
     TOKEN_OR_CREDENTIALS = "token"  # Basic with the project token when the client has one (/flags)
     NONE = "none"  # the token travels in the body (/track, /engage, /groups)
+    BEARER = "bearer"  # the GDPR API's OAuth token (Authorization: Bearer), else the credentials
 
 
 @dataclass(frozen=True)
@@ -95,10 +99,12 @@ class Settings:
         token: str | None,
         gzip_level: int,
         workspace_id: int | None,
+        gdpr_token: str | None = None,
     ) -> None:
         self._urls = base_urls(base_url, region)
         self.credentials = credentials
         self.token = token
+        self.gdpr_token = gdpr_token
         self.gzip_level = gzip_level
         self.workspace_id = workspace_id
 
@@ -129,17 +135,26 @@ class Settings:
         """The request of a call, built afresh for each attempt (credentials are checked before any is sent)."""
         auth: httpx.BasicAuth | None = None
         query: dict[str, str] = {}
-        if call.auth is Auth.CREDENTIALS or (call.auth is Auth.TOKEN_OR_CREDENTIALS and not self.token):
+        if call.auth is Auth.BEARER and not self.gdpr_token and self.credentials is None:
+            raise ConfigurationError("this call needs the GDPR API's bearer token (gdpr_token=...) or credentials")
+        if (
+            call.auth is Auth.CREDENTIALS
+            or (call.auth is Auth.TOKEN_OR_CREDENTIALS and not self.token)
+            or (call.auth is Auth.BEARER and not self.gdpr_token)
+        ):
             auth, query = self._auth()
         elif call.auth is Auth.TOKEN_OR_CREDENTIALS:
             auth = httpx.BasicAuth(self._token(), "")
+        headers = dict(call.headers or {})
+        if call.auth is Auth.BEARER and self.gdpr_token:
+            headers["Authorization"] = f"Bearer {self.gdpr_token}"
         query.update(call.params)
         url = self._urls[call.family] + call.path
         data = dict(call.data) if call.data else None
 
         def build() -> httpx.Request:
             request = http.build_request(
-                call.method, url, params=query, data=data, json=call.json, content=call.content, headers=call.headers
+                call.method, url, params=query, data=data, json=call.json, content=call.content, headers=headers
             )
             return next(auth.auth_flow(request)) if auth else request
 
@@ -871,3 +886,113 @@ def feature_flags_readout(
     )
     result: dict[str, Any] = yield from _app(ctx, "GET", _flags_path(ctx, f"/{flag_id}/readout"), query=query)
     return result
+
+
+# -- GDPR / CCPA (API v3, the GDPR bearer token) --------------------------------------------------
+
+
+def _gdpr(ctx: Settings, method: str, path: str, body: Any = None, *, once: bool = False) -> Flow[Any]:
+    """A GDPR API call: the project named by its token (`token=`, as Mixpanel documents) when the client has
+    it; with the bearer token (else the credentials, which mixhouse accepts from admins and owners)."""
+    query = {"token": ctx.token} if ctx.token else {}
+    reply = yield Call(method, Family.APP, f"/api/app/{path}", query, json=body, auth=Auth.BEARER, once=once)
+    return reply.get("results") if isinstance(reply, dict) else reply
+
+
+def gdpr_create_retrieval(
+    ctx: Settings, distinct_ids: Sequence[str], *, compliance_type: str = "GDPR", disclosure_type: str | None = None
+) -> Flow[str]:
+    """Start a data retrieval job for these users (at most 2,000): its task id."""
+    body: dict[str, Any] = {"distinct_ids": list(distinct_ids), "compliance_type": compliance_type}
+    if disclosure_type is not None:
+        body["disclosure_type"] = disclosure_type
+    results = yield from _gdpr(ctx, "POST", "data-retrievals/v3.0", body, once=True)
+    return str(results["task_id"])
+
+
+def gdpr_retrieval(ctx: Settings, tracking_id: str) -> Flow[dict[str, Any]]:
+    """A retrieval job: `{"status", "results" (the download URL once done), "distinct_ids"}`."""
+    result: dict[str, Any] = yield from _gdpr(ctx, "GET", f"data-retrievals/v3.0/{quote(tracking_id, safe='')}")
+    return result
+
+
+def gdpr_cancel_retrieval(ctx: Settings, tracking_id: str) -> Flow[None]:
+    """Cancel a retrieval job that has not started."""
+    yield from _gdpr(ctx, "DELETE", f"data-retrievals/v3.0/{quote(tracking_id, safe='')}")
+
+
+def gdpr_retrieval_file(ctx: Settings, tracking_id: str) -> Flow[Any]:
+    """A finished retrieval's file (mixhouse: JSON with the users' identities, profiles and events)."""
+    query = {"token": ctx.token} if ctx.token else {}
+    path = f"/api/app/data-retrievals/v3.0/{quote(tracking_id, safe='')}/file"
+    return (yield Call("GET", Family.APP, path, query, auth=Auth.BEARER))
+
+
+def gdpr_create_deletion(ctx: Settings, distinct_ids: Sequence[str], *, compliance_type: str = "GDPR") -> Flow[str]:
+    """Start a deletion job for these users (at most 2,000): its task id."""
+    body = {"distinct_ids": list(distinct_ids), "compliance_type": compliance_type}
+    results = yield from _gdpr(ctx, "POST", "data-deletions/v3.0", body, once=True)
+    return str(results["task_id"])
+
+
+def gdpr_deletion(ctx: Settings, tracking_id: str) -> Flow[dict[str, Any]]:
+    """A deletion job: `{"tracking_id", "status", "requesting_user", "compliance_type", "project_id",
+    "date_requested", "distinct_ids"}`."""
+    result: dict[str, Any] = yield from _gdpr(ctx, "GET", f"data-deletions/v3.0/{quote(tracking_id, safe='')}")
+    return result
+
+
+def gdpr_cancel_deletion(ctx: Settings, tracking_id: str) -> Flow[None]:
+    """Cancel a deletion job that has not started (a 405 `BadRequest`... once it has)."""
+    yield from _gdpr(ctx, "DELETE", f"data-deletions/v3.0/{quote(tracking_id, safe='')}")
+
+
+# -- lookup tables --------------------------------------------------------------------------------
+
+
+def lookup_tables_list(ctx: Settings) -> Flow[list[dict[str, Any]]]:
+    """The project's lookup tables: `[{"id", "name"}]`."""
+    reply = yield Call("GET", Family.INGESTION, "/lookup-tables")
+    result: list[dict[str, Any]] = reply.get("results") or [] if isinstance(reply, dict) else reply
+    return result
+
+
+def lookup_tables_replace(
+    ctx: Settings, table_id: str, rows: str | bytes | Iterable[Sequence[Any]]
+) -> Flow[dict[str, Any]]:
+    """Replace a lookup table's rows, all at once: CSV text or bytes (a header row first, the row id in the
+    first column), or rows to write as CSV (the first one the header). Sent gzip-compressed."""
+    if isinstance(rows, str):
+        data = rows.encode()
+    elif isinstance(rows, bytes):
+        data = rows
+    else:
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerows(rows)
+        data = out.getvalue().encode()
+    headers = {"Content-Type": "text/csv"}
+    if ctx.gzip_level:
+        data = gzip.compress(data, compresslevel=ctx.gzip_level)
+        headers["Content-Encoding"] = "gzip"
+    path = f"/lookup-tables/{quote(table_id, safe='')}"
+    result: dict[str, Any] = yield Call("PUT", Family.INGESTION, path, content=data, headers=headers)
+    return result
+
+
+def lookup_tables_create(ctx: Settings, name: str) -> Flow[dict[str, Any]]:
+    """mixhouse's App API: a new, empty table (Mixpanel creates tables in its web app only):
+    `{"id", "name", "columns", "row_count", "created", "updated"}`."""
+    result: dict[str, Any] = yield from _app(ctx, "POST", "/lookup-tables", {"name": name}, once=True)
+    return result
+
+
+def lookup_tables_get(ctx: Settings, table_id: str, *, page: int = 0) -> Flow[dict[str, Any]]:
+    """mixhouse's App API: a table and one page of its rows (values typed)."""
+    path = f"/lookup-tables/{quote(table_id, safe='')}"
+    result: dict[str, Any] = yield from _app(ctx, "GET", path, query={"page": str(page)})
+    return result
+
+
+def lookup_tables_delete(ctx: Settings, table_id: str) -> Flow[None]:
+    """mixhouse's App API: delete a table."""
+    yield from _app(ctx, "DELETE", f"/lookup-tables/{quote(table_id, safe='')}")

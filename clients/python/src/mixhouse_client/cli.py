@@ -145,9 +145,10 @@ def _client(
     api_secret: str | None,
     timeout: float | None,
     token: str | None = None,
+    gdpr_token: str | None = None,
 ) -> Client:
     """A client from options, the environment and the settings file. `token` (the project token) is enough
-    for the calls that accept it (`flags eval`); the others need credentials."""
+    for the calls that accept it (`flags eval`), `gdpr_token` for the GDPR API; the others need credentials."""
     given = {
         "base_url": base_url,
         "region": region,
@@ -179,13 +180,15 @@ def _client(
         credentials = ServiceAccount(username, secret or "", project_id)
     elif api_secret:
         credentials = ProjectSecret(api_secret, project_id)
-    elif token:
+    elif token or gdpr_token:
         credentials = None
     else:
         raise MixpanelError(
             "no credentials: set MIXHOUSE_USERNAME, MIXHOUSE_SECRET and MIXHOUSE_PROJECT_ID, or MIXHOUSE_API_SECRET"
         )
-    return Client(base_url=base_url, region=region, credentials=credentials, token=token, timeout=timeout)
+    return Client(
+        base_url=base_url, region=region, credentials=credentials, token=token, timeout=timeout, gdpr_token=gdpr_token
+    )
 
 
 def one_line_errors(fn: Callable[P, R]) -> Callable[P, R]:
@@ -715,7 +718,8 @@ def add_commands(group: click.Group) -> None:
             group.add_command(command, name)
 
 
-from mixhouse_client import _cli_manage  # noqa: E402, F401  (its commands: annotations, flags list|create|...)
+# the commands of these modules register themselves on `app` (they import it from here)
+from mixhouse_client import _cli_manage, _cli_more  # noqa: E402, F401
 
 
 def main() -> None:
