@@ -167,6 +167,7 @@ def test_gdpr_commands(server: ServerProcess, gdpr_token: str, tmp_path: Path) -
     retrieved = json.loads(cli("retrieve", "--distinct-id", "cli-1", "--wait", "--output", str(out)).stdout)
     assert retrieved["status"] == "SUCCESS"
     assert len(json.loads(out.read_text())["events"]) == 4
+    assert json.loads(cli("status", "--retrieval", retrieved["task_id"]).stdout)["status"] == "SUCCESS"
     task = cli("delete", "--distinct-id", "cli-1").stdout.strip()
     status = json.loads(cli("status", task).stdout)
     assert status["tracking_id"] == task
@@ -208,3 +209,22 @@ def test_lookup_tables(server: ServerProcess) -> None:
             return store.rows(made["id"])
 
     assert asyncio.run(in_async()) == [{"id": "s1", "title": "Yesterday"}]
+
+
+def test_jobs_are_cancelled_while_staging(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    seed_catalog(data_dir)
+    proc = ServerProcess(data_dir, env={"MIXHOUSE_GDPR_CANCEL_WINDOW_SECONDS": "120"}).start()
+    try:
+        with Client(base_url=proc.url, credentials=SA, token=TOKEN) as mp:
+            seed(mp, "keep-")
+            deletion = mp.gdpr.create_deletion(["keep-0"])
+            retrieval = mp.gdpr.create_retrieval(["keep-0"])
+            assert mp.gdpr.deletion(deletion)["status"] in ("PENDING", "STAGING")
+            mp.gdpr.cancel_deletion(deletion)
+            mp.gdpr.cancel_retrieval(retrieval)
+            assert mp.gdpr.deletion(deletion)["status"] == "REVOKED"
+            assert mp.gdpr.retrieval(retrieval)["status"] == "REVOKED"
+        assert "keep-0" in stored_ids(proc)  # nothing deleted
+    finally:
+        proc.stop()
