@@ -404,8 +404,12 @@ def test_public_surface() -> None:
             "content_insert_id",
             "AsyncGDPR",
             "AsyncLookupTables",
+            "AsyncSchemas",
+            "AsyncServiceAccounts",
             "GDPR",
             "LookupTables",
+            "Schemas",
+            "ServiceAccounts",
         ]
     )
     for name in mixhouse_client.__all__:

@@ -22,6 +22,8 @@ from mixhouse_client._async import (
     AsyncLegacyAnnotations,
     AsyncLookupTables,
     AsyncSavedObjects,
+    AsyncSchemas,
+    AsyncServiceAccounts,
 )
 from mixhouse_client._batching import MAX_BYTES, MAX_RECORDS, content_insert_id
 from mixhouse_client._client import (
@@ -33,6 +35,8 @@ from mixhouse_client._client import (
     LegacyAnnotations,
     LookupTables,
     SavedObjects,
+    Schemas,
+    ServiceAccounts,
     __version__,
 )
 from mixhouse_client._config import Family, ProjectSecret, Region, ServiceAccount
@@ -81,6 +85,8 @@ __all__ = [
     "AsyncLegacyAnnotations",
     "AsyncLookupTables",
     "AsyncSavedObjects",
+    "AsyncSchemas",
+    "AsyncServiceAccounts",
     "AuthenticationFailed",
     "BadRequest",
     "Client",
@@ -103,8 +109,10 @@ __all__ = [
     "Region",
     "RetryPolicy",
     "SavedObjects",
+    "Schemas",
     "ServerError",
     "ServiceAccount",
+    "ServiceAccounts",
     "TransportError",
     "__version__",
     "content_insert_id",

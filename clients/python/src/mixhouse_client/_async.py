@@ -257,12 +257,20 @@ class AsyncClient(Settings):
         return AsyncLegacyAnnotations(self)
 
     @property
+    def schemas(self) -> AsyncSchemas:
+        return AsyncSchemas(self)
+
+    @property
     def gdpr(self) -> AsyncGDPR:
         return AsyncGDPR(self)
 
     @property
     def lookup_tables(self) -> AsyncLookupTables:
         return AsyncLookupTables(self)
+
+    @property
+    def service_accounts(self) -> AsyncServiceAccounts:
+        return AsyncServiceAccounts(self)
 
     @property
     def saved_funnels(self) -> AsyncSavedObjects:
@@ -360,3 +368,26 @@ class AsyncLookupTables(_AsyncNamespace):
     create = async_op(ops.lookup_tables_create)
     get = async_op(ops.lookup_tables_get)
     delete = async_op(ops.lookup_tables_delete)
+
+
+class AsyncSchemas(_AsyncNamespace):
+    """Lexicon schemas: `list(entity_type=None)`, `get(entity_type, name)`, `upsert(entries, truncate=False)`,
+    `put(entity_type, name, schema)`, `delete(entity_type=None, name=None)`."""
+
+    list = async_op(ops.schemas_list)
+    get = async_op(ops.schemas_get)
+    upsert = async_op(ops.schemas_upsert)
+    put = async_op(ops.schemas_put)
+    delete = async_op(ops.schemas_delete)
+
+
+class AsyncServiceAccounts(_AsyncNamespace):
+    """The Service Accounts API: an organisation's accounts, and the accounts of the client's project."""
+
+    list = async_op(ops.service_accounts_list)
+    create = async_op(ops.service_accounts_create)
+    get = async_op(ops.service_accounts_get)
+    delete = async_op(ops.service_accounts_delete)
+    add_to_project = async_op(ops.service_accounts_add_to_project)
+    remove_from_project = async_op(ops.service_accounts_remove_from_project)
+    of_project = async_op(ops.service_accounts_of_project)

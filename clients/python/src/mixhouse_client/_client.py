@@ -301,7 +301,12 @@ class Client(Settings):
         """Annotations through `/api/2.0/annotations` (no tags; any Query API credentials)."""
         return LegacyAnnotations(self)
 
-    # -- GDPR, lookup tables -----------------------------------------------------------------
+    # -- Lexicon, GDPR, lookup tables, service accounts -----------------------------------------------------------------
+
+    @property
+    def schemas(self) -> Schemas:
+        """Lexicon schemas, the data dictionary (`/api/app/projects/{id}/schemas`)."""
+        return Schemas(self)
 
     @property
     def gdpr(self) -> GDPR:
@@ -312,6 +317,11 @@ class Client(Settings):
     def lookup_tables(self) -> LookupTables:
         """Lookup tables (`/lookup-tables`): list, replace."""
         return LookupTables(self)
+
+    @property
+    def service_accounts(self) -> ServiceAccounts:
+        """The Service Accounts API (`/api/app/organizations/{id}/service-accounts`)."""
+        return ServiceAccounts(self)
 
     # -- saved objects (mixhouse's App API) -----------------------------------------------------------
 
@@ -425,3 +435,26 @@ class LookupTables(_Namespace):
     create = sync_op(ops.lookup_tables_create)
     get = sync_op(ops.lookup_tables_get)
     delete = sync_op(ops.lookup_tables_delete)
+
+
+class Schemas(_Namespace):
+    """Lexicon schemas: `list(entity_type=None)`, `get(entity_type, name)`, `upsert(entries, truncate=False)`,
+    `put(entity_type, name, schema)`, `delete(entity_type=None, name=None)`."""
+
+    list = sync_op(ops.schemas_list)
+    get = sync_op(ops.schemas_get)
+    upsert = sync_op(ops.schemas_upsert)
+    put = sync_op(ops.schemas_put)
+    delete = sync_op(ops.schemas_delete)
+
+
+class ServiceAccounts(_Namespace):
+    """The Service Accounts API: an organisation's accounts, and the accounts of the client's project."""
+
+    list = sync_op(ops.service_accounts_list)
+    create = sync_op(ops.service_accounts_create)
+    get = sync_op(ops.service_accounts_get)
+    delete = sync_op(ops.service_accounts_delete)
+    add_to_project = sync_op(ops.service_accounts_add_to_project)
+    remove_from_project = sync_op(ops.service_accounts_remove_from_project)
+    of_project = sync_op(ops.service_accounts_of_project)

@@ -996,3 +996,124 @@ def lookup_tables_get(ctx: Settings, table_id: str, *, page: int = 0) -> Flow[di
 def lookup_tables_delete(ctx: Settings, table_id: str) -> Flow[None]:
     """mixhouse's App API: delete a table."""
     yield from _app(ctx, "DELETE", f"/lookup-tables/{quote(table_id, safe='')}")
+
+
+# -- Lexicon schemas (the App API) ----------------------------------------------------------------
+
+
+def _schemas_path(entity_type: str | None = None, name: str | None = None) -> str:
+    path = "/schemas"
+    if entity_type is not None:
+        path += f"/{quote(entity_type, safe='')}"
+        if name is not None:
+            path += f"/{quote(name, safe='')}"
+    elif name is not None:
+        raise ConfigurationError("a schema's name needs its entity_type")
+    return path
+
+
+def schemas_list(ctx: Settings, entity_type: str | None = None) -> Flow[list[dict[str, Any]]]:
+    """The data dictionary: `[{"entityType", "name", "schemaJson"}]`, of one entity type (`event`,
+    `profile`) when given."""
+    result: list[dict[str, Any]] = yield from _app(ctx, "GET", _schemas_path(entity_type))
+    return result
+
+
+def schemas_get(ctx: Settings, entity_type: str, name: str) -> Flow[dict[str, Any]]:
+    """One schema (`{"description", "properties", "metadata"}`)."""
+    result: dict[str, Any] = yield from _app(ctx, "GET", _schemas_path(entity_type, name))
+    return result
+
+
+def schemas_upsert(
+    ctx: Settings, entries: Iterable[Mapping[str, Any]], *, truncate: bool = False
+) -> Flow[dict[str, Any]]:
+    """Create or replace schemas (`{"entityType", "name", "schemaJson"}` each); `truncate` first deletes the
+    whole dictionary. `{"added", "deleted"}`."""
+    body = {"entries": [dict(e) for e in entries], "truncate": truncate}
+    result: dict[str, Any] = yield from _app(ctx, "POST", "/schemas", body)
+    return result
+
+
+def schemas_put(ctx: Settings, entity_type: str, name: str, schema: Mapping[str, Any]) -> Flow[None]:
+    """Create or replace one schema."""
+    yield from _app(ctx, "POST", _schemas_path(entity_type, name), dict(schema))
+
+
+def schemas_delete(ctx: Settings, entity_type: str | None = None, name: str | None = None) -> Flow[dict[str, Any]]:
+    """Delete one schema, every schema of an entity type, or (neither given) the whole dictionary:
+    `{"delete_count"}`."""
+    result: dict[str, Any] = yield from _app(ctx, "DELETE", _schemas_path(entity_type, name))
+    return result
+
+
+# -- service accounts (the organisation's) --------------------------------------------------------
+
+
+def _org(
+    ctx: Settings, method: str, organization_id: int, path: str = "", body: Any = None, *, once: bool = False
+) -> Flow[Any]:
+    full = f"/api/app/organizations/{organization_id}/service-accounts{path}"
+    reply = yield Call(method, Family.APP, full, json=body, once=once)
+    return reply.get("results") if isinstance(reply, dict) else reply
+
+
+def service_accounts_list(ctx: Settings, organization_id: int) -> Flow[list[dict[str, Any]]]:
+    """The organisation's service accounts (never their secrets)."""
+    result: list[dict[str, Any]] = yield from _org(ctx, "GET", organization_id)
+    return result
+
+
+def service_accounts_create(
+    ctx: Settings,
+    organization_id: int,
+    username: str,
+    *,
+    role: str | None = None,
+    expires: str | None = None,
+    projects: Sequence[Mapping[str, Any]] | None = None,
+) -> Flow[dict[str, Any]]:
+    """A new service account: the account with its secret (`token`), shown this once. `projects` is
+    `[{"id", "role"}]`; `expires` an ISO 8601 date-time."""
+    body: dict[str, Any] = {"username": username}
+    if role is not None:
+        body["role"] = role
+    if expires is not None:
+        body["expires"] = expires
+    if projects is not None:
+        body["projects"] = [dict(p) for p in projects]
+    result: dict[str, Any] = yield from _org(ctx, "POST", organization_id, "", body, once=True)
+    return result
+
+
+def service_accounts_get(ctx: Settings, organization_id: int, account_id: int) -> Flow[dict[str, Any]]:
+    """One service account."""
+    result: dict[str, Any] = yield from _org(ctx, "GET", organization_id, f"/{account_id}")
+    return result
+
+
+def service_accounts_delete(ctx: Settings, organization_id: int, account_id: int) -> Flow[None]:
+    """Delete a service account."""
+    yield from _org(ctx, "DELETE", organization_id, f"/{account_id}")
+
+
+def service_accounts_add_to_project(
+    ctx: Settings, organization_id: int, account_ids: Sequence[int], projects: Sequence[Mapping[str, Any]]
+) -> Flow[None]:
+    """Give these accounts a role on these projects (`[{"id", "role"}]`)."""
+    body = {"service_account_ids": list(account_ids), "projects": [dict(p) for p in projects]}
+    yield from _org(ctx, "POST", organization_id, "/add-to-project", body)
+
+
+def service_accounts_remove_from_project(
+    ctx: Settings, organization_id: int, account_ids: Sequence[int], project_ids: Sequence[int]
+) -> Flow[None]:
+    """Take these accounts off these projects."""
+    body = {"projects": [{"id": p, "service_account_ids": list(account_ids)} for p in project_ids]}
+    yield from _org(ctx, "POST", organization_id, "/remove-from-project", body)
+
+
+def service_accounts_of_project(ctx: Settings) -> Flow[list[dict[str, Any]]]:
+    """The service accounts of the client's project, each with its role there."""
+    result: list[dict[str, Any]] = yield from _app(ctx, "GET", "/service-accounts")
+    return result
