@@ -224,6 +224,7 @@ class AsyncClient(Settings):
     cohorts_list = async_op(ops.cohorts_list)
     activity_stream = async_op(ops.activity_stream)
     profiles = async_stream(ops.profiles)
+    jql = async_op(ops.jql)
     flags = async_op(ops.flags)
     flag_definitions = async_op(ops.flag_definitions)
 

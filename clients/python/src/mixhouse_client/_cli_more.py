@@ -1,18 +1,23 @@
-"""`gdpr retrieve|delete|status`, registered on `cli.app` when `cli` is imported."""
+"""`query jql` and `gdpr retrieve|delete|status`, registered on `cli.app` when `cli` is imported."""
 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 
+from mixhouse_client import _cli_render as render
 from mixhouse_client._client import Client
 from mixhouse_client._exceptions import MixpanelError
 from mixhouse_client.cli import (
     ApiSecret,
+    AsCsv,
+    AsJson,
     BaseUrl,
     ProjectId,
     RegionOpt,
@@ -23,12 +28,51 @@ from mixhouse_client.cli import (
     _env,
     app,
     one_line_errors,
+    query_app,
 )
 
 gdpr_app = typer.Typer(help="GDPR and CCPA: retrieve or delete users' data.", no_args_is_help=True)
 app.add_typer(gdpr_app, name="gdpr")
 
 DONE = ("SUCCESS", "FAILURE", "REVOKED", "NOT_FOUND")
+
+
+@query_app.command("jql")
+@one_line_errors
+def jql_command(
+    script: Annotated[str, typer.Argument(help="The JQL script's file; - for stdin.")],
+    params: Annotated[
+        str | None, typer.Option("--params", help="The script's `params`, a JSON object.", show_default=False)
+    ] = None,
+    as_json: AsJson = False,
+    as_csv: AsCsv = False,
+    base_url: BaseUrl = None,
+    region: RegionOpt = None,
+    username: Username = None,
+    secret: Secret = None,
+    project_id: ProjectId = None,
+    api_secret: ApiSecret = None,
+    timeout: Timeout = None,
+) -> None:
+    """Run a JQL script: its result as a table when it is tabular (groupBy keys and values, rows), else JSON."""
+    source = sys.stdin.read() if script == "-" else Path(script).read_text(encoding="utf-8")
+    parsed: Any = None
+    if params is not None:
+        try:
+            parsed = json.loads(params)
+        except ValueError as exc:
+            raise typer.BadParameter(f"not JSON: {exc}", param_hint="--params") from exc
+        if not isinstance(parsed, dict):
+            raise typer.BadParameter("must be a JSON object", param_hint="--params")
+    with _client(base_url, region, username, secret, project_id, api_secret, timeout) as client:
+        result = client.jql(source, parsed)
+    rows = None if as_json else render.jql_rows(result)
+    if rows is None:
+        sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+    elif as_csv:
+        sys.stdout.write(render.csv_text(rows))
+    else:
+        render.print_table(Console(), rows)
 
 
 GdprToken = Annotated[

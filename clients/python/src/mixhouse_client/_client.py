@@ -273,6 +273,7 @@ class Client(Settings):
     cohorts_list = sync_op(ops.cohorts_list)
     activity_stream = sync_op(ops.activity_stream)
     profiles = sync_stream(ops.profiles)
+    jql = sync_op(ops.jql)
 
     # -- feature flags -------------------------------------------------------------------------------
 

@@ -998,6 +998,18 @@ def lookup_tables_delete(ctx: Settings, table_id: str) -> Flow[None]:
     yield from _app(ctx, "DELETE", f"/lookup-tables/{quote(table_id, safe='')}")
 
 
+# -- JQL ------------------------------------------------------------------------------------------
+
+
+def jql(ctx: Settings, script: str, params: Mapping[str, Any] | None = None) -> Flow[Any]:
+    """Run a JQL script (`POST /api/query/jql`, form `script` and `params` as JSON): the script's result,
+    usually a list."""
+    form = {"script": script}
+    if params is not None:
+        form["params"] = _json(dict(params))
+    return (yield Call("POST", Family.QUERY, "/api/query/jql", data=form))
+
+
 # -- Lexicon schemas (the App API) ----------------------------------------------------------------
 
 
