@@ -208,20 +208,20 @@ def test_engage_groups_and_profiles_paginated_lazily(server: ServerProcess, clie
     assert client.engage(updates).accepted == 25
     assert client.groups([{"$group_key": "company", "$group_id": "acme", "$set": {"size": 10}}]).ok
     pages: list[int] = []
-    original_call = client._call
+    original_send = client._send
 
-    def counting_call(*args: Any, **kwargs: Any) -> Any:
+    def counting_send(*args: Any, **kwargs: Any) -> Any:
         pages.append(1)
-        return original_call(*args, **kwargs)
+        return original_send(*args, **kwargs)
 
-    client._call = counting_call  # type: ignore[method-assign]
+    client._send = counting_send  # type: ignore[method-assign]
     try:
         profiles = client.profiles(where='user["tier"] == 1', page_size=3)
         first = next(profiles)
         assert len(pages) == 1  # lazy: one page fetched for the first profile
         rest = list(profiles)
     finally:
-        del client._call
+        del client._send
     assert [p["$distinct_id"] for p in [first, *rest]] == [f"p{i:02d}" for i in range(25) if i % 3 == 1]
     assert len(pages) == 3  # 8 profiles, pages of 3
     raw = httpx.post(
@@ -363,7 +363,19 @@ def test_public_surface() -> None:
             "MAX_BYTES",
             "MAX_RECORDS",
             "APIError",
+            "Annotation",
+            "AnnotationTag",
+            "AnnotationTagRef",
+            "AnnotationUser",
+            "Annotations",
             "AppTransport",
+            "AsyncAnnotations",
+            "AsyncAppTransport",
+            "AsyncClient",
+            "AsyncExportChunk",
+            "AsyncFeatureFlags",
+            "AsyncLegacyAnnotations",
+            "AsyncSavedObjects",
             "AuthenticationFailed",
             "BadRequest",
             "Client",
@@ -371,7 +383,11 @@ def test_public_surface() -> None:
             "ExportChunk",
             "FailedRecord",
             "Family",
+            "FeatureFlag",
+            "FeatureFlags",
             "IngestResult",
+            "LegacyAnnotation",
+            "LegacyAnnotations",
             "LocalFlags",
             "MixpanelError",
             "NotFound",
@@ -386,6 +402,14 @@ def test_public_surface() -> None:
             "TransportError",
             "__version__",
             "content_insert_id",
+            "AsyncGDPR",
+            "AsyncLookupTables",
+            "AsyncSchemas",
+            "AsyncServiceAccounts",
+            "GDPR",
+            "LookupTables",
+            "Schemas",
+            "ServiceAccounts",
         ]
     )
     for name in mixhouse_client.__all__:

@@ -206,3 +206,37 @@ def test_full_jitter_stays_under_the_capped_exponential() -> None:
         draws = [policy.backoff(retry, rng) for _ in range(200)]
         assert all(0 <= d <= ceiling for d in draws)
         assert max(draws) > ceiling * 0.8  # spread over the whole range, not a fixed delay
+
+
+def test_a_create_whose_answer_is_lost_is_not_sent_again(server: ServerProcess, flaky: Flaky) -> None:
+    """Creating an annotation twice makes two: after a lost answer the client raises instead of retrying;
+    after an error status (the server did nothing) or a refused connection it retries."""
+    with client_for(server.url) as direct:
+        before = len(direct.annotations.list())
+    flaky.script = [("drop",)]
+    with client_for(flaky.url) as c, pytest.raises(TransportError, match="not sent again") as lost:
+        c.annotations.create("2024-04-01", "made once")
+    assert lost.value.attempts == 1 and len(flaky.seen) == 1
+    with client_for(server.url) as direct:
+        made = [a for a in direct.annotations.list() if a["description"] == "made once"]
+        assert len(made) == 1 and len(direct.annotations.list()) == before + 1  # the server did it, once
+
+    flaky.seen.clear()
+    flaky.script = [("status", 503), ("status", 429, {"Retry-After": "0"}), ("forward",)]
+    with client_for(flaky.url) as c:
+        retried = c.annotations.create("2024-04-02", "after two refusals")
+    assert len(flaky.seen) == 3 and retried["description"] == "after two refusals"
+    with client_for(server.url) as direct:
+        assert [a["description"] for a in direct.annotations.list()].count("after two refusals") == 1
+
+    port = free_port()  # nothing listens there: the request never left, so it is sent again
+    nowhere = client_for(f"http://127.0.0.1:{port}", RetryPolicy(max_attempts=3, backoff_base=0.01))
+    with nowhere as c, pytest.raises(TransportError) as refused:
+        c.annotations.create("2024-04-03", "never sent")
+    assert refused.value.attempts == 3
+    # reads and idempotent writes are still retried after a lost answer
+    flaky.seen.clear()
+    flaky.script = [("drop",)]
+    with client_for(flaky.url) as c:
+        assert c.legacy_annotations.update(retried["id"], description="renamed")["description"] == "renamed"
+    assert len(flaky.seen) == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -156,3 +157,31 @@ def funnel_chart(console: Console, funnel_id: int, reply: dict[str, Any]) -> Non
     steps = funnel_steps(reply)
     labels = [f"{i + 1}. {s['label']}" for i, s in enumerate(steps)]
     bars(console, f"funnel {funnel_id}", labels, [float(s["count"]) for s in steps])
+
+
+def jql_rows(result: Any) -> Rows | None:
+    """A JQL result as a table when it has a tabular shape: groupBy's `{"key": [...], "value": v}` items (a
+    column per key part, then the value), lists of equal length, objects (a column per key seen), scalars;
+    None otherwise (printed as JSON)."""
+    if not isinstance(result, list):
+        result = [result]
+    if not result:
+        return Rows("jql", ["value"], [])
+    if all(isinstance(r, dict) and set(r) == {"key", "value"} and isinstance(r["key"], list) for r in result):
+        width = max(len(r["key"]) for r in result)
+        header = [f"key {i + 1}" if width > 1 else "key" for i in range(width)] + ["value"]
+        return Rows("jql", header, [[*r["key"], *[""] * (width - len(r["key"])), _cell(r["value"])] for r in result])
+    if all(isinstance(r, list) for r in result) and len({len(r) for r in result}) == 1:
+        return Rows("jql", [str(i + 1) for i in range(len(result[0]))], [[_cell(v) for v in r] for r in result])
+    if all(isinstance(r, dict) for r in result):
+        keys: list[str] = []
+        for r in result:
+            keys.extend(k for k in r if k not in keys)
+        return Rows("jql", keys, [[_cell(r.get(k)) for k in keys] for r in result])
+    if all(not isinstance(r, list | dict) for r in result):
+        return Rows("jql", ["value"], [[r] for r in result])
+    return None
+
+
+def _cell(value: Any) -> Any:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")) if isinstance(value, list | dict) else value

@@ -1,51 +1,95 @@
-"""The client: one object per project, one method per API call, retries and batching inside."""
+"""The synchronous client: one object per project, one method per API call, retries and batching inside.
+
+Each method is an operation of `_ops.py` (where every call is described once) driven over httpx.Client;
+`AsyncClient` (`_async.py`) drives the same operations over httpx.AsyncClient.
+"""
 
 from __future__ import annotations
 
-import gzip
-import json
+import functools
+import inspect
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import date, timedelta
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
 from types import TracebackType
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, cast
 
 import httpx
 
-from mixhouse_client._batching import MAX_BYTES, MAX_RECORDS, Batch, Oversized, batches, loads, with_insert_id
-from mixhouse_client._config import Credentials, Family, ProjectSecret, Region, ServiceAccount, base_urls
-from mixhouse_client._exceptions import BadRequest, ConfigurationError, TransportError
+from mixhouse_client import _ops as ops
+from mixhouse_client._batching import Batch, Oversized, loads
+from mixhouse_client._config import Credentials, Family, Region
+from mixhouse_client._exceptions import MixpanelError
 from mixhouse_client._flags import LocalFlags
+from mixhouse_client._ops import Auth, Call, DateLike, Emit, FailedRecord, Flow, IngestResult, Settings, Stream
 from mixhouse_client._retry import RETRYABLE_EXCEPTIONS, RetryPolicy
-from mixhouse_client._transport import Sender
+from mixhouse_client._transport import Lines, Sender
 
 __version__ = "0.1.0"
+__all__ = ["Client", "ExportChunk", "FailedRecord", "IngestResult", "__version__"]
 
-DateLike = date | str
-
-
-@dataclass(frozen=True)
-class FailedRecord:
-    """A record the server refused (or that could not be sent). `index` counts from 0 over the whole input."""
-
-    index: int | None
-    insert_id: str | None
-    field: str | None
-    message: str
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
-@dataclass
-class IngestResult:
-    """What an ingestion call did: records accepted, and those refused with the reason."""
+def method_signature(build: Callable[..., Any], skip: int) -> inspect.Signature:
+    """The signature of an operation as a method: `self` for its first `skip` parameters (the settings,
+    a collection), no return annotation (the operation's is a generator's)."""
+    signature = inspect.signature(build)
+    parameters = list(signature.parameters.values())
+    self_parameter = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
+    return signature.replace(parameters=[self_parameter, *parameters[skip:]], return_annotation=inspect.Signature.empty)
 
-    accepted: int = 0
-    failed: list[FailedRecord] = field(default_factory=list)
-    requests: int = 0
 
+def as_method(method: Callable[..., Any], build: Callable[..., Any], skip: int = 1) -> None:
+    functools.update_wrapper(method, build)
+    del method.__wrapped__  # type: ignore[attr-defined]
+    setattr(method, "__signature__", method_signature(build, skip))  # noqa: B010
+
+
+class _Host(Protocol):
     @property
-    def ok(self) -> bool:
-        return not self.failed
+    def _ctx(self) -> Settings: ...
+
+    def _run(self, flow: Flow[T]) -> T: ...
+
+    def _iterate(self, stream: Stream[T]) -> Iterator[T]: ...
+
+
+class _Scoped(_Host, Protocol):
+    @property
+    def _scope(self) -> str: ...
+
+
+def sync_op(build: Callable[Concatenate[Settings, P], Flow[T]]) -> Callable[Concatenate[_Host, P], T]:
+    """A method running the operation to its result."""
+
+    def method(self: _Host, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self._run(build(self._ctx, *args, **kwargs))
+
+    as_method(method, build)
+    return method
+
+
+def sync_stream(build: Callable[Concatenate[Settings, P], Stream[T]]) -> Callable[Concatenate[_Host, P], Iterator[T]]:
+    """A method returning an iterator over the operation's items, run as the iterator is consumed."""
+
+    def method(self: _Host, /, *args: P.args, **kwargs: P.kwargs) -> Iterator[T]:
+        return self._iterate(build(self._ctx, *args, **kwargs))
+
+    as_method(method, build)
+    return method
+
+
+def sync_scoped(build: Callable[Concatenate[Settings, str, P], Flow[T]]) -> Callable[Concatenate[_Scoped, P], T]:
+    """A method of a namespace over one collection (saved funnels, cohorts, reports)."""
+
+    def method(self: _Scoped, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self._run(build(self._ctx, self._scope, *args, **kwargs))
+
+    as_method(method, build, skip=2)
+    return method
 
 
 @dataclass(frozen=True)
@@ -53,49 +97,24 @@ class ExportChunk:
     """One day of a raw export. `lines()` streams its JSON lines (bytes, without the newline)."""
 
     day: date
-    _client: Client
-    _params: dict[str, str]
+    _lines: Callable[[], Iterator[bytes]]
 
     def lines(self) -> Iterator[bytes]:
-        return self._client._export_lines(self._params)
+        return self._lines()
 
     def events(self) -> Iterator[dict[str, Any]]:
         for line in self.lines():
             yield loads(line)
 
 
-def _day(value: DateLike) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(value)
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def _params(**values: Any) -> dict[str, str]:
-    """Query parameters: None dropped, lists and dicts JSON-encoded, booleans as true/false."""
-    out: dict[str, str] = {}
-    for key, value in values.items():
-        if value is None:
-            continue
-        if isinstance(value, bool):
-            out[key] = "true" if value else "false"
-        elif isinstance(value, list | tuple | dict):
-            out[key] = _json(value)
-        elif isinstance(value, date):
-            out[key] = value.isoformat()
-        else:
-            out[key] = str(value)
-    return out
-
-
-class Client:
+class Client(Settings):
     """A client of Mixpanel's HTTP APIs, for Mixpanel itself or a mixhouse server.
 
     `base_url` sends every API family to one server (mixhouse); without it, `region` picks Mixpanel's hosts
     (us, eu or in). `credentials` is a `ServiceAccount` (recommended) or a `ProjectSecret`; `token` is the
     project token that `/track`, `/engage` and `/groups` need. `timeout` is seconds (or an `httpx.Timeout`),
     `retry` a `RetryPolicy`, `transport` any httpx transport (`AppTransport` for an in-process app).
+    `workspace_id` puts the feature-flag management routes under `/workspaces/{id}` (Mixpanel's layout).
     """
 
     def __init__(
@@ -109,11 +128,10 @@ class Client:
         retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
         gzip_level: int = 1,
+        workspace_id: int | None = None,
+        gdpr_token: str | None = None,
     ) -> None:
-        self._urls = base_urls(base_url, region)
-        self.credentials = credentials
-        self.token = token
-        self.gzip_level = gzip_level
+        super().__init__(base_url, region, credentials, token, gzip_level, workspace_id, gdpr_token)
         http_timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout, connect=10.0)
         self._http = httpx.Client(
             timeout=http_timeout,
@@ -139,240 +157,91 @@ class Client:
     def __repr__(self) -> str:
         return f"Client(base_url={self._urls[Family.QUERY]!r}, credentials={self.credentials!r})"
 
-    # -- plumbing -------------------------------------------------------------------------------------
+    # -- driving operations ---------------------------------------------------------------------------
 
-    def _auth(self) -> tuple[httpx.BasicAuth, dict[str, str]]:
-        """Basic auth and the `project_id` parameter the credentials need."""
-        creds = self.credentials
-        if isinstance(creds, ServiceAccount):
-            if not creds.project_id:
-                raise ConfigurationError("a service account needs a project_id")
-            return httpx.BasicAuth(creds.username, creds.secret), {"project_id": str(creds.project_id)}
-        if isinstance(creds, ProjectSecret):
-            return httpx.BasicAuth(creds.secret, ""), {}
-        raise ConfigurationError("this call needs credentials: a ServiceAccount or a ProjectSecret")
+    @property
+    def _ctx(self) -> Settings:
+        return self
 
-    def _project_id(self) -> int:
-        creds = self.credentials
-        project_id = creds.project_id if creds is not None else None
-        if not project_id:
-            raise ConfigurationError("this call needs the project id (ServiceAccount, or ProjectSecret(project_id=))")
-        return project_id
+    def _send(self, call: Call) -> Any:
+        """One call, with retries: the decoded reply."""
+        return ops.decode(self._sender.send(self._request_factory(self._http, call), once=call.once))
 
-    def _token(self) -> str:
-        if not self.token:
-            raise ConfigurationError("this call needs the project token: Client(token=...)")
-        return self.token
+    def _run(self, flow: Flow[T]) -> T:
+        reply: Any = None
+        error: MixpanelError | None = None
+        while True:
+            try:
+                call = flow.throw(error) if error is not None else flow.send(reply)
+            except StopIteration as stop:
+                return cast(T, stop.value)
+            reply, error = None, None
+            try:
+                reply = self._send(call)
+            except MixpanelError as exc:
+                error = exc
 
-    def _call(
-        self,
-        method: str,
-        family: Family,
-        path: str,
-        *,
-        params: Mapping[str, str] | None = None,
-        data: Mapping[str, str] | None = None,
-        json_body: Any = None,
-        authenticated: bool = True,
-    ) -> Any:
-        auth_params: dict[str, str] = {}
-        auth: httpx.BasicAuth | None = None
-        if authenticated:
-            auth, auth_params = self._auth()
-        url = self._urls[family] + path
-        query = {**auth_params, **(params or {})}
+    def _iterate(self, stream: Stream[T]) -> Iterator[T]:
+        reply: Any = None
+        error: MixpanelError | None = None
+        while True:
+            try:
+                step = stream.throw(error) if error is not None else stream.send(reply)
+            except StopIteration:
+                return
+            reply, error = None, None
+            if isinstance(step, Emit):
+                yield from step.items
+            elif step.stream is not None:
+                lines = self._lines(step)
+                yield from cast(Iterator[T], lines if step.stream is ops.raw else map(step.stream, lines))
+            else:
+                try:
+                    reply = self._send(step)
+                except MixpanelError as exc:
+                    error = exc
 
-        def build() -> httpx.Request:
-            request = self._http.build_request(
-                method, url, params=query, data=dict(data) if data else None, json=json_body
-            )
-            return next(auth.auth_flow(request)) if auth else request
+    def _lines(self, call: Call) -> Iterator[bytes]:
+        """A streamed body's lines. A stream cut mid-way is requested again, the lines given skipped."""
+        build = self._request_factory(self._http, call)
+        lines = Lines()
+        restarts = 0
+        while True:
+            response = self._sender.send(build, stream=True)
+            try:
+                for piece in response.iter_bytes():
+                    yield from lines.feed(piece)
+                yield from lines.end()
+                return
+            except RETRYABLE_EXCEPTIONS as exc:
+                restarts += 1
+                delay = self._sender.after_cut_stream(exc, restarts)
+            finally:
+                response.close()
+            time.sleep(delay)
+            lines.restart()
 
-        response = self._sender.send(build)
-        try:
-            return response.json()
-        except ValueError:
-            return response.text
-
-    def _app(self, method: str, path: str, body: Any = None) -> Any:
-        reply = self._call(method, Family.APP, f"/api/app/projects/{self._project_id()}{path}", json_body=body)
-        return reply.get("results") if isinstance(reply, dict) else reply
+    def _send_batch(self, item: Batch | Oversized, query: Mapping[str, str]) -> IngestResult:
+        """One `/import` request (the command line's workers send batches themselves)."""
+        return self._run(ops.send_batch(self, "/import", item, query, Auth.CREDENTIALS))
 
     # -- ingestion ------------------------------------------------------------------------------------
 
-    def import_events(
-        self,
-        events: Iterable[Mapping[str, Any]],
-        *,
-        strict: bool = True,
-        max_records: int = MAX_RECORDS,
-        max_bytes: int = MAX_BYTES,
-    ) -> IngestResult:
-        """Send events to `/import` (any time in the past) in batches, gzip-compressed, each event given an
-        `$insert_id` when it has none. Refused records are in the result; valid ones of the same batch land."""
-        auth, auth_params = self._auth()
-        prepared = (with_insert_id(e) for e in events)
-        params = {**auth_params, "strict": "1" if strict else "0"}
-        return self._ingest("/import", prepared, params, auth, max_records=max_records, max_bytes=max_bytes)
-
-    def import_batches(
-        self,
-        events: Iterable[Mapping[str, Any]],
-        *,
-        strict: bool = True,
-        max_records: int = MAX_RECORDS,
-        max_bytes: int = MAX_BYTES,
-    ) -> Iterator[IngestResult]:
-        """As `import_events`, one result per request as it completes (`accepted + len(failed)` records
-        each): for progress bars and resumable imports."""
-        auth, auth_params = self._auth()
-        params = {**auth_params, "strict": "1" if strict else "0"}
-        prepared = (with_insert_id(e) for e in events)
-        for item in batches(prepared, max_records=max_records, max_bytes=max_bytes):
-            yield self._send_batch("/import", item, params, auth)
-
-    def track(self, events: Iterable[Mapping[str, Any]]) -> IngestResult:
-        """Send recent events (Mixpanel: the last 5 days) to `/track` with the project token."""
-        token = self._token()
-
-        def prepared() -> Iterator[dict[str, Any]]:
-            for event in events:
-                out = with_insert_id(event)
-                out["properties"].setdefault("token", token)
-                yield out
-
-        return self._ingest("/track", prepared(), {"strict": "1"}, None)
-
-    def engage(self, updates: Iterable[Mapping[str, Any]]) -> IngestResult:
-        """Send user profile updates (`$set`, `$set_once`, `$add`, `$append`, `$union`, `$remove`, `$unset`,
-        `$delete`) to `/engage`; `$token` is filled in."""
-        return self._profiles("/engage", updates)
-
-    def groups(self, updates: Iterable[Mapping[str, Any]]) -> IngestResult:
-        """Send group profile updates (`$group_key`, `$group_id`, an operation) to `/groups`."""
-        return self._profiles("/groups", updates)
-
-    def _profiles(self, path: str, updates: Iterable[Mapping[str, Any]]) -> IngestResult:
-        token = self._token()
-        prepared = ({"$token": token, **u} for u in updates)
-        return self._ingest(path, prepared, {"verbose": "1"}, None)
-
-    def _ingest(
-        self,
-        path: str,
-        records: Iterable[Mapping[str, Any]],
-        params: dict[str, str],
-        auth: httpx.BasicAuth | None,
-        *,
-        max_records: int = MAX_RECORDS,
-        max_bytes: int = MAX_BYTES,
-    ) -> IngestResult:
-        total = IngestResult()
-        for item in batches(records, max_records=max_records, max_bytes=max_bytes):
-            result = self._send_batch(path, item, params, auth)
-            total.accepted += result.accepted
-            total.failed.extend(result.failed)
-            total.requests += result.requests
-        return total
-
-    def _send_batch(
-        self, path: str, item: Batch | Oversized, params: dict[str, str], auth: httpx.BasicAuth | None
-    ) -> IngestResult:
-        if isinstance(item, Oversized):
-            message = f"record of {item.size} bytes exceeds the {MAX_BYTES} bytes a request may carry"
-            return IngestResult(0, [FailedRecord(item.index, item.insert_id, None, message)], 0)
-        body = item.body()
-        headers = {"Content-Type": "application/json"}
-        if self.gzip_level:
-            body = gzip.compress(body, compresslevel=self.gzip_level)
-            headers["Content-Encoding"] = "gzip"
-        url = self._urls[Family.INGESTION] + path
-
-        def build() -> httpx.Request:
-            request = self._http.build_request("POST", url, params=params, content=body, headers=headers)
-            return next(auth.auth_flow(request)) if auth else request
-
-        try:
-            response = self._sender.send(build)
-        except BadRequest as exc:
-            if isinstance(exc.body, dict) and "failed_records" in exc.body:
-                return self._partial(item, exc.body)
-            raise
-        reply = _loads(response)
-        if isinstance(reply, dict) and reply.get("status") == 0 and reply.get("error"):
-            # /engage and /groups with verbose=1 answer 200 {"status": 0, "error": ...} for a refused batch
-            raise BadRequest(response.status_code, reply, method="POST", url=url)
-        if reply == 0:
-            raise BadRequest(response.status_code, {"error": "request refused (0)"}, method="POST", url=url)
-        accepted = item.size
-        if isinstance(reply, dict) and isinstance(reply.get("num_records_imported"), int):
-            accepted = reply["num_records_imported"]
-        return IngestResult(accepted, [], 1)
-
-    @staticmethod
-    def _partial(item: Batch, body: Mapping[str, Any]) -> IngestResult:
-        failed: list[FailedRecord] = []
-        for record in body.get("failed_records") or []:
-            if isinstance(record, dict):
-                index = record.get("index")
-                global_index = item.start + index if isinstance(index, int) else None
-                failed.append(
-                    FailedRecord(
-                        global_index,
-                        record.get("$insert_id") or record.get("insert_id"),
-                        record.get("field"),
-                        str(record.get("message", "")),
-                    )
-                )
-            else:  # a whole batch refused: plain strings
-                failed.append(FailedRecord(None, None, None, str(record)))
-        accepted = body.get("num_records_imported")
-        if not isinstance(accepted, int):
-            accepted = item.size - len(failed)
-        if failed and all(f.index is None for f in failed) and accepted == 0:
-            message = "; ".join(f.message for f in failed)
-            failed = [FailedRecord(item.start + i, item.insert_ids[i], None, message) for i in range(item.size)]
-        return IngestResult(accepted, failed, 1)
+    import_events = sync_op(ops.import_events)
+    import_batches = sync_stream(ops.import_batches)
+    track = sync_op(ops.track)
+    engage = sync_op(ops.engage)
+    groups = sync_op(ops.groups)
 
     # -- identity -------------------------------------------------------------------------------------
 
-    def identify(self, identified_id: str, anon_id: str, *, timestamp: float | None = None) -> IngestResult:
-        """Original ID Merge: link an anonymous id to a known user (an `$identify` event on `/track`).
-        In Simplified ID Merge projects send `$device_id` and `$user_id` on ordinary events instead."""
-        props = {"distinct_id": identified_id, "$identified_id": identified_id, "$anon_id": anon_id}
-        return self.track([{"event": "$identify", "properties": {**props, "time": timestamp or time.time()}}])
-
-    def alias(self, alias: str, distinct_id: str, *, timestamp: float | None = None) -> IngestResult:
-        """Original ID Merge: make `alias` another id of `distinct_id` (a `$create_alias` event on `/track`)."""
-        props = {"distinct_id": distinct_id, "alias": alias, "time": timestamp or time.time()}
-        return self.track([{"event": "$create_alias", "properties": props}])
-
-    def merge(self, distinct_id_1: str, distinct_id_2: str, *, timestamp: float | None = None) -> IngestResult:
-        """Original ID Merge: merge two ids into one user (a `$merge` event on `/import`, authenticated)."""
-        props = {
-            "$distinct_ids": [distinct_id_1, distinct_id_2],
-            "distinct_id": distinct_id_1,
-            "time": timestamp or time.time(),
-        }
-        return self.import_events([{"event": "$merge", "properties": props}])
+    identify = sync_op(ops.identify)
+    alias = sync_op(ops.alias)
+    merge = sync_op(ops.merge)
 
     # -- raw export -----------------------------------------------------------------------------------
 
-    def export(
-        self,
-        from_date: DateLike,
-        to_date: DateLike,
-        *,
-        event: str | Sequence[str] | None = None,
-        where: str | None = None,
-        time_in_ms: bool = False,
-        limit: int | None = None,
-    ) -> Iterator[dict[str, Any]]:
-        """Every raw event of the range (days inclusive), streamed, one request per day."""
-        for chunk in self.export_chunks(
-            from_date, to_date, event=event, where=where, time_in_ms=time_in_ms, limit=limit
-        ):
-            yield from chunk.events()
+    export = sync_stream(ops.export)
 
     def export_chunks(
         self,
@@ -386,260 +255,74 @@ class Client:
     ) -> Iterator[ExportChunk]:
         """The export as one chunk per day, oldest first. A caller that records the last day it finished
         resumes by starting at the next. With `limit` (a cap over the whole range) it is one chunk."""
-        start, end = _day(from_date), _day(to_date)
-        if start > end:
-            raise ConfigurationError("from_date is after to_date")
-        events = [event] if isinstance(event, str) else list(event) if event else None
-        common = _params(event=events, where=where, time_in_ms=True if time_in_ms else None, limit=limit)
-        if limit is not None:
-            yield ExportChunk(start, self, {**common, "from_date": start.isoformat(), "to_date": end.isoformat()})
-            return
-        day = start
-        while day <= end:
-            yield ExportChunk(day, self, {**common, "from_date": day.isoformat(), "to_date": day.isoformat()})
-            day += timedelta(days=1)
+        plan = ops.export_plan(from_date, to_date, event=event, where=where, time_in_ms=time_in_ms, limit=limit)
+        for day, query in plan:
+            yield ExportChunk(day, functools.partial(self._export_lines, query))
 
-    def _export_lines(self, params: dict[str, str]) -> Iterator[bytes]:
-        """The lines of one export request. A stream cut mid-way is requested again and the lines already
-        given are skipped: a closed day's export is a stable, time-ordered list."""
-        auth, auth_params = self._auth()
-        url = self._urls[Family.EXPORT] + "/api/2.0/export"
-        query = {**auth_params, **params}
-
-        def build() -> httpx.Request:
-            request = self._http.build_request("GET", url, params=query, headers={"Accept-Encoding": "gzip"})
-            return next(auth.auth_flow(request))
-
-        given = 0
-        restarts = 0
-        while True:
-            response = self._sender.send(build, stream=True)
-            skip = given
-            try:
-                rest = b""
-                for piece in response.iter_bytes():
-                    rest += piece
-                    lines = rest.split(b"\n")
-                    rest = lines.pop()
-                    for line in lines:
-                        if not line:
-                            continue
-                        if skip:
-                            skip -= 1
-                            continue
-                        given += 1
-                        yield line
-                if rest.strip():
-                    if skip:
-                        skip -= 1
-                    else:
-                        given += 1
-                        yield rest
-                return
-            except RETRYABLE_EXCEPTIONS as exc:
-                restarts += 1
-                if restarts >= self._sender.policy.max_attempts:
-                    raise TransportError(f"export stream cut {restarts} times: {exc}", attempts=restarts) from exc
-                time.sleep(self._sender.policy.backoff(restarts - 1, self._sender.rng))
-            finally:
-                response.close()
+    def _export_lines(self, query: dict[str, str]) -> Iterator[bytes]:
+        return self._iterate(ops.export_lines(self, query))
 
     # -- Query API ------------------------------------------------------------------------------------
 
-    def query(self, endpoint: str, **params: Any) -> Any:
-        """Any Query API endpoint by name (`"events/top"`, `"segmentation/numeric"`, ...): GET
-        `/api/query/<endpoint>` with the parameters (lists and dicts JSON-encoded)."""
-        return self._call("GET", Family.QUERY, f"/api/query/{endpoint.strip('/')}", params=_params(**params))
-
-    def segmentation(
-        self,
-        event: str,
-        from_date: DateLike,
-        to_date: DateLike,
-        *,
-        on: str | None = None,
-        where: str | None = None,
-        unit: str | None = None,
-        interval: int | None = None,
-        type: str | None = None,
-        limit: int | None = None,
-    ) -> dict[str, Any]:
-        """Event counts over time, optionally split by `on`: `{"data": {"series", "values"}, "legend_size"}`."""
-        result: dict[str, Any] = self.query(
-            "segmentation",
-            event=event,
-            from_date=_day(from_date),
-            to_date=_day(to_date),
-            on=on,
-            where=where,
-            unit=unit,
-            interval=interval,
-            type=type,
-            limit=limit,
-        )
-        return result
-
-    def funnel(
-        self,
-        funnel_id: int,
-        from_date: DateLike,
-        to_date: DateLike,
-        *,
-        length: int | None = None,
-        length_unit: str | None = None,
-        interval: int | None = None,
-        unit: str | None = None,
-        on: str | None = None,
-        where: str | None = None,
-        limit: int | None = None,
-    ) -> dict[str, Any]:
-        """A saved funnel's conversion per date bucket: `{"meta": {"dates"}, "data": {date: ...}}`."""
-        result: dict[str, Any] = self.query(
-            "funnels",
-            funnel_id=funnel_id,
-            from_date=_day(from_date),
-            to_date=_day(to_date),
-            length=length,
-            length_unit=length_unit,
-            interval=interval,
-            unit=unit,
-            on=on,
-            where=where,
-            limit=limit,
-        )
-        return result
-
-    def funnels_list(self) -> list[dict[str, Any]]:
-        """The saved funnels: `[{"funnel_id", "name"}]`."""
-        result: list[dict[str, Any]] = self.query("funnels/list")
-        return result
-
-    def retention(
-        self,
-        from_date: DateLike,
-        to_date: DateLike,
-        *,
-        born_event: str | None = None,
-        event: str | None = None,
-        born_where: str | None = None,
-        where: str | None = None,
-        retention_type: str | None = None,
-        unit: str | None = None,
-        interval: int | None = None,
-        interval_count: int | None = None,
-        unbounded_retention: bool | None = None,
-        on: str | None = None,
-        limit: int | None = None,
-    ) -> dict[str, Any]:
-        """Cohorts by birth date and how many came back in each interval: `{date: {"counts", "first"}}`."""
-        result: dict[str, Any] = self.query(
-            "retention",
-            from_date=_day(from_date),
-            to_date=_day(to_date),
-            born_event=born_event,
-            event=event,
-            born_where=born_where,
-            where=where,
-            retention_type=retention_type,
-            unit=unit,
-            interval=interval,
-            interval_count=interval_count,
-            unbounded_retention=unbounded_retention,
-            on=on,
-            limit=limit,
-        )
-        return result
-
-    def insights(self, bookmark_id: int) -> dict[str, Any]:
-        """A saved Insights report: `{"computed_at", "date_range", "headers", "series"}`."""
-        result: dict[str, Any] = self.query("insights", bookmark_id=bookmark_id)
-        return result
-
-    def cohorts_list(self) -> list[dict[str, Any]]:
-        """The saved cohorts with their current counts."""
-        result: list[dict[str, Any]] = self.query("cohorts/list")
-        return result
-
-    def activity_stream(
-        self, distinct_ids: Sequence[str], from_date: DateLike, to_date: DateLike
-    ) -> list[dict[str, Any]]:
-        """The events of these users (identity-resolved), oldest first."""
-        reply = self.query(
-            "stream/query", distinct_ids=list(distinct_ids), from_date=_day(from_date), to_date=_day(to_date)
-        )
-        events: list[dict[str, Any]] = reply["results"]["events"]
-        return events
-
-    def profiles(
-        self,
-        *,
-        where: str | None = None,
-        distinct_ids: Sequence[str] | None = None,
-        output_properties: Sequence[str] | None = None,
-        cohort_id: int | None = None,
-        include_all_users: bool | None = None,
-        group_key: str | None = None,
-        page_size: int | None = None,
-    ) -> Iterator[dict[str, Any]]:
-        """User (or, with `group_key`, group) profiles matching the filters, fetched page by page as the
-        iterator is consumed: `{"$distinct_id", "$properties"}` each."""
-        form = _params(
-            where=where,
-            distinct_ids=list(distinct_ids) if distinct_ids is not None else None,
-            output_properties=list(output_properties) if output_properties is not None else None,
-            filter_by_cohort={"id": cohort_id} if cohort_id is not None else None,
-            include_all_users=include_all_users,
-            data_group_id=group_key,
-            page_size=page_size,
-        )
-        page = 0
-        session_id: str | None = None
-        while True:
-            body = dict(form)
-            if session_id is not None:
-                body.update(session_id=session_id, page=str(page))
-            reply = self._call("POST", Family.QUERY, "/api/query/engage", data=body)
-            results: list[dict[str, Any]] = reply.get("results") or []
-            yield from results
-            size = reply.get("page_size") or len(results)
-            session_id = reply.get("session_id")
-            if not results or len(results) < size or not session_id:
-                return
-            page += 1
+    query = sync_op(ops.query)
+    segmentation = sync_op(ops.segmentation)
+    funnel = sync_op(ops.funnel)
+    funnels_list = sync_op(ops.funnels_list)
+    retention = sync_op(ops.retention)
+    insights = sync_op(ops.insights)
+    cohorts_list = sync_op(ops.cohorts_list)
+    activity_stream = sync_op(ops.activity_stream)
+    profiles = sync_stream(ops.profiles)
+    jql = sync_op(ops.jql)
 
     # -- feature flags -------------------------------------------------------------------------------
 
-    def _flags_call(self, path: str, params: dict[str, str]) -> Any:
-        """`/flags*` on the ingestion host, as the SDKs call it: Basic with the project token when the client
-        has one (what PyPI mixpanel and mixpanel-browser send), else the credentials."""
-        if self.token:
-            url = self._urls[Family.INGESTION] + path
-            auth = httpx.BasicAuth(self.token, "")
-
-            def build() -> httpx.Request:
-                return next(auth.auth_flow(self._http.build_request("GET", url, params=params)))
-
-            return self._sender.send(build).json()
-        return self._call("GET", Family.INGESTION, path, params=params)
-
-    def flags(self, context: Mapping[str, Any], flag_key: str | None = None) -> dict[str, dict[str, Any]]:
-        """Remote evaluation (`GET /flags`): `{flag key: {"variant_key", "variant_value", "experiment_id",
-        "is_experiment_active", "is_qa_tester"}}` for the flags `context` gets (`distinct_id` required;
-        `device_id`, `custom_properties`, any key a flag hashes), only `flag_key` when given."""
-        reply = self._flags_call("/flags", _params(context=dict(context), flag_key=flag_key))
-        flags: dict[str, dict[str, Any]] = reply.get("flags") or {} if isinstance(reply, dict) else {}
-        return flags
-
-    def flag_definitions(self) -> list[dict[str, Any]]:
-        """The project's enabled flags as `GET /flags/definitions` lists them (the `flags` array)."""
-        reply = self._flags_call("/flags/definitions", {})
-        definitions: list[dict[str, Any]] = reply.get("flags") or [] if isinstance(reply, dict) else reply
-        return definitions
+    flags = sync_op(ops.flags)
+    flag_definitions = sync_op(ops.flag_definitions)
 
     def local_flags(self, definitions: Iterable[Mapping[str, Any]] | None = None) -> LocalFlags:
         """A `LocalFlags` over `definitions` (fetched from `/flags/definitions` when None): evaluation in
         process, bit-exact with `flags()`; cohort-targeted flags are asked of the server through this client."""
         return LocalFlags(self.flag_definitions() if definitions is None else definitions, self.flags)
+
+    @property
+    def feature_flags(self) -> FeatureFlags:
+        """Manage the project's feature flags (the App API's `feature-flags` routes)."""
+        return FeatureFlags(self)
+
+    # -- annotations ----------------------------------------------------------------------------------
+
+    @property
+    def annotations(self) -> Annotations:
+        """Annotations and their tags (the App API, `/api/app/projects/{id}/annotations`)."""
+        return Annotations(self)
+
+    @property
+    def legacy_annotations(self) -> LegacyAnnotations:
+        """Annotations through `/api/2.0/annotations` (no tags; any Query API credentials)."""
+        return LegacyAnnotations(self)
+
+    # -- Lexicon, GDPR, lookup tables, service accounts -----------------------------------------------------------------
+
+    @property
+    def schemas(self) -> Schemas:
+        """Lexicon schemas, the data dictionary (`/api/app/projects/{id}/schemas`)."""
+        return Schemas(self)
+
+    @property
+    def gdpr(self) -> GDPR:
+        """GDPR and CCPA data retrievals and deletions (API v3; `gdpr_token` and `token` needed)."""
+        return GDPR(self)
+
+    @property
+    def lookup_tables(self) -> LookupTables:
+        """Lookup tables (`/lookup-tables`): list, replace."""
+        return LookupTables(self)
+
+    @property
+    def service_accounts(self) -> ServiceAccounts:
+        """The Service Accounts API (`/api/app/organizations/{id}/service-accounts`)."""
+        return ServiceAccounts(self)
 
     # -- saved objects (mixhouse's App API) -----------------------------------------------------------
 
@@ -659,36 +342,120 @@ class Client:
         return SavedObjects(self, "bookmarks")
 
 
-class SavedObjects:
+class _Namespace:
+    """A group of methods of one client."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    @property
+    def _ctx(self) -> Settings:
+        return self._client
+
+    def _run(self, flow: Flow[T]) -> T:
+        return self._client._run(flow)
+
+    def _iterate(self, stream: Stream[T]) -> Iterator[T]:
+        return self._client._iterate(stream)
+
+
+class SavedObjects(_Namespace):
     """One collection of the App API: `list`, `get`, `create`, `update`, `delete`."""
 
     def __init__(self, client: Client, collection: str) -> None:
-        self._client = client
+        super().__init__(client)
         self._collection = collection
 
-    def list(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self._client._app("GET", f"/{self._collection}")
-        return result
+    @property
+    def _scope(self) -> str:
+        return self._collection
 
-    def get(self, object_id: int) -> dict[str, Any]:
-        result: dict[str, Any] = self._client._app("GET", f"/{self._collection}/{object_id}")
-        return result
-
-    def create(self, definition: Mapping[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = self._client._app("POST", f"/{self._collection}", dict(definition))
-        return result
-
-    def update(self, object_id: int, changes: Mapping[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = self._client._app("PATCH", f"/{self._collection}/{object_id}", dict(changes))
-        return result
-
-    def delete(self, object_id: int) -> None:
-        self._client._app("DELETE", f"/{self._collection}/{object_id}")
+    list = sync_scoped(ops.saved_list)
+    get = sync_scoped(ops.saved_get)
+    create = sync_scoped(ops.saved_create)
+    update = sync_scoped(ops.saved_update)
+    delete = sync_scoped(ops.saved_delete)
 
 
-def _loads(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        text = response.text.strip()
-        return int(text) if text in ("0", "1") else text
+class Annotations(_Namespace):
+    """Annotations (`/api/app/projects/{id}/annotations`): `list`, `get`, `create`, `update`, `delete`,
+    and tags: `tags`, `create_tag`."""
+
+    list = sync_op(ops.annotations_list)
+    get = sync_op(ops.annotations_get)
+    create = sync_op(ops.annotations_create)
+    update = sync_op(ops.annotations_update)
+    delete = sync_op(ops.annotations_delete)
+    tags = sync_op(ops.annotation_tags)
+    create_tag = sync_op(ops.annotations_create_tag)
+
+
+class LegacyAnnotations(_Namespace):
+    """Annotations through the Query API family's `/api/2.0/annotations`: `list`, `create`, `update`, `delete`."""
+
+    list = sync_op(ops.legacy_annotations_list)
+    create = sync_op(ops.legacy_annotations_create)
+    update = sync_op(ops.legacy_annotations_update)
+    delete = sync_op(ops.legacy_annotations_delete)
+
+
+class FeatureFlags(_Namespace):
+    """Feature-flag management (the App API's `feature-flags` routes)."""
+
+    list = sync_op(ops.feature_flags_list)
+    get = sync_op(ops.feature_flags_get)
+    create = sync_op(ops.feature_flags_create)
+    replace = sync_op(ops.feature_flags_replace)
+    update = sync_op(ops.feature_flags_update)
+    enable = sync_op(ops.feature_flags_enable)
+    disable = sync_op(ops.feature_flags_disable)
+    delete = sync_op(ops.feature_flags_delete)
+    archive = sync_op(ops.feature_flags_archive)
+    restore = sync_op(ops.feature_flags_restore)
+    set_test_users = sync_op(ops.feature_flags_set_test_users)
+    readout = sync_op(ops.feature_flags_readout)
+
+
+class GDPR(_Namespace):
+    """GDPR/CCPA API v3: retrievals and deletions of users' data."""
+
+    create_retrieval = sync_op(ops.gdpr_create_retrieval)
+    retrieval = sync_op(ops.gdpr_retrieval)
+    cancel_retrieval = sync_op(ops.gdpr_cancel_retrieval)
+    retrieval_file = sync_op(ops.gdpr_retrieval_file)
+    create_deletion = sync_op(ops.gdpr_create_deletion)
+    deletion = sync_op(ops.gdpr_deletion)
+    cancel_deletion = sync_op(ops.gdpr_cancel_deletion)
+
+
+class LookupTables(_Namespace):
+    """Lookup tables: `list()`, `replace(table_id, rows)`."""
+
+    list = sync_op(ops.lookup_tables_list)
+    replace = sync_op(ops.lookup_tables_replace)
+    create = sync_op(ops.lookup_tables_create)
+    get = sync_op(ops.lookup_tables_get)
+    delete = sync_op(ops.lookup_tables_delete)
+
+
+class Schemas(_Namespace):
+    """Lexicon schemas: `list(entity_type=None)`, `get(entity_type, name)`, `upsert(entries, truncate=False)`,
+    `put(entity_type, name, schema)`, `delete(entity_type=None, name=None)`."""
+
+    list = sync_op(ops.schemas_list)
+    get = sync_op(ops.schemas_get)
+    upsert = sync_op(ops.schemas_upsert)
+    put = sync_op(ops.schemas_put)
+    delete = sync_op(ops.schemas_delete)
+
+
+class ServiceAccounts(_Namespace):
+    """The Service Accounts API: an organisation's accounts, and the accounts of the client's project."""
+
+    list = sync_op(ops.service_accounts_list)
+    create = sync_op(ops.service_accounts_create)
+    get = sync_op(ops.service_accounts_get)
+    delete = sync_op(ops.service_accounts_delete)
+    add_to_project = sync_op(ops.service_accounts_add_to_project)
+    remove_from_project = sync_op(ops.service_accounts_remove_from_project)
+    of_project = sync_op(ops.service_accounts_of_project)

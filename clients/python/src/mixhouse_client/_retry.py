@@ -1,7 +1,9 @@
 """When to retry and how long to wait.
 
 Retried: 429, 502 and 503 (configurable), and requests that got no answer (connection refused or dropped,
-timeouts). Never retried: every other status, 400/401/403 above all, whose request would fail again.
+timeouts). A call that would act twice if sent twice (creating an annotation, a flag, a saved report, ...) is
+not sent again once it may have reached the server without an answer (connection dropped, read timeout): it
+raises `TransportError`; it is retried after an error status, or when the connection was never made. Never retried: every other status, 400/401/403 above all, whose request would fail again.
 Retrying an ingestion call is safe because every event carries an `$insert_id` fixed before the first
 attempt (see `_batching.py`), so a batch that landed but whose answer was lost is deduplicated.
 
@@ -35,6 +37,8 @@ RETRYABLE_EXCEPTIONS: tuple[type[Exception], ...] = (
     httpx.PoolTimeout,
     httpx.RemoteProtocolError,
 )
+# The request never reached the server: safe to send again even when sending it twice would do a thing twice.
+UNSENT_EXCEPTIONS: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """The command line over the client: `import`, `export`, `query segmentation|funnel|retention|insights`,
-`engage`, `flags eval`. Installed as `mixhouse-client`, and added to the server's own `mixhouse` command.
+`engage`, `flags eval`, and (in `_cli_manage.py`) `annotations ...` and `flags list|create|...`. Installed
+as `mixhouse-client`, and added to the server's own `mixhouse` command.
 
 Settings come from options, else the environment (`MIXHOUSE_*`, else `MP_*`), else a TOML file
 (`$MIXHOUSE_CONFIG`, default `~/.config/mixhouse/client.toml`); secrets are never printed.
@@ -47,7 +48,7 @@ app = typer.Typer(
 )
 query_app = typer.Typer(help="Reports: segmentation, funnel, retention, insights.", no_args_is_help=True)
 app.add_typer(query_app, name="query")
-flags_app = typer.Typer(help="Feature flags: evaluate them for a user.", no_args_is_help=True)
+flags_app = typer.Typer(help="Feature flags: evaluate them for a user, and manage them.", no_args_is_help=True)
 app.add_typer(flags_app, name="flags")
 
 
@@ -144,9 +145,10 @@ def _client(
     api_secret: str | None,
     timeout: float | None,
     token: str | None = None,
+    gdpr_token: str | None = None,
 ) -> Client:
     """A client from options, the environment and the settings file. `token` (the project token) is enough
-    for the calls that accept it (`flags eval`); the others need credentials."""
+    for the calls that accept it (`flags eval`), `gdpr_token` for the GDPR API; the others need credentials."""
     given = {
         "base_url": base_url,
         "region": region,
@@ -178,13 +180,15 @@ def _client(
         credentials = ServiceAccount(username, secret or "", project_id)
     elif api_secret:
         credentials = ProjectSecret(api_secret, project_id)
-    elif token:
+    elif token or gdpr_token:
         credentials = None
     else:
         raise MixpanelError(
             "no credentials: set MIXHOUSE_USERNAME, MIXHOUSE_SECRET and MIXHOUSE_PROJECT_ID, or MIXHOUSE_API_SECRET"
         )
-    return Client(base_url=base_url, region=region, credentials=credentials, token=token, timeout=timeout)
+    return Client(
+        base_url=base_url, region=region, credentials=credentials, token=token, timeout=timeout, gdpr_token=gdpr_token
+    )
 
 
 def one_line_errors(fn: Callable[P, R]) -> Callable[P, R]:
@@ -276,8 +280,7 @@ def import_command(
             yield with_insert_id(item)
 
     params = {"strict": "1" if strict else "0"}
-    auth, auth_params = client._auth()
-    params.update(auth_params)
+    client._auth()  # no credentials: fail before reading the file
     console = _err_console()
     started = time.monotonic()
     imported = 0
@@ -319,7 +322,7 @@ def import_command(
                 for item in batches(good_records(), max_records=batch_size):
                     size = item.size if isinstance(item, Batch) else 1
                     lines = [numbers.popleft() for _ in range(size)]
-                    in_flight.append((pool.submit(client._send_batch, "/import", item, params, auth), item, lines))
+                    in_flight.append((pool.submit(client._send_batch, item, params), item, lines))
                     while len(in_flight) > workers * 2 or (in_flight and in_flight[0][0].done()):
                         settle(*in_flight.popleft())
                         elapsed = max(time.monotonic() - started, 1e-9)
@@ -713,6 +716,10 @@ def add_commands(group: click.Group) -> None:
                     existing.add_command(sub, sub_name)
         else:
             group.add_command(command, name)
+
+
+# the commands of these modules register themselves on `app` (they import it from here)
+from mixhouse_client import _cli_manage, _cli_more  # noqa: E402, F401
 
 
 def main() -> None:
