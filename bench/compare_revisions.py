@@ -45,6 +45,7 @@ def main() -> None:
     parser.add_argument("--merged", type=int, default=0, help="ids merged into others (identity join)")
     parser.add_argument("--duplicates", type=float, default=0.0, help="share of superseded copies (dedup)")
     parser.add_argument("--keep", type=Path, help="a folder to keep the written events in between runs")
+    parser.add_argument("--only", default="", help="only the queries whose label contains this text")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     print(f"data: {args.events:,} events, {args.users:,} users; this checkout vs {args.ref}")
@@ -66,7 +67,7 @@ def main() -> None:
             ours = ServerProcess(ours_dir).start(timeout=120)
             theirs = ServerProcess(theirs_dir, source_dir=worktree).start(timeout=120)
             try:
-                compare(ours, theirs, args.runs)
+                compare(ours, theirs, args.runs, args.only)
             finally:
                 ours.stop()
                 theirs.stop()
@@ -81,7 +82,7 @@ def _comparable(answer: Any) -> Any:
     return answer
 
 
-def compare(ours: ServerProcess, theirs: ServerProcess, runs: int) -> None:
+def compare(ours: ServerProcess, theirs: ServerProcess, runs: int, only: str = "") -> None:
     client = httpx.Client(timeout=3600)
     whole = {"from_date": FROM, "to_date": TO, "interval": 14}
     ret = {"from_date": FROM, "to_date": "2024-01-10", "born_event": "e0", "event": "e1", "interval_count": 10}
@@ -136,6 +137,8 @@ def compare(ours: ServerProcess, theirs: ServerProcess, runs: int) -> None:
     print("ratio = baseline / this: above 1 this checkout is faster, below 0.95 it is more than 5% slower")
     print(f"{'query':<46} {'this':>8} {'baseline':>9} {'ratio':>7}")
     for label, path, params in queries:
+        if only not in label:
+            continue
         times: dict[str, list[float]] = {ours.url: [], theirs.url: []}
         answers: dict[str, Any] = {}
         for run in range(runs + 1):  # the first round is untimed: caches settle on both sides
