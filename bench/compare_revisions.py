@@ -142,7 +142,9 @@ def compare(ours: ServerProcess, theirs: ServerProcess, runs: int, only: str = "
         times: dict[str, list[float]] = {ours.url: [], theirs.url: []}
         answers: dict[str, Any] = {}
         for run in range(runs + 1):  # the first round is untimed: caches settle on both sides
-            for server in (theirs, ours):
+            # Each round alternates which side goes first: whatever one leaves behind (a GC, freed memory,
+            # warm caches) falls on both alike.
+            for server in (theirs, ours) if run % 2 else (ours, theirs):
                 query = {k: v for k, v in params.items() if k != "ids"}
                 if "ids" in params:
                     query["funnel_id"] = params["ids"][server.url]
