@@ -148,7 +148,7 @@ async def retrieval_download(request: Request) -> Response:
     job = _job(request, project, model.RETRIEVAL)
     if job is None or job.state.value != "SUCCESS":
         raise NotFound(f"no finished retrieval {request.path_params['tracking_id']!r} in project {project.id}")
-    path = retrieval_file(request.app.state.data_dir, job)
+    path = retrieval_file(request.app.state.settings.data_dir, job)
     if not path.is_file():
         raise NotFound(f"the file of retrieval {job.id!r} is no longer there")
     return FileResponse(

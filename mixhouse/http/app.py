@@ -53,7 +53,6 @@ def create_app(settings: Settings | Path, geoip: str | None = None) -> Starlette
         app.state.catalog = open_catalog(settings)
         app.state.engine = open_engine(settings, commit_observers=(observability.observe_commit,))
         observability.install(app.state.engine, access_log_on=settings.access_log)
-        app.state.data_dir = settings.data_dir
         app.state.jobs = start_jobs(settings, app.state.catalog, app.state.engine, app.state.flag_cohorts.forget)
         try:
             yield

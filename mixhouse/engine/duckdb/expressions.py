@@ -45,12 +45,4 @@ def compile_number(expr: EventExpr | ast.Expr | str, scope: Scope) -> str:
     return DuckDBPrinter(scope, text).number(tree)
 
 
-def optional_filter(expr: EventExpr | None, scope: Scope) -> str | None:
-    return compile_filter(expr, scope) if expr is not None else None
-
-
-def optional_key(expr: EventExpr | None, scope: Scope) -> str | None:
-    return compile_segment_key(expr, scope) if expr is not None else None
-
-
 __all__ = ["PROFILE_ALIAS", "Scope", "compile_filter", "compile_number", "compile_segment_key"]

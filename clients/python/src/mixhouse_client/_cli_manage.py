@@ -28,6 +28,7 @@ from mixhouse_client.cli import (
     Username,
     _client,
     _env,
+    _show,
     app,
     flags_app,
     one_line_errors,
@@ -105,9 +106,6 @@ def annotations_list_command(
     with _client(base_url, region, username, secret, project_id, api_secret, timeout) as client:
         tags = _tag_ids(client, tag, create=False) if tag else None
         annotations = client.annotations.list(from_date=from_date, to_date=to_date, tags=tags)
-    if as_json:
-        _print_json(annotations)
-        return
     rows = render.Rows(
         "annotations",
         ["id", "date", "description", "tags", "by"],
@@ -122,10 +120,7 @@ def annotations_list_command(
             for a in annotations
         ],
     )
-    if as_csv:
-        sys.stdout.write(render.csv_text(rows))
-    else:
-        render.print_table(Console(), rows)
+    _show(annotations, rows, as_json, as_csv)
 
 
 @annotations_app.command("create")

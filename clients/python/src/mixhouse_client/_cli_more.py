@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from mixhouse_client import _cli_render as render
 from mixhouse_client._client import Client
@@ -26,6 +25,7 @@ from mixhouse_client.cli import (
     Username,
     _client,
     _env,
+    _show,
     app,
     one_line_errors,
     query_app,
@@ -67,12 +67,10 @@ def jql_command(
     with _client(base_url, region, username, secret, project_id, api_secret, timeout) as client:
         result = client.jql(source, parsed)
     rows = None if as_json else render.jql_rows(result)
-    if rows is None:
+    if rows is None:  # asked for JSON, or not tabular
         sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
-    elif as_csv:
-        sys.stdout.write(render.csv_text(rows))
     else:
-        render.print_table(Console(), rows)
+        _show(result, rows, False, as_csv)
 
 
 GdprToken = Annotated[

@@ -450,8 +450,14 @@ def export_command(
 
 
 def _show(
-    reply: Any, rows: render.Rows, as_json: bool, as_csv: bool, chart: bool, draw: Callable[[Console], None] | None
+    reply: Any,
+    rows: render.Rows,
+    as_json: bool,
+    as_csv: bool,
+    chart: bool = False,
+    draw: Callable[[Console], None] | None = None,
 ) -> None:
+    """The reply as JSON, the rows as CSV, a chart, or (by default) the rows as a table."""
     if as_json:
         sys.stdout.write(json.dumps(reply, ensure_ascii=False) + "\n")
     elif as_csv:
