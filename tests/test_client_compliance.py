@@ -126,6 +126,8 @@ def test_a_retrieval_returns_what_the_server_stored(server: ServerProcess, gdpr_
 
 
 def test_credentials_roles_and_refusals(server: ServerProcess, gdpr_token: str) -> None:
+    with Client(base_url=server.url, credentials=SA, token=TOKEN) as owner:
+        seed(owner, "ref-")  # its own users: the refused deletions below must leave them
     # an admin's service account or the project secret work too (mixhouse's choice); an analyst does not
     with Client(base_url=server.url, credentials=SA) as owner:
         assert owner.gdpr.deletion(owner.gdpr.create_deletion(["nobody"]))["tracking_id"]
@@ -133,7 +135,7 @@ def test_credentials_roles_and_refusals(server: ServerProcess, gdpr_token: str) 
         assert secret.gdpr.retrieval("no-such-task")["status"] == "NOT_FOUND"
     analyst = ServiceAccount("sa.analyst", "analyst-secret", PROJECT_ID)
     with Client(base_url=server.url, credentials=analyst) as mp, pytest.raises(PermissionDenied):
-        mp.gdpr.create_deletion(["del-2"])
+        mp.gdpr.create_deletion(["ref-2"])
     with (
         Client(base_url=server.url, token=TOKEN, gdpr_token="mxg_not-a-token") as wrong,
         pytest.raises(AuthenticationFailed, match="GDPR OAuth token"),
@@ -148,7 +150,7 @@ def test_credentials_roles_and_refusals(server: ServerProcess, gdpr_token: str) 
             mp.gdpr.create_deletion([])
         with pytest.raises(NotFound):
             mp.gdpr.cancel_deletion("no-such-task")
-    assert "del-2" in stored_ids(server)
+    assert "ref-2" in stored_ids(server)
 
 
 def test_gdpr_commands(server: ServerProcess, gdpr_token: str, tmp_path: Path) -> None:
