@@ -18,10 +18,6 @@ from tests.test_query_engage import import_events
 AUTH = (SA_USER, SA_SECRET)
 TIMEOUT_SECONDS = 3
 MEMORY_MB = 64
-# The streaming test's heap: room for the groups buffered on their way out (up to 5,000 of 4 KB) and V8's
-# uncollected garbage, a quarter of what holding all 60,000 users' 4 KB states would take.
-STREAMING_MEMORY_MB = 96
-USERS = 60_000
 RANGE = 'from_date: "2024-01-01", to_date: "2024-01-01"'
 COUNT = f"function main() {{ return Events({{{RANGE}}}).reduce(mixpanel.reducer.count()); }}"
 
@@ -207,14 +203,14 @@ def patient_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerP
     timeout."""
     data_dir = tmp_path_factory.mktemp("jql-memory") / "data"
     seed_catalog(data_dir)
-    proc = ServerProcess(data_dir, env={"MIXHOUSE_JQL_MAX_MEMORY_MB": str(STREAMING_MEMORY_MB)}).start()
+    proc = ServerProcess(data_dir, env={"MIXHOUSE_JQL_MAX_MEMORY_MB": str(MEMORY_MB)}).start()
     yield proc
     proc.stop()
 
 
 def test_group_by_user_holds_one_user_at_a_time(patient_server: ServerProcess) -> None:
-    """60,000 users, each with a 4 KB state: 240 MB if every user's group were held at once, far past the
-    96 MB heap. groupByUser reads the events user by user and lets each user's groups go before the next
+    """30,000 users, each with a 4 KB state: 120 MB if every user's group were held at once, far past the
+    64 MB heap. groupByUser reads the events user by user and lets each user's groups go before the next
     user's start, so the script runs; a reduce over all events streams the same way."""
     server = patient_server
     base = 1704240000  # 2024-01-03
@@ -225,7 +221,7 @@ def test_group_by_user_holds_one_user_at_a_time(patient_server: ServerProcess) -
                 "event": "w",
                 "properties": {"distinct_id": f"w{i}", "time": base + i % 3600, "$insert_id": f"w{i}", "n": i},
             }
-            for i in range(USERS)
+            for i in range(30_000)
         ],
     )
     day = 'Events({from_date: "2024-01-03", to_date: "2024-01-03"})'
@@ -234,8 +230,8 @@ def test_group_by_user_holds_one_user_at_a_time(patient_server: ServerProcess) -
         ".groupByUser(function(state, events) { return (state || new Array(4096).join('x')).slice(0, 4095) + events.length; })"
         ".map(function(g) { return g.value.length; }).reduce(mixpanel.reducer.sum()); }"
     )
-    assert post(server, big_states).json() == [USERS * 4096]
+    assert post(server, big_states).json() == [30_000 * 4096]
     total = (
         f"function main() {{ return {day}.reduce([mixpanel.reducer.count(), mixpanel.reducer.sum('properties.n')]); }}"
     )
-    assert post(server, total).json() == [[USERS, sum(range(USERS))]]
+    assert post(server, total).json() == [[30_000, sum(range(30_000))]]
