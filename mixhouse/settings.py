@@ -64,6 +64,7 @@ class Settings:
     memory_limit: str = "2GB"
     disk_reserve_bytes: int = 64 * 1024 * 1024
     idle_checkpoint_seconds: float = 5.0
+    reopen_after_rows: int = 200_000
     kernel_cache_bytes: int = 1 << 30
     delete_drill_pause_seconds: float = 0.0
     # compliance and lookup tables
@@ -261,6 +262,13 @@ FIELDS: tuple[Field, ...] = (
         None,
         _seconds(),
         "checkpoint once writes pause this long",
+    ),
+    Field(
+        "reopen_after_rows",
+        "MIXHOUSE_REOPEN_AFTER_ROWS",
+        None,
+        _int(0),
+        "reopen the idle store after this many new events (0: never)",
     ),
     Field("kernel_cache_bytes", "MIXHOUSE_KERNEL_CACHE_BYTES", None, _int(0), "kernel arrays kept between queries"),
     Field(
