@@ -94,6 +94,7 @@ class DuckDBEngine:
         self._reads = 0
         self._reads_changed = threading.Condition()
         self._reopening = False
+        self._reopen_wanted = False  # a reopen was held off by reads: the last of them asks for it again
         self._reopen_after_rows = reopen_after_rows
         self._appended_rows = 0  # events committed since the database was opened
         self.reopens = 0  # how many times the idle store was reopened to read its rows from the file
@@ -218,30 +219,35 @@ class DuckDBEngine:
                 # With readers running DuckDB may refuse; its own checkpoint or the next pause will do it.
                 with suppress(duckdb.TransactionException):
                     self._write_conn.execute("CHECKPOINT")
-            if self._reopen_after_rows and self._appended_rows >= self._reopen_after_rows and not self.wal_bytes():
-                self._reopen_when_no_reads()
+            self._reopen_if_due()
 
-    def _reopen_when_no_reads(self) -> None:
-        """Close and reopen the database (the writer's lock is held: no write runs) if no read is running;
-        reads that start meanwhile wait for it (tens of milliseconds)."""
-        with self._reads_changed:
-            if self._reads:
-                return  # the next pause tries again
-            self._reopening = True
-        try:
-            for conn in list(self._cursors):
-                with suppress(Exception):
-                    conn.close()
-            self._db.close()
-            self._open()
-            self._generation += 1
-            self._appended_rows = 0
-            self.reopens += 1
-            log.info("reopened the idle event store to read its newly written rows from the file")
-        finally:
+    def _reopen_if_due(self) -> None:
+        """On the writer thread: reopen once enough rows were appended, the WAL is folded in, and no read
+        runs; reads that start meanwhile wait for it (tens of milliseconds)."""
+        with self._lock, self._guard():
+            due = self._reopen_after_rows and self._appended_rows >= self._reopen_after_rows
+            if not due or self.wal_bytes() or self._closed:
+                return  # not due, or writes came back: the next pause decides
             with self._reads_changed:
-                self._reopening = False
-                self._reads_changed.notify_all()
+                if self._reads:
+                    self._reopen_wanted = True  # the last read to end asks again
+                    return
+                self._reopen_wanted = False
+                self._reopening = True
+            try:
+                for conn in list(self._cursors):
+                    with suppress(Exception):
+                        conn.close()
+                self._db.close()
+                self._open()
+                self._generation += 1
+                self._appended_rows = 0
+                self.reopens += 1
+                log.info("reopened the idle event store to read its newly written rows from the file")
+            finally:
+                with self._reads_changed:
+                    self._reopening = False
+                    self._reads_changed.notify_all()
 
     @contextmanager
     def _reading(self) -> Iterator[None]:
@@ -256,6 +262,12 @@ class DuckDBEngine:
             with self._reads_changed:
                 self._reads -= 1
                 self._reads_changed.notify_all()
+                ask_again = self._reopen_wanted and not self._reads
+                if ask_again:
+                    self._reopen_wanted = False
+            if ask_again:
+                with suppress(Unavailable):  # shutting down
+                    self._writer.call(self._reopen_if_due)
 
     def _counted(self, rows: Iterator[Any]) -> Iterator[Any]:
         """A stream that counts as a read from its first item until it ends or is closed."""
