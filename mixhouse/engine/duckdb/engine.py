@@ -24,7 +24,7 @@ from mixhouse.domain.spec import Spec
 from mixhouse.domain.writes import WriteBatch
 from mixhouse.engine import kernels
 from mixhouse.engine.base import CommitObserver, DeleteResult, EngineStats, UserData
-from mixhouse.engine.duckdb import deletes, identity
+from mixhouse.engine.duckdb import deletes, identity, property_columns
 from mixhouse.engine.duckdb.deadline import interrupt_at_deadline
 from mixhouse.engine.duckdb.dedup import backfill_superseded, mark_superseded
 from mixhouse.engine.duckdb.expressions import Scope, compile_filter
@@ -136,12 +136,15 @@ class DuckDBEngine:
             row = db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
             write_conn = db.cursor()
             backfill_superseded(write_conn)
+            property_columns.migrate(write_conn)  # the slot columns, filled for a store written without them
+            slot_writer = property_columns.SlotWriter(write_conn)
         except BaseException:
             db.close()
             raise
         self._db = db
         self._next_seq = int(row[0]) + 1 if row else 1
         self._write_conn = write_conn
+        self._slot_writer = slot_writer
         self._cursors.add(write_conn)
 
     # -- failure and recovery -------------------------------------------------------------------
@@ -327,7 +330,8 @@ class DuckDBEngine:
                     }
                 )
                 conn.register("incoming_events", table)
-                conn.execute(f"INSERT INTO events SELECT *, {user_key_sql('distinct_id')} FROM incoming_events")
+                projects = [e.project_id for e in events]
+                self._slot_writer.insert(conn, "incoming_events", projects, user_key_sql("distinct_id"))
                 mark_superseded(conn, "incoming_events", events)
                 conn.unregister("incoming_events")
                 # The identity map changes in the same transaction as the events that carry its links.
@@ -341,6 +345,7 @@ class DuckDBEngine:
         except BaseException:
             with suppress(duckdb.Error):  # an invalidated database refuses the rollback too
                 conn.execute("ROLLBACK")
+                self._slot_writer.reload(conn)  # slots handed out in the rolled-back transaction
             raise
         self._next_seq += len(events)
         self._appended_rows += len(events)
@@ -383,7 +388,11 @@ class DuckDBEngine:
         """Unavailable at once (before any byte) when the store is down, and a `where` this engine cannot
         run refused at once; a failure mid-stream raises mid-stream."""
         # The filter reads the stored row as exported (alias `e`, the canonical id); user[...] is refused.
-        where_sql = compile_filter(query.where, Scope.events("e")) if query.where is not None else None
+        where_sql = None
+        if query.where is not None:
+            with self._guard():
+                slots = property_columns.ready_slots(self.reader(), query.project.id)
+            where_sql = compile_filter(query.where, Scope.events("e").with_slots(slots))
         self._check_usable()
         return self._counted(self._export_lines(query, where_sql))
 
@@ -414,7 +423,7 @@ class DuckDBEngine:
                    || '}}' || chr(10) AS line
             FROM (
                 SELECT s.seq, s.time_ms, s.event, coalesce(m.canonical_id, s.distinct_id) AS distinct_id,
-                       s.distinct_id AS original_distinct_id, s.properties
+                       s.distinct_id AS original_distinct_id, s.properties, {property_columns.select_list("s")}
                 FROM events s
                 LEFT JOIN identity_map m ON m.project_id = s.project_id AND m.distinct_id = s.distinct_id
                 WHERE {" AND ".join(filters)} AND s.time_ms >= $wstart AND s.time_ms < $wend

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
 from mixhouse.expr.plan import EventExpr
 
@@ -21,6 +22,8 @@ class Scope:
     timezone             IANA zone in which a date string without an offset is read and keys are rendered
     behaviors_sql        JSON {name: count} for `behaviors["name"]` (profile queries with behaviours); None:
                          `behaviors[...]` is refused
+    slots                property key -> slot whose columns `<slots_alias>.ps<i>`, `pn<i>`, `po<i>` hold it
+                         (property_columns.py); keys absent are read from properties_sql
     """
 
     properties_sql: str
@@ -29,6 +32,12 @@ class Scope:
     user_properties_sql: str | None = None
     timezone: str = "UTC"
     behaviors_sql: str | None = None
+    slots: Mapping[str, int] | None = None
+    slots_alias: str | None = None
+
+    def with_slots(self, slots: Mapping[str, int], alias: str = "e") -> Scope:
+        """This scope reading the event properties that have slots from the columns of `alias`."""
+        return replace(self, slots=slots, slots_alias=alias) if slots else self
 
     @classmethod
     def events(cls, alias: str = "e", *, user_properties_sql: str | None = None, timezone: str = "UTC") -> Scope:
