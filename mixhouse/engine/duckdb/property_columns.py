@@ -136,7 +136,7 @@ class SlotWriter:
 
     def __init__(self, conn: duckdb.DuckDBPyConnection) -> None:
         self._slots: dict[int, dict[str, int]] = {}
-        self._full: set[int] = set()
+        self._overflow: set[int] = set()
         self._known: set[int] = set()
         self.reload(conn)
 
@@ -144,9 +144,9 @@ class SlotWriter:
         slots: dict[int, dict[str, int]] = {}
         for project, name, slot in conn.execute("SELECT project_id, name, slot FROM property_slots").fetchall():
             slots.setdefault(int(project), {})[name] = int(slot)
-        full = {int(r[0]) for r in conn.execute("SELECT project_id FROM property_layout WHERE overflow").fetchall()}
+        overflow = {int(r[0]) for r in conn.execute("SELECT project_id FROM property_layout WHERE overflow").fetchall()}
         known = {int(r[0]) for r in conn.execute("SELECT project_id FROM property_layout").fetchall()}
-        self._slots, self._full, self._known = slots, full, known
+        self._slots, self._overflow, self._known = slots, overflow, known
 
     def insert(self, conn: duckdb.DuckDBPyConnection, table: str, projects: Sequence[int], rest: str) -> None:
         """INSERT the rows of `table` (columns project_id, seq, time_ms, event, distinct_id, insert_id,
@@ -171,7 +171,8 @@ class SlotWriter:
         for p in new:
             conn.execute("INSERT OR IGNORE INTO property_layout VALUES (?, FALSE, NULL, NULL)", [p])
             self._known.add(p)
-        open_ = [p for p in projects if p not in self._full]
+        # A project whose slots are full and that already knows it has keys without one has nothing to do.
+        open_ = [p for p in projects if not (p in self._overflow and len(self._slots.get(p, {})) >= SLOTS)]
         if not open_:
             return
         rows = conn.execute(
@@ -183,11 +184,12 @@ class SlotWriter:
         for project, name, _ in rows:
             project = int(project)
             slots = self._slots.setdefault(project, {})
-            if name in slots or project in self._full:
+            if name in slots:
                 continue
-            if len(slots) >= SLOTS:
-                conn.execute("UPDATE property_layout SET overflow = TRUE WHERE project_id = ?", [project])
-                self._full.add(project)
+            if len(slots) >= SLOTS or "\0" in name:  # a key with a NUL cannot be quoted in SQL
+                if project not in self._overflow:
+                    conn.execute("UPDATE property_layout SET overflow = TRUE WHERE project_id = ?", [project])
+                    self._overflow.add(project)
                 continue
             slot = len(slots)
             conn.execute("INSERT INTO property_slots VALUES (?, ?, ?)", [project, name, slot])
@@ -214,13 +216,14 @@ def migrate(conn: duckdb.DuckDBPyConnection, chunk_rows: int = BACKFILL_CHUNK_RO
                 [project],
             ).fetchall()
             span = conn.execute("SELECT min(seq), max(seq) + 1 FROM events WHERE project_id = ?", [project]).fetchall()
-            chosen = [n for (n,) in names[:SLOTS]]
+            chosen = [n for (n,) in names if "\0" not in n][:SLOTS]  # a key with a NUL cannot be quoted
             if chosen:
                 conn.executemany(
                     "INSERT INTO property_slots VALUES (?, ?, ?)", [[project, n, i] for i, n in enumerate(chosen)]
                 )
             lo, hi = span[0]
-            conn.execute("INSERT INTO property_layout VALUES (?, ?, ?, ?)", [project, len(names) > SLOTS, lo, hi])
+            overflow = len(chosen) < len(names)
+            conn.execute("INSERT INTO property_layout VALUES (?, ?, ?, ?)", [project, overflow, lo, hi])
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
