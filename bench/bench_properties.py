@@ -102,15 +102,19 @@ def export_rows(url: str, where: str) -> int:
     return r.content.count(b"\n")
 
 
-def timed(fn: Callable[[], Any], runs: int) -> tuple[float, Any]:
-    """Median of `runs` timed calls after one untimed call."""
-    fn()
-    times, result = [], None
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t0)
-    return median(times), result
+def timed(fns: list[Callable[[], Any]], runs: int) -> list[tuple[float, Any]]:
+    """Median of `runs` timed calls of each, after one untimed call; the calls alternate, each round
+    in another order, so that the shared machine's noise falls on all alike."""
+    results = [fn() for fn in fns]
+    times: list[list[float]] = [[] for _ in fns]
+    for r in range(runs):
+        order = list(range(len(fns)))
+        order = order[r % len(order) :] + order[: r % len(order)]
+        for i in order:
+            t0 = time.perf_counter()
+            results[i] = fns[i]()
+            times[i].append(time.perf_counter() - t0)
+    return [(median(t), result) for t, result in zip(times, results, strict=True)]
 
 
 def main() -> None:
@@ -201,22 +205,26 @@ def run_all(url: str, baseline: str | None, typed: duckdb.DuckDBPyConnection, ru
     header = f"{'query':44s} {'mixhouse':>10s} {'typed':>9s} {'ratio':>6s}"
     print(header + (f" {'baseline':>10s} {'speed-up':>8s}" if baseline else ""))
     for label, request, sql in cases:
-        ours, answer = timed(lambda request=request: request(url), runs)
-        floor, _ = timed(lambda sql=sql: typed.execute(sql).fetchall(), runs)
+        fns = [lambda request=request: request(url), lambda sql=sql: typed.execute(sql).fetchall()]
+        if baseline:
+            fns.append(lambda request=request: request(baseline))
+        figures = timed(fns, runs)
+        (ours, answer), (floor, _) = figures[0], figures[1]
         line = f"{label:44s} {ours * 1000:8.0f} ms {floor * 1000:6.0f} ms {ours / floor:5.1f}x"
         if baseline:
-            theirs, old = timed(lambda request=request: request(baseline), runs)
+            theirs, old = figures[2]
             assert old == answer, f"{label}: the two revisions disagree"
             line += f" {theirs * 1000:7.0f} ms {theirs / ours:7.1f}x"
         print(line, flush=True)
     where = 'properties["amount"] > 900'
-    ours, rows = timed(lambda: export_rows(url, where), runs)
-    floor, _ = timed(
-        lambda: typed.execute(f"SELECT count(*) FROM typed WHERE {span} AND amount > 900").fetchall(), runs
-    )
+    fns = [lambda: export_rows(url, where)]
+    if baseline:
+        fns.append(lambda: export_rows(baseline, where))
+    figures = timed(fns, runs)
+    ours, rows = figures[0]
     line = f"{'export, numeric `where` (rows/s)':44s} {rows / ours:10,.0f} {'':9s} {'':6s}"
     if baseline:
-        theirs, old_rows = timed(lambda: export_rows(baseline, where), runs)
+        theirs, old_rows = figures[1]
         assert old_rows == rows
         line += f" {old_rows / theirs:10,.0f} {theirs / ours:7.1f}x"
     print(line + f"   ({rows:,} of the events match; {ours * 1000:.0f} ms)", flush=True)

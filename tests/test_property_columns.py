@@ -40,6 +40,7 @@ MIXED: list[Any] = [
     'quote " and \\ backslash',
     "",
     [],
+    "nul \u0000 inside",
 ]
 
 
@@ -159,7 +160,7 @@ def test_an_interrupted_upgrade_resumes_where_it_stopped(tmp_path: Path) -> None
     conn = _db(data_dir)
     property_columns.migrate(conn, chunk_rows=4)
     # As a kill after the first chunks leaves it: progress committed, later rows not filled yet.
-    cleared = ", ".join(f"{c} = NULL" for i in range(property_columns.SLOTS) for c in property_columns.columns(i))
+    cleared = ", ".join(f"{c} = NULL" for i in range(property_columns.width(conn)) for c in property_columns.columns(i))
     conn.execute(f"UPDATE events SET {cleared} WHERE seq >= 9")
     conn.execute("UPDATE property_layout SET backfill_next = 9")
     # Meanwhile, reports read the JSON, not the half-filled columns.

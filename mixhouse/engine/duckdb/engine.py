@@ -314,24 +314,25 @@ class DuckDBEngine:
 
     def _write_group_on(self, conn: duckdb.DuckDBPyConnection, batches: list[WriteBatch]) -> None:
         events = [e for b in batches for e in b.events]
+        if events:
+            first = self._next_seq
+            table = pa.table(
+                {
+                    "project_id": pa.array([e.project_id for e in events], pa.int64()),
+                    "seq": pa.array(range(first, first + len(events)), pa.int64()),
+                    "time_ms": pa.array([e.time_ms for e in events], pa.int64()),
+                    "event": pa.array([e.event for e in events], pa.string()),
+                    "distinct_id": pa.array([e.distinct_id for e in events], pa.string()),
+                    "insert_id": pa.array([e.insert_id for e in events], pa.string()),
+                    "properties": pa.array([e.properties for e in events], pa.binary()).cast(pa.string()),
+                }
+            )
+            # Slots for new keys, and their columns, before the transaction (see property_columns.py).
+            prepared = self._slot_writer.prepare(conn, "incoming_events", table, [e.properties for e in events])
         conn.execute("BEGIN TRANSACTION")
         try:
             if events:
-                first = self._next_seq
-                table = pa.table(
-                    {
-                        "project_id": pa.array([e.project_id for e in events], pa.int64()),
-                        "seq": pa.array(range(first, first + len(events)), pa.int64()),
-                        "time_ms": pa.array([e.time_ms for e in events], pa.int64()),
-                        "event": pa.array([e.event for e in events], pa.string()),
-                        "distinct_id": pa.array([e.distinct_id for e in events], pa.string()),
-                        "insert_id": pa.array([e.insert_id for e in events], pa.string()),
-                        "properties": pa.array([e.properties for e in events], pa.binary()).cast(pa.string()),
-                    }
-                )
-                conn.register("incoming_events", table)
-                projects = [e.project_id for e in events]
-                self._slot_writer.insert(conn, "incoming_events", projects, user_key_sql("distinct_id"))
+                self._slot_writer.insert(conn, "incoming_events", table, prepared, user_key_sql("distinct_id"))
                 mark_superseded(conn, "incoming_events", events)
                 conn.unregister("incoming_events")
                 # The identity map changes in the same transaction as the events that carry its links.
@@ -423,7 +424,7 @@ class DuckDBEngine:
                    || '}}' || chr(10) AS line
             FROM (
                 SELECT s.seq, s.time_ms, s.event, coalesce(m.canonical_id, s.distinct_id) AS distinct_id,
-                       s.distinct_id AS original_distinct_id, s.properties, {property_columns.select_list("s")}
+                       s.distinct_id AS original_distinct_id, s.properties, {property_columns.select_list()}
                 FROM events s
                 LEFT JOIN identity_map m ON m.project_id = s.project_id AND m.distinct_id = s.distinct_id
                 WHERE {" AND ".join(filters)} AND s.time_ms >= $wstart AND s.time_ms < $wend

@@ -68,7 +68,7 @@ def scoped_events(
         filters.append(f"e.seq NOT IN (SELECT s.seq FROM superseded_events s WHERE s.project_id = ${prefix}_project)")
     sql = f"""
         SELECT e.seq, e.time_ms, e.event, {distinct} AS distinct_id, e.distinct_id AS original_distinct_id,
-               e.insert_id, e.properties, {key} AS user_key, {property_columns.select_list("e")}
+               e.insert_id, e.properties, {key} AS user_key, {property_columns.select_list()}
         FROM events e {join}
         WHERE {" AND ".join(filters)}
     """

@@ -71,12 +71,8 @@ def property_names(conn: duckdb.DuckDBPyConnection, spec: PropertyNamesSpec) -> 
         names = [name for name in slots if name not in hidden]
         if not names:
             return []
-        counts = ", ".join(
-            "count(*) FILTER (WHERE {} IS NOT NULL OR {} IS NOT NULL OR {} IS NOT NULL)".format(
-                *property_columns.columns(slots[name])
-            )
-            for name in names
-        )
+        # A present key fills exactly one of its three columns; count(column) reads only validity masks.
+        counts = ", ".join(" + ".join(f"count({c})" for c in property_columns.columns(slots[name])) for name in names)
         row = conn.execute(f"SELECT {counts} FROM ({rel.sql})", rel.params).fetchall()[0]
         found = sorted(((name, int(n)) for name, n in zip(names, row, strict=True) if n), key=lambda r: (-r[1], r[0]))
         return found[: spec.limit]
