@@ -14,9 +14,10 @@ so the printer reads a slotted key as columns (`printer.DuckDBPrinter._slot_valu
 semantics of the JSON read, and any other key from the JSON as before. Mixpanel's data is schemaless:
 the same key may be a string in one event and a list in the next; each lands in its own column.
 
-Slots are handed out per project, first come first served, in the writer's transaction that first
-stores the key (most frequent key of the batch first), so every stored row carrying a slotted key has
-the slot filled. When a project's slots are full, later keys stay JSON-only (`property_layout.overflow`).
+Slots are handed out per project, first come first served, just before the write that first stores
+the key (most frequent key of the batch first), so every stored row carrying a slotted key has the
+slot filled. The table gets a slot's columns when some project first takes that slot: every column
+costs each insert, NULL or not. When a project's slots are full, later keys stay JSON-only (`property_layout.overflow`).
 
 A store written before these columns existed is upgraded by `migrate`: it adds the columns and tables,
 takes each project's census of keys (the most frequent get the slots) and fills the slots of the rows
@@ -56,7 +57,7 @@ CREATE TABLE IF NOT EXISTS property_slots (
 
 CREATE TABLE IF NOT EXISTS property_layout (
     project_id    BIGINT  PRIMARY KEY,
-    overflow      BOOLEAN NOT NULL,  -- a key was left without a slot: the slots are full
+    overflow      BOOLEAN NOT NULL,  -- a key was left without a slot (slots full, or a NUL in its name)
     backfill_next BIGINT,            -- rows with seq in [backfill_next, backfill_end) still to fill; NULL: done
     backfill_end  BIGINT
 );
