@@ -44,13 +44,12 @@ def mark_superseded(conn: duckdb.DuckDBPyConnection, incoming: str, events: Sequ
         conn.execute(_MARK.format(incoming=incoming), {"low": min(times), "high": max(times)})
 
 
-def backfill_superseded(conn: duckdb.DuckDBPyConnection) -> None:
-    """Once per store: mark the duplicates written before the writer kept this table."""
+def fill_superseded(conn: duckdb.DuckDBPyConnection) -> None:
+    """Once per store, inside the caller's transaction (a migration step): mark the duplicates written
+    before the writer kept this table."""
     done = conn.execute("SELECT count(*) FROM engine_meta WHERE key = 'superseded_v1'").fetchall()[0][0]
     if done:
         return
-    conn.execute("BEGIN TRANSACTION")
     conn.execute("DELETE FROM superseded_events")
     conn.execute(_BACKFILL)
     conn.execute("INSERT INTO engine_meta VALUES ('superseded_v1', 'done')")
-    conn.execute("COMMIT")

@@ -24,14 +24,14 @@ from mixhouse.domain.spec import Spec
 from mixhouse.domain.writes import WriteBatch
 from mixhouse.engine import kernels
 from mixhouse.engine.base import CommitObserver, DeleteResult, EngineStats, UserData
-from mixhouse.engine.duckdb import deletes, identity
+from mixhouse.engine.duckdb import deletes, identity, migrations
 from mixhouse.engine.duckdb.deadline import interrupt_at_deadline
-from mixhouse.engine.duckdb.dedup import backfill_superseded, mark_superseded
+from mixhouse.engine.duckdb.dedup import mark_superseded
 from mixhouse.engine.duckdb.expressions import Scope, compile_filter
 from mixhouse.engine.duckdb.localtime import offset_ms_sql
 from mixhouse.engine.duckdb.scan import scan as scan_rows
 from mixhouse.engine.duckdb.scan import windows as export_windows
-from mixhouse.engine.duckdb.schema import SCHEMA, add_user_keys, user_key_sql
+from mixhouse.engine.duckdb.schema import user_key_sql
 from mixhouse.engine.duckdb.writer import GroupCommitWriter
 from mixhouse.engine.kernels import memory as kernel_memory
 from mixhouse.errors import Unavailable
@@ -71,12 +71,14 @@ class DuckDBEngine:
         disk_reserve_bytes: int | None = None,
         commit_observers: tuple[CommitObserver, ...] = (),
         delete_drill_pause_seconds: float = 0.0,
+        migration_drill_pause_seconds: float = 0.0,
     ) -> None:
         """`memory_limit`: DuckDB's (its buffer pool: caches, sorts, hash tables; beyond it, work spills
         to tmp/ in the data folder). Checkpoints once no write has arrived for `idle_checkpoint_seconds`.
         `disk_reserve_bytes`: see GroupCommitWriter. The server opens it with `from_settings`."""
         private_dir(data_dir)
         self._delete_drill_pause_seconds = delete_drill_pause_seconds
+        self._migration_drill_pause_seconds = migration_drill_pause_seconds
         restrict_existing(data_dir, ("events.duckdb", "events.duckdb.wal", "tmp"))
         self._data_dir = data_dir
         self._memory_limit = memory_limit or DEFAULT_MEMORY_LIMIT
@@ -109,6 +111,7 @@ class DuckDBEngine:
             disk_reserve_bytes=settings.disk_reserve_bytes,
             commit_observers=commit_observers,
             delete_drill_pause_seconds=settings.delete_drill_pause_seconds,
+            migration_drill_pause_seconds=settings.migration_drill_pause_seconds,
         )
 
     def _open(self) -> None:
@@ -118,11 +121,9 @@ class DuckDBEngine:
             db.execute(f"SET memory_limit = '{self._memory_limit}'")
             db.execute(f"SET temp_directory = '{self._data_dir / 'tmp'}'")
             db.execute("SET preserve_insertion_order = false")
-            db.execute(SCHEMA)
-            add_user_keys(db)
+            migrations.open_store(db, drill_pause_seconds=self._migration_drill_pause_seconds)
             row = db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
             write_conn = db.cursor()
-            backfill_superseded(write_conn)
         except BaseException:
             db.close()
             raise
