@@ -25,6 +25,7 @@ from mixhouse.domain.writes import WriteBatch
 from mixhouse.engine import kernels
 from mixhouse.engine.base import CommitObserver, DeleteResult, EngineStats, UserData
 from mixhouse.engine.duckdb import deletes, identity, migrations
+from mixhouse.engine.duckdb.backup import copy_database
 from mixhouse.engine.duckdb.deadline import interrupt_at_deadline
 from mixhouse.engine.duckdb.dedup import mark_superseded
 from mixhouse.engine.duckdb.expressions import Scope, compile_filter
@@ -455,6 +456,17 @@ class DuckDBEngine:
             conn.close()
             raise
         return UserData(tuple(cluster), canonical, profiles, deletes.event_lines(conn, project_id, since_ms))
+
+    def backup(self, target: Path) -> dict[str, int]:
+        """A consistent copy of the store as of now into the new file `target`, while writes go on
+        (mixhouse/engine/duckdb/backup.py); the copy's row counts."""
+        with self._guard():
+            conn = self._db.cursor()
+        try:
+            with self._guard():
+                return copy_database(conn, target)
+        finally:
+            conn.close()
 
     def health(self) -> list[str]:
         """What keeps this engine from taking writes now (empty: ready)."""
