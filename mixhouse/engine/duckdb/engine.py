@@ -27,7 +27,7 @@ from mixhouse.engine.base import CommitObserver, DeleteResult, EngineStats, User
 from mixhouse.engine.duckdb import deletes, identity, migrations
 from mixhouse.engine.duckdb.backup import copy_database
 from mixhouse.engine.duckdb.deadline import interrupt_at_deadline
-from mixhouse.engine.duckdb.dedup import mark_superseded
+from mixhouse.engine.duckdb.dedup import SeenKeys, mark_superseded
 from mixhouse.engine.duckdb.expressions import Scope, compile_filter
 from mixhouse.engine.duckdb.localtime import offset_ms_sql
 from mixhouse.engine.duckdb.scan import scan as scan_rows
@@ -125,12 +125,14 @@ class DuckDBEngine:
             migrations.open_store(db, drill_pause_seconds=self._migration_drill_pause_seconds)
             row = db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
             write_conn = db.cursor()
+            seen = SeenKeys.build(write_conn)  # the stored dedup keys, for the writer (dedup.py)
         except BaseException:
             db.close()
             raise
         self._db = db
         self._next_seq = int(row[0]) + 1 if row else 1
         self._write_conn = write_conn
+        self._seen_keys: SeenKeys | None = seen
         self._cursors.add(write_conn)
 
     # -- failure and recovery -------------------------------------------------------------------
@@ -258,8 +260,11 @@ class DuckDBEngine:
                 )
                 conn.register("incoming_events", table)
                 conn.execute(f"INSERT INTO events SELECT *, {user_key_sql('distinct_id')} FROM incoming_events")
-                mark_superseded(conn, "incoming_events", events)
                 conn.unregister("incoming_events")
+                # The rows just inserted, read back by seq (zone maps): each scan of the registered Arrow
+                # table costs Python work under the GIL, a scan of the table's newest rows does not.
+                inserted = f"(SELECT * FROM events WHERE seq BETWEEN {first} AND {first + len(events) - 1})"
+                self._seen_keys = mark_superseded(conn, inserted, events, self._seen_keys)
                 # The identity map changes in the same transaction as the events that carry its links.
                 links = [(e.project_id, e.identity) for e in events if e.identity is not None]
                 if links:
