@@ -9,7 +9,8 @@ p99 latency, each the median of several runs; export events/s and the server's p
 
 `--ref REV` serves another git revision (a temporary worktree, same venv) beside this checkout and runs
 every ingestion round against both, alternating which goes first, so that a shared machine's noise falls
-on both alike: the figures print side by side (before/after). `--export-events 0` skips the export.
+on both alike: the figures print side by side (before/after), with the server's CPU time per event or
+request (steadier than the rates when other work shares the cores). `--export-events 0` skips the export.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+import psutil
 
 from bench.common import event, machine, median, peak_rss_mib, start_server
 from tests.server import SA_SECRET, SA_USER, SECRET, TOKEN, ServerProcess, seed_catalog
@@ -106,6 +108,14 @@ def _import_batches(start: int, count: int, size: int = 2000) -> list[bytes]:
     return [orjson.dumps([event(i) for i in range(start + b * size, start + (b + 1) * size)]) for b in range(count)]
 
 
+def _cpu_seconds(server: ServerProcess) -> float:
+    """CPU time the server process has used, all threads: on a shared machine a steadier measure of the
+    work per event than the wall-clock rates."""
+    assert server.proc is not None
+    times = psutil.Process(server.proc.pid).cpu_times()
+    return float(times.user + times.system)
+
+
 @contextmanager
 def _revision(ref: str, base: Path, kept: Path | None = None) -> Iterator[Path]:
     """A git worktree of `ref` with its query kernels compiled (a server compiling them in the background
@@ -131,18 +141,25 @@ def side_by_side(ref: str, runs: int, import_batches: int, track_seconds: int, k
             seed_catalog(data_dir)
             servers[name] = ServerProcess(data_dir, source_dir=source).start(timeout=120)
         try:
-            figures: dict[str, dict[str, list[float]]] = {
-                name: {"import": [], "import_p99": [], "track": [], "track_p99": []} for name in servers
-            }
+            keys = ("import", "import_p99", "import_cpu", "track", "track_p99", "track_cpu")
+            figures: dict[str, dict[str, list[float]]] = {name: {k: [] for k in keys} for name in servers}
             for run in range(runs):
                 order = list(servers) if run % 2 == 0 else list(reversed(servers))
                 batches = _import_batches(run * import_batches * 2000, import_batches)
                 for name in order:
+                    cpu = _cpu_seconds(servers[name])
                     seconds, latencies = asyncio.run(_import_timed(servers[name].url, batches, concurrency=4))
+                    figures[name]["import_cpu"].append(
+                        (_cpu_seconds(servers[name]) - cpu) / (import_batches * 2000) * 1e6
+                    )
                     figures[name]["import"].append(import_batches * 2000 / seconds)
                     figures[name]["import_p99"].append(p99(latencies) * 1000)
                 for name in order:
+                    cpu = _cpu_seconds(servers[name])
                     rate, latency = _track_timed(servers[name].url, track_seconds, connections=32)
+                    figures[name]["track_cpu"].append(
+                        (_cpu_seconds(servers[name]) - cpu) / (rate * track_seconds) * 1e6
+                    )
                     figures[name]["track"].append(rate)
                     figures[name]["track_p99"].append(latency)
         finally:
@@ -153,8 +170,10 @@ def side_by_side(ref: str, runs: int, import_batches: int, track_seconds: int, k
     rows = (
         ("/import events/s (2000-event batches, 4 clients)", "import", True),
         ("/import p99 acknowledgement (ms)", "import_p99", False),
+        ("/import server CPU per event (us)", "import_cpu", False),
         ("/track requests/s (single events, 32 conns)", "track", True),
         ("/track p99 acknowledgement (ms)", "track_p99", False),
+        ("/track server CPU per request (us)", "track_cpu", False),
     )
     for label, key, more_is_better in rows:
         ours, theirs = median(figures["this"][key]), median(figures[ref][key])
