@@ -13,6 +13,10 @@ and one when it is committed, with its time.
 
 To add a version, append a `Migration` to `MIGRATIONS` (its `version` one more than the last) whose `apply`
 brings a store of the previous version to the new layout; `SCHEMA` describes the new layout for new stores.
+On an older store `SCHEMA` runs before the pending steps (its `CREATE ... IF NOT EXISTS` leave existing
+tables alone), so a step finds the tables new in its version already created, empty: it fills them and
+changes the existing ones (`ALTER TABLE`, `UPDATE`). tests/test_upgrade.py upgrades a store written
+before the stamp through every step and compares its answers with the ones that version gave.
 """
 
 from __future__ import annotations
