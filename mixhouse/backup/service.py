@@ -30,7 +30,9 @@ EngineCopy = Callable[[Path], dict[str, int]]  # writes the event store's copy t
 
 
 class BackupError(MixhouseError):
-    pass
+    """A backup or restore that cannot be made: the command prints the message and exits with status 1."""
+
+    code = "backup_refused"
 
 
 def _fsync(path: Path) -> None:

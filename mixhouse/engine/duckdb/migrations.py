@@ -39,7 +39,9 @@ UNSTAMPED_VERSION = 1  # stores written before the stamp
 
 
 class StoreTooNew(MixhouseError):
-    """The store was written by a newer version of mixhouse."""
+    """The store was written by a newer version of mixhouse: the server refuses to start."""
+
+    code = "store_too_new"
 
 
 @dataclass(frozen=True)
