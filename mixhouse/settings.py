@@ -67,6 +67,7 @@ class Settings:
     reopen_after_rows: int = 200_000
     kernel_cache_bytes: int = 1 << 30
     delete_drill_pause_seconds: float = 0.0
+    migration_drill_pause_seconds: float = 0.0
     # compliance and lookup tables
     gdpr_max_ids: int = 2000
     gdpr_cancel_window_seconds: float = 0.0
@@ -277,6 +278,13 @@ FIELDS: tuple[Field, ...] = (
         None,
         _seconds(zero=True),
         "crash drills only: hold each GDPR deletion open this long before its commit",
+    ),
+    Field(
+        "migration_drill_pause_seconds",
+        "MIXHOUSE_MIGRATION_DRILL_PAUSE_SECONDS",
+        None,
+        _seconds(zero=True),
+        "crash drills only: hold each store upgrade step open this long before its commit",
     ),
     Field("gdpr_max_ids", "MIXHOUSE_GDPR_MAX_IDS", None, _int(1), "distinct ids a GDPR request may name"),
     Field(

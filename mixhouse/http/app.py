@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 
+from mixhouse.backup.server import start_control
 from mixhouse.compose import check_engine, open_catalog, open_engine
 from mixhouse.errors import MethodNotAllowed, NotFound
 from mixhouse.flags.cohorts import CohortMembers
@@ -54,9 +55,11 @@ def create_app(settings: Settings | Path, geoip: str | None = None) -> Starlette
         app.state.engine = open_engine(settings, commit_observers=(observability.observe_commit,))
         observability.install(app.state.engine, access_log_on=settings.access_log)
         app.state.jobs = start_jobs(settings, app.state.catalog, app.state.engine, app.state.flag_cohorts.forget)
+        control = start_control(settings.data_dir, app.state.engine)  # `mixhouse backup` (docs/storage.md)
         try:
             yield
         finally:
+            control.close()
             app.state.jobs.stop()
             app.state.engine.close()
 
