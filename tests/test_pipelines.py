@@ -6,8 +6,6 @@ for these servers), so the tests pass at any hour."""
 from __future__ import annotations
 
 import gzip
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -24,10 +22,11 @@ from mixhouse.domain.project import Role
 from mixhouse.errors import BadRequest
 from mixhouse.pipelines.files import Schematizer, clean_name
 from mixhouse.pipelines.model import Limits, PipelineSpec, Unit, due_units, parse_create
-from tests.server import PROJECT_ID, SA_SECRET, SA_USER, SECRET, ServerProcess, free_port, seed_catalog
+from tests.s3server import KEY, S3Server
+from tests.s3server import SECRET as S3_SECRET
+from tests.server import PROJECT_ID, SA_SECRET, SA_USER, SECRET, ServerProcess, seed_catalog
 
 BASE = "/api/2.0/nessie/pipeline"
-KEY, S3_SECRET = "mixhouse-test-key", "mixhouse-test-secret-do-not-echo"
 BUCKET = "lake"
 SA = (SA_USER, SA_SECRET)
 
@@ -38,25 +37,10 @@ SA = (SA_USER, SA_SECRET)
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """moto's S3 server on a free loopback port, with an empty bucket; its URL."""
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(url, timeout=1)
-            break
-        except httpx.HTTPError:
-            assert proc.poll() is None and time.monotonic() < deadline, "moto did not start"
-            time.sleep(0.1)
-    _client(url).create_bucket(Bucket=BUCKET)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=15)
-    log.close()
+    server = S3Server(tmp_path_factory.mktemp("moto") / "moto.log").start()
+    server.client().create_bucket(Bucket=BUCKET)
+    yield server.url
+    server.stop()
 
 
 def _client(url: str) -> Any:
