@@ -481,3 +481,54 @@ def test_names_limits_credentials_and_unknown_pipelines(tmp_path: Path) -> None:
         assert httpx.get(f"{url}{BASE}/status", params=name, auth=SA).status_code == 404
     finally:
         server.stop()
+
+
+# -- the scheduler, in process, at a fixed time ------------------------------------------------------------------
+
+
+def test_sync_looks_back_pipeline_sync_days_and_no_further(tmp_path: Path) -> None:
+    import duckdb
+
+    from mixhouse.catalog import Catalog
+    from mixhouse.engine.duckdb.engine import DuckDBEngine
+    from mixhouse.jobs import JobContext, JobRunner
+    from mixhouse.pipelines.export import Credentials
+    from mixhouse.pipelines.service import DataChanges, PipelineConfig, Scheduler
+    from mixhouse.pipelines.store import PipelineStore
+
+    data_dir = tmp_path / "data"
+    seed_catalog(data_dir)
+    DuckDBEngine(data_dir).close()
+    conn = duckdb.connect(str(data_dir / "events.duckdb"))
+    for i, day in enumerate(["2024-05-01", "2024-05-02", "2024-05-03"]):
+        conn.execute(
+            "INSERT INTO events (project_id, seq, time_ms, event, distinct_id, insert_id, properties, user_key) "
+            "VALUES (?, ?, ?, 'E', 'u', ?, '{}', 1)",
+            [PROJECT_ID, i + 1, _ts(day, 60) * 1000, f"e{i}"],
+        )
+    conn.close()
+    catalog, engine = Catalog(data_dir), DuckDBEngine(data_dir)
+    try:
+        ctx = JobContext(catalog, engine, data_dir)
+        runner = JobRunner(ctx)  # not started: the test reads what the scheduler submits
+        config = PipelineConfig(Credentials(), tmp_path, 1000, 3600, 10, 0.0)
+        scheduler = Scheduler(ctx, runner, config, DataChanges())
+        from mixhouse.pipelines.service import ExportKind
+
+        runner.register(ExportKind(config))
+        spec = _spec(from_date="2024-05-01", to_date="2024-05-03", sync="true")
+        store = PipelineStore(catalog)
+        pipeline = store.create(PROJECT_ID, "p", spec)
+        for unit in ("2024-05-01", "2024-05-02", "2024-05-03"):  # exported once, with rows since changed
+            store.schedule(pipeline.id, unit)
+            store.succeeded(pipeline.id, unit, events=0, files=0, fingerprint="0:stale")
+        # 2024-05-13 in the project (UTC): 10 days back is 2024-05-03, the edge, synced; the 2nd is past it.
+        scheduler.tick(now=datetime(2024, 5, 13, 16, tzinfo=UTC))
+        states = {t.unit: t.state for t in store.tasks(pipeline.id)}
+        assert states == {"2024-05-01": "succeeded", "2024-05-02": "succeeded", "2024-05-03": "pending"}
+        # Nothing changed since: the next tick syncs nothing more (no commit, no deletion).
+        store.succeeded(pipeline.id, "2024-05-03", events=0, files=0, fingerprint="0:stale")
+        scheduler.tick(now=datetime(2024, 5, 13, 16, tzinfo=UTC))
+        assert store.task(pipeline.id, "2024-05-03").state == "succeeded"  # type: ignore[union-attr]
+    finally:
+        engine.close()
