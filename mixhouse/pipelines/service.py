@@ -65,6 +65,11 @@ class DataChanges:
         if self.wake is not None:
             self.wake.set()
 
+    def again(self) -> None:
+        """Check again at the next chance: a unit was still being exported when this check ran, and its
+        export may have read the store before the change that asked for the check."""
+        self._dirty.set()
+
     def take(self, interval_due: bool) -> bool:
         """True (and cleared) when a sync check should run now."""
         if self._urgent.is_set() or (interval_due and self._dirty.is_set()):
@@ -202,7 +207,10 @@ class Scheduler:
         oldest = now.astimezone(ZoneInfo(timezone)).date() - timedelta(days=self.config.sync_days)
         for task in tasks:
             unit = Unit.from_key(task.unit)
-            if task.state != "succeeded" or unit.day < oldest:
+            if unit.day < oldest:
+                continue
+            if task.state != "succeeded":
+                self.changes.again()
                 continue
             query = unit_query(pipeline.project_id, pipeline.spec, unit, timezone, 50_000)
             if fingerprint(self.ctx.engine, query) != task.fingerprint:
