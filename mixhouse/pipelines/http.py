@@ -16,6 +16,7 @@ Errors: `{"error": ..., "status": "error"}` (the App API envelope)."""
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
@@ -114,8 +115,6 @@ async def edit(request: Request) -> Response:
         changes["where"] = model.check_where(params["where"], project.timezone)
     if not changes:
         raise BadRequest("Nothing to edit: pass events or where")
-    from dataclasses import replace
-
     _store(request).update_spec(pipeline.id, replace(spec, **changes))
     return json_response(OK)
 
