@@ -258,6 +258,7 @@ def test_sync_reexports_a_day_after_late_data_and_a_gdpr_deletion(s3: str, data_
 # -- local folders, hourly, schematized -----------------------------------------------------------------------
 
 
+@pytest.mark.clock
 def test_hourly_and_schematized_pipelines_write_to_a_local_folder(tmp_path: Path, data_dir: Path) -> None:
     lake = tmp_path / "lake"
     yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
@@ -422,6 +423,7 @@ def test_bad_create_requests_get_mixpanel_errors(
     assert body["status"] == "error" and says in body["error"]
 
 
+@pytest.mark.clock
 def test_names_limits_credentials_and_unknown_pipelines(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     seed_catalog(data_dir)

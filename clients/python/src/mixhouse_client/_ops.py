@@ -1021,6 +1021,7 @@ def _pipeline_form(**values: Any) -> dict[str, str]:
 
 def pipelines_create(
     ctx: Settings,
+    /,
     type: str,
     *,
     from_date: DateLike | None = None,
