@@ -24,14 +24,15 @@ from mixhouse.domain.spec import Spec
 from mixhouse.domain.writes import WriteBatch
 from mixhouse.engine import kernels
 from mixhouse.engine.base import CommitObserver, DeleteResult, EngineStats, UserData
-from mixhouse.engine.duckdb import deletes, identity, property_columns
+from mixhouse.engine.duckdb import deletes, identity, migrations, property_columns
+from mixhouse.engine.duckdb.backup import copy_database
 from mixhouse.engine.duckdb.deadline import interrupt_at_deadline
-from mixhouse.engine.duckdb.dedup import backfill_superseded, mark_superseded
+from mixhouse.engine.duckdb.dedup import SeenKeys, mark_superseded
 from mixhouse.engine.duckdb.expressions import Scope, compile_filter
 from mixhouse.engine.duckdb.localtime import offset_ms_sql
 from mixhouse.engine.duckdb.scan import scan as scan_rows
 from mixhouse.engine.duckdb.scan import windows as export_windows
-from mixhouse.engine.duckdb.schema import SCHEMA, add_user_keys, user_key_sql
+from mixhouse.engine.duckdb.schema import user_key_sql
 from mixhouse.engine.duckdb.writer import GroupCommitWriter
 from mixhouse.engine.kernels import memory as kernel_memory
 from mixhouse.errors import Unavailable
@@ -73,6 +74,7 @@ class DuckDBEngine:
         commit_observers: tuple[CommitObserver, ...] = (),
         delete_drill_pause_seconds: float = 0.0,
         reopen_after_rows: int = DEFAULT_REOPEN_AFTER_ROWS,
+        migration_drill_pause_seconds: float = 0.0,
     ) -> None:
         """`memory_limit`: DuckDB's (its buffer pool: caches, sorts, hash tables; beyond it, work spills
         to tmp/ in the data folder). Checkpoints once no write has arrived for `idle_checkpoint_seconds`.
@@ -80,6 +82,7 @@ class DuckDBEngine:
         The server opens it with `from_settings`."""
         private_dir(data_dir)
         self._delete_drill_pause_seconds = delete_drill_pause_seconds
+        self._migration_drill_pause_seconds = migration_drill_pause_seconds
         restrict_existing(data_dir, ("events.duckdb", "events.duckdb.wal", "tmp"))
         self._data_dir = data_dir
         self._memory_limit = memory_limit or DEFAULT_MEMORY_LIMIT
@@ -122,21 +125,24 @@ class DuckDBEngine:
             commit_observers=commit_observers,
             delete_drill_pause_seconds=settings.delete_drill_pause_seconds,
             reopen_after_rows=settings.reopen_after_rows,
+            migration_drill_pause_seconds=settings.migration_drill_pause_seconds,
         )
 
-    def _open(self) -> None:
+    def _open(self, *, keep_seen_keys: bool = False) -> None:
+        """Open the database; `keep_seen_keys`: the writer's dedup filter still holds (an idle reopen)."""
         db = duckdb.connect(str(self._data_dir / "events.duckdb"))
         try:
             db.execute("SET TimeZone = 'UTC'")
             db.execute(f"SET memory_limit = '{self._memory_limit}'")
             db.execute(f"SET temp_directory = '{self._data_dir / 'tmp'}'")
             db.execute("SET preserve_insertion_order = false")
-            db.execute(SCHEMA)
-            add_user_keys(db)
+            migrations.open_store(db, drill_pause_seconds=self._migration_drill_pause_seconds)
             row = db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
             write_conn = db.cursor()
-            backfill_superseded(write_conn)
-            property_columns.migrate(write_conn)  # the slot columns, filled for a store written without them
+            # The stored dedup keys, for the writer (dedup.py).
+            seen = self._seen_keys if keep_seen_keys else SeenKeys.build(write_conn)
+            # The slot columns, filled for a store written without them (property_columns.migrate).
+            property_columns.migrate(write_conn)
             slot_writer = property_columns.SlotWriter(write_conn)
         except BaseException:
             db.close()
@@ -144,6 +150,7 @@ class DuckDBEngine:
         self._db = db
         self._next_seq = int(row[0]) + 1 if row else 1
         self._write_conn = write_conn
+        self._seen_keys: SeenKeys | None = seen
         self._slot_writer = slot_writer
         self._cursors.add(write_conn)
 
@@ -242,7 +249,7 @@ class DuckDBEngine:
                     with suppress(Exception):
                         conn.close()
                 self._db.close()
-                self._open()
+                self._open(keep_seen_keys=True)
                 self._generation += 1
                 self._appended_rows = 0
                 self.reopens += 1
@@ -333,8 +340,11 @@ class DuckDBEngine:
         try:
             if events:
                 self._slot_writer.insert(conn, "incoming_events", table, prepared, user_key_sql("distinct_id"))
-                mark_superseded(conn, "incoming_events", events)
                 conn.unregister("incoming_events")
+                # The rows just inserted, read back by seq (zone maps): each scan of the registered Arrow
+                # table costs Python work under the GIL, a scan of the table's newest rows does not.
+                inserted = f"(SELECT * FROM events WHERE seq BETWEEN {first} AND {first + len(events) - 1})"
+                self._seen_keys = mark_superseded(conn, inserted, events, self._seen_keys)
                 # The identity map changes in the same transaction as the events that carry its links.
                 links = [(e.project_id, e.identity) for e in events if e.identity is not None]
                 if links:
@@ -545,6 +555,18 @@ class DuckDBEngine:
             raise
         lines = _until_done(deletes.event_lines(conn, project_id, since_ms), reading)
         return UserData(tuple(cluster), canonical, profiles, lines)
+
+    def backup(self, target: Path) -> dict[str, int]:
+        """A consistent copy of the store as of now into the new file `target`, while writes go on
+        (mixhouse/engine/duckdb/backup.py); the copy's row counts. A read: the store is not reopened under it."""
+        with self._reading():
+            with self._guard():
+                conn = self._db.cursor()
+            try:
+                with self._guard():
+                    return copy_database(conn, target)
+            finally:
+                conn.close()
 
     def health(self) -> list[str]:
         """What keeps this engine from taking writes now (empty: ready)."""
