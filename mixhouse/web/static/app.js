@@ -1,6 +1,7 @@
 // mixhouse's web app: a client of the server's own Query and App APIs, authenticated by the session cookie
-// plus the session's CSRF token in a header (docs/web.md). No build step; uPlot is loaded beforehand as a
-// classic script (window.uPlot). Every view is a hash route, so a report's URL reopens it.
+// plus the session's CSRF token in a header (docs/web.md). No build step; uPlot is a classic script
+// (window.uPlot) fetched beside this module: charts wait for it (`chartLibrary`), the rest does not. Every
+// view is a hash route, so a report's URL reopens it.
 
 const state = { session: null, project: null };
 const PALETTE = ["#4f46e5", "#0ea5e9", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#14b8a6", "#f97316"];
@@ -166,7 +167,7 @@ function timeChart(series, { kind = "line", title, notes } = {}) {
   const marks = h("div", { class: "note-marks" });
   const notesBox = h("div", { class: "notes" });
   const wrap = h("div", {}, h("div", { class: "chart-wrap" }, box, marks), legend(series), notesBox, numbersTable(series, keys));
-  if (!window.uPlot || !keys.length) return wrap;
+  if (!keys.length) return wrap;
   const xs = keys.map(keyTime);
   let ys = series.map((s) => keys.map((k) => s.points[k] ?? 0));
   let colors = series.map((_, i) => PALETTE[i % PALETTE.length]);
@@ -194,7 +195,7 @@ function timeChart(series, { kind = "line", title, notes } = {}) {
     const top = u.over.getBoundingClientRect().top - marks.getBoundingClientRect().top;
     for (const m of marks.children) m.style.cssText = `left:${left + u.valToPos(xs[Number(m.dataset.index)], "x")}px;top:${top}px`;
   };
-  const opts = {
+  const options = () => ({
     height: 300, legend: { show: false }, cursor: { points: { size: 6 } }, padding: [16, 36, 0, 0],
     scales: { x: { time: false, range: () => [xs[0] - (kind === "bar" ? step / 2 : 0), xs[xs.length - 1] + (kind === "bar" ? step / 2 : 0)] } },
     axes: [{ splits: (u) => { const every = Math.ceil(xs.length / Math.max(2, Math.floor(u.width / 95))); return xs.filter((_, i) => i % every === 0); },
@@ -204,10 +205,10 @@ function timeChart(series, { kind = "line", title, notes } = {}) {
       paths: kind === "bar" ? window.uPlot.paths.bars({ size: [0.7, 48] }) : undefined, points: { show: kind !== "bar" && xs.length < 60 },
     }))],
     hooks: { draw: [drawNotes] },
-  };
-  // Drawn once the box is in the page and has a width; resized with it.
-  requestAnimationFrame(() => {
-    const plot = new window.uPlot({ ...opts, width: Math.max(280, box.clientWidth) }, [xs, ...ys], box);
+  });
+  // Drawn once the chart library is there and the box is in the page and has a width; resized with it.
+  chartLibrary().then(() => requestAnimationFrame(() => {
+    const plot = new window.uPlot({ ...options(), width: Math.max(280, box.clientWidth) }, [xs, ...ys], box);
     performance.mark("mixhouse:chart-drawn"); // bench/bench_web.py reads it
     new ResizeObserver(() => plot.setSize({ width: Math.max(280, box.clientWidth), height: 300 })).observe(box);
     if (!notes) return;
@@ -236,8 +237,19 @@ function timeChart(series, { kind = "line", title, notes } = {}) {
       notesBox.dataset.loaded = "1";
     };
     annotationsIn(notes.from, notes.to).then(place);
-  });
+  }));
   return wrap;
+}
+
+// uPlot, loaded by its own async script tag (index.html).
+let uPlotLoaded = null;
+function chartLibrary() {
+  uPlotLoaded ||= window.uPlot ? Promise.resolve() : new Promise((resolve) => {
+    const tag = document.getElementById("uplot");
+    tag.addEventListener("load", resolve);
+    if (window.uPlot) resolve();
+  });
+  return uPlotLoaded;
 }
 
 // -- annotations ---------------------------------------------------------------------------------------
@@ -740,7 +752,7 @@ async function viewLexicon(rest, params) {
     h("section", { class: "card" }, h("form", { class: "controls", onsubmit: (e) => { e.preventDefault(); go("/lexicon", { from: f.from.value, to: f.to.value }); } }, field("From", f.from), field("To", f.to), h("button", { type: "submit" }, "Show"))),
     h("div", { class: "grid" },
       h("section", { class: "card" }, h("h2", {}, "Events"), h("div", { class: "scroll" }, h("table", { class: "numbers lexicon" },
-        h("thead", {}, h("tr", {}, h("th", {}, "event"), h("th", {}, "description"), h("th", {}, "events in range"))),
+        h("thead", {}, h("tr", {}, h("th", {}, "event"), h("th", { class: "desc" }, "description"), h("th", {}, "events in range"))),
         h("tbody", {}, names.map((n) => {
           const s = schemas.get(n); const m = mp(s);
           return h("tr", { "data-series": n }, h("th", { scope: "row" }, h("a", { href: `#/lexicon?${new URLSearchParams({ from, to, event: n })}`, "aria-current": n === selected ? "true" : null }, m.displayName || n),
@@ -751,7 +763,7 @@ async function viewLexicon(rest, params) {
       h("section", { class: "card" }, h("h2", {}, selected ? `Properties of ${(mp(schema).displayName) || selected}` : "Properties"),
         schema && schema.description ? h("p", { class: "muted" }, schema.description) : null,
         h("div", { class: "scroll" }, h("table", { class: "numbers lexicon" },
-        h("thead", {}, h("tr", {}, h("th", {}, "property"), h("th", {}, "type"), h("th", {}, "description"), h("th", {}, "events carrying it"))),
+        h("thead", {}, h("tr", {}, h("th", {}, "property"), h("th", { class: "type" }, "type"), h("th", { class: "desc" }, "description"), h("th", {}, "events carrying it"))),
         h("tbody", {}, propNames.map((p) => {
           const sp = schemaProps[p] || {}; const m = mp(sp);
           return h("tr", { "data-series": p, "data-type": sp.type || "" }, h("th", { scope: "row" }, m.displayName || p, m.displayName && m.displayName !== p ? h("div", { class: "muted small" }, p) : null),
