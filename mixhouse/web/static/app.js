@@ -222,7 +222,7 @@ function timeChart(series, { kind = "line", title, notes } = {}) {
       groups = new Map();
       for (const a of list) groups.set(bucketOf(a.date), [...(groups.get(bucketOf(a.date)) || []), a]);
       marks.replaceChildren(...[...groups].map(([i, group]) => {
-        const tip = h("span", { class: "note-tip", id: `note-tip-${group[0].id}`, role: "tooltip" },
+        const tip = h("span", { class: "note-tip", id: `note-tip-${++noteTips}`, role: "tooltip" },
           group.map((a) => h("span", {}, h("strong", {}, a.date.slice(0, 10)), " ", a.description)));
         return h("span", { class: "note", "data-index": i },
           h("button", { type: "button", class: "note-mark", "aria-describedby": tip.id,
@@ -255,6 +255,7 @@ function chartLibrary() {
 // -- annotations ---------------------------------------------------------------------------------------
 
 const NOTE_COLOR = "#b45309";
+let noteTips = 0; // tooltip ids, unique in the page (a dashboard shows the same annotation on several charts)
 // Mixpanel: "To modify annotations ... at least Analyst"; the API refuses the others anyway.
 function mayWrite() { return ["analyst", "admin", "owner"].includes(state.project.role); }
 // A saved report's days: the ones /insights answered for (its `last` days end today).
