@@ -193,7 +193,12 @@ function timeChart(series, { kind = "line", title, notes } = {}) {
     ctx.restore();
     const left = u.over.getBoundingClientRect().left - marks.getBoundingClientRect().left;
     const top = u.over.getBoundingClientRect().top - marks.getBoundingClientRect().top;
-    for (const m of marks.children) m.style.cssText = `left:${left + u.valToPos(xs[Number(m.dataset.index)], "x")}px;top:${top}px`;
+    const width = marks.clientWidth || 1;
+    for (const m of marks.children) {
+      const x = left + u.valToPos(xs[Number(m.dataset.index)], "x");
+      m.style.cssText = `left:${x}px;top:${top}px`;
+      m.dataset.side = x < width * 0.3 ? "start" : x > width * 0.7 ? "end" : ""; // where its tooltip opens
+    }
   };
   const options = () => ({
     height: 300, legend: { show: false }, cursor: { points: { size: 6 } }, padding: [16, 36, 0, 0],
