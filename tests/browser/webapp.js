@@ -264,7 +264,7 @@ async function scenario(page, input, out) {
   await go(page, out.insights.hash);
   await page.waitForSelector("#result .notes[data-loaded]");
   out.consumer = { listed: await page.$$eval("#result li[data-annotation]", (li) => li.map((x) => Number(x.dataset.annotation))),
-    form: await page.locator("#result form.annotate").count() };
+    form: await page.locator("#result form.annotate").count(), text: await page.textContent("#result .notes") };
   out.shots.push(await shot(page, input, "15-consumer-insights"));
   await page.click("#logout");
   await page.waitForSelector("form input[name=email]");

@@ -237,7 +237,7 @@ function timeChart(series, { kind = "line", title, notes } = {}) {
       notesBox.replaceChildren(list.length ? h("ul", { class: "note-list", "aria-label": "annotations" }, list.map((a) => h("li", { "data-annotation": a.id, "data-date": a.date },
         h("span", { class: "note-dot", "aria-hidden": "true" }), h("time", { datetime: a.date.replace(" ", "T") }, a.date.slice(11) === "00:00:00" ? a.date.slice(0, 10) : a.date.slice(0, 16)), " ",
         a.description, a.user ? h("span", { class: "muted" }, ` · ${a.user.first_name}`) : null))) : "",
-      mayWrite() ? annotateForm(keys, plot, async () => place(await annotationsIn(notes.from, notes.to))) : null);
+      ...(mayWrite() ? [annotateForm(keys, plot, async () => place(await annotationsIn(notes.from, notes.to)))] : []));
       plot.redraw(false, false);
       notesBox.dataset.loaded = "1";
     };
