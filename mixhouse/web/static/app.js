@@ -277,11 +277,11 @@ function annotateForm(keys, plot, done) {
   const date = h("input", { type: "date", name: "annotation-date", value: last, "aria-label": "annotation date" });
   const text = h("input", { name: "annotation-description", maxlength: 512, required: true, placeholder: "what happened", "aria-label": "annotation description", style: "flex:1 1 220px" });
   const out = h("span", { "aria-live": "polite" });
-  plot.over.addEventListener("click", () => {
+  plot.over.onclick = () => { // one handler: the form is made again after each annotation added
     if (plot.cursor.idx === null || plot.cursor.idx === undefined) return;
     date.value = keyLabel(keys[plot.cursor.idx]).slice(0, 10);
     text.focus();
-  });
+  };
   plot.over.title = "Click a day to annotate it";
   return h("form", { class: "row annotate", onsubmit: async (e) => {
     e.preventDefault();
