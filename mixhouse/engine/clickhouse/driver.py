@@ -51,6 +51,32 @@ def _settings_sql(settings: Mapping[str, Any]) -> str:
     return " SETTINGS " + ", ".join(parts)
 
 
+_TSV = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0"})
+
+
+def _literal(value: Any) -> str:
+    """A value as a ClickHouse literal inside an array or tuple parameter."""
+    if isinstance(value, str):
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if isinstance(value, list):
+        return "[" + ",".join(_literal(v) for v in value) + "]"
+    if isinstance(value, tuple):
+        return "(" + ",".join(_literal(v) for v in value) + ")"
+    if value is None:
+        return "NULL"
+    return str(int(value)) if isinstance(value, bool) else str(value)
+
+
+def param_text(value: Any) -> str:
+    """A parameter's value as ClickHouse reads it from text: a scalar string escaped as in TSV (the server
+    unescapes `\\`, `\\t`, ...), arrays and tuples as literals."""
+    if isinstance(value, str):
+        return value.translate(_TSV)
+    if isinstance(value, list | tuple):
+        return _literal(value)
+    return _literal(value)
+
+
 class ChDBDriver:
     """chDB keeps one ClickHouse instance per process, so statements are serialised here: results are
     read whole (the engine reads large results in windows)."""
@@ -70,7 +96,7 @@ class ChDBDriver:
     def _run(self, sql: str, fmt: str, params: Mapping[str, Any] | None) -> Any:
         with self._lock:
             try:
-                return self._session.query(sql, fmt, params=dict(params) if params else None)
+                return self._session.query(sql, fmt, params={k: param_text(v) for k, v in params.items()} if params else None)
             except Exception as exc:
                 raise DriverError(str(exc).strip()) from exc
 
