@@ -28,6 +28,7 @@ from mixhouse.domain.profiles import ProfileUpdate, apply_update
 from mixhouse.domain.scan import ScanQuery
 from mixhouse.domain.spec import Spec
 from mixhouse.domain.writes import WriteBatch
+from mixhouse.engine import kernels
 from mixhouse.engine.base import CommitObserver, DeleteResult, EngineStats, UserData
 from mixhouse.engine.clickhouse import identity
 from mixhouse.engine.clickhouse.driver import ChDBDriver, Driver, DriverError, HTTPDriver
@@ -87,6 +88,8 @@ class ClickHouseEngine:
             disk_reserve_bytes=disk_reserve_bytes,
             commit_observers=commit_observers,
         )
+        # Compile (or load) the per-user kernels now rather than in the first funnel query.
+        kernels.warm_in_background()
 
     @classmethod
     def from_settings(
@@ -323,7 +326,7 @@ class ClickHouseEngine:
         return self._writer.health()
 
     def warming(self) -> list[str]:
-        return []
+        return [] if kernels.ready() else ["compiling the query kernels (once per install): funnels wait for them"]
 
     def close(self) -> None:
         self._writer.close()

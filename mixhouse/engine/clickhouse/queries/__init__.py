@@ -6,10 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from mixhouse.domain.query import engage as engage_spec
 from mixhouse.domain.query import events as events_spec
+from mixhouse.domain.query import funnels as funnels_spec
 from mixhouse.domain.query import segmentation as segmentation_spec
-from mixhouse.engine.clickhouse.queries import events, segmentation
+from mixhouse.engine.clickhouse.queries import engage, events, funnels, segmentation
+from mixhouse.engine.clickhouse.queries import flags as flag_queries
 from mixhouse.engine.clickhouse.store import Store
+from mixhouse.flags import cohorts as flags_cohorts
 
 QueryFunction = Callable[[Store, Any], Any]
 
@@ -21,4 +25,9 @@ HANDLERS: dict[type, QueryFunction] = {
     events_spec.ProfilePropertiesSpec: events.profile_properties,
     segmentation_spec.SeriesSpec: segmentation.series_rows,
     segmentation_spec.NumberRangeSpec: segmentation.number_range,
+    engage_spec.EngageSpec: engage.engage_page,
+    engage_spec.CohortCountSpec: engage.cohort_counts,
+    flags_cohorts.CohortMembersSpec: flag_queries.cohort_members,
+    funnels_spec.FunnelSpec: funnels.funnel_figures,
+    funnels_spec.StepPropertyNamesSpec: funnels.step_property_names,
 }

@@ -40,7 +40,7 @@ def _key(spec: SeriesSpec, scope: Scope, params: dict[str, Any]) -> str:
         n = spec.numeric
         params.update(lower=float(n.lower), width=float(n.width), nbuckets=int(n.count))
         number = compile_number(n.number, scope)
-        index = "toString(toInt64(least(greatest(floor((nb_x - {lower:Float64}) / {width:Float64}), 0), {nbuckets:Int64} - 1)))"
+        index = "toString(toInt64(least(greatest(floor((nb_x - {lower:Float64}) / {width:Float64}), 0.), toFloat64({nbuckets:Int64} - 1))))"
         keys = f"arrayMap(nb_x -> if(isFinite(nb_x), {index}, NULL), [{number}])"
         return f"arrayMap(nb_k -> assumeNotNull(nb_k), arrayFilter(nb_k -> isNotNull(nb_k), {keys}))"
     if spec.key is not None:
