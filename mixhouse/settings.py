@@ -281,10 +281,18 @@ FIELDS: tuple[Field, ...] = (
         _seconds(zero=True),
         "crash drills only: hold each GDPR deletion open this long before its commit",
     ),
-    Field("clickhouse_url", "MIXHOUSE_CLICKHOUSE_URL", "--clickhouse-url", _text, "ClickHouse HTTP URL (engine clickhouse)"),
+    Field(
+        "clickhouse_url",
+        "MIXHOUSE_CLICKHOUSE_URL",
+        "--clickhouse-url",
+        _text,
+        "ClickHouse HTTP URL (engine clickhouse)",
+    ),
     Field("clickhouse_database", "MIXHOUSE_CLICKHOUSE_DATABASE", None, _text, "ClickHouse database of the tables"),
     Field("clickhouse_user", "MIXHOUSE_CLICKHOUSE_USER", None, _text, "ClickHouse user (engine clickhouse)"),
-    Field("clickhouse_password", "MIXHOUSE_CLICKHOUSE_PASSWORD", None, _secret, "ClickHouse password (engine clickhouse)"),
+    Field(
+        "clickhouse_password", "MIXHOUSE_CLICKHOUSE_PASSWORD", None, _secret, "ClickHouse password (engine clickhouse)"
+    ),
     Field("gdpr_max_ids", "MIXHOUSE_GDPR_MAX_IDS", None, _int(1), "distinct ids a GDPR request may name"),
     Field(
         "gdpr_cancel_window_seconds",

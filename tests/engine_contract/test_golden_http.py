@@ -23,7 +23,9 @@ from tests.server import SA_SECRET, SA_USER, ServerProcess, seed_catalog
 
 
 @pytest.fixture(scope="module")
-def segmentation_server(tmp_path_factory: pytest.TempPathFactory, engine_env: dict[str, str]) -> Iterator[ServerProcess]:
+def segmentation_server(
+    tmp_path_factory: pytest.TempPathFactory, engine_env: dict[str, str]
+) -> Iterator[ServerProcess]:
     data_dir = tmp_path_factory.mktemp("segmentation") / "data"
     seed_catalog(data_dir)
     for i, path in enumerate(segmentation.FILES):

@@ -144,9 +144,7 @@ def test_ids_as_sent_without_identity_resolution(
     assert "$device:d1" in {r["distinct_id"] for r in rows}
 
 
-def test_profiles(
-    tmp_path: Path, open_engine: Callable[[Path], Engine], engine_env: dict[str, str]
-) -> None:
+def test_profiles(tmp_path: Path, open_engine: Callable[[Path], Engine], engine_env: dict[str, str]) -> None:
     engine = open_engine(_store(tmp_path, engine_env))
     rows = _rows(engine, ScanQuery(PROJECT_ID, kind="profiles"))
     assert [(r["distinct_id"], orjson.loads(str(r["properties"]))["tier"]) for r in rows] == [

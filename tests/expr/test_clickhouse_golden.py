@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -57,7 +56,11 @@ def test_golden_on_clickhouse(case: dict[str, Any], chdb_driver: ChDBDriver) -> 
     text = case["expr"]
     tz = case.get("tz", "UTC")
     profile = case.get("profile")
-    scope = Scope.profiles("p", timezone=tz) if profile else Scope.events("e", user_properties_sql="u.properties", timezone=tz)
+    scope = (
+        Scope.profiles("p", timezone=tz)
+        if profile
+        else Scope.events("e", user_properties_sql="u.properties", timezone=tz)
+    )
     if case.get("no_user_scope"):
         scope = Scope.events("e", timezone=tz)
     if "error" in case:

@@ -46,7 +46,11 @@ def _settings_sql(settings: Mapping[str, Any]) -> str:
     for key, value in settings.items():
         if not key.replace("_", "").isalnum():
             raise ValueError(f"not a setting name: {key!r}")
-        literal = str(int(value)) if isinstance(value, bool | int) else "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+        literal = (
+            str(int(value))
+            if isinstance(value, bool | int)
+            else "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+        )
         parts.append(f"{key} = {literal}")
     return " SETTINGS " + ", ".join(parts)
 
@@ -88,7 +92,7 @@ class ChDBDriver:
         self._lock = threading.Lock()
         path.mkdir(parents=True, exist_ok=True)
         try:
-            self._session = session.Session(str(path))
+            self._session = session.Session(str(path))  # type: ignore[no-untyped-call]
         except Exception as exc:
             raise DriverError(str(exc)) from exc
         self.command(f"CREATE DATABASE IF NOT EXISTS {database}")
@@ -96,7 +100,9 @@ class ChDBDriver:
     def _run(self, sql: str, fmt: str, params: Mapping[str, Any] | None) -> Any:
         with self._lock:
             try:
-                return self._session.query(sql, fmt, params={k: param_text(v) for k, v in params.items()} if params else None)
+                return self._session.query(  # type: ignore[no-untyped-call]
+                    sql, fmt, params={k: param_text(v) for k, v in params.items()} if params else None
+                )
             except Exception as exc:
                 raise DriverError(str(exc).strip()) from exc
 
@@ -114,7 +120,7 @@ class ChDBDriver:
 
     def close(self) -> None:
         with self._lock:
-            self._session.close()
+            self._session.close()  # type: ignore[no-untyped-call]
 
 
 class HTTPDriver:

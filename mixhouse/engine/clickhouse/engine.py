@@ -92,9 +92,7 @@ class ClickHouseEngine:
         kernels.warm_in_background()
 
     @classmethod
-    def from_settings(
-        cls, settings: Settings, commit_observers: tuple[CommitObserver, ...] = ()
-    ) -> ClickHouseEngine:
+    def from_settings(cls, settings: Settings, commit_observers: tuple[CommitObserver, ...] = ()) -> ClickHouseEngine:
         if settings.engine == "chdb":
             folder = settings.data_dir / "clickhouse"
             private_dir(settings.data_dir)
@@ -217,7 +215,13 @@ class ClickHouseEngine:
             touched[key] = update.time_ms
         version = self.store.version()
         return [
-            (*key, orjson.dumps(state[key]).decode() if state[key] is not None else "{}", ms, version, int(state[key] is None))
+            (
+                *key,
+                orjson.dumps(state[key]).decode() if state[key] is not None else "{}",
+                ms,
+                version,
+                int(state[key] is None),
+            )
             for key, ms in touched.items()
         ]
 
@@ -338,7 +342,9 @@ class _Shift:
     offset at each instant, from the offsets worked out once for the range."""
 
     def __init__(self, query: ExportQuery) -> None:
-        segments = offset_segments(query.project.timezone, query.start_ms // 1000 - 86_400, query.end_ms // 1000 + 86_400)
+        segments = offset_segments(
+            query.project.timezone, query.start_ms // 1000 - 86_400, query.end_ms // 1000 + 86_400
+        )
         self._starts = [s * 1000 for s, _ in segments]
         self._offsets = [o * 1000 for _, o in segments]
 
@@ -355,7 +361,12 @@ def export_chunk(columns: dict[str, list[Any]], time_in_ms: bool, shift: _Shift 
         columns["t"], columns["event"], columns["distinct_id"], columns["original"], columns["properties"], strict=True
     ):
         at = shift(t) if shift is not None else t
-        head = b'{"event":' + orjson.dumps(event) + b',"properties":{"time":' + str(at if time_in_ms else at // 1000).encode()
+        head = (
+            b'{"event":'
+            + orjson.dumps(event)
+            + b',"properties":{"time":'
+            + str(at if time_in_ms else at // 1000).encode()
+        )
         head += b',"distinct_id":' + orjson.dumps(did)
         if did != original:
             head += b',"$distinct_id_before_identity":' + orjson.dumps(original)

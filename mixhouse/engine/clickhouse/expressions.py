@@ -1,7 +1,7 @@
 """Expressions in ClickHouse SQL: the three forms a query needs from an `EventExpr`.
 
-    sql = compile_filter(spec.where, Scope.events("e"))        # UInt8, 1 only for boolean true
-    keys = compile_segment_key(spec.on, Scope.events("e"))    # Array(String) to arrayJoin
+sql = compile_filter(spec.where, Scope.events("e"))        # UInt8, 1 only for boolean true
+keys = compile_segment_key(spec.on, Scope.events("e"))    # Array(String) to arrayJoin
 """
 
 from __future__ import annotations

@@ -404,9 +404,7 @@ class ClickHousePrinter:
                 ms, lambda v: f"if({v} BETWEEN {dates.MIN_MS} AND {dates.MAX_MS}, {v}, NULL)", always=True
             )
             groups = f"extractGroups({x}, {pattern})"
-            return (
-                f"if(match({x}, {pattern}), arrayMap({g} -> if({valid}, {checked}, NULL), [{groups}])[1], NULL)"
-            )
+            return f"if(match({x}, {pattern}), arrayMap({g} -> if({valid}, {checked}, NULL), [{groups}])[1], NULL)"
 
         return f"if(isNull({s}), NULL, {self.bind(f'assumeNotNull({s})', body, always=True)})"
 
@@ -472,9 +470,7 @@ class ClickHousePrinter:
         else:
             return empty
         k = self._name("k")
-        return (
-            f"arrayDistinct(arrayMap({k} -> assumeNotNull({k}), arrayFilter({k} -> isNotNull({k}), {keys})))"
-        )
+        return f"arrayDistinct(arrayMap({k} -> assumeNotNull({k}), arrayFilter({k} -> isNotNull({k}), {keys})))"
 
     def _scalar_keys(self, v: Val) -> list[str]:
         keys = []

@@ -59,7 +59,9 @@ def scoped_events(
         key = "if(m.canonical_id = '', e.user_key, m.canonical_key)"
         join = f"LEFT JOIN {identity_map_sql(db, p)} AS m ON m.distinct_id = e.distinct_id"
     if dedup:  # older copies of a dedup key are listed by the writer (engine.py)
-        filters.append(f"e.seq NOT IN (SELECT s.seq FROM {db}.superseded_events AS s WHERE s.project_id = {{{p}:Int64}})")
+        filters.append(
+            f"e.seq NOT IN (SELECT s.seq FROM {db}.superseded_events AS s WHERE s.project_id = {{{p}:Int64}})"
+        )
     sql = f"""
         SELECT e.seq AS seq, e.time_ms AS time_ms, e.event AS event, {distinct} AS distinct_id,
                e.distinct_id AS original_distinct_id, e.insert_id AS insert_id, e.properties AS properties,

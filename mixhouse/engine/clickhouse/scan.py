@@ -37,7 +37,9 @@ def windows(hour_counts: list[tuple[int, int]], start_ms: int, end_ms: int, max_
 
 
 def _event_sql(store: Store, query: ScanQuery) -> tuple[str, dict[str, Any]]:
-    rel = scoped_events(store.db, query.project_id, None, None, events=query.events, resolve_identity=query.resolve_identity)
+    rel = scoped_events(
+        store.db, query.project_id, None, None, events=query.events, resolve_identity=query.resolve_identity
+    )
     params: dict[str, Any] = dict(rel.params)
     source = f"({rel.sql}) AS e"
     where = "1"
@@ -45,7 +47,9 @@ def _event_sql(store: Store, query: ScanQuery) -> tuple[str, dict[str, Any]]:
         scope = Scope.events_with_user(query.where, "e", timezone=query.where.timezone)
         where = compile_filter(query.where, scope)
         if scope.user_properties_sql is not None:
-            source += f" LEFT JOIN {profiles_sql(store.db)} AS {PROFILE_ALIAS} ON {PROFILE_ALIAS}.distinct_id = e.distinct_id"
+            source += (
+                f" LEFT JOIN {profiles_sql(store.db)} AS {PROFILE_ALIAS} ON {PROFILE_ALIAS}.distinct_id = e.distinct_id"
+            )
     order = "e.time_ms, e.seq" if query.order == "time" else "e.distinct_id, e.time_ms, e.seq"
     sql = f"""
         SELECT e.event AS name, e.distinct_id AS distinct_id, e.time_ms AS time, e.insert_id AS insert_id,

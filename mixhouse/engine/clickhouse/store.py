@@ -37,9 +37,7 @@ class Store:
     def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         return list(self.driver.arrow(sql, params).to_pylist())
 
-    def insert(
-        self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, token: bool = True
-    ) -> int:
+    def insert(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, token: bool = True) -> int:
         """Insert `rows` (values in `columns` order). With `token`, the insert carries an
         `insert_deduplication_token` derived from its content, so a retry of the same insert is stored once."""
         body = b"".join(orjson.dumps(dict(zip(columns, row, strict=True))) + b"\n" for row in rows)
