@@ -1,6 +1,6 @@
 """The HTTP API served on ClickHouse (`--engine chdb`, real server processes) gives the same answers as on
 the embedded engine for the same ingested events: segmentation with and without `on`, unique counts, a
-filter, event discovery, and the raw export byte for byte. What ClickHouse does not answer yet is refused
+filter, event discovery, retention, and the raw export byte for byte. What ClickHouse does not answer yet is refused
 with 501 in the Query API's error format."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import orjson
@@ -86,6 +87,12 @@ QUERIES = [
     ("segmentation/numeric", {"event": "buy", "on": 'number(properties["amount"])', "buckets": "3", **DATES}),
     ("events", {"event": '["view", "buy"]', "type": "general", "unit": "day", **DATES}),
     ("events/properties", {"event": "view", "name": "plan", "type": "unique", "unit": "week", **DATES}),
+    ("retention", {"born_event": "signup", "event": "buy", "unit": "day", **DATES}),
+    (
+        "retention",
+        {"born_event": "view", "event": "buy", "retention_type": "compounded", "on": 'properties["plan"]', **DATES},
+    ),
+    ("retention/addiction", {"event": "view", "unit": "week", "addiction_unit": "day", **DATES}),
 ]
 
 
@@ -124,13 +131,17 @@ def test_export_is_the_same_byte_for_byte_but_the_ingestion_clock(servers: tuple
     assert b"$distinct_id_before_identity" in bodies[0]
 
 
-def test_what_clickhouse_does_not_answer_yet_is_a_501_in_the_query_format(
+def test_what_clickhouse_does_not_answer_yet_is_a_501_in_the_family_format(
     servers: tuple[ServerProcess, ServerProcess],
 ) -> None:
-    _, chdb = servers
-    params = {"project_id": PROJECT_ID, "born_event": "signup", "event": "buy", **DATES}
-    r = httpx.get(f"{chdb.url}/api/query/retention", params=params, auth=AUTH, timeout=60)
+    duck, chdb = servers
+    # The activity stream reads recent days only: yesterday and today (valid at any hour).
+    today = datetime.now(UTC).date()
+    recent = {"from_date": str(today - timedelta(days=1)), "to_date": str(today)}
+    params = {"project_id": PROJECT_ID, "distinct_ids": '["user-1"]', **recent}
+    assert httpx.get(f"{duck.url}/api/2.0/stream/query", params=params, auth=AUTH, timeout=60).status_code == 200
+    r = httpx.get(f"{chdb.url}/api/2.0/stream/query", params=params, auth=AUTH, timeout=60)
     assert r.status_code == 501, r.text
     body = r.json()
-    assert body["error"] == "this analysis (RetentionSpec) is not available on the ClickHouse engine yet"
-    assert body["request"].startswith("/api/query/retention")
+    assert body["error"] == "this analysis (StreamSpec) is not available on the ClickHouse engine yet"
+    assert body["request"].startswith("/api/2.0/stream/query")

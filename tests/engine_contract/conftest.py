@@ -47,9 +47,6 @@ def engine_env(engine_name: str) -> dict[str, str]:
 NOT_YET: dict[str, frozenset[str]] = {
     "chdb": frozenset(
         {
-            "RetentionSpec",
-            "AddictionSpec",
-            "EventRetentionSpec",
             "StreamSpec",
             "InsightsSpec",
             "RevenueSpec",

@@ -9,8 +9,9 @@ from typing import Any
 from mixhouse.domain.query import engage as engage_spec
 from mixhouse.domain.query import events as events_spec
 from mixhouse.domain.query import funnels as funnels_spec
+from mixhouse.domain.query import retention as retention_spec
 from mixhouse.domain.query import segmentation as segmentation_spec
-from mixhouse.engine.clickhouse.queries import engage, events, funnels, segmentation
+from mixhouse.engine.clickhouse.queries import engage, events, funnels, retention, segmentation
 from mixhouse.engine.clickhouse.queries import flags as flag_queries
 from mixhouse.engine.clickhouse.store import Store
 from mixhouse.flags import cohorts as flags_cohorts
@@ -27,6 +28,9 @@ HANDLERS: dict[type, QueryFunction] = {
     segmentation_spec.NumberRangeSpec: segmentation.number_range,
     engage_spec.EngageSpec: engage.engage_page,
     engage_spec.CohortCountSpec: engage.cohort_counts,
+    retention_spec.RetentionSpec: retention.retention_rows,
+    retention_spec.AddictionSpec: retention.addiction_rows,
+    retention_spec.EventRetentionSpec: retention.event_retention_rows,
     flags_cohorts.CohortMembersSpec: flag_queries.cohort_members,
     funnels_spec.FunnelSpec: funnels.funnel_figures,
     funnels_spec.StepPropertyNamesSpec: funnels.step_property_names,
