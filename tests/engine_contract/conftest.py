@@ -51,8 +51,6 @@ NOT_YET: dict[str, frozenset[str]] = {
             "InsightsSpec",
             "RevenueSpec",
             "ReadoutSpec",
-            "delete_users",
-            "user_data",
         }
     ),
 }

@@ -30,7 +30,7 @@ from mixhouse.domain.spec import Spec
 from mixhouse.domain.writes import WriteBatch
 from mixhouse.engine import kernels
 from mixhouse.engine.base import CommitObserver, DeleteResult, EngineStats, UserData
-from mixhouse.engine.clickhouse import identity
+from mixhouse.engine.clickhouse import deletes, identity
 from mixhouse.engine.clickhouse.driver import ChDBDriver, Driver, DriverError, HTTPDriver
 from mixhouse.engine.clickhouse.expressions import Scope, compile_filter
 from mixhouse.engine.clickhouse.relations import identity_map_sql
@@ -321,10 +321,26 @@ class ClickHouseEngine:
             raise unavailable(exc) from exc
 
     def delete_users(self, project_id: int, distinct_ids: list[str]) -> DeleteResult:
-        raise NotSupportedByEngine("deleting users is not available on the ClickHouse engine yet")
+        """On the writer thread, between two group commits (deletes.py says how and why)."""
+
+        def work() -> DeleteResult:
+            try:
+                return deletes.delete_users(self.store, project_id, distinct_ids)
+            except DriverError as exc:
+                raise unavailable(exc) from exc
+
+        result: DeleteResult = self._writer.call(work).result()
+        return result
 
     def user_data(self, project_id: int, distinct_ids: list[str], since_ms: int | None = None) -> UserData:
-        raise NotSupportedByEngine("retrieving users' data is not available on the ClickHouse engine yet")
+        try:
+            canonical = deletes.cluster(self.store, project_id, distinct_ids)
+            profiles = deletes.profiles_of(self.store, project_id, sorted(canonical))
+        except DriverError as exc:
+            raise unavailable(exc) from exc
+        return UserData(
+            tuple(canonical), canonical, profiles, deletes.event_lines(self.store, project_id, canonical, since_ms)
+        )
 
     def health(self) -> list[str]:
         return self._writer.health()
