@@ -227,9 +227,6 @@ class ClickHouseEngine:
 
     # -- reads ----------------------------------------------------------------------------------
 
-    def _check(self) -> None:
-        return None
-
     def export_lines(self, query: ExportQuery) -> Iterator[bytes]:
         where_sql = compile_filter(query.where, Scope.events("e")) if query.where is not None else None
         return self._export_lines(query, where_sql)
