@@ -87,7 +87,7 @@ def ingest(engine: Engine, work: list[WriteBatch]) -> float:
 def queries() -> dict[str, Callable[[Engine], Any]]:
     end = START_MS + DAYS * DAY_MS
     days = Buckets.of(START_MS, end, "UTC", Unit.DAY)
-    weeks = f.Buckets("day", 7, date(2024, 1, 1), "UTC")
+    weeks = Buckets.every(START_MS, START_MS + 14 * DAY_MS, "UTC", 7, date(2024, 1, 1))
     project = Project(PROJECT, "p", "t", "s", "k")
 
     def funnel(n: int) -> Callable[[Engine], Any]:

@@ -23,10 +23,19 @@ def _store(tmp_path: Path, env: dict[str, str]) -> Path:
     server = ServerProcess(data_dir, env=env).start()
     try:
         events = [
-            {"event": "view", "properties": {"time": T0, "distinct_id": "$device:d1", "$device_id": "d1", "$insert_id": "a"}},
+            {
+                "event": "view",
+                "properties": {"time": T0, "distinct_id": "$device:d1", "$device_id": "d1", "$insert_id": "a"},
+            },
             {
                 "event": "buy",
-                "properties": {"time": T0 + 5, "distinct_id": "alice", "$device_id": "d1", "$user_id": "alice", "$insert_id": "b"},
+                "properties": {
+                    "time": T0 + 5,
+                    "distinct_id": "alice",
+                    "$device_id": "d1",
+                    "$user_id": "alice",
+                    "$insert_id": "b",
+                },
             },
             {"event": "view", "properties": {"time": T0 + 9, "distinct_id": "bob", "$insert_id": "c"}},
         ]
@@ -57,7 +66,9 @@ def test_retrieval_then_deletion_of_a_cluster(
     assert data.canonical == {"$device:d1": "alice", "alice": "alice"}
     assert list(data.profiles) == ["alice"] and data.profiles["alice"]["tier"] == "gold"
     lines = [orjson.loads(line) for line in b"".join(data.events).splitlines()]
-    assert [(e["event"], e["properties"]["distinct_id"], e["properties"].get("$distinct_id_before_identity")) for e in lines] == [
+    assert [
+        (e["event"], e["properties"]["distinct_id"], e["properties"].get("$distinct_id_before_identity")) for e in lines
+    ] == [
         ("view", "alice", "$device:d1"),
         ("buy", "alice", None),
     ]

@@ -58,7 +58,8 @@ def delete_users(store: Store, project_id: int, distinct_ids: list[str]) -> Dele
             params,
         )
         store.driver.command(
-            f"DELETE FROM {db}.events WHERE project_id = {{p:Int64}} AND has({{ids:Array(String)}}, distinct_id)", params
+            f"DELETE FROM {db}.events WHERE project_id = {{p:Int64}} AND has({{ids:Array(String)}}, distinct_id)",
+            params,
         )
     version = store.version()
     live = store.rows(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
+from mixhouse.domain.calendar import Unit
 from mixhouse.domain.limits import remaining_seconds
 from mixhouse.domain.query.funnels import FunnelSpec, StepFigures, StepPropertyNamesSpec
 from mixhouse.engine import kernels
@@ -33,15 +34,20 @@ def _filter(expr: EventExpr | None) -> str | None:
 
 
 def _day_sql(spec: FunnelSpec, time_sql: str) -> str:
-    """Int64 days since 1970-01-01 of the entry bucket of `time_sql`, in the project zone."""
-    offset = offset_ms_sql(time_sql, spec.buckets.timezone, spec.start_ms, spec.end_ms)
+    """Int64 days since 1970-01-01 of the entry bucket of `time_sql`, in the project zone: its day, month,
+    or `every_days` step from the anchor the domain gives (the week rule is the domain's)."""
+    buckets = spec.buckets
+    offset = offset_ms_sql(time_sql, buckets.timezone, buckets.start_ms, buckets.end_ms)
     day = f"intDiv({time_sql} + {offset}, {DAY_MS})"
-    if spec.buckets.unit == "month":
-        return f"toInt64(toStartOfMonth(toDate(toInt32({day}))))"
-    if spec.buckets.days == 1:
+    if buckets.every_days and buckets.every_days > 1:
+        assert buckets.anchor is not None
+        anchor, n = (buckets.anchor - date(1970, 1, 1)).days, buckets.every_days
+        return f"({anchor} + intDiv({day} - {anchor}, {n}) * {n})"
+    if buckets.every_days or buckets.unit is Unit.DAY:
         return day
-    first = (spec.buckets.first - date(1970, 1, 1)).days
-    return f"({first} + intDiv({day} - {first}, {spec.buckets.days}) * {spec.buckets.days})"
+    if buckets.unit is Unit.MONTH:
+        return f"toInt64(toStartOfMonth(toDate(toInt32({day}))))"
+    raise ValueError(f"{buckets.unit.value} buckets have no day key")
 
 
 def _rows_sql(store: Store, spec: FunnelSpec, base: date) -> tuple[str, dict[str, Any]]:
@@ -86,7 +92,7 @@ def _rows_sql(store: Store, spec: FunnelSpec, base: date) -> tuple[str, dict[str
 
 
 def funnel_figures(store: Store, spec: FunnelSpec) -> list[StepFigures]:
-    base = spec.buckets.first - timedelta(days=62)  # before any key of the range
+    base = spec.buckets.first_day - timedelta(days=62)  # before any key of the range
     sql, params = _rows_sql(store, spec, base)
     chunks, segments = _columns(store.driver.arrow(sql, params))
     kernels.wait_until_ready(remaining_seconds())
