@@ -136,22 +136,26 @@ def main() -> None:
     print(f"{args.events:,} events, {args.users:,} users, {DAYS} days; medians of {args.runs} runs, seconds\n")
     work = batches(args.events, args.users)
     names = ("duckdb", "chdb")
+    width = 26
+    print(f"{'':{width}}  {'duckdb':>22}  {'chdb':>26}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         engines: dict[str, Engine] = {}
-        results: dict[str, dict[str, str]] = {n: {} for n in names}
+        row: dict[str, str] = {}
         for name in names:
             engine = open_engine(name, Path(tmp) / name)
             seconds = ingest(engine, work)
-            results[name]["ingestion"] = f"{seconds:.2f} ({args.events / seconds:,.0f}/s)"
+            row[name] = f"{seconds:.2f} ({args.events / seconds:,.0f}/s)"
             engines[name] = engine
+        print(f"{'ingestion':{width}}  {row['duckdb']:>22}  {row['chdb']:>26}", flush=True)
         for label, run in queries().items():
             timings: dict[str, list[float]] = {n: [] for n in names}
             answers: dict[str, Any] = {}
-            for _ in range(args.runs):
+            for _ in range(args.runs):  # the engines alternate, so that load from elsewhere hits both
                 for name in names:
                     started = time.perf_counter()
                     try:
-                        answers[name] = run(engines[name])
+                        answer = run(engines[name])
+                        answers[name] = sorted(map(repr, answer)) if isinstance(answer, list) else answer
                     except NotSupportedByEngine:
                         answers[name] = None
                         timings[name].append(float("nan"))
@@ -159,16 +163,12 @@ def main() -> None:
                     timings[name].append(time.perf_counter() - started)
             for name in names:
                 t = median(timings[name])
-                results[name][label] = "n/a" if t != t else f"{t:.3f}"
-            if answers["duckdb"] is not None and answers["chdb"] is not None:
-                same = answers["duckdb"] == answers["chdb"]
-                results["chdb"][label] += "" if same else " (answer differs!)"
+                row[name] = "n/a" if t != t else f"{t:.3f}"
+            if answers["duckdb"] is not None and answers["chdb"] is not None and answers["duckdb"] != answers["chdb"]:
+                row["chdb"] += " (answer differs!)"
+            print(f"{label:{width}}  {row['duckdb']:>22}  {row['chdb']:>26}", flush=True)
         for engine in engines.values():
             engine.close()
-    width = max(len(k) for k in results["duckdb"])
-    print(f"{'':{width}}  {'duckdb':>22}  {'chdb':>22}")
-    for label in results["duckdb"]:
-        print(f"{label:{width}}  {results['duckdb'][label]:>22}  {results['chdb'][label]:>22}")
 
 
 if __name__ == "__main__":
