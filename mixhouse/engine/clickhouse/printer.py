@@ -354,28 +354,36 @@ class ClickHousePrinter:
     def render_number(self, x: str) -> str:
         """Python's repr of a float without a trailing ".0" (the interpreter's render_number): ClickHouse
         prints the same shortest digits, but switches to exponent form at other magnitudes and writes
-        exponents as `e20`/`e-7` where Python writes `e+20`/`e-07`; the digits are re-laid out here."""
-        s = self._name("s")
-        a = f"if(startsWith({s}, '-'), substring({s}, 2), {s})"
-        m = f"splitByChar('e', {a})[1]"
-        ex = f"if(length(splitByChar('e', {a})) > 1, toInt32OrZero(splitByChar('e', {a})[2]), 0)"
-        ip = f"splitByChar('.', {m})[1]"
-        fp = f"if(length(splitByChar('.', {m})) > 1, splitByChar('.', {m})[2], '')"
-        lead = f"(length({fp}) - length(trim(LEADING '0' FROM {fp})))"
-        exp10 = f"if({ip} != '0', {ex} + length({ip}) - 1, {ex} - {lead} - 1)"
-        digits = f"trim(TRAILING '0' FROM trim(LEADING '0' FROM concat({ip}, {fp})))"
+        exponents as `e20`/`e-7` where Python writes `e+20`/`e-07`; the digits are re-laid out here. Each
+        intermediate is bound once by a one-element lambda: written out, the text (and ClickHouse's time to
+        analyse it) grows several times over."""
+        s, a, m, ex, ip, fp, d, n = (self._name(p) for p in ("s", "a", "m", "x", "i", "f", "d", "n"))
+
+        def let(names: str, values: str, body: str) -> str:
+            return f"arrayMap(({names}) -> {body}, {values})[1]"
+
         sign = f"if(startsWith({s}, '-'), '-', '')"
-        d = self._name("d")
-        n = self._name("n")
         scientific = (
             f"concat({sign}, substring({d}, 1, 1), if(length({d}) > 1, concat('.', substring({d}, 2)), ''), 'e',"
             f" if({n} < 0, '-', '+'), leftPad(toString(abs({n})), 2, '0'))"
         )
-        layout = (
-            f"arrayMap(({d}, {n}) -> if({d} = '' OR ({n} >= -4 AND {n} < 16), {s}, {scientific}),"
-            f" [{digits}], [{exp10}])[1]"
+        layout = f"if({d} = '' OR ({n} >= -4 AND {n} < 16), {s}, {scientific})"
+        lead = f"(length({fp}) - length(trim(LEADING '0' FROM {fp})))"
+        digits_and_exponent = let(
+            f"{d}, {n}",
+            f"[trim(TRAILING '0' FROM trim(LEADING '0' FROM concat({ip}, {fp})))],"
+            f" [if({ip} != '0', {ex} + length({ip}) - 1, {ex} - {lead} - 1)]",
+            layout,
         )
-        return f"if(isNull({x}), NULL, arrayMap({s} -> {layout}, [toString(assumeNotNull({x}) + 0.0)])[1])"
+        parts = f"splitByChar('.', {m})"
+        int_frac = let(f"{ip}, {fp}", f"[{parts}[1]], [if(length({parts}) > 1, {parts}[2], '')]", digits_and_exponent)
+        pieces = f"splitByChar('e', {a})"
+        mant_exp = let(
+            f"{m}, {ex}", f"[{pieces}[1]], [if(length({pieces}) > 1, toInt32OrZero({pieces}[2]), 0)]", int_frac
+        )
+        unsigned = let(a, f"[if(startsWith({s}, '-'), substring({s}, 2), {s})]", mant_exp)
+        text = let(s, f"[toString(assumeNotNull({x}) + 0.0)]", unsigned)
+        return f"if(isNull({x}), NULL, {text})"
 
     # -- dates -------------------------------------------------------------------------------------------
     def parse_datetime(self, s: str) -> str:
