@@ -304,6 +304,7 @@ def service_accounts_create(data_dir: Path, username: str, secret: str | None, p
 
 # Commands of other packages, added last: they build on the helpers above.
 from mixhouse.accounts.cli import add_commands as add_service_account_commands  # noqa: E402
+from mixhouse.backup.cli import backup, restore  # noqa: E402
 from mixhouse.flags.cli import flags  # noqa: E402
 from mixhouse.gdpr.cli import gdpr_tokens  # noqa: E402
 
@@ -311,6 +312,8 @@ add_service_account_commands(service_accounts)  # list, delete, rotate
 
 main.add_command(flags)
 main.add_command(gdpr_tokens)
+main.add_command(backup)
+main.add_command(restore)
 main.add_command(users)
 with suppress(ImportError):  # import, export, query, engage: clients/python's command line (`make deps` installs it)
     from mixhouse_client.cli import add_commands

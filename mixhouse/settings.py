@@ -17,6 +17,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +65,10 @@ class Settings:
     memory_limit: str = "2GB"
     disk_reserve_bytes: int = 64 * 1024 * 1024
     idle_checkpoint_seconds: float = 5.0
+    reopen_after_rows: int = 200_000
     kernel_cache_bytes: int = 1 << 30
     delete_drill_pause_seconds: float = 0.0
+    migration_drill_pause_seconds: float = 0.0
     clickhouse_url: str = "http://127.0.0.1:8123"
     clickhouse_database: str = "mixhouse"
     clickhouse_user: str = "default"
@@ -83,6 +86,15 @@ class Settings:
     jql_max_output_mb: int = 256
     jql_batch_rows: int = 10_000
     jql_resolve_identity: bool = True
+    # data pipelines (docs/pipelines.md)
+    pipeline_tick_seconds: float = 60.0
+    pipeline_max_backfill_days: int = 183
+    pipeline_file_rows: int = 100_000
+    pipeline_sync_days: int = 10
+    pipeline_sync_interval_seconds: float = 3600.0
+    pipeline_local_dir: Path | None = None
+    aws_access_key_id: str | None = dataclass_field(default=None, repr=False)
+    aws_secret_access_key: str | None = dataclass_field(default=None, repr=False)
 
 
 # -- what each setting accepts -------------------------------------------------------------------------
@@ -273,6 +285,13 @@ FIELDS: tuple[Field, ...] = (
         _seconds(),
         "checkpoint once writes pause this long",
     ),
+    Field(
+        "reopen_after_rows",
+        "MIXHOUSE_REOPEN_AFTER_ROWS",
+        None,
+        _int(0),
+        "reopen the idle store after this many new events (0: never)",
+    ),
     Field("kernel_cache_bytes", "MIXHOUSE_KERNEL_CACHE_BYTES", None, _int(0), "kernel arrays kept between queries"),
     Field(
         "delete_drill_pause_seconds",
@@ -280,6 +299,13 @@ FIELDS: tuple[Field, ...] = (
         None,
         _seconds(zero=True),
         "crash drills only: hold each GDPR deletion open this long before its commit",
+    ),
+    Field(
+        "migration_drill_pause_seconds",
+        "MIXHOUSE_MIGRATION_DRILL_PAUSE_SECONDS",
+        None,
+        _seconds(zero=True),
+        "crash drills only: hold each store upgrade step open this long before its commit",
     ),
     Field(
         "clickhouse_url",
@@ -332,6 +358,38 @@ FIELDS: tuple[Field, ...] = (
         _bool,
         "JQL sees ids resolved by ID Merge (0: as ingested)",
     ),
+    Field(
+        "pipeline_tick_seconds",
+        "MIXHOUSE_PIPELINE_TICK_SECONDS",
+        None,
+        _seconds(),
+        "how often data pipelines look for ended days and hours to export",
+    ),
+    Field(
+        "pipeline_max_backfill_days",
+        "MIXHOUSE_PIPELINE_MAX_BACKFILL_DAYS",
+        None,
+        _int(0),
+        "how far back a pipeline's from_date may reach",
+    ),
+    Field("pipeline_file_rows", "MIXHOUSE_PIPELINE_FILE_ROWS", None, _int(1), "events per exported file"),
+    Field("pipeline_sync_days", "MIXHOUSE_PIPELINE_SYNC_DAYS", None, _int(0), "days back that pipeline sync checks"),
+    Field(
+        "pipeline_sync_interval_seconds",
+        "MIXHOUSE_PIPELINE_SYNC_INTERVAL_SECONDS",
+        None,
+        _seconds(),
+        "least time between two sync checks of late data",
+    ),
+    Field(
+        "pipeline_local_dir",
+        "MIXHOUSE_PIPELINE_LOCAL_DIR",
+        None,
+        _path,
+        "folder that pipelines with local_prefix write under (none: refused)",
+    ),
+    Field("aws_access_key_id", "AWS_ACCESS_KEY_ID", None, _text, "S3 key of pipelines (never shown)"),
+    Field("aws_secret_access_key", "AWS_SECRET_ACCESS_KEY", None, _text, "S3 secret of pipelines (never shown)"),
 )
 
 
