@@ -339,6 +339,10 @@ class ClickHouseEngine:
             tuple(canonical), canonical, profiles, deletes.event_lines(self.store, project_id, canonical, since_ms)
         )
 
+    def backup(self, target: Path) -> dict[str, int]:
+        """Not written for ClickHouse yet (ClickHouse's own `BACKUP ... TO Disk(...)` is the way there)."""
+        raise NotSupportedByEngine("online backup is not available on the ClickHouse engine yet")
+
     def health(self) -> list[str]:
         return self._writer.health()
 
