@@ -21,6 +21,7 @@ import orjson
 from mixhouse.catalog import CATALOG_FILE, Catalog
 from mixhouse.domain.project import MAX_PROJECT_ID, RESIDENCIES, IdMerge, Role, TimeMode
 from mixhouse.errors import MixhouseError
+from mixhouse.settings import ENGINES
 from mixhouse.web.cli import users
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
@@ -123,6 +124,14 @@ def _log_to_stderr(level: str) -> None:
     help="IP geolocation at ingestion (or MIXHOUSE_GEOIP): builtin (country), off, or the path of a "
     "GeoIP2/GeoLite2 .mmdb file.  [default: builtin]",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    default=None,
+    help="Storage engine (or MIXHOUSE_ENGINE): duckdb, chdb (ClickHouse in process, in --data-dir) or "
+    "clickhouse (a server at --clickhouse-url).  [default: duckdb]",
+)
+@click.option("--clickhouse-url", default=None, help="ClickHouse HTTP URL for --engine clickhouse.")
 def serve(config: Path | None, **flags: object) -> None:
     """Serve every API family on one port. Settings: docs/operations.md#settings."""
     import uvicorn

@@ -23,6 +23,10 @@ def open_engine(settings: Settings, commit_observers: tuple[CommitObserver, ...]
         from mixhouse.engine.duckdb import DuckDBEngine
 
         return DuckDBEngine.from_settings(settings, commit_observers)
+    if settings.engine in ("chdb", "clickhouse"):
+        from mixhouse.engine.clickhouse import ClickHouseEngine
+
+        return ClickHouseEngine.from_settings(settings, commit_observers)
     raise AssertionError(f"unreachable: {settings.engine}")  # pragma: no cover  (ENGINES is checked above)
 
 

@@ -24,7 +24,7 @@ from typing import Any
 from mixhouse.errors import SettingsError
 
 CONFIG_ENV = "MIXHOUSE_SERVER_CONFIG"  # MIXHOUSE_CONFIG is the client's config file (clients/python)
-ENGINES = ("duckdb",)
+ENGINES = ("duckdb", "chdb", "clickhouse")  # chdb: ClickHouse in process; clickhouse: a server (docs/scale-out.md)
 LOOPS = ("auto", "asyncio", "uvloop")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 _MEMORY = re.compile(r"\d+(\.\d+)?\s*([KMGT]i?B|[KMGT]|B|bytes|%)?", re.IGNORECASE)
@@ -69,6 +69,10 @@ class Settings:
     kernel_cache_bytes: int = 1 << 30
     delete_drill_pause_seconds: float = 0.0
     migration_drill_pause_seconds: float = 0.0
+    clickhouse_url: str = "http://127.0.0.1:8123"
+    clickhouse_database: str = "mixhouse"
+    clickhouse_user: str = "default"
+    clickhouse_password: str = ""
     # compliance and lookup tables
     gdpr_max_ids: int = 2000
     gdpr_cancel_window_seconds: float = 0.0
@@ -157,6 +161,13 @@ def _text(raw: object, where: str) -> str:
     return raw.strip()
 
 
+def _secret(raw: object, where: str) -> str:
+    """Any string, the empty one included (a password)."""
+    if not isinstance(raw, str):
+        raise SettingsError(f"{where} must be a string")
+    return raw
+
+
 def _path(raw: object, where: str) -> Path:
     return raw if isinstance(raw, Path) else Path(_text(raw, where))
 
@@ -197,7 +208,7 @@ class Field:
 
 FIELDS: tuple[Field, ...] = (
     Field("data_dir", None, "--data-dir", _path, "folder holding the catalog and the event store"),
-    Field("engine", "MIXHOUSE_ENGINE", None, _choice(ENGINES), "the storage engine"),
+    Field("engine", "MIXHOUSE_ENGINE", "--engine", _choice(ENGINES), "the storage engine: duckdb, chdb or clickhouse"),
     Field("host", None, "--host", _text, "address to listen on"),
     Field("port", None, "--port", _port, "port to listen on (1-65535)"),
     Field("log_level", None, "--log-level", _choice(LOG_LEVELS), "the server's own log lines on stderr"),
@@ -295,6 +306,18 @@ FIELDS: tuple[Field, ...] = (
         None,
         _seconds(zero=True),
         "crash drills only: hold each store upgrade step open this long before its commit",
+    ),
+    Field(
+        "clickhouse_url",
+        "MIXHOUSE_CLICKHOUSE_URL",
+        "--clickhouse-url",
+        _text,
+        "ClickHouse HTTP URL (engine clickhouse)",
+    ),
+    Field("clickhouse_database", "MIXHOUSE_CLICKHOUSE_DATABASE", None, _text, "ClickHouse database of the tables"),
+    Field("clickhouse_user", "MIXHOUSE_CLICKHOUSE_USER", None, _text, "ClickHouse user (engine clickhouse)"),
+    Field(
+        "clickhouse_password", "MIXHOUSE_CLICKHOUSE_PASSWORD", None, _secret, "ClickHouse password (engine clickhouse)"
     ),
     Field("gdpr_max_ids", "MIXHOUSE_GDPR_MAX_IDS", None, _int(1), "distinct ids a GDPR request may name"),
     Field(
