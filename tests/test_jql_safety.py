@@ -208,30 +208,49 @@ def patient_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerP
     proc.stop()
 
 
-def test_group_by_user_holds_one_user_at_a_time(patient_server: ServerProcess) -> None:
-    """30,000 users, each with a 4 KB state: 120 MB if every user's group were held at once, far past the
-    64 MB heap. groupByUser reads the events user by user and lets each user's groups go before the next
-    user's start, so the script runs; a reduce over all events streams the same way."""
+USERS = 120_000
+
+
+def test_group_by_user_heap_is_bounded_by_one_users_state(patient_server: ServerProcess) -> None:
+    """120,000 users, each with a 4 KB state: 480 MB if every user's group were held at once, more than
+    seven times the 64 MB heap. groupByUser reads the events user by user, passes each finished user on at
+    once, and the answer leaves the heap as it is made, so the heap holds a few users' states whatever the
+    user count; a reduce over all events streams the same way."""
     server = patient_server
     base = 1704240000  # 2024-01-03
     import_events(
         server.url,
         [
-            {
-                "event": "w",
-                "properties": {"distinct_id": f"w{i}", "time": base + i % 3600, "$insert_id": f"w{i}", "n": i},
-            }
-            for i in range(30_000)
+            {"event": "w", "properties": {"distinct_id": f"w{i}", "time": base + i % 3600, "$insert_id": f"w{i}", "n": i}}
+            for i in range(USERS)
         ],
-    )
+    )  # fmt: skip
     day = 'Events({from_date: "2024-01-03", to_date: "2024-01-03"})'
+    state = "function(state, events) { return (state || new Array(4096).join('x')).slice(0, 4095) + events.length; }"
     big_states = (
-        f"function main() {{ return {day}"
-        ".groupByUser(function(state, events) { return (state || new Array(4096).join('x')).slice(0, 4095) + events.length; })"
+        f"function main() {{ return {day}.groupByUser({state})"
         ".map(function(g) { return g.value.length; }).reduce(mixpanel.reducer.sum()); }"
     )
-    assert post(server, big_states).json() == [30_000 * 4096]
+    assert post(server, big_states).json() == [USERS * 4096]
+    # every user's state in the answer: 480 MB of states pass through the 64 MB heap on their way out
+    shown = f"function main() {{ return {day}.groupByUser({state}).map(function(g) {{ return g.value.slice(0, 2); }}); }}"
+    assert post(server, shown).json() == ["xx"] * USERS
     total = (
         f"function main() {{ return {day}.reduce([mixpanel.reducer.count(), mixpanel.reducer.sum('properties.n')]); }}"
     )
-    assert post(server, total).json() == [[30_000, sum(range(30_000))]]
+    assert post(server, total).json() == [[USERS, sum(range(USERS))]]
+
+
+def test_one_users_state_past_the_heap_is_a_400(server: ServerProcess) -> None:
+    """A state that alone outgrows the heap cannot be streamed away: the script stops with the memory
+    limit's message in the Query API envelope, and the server goes on serving."""
+    script = (
+        f"function main() {{ return Events({{{RANGE}}}).groupByUser(function(state, events) {{"
+        " var s = state || []; for (var i = 0; i < 4000000; i++) s.push(i + 0.5); return s; }); }"
+    )
+    response = post(server, script)
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert "request" in body
+    assert body["error"] == f"the script used more than the JQL memory limit of {MEMORY_MB} MB"
+    assert post(server, COUNT).json() == [5]

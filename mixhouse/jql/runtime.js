@@ -10,6 +10,12 @@
 
   var CHUNK = 5000; // items per reducer call
   var MAX_BUFFERED = 100000; // items held in group buffers before every group is flushed
+  // The heap's bound. Records enter the pipeline SLICE at a time; finished users leave a groupByUser
+  // DONE_FLUSH at a time; the answer leaves the heap (to the host) once OUT_BYTES of it are waiting. So
+  // a user-by-user script holds about SLICE users' states and OUT_BYTES of answer, whatever the user count.
+  var SLICE = 64;
+  var DONE_FLUSH = 16;
+  var OUT_BYTES = 1 << 20;
 
   // ---- helpers ------------------------------------------------------------------------------
 
@@ -461,13 +467,26 @@
 
   // ---- execution ----------------------------------------------------------------------------
 
+  // The answer as JSON text, made as items arrive and handed to the host by drain(): the heap never holds
+  // the whole answer. An undefined item (or value) is null, as JSON.stringify writes it inside an array.
   function Sink() {
-    this.items = [];
+    this.parts = [];
+    this.bytes = 0;
   }
+  function undefinedAsNull(k, v) { return v === undefined ? null : v; }
   Sink.prototype.push = function (items) {
-    for (var i = 0; i < items.length; i++) this.items.push(items[i]);
+    if (!items.length) return;
+    var text = JSON.stringify(items, undefinedAsNull);
+    this.parts.push(text.slice(1, -1));
+    this.bytes += text.length;
   };
   Sink.prototype.finish = function () {};
+  Sink.prototype.drain = function () {
+    var text = this.parts.join(",");
+    this.parts = [];
+    this.bytes = 0;
+    return text;
+  };
 
   function FilterOp(fn, next) { this.fn = fn; this.next = next; }
   FilterOp.prototype.push = function (items) {
@@ -537,7 +556,10 @@
       var item = items[i];
       var did = item === null || item === undefined ? undefined : item.distinct_id;
       if (this.streamUsers) {
-        if (this.groups.size > 0 && did !== this.current) this.finishGroups(this.done);
+        if (this.groups.size > 0 && did !== this.current) {
+          this.finishGroups(this.done);
+          if (this.done.length >= DONE_FLUSH) { var finished = this.done; this.done = []; this.next.push(finished); }
+        }
         this.current = did;
       }
       var ks;
@@ -561,7 +583,7 @@
       }
     }
     if (this.buffered > MAX_BUFFERED) this.flushAll();
-    if (this.done.length >= CHUNK) { var done = this.done; this.done = []; this.next.push(done); }
+    if (this.done.length) { var done = this.done; this.done = []; this.next.push(done); }
   };
   // Every group so far, in key order, as {key, value} onto `out`; the groups are then forgotten.
   GroupOp.prototype.finishGroups = function (out) {
@@ -628,7 +650,7 @@
     return op;
   }
 
-  var state = { query: null, head: null, sink: null, users: null, seen: null };
+  var state = { query: null, head: null, sink: null, users: null, seen: null, pending: null, at: 0 };
 
   function plan() {
     if (typeof global.main !== "function") throw JqlError("the script must define a function main()");
@@ -675,8 +697,28 @@
       }
       out = tuples;
     }
-    if (out.length) state.head.push(out);
-    return out.length;
+    return feed(out);
+  }
+
+  // Records into the pipeline SLICE at a time. Once OUT_BYTES of answer wait, the host is handed them
+  // and calls resume() for the rest of the batch. Each call returns "1" (call resume) or "0" (done),
+  // followed by the answer's text made meanwhile (items joined by commas, without brackets).
+  function feed(items) {
+    state.pending = items;
+    state.at = 0;
+    return resume();
+  }
+
+  function resume() {
+    var items = state.pending, sink = state.sink;
+    while (items !== null && state.at < items.length) {
+      var end = Math.min(items.length, state.at + SLICE);
+      state.head.push(items.slice(state.at, end));
+      state.at = end;
+      if (sink.bytes >= OUT_BYTES && state.at < items.length) return "1" + sink.drain();
+    }
+    state.pending = null;
+    return "0" + sink.drain();
   }
 
   // A profile's `time` and `last_seen`: its `$last_seen` (the store keeps no other update time), in ms.
@@ -703,10 +745,9 @@
     var users = userObjects(text);
     if (state.users !== null) {
       for (var i = 0; i < users.length; i++) state.users.set(users[i].distinct_id, users[i]);
-      return users.length;
+      return "0";
     }
-    if (users.length) state.head.push(users);
-    return users.length;
+    return feed(users);
   }
 
   function finish() {
@@ -727,9 +768,7 @@
     state.users = null;
     state.seen = null;
     state.head.finish();
-    var items = state.sink.items;
-    state.sink.items = [];
-    return JSON.stringify(items, function (k, v) { return v === undefined ? null : v; });
+    return state.sink.drain();
   }
 
   // ---- builtins -----------------------------------------------------------------------------
@@ -842,7 +881,7 @@
   Object.defineProperty(global, "People", { value: People, enumerable: false });
   Object.defineProperty(global, "join", { value: join, enumerable: false });
   Object.defineProperty(global, "__jql", {
-    value: Object.freeze({ plan: plan, pushEvents: pushEvents, pushUsers: pushUsers, finish: finish }),
+    value: Object.freeze({ plan: plan, pushEvents: pushEvents, pushUsers: pushUsers, resume: resume, finish: finish }),
     enumerable: false,
   });
 })(globalThis);

@@ -28,6 +28,7 @@ from py_mini_racer import (
 from mixhouse.errors import BadRequest
 
 SCRIPT_NAME = "jql-script.js"
+COLLECT_SECONDS = 0.2
 RUNTIME_NAME = "jql-runtime.js"
 
 _REMOVED_GLOBALS = (
@@ -119,8 +120,16 @@ class Sandbox:
         self.deadline = time.monotonic() + timeout_seconds
         self._mr = MiniRacer()
         self._mr.set_hard_memory_limit(max_memory_mb * 1024 * 1024)
+        # Past half the cap V8 is told of memory pressure after each collection, and the host asks for a
+        # full collection between calls (see _collect): garbage, not live data, is what fills a heap that
+        # V8 would otherwise let grow toward its own, far larger, default limit.
+        self._mr.set_soft_memory_limit(max_memory_mb * 1024 * 1024 // 2)
+        self._last_collect = 0.0
         self._push_events: Any = None
         self._push_users: Any = None
+        self._resume: Any = None
+        self._output: list[str] = []
+        self._output_bytes = 0
         self._script_lines = 1
 
     def __enter__(self) -> Sandbox:
@@ -168,22 +177,56 @@ class Sandbox:
         self._eval(script + f"\n//# sourceURL={SCRIPT_NAME}")
         self._push_events = self._mr.eval("__jql.pushEvents")
         self._push_users = self._mr.eval("__jql.pushUsers")
+        self._resume = self._mr.eval("__jql.resume")
 
     def plan(self) -> dict[str, Any]:
         text = self._eval("__jql.plan()")
         return cast(dict[str, Any], orjson.loads(str(text)))
 
     def push_events(self, columns: str) -> None:
-        fn = self._push_events
-        self._guard(lambda: fn(columns, timeout_sec=self.remaining()))
+        self._pump(self._push_events, columns)
 
     def push_users(self, columns: str) -> None:
-        fn = self._push_users
-        self._guard(lambda: fn(columns, timeout_sec=self.remaining()))
+        self._pump(self._push_users, columns)
+
+    def _pump(self, fn: Any, columns: str) -> None:
+        """One batch through the pipeline: the runtime returns "1" while it has more of the batch to run
+        (after handing over the answer made so far) and "0" when done."""
+        reply = str(self._guard(lambda: fn(columns, timeout_sec=self.remaining())))
+        while True:
+            self._take(reply[1:])
+            self._collect()
+            if reply[:1] != "1":
+                return
+            resume = self._resume
+            reply = str(self._guard(lambda: resume(timeout_sec=self.remaining())))
+
+    def _take(self, text: str) -> None:
+        """Part of the answer (JSON items joined by commas), kept outside the JavaScript heap."""
+        if not text:
+            return
+        self._output.append(text)
+        self._output_bytes += len(text) + 1
+        if self._output_bytes > self.max_output_bytes:
+            raise ScriptError(
+                f"the script's result is larger than the JQL output limit of {self.max_output_bytes} bytes"
+            )
+
+    def _collect(self) -> None:
+        """A full garbage collection when the heap is past half the cap, at most every COLLECT_SECONDS (a
+        heap whose live data is that large would otherwise be collected after every batch)."""
+        if not self._mr.was_soft_memory_limit_reached():
+            return
+        now = time.monotonic()
+        if now - self._last_collect < COLLECT_SECONDS:
+            return
+        self._last_collect = now
+        self._mr.low_memory_notification()
 
     def finish(self) -> bytes:
-        text = str(self._eval("__jql.finish()"))
-        data = text.encode()
+        self._take(str(self._eval("__jql.finish()")))
+        data = ("[" + ",".join(self._output) + "]").encode()
+        self._output = []
         if len(data) > self.max_output_bytes:
             raise ScriptError(
                 f"the script's result is larger than the JQL output limit of {self.max_output_bytes} bytes"
