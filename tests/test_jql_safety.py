@@ -233,7 +233,9 @@ def test_group_by_user_heap_is_bounded_by_one_users_state(patient_server: Server
     )
     assert post(server, big_states).json() == [USERS * 4096]
     # every user's state in the answer: 480 MB of states pass through the 64 MB heap on their way out
-    shown = f"function main() {{ return {day}.groupByUser({state}).map(function(g) {{ return g.value.slice(0, 2); }}); }}"
+    shown = (
+        f"function main() {{ return {day}.groupByUser({state}).map(function(g) {{ return g.value.slice(0, 2); }}); }}"
+    )
     assert post(server, shown).json() == ["xx"] * USERS
     total = (
         f"function main() {{ return {day}.reduce([mixpanel.reducer.count(), mixpanel.reducer.sum('properties.n')]); }}"

@@ -192,13 +192,13 @@ class Sandbox:
     def _pump(self, fn: Any, columns: str) -> None:
         """One batch through the pipeline: the runtime returns "1" while it has more of the batch to run
         (after handing over the answer made so far) and "0" when done."""
+        resume = self._resume
         reply = str(self._guard(lambda: fn(columns, timeout_sec=self.remaining())))
         while True:
             self._take(reply[1:])
             self._collect()
             if reply[:1] != "1":
                 return
-            resume = self._resume
             reply = str(self._guard(lambda: resume(timeout_sec=self.remaining())))
 
     def _take(self, text: str) -> None:
