@@ -86,6 +86,7 @@ class Settings:
     jql_max_output_mb: int = 256
     jql_batch_rows: int = 10_000
     jql_resolve_identity: bool = True
+    jql_pushdown: bool = True
     # data pipelines (docs/pipelines.md)
     pipeline_tick_seconds: float = 60.0
     pipeline_max_backfill_days: int = 183
@@ -357,6 +358,13 @@ FIELDS: tuple[Field, ...] = (
         None,
         _bool,
         "JQL sees ids resolved by ID Merge (0: as ingested)",
+    ),
+    Field(
+        "jql_pushdown",
+        "MIXHOUSE_JQL_PUSHDOWN",
+        None,
+        _bool,
+        "JQL's common aggregate shapes answered by the engine (0: all in JavaScript)",
     ),
     Field(
         "pipeline_tick_seconds",

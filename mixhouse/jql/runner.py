@@ -20,6 +20,7 @@ from mixhouse.domain.limits import remaining_seconds
 from mixhouse.domain.project import Project
 from mixhouse.engine.base import Engine
 from mixhouse.errors import BadRequest, RateLimited
+from mixhouse.jql.pushdown import NotPushable, Pipeline, answer
 from mixhouse.jql.sandbox import Sandbox, ScriptError
 from mixhouse.jql.settings import JqlSettings
 from mixhouse.jql.source import (
@@ -73,10 +74,34 @@ def run_script(engine: Engine, project: Project, script: str, params: Any, setti
         ) as sandbox:
             sandbox.load(script, params)
             source = sandbox.plan()
+            pushed = _pushed_down(engine, project, source, settings) if settings.pushdown else None
+            if pushed is not None:
+                if len(pushed) > sandbox.max_output_bytes:
+                    raise ScriptError(
+                        f"the script's result is larger than the JQL output limit of {sandbox.max_output_bytes} bytes"
+                    )
+                return pushed
             _feed(engine, project, source, sandbox, settings)
             return sandbox.finish()
     finally:
         slot.release()
+
+
+def _pushed_down(engine: Engine, project: Project, source: dict[str, Any], settings: JqlSettings) -> bytes | None:
+    """The answer of a pipeline the engine answers whole (pushdown.py), or None: run it in JavaScript."""
+    described = source.get("pushdown")
+    if source["kind"] != "events" or not described:
+        return None
+    selectors = selector_set(source["event_selectors"], project.timezone, "event_selectors")
+    if selectors.checks:  # mixed selectors are checked event by event, in Python
+        return None
+    try:
+        pipeline = Pipeline.of(described)
+        scan = events_scan(project, source, selectors, settings.batch_rows, settings.resolve_identity)
+        spec = pipeline.spec(scan)
+        return answer(pipeline, spec, engine.query(spec))
+    except NotPushable:
+        return None
 
 
 def _feed(engine: Engine, project: Project, source: dict[str, Any], sandbox: Sandbox, settings: JqlSettings) -> None:

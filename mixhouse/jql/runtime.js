@@ -96,6 +96,15 @@
     return f;
   }
 
+  // A builtin the engine can answer (see pushdownOf): which one, over which property path. `impl` is the
+  // builtin itself, or its {init, add, result} (then wrapped).
+  var DESCRIBED = new WeakMap(); // kept out of the script's reach: a script cannot pass its own function off
+  function described(op, accessor, impl) {
+    var f = typeof impl === "function" ? impl : Builtin(impl);
+    DESCRIBED.set(f, { op: op, path: accessor === undefined ? null : accessor });
+    return f;
+  }
+
   function numericBuiltin(accessor, init, step, result) {
     var get = accessorFn(accessor);
     return Builtin({
@@ -113,28 +122,28 @@
 
   var reducer = {
     count: function () {
-      return Builtin({
+      return described("count", undefined, {
         init: function () { return 0; },
         add: function (s, items) { return s + items.length; },
         result: function (s) { return s; },
       });
     },
     sum: function (accessor) {
-      return numericBuiltin(accessor, function () { return 0; }, function (s, v) { return s + v; },
-        function (s) { return s; });
+      return described("sum", accessor, numericBuiltin(accessor, function () { return 0; }, function (s, v) { return s + v; },
+        function (s) { return s; }));
     },
     avg: function (accessor) {
-      return numericBuiltin(accessor, function () { return { n: 0, sum: 0 }; },
+      return described("avg", accessor, numericBuiltin(accessor, function () { return { n: 0, sum: 0 }; },
         function (s, v) { s.n += 1; s.sum += v; return s; },
-        function (s) { return s.n === 0 ? null : s.sum / s.n; });
+        function (s) { return s.n === 0 ? null : s.sum / s.n; }));
     },
     min: function (accessor) {
-      return numericBuiltin(accessor, function () { return null; },
-        function (s, v) { return s === null || v < s ? v : s; }, function (s) { return s; });
+      return described("min", accessor, numericBuiltin(accessor, function () { return null; },
+        function (s, v) { return s === null || v < s ? v : s; }, function (s) { return s; }));
     },
     max: function (accessor) {
-      return numericBuiltin(accessor, function () { return null; },
-        function (s, v) { return s === null || v > s ? v : s; }, function (s) { return s; });
+      return described("max", accessor, numericBuiltin(accessor, function () { return null; },
+        function (s, v) { return s === null || v > s ? v : s; }, function (s) { return s; }));
     },
     min_by: function (accessor) {
       return numericBuiltin(accessor, function () { return null; },
@@ -147,13 +156,13 @@
         function (s) { return s === null ? null : s.item; });
     },
     numeric_summary: function (accessor) {
-      return numericBuiltin(accessor, function () { return { count: 0, sum: 0, sum_squares: 0 }; },
+      return described("numeric_summary", accessor, numericBuiltin(accessor, function () { return { count: 0, sum: 0, sum_squares: 0 }; },
         function (s, v) { s.count += 1; s.sum += v; s.sum_squares += v * v; return s; },
         function (s) {
           var avg = s.count === 0 ? 0 : s.sum / s.count;
           var variance = s.count === 0 ? 0 : Math.max(0, s.sum_squares / s.count - avg * avg);
           return { count: s.count, sum: s.sum, sum_squares: s.sum_squares, avg: avg, stddev: Math.sqrt(variance) };
-        });
+        }));
     },
     numeric_percentiles: function (accessor, spec) {
       var many = Array.isArray(spec);
@@ -332,8 +341,8 @@
   }
 
   function keyPart(spec, multiple) {
-    if (spec && spec.__multiple_key) return { get: accessorFn(spec.spec), multiple: true };
-    return { get: accessorFn(spec), multiple: multiple };
+    if (spec && spec.__multiple_key) return { get: accessorFn(spec.spec), multiple: true, path: null };
+    return { get: accessorFn(spec), multiple: multiple, path: typeof spec === "string" ? spec : null };
   }
 
   // Every composite key of an item: a list value is inlined, or fanned out under multiple_keys.
@@ -380,10 +389,12 @@
     return extend(this, { op: "flatten" });
   };
   Collection.prototype.reduce = function (reducers) {
-    return extend(this, { op: "reduce", reducers: compileReducers(reducers, false) });
+    return extend(this, { op: "reduce", reducers: compileReducers(reducers, false), spec: reducers });
   };
   Collection.prototype.groupBy = function (keys, reducers) {
-    return extend(this, { op: "groupBy", keys: normalizeKeys(keys), reducers: compileReducers(reducers, false) });
+    return extend(this, {
+      op: "groupBy", keys: normalizeKeys(keys), reducers: compileReducers(reducers, false), spec: reducers,
+    });
   };
   Collection.prototype.groupByUser = function (keys, reducers) {
     if (reducers === undefined) { reducers = keys; keys = []; }
@@ -392,7 +403,9 @@
         throw JqlError("groupByUser() can only be applied to Events(), People() or join(), optionally after filter()");
       }
     }
-    return extend(this, { op: "groupByUser", keys: normalizeKeys(keys), reducers: compileReducers(reducers, true) });
+    return extend(this, {
+      op: "groupByUser", keys: normalizeKeys(keys), reducers: compileReducers(reducers, true), spec: reducers,
+    });
   };
   Collection.prototype.sortAsc = function (accessor) {
     return extend(this, { op: "sort", get: accessorFn(accessor), desc: false });
@@ -650,6 +663,57 @@
     return op;
   }
 
+  // ---- pushdown ---------------------------------------------------------------------------
+  // The shapes the engine answers as a whole (the host decides, and falls back to this runtime when the
+  // engine's answer cannot be shown to be the same): Events(...) followed by one reduce, groupBy or
+  // groupByUser (without extra keys) whose reducers are builtins over property paths, with keys that are
+  // paths. A path the engine reads: name, distinct_id, or properties.<name> (one level, and not a name
+  // an object inherits, which getPath would find on every event).
+  function enginePath(path, keys) {
+    if (typeof path !== "string") return null;
+    if (keys && (path === "name" || path === "distinct_id")) return { field: path };
+    var m = /^properties\.([^.]+)$/.exec(path);
+    if (m === null || m[1] in Object.prototype) return null;
+    return { property: m[1] };
+  }
+
+  function describeReducers(spec) {
+    var list = Array.isArray(spec);
+    var specs = list ? spec : [spec];
+    var out = [];
+    for (var i = 0; i < specs.length; i++) {
+      var d = typeof specs[i] === "function" ? DESCRIBED.get(specs[i]) : undefined;
+      if (d === undefined) return null;
+      var path = null;
+      if (d.op !== "count") {
+        path = enginePath(d.path, false);
+        if (path === null) return null;
+      }
+      out.push({ op: d.op, path: path });
+    }
+    return { list: list, reducers: out };
+  }
+
+  function pushdownOf(collection) {
+    var stages = collection.__stages;
+    if (collection.__source.kind !== "events" || stages.length !== 1) return null;
+    var st = stages[0];
+    if (st.op !== "reduce" && st.op !== "groupBy" && st.op !== "groupByUser") return null;
+    var r = describeReducers(st.spec);
+    if (r === null) return null;
+    var keys = [];
+    if (st.op === "groupBy" || st.op === "groupByUser") {
+      if (st.op === "groupByUser" && st.keys.length) return null;
+      if (st.op === "groupBy" && !st.keys.length) return null;
+      for (var i = 0; i < st.keys.length; i++) {
+        var k = st.keys[i].multiple ? null : enginePath(st.keys[i].path, true);
+        if (k === null) return null;
+        keys.push(k);
+      }
+    }
+    return { shape: st.op, keys: keys, list: r.list, reducers: r.reducers };
+  }
+
   var state = { query: null, head: null, sink: null, users: null, seen: null, pending: null, at: 0 };
 
   function plan() {
@@ -669,6 +733,7 @@
     state.seen = src.kind === "join" && (src.type === "full" || src.type === "right") ? new Set() : null;
     var plan = JSON.parse(JSON.stringify(src));
     plan.user_order = userOrder;
+    plan.pushdown = pushdownOf(result);
     return JSON.stringify(plan);
   }
 

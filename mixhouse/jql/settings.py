@@ -21,6 +21,7 @@ class JqlSettings:
     max_output_mb      the largest answer (JSON text)
     batch_rows         events handed to JavaScript per batch
     resolve_identity   distinct ids resolved by ID Merge as in every report (False: as ingested)
+    pushdown           the common aggregate shapes answered by the engine (False: always in JavaScript)
     """
 
     timeout_seconds: float = 120.0
@@ -30,6 +31,7 @@ class JqlSettings:
     max_output_mb: int = 256
     batch_rows: int = 10_000
     resolve_identity: bool = True
+    pushdown: bool = True
 
     @classmethod
     def of(cls, settings: Settings) -> JqlSettings:
@@ -41,6 +43,7 @@ class JqlSettings:
             max_output_mb=settings.jql_max_output_mb,
             batch_rows=settings.jql_batch_rows,
             resolve_identity=settings.jql_resolve_identity,
+            pushdown=settings.jql_pushdown,
         )
 
 

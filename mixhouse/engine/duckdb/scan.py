@@ -37,6 +37,20 @@ def windows(hour_counts: list[tuple[int, int]], start_ms: int, end_ms: int, max_
 
 
 def _event_sql(query: ScanQuery) -> tuple[str, dict[str, Any]]:
+    source, where, params = matching_events(query)
+    order = "e.time_ms, e.seq" if query.order == "time" else "e.distinct_id, e.time_ms, e.seq"
+    sql = f"""
+        SELECT e.event AS name, e.distinct_id, e.time_ms AS time, e.insert_id, e.properties
+        FROM {source}
+        WHERE e.time_ms >= $w_start AND e.time_ms < $w_end AND ({where})
+        ORDER BY {order}
+    """
+    return sql, params
+
+
+def matching_events(query: ScanQuery) -> tuple[str, str, dict[str, Any]]:
+    """The events a scan reads, as (FROM clause with alias `e`, filter, parameters); the caller bounds
+    `e.time_ms` (the scan by windows, an aggregate by the query's range)."""
     rel = scoped_events(
         query.project_id,
         None,
@@ -55,14 +69,7 @@ def _event_sql(query: ScanQuery) -> tuple[str, dict[str, Any]]:
                 f" LEFT JOIN profiles {PROFILE_ALIAS} ON {PROFILE_ALIAS}.project_id = $r_project"
                 f" AND {PROFILE_ALIAS}.distinct_id = e.distinct_id"
             )
-    order = "e.time_ms, e.seq" if query.order == "time" else "e.distinct_id, e.time_ms, e.seq"
-    sql = f"""
-        SELECT e.event AS name, e.distinct_id, e.time_ms AS time, e.insert_id, e.properties
-        FROM {source}
-        WHERE e.time_ms >= $w_start AND e.time_ms < $w_end AND ({where})
-        ORDER BY {order}
-    """
-    return sql, params
+    return source, where, params
 
 
 def _profile_sql(query: ScanQuery) -> tuple[str, dict[str, Any]]:

@@ -20,8 +20,10 @@ from mixhouse.domain.query import segmentation as segmentation_spec
 from mixhouse.domain.query import stream as stream_spec
 from mixhouse.engine.duckdb.queries import engage, events, funnels, insights, retention, revenue, segmentation, stream
 from mixhouse.engine.duckdb.queries import flags as flag_queries
+from mixhouse.engine.duckdb.queries import jql as jql_queries
 from mixhouse.flags import cohorts as flags_cohorts
 from mixhouse.flags import readout as flags_readout
+from mixhouse.jql import pushdown as jql_pushdown
 
 QueryFunction = Callable[[duckdb.DuckDBPyConnection, Any], Any]
 
@@ -45,4 +47,5 @@ HANDLERS: dict[type, QueryFunction] = {
     revenue_spec.RevenueSpec: revenue.transactions,
     flags_cohorts.CohortMembersSpec: flag_queries.cohort_members,
     flags_readout.ReadoutSpec: flag_queries.readout_rows,
+    jql_pushdown.AggregateSpec: jql_queries.aggregate_rows,
 }
