@@ -76,6 +76,7 @@ def run_script(engine: Engine, project: Project, script: str, params: Any, setti
             source = sandbox.plan()
             pushed = _pushed_down(engine, project, source, settings) if settings.pushdown else None
             if pushed is not None:
+                sandbox.remaining()  # the engine's query counts against the script's time too
                 if len(pushed) > sandbox.max_output_bytes:
                     raise ScriptError(
                         f"the script's result is larger than the JQL output limit of {sandbox.max_output_bytes} bytes"
