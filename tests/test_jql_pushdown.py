@@ -3,7 +3,8 @@ answer byte for byte: each script runs twice on the same store, pushed down and 
 compared; the shapes are checked to be pushed down (and the others not), and where the engine's answer
 cannot be shown to be the same the script runs in JavaScript.
 
-The data is chosen to trip every rule: floats whose sum depends on the order of addition, integers past
+The data is chosen to trip every rule: sums the engine shows exact in any order and sums it must fold in
+order, floats whose sum depends on the order of addition, integers past
 2**53, -0, numbers written as 1.0 and 1e2, numbers as strings, booleans, null against absent, lists spliced
 into keys, keys that sort differently by UTF-16 and by code point, empty and merged distinct ids, an event
 outside the range and one excluded by a selector."""
@@ -54,6 +55,8 @@ def _events() -> list[dict[str, Any]]:
                 "distinct_id": USERS[(i * 7) % len(USERS)],
                 "time": DAY + (i * 3571) % 86400 * 2,
                 "$insert_id": f"e{i}",
+                "qty": (i % 9) * 0.25 - 1,  # quarters: sums exact in any order (the engine's plain sum)
+                "big": 2**52 + i * 3,  # sums past 2**53: the engine folds in order
             }
         )
         out.append({"event": ["view", "buy", "login"][i % 3], "properties": props})
@@ -108,6 +111,9 @@ SHAPES = [
     f"Events({{{RANGE}}}).reduce([{R}.avg('properties.missing'), {R}.min('properties.missing')])",
     f"Events({{{RANGE}}}).reduce({R}.numeric_summary('properties.missing'))",
     f"Events({{{RANGE}}}).groupBy(['name'], {R}.count())",
+    f"Events({{{RANGE}}}).reduce([{R}.sum('properties.qty'), {R}.numeric_summary('properties.qty')])",
+    f"Events({{{RANGE}}}).groupBy(['name'], [{R}.avg('properties.qty'), {R}.sum('properties.big')])",
+    f"Events({{{RANGE}}}).groupBy(['properties.plan'], {R}.numeric_summary('properties.big'))",
     f"Events({{{RANGE}}}).groupBy(['name', 'properties.plan'], [{R}.count(), {R}.sum('properties.amount')])",
     f"Events({{{RANGE}}}).groupBy(['properties.plan'], {R}.numeric_summary('properties.n'))",
     f"Events({{{RANGE}}}).groupBy(['properties.tags', 'name'], {R}.count())",

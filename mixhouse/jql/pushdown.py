@@ -26,7 +26,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import numpy as np
 import orjson
 
 from mixhouse.domain.scan import ScanQuery
@@ -49,9 +48,10 @@ class KeyPart:
 class Measure:
     """count       events in the group (int)
     min, max    the smallest / largest finite number under `property` (float, None when there is none)
-    values      every finite number under `property`, in the scan's order (list[float])"""
+    fold        over the finite numbers under `property`, in the scan's order: (how many, v1 + v2 + ...,
+                v1*v1 + v2*v2 + ...), each sum a left fold in IEEE doubles (float, None when there is none)"""
 
-    op: Literal["count", "min", "max", "values"]
+    op: Literal["count", "min", "max", "fold"]
     property: str | None = None
 
 
@@ -82,11 +82,11 @@ def _part(d: dict[str, Any]) -> KeyPart:
     return KeyPart(property=str(d["property"]))
 
 
-_MEASURES: dict[str, tuple[Literal["count", "min", "max", "values"], ...]] = {
+_MEASURES: dict[str, tuple[Literal["count", "min", "max", "fold"], ...]] = {
     "count": ("count",),
-    "sum": ("values",),
-    "avg": ("values",),
-    "numeric_summary": ("values",),
+    "sum": ("fold",),
+    "avg": ("fold",),
+    "numeric_summary": ("fold",),
     "min": ("min",),
     "max": ("max",),
 }
@@ -135,8 +135,8 @@ def js_number(x: float) -> str:
     Python's repr gives the same shortest round-tripping digits; only the layout differs."""
     if x != x or x in (math.inf, -math.inf):
         return "null"  # JSON.stringify of NaN and the infinities
-    if x == 0:
-        return "0"
+    if x.is_integer() and -(2**53) <= x <= 2**53:  # exact: the digits are the integer's (and -0 is "0")
+        return str(int(x))
     if x < 0:
         return "-" + js_number(-x)
     digits, exponent = _shortest(x)
@@ -170,6 +170,8 @@ def _shortest(x: float) -> tuple[str, int]:
 
 def js_json(value: Any) -> str:
     """JSON.stringify of a value JSON.parse could make (objects keep their order: see _plain)."""
+    if type(value) is str:
+        return orjson.dumps(value).decode()
     if value is None:
         return "null"
     if value is True:
@@ -238,84 +240,87 @@ def _key(parts: Sequence[str | None], keys: Sequence[KeyPart]) -> list[Any]:
 # -- the runtime's reducers over the engine's measures --------------------------------------------------
 
 
-def _fold(values: Sequence[float], square: bool = False) -> float:
-    """0 + v1 + v2 + ..., left to right in doubles (numpy's accumulate is sequential, unlike its sum)."""
-    if not values:
-        return 0.0
-    array = np.asarray(values, dtype=np.float64)
-    with np.errstate(over="ignore", invalid="ignore"):  # Infinity and NaN, as in JavaScript
-        if square:
-            array = array * array
-        return float(np.add.accumulate(np.concatenate(([0.0], array)))[-1])
-
-
-def _result(op: str, prop: str | None, measures: dict[Measure, Any]) -> Any:
-    if op == "count":
-        return measures[Measure("count")]
-    if op in ("min", "max"):
-        return measures[Measure(op, prop)]  # type: ignore[arg-type]
-    values: list[float] = measures[Measure("values", prop)] or []
-    total = _fold(values)
+def _result(op: str, measure: Any) -> Any:
+    """A builtin's result from its measure (the count, the extreme, or the fold's (n, sum, squares))."""
+    if op in ("count", "min", "max"):
+        return measure
+    n, total, squares = measure
+    # the runtime starts from 0: 0 + v1 is v1 but for -0, which prints as 0 all the same
+    total = 0.0 if n == 0 else float(total)
+    squares = 0.0 if n == 0 else float(squares)
     if op == "sum":
         return total
     if op == "avg":
-        return None if not values else total / len(values)
-    n = len(values)
-    squares = _fold(values, square=True)
+        return None if n == 0 else total / n
     avg = 0.0 if n == 0 else total / n
     spread = squares / n - avg * avg if n else 0.0
     variance = spread if math.isnan(spread) else max(0.0, spread)  # Math.max(0, NaN) is NaN
     return {"count": n, "sum": total, "sum_squares": squares, "avg": avg, "stddev": math.sqrt(variance)}
 
 
-@dataclass
-class _Group:
-    key: list[Any]
-    measures: dict[Measure, Any]
-
-
 def _merge(measure: Measure, a: Any, b: Any) -> Any:
     if measure.op == "count":
         return a + b
-    if measure.op == "values":
-        if a or b:  # two orders interleave by time: the fold's order is not known here
+    if measure.op == "fold":
+        if a[0] and b[0]:  # two orders interleave by time: the fold's order is not known here
             raise NotPushable("groups that JavaScript merges, with a sum over them")
-        return a or b
+        return a if a[0] else b
     if a is None or b is None:
         return b if a is None else a
     return min(a, b) if measure.op == "min" else max(a, b)
 
 
+def _js(value: Any) -> Any:
+    """A value orjson writes as JSON.stringify would: strings, integers, booleans and null are written the
+    same; other numbers are handed over as JavaScript's text (objects keep their order in both)."""
+    kind = type(value)
+    if kind is str or value is None or kind is bool:
+        return value
+    if kind is int and -(2**53) <= value <= 2**53:
+        return value
+    if kind is int or kind is float:
+        return orjson.Fragment(js_number(float(value)))
+    if kind is list:
+        return [_js(v) for v in value]
+    return {k: _js(v) for k, v in value.items()}
+
+
 def answer(pipeline: Pipeline, spec: AggregateSpec, rows: list[AggregateRow]) -> bytes:
     """The runtime's answer (JSON text of the final collection) from the engine's rows."""
     measures = spec.measures
+    # each reducer: its builtin and where its measure is in a row's values
+    plan = [
+        (op, measures.index(Measure(_MEASURES[op][0], None if op == "count" else prop)))
+        for op, prop in pipeline.reducers
+    ]
+    listed = pipeline.listed
 
-    def value(group: _Group) -> str:
-        results = [_result(op, prop, group.measures) for op, prop in pipeline.reducers]
-        return js_json(results if pipeline.listed else results[0])
+    def value(values: tuple[Any, ...]) -> Any:
+        results = [_js(_result(op, values[i])) for op, i in plan]
+        return results if listed else results[0]
 
     if pipeline.shape == "reduce":
-        (_, values) = rows[0]
-        return ("[" + value(_Group([], dict(zip(measures, values, strict=True)))) + "]").encode()
+        return orjson.dumps([value(rows[0][1])])
 
-    groups: dict[str, _Group] = {}
-    order: list[str] = []
+    by_user = pipeline.shape == "groupByUser"
+    fields_only = all(k.property is None for k in spec.keys)
+    groups: dict[Any, tuple[list[Any], tuple[Any, ...]]] = {}
     for parts, values in rows:
-        if pipeline.shape == "groupByUser" and parts[0] is None:
+        if by_user and parts[0] is None:
             raise NotPushable("events without a distinct_id")  # their place among users is the scan's
-        key = _key(parts, spec.keys)
-        ident = js_json(key)
+        key = list(parts) if fields_only else _key(parts, spec.keys)
+        # one group in JavaScript when the JSON of the keys is the same; keys of strings only: when equal
+        ident: Any = tuple(key) if all(type(v) is str for v in key) else js_json(key)
         found = groups.get(ident)
-        got = dict(zip(measures, values, strict=True))
         if found is None:
-            groups[ident] = _Group(key, got)
-            order.append(ident)
+            groups[ident] = (key, values)
         else:
-            found.measures = {m: _merge(m, found.measures[m], got[m]) for m in measures}
-    items = [groups[i] for i in order]
-    if pipeline.shape == "groupBy":
-        items.sort(key=lambda g: (tuple(_rank(v) for v in g.key), len(g.key)))
-    return ("[" + ",".join('{"key":' + js_json(g.key) + ',"value":' + value(g) + "}" for g in items) + "]").encode()
+            merged = tuple(_merge(m, a, b) for m, a, b in zip(measures, found[1], values, strict=True))
+            groups[ident] = (found[0], merged)
+    items = list(groups.values())  # in the engine's order (dicts keep insertion order)
+    if not by_user:
+        items.sort(key=lambda g: tuple(_rank(v) for v in g[0]))
+    return orjson.dumps([{"key": _js(key), "value": value(values)} for key, values in items])
 
 
 __all__ = ["AggregateRow", "AggregateSpec", "KeyPart", "Measure", "NotPushable", "Pipeline", "answer", "js_number"]

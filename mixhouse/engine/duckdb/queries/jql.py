@@ -34,18 +34,54 @@ def _number_sql(name: str) -> str:
     return f"CASE WHEN isfinite({x}) THEN {x} END"
 
 
-def _measure_sql(m: Measure, i: int) -> str:
-    if m.op == "count":
-        return "count(*)"
+# The dyadic grain of a number: the least k <= 10 with v * 2**k an integer (99: none). When every number
+# of a group is a multiple of 2**-k and the sum of their magnitudes times 2**k stays under 2**52, every
+# partial sum is exact whatever the order, so DuckDB's sum is the left fold's (the same for the squares,
+# multiples of 2**-2k). Integers, halves and cents-free prices take this path; the rest fold in order.
+_GRAIN = "CASE " + " ".join(f"WHEN {{v}} * {2**k} = round({{v}} * {2**k}) THEN {k}" for k in range(11)) + " ELSE 99 END"
+_EXACT_BELOW = 2.0**52
+
+
+def _measure_sql(m: Measure, i: int, ordered: bool) -> list[str]:
+    """The grouped aggregates of a measure: one column, or a fold's (n, sum, sum of squares) and, unless
+    `ordered`, what shows the sums exact (grain, sum of magnitudes)."""
     v = f"v{i}"
-    if m.op == "min":
-        return f"min({v})"
-    if m.op == "max":
-        return f"max({v})"
-    return f"list({v} ORDER BY e_time, e_seq) FILTER (WHERE {v} IS NOT NULL)"
+    if m.op == "count":
+        return ["count(*)"]
+    if m.op in ("min", "max"):
+        return [f"{m.op}({v})"]
+    if not ordered:
+        return [f"count({v})", f"sum({v})", f"sum({v} * {v})", f"sum(abs({v}))", f"max({_GRAIN.format(v=v)})"]
+    # list_reduce adds left to right, one IEEE double addition at a time: the runtime's fold
+    values = f"list({v} ORDER BY e_time, e_seq) FILTER (WHERE {v} IS NOT NULL)"
+    add = "lambda a, b: a + b"
+    return [
+        f"count({v})",
+        f"CASE WHEN count({v}) > 0 THEN list_reduce({values}, {add}) END",
+        f"CASE WHEN count({v}) > 0 THEN list_reduce(list_transform({values}, lambda x: x * x), {add}) END",
+    ]
+
+
+def _exact(n: int, total: float | None, squares: float | None, magnitude: float | None, grain: int | None) -> bool:
+    if n == 0:
+        return True
+    if grain is None or grain > 10 or magnitude is None or squares is None:
+        return False
+    return magnitude * 2.0**grain < _EXACT_BELOW and squares * 4.0**grain < _EXACT_BELOW
 
 
 def aggregate_rows(conn: duckdb.DuckDBPyConnection, spec: AggregateSpec) -> list[AggregateRow]:
+    """One grouped query; when a fold's sums cannot be shown exact, a second one that folds in order."""
+    rows = _rows(conn, spec, ordered=False)
+    if any(m.op == "fold" and not _exact(*v) for _, values in rows for m, v in zip(spec.measures, values, strict=True)):
+        return _rows(conn, spec, ordered=True)
+    return [
+        (key, tuple(v[:3] if m.op == "fold" else v for m, v in zip(spec.measures, values, strict=True)))
+        for key, values in rows
+    ]
+
+
+def _rows(conn: duckdb.DuckDBPyConnection, spec: AggregateSpec, ordered: bool) -> list[AggregateRow]:
     query = spec.scan
     source, where, params = matching_events(query)
     bound: dict[str, Any] = {
@@ -61,7 +97,8 @@ def aggregate_rows(conn: duckdb.DuckDBPyConnection, spec: AggregateSpec) -> list
         if m.op != "count" and m.property is not None
     ]
     keys = ", ".join(f"k{i}" for i in range(len(spec.keys)))
-    measures = ", ".join(_measure_sql(m, i) for i, m in enumerate(spec.measures))
+    widths = [len(_measure_sql(m, i, ordered)) for i, m in enumerate(spec.measures)]
+    measures = ", ".join(c for i, m in enumerate(spec.measures) for c in _measure_sql(m, i, ordered))
     inner = f"""
         SELECT {", ".join(columns)} FROM {source}
         WHERE e.time_ms >= $w_start AND e.time_ms < $w_end AND ({where})
@@ -73,5 +110,10 @@ def aggregate_rows(conn: duckdb.DuckDBPyConnection, spec: AggregateSpec) -> list
     n = len(spec.keys)
     out: list[AggregateRow] = []
     for row in conn.execute(sql, bound).fetchall():
-        out.append((tuple(row[:n]), tuple(row[n:])))
+        values: list[Any] = []
+        at = n
+        for width in widths:
+            values.append(tuple(row[at : at + width]) if width > 1 else row[at])
+            at += width
+        out.append((tuple(row[:n]), tuple(values)))
     return out
