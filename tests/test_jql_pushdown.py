@@ -128,6 +128,8 @@ SHAPES = [
     f".groupBy(['properties.plan'], {R}.count())",
     f"Events({{{RANGE}}}).groupByUser({R}.count())",
     f"Events({{{RANGE}, event_selectors: [{{event: 'view'}}]}}).groupByUser([{R}.count(), {R}.sum('properties.amount')])",
+    f"Events({{{RANGE}, event_selectors: [{{event: 'view'}}]}}).groupByUser({R}.null()).reduce({R}.count())",
+    f"Events({{{RANGE}, event_selectors: [{{event: 'login'}}]}}).groupByUser([{R}.top(1), {R}.any()]).reduce({R}.count())",
 ]
 
 
@@ -164,25 +166,42 @@ def test_the_shapes_are_pushed_down(store: Engine) -> None:
         f"Events({{{RANGE}, event_selectors: [{{event: 'buy'}}, {{event: 'view', selector: 'properties[\"n\"] > 1'}}]}})"
         f".reduce({R}.count())",
         f"People().reduce({R}.count())",
+        f"Events({{{RANGE}}}).groupByUser(function(s, e) {{ return 1; }}).reduce({R}.count())",
+        f"Events({{{RANGE}}}).groupByUser({R}.count()).reduce({R}.sum('value'))",
+        f"Events({{{RANGE}}}).groupByUser({R}.count()).reduce([{R}.count()])",
+        f"Events({{{RANGE}}}).groupByUser({R}.count()).map(function(g) {{ return g; }})",
     ],
 )
 def test_other_shapes_run_in_javascript(store: Engine, body: str) -> None:
     assert not pushed(store, f"function main() {{ return {body}; }}"), body
 
 
-def test_a_function_passed_off_as_a_builtin_is_not_pushed_down(store: Engine) -> None:
-    script = (
-        "function main() { var r = function(acc, items) { return 42; };"
-        " r.__builtin = mixpanel.reducer.count().__builtin;"
-        f" return Events({{{RANGE}}}).reduce(r); }}"
-    )
-    assert not pushed(store, script)
+@pytest.mark.parametrize(
+    "body",
+    [
+        # a function of the script made to look like a builtin
+        "var r = function(acc, items) { return 42; }; r.__builtin = mixpanel.reducer.count().__builtin;"
+        f" return Events({{{RANGE}}}).reduce(r);",
+        # a builtin whose implementation the script replaced
+        "var r = mixpanel.reducer.count(); r.__builtin = {init: function() { return 7; },"
+        " add: function(s) { return s; }, result: function(s) { return s; }};"
+        f" return Events({{{RANGE}}}).reduce(r);",
+        "var r = mixpanel.reducer.null(); r.__builtin = {init: function() { return 0; },"
+        " add: function() { throw new Error('no'); }, result: function(s) { return s; }};"
+        f" return Events({{{RANGE}, event_selectors: [{{event: 'view'}}]}}).groupByUser(r).reduce({R}.count());",
+    ],
+)
+def test_a_function_passed_off_as_a_builtin_is_not_pushed_down(store: Engine, body: str) -> None:
+    assert not pushed(store, f"function main() {{ {body} }}")
 
 
 def test_what_the_engine_cannot_show_equal_runs_in_javascript(store: Engine) -> None:
     # an event whose distinct id is empty: its place among the users is the scan's, so groupByUser runs in V8
     by_user = f"function main() {{ return Events({{{RANGE}}}).groupByUser({R}.count()); }}"
     assert not pushed(store, by_user)
+    users = f"function main() {{ return Events({{{RANGE}}}).groupByUser({R}.null()).reduce({R}.count()); }}"
+    assert not pushed(store, users)
+    assert run(store, users, True) == run(store, users, False)
     # 1, 1.0 and 1e2 vs 100: one group in JavaScript, several in the store; a sum over such groups folds in
     # an order only the scan knows
     merged_sum = (

@@ -4,6 +4,7 @@ runtime would give, byte for byte.
 The runtime describes a script's pipeline when it is one of
 
     Events(...).reduce(R)            Events(...).groupBy([paths], R)          Events(...).groupByUser(R)
+    Events(...).groupByUser(B).reduce(mixpanel.reducer.count())     (B: any builtins; the number of users)
 
 where R is `mixpanel.reducer.count/sum/avg/min/max/numeric_summary` (or a list of them) over a property
 path, and the keys are `name`, `distinct_id` or `properties.<name>` (runtime.js, pushdownOf). Anything else,
@@ -94,7 +95,7 @@ _MEASURES: dict[str, tuple[Literal["count", "min", "max", "fold"], ...]] = {
 
 @dataclass(frozen=True)
 class Pipeline:
-    shape: Literal["reduce", "groupBy", "groupByUser"]
+    shape: Literal["reduce", "groupBy", "groupByUser", "users"]
     keys: tuple[KeyPart, ...]
     reducers: tuple[tuple[str, str | None], ...]  # (builtin, property)
     listed: bool  # the reducers were given as a list: the value is a list
@@ -102,10 +103,10 @@ class Pipeline:
     @classmethod
     def of(cls, d: dict[str, Any]) -> Pipeline:
         shape = d["shape"]
-        if shape not in ("reduce", "groupBy", "groupByUser"):
+        if shape not in ("reduce", "groupBy", "groupByUser", "users"):
             raise NotPushable(shape)
         keys = tuple(_part(k) for k in d["keys"])
-        if shape == "groupByUser":
+        if shape in ("groupByUser", "users"):
             keys = (KeyPart(field="distinct_id"),)
         reducers = []
         for r in d["reducers"]:
@@ -301,6 +302,10 @@ def answer(pipeline: Pipeline, spec: AggregateSpec, rows: list[AggregateRow]) ->
 
     if pipeline.shape == "reduce":
         return orjson.dumps([value(rows[0][1])])
+    if pipeline.shape == "users":
+        if rows and rows[-1][0][0] is None:  # sorted last
+            raise NotPushable("events without a distinct_id")
+        return orjson.dumps([len(rows)])
 
     by_user = pipeline.shape == "groupByUser"
     fields_only = all(k.property is None for k in spec.keys)

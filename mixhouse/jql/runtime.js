@@ -93,7 +93,14 @@
       throw JqlError("builtin reducers are passed to reduce(), groupBy() or groupByUser(), not called");
     };
     f.__builtin = impl;
+    BUILTINS.set(f, impl);
     return f;
+  }
+  var BUILTINS = new WeakMap(); // each builtin's own implementation, out of the script's reach
+
+  // A function whose reduction is a builtin's, as made (not one the script made, or changed, to look so).
+  function isBuiltin(f) {
+    return typeof f === "function" && BUILTINS.has(f) && BUILTINS.get(f) === f.__builtin;
   }
 
   // A builtin the engine can answer (see pushdownOf): which one, over which property path. `impl` is the
@@ -682,7 +689,7 @@
     var specs = list ? spec : [spec];
     var out = [];
     for (var i = 0; i < specs.length; i++) {
-      var d = typeof specs[i] === "function" ? DESCRIBED.get(specs[i]) : undefined;
+      var d = isBuiltin(specs[i]) ? DESCRIBED.get(specs[i]) : undefined;
       if (d === undefined) return null;
       var path = null;
       if (d.op !== "count") {
@@ -696,7 +703,18 @@
 
   function pushdownOf(collection) {
     var stages = collection.__stages;
-    if (collection.__source.kind !== "events" || stages.length !== 1) return null;
+    if (collection.__source.kind !== "events") return null;
+    // groupByUser(any builtins).reduce(count()): the number of users (a builtin never throws)
+    if (stages.length === 2 && stages[0].op === "groupByUser" && !stages[0].keys.length && stages[1].op === "reduce") {
+      var each = Array.isArray(stages[0].spec) ? stages[0].spec : [stages[0].spec];
+      var counted = describeReducers(stages[1].spec);
+      if (each.length && each.every(isBuiltin) && counted !== null && !counted.list &&
+          counted.reducers[0].op === "count") {
+        return { shape: "users", keys: [], list: false, reducers: counted.reducers };
+      }
+      return null;
+    }
+    if (stages.length !== 1) return null;
     var st = stages[0];
     if (st.op !== "reduce" && st.op !== "groupBy" && st.op !== "groupByUser") return null;
     var r = describeReducers(st.spec);
