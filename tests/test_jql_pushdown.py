@@ -160,6 +160,8 @@ def test_the_shapes_are_pushed_down(store: Engine) -> None:
         f"Events({{{RANGE}}}).groupBy(['properties.a.b'], {R}.count())",
         f"Events({{{RANGE}}}).groupBy(['properties.constructor'], {R}.count())",
         f"Events({{{RANGE}}}).groupBy(['time'], {R}.count())",
+        f"Events({{{RANGE}}}).groupBy(['properties.a\\u0000b'], {R}.count())",
+        f"Events({{{RANGE}}}).reduce({R}.sum('properties.a\\u0000b'))",
         f"Events({{{RANGE}}}).reduce({R}.sum('time'))",
         f"Events({{{RANGE}}}).reduce({R}.top(2))",
         f"Events({{{RANGE}}}).groupByUser(['name'], {R}.count())",

@@ -82,7 +82,14 @@ def _part(d: dict[str, Any]) -> KeyPart:
         if field not in ("name", "distinct_id"):
             raise NotPushable(field)
         return KeyPart(field=field)
-    return KeyPart(property=str(d["property"]))
+    return KeyPart(property=_property(d["property"]))
+
+
+def _property(name: Any) -> str:
+    text = str(name)
+    if "\0" in text:  # no store query can name it; JavaScript reads it all the same
+        raise NotPushable("a NUL in a property name")
+    return text
 
 
 _MEASURES: dict[str, tuple[Literal["count", "min", "max", "fold"], ...]] = {
@@ -114,7 +121,7 @@ class Pipeline:
         for r in d["reducers"]:
             if r["op"] not in _MEASURES:
                 raise NotPushable(r["op"])
-            reducers.append((str(r["op"]), None if r["path"] is None else str(r["path"]["property"])))
+            reducers.append((str(r["op"]), None if r["path"] is None else _property(r["path"]["property"])))
         return cls(shape, keys, tuple(reducers), bool(d["list"]))
 
     def measures(self) -> tuple[Measure, ...]:
