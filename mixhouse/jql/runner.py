@@ -19,7 +19,7 @@ import orjson
 from mixhouse.domain.limits import remaining_seconds
 from mixhouse.domain.project import Project
 from mixhouse.engine.base import Engine
-from mixhouse.errors import BadRequest, RateLimited
+from mixhouse.errors import BadRequest, NotSupportedByEngine, RateLimited
 from mixhouse.jql.pushdown import NotPushable, Pipeline, answer
 from mixhouse.jql.sandbox import Sandbox, ScriptError
 from mixhouse.jql.settings import JqlSettings
@@ -101,7 +101,7 @@ def _pushed_down(engine: Engine, project: Project, source: dict[str, Any], setti
         scan = events_scan(project, source, selectors, settings.batch_rows, settings.resolve_identity)
         spec = pipeline.spec(scan)
         return answer(pipeline, spec, engine.query(spec))
-    except NotPushable:
+    except (NotPushable, NotSupportedByEngine):  # an engine without the aggregate: JavaScript answers
         return None
 
 
