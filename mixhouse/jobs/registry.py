@@ -24,6 +24,7 @@ def start_jobs(
     `changes` learns of new and deleted events (pipelines' sync)."""
     from mixhouse.gdpr.kinds import all_kinds as gdpr_kinds
     from mixhouse.pipelines.service import start_pipelines
+    from mixhouse.imports.run import ImportKind, Schedule
 
     changes = changes or DataChanges()
 
@@ -36,5 +37,7 @@ def start_jobs(
     for kind in gdpr_kinds(settings.gdpr_cancel_window_seconds):
         runner.register(kind)
     start_pipelines(context, runner, pipeline_config(settings), changes)
+    runner.register(ImportKind(settings.warehouse_files_dir, settings.warehouse_batch_rows))
+    runner.add_ticker(Schedule(runner))
     runner.start()
     return runner
