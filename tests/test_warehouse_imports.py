@@ -351,7 +351,7 @@ def test_a_source_that_fails_fails_the_run_not_the_server(server: ServerProcess,
         ("/imports/event-stream", {"import_type": "event_stream"}, 400, "warehouse_source_id is required and must be an integer"),
         ("/imports/event-stream", [1], 400, "request body must be a JSON object"),
         ("/imports/event-stream", {"import_type": "event_stream", "warehouse_source_id": 999}, 400, "warehouse_source_id 999 is not a warehouse source of this project"),
-        ("/imports/nope", {}, 404, None),
+        ("/imports/nope", {}, 405, None),
     ],
 )
 def test_bad_requests_answer_in_the_app_envelope(

@@ -45,14 +45,25 @@ def _is_json(t: pa.DataType) -> bool:
     return isinstance(t, pa.ExtensionType) and t.extension_name == "arrow.json"
 
 
-def _property_array(arr: pa.Array) -> tuple[pa.Array | None, bool]:
+def _numeric_text(column: pa.Field) -> bool:
+    """PostgreSQL's `numeric` comes from the ADBC driver as text (arbitrary precision): a number here."""
+    return (column.metadata or {}).get(b"POSTGRESQL:type") == b"numeric"
+
+
+def _property_array(arr: pa.Array, column: pa.Field | None = None) -> tuple[pa.Array | None, bool]:
     """The column as property values (None: a type with no property form) and whether it holds JSON text."""
     t = arr.type
+    if column is not None and _numeric_text(column):
+        try:
+            return pc.cast(arr, pa.float64()), False
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return arr, False  # NaN and the like: kept as text
     if _is_json(t):
         return arr.storage, True
     if pa.types.is_timestamp(t):
-        utc = pc.cast(arr, pa.timestamp(t.unit, "UTC")) if t.tz is not None else arr
-        return pc.strftime(utc, format=DATETIME_FORMAT), False
+        # whole seconds (strftime prints a fraction for finer units), in UTC
+        seconds = pc.cast(arr, pa.timestamp("s", "UTC" if t.tz is not None else None), safe=False)
+        return pc.strftime(seconds, format=DATETIME_FORMAT), False
     if pa.types.is_date(t):
         return pc.strftime(pc.cast(arr, pa.timestamp("s")), format=DATETIME_FORMAT), False
     if pa.types.is_decimal(t):
@@ -123,7 +134,7 @@ def _rows(
     names: list[str] = []
     json_props: list[str] = []
     for column, prop in zip(columns.names, columns.props, strict=True):
-        values, is_json = _property_array(batch.column(column))
+        values, is_json = _property_array(batch.column(column), batch.schema.field(column))
         if values is None:
             continue
         arrays.append(values)
@@ -245,7 +256,7 @@ def lookup_rows(table: pa.Table, key_column: str) -> Table:
     values: dict[str, list[Any]] = {}
     for name in others:
         arr = table.column(name).combine_chunks()
-        converted, is_json = _property_array(arr)
+        converted, is_json = _property_array(arr, table.schema.field(name))
         if converted is None:
             continue
         items = converted.to_pylist()
