@@ -71,14 +71,24 @@ def wait_run(server: ServerProcess, import_id: int, runs: int, timeout: float = 
     raise AssertionError(f"import {import_id} did not finish run {runs}")
 
 
-def segmentation_total(server: ServerProcess, event: str, from_date: str = "2024-01-01", to_date: str = "2024-01-31") -> int:
-    params = {"project_id": str(PROJECT_ID), "event": event, "from_date": from_date, "to_date": to_date, "unit": "month"}
+def segmentation_total(
+    server: ServerProcess, event: str, from_date: str = "2024-01-01", to_date: str = "2024-01-31"
+) -> int:
+    params = {
+        "project_id": str(PROJECT_ID),
+        "event": event,
+        "from_date": from_date,
+        "to_date": to_date,
+        "unit": "month",
+    }
     response = httpx.get(f"{server.url}/api/2.0/segmentation", params=params, auth=AUTH, timeout=60)
     assert response.status_code == 200, response.text
     return sum(sum(series.values()) for series in response.json()["data"]["values"].values())
 
 
-def test_time_based_then_manual_sync_then_rerun_imports_nothing_twice(server: ServerProcess, pg: PostgresCluster) -> None:
+def test_time_based_then_manual_sync_then_rerun_imports_nothing_twice(
+    server: ServerProcess, pg: PostgresCluster
+) -> None:
     pg.execute(
         """CREATE TABLE purchases (id bigint PRIMARY KEY, name text, user_id text, at timestamptz,
                                   inserted_at timestamptz, amount double precision, plan text)""",
@@ -146,7 +156,9 @@ def test_time_based_then_manual_sync_then_rerun_imports_nothing_twice(server: Se
     assert "inserted_at" not in props and "user_id" not in props and props["distinct_id"].startswith("u")
     # a NULL column sets no property
     early = export(server.url, from_date="2024-01-01", to_date="2024-01-01", event='["Purchase"]')
-    assert any("plan" not in e["properties"] for e in early) and any(e["properties"].get("plan") == "pro" for e in early)
+    assert any("plan" not in e["properties"] for e in early) and any(
+        e["properties"].get("plan") == "pro" for e in early
+    )
 
 
 def test_mirror_mode_reflects_deleted_and_changed_rows(server: ServerProcess, pg: PostgresCluster) -> None:
@@ -339,7 +351,14 @@ def test_a_source_that_fails_fails_the_run_not_the_server(server: ServerProcess,
         server,
         "POST",
         "",
-        {"type": "postgres", "host": "127.0.0.1", "port": pg.port, "database": DATABASE, "user": USER, "password": "nope-42"},
+        {
+            "type": "postgres",
+            "host": "127.0.0.1",
+            "port": pg.port,
+            "database": DATABASE,
+            "user": USER,
+            "password": "nope-42",
+        },
     )
     assert response.status_code == 200 and "nope-42" not in response.text
     assert "nope-42" not in call(server, "GET", "").text and PASSWORD not in call(server, "GET", "").text
@@ -348,9 +367,19 @@ def test_a_source_that_fails_fails_the_run_not_the_server(server: ServerProcess,
 @pytest.mark.parametrize(
     ("path", "body", "status", "error"),
     [
-        ("/imports/event-stream", {"import_type": "event_stream"}, 400, "warehouse_source_id is required and must be an integer"),
+        (
+            "/imports/event-stream",
+            {"import_type": "event_stream"},
+            400,
+            "warehouse_source_id is required and must be an integer",
+        ),
         ("/imports/event-stream", [1], 400, "request body must be a JSON object"),
-        ("/imports/event-stream", {"import_type": "event_stream", "warehouse_source_id": 999}, 400, "warehouse_source_id 999 is not a warehouse source of this project"),
+        (
+            "/imports/event-stream",
+            {"import_type": "event_stream", "warehouse_source_id": 999},
+            400,
+            "warehouse_source_id 999 is not a warehouse source of this project",
+        ),
         ("/imports/nope", {}, 405, None),
     ],
 )
@@ -376,13 +405,25 @@ def test_bad_create_bodies(server: ServerProcess, pg: PostgresCluster) -> None:
         "sync_mode": "time_based",
     }
     cases = [
-        ({"sync_mode": "full_sync"}, "sync_mode must be one of time_based, mirror_mode, one_time for a event_stream import, got 'full_sync'"),
-        ({"sync_mode": "sometimes"}, "sync_mode must be one of time_based, mirror_mode, one_time for a event_stream import, got 'sometimes'"),
-        ({"run_every": 60}, "run_every must be one of 0, 3600000000000, 86400000000000, 604800000000000 (nanoseconds), got 60"),
+        (
+            {"sync_mode": "full_sync"},
+            "sync_mode must be one of time_based, mirror_mode, one_time for a event_stream import, got 'full_sync'",
+        ),
+        (
+            {"sync_mode": "sometimes"},
+            "sync_mode must be one of time_based, mirror_mode, one_time for a event_stream import, got 'sometimes'",
+        ),
+        (
+            {"run_every": 60},
+            "run_every must be one of 0, 3600000000000, 86400000000000, 604800000000000 (nanoseconds), got 60",
+        ),
         ({"event_column_name": "name"}, "give exactly one of event_name and event_column_name"),
         ({"insert_time_column_name": None}, "insert_time_column_name is required with sync_mode time_based"),
         ({"time_column_name": None}, "time_column_name is required"),
-        ({"table_params": {"table_name": "t", "dataset": "x"}}, "table_params: unknown parameter 'dataset' for a postgres source"),
+        (
+            {"table_params": {"table_name": "t", "dataset": "x"}},
+            "table_params: unknown parameter 'dataset' for a postgres source",
+        ),
         ({"import_type": "people"}, "import_type must be 'event_stream', got 'people'"),
     ]
     for change, error in cases:
@@ -391,7 +432,10 @@ def test_bad_create_bodies(server: ServerProcess, pg: PostgresCluster) -> None:
         assert response.status_code == 400, (change, response.text)
         assert response.json() == {"status": "error", "error": error}, change
 
-    assert call(server, "GET", "/imports/424242").json() == {"status": "error", "error": "Warehouse import 424242 not found"}
+    assert call(server, "GET", "/imports/424242").json() == {
+        "status": "error",
+        "error": "Warehouse import 424242 not found",
+    }
     assert call(server, "GET", "/imports/424242").status_code == 404
     assert call(server, "PUT", "/imports/424242/manual-sync", {}).status_code == 404
     response = call(server, "PATCH", "/imports/424242", {"paused": True})
@@ -402,7 +446,10 @@ def test_bad_create_bodies(server: ServerProcess, pg: PostgresCluster) -> None:
     for body, error in [
         ({}, "paused is required and must be true or false"),
         ({"paused": "yes"}, "paused is required and must be true or false"),
-        ({"paused": False, "run_every": 7}, "run_every must be one of 0, 3600000000000, 86400000000000, 604800000000000 (nanoseconds), got 7"),
+        (
+            {"paused": False, "run_every": 7},
+            "run_every must be one of 0, 3600000000000, 86400000000000, 604800000000000 (nanoseconds), got 7",
+        ),
         ({"paused": False, "sync_mode": "full_sync"}, "sync_mode cannot be changed (patchable: paused, run_every)"),
     ]:
         response = call(server, "PATCH", f"/imports/{some}", body)
@@ -411,7 +458,9 @@ def test_bad_create_bodies(server: ServerProcess, pg: PostgresCluster) -> None:
     assert response.status_code == 400 and response.json()["error"] == "delete_data must be true or false"
     # file sources stay inside the files folder
     response = call(server, "POST", "", {"type": "parquet", "path": "../etc"})
-    assert response.status_code == 400 and "inside" not in response.json()["error"] or "relative" in response.json()["error"]
+    assert (response.status_code == 400 and "inside" not in response.json()["error"]) or "relative" in response.json()[
+        "error"
+    ]
     # no credentials, wrong project
     assert httpx.get(f"{server.url}{BASE}/imports").status_code == 401
     other = httpx.get(f"{server.url}/api/app/projects/999/warehouse-sources/imports", auth=AUTH)

@@ -92,9 +92,7 @@ def _create(ctx: AppContext, import_type: model.ImportType) -> dict[str, Any]:
         resolve_path(root, str(spec.table_params["table_name"]))
     runner = _runner(ctx)
     created = store.create(ctx.project.id, spec, source.type, None, ctx.caller.username or "project secret")
-    dispatch(runner, created)  # the initial load, whatever run_every says
-    if spec.run_every:
-        store.set_schedule(created.id, run_every=spec.run_every)
+    dispatch(runner, created)  # the initial load, whatever run_every says; the next run_every after it
     found = store.get(ctx.project.id, created.id)
     assert found is not None
     return _ok(found.shown())

@@ -15,7 +15,7 @@ import logging
 import time
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +30,12 @@ from mixhouse.errors import BadRequest, Unavailable
 from mixhouse.imports import convert
 from mixhouse.imports.model import ImportType, RunStatus, SyncMode, WarehouseImport
 from mixhouse.imports.sources import HASH_COLUMN, Read, SourceError, cursor_of, reader_for
+from mixhouse.imports.state import SCHEMA as STATE_SCHEMA
 from mixhouse.imports.state import ImportState
 from mixhouse.imports.store import ImportStore
 from mixhouse.jobs.model import Job
 from mixhouse.jobs.runner import JobContext, JobRunner
+from mixhouse.jobs.store import JobStore
 from mixhouse.lexicon.effects import DroppedEvents
 from mixhouse.lookup.csvtable import Table
 from mixhouse.lookup.store import LookupStore
@@ -131,7 +133,7 @@ class Importer:
         mode = self.imp.sync_mode
         incremental = mode is SyncMode.TIME_BASED
         skip_known = mode is not SyncMode.FULL_SYNC
-        known = self.state.load() if skip_known or mode is SyncMode.MIRROR_MODE else convert_empty()
+        known = self.state.load() if skip_known else STATE_SCHEMA.empty_table()
         known_hashes = known.column("hash").combine_chunks() if known.num_rows else pa.array([], pa.string())
         seen: list[pa.Array] = []  # Mirror: every hash in the warehouse now
         seen_keys: list[pa.Array] = []
@@ -170,7 +172,7 @@ class Importer:
                 cursor = cursor_of(top)
                 if cursor is not None:
                     self.store.set_cursor(self.imp.id, cursor)
-                    self.imp = _with_cursor(self.imp, cursor)
+                    self.imp = replace(self.imp, cursor=cursor)
         deleted = 0
         if mode is SyncMode.MIRROR_MODE:
             deleted = self._mirror_deletes(seen, seen_keys, group_key)
@@ -225,18 +227,6 @@ class Importer:
         return RunTotals(imported=len(rows.rows))
 
 
-def convert_empty() -> pa.Table:
-    from mixhouse.imports.state import SCHEMA
-
-    return SCHEMA.empty_table()
-
-
-def _with_cursor(imp: WarehouseImport, cursor: Any) -> WarehouseImport:
-    from dataclasses import replace
-
-    return replace(imp, cursor=cursor)
-
-
 # -- the job kind -----------------------------------------------------------------------------------
 
 
@@ -289,9 +279,22 @@ class Schedule:
 
     def __init__(self, runner: JobRunner) -> None:
         self.runner = runner
+        self.reconciled = False
+
+    def _reconcile(self, store: ImportStore) -> None:
+        """At start: a run left RUNNING without a job (the server stopped between recording the run and
+        submitting its job) is FAILED, or its import could never run again. A run whose job a crash
+        interrupted keeps its job, which the runner runs again."""
+        jobs = {str(j.payload.get("run_id")) for j in JobStore(self.runner.ctx.catalog).active() if j.kind == KIND}
+        for run_id in store.running_ids():
+            if run_id not in jobs:
+                store.finish_run(run_id, RunStatus.FAILED, None, "interrupted before it started")
 
     def __call__(self) -> float:
         store = ImportStore(self.runner.ctx.catalog)
+        if not self.reconciled:
+            self._reconcile(store)
+            self.reconciled = True
         now = time.time()
         for imp in store.due(now):
             dispatch(self.runner, imp)

@@ -163,7 +163,7 @@ class ImportStore(CatalogStore):
         with self._write() as conn:
             cursor = conn.execute(
                 f"""INSERT INTO warehouse_imports ({_IMPORT_COLUMNS})
-                    VALUES (NULL, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, NULL, NULL, NULL, 0)""",
+                    VALUES (NULL, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, NULL, NULL, NULL, NULL, 0)""",
                 [
                     project_id,
                     spec.import_type.value,
@@ -175,8 +175,6 @@ class ImportStore(CatalogStore):
                     now,
                     creator_id,
                     creator_name,
-                    # the first run right away; the next ones run_every later (docs/warehouse-imports.md)
-                    None,
                 ],
             )
             import_id = int(cursor.lastrowid or 0)
@@ -255,6 +253,10 @@ class ImportStore(CatalogStore):
             [import_id],
         ).fetchall()
         return _run(rows[0]) if rows else None
+
+    def running_ids(self) -> list[str]:
+        rows = self._conn.execute("SELECT id FROM warehouse_import_runs WHERE status = 'RUNNING'").fetchall()
+        return [str(r[0]) for r in rows]
 
     def finish_run(self, run_id: str, status: RunStatus, imported: int | None, error: str | None = None) -> None:
         with self._write() as conn:
