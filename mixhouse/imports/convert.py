@@ -117,6 +117,7 @@ class Columns:
     """Which columns of a batch become properties, under which names."""
 
     def __init__(self, schema: pa.Schema, special: set[str], mappings: Mapping[str, str] | None) -> None:
+        self.mappings = mappings
         self.names: list[str] = []
         self.props: list[str] = []
         for name in schema.names:
@@ -147,6 +148,22 @@ def _rows(
     if not arrays:
         return [{} for _ in range(batch.num_rows)], []
     return pa.StructArray.from_arrays(arrays, names=names).to_pylist(), json_props
+
+
+def _cleaned(
+    batch: pa.RecordBatch, columns: Columns, extra: dict[str, pa.Array], json_column: str | None
+) -> list[dict[str, Any]]:
+    """Each row's properties, cleaned (see _clean); rows with no JSON to parse and no null skip the per-row
+    work."""
+    rows, json_props = _rows(batch, columns, extra)
+    json_prop = (columns.mappings or {}).get(json_column, json_column) if json_column else None
+    if json_prop is not None and json_prop not in json_props:
+        json_props.append(json_prop)
+    if json_props:
+        return [_clean(row, json_props, json_prop) for row in rows]
+    if any(batch.column(c).null_count for c in columns.names) or any(a.null_count for a in extra.values()):
+        return [{k: v for k, v in row.items() if v is not None} for row in rows]
+    return rows
 
 
 def _clean(row: dict[str, Any], json_props: list[str], json_column: str | None) -> dict[str, Any]:
@@ -193,19 +210,10 @@ def events(batch: pa.RecordBatch, config: Mapping[str, Any], stamp: Stamp) -> li
     if config.get("insert_time_column_name"):
         special.add(config["insert_time_column_name"])
     extra["$insert_id"] = batch.column(HASH_COLUMN)
-    json_column = config.get("json_properties_column_name")
     columns = Columns(batch.schema, special, config.get("property_mappings"))
-    rows, json_props = _rows(batch, columns, extra)
-    json_prop = (config.get("property_mappings") or {}).get(json_column, json_column) if json_column else None
-    if json_prop is not None and json_prop not in json_props:
-        json_props.append(json_prop)
+    rows = _cleaned(batch, columns, extra, config.get("json_properties_column_name"))
     constants = stamp.properties()
-    records = []
-    for name, row in zip(names, rows, strict=True):
-        props = _clean(row, json_props, json_prop)
-        props.update(constants)
-        records.append({"event": name, "properties": props})
-    return records
+    return [{"event": name, "properties": props | constants} for name, props in zip(names, rows, strict=True)]
 
 
 def profile_keys(batch: pa.RecordBatch, config: Mapping[str, Any], *, group: bool) -> pa.Array:
@@ -223,15 +231,11 @@ def profile_sets(
     special = {key_column}
     if config.get("insert_time_column_name"):
         special.add(config["insert_time_column_name"])
-    json_column = config.get("json_properties_column_name")
     columns = Columns(batch.schema, special, config.get("property_mappings"))
-    rows, json_props = _rows(batch, columns, {})
-    json_prop = (config.get("property_mappings") or {}).get(json_column, json_column) if json_column else None
-    if json_prop is not None and json_prop not in json_props:
-        json_props.append(json_prop)
+    rows = _cleaned(batch, columns, {}, config.get("json_properties_column_name"))
     records = []
     for key, row in zip(keys.to_pylist(), rows, strict=True):
-        record: dict[str, Any] = {"$token": token, "$set": _clean(row, json_props, json_prop), "$ignore_time": True}
+        record: dict[str, Any] = {"$token": token, "$set": row, "$ignore_time": True}
         if group_key:
             record["$group_key"] = group_key
             record["$group_id"] = key
