@@ -8,6 +8,12 @@ user (or `nobody`), which owns the temporary folder.
     with PostgresCluster() as pg:
         pg.execute("CREATE TABLE t (x int)")
         pg.uri  # postgresql://mixhouse:<password>@127.0.0.1:<port>/mixhouse
+
+or, in a test module, the `postgres` fixture (one cluster per module):
+
+    from tests.postgres import postgres_cluster  # noqa: F401  (registers the fixture)
+
+    def test_something(postgres: PostgresCluster) -> None: ...
 """
 
 from __future__ import annotations
@@ -18,9 +24,12 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+import pytest
 
 from tests.server import free_port
 
@@ -148,3 +157,10 @@ class PostgresCluster:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+@pytest.fixture(scope="module", name="postgres")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """A throwaway cluster for the test module, removed after it."""
+    with PostgresCluster() as cluster:
+        yield cluster

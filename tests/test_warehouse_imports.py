@@ -16,17 +16,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import export
-from tests.postgres import DATABASE, PASSWORD, USER, PostgresCluster
+from tests.postgres import DATABASE, PASSWORD, USER, PostgresCluster, postgres_cluster  # noqa: F401  (the fixture)
 from tests.server import PROJECT_ID, SA_SECRET, SA_USER, ServerProcess, seed_catalog
 
 AUTH = (SA_USER, SA_SECRET)
 BASE = f"/api/app/projects/{PROJECT_ID}/warehouse-sources"
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[PostgresCluster]:
-    with PostgresCluster() as cluster:
-        yield cluster
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +42,8 @@ def call(server: ServerProcess, method: str, path: str, body: Any = None, **kwar
     return httpx.request(method, f"{server.url}{BASE}{path}", json=body, auth=AUTH, timeout=60, **kwargs)
 
 
-def pg_source(server: ServerProcess, pg: PostgresCluster) -> int:
-    body = {"type": "postgres", "host": "127.0.0.1", "port": pg.port, "database": DATABASE, "user": USER}
+def pg_source(server: ServerProcess, postgres: PostgresCluster) -> int:
+    body = {"type": "postgres", "host": "127.0.0.1", "port": postgres.port, "database": DATABASE, "user": USER}
     response = call(server, "POST", "", {**body, "password": PASSWORD, "name": "app db"})
     assert response.status_code == 200, response.text
     assert PASSWORD not in response.text
@@ -88,9 +82,9 @@ def segmentation_total(
 
 
 def test_time_based_then_manual_sync_then_rerun_imports_nothing_twice(
-    server: ServerProcess, pg: PostgresCluster
+    server: ServerProcess, postgres: PostgresCluster
 ) -> None:
-    pg.execute(
+    postgres.execute(
         """CREATE TABLE purchases (id bigint PRIMARY KEY, name text, user_id text, at timestamptz,
                                   inserted_at timestamptz, amount double precision, plan text)""",
         """INSERT INTO purchases SELECT g, 'Purchase', 'u' || (g % 1000), timestamptz '2024-01-01 00:00:00+00'
@@ -98,7 +92,7 @@ def test_time_based_then_manual_sync_then_rerun_imports_nothing_twice(
                   CASE WHEN g % 2 = 0 THEN 'pro' ELSE NULL END
            FROM generate_series(1, 100000) g""",
     )
-    source_id = pg_source(server, pg)
+    source_id = pg_source(server, postgres)
     body = {
         "import_type": "event_stream",
         "warehouse_source_id": source_id,
@@ -122,7 +116,7 @@ def test_time_based_then_manual_sync_then_rerun_imports_nothing_twice(
     assert first["num_events_imported"] == 100_000
     assert segmentation_total(server, "Purchase") == 100_000
 
-    pg.execute(
+    postgres.execute(
         """INSERT INTO purchases SELECT g, 'Purchase', 'u' || (g % 1000), timestamptz '2024-01-20 00:00:00+00'
                   + (g % 1000) * interval '1 minute', timestamptz '2024-02-02 00:00:00+00', 1, 'free'
            FROM generate_series(100001, 101000) g"""
@@ -162,13 +156,13 @@ def test_time_based_then_manual_sync_then_rerun_imports_nothing_twice(
     )
 
 
-def test_mirror_mode_reflects_deleted_and_changed_rows(server: ServerProcess, pg: PostgresCluster) -> None:
-    pg.execute(
+def test_mirror_mode_reflects_deleted_and_changed_rows(server: ServerProcess, postgres: PostgresCluster) -> None:
+    postgres.execute(
         "CREATE TABLE tickets (id int PRIMARY KEY, opened_by text, opened_at timestamp, priority text)",
         """INSERT INTO tickets SELECT g, 'user-' || g, timestamp '2024-01-05 10:00:00' + g * interval '1 hour',
                   'low' FROM generate_series(1, 10) g""",
     )
-    source_id = pg_source(server, pg)
+    source_id = pg_source(server, postgres)
     body = {
         "import_type": "event_stream",
         "warehouse_source_id": source_id,
@@ -184,7 +178,7 @@ def test_mirror_mode_reflects_deleted_and_changed_rows(server: ServerProcess, pg
     assert wait_run(server, import_id, 1)["num_events_imported"] == 10
     assert segmentation_total(server, "Ticket Opened") == 10
 
-    pg.execute("DELETE FROM tickets WHERE id = 3", "UPDATE tickets SET priority = 'high' WHERE id = 7")
+    postgres.execute("DELETE FROM tickets WHERE id = 3", "UPDATE tickets SET priority = 'high' WHERE id = 7")
     assert call(server, "PUT", f"/imports/{import_id}/manual-sync", {}).status_code == 200
     assert wait_run(server, import_id, 2)["num_events_imported"] == 1  # the changed row, sent again
     assert segmentation_total(server, "Ticket Opened") == 9
@@ -212,8 +206,8 @@ def engage(server: ServerProcess, **params: str) -> list[dict[str, Any]]:
     return list(response.json()["results"])
 
 
-def test_people_import_is_visible_in_engage(server: ServerProcess, pg: PostgresCluster) -> None:
-    pg.execute(
+def test_people_import_is_visible_in_engage(server: ServerProcess, postgres: PostgresCluster) -> None:
+    postgres.execute(
         "CREATE TABLE crm_users (uid text, email text, tier text, signed_up timestamptz, seats int, extra jsonb)",
         """INSERT INTO crm_users VALUES
              ('crm-1', 'ada@example.com', 'pro', '2024-01-02 03:04:05+00', 5, '{"region": "emea", "score": 9}'),
@@ -221,7 +215,7 @@ def test_people_import_is_visible_in_engage(server: ServerProcess, pg: PostgresC
     )
     body = {
         "import_type": "people",
-        "warehouse_source_id": pg_source(server, pg),
+        "warehouse_source_id": pg_source(server, postgres),
         "table_params": {"table_name": "crm_users"},
         "user_column_name": "uid",
         "json_properties_column_name": "extra",
@@ -241,7 +235,7 @@ def test_people_import_is_visible_in_engage(server: ServerProcess, pg: PostgresC
     (bob,) = engage(server, distinct_id="crm-2")
     assert "tier" not in bob["$properties"] and "extra" not in bob["$properties"]
 
-    pg.execute("UPDATE crm_users SET tier = 'enterprise' WHERE uid = 'crm-1'")
+    postgres.execute("UPDATE crm_users SET tier = 'enterprise' WHERE uid = 'crm-1'")
     assert call(server, "PUT", f"/imports/{import_id}/manual-sync", {}).status_code == 200
     assert wait_run(server, import_id, 2)["num_events_imported"] == 2  # full_sync sends the whole table
     assert engage(server, distinct_id="crm-1")[0]["$properties"]["tier"] == "enterprise"
@@ -254,12 +248,12 @@ def test_people_import_is_visible_in_engage(server: ServerProcess, pg: PostgresC
     assert listed[import_id]["paused"] is True and listed[import_id]["run_every"] == 604_800_000_000_000
 
 
-def test_groups_and_lookup_table_imports(server: ServerProcess, pg: PostgresCluster) -> None:
-    pg.execute(
+def test_groups_and_lookup_table_imports(server: ServerProcess, postgres: PostgresCluster) -> None:
+    postgres.execute(
         "CREATE TABLE accounts (account_id text, name text, arr numeric(12, 2))",
         "INSERT INTO accounts VALUES ('acme', 'Acme', 45000.50), ('globex', 'Globex', 2000)",
     )
-    source_id = pg_source(server, pg)
+    source_id = pg_source(server, postgres)
     groups = {
         "import_type": "groups",
         "warehouse_source_id": source_id,
@@ -328,10 +322,10 @@ def test_parquet_files_one_time(server: ServerProcess, files_dir: Path) -> None:
     assert response.json() == {"status": "error", "error": "a one_time import runs once, and this one has run"}
 
 
-def test_a_source_that_fails_fails_the_run_not_the_server(server: ServerProcess, pg: PostgresCluster) -> None:
+def test_a_source_that_fails_fails_the_run_not_the_server(server: ServerProcess, postgres: PostgresCluster) -> None:
     body = {
         "import_type": "event_stream",
-        "warehouse_source_id": pg_source(server, pg),
+        "warehouse_source_id": pg_source(server, postgres),
         "table_params": {"table_name": "no_such_table"},
         "event_name": "X",
         "time_column_name": "t",
@@ -355,7 +349,7 @@ def test_a_source_that_fails_fails_the_run_not_the_server(server: ServerProcess,
         {
             "type": "postgres",
             "host": "127.0.0.1",
-            "port": pg.port,
+            "port": postgres.port,
             "database": DATABASE,
             "user": USER,
             "password": "nope-42",
@@ -394,8 +388,8 @@ def test_bad_requests_answer_in_the_app_envelope(
         assert response.json()["error"] == error
 
 
-def test_bad_create_bodies(server: ServerProcess, pg: PostgresCluster) -> None:
-    source_id = pg_source(server, pg)
+def test_bad_create_bodies(server: ServerProcess, postgres: PostgresCluster) -> None:
+    source_id = pg_source(server, postgres)
     good = {
         "import_type": "event_stream",
         "warehouse_source_id": source_id,
@@ -513,9 +507,11 @@ def test_manual_sync_limit_at_its_edge(tmp_path: Path, files_dir: Path) -> None:
         proc.stop()
 
 
-def test_kill_9_mid_run_resumes_with_nothing_missing_or_counted_twice(tmp_path: Path, pg: PostgresCluster) -> None:
+def test_kill_9_mid_run_resumes_with_nothing_missing_or_counted_twice(
+    tmp_path: Path, postgres: PostgresCluster
+) -> None:
     rows = 200_000
-    pg.execute(
+    postgres.execute(
         "CREATE TABLE clicks (id bigint, who text, at timestamptz, inserted_at timestamptz)",
         f"""INSERT INTO clicks SELECT g, 'w' || (g % 500), timestamptz '2024-01-10 00:00:00+00' + (g % 86400) * interval '1 second',
                   timestamptz '2024-02-01 00:00:00+00' + (g / 100) * interval '1 second' FROM generate_series(1, {rows}) g""",
@@ -526,7 +522,7 @@ def test_kill_9_mid_run_resumes_with_nothing_missing_or_counted_twice(tmp_path: 
     try:
         body = {
             "import_type": "event_stream",
-            "warehouse_source_id": pg_source(proc, pg),
+            "warehouse_source_id": pg_source(proc, postgres),
             "table_params": {"table_name": "clicks"},
             "event_name": "Click",
             "time_column_name": "at",
