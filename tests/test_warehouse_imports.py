@@ -546,3 +546,36 @@ def test_kill_9_mid_run_resumes_with_nothing_missing_or_counted_twice(
         assert len(call(proc, "GET", f"/imports/{import_id}/history").json()["results"]["runs"]) == 1
     finally:
         proc.stop()
+
+
+def test_duckdb_file_people_mirror_deletes_a_profile_whose_row_is_gone(server: ServerProcess, files_dir: Path) -> None:
+    import duckdb
+
+    path = files_dir / "warehouse.duckdb"
+    with duckdb.connect(str(path)) as db:
+        db.execute("CREATE SCHEMA crm")
+        db.execute("CREATE TABLE crm.members (member text, team text, joined date)")
+        db.execute(
+            "INSERT INTO crm.members VALUES ('m-1', 'red', DATE '2024-01-03'), ('m-2', 'blue', DATE '2024-01-04')"
+        )
+    source_id = call(server, "POST", "", {"type": "duckdb", "path": "warehouse.duckdb"}).json()["results"]["id"]
+    body = {
+        "import_type": "people",
+        "warehouse_source_id": source_id,
+        "table_params": {"schema_name": "crm", "table_name": "members"},
+        "user_column_name": "member",
+        "sync_mode": "mirror_mode",
+    }
+    response = call(server, "POST", "/imports/people", body)
+    assert response.status_code == 200, response.text
+    import_id = response.json()["results"]["id"]
+    assert wait_run(server, import_id, 1)["num_events_imported"] == 2
+    assert engage(server, distinct_id="m-2")[0]["$properties"]["joined"] == "2024-01-04T00:00:00"
+
+    with duckdb.connect(str(path)) as db:
+        db.execute("DELETE FROM crm.members WHERE member = 'm-2'")
+        db.execute("UPDATE crm.members SET team = 'green' WHERE member = 'm-1'")
+    assert call(server, "PUT", f"/imports/{import_id}/manual-sync", {}).status_code == 200
+    assert wait_run(server, import_id, 2)["num_events_imported"] == 1
+    assert engage(server, distinct_id="m-2") == []
+    assert engage(server, distinct_id="m-1")[0]["$properties"]["team"] == "green"
