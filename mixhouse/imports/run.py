@@ -46,6 +46,10 @@ KIND = "warehouse-import"
 API_HOST = "warehouse"  # $mp_api_endpoint of imported events: they came through no HTTP host
 
 
+class ImportDeleted(Exception):
+    """The import was deleted while it ran: the run stops after the batch it was committing."""
+
+
 @dataclass(frozen=True)
 class RunTotals:
     imported: int = 0  # events stored, or profile updates applied
@@ -143,6 +147,8 @@ class Importer:
         for batch in self._batches(incremental=incremental):
             if batch.num_rows == 0:
                 continue
+            if self.store.get(self.imp.project_id, self.imp.id) is None:
+                raise ImportDeleted("the import was deleted while it ran")
             hashes = batch.column(HASH_COLUMN)
             if mode is SyncMode.MIRROR_MODE:
                 seen.append(hashes)
@@ -254,6 +260,10 @@ class ImportKind:
             totals = Importer(ctx, imp, job.id, run_id, self.files_dir, self.batch_rows).run()
         except Unavailable:
             raise  # the runner waits for the store and runs the job again
+        except ImportDeleted as exc:
+            store.finish_run(run_id, RunStatus.CANCELLED, None, str(exc))
+            ImportState(ctx.data_dir, imp.project_id, imp.id).drop()
+            return {"cancelled": True}
         except Exception as exc:
             message = str(exc) or type(exc).__name__
             store.finish_run(run_id, RunStatus.FAILED, None, message)
