@@ -394,6 +394,7 @@ FIELDS: tuple[Field, ...] = (
     ),
     Field("aws_access_key_id", "AWS_ACCESS_KEY_ID", None, _text, "S3 key of pipelines (never shown)"),
     Field("aws_secret_access_key", "AWS_SECRET_ACCESS_KEY", None, _text, "S3 secret of pipelines (never shown)"),
+    Field(
         "warehouse_files_dir",
         "MIXHOUSE_WAREHOUSE_FILES_DIR",
         None,

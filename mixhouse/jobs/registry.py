@@ -23,8 +23,8 @@ def start_jobs(
     `forget_users(project_id)` drops what caches hold about a project's users after a deletion;
     `changes` learns of new and deleted events (pipelines' sync)."""
     from mixhouse.gdpr.kinds import all_kinds as gdpr_kinds
-    from mixhouse.pipelines.service import start_pipelines
     from mixhouse.imports.run import ImportKind, Schedule
+    from mixhouse.pipelines.service import start_pipelines
 
     changes = changes or DataChanges()
 
