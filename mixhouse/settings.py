@@ -96,6 +96,10 @@ class Settings:
     pipeline_local_dir: Path | None = None
     aws_access_key_id: str | None = dataclass_field(default=None, repr=False)
     aws_secret_access_key: str | None = dataclass_field(default=None, repr=False)
+    # warehouse imports (docs/warehouse-imports.md)
+    warehouse_files_dir: Path | None = None
+    warehouse_batch_rows: int = 50_000
+    warehouse_manual_syncs_per_hour: int = 5
 
 
 # -- what each setting accepts -------------------------------------------------------------------------
@@ -398,6 +402,27 @@ FIELDS: tuple[Field, ...] = (
     ),
     Field("aws_access_key_id", "AWS_ACCESS_KEY_ID", None, _text, "S3 key of pipelines (never shown)"),
     Field("aws_secret_access_key", "AWS_SECRET_ACCESS_KEY", None, _text, "S3 secret of pipelines (never shown)"),
+    Field(
+        "warehouse_files_dir",
+        "MIXHOUSE_WAREHOUSE_FILES_DIR",
+        None,
+        _path,
+        "folder whose DuckDB and Parquet files warehouse sources may read (unset: none)",
+    ),
+    Field(
+        "warehouse_batch_rows",
+        "MIXHOUSE_WAREHOUSE_BATCH_ROWS",
+        None,
+        _int(1),
+        "warehouse rows read, converted and committed per batch",
+    ),
+    Field(
+        "warehouse_manual_syncs_per_hour",
+        "MIXHOUSE_WAREHOUSE_MANUAL_SYNCS_PER_HOUR",
+        None,
+        _int(0),
+        "manual-sync calls per import per hour, then 429 (0: no limit)",
+    ),
 )
 
 

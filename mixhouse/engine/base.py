@@ -88,6 +88,11 @@ class Engine(Protocol):
         start a new history."""
         ...
 
+    def delete_events(self, project_id: int, insert_ids: list[str]) -> int:
+        """Delete every event of the project with one of these `$insert_id`s (all copies), atomically with
+        respect to writes; the number of rows deleted (warehouse imports: Mirror deletions, `delete_data`)."""
+        ...
+
     def user_data(self, project_id: int, distinct_ids: list[str], since_ms: int | None = None) -> UserData:
         """Everything stored about these users and every id merged with them (GDPR/CCPA retrievals);
         `since_ms`: only events from then on."""

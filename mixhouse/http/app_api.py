@@ -11,6 +11,7 @@ from mixhouse.flags import api as flags
 from mixhouse.flags.readout import readout
 from mixhouse.http.app_routes import app_route
 from mixhouse.http.endpoint import Endpoint
+from mixhouse.imports import api as imports_api
 from mixhouse.lexicon import api as lexicon_api
 
 SAVE = Action.SAVE  # saved reports and annotations: analysts may create, change and delete them
@@ -32,6 +33,16 @@ APP_ROUTES: list[Endpoint] = [
     app_route("/schemas", lexicon_api.collection, ["GET", "POST", "DELETE"]),
     app_route("/schemas/{entity_type}", lexicon_api.by_type, ["GET", "DELETE"]),
     app_route("/schemas/{entity_type}/{name:path}", lexicon_api.item, ["GET", "POST", "DELETE"]),
+    # Warehouse imports: every role reads, admins and owners write (docs/warehouse-imports.md)
+    app_route("/warehouse-sources", imports_api.sources, ["GET", "POST"]),
+    app_route("/warehouse-sources/imports", imports_api.collection, ["GET"]),
+    app_route("/warehouse-sources/imports/event-stream", imports_api.create_event_stream, ["POST"]),
+    app_route("/warehouse-sources/imports/people", imports_api.create_people, ["POST"]),
+    app_route("/warehouse-sources/imports/groups", imports_api.create_groups, ["POST"]),
+    app_route("/warehouse-sources/imports/lookup-table", imports_api.create_lookup_table, ["POST"]),
+    app_route("/warehouse-sources/imports/{import_id}", imports_api.item, ["GET", "PATCH", "DELETE"]),
+    app_route("/warehouse-sources/imports/{import_id}/manual-sync", imports_api.manual_sync, ["PUT"]),
+    app_route("/warehouse-sources/imports/{import_id}/history", imports_api.history, ["GET"]),
     *[
         route
         for scope in ("", "/workspaces/{workspace_id}")

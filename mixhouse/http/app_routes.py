@@ -44,7 +44,7 @@ def app_endpoint(handler: AppHandler, *, status: int = 200) -> Callable[[Request
             body=incoming.json_body,
             engine=request.app.state.engine,
             catalog=request.app.state.catalog,
-            extra={"settings": request.app.state.settings},
+            extra={"settings": request.app.state.settings, "jobs": getattr(request.app.state, "jobs", None)},
         )
         payload = await run_in_threadpool(handler, ctx)
         if isinstance(payload, Response):

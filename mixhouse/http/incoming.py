@@ -87,7 +87,7 @@ async def read_incoming(request: Request, *, limit: int = payloads.MAX_BODY_BYTE
 async def _read_incoming(request: Request, limit: int) -> Incoming:
     params = dict(request.query_params)
     reject_nul(params)
-    if request.method in ("GET", "HEAD", "OPTIONS", "DELETE"):
+    if request.method in ("GET", "HEAD", "OPTIONS"):
         return Incoming(params=params)
     raw = await read_raw_body(request, limit)
     body = payloads.decompress(raw, request.headers.get("content-encoding"), limit)

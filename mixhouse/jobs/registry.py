@@ -23,6 +23,7 @@ def start_jobs(
     `forget_users(project_id)` drops what caches hold about a project's users after a deletion;
     `changes` learns of new and deleted events (pipelines' sync)."""
     from mixhouse.gdpr.kinds import all_kinds as gdpr_kinds
+    from mixhouse.imports.run import ImportKind, Schedule
     from mixhouse.pipelines.service import start_pipelines
 
     changes = changes or DataChanges()
@@ -36,5 +37,7 @@ def start_jobs(
     for kind in gdpr_kinds(settings.gdpr_cancel_window_seconds):
         runner.register(kind)
     start_pipelines(context, runner, pipeline_config(settings), changes)
+    runner.register(ImportKind(settings.warehouse_files_dir, settings.warehouse_batch_rows))
+    runner.add_ticker(Schedule(runner))
     runner.start()
     return runner

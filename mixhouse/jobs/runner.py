@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ class JobRunner:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._tickers: list[Callable[[], float]] = []
 
     # -- registry -------------------------------------------------------------------------------
 
@@ -54,6 +55,15 @@ class JobRunner:
 
     def kind(self, name: str) -> JobKind:
         return self._kinds[name]
+
+    def add_ticker(self, tick: Callable[[], float]) -> None:
+        """Call `tick()` on the runner's thread before each step (a schedule that submits due jobs); it
+        returns the seconds until it wants to be called again."""
+        self._tickers.append(tick)
+
+    def wake(self) -> None:
+        """Step now (a schedule changed)."""
+        self._wake.set()
 
     # -- requests -------------------------------------------------------------------------------
 
@@ -107,6 +117,11 @@ class JobRunner:
         """Advance the oldest job that can move; seconds to wait before the next step (0: at once)."""
         store = JobStore(self.ctx.catalog)
         wait = POLL_SECONDS
+        for tick in self._tickers:
+            try:
+                wait = min(wait, max(0.0, tick()))
+            except Exception:
+                log.exception("a job schedule failed to tick")
         now = time.time()
         for job in store.active():
             if self._stop.is_set():

@@ -42,6 +42,23 @@ def cluster(store: Store, project_id: int, distinct_ids: list[str]) -> dict[str,
     return dict(sorted(found.items()))
 
 
+def delete_events(store: Store, project_id: int, insert_ids: list[str]) -> int:
+    """Every event of the project with one of these `$insert_id`s, and their dedup marks (warehouse imports)."""
+    params: dict[str, Any] = {"p": project_id, "ids": sorted(set(insert_ids))}
+    db = store.db
+    where = "project_id = {p:Int64} AND has({ids:Array(String)}, insert_id)"
+    counted = store.rows(f"SELECT count() AS n FROM {db}.events WHERE {where}", params)
+    events = int(counted[0]["n"]) if counted else 0
+    if events:
+        store.driver.command(
+            f"DELETE FROM {db}.superseded_events WHERE project_id = {{p:Int64}} AND seq IN ("
+            f" SELECT seq FROM {db}.events WHERE {where})",
+            params,
+        )
+        store.driver.command(f"DELETE FROM {db}.events WHERE {where}", params)
+    return events
+
+
 def delete_users(store: Store, project_id: int, distinct_ids: list[str]) -> DeleteResult:
     ids = sorted(cluster(store, project_id, distinct_ids))
     params: dict[str, Any] = {"p": project_id, "ids": ids}

@@ -329,6 +329,20 @@ class ClickHouseEngine:
         result: DeleteResult = self._writer.call(work).result()
         return result
 
+    def delete_events(self, project_id: int, insert_ids: list[str]) -> int:
+        """On the writer thread, as delete_users."""
+        if not insert_ids:
+            return 0
+
+        def work() -> int:
+            try:
+                return deletes.delete_events(self.store, project_id, insert_ids)
+            except DriverError as exc:
+                raise unavailable(exc) from exc
+
+        result: int = self._writer.call(work).result()
+        return result
+
     def user_data(self, project_id: int, distinct_ids: list[str], since_ms: int | None = None) -> UserData:
         try:
             canonical = deletes.cluster(self.store, project_id, distinct_ids)

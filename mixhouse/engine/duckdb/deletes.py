@@ -94,6 +94,33 @@ def delete_users(
     return DeleteResult(tuple(cluster), events, profiles)
 
 
+def delete_events(conn: duckdb.DuckDBPyConnection, project_id: int, insert_ids: list[str]) -> int:
+    """Every event of the project carrying one of these `$insert_id`s, and their dedup marks, in one
+    transaction on the writer's connection; the number of event rows deleted."""
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        conn.register("doomed_insert_ids", pa.table({"id": pa.array(sorted(set(insert_ids)), pa.string())}))
+        try:
+            conn.execute(
+                """DELETE FROM superseded_events WHERE project_id = $p AND seq IN (
+                       SELECT seq FROM events WHERE project_id = $p AND insert_id IN (SELECT id FROM doomed_insert_ids))""",
+                {"p": project_id},
+            )
+            deleted = _count(
+                conn,
+                "DELETE FROM events WHERE project_id = $p AND insert_id IN (SELECT id FROM doomed_insert_ids)",
+                project_id,
+            )
+        finally:
+            conn.unregister("doomed_insert_ids")
+        conn.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):
+            conn.execute("ROLLBACK")
+        raise
+    return deleted
+
+
 def forget_cached_users(project_id: int) -> None:
     """Drop what queries keep of a project's users between requests: `/engage` keeps the id lists of paged
     queries (a later page would list a deleted id). They are recomputed on the next page."""

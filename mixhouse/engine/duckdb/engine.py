@@ -531,6 +531,18 @@ class DuckDBEngine:
         result: DeleteResult = self._writer.call(work).result()
         return result
 
+    def delete_events(self, project_id: int, insert_ids: list[str]) -> int:
+        """On the writer thread, as delete_users (engine/duckdb/deletes.py)."""
+        if not insert_ids:
+            return 0
+
+        def work() -> int:
+            with self._lock, self._guard():
+                return deletes.delete_events(self._write_conn, project_id, insert_ids)
+
+        result: int = self._writer.call(work).result()
+        return result
+
     def user_data(self, project_id: int, distinct_ids: list[str], since_ms: int | None = None) -> UserData:
         """A connection of its own, in one read transaction (one snapshot) until the events are read; a read
         in progress until then (see `_reading`)."""
