@@ -24,7 +24,7 @@ from typing import Any
 from mixhouse.domain.app_context import AppContext
 from mixhouse.errors import BadRequest, NotFound, RateLimited, Unavailable
 from mixhouse.imports import model
-from mixhouse.imports.run import dispatch
+from mixhouse.imports.run import dispatch, events_deleted
 from mixhouse.imports.sources import resolve_path
 from mixhouse.imports.state import ImportState
 from mixhouse.imports.store import ImportStore
@@ -138,6 +138,9 @@ def item(ctx: AppContext) -> dict[str, Any]:
     if delete_data and imp.import_type is model.ImportType.EVENT_STREAM:
         hashes = state.load().column("hash").to_pylist()
         ctx.engine.delete_events(ctx.project.id, [h for h in hashes if h])
+        runner = ctx.extra.get("jobs")
+        if isinstance(runner, JobRunner):
+            events_deleted(runner.ctx, ctx.project.id)
     state.drop()
     return {"status": "ok"}
 

@@ -197,6 +197,7 @@ class Importer:
         if gone.num_rows:
             if self.imp.import_type is ImportType.EVENT_STREAM:
                 deleted = self.ctx.engine.delete_events(self.project.id, gone.column("hash").to_pylist())
+                events_deleted(self.ctx, self.project.id)
             else:
                 keys_now = (
                     pa.chunked_array(seen_keys, pa.string()).combine_chunks()
@@ -310,3 +311,11 @@ class Schedule:
             dispatch(self.runner, imp)
         upcoming = store.next_due()
         return 3600.0 if upcoming is None else max(0.0, upcoming - time.time())
+
+
+def events_deleted(ctx: JobContext, project_id: int) -> None:
+    """Tell what watches stored events (pipelines' sync, caches of users) that some were deleted, as a GDPR
+    deletion does."""
+    forget = ctx.services.get("forget_users")
+    if forget is not None:
+        forget(project_id)
