@@ -51,7 +51,9 @@ def create_app(settings: Settings | Path, geoip: str | None = None) -> Starlette
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.geo = locator
         app.state.catalog = open_catalog(settings)
-        app.state.engine = open_engine(settings, commit_observers=(observability.observe_commit,))
+        app.state.engine = open_engine(
+            settings, commit_observers=(observability.observe_commit,), catalog=app.state.catalog
+        )
         observability.install(app.state.engine, access_log_on=settings.access_log)
         app.state.jobs = start_jobs(settings, app.state.catalog, app.state.engine, app.state.flag_cohorts.forget)
         try:

@@ -17,12 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
+from mixhouse.engine.duckdb import lookups
 from mixhouse.engine.duckdb.scope import Scope
 from mixhouse.expr import ast, dates
 from mixhouse.expr.errors import ExpressionError, ExpressionLimitError, ExpressionScopeError
 from mixhouse.expr.interpreter import NUMBER_PATTERN, DateTime, Value, evaluate, kind_of
 from mixhouse.expr.kinds import DISTINCT_ID_NAMES, TIME_NAMES, Kind
-from mixhouse.expr.plan import UNAVAILABLE
+from mixhouse.expr.plan import LOOKUP_UNAVAILABLE, UNAVAILABLE
 
 # Past this, an expression is refused rather than handed to DuckDB (a few KB is typical).
 MAX_SQL_LENGTH = 500_000
@@ -204,6 +205,8 @@ class DuckDBPrinter:
         match e:
             case ast.Property():
                 return self.property(e)
+            case ast.Lookup():
+                return self.lookup(e)
             case ast.Unary(op="-"):
                 v = self.value(e.operand)
                 return Val({Kind.NUMBER: f"(-({v[Kind.NUMBER]}))"} if Kind.NUMBER in v else {})
@@ -258,6 +261,22 @@ class DuckDBPrinter:
                 raise ExpressionScopeError(UNAVAILABLE["user"], self.text, p.pos)
             source = scope.user_properties_sql
         return self._json_value(source, p.name)
+
+    def lookup(self, node: ast.Lookup) -> Val:
+        """A cell of the joined lookup row (lookups.lookup_joins): JSON like a property, except that an
+        object is a datetime ({"$ms": n}) and the fast paths for a bare property do not apply."""
+        if node.table is None or not self.scope.lookups:
+            raise ExpressionScopeError(LOOKUP_UNAVAILABLE, self.text, node.pos)
+        if lookups.source_sql(self.scope, node) is None:
+            raise ExpressionScopeError(UNAVAILABLE["user"], self.text, node.pos)
+        v = self._json_value(f"{lookups.alias(self.scope, node)}.v", node.column)
+        parts = dict(v.parts)
+        del parts[Kind.NULL], parts[Kind.OBJECT]
+        j = self.read(f"{lookups.alias(self.scope, node)}.v", "/" + node.column.replace("~", "~0").replace("/", "~1"))
+        parts[Kind.DATETIME] = (
+            f"CASE WHEN starts_with({_text(j)}, '{{') THEN CAST(json_extract({j}, '/$ms') AS BIGINT) END"
+        )
+        return Val(parts)
 
     def _json_value(self, source: str, name: str) -> Val:
         """The value under key `name` of the JSON `source`, in every kind it may have."""

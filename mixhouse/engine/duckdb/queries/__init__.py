@@ -46,3 +46,6 @@ HANDLERS: dict[type, QueryFunction] = {
     flags_cohorts.CohortMembersSpec: flag_queries.cohort_members,
     flags_readout.ReadoutSpec: flag_queries.readout_rows,
 }
+
+# The analyses that join lookup tables (engine/duckdb/lookups.py); in any other, a lookup read is refused.
+LOOKUP_SPECS: frozenset[type] = frozenset({segmentation_spec.SeriesSpec, segmentation_spec.NumberRangeSpec})

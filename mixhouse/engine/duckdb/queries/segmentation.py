@@ -16,6 +16,7 @@ from mixhouse.domain.query.params import CountType
 from mixhouse.domain.query.segmentation import Measure, NumberRangeSpec, SeriesRow, SeriesSpec
 from mixhouse.engine.duckdb.buckets import bucket_sql
 from mixhouse.engine.duckdb.expressions import compile_filter, compile_number, compile_segment_key
+from mixhouse.engine.duckdb.lookups import lookup_joins
 from mixhouse.engine.duckdb.relations import Relation, scoped_events, user_events
 from mixhouse.engine.duckdb.scope import PROFILE_ALIAS, Scope
 from mixhouse.expr.plan import EventExpr, reads_distinct_id, reads_user
@@ -31,16 +32,18 @@ _MEASURES = {Measure.SUM: "sum(coalesce(x, 0))", Measure.AVERAGE: "avg(coalesce(
 def _scope(*exprs: EventExpr | None) -> Scope:
     """Alias `e` for the event; `u` for its profile when any of the expressions reads `user[...]`."""
     user = f"{PROFILE_ALIAS}.properties" if reads_user(*exprs) else None
-    return Scope.events("e", user_properties_sql=user)
+    return Scope.events("e", user_properties_sql=user, lookups=True)
 
 
-def _source(rel: Relation, scope: Scope) -> str:
+def _source(rel: Relation, scope: Scope, *exprs: EventExpr | None) -> str:
+    # Lookup reads join their table's row after the relation (and the profile they may be keyed by).
+    joins = lookup_joins(scope, *exprs)
     if scope.user_properties_sql is None:
-        return f"({rel.sql}) e"
+        return f"({rel.sql}) e {joins}"
     # `user["x"]` reads the profile of the resolved id; no profile leaves it undefined.
     return (
         f"({rel.sql}) e LEFT JOIN profiles {PROFILE_ALIAS}"
-        f" ON {PROFILE_ALIAS}.project_id = $r_project AND {PROFILE_ALIAS}.distinct_id = e.distinct_id"
+        f" ON {PROFILE_ALIAS}.project_id = $r_project AND {PROFILE_ALIAS}.distinct_id = e.distinct_id {joins}"
     )
 
 
@@ -110,7 +113,7 @@ def series_rows(conn: duckdb.DuckDBPyConnection, spec: SeriesSpec) -> list[Serie
         if spec.inner is not None:
             filters.append("(k, i) IN (SELECT (k, i) FROM top_inner)")
     final_where = f"WHERE {' AND '.join(filters)}" if filters else ""
-    source = _source(rel, scope)
+    source = _source(rel, scope, *spec.expressions())
     sql = f"""
         WITH src AS (
             SELECT e.user_key AS uk, {bucket} AS bucket, {value} AS x, {keys} AS ks, {inner} AS inner_keys
@@ -139,7 +142,7 @@ def number_range(conn: duckdb.DuckDBPyConnection, spec: NumberRangeSpec) -> tupl
     number = compile_number(spec.number, scope)
     sql = f"""
         SELECT min(n), max(n) FROM (
-            SELECT {number} AS n FROM {_source(rel, scope)} WHERE {where}
+            SELECT {number} AS n FROM {_source(rel, scope, spec.number, spec.where)} WHERE {where}
         ) WHERE isfinite(n)
     """
     row = conn.execute(sql, rel.params).fetchone()
