@@ -24,6 +24,8 @@ from mixhouse.expr.plan import EventExpr
 from mixhouse.lookup.binding import LookupSource
 
 SCHEMA = "mh_lookups"
+# Column names no query of the engine uses unqualified (a join adds them to the FROM's columns).
+KEY, ROW = "mh_lookup_key", "mh_lookup_row"
 
 
 def table_name(ref: ast.LookupRef) -> str:
@@ -74,7 +76,7 @@ def lookup_joins(scope: Scope, *exprs: EventExpr | None) -> str:
             name = alias(scope, node)
             pointer = "/" + node.base.name.replace("~", "~0").replace("/", "~1")
             key = key_sql(f"json_extract({src}, {quote(pointer)})")
-            joins[name] = f"LEFT JOIN {table_name(node.table)} {name} ON {name}.k = {key}"
+            joins[name] = f"LEFT JOIN {table_name(node.table)} {name} ON {name}.{KEY} = {key}"
     return " ".join(joins.values())
 
 
@@ -108,7 +110,8 @@ class LookupTables:
             try:
                 conn.register("mh_lookup_rows", rows)
                 conn.execute(
-                    f"CREATE OR REPLACE TABLE {table_name(ref)} AS SELECT k, CAST(v AS JSON) AS v FROM mh_lookup_rows"
+                    f"CREATE OR REPLACE TABLE {table_name(ref)} AS"
+                    f" SELECT k AS {KEY}, CAST(v AS JSON) AS {ROW} FROM mh_lookup_rows"
                 )
                 conn.unregister("mh_lookup_rows")
                 old = self._loaded.get(ref.table_id)

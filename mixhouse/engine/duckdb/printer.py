@@ -269,10 +269,12 @@ class DuckDBPrinter:
             raise ExpressionScopeError(LOOKUP_UNAVAILABLE, self.text, node.pos)
         if lookups.source_sql(self.scope, node) is None:
             raise ExpressionScopeError(UNAVAILABLE["user"], self.text, node.pos)
-        v = self._json_value(f"{lookups.alias(self.scope, node)}.v", node.column)
+        v = self._json_value(f"{lookups.alias(self.scope, node)}.{lookups.ROW}", node.column)
         parts = dict(v.parts)
         del parts[Kind.NULL], parts[Kind.OBJECT]
-        j = self.read(f"{lookups.alias(self.scope, node)}.v", "/" + node.column.replace("~", "~0").replace("/", "~1"))
+        j = self.read(
+            f"{lookups.alias(self.scope, node)}.{lookups.ROW}", "/" + node.column.replace("~", "~0").replace("/", "~1")
+        )
         parts[Kind.DATETIME] = (
             f"CASE WHEN starts_with({_text(j)}, '{{') THEN CAST(json_extract({j}, '/$ms') AS BIGINT) END"
         )

@@ -48,4 +48,12 @@ HANDLERS: dict[type, QueryFunction] = {
 }
 
 # The analyses that join lookup tables (engine/duckdb/lookups.py); in any other, a lookup read is refused.
-LOOKUP_SPECS: frozenset[type] = frozenset({segmentation_spec.SeriesSpec, segmentation_spec.NumberRangeSpec})
+LOOKUP_SPECS: frozenset[type] = frozenset(
+    {
+        segmentation_spec.SeriesSpec,
+        segmentation_spec.NumberRangeSpec,
+        funnels_spec.FunnelSpec,
+        retention_spec.RetentionSpec,
+        retention_spec.AddictionSpec,
+    }
+)
