@@ -21,10 +21,6 @@ from mixhouse.expr.plan import LOOKUP_UNAVAILABLE, EventExpr
 
 T = TypeVar("T")
 
-# How a datetime cell reaches an engine inside a row's JSON: {"$ms": epoch milliseconds} (cells are
-# never objects otherwise: Mixpanel's lookup tables hold no objects).
-DATETIME_MS_KEY = "$ms"
-
 
 @dataclass(frozen=True)
 class MappedTable:
@@ -41,8 +37,9 @@ class LookupSource(Protocol):
         ...
 
     def rows(self, ref: ast.LookupRef) -> pa.Table | None:
-        """Columns `k` (row id, VARCHAR) and `v` (the row's cells as JSON text, datetimes as
-        {"$ms": n}) of that version; None when the table has moved on to another version."""
+        """Columns `k` (row id, VARCHAR) and `v` (the row's cells as JSON text; a datetime is the only
+        object, {"$datetime": "YYYY-MM-DDTHH:MM:SS"} in UTC, as csvtable stores it) of that version; None
+        when the table has moved on to another version."""
         ...
 
 

@@ -264,7 +264,7 @@ class DuckDBPrinter:
 
     def lookup(self, node: ast.Lookup) -> Val:
         """A cell of the joined lookup row (lookups.lookup_joins): JSON like a property, except that an
-        object is a datetime ({"$ms": n}) and the fast paths for a bare property do not apply."""
+        object is a datetime and the fast paths for a bare property do not apply."""
         if node.table is None or not self.scope.lookups:
             raise ExpressionScopeError(LOOKUP_UNAVAILABLE, self.text, node.pos)
         if lookups.source_sql(self.scope, node) is None:
@@ -275,8 +275,10 @@ class DuckDBPrinter:
         j = self.read(
             f"{lookups.alias(self.scope, node)}.{lookups.ROW}", "/" + node.column.replace("~", "~0").replace("/", "~1")
         )
+        # A datetime cell is the only object: {"$datetime": "YYYY-MM-DDTHH:MM:SS"} in UTC (csvtable).
         parts[Kind.DATETIME] = (
-            f"CASE WHEN starts_with({_text(j)}, '{{') THEN CAST(json_extract({j}, '/$ms') AS BIGINT) END"
+            f"CASE WHEN starts_with({_text(j)}, '{{') THEN"
+            f" epoch_ms(TRY_CAST(json_extract_string({j}, '/$datetime') AS TIMESTAMP)) END"
         )
         return Val(parts)
 
