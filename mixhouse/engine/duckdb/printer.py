@@ -46,6 +46,7 @@ class Val:
     parts: dict[Kind, str] = field(default_factory=dict)
     json: str | None = None  # the JSON extraction when the node is a bare JSON property
     total: bool = False  # the BOOLEAN part is never NULL, so a filter needs no coalesce around it
+    cell: str | None = None  # the JSON of a bare lookup-table cell (an object there is a datetime)
 
     def __contains__(self, kind: Kind) -> bool:
         return kind in self.parts
@@ -98,6 +99,18 @@ class DuckDBPrinter:
         return self._done(self.framed(lambda: self._keys(self.value(expr))))
 
     def _keys(self, v: Val) -> str:
+        if v.cell is not None:
+            # A bare lookup cell: the bare property's CASE, except that an object is a datetime's key.
+            j, t, e = v.cell, _text(v.cell), self._name("e")
+            fan_out = f"list_distinct(list_transform(json_extract({j}, '$[*]'), lambda {e}: {self._element_key(e)}))"
+            return (
+                f"CASE WHEN starts_with({t}, '\"') THEN [{_unquote(j)}] "
+                f"WHEN starts_with({t}, '[') THEN {fan_out} "
+                f"WHEN {j} IS NULL THEN CAST([] AS VARCHAR[]) "
+                f"WHEN starts_with({t}, '{{') THEN [{self.render_datetime(v[Kind.DATETIME])}] "
+                f"WHEN {t} IN ('true', 'false') THEN [{t}] "
+                f"ELSE [{_render_number(f'CAST({t} AS DOUBLE)')}] END"
+            )
         if v.json is not None:
             # A bare property: one CASE on the value's first character. A string (the common case) becomes a
             # one-element list straight away; only a list pays for list_transform and list_distinct. Wrapping
@@ -280,7 +293,7 @@ class DuckDBPrinter:
             f"CASE WHEN starts_with({_text(j)}, '{{') THEN"
             f" epoch_ms(TRY_CAST(json_extract_string({j}, '/$datetime') AS TIMESTAMP)) END"
         )
-        return Val(parts)
+        return Val(parts, cell=j)
 
     def _json_value(self, source: str, name: str) -> Val:
         """The value under key `name` of the JSON `source`, in every kind it may have."""
