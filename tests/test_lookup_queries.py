@@ -272,3 +272,17 @@ def test_a_table_without_the_column_yet(fresh: ServerProcess) -> None:
     )
     assert r.status_code == 400
     assert "lookup table 'Empty' has no column 'x' (columns: none: nothing uploaded yet)" in r.json()["error"]
+
+
+def test_jql_refuses_lookup_reads_clearly(fresh: ServerProcess) -> None:
+    """JQL filters events in its own runner, which joins no lookup tables: a 400, never a 500."""
+    _create_table(fresh.url, {"name": "Skus", "csv": "sku,kind\na,toy\n", "event_properties": ["jql_sku"]})
+    script = (
+        "function main() { return Events({from_date: '2024-06-01', to_date: '2024-06-01', "
+        'event_selectors: [{event: \'Buy\', selector: \'properties["jql_sku"]["kind"] == "toy"\'}]}); }'
+    )
+    r = httpx.post(
+        f"{fresh.url}/api/2.0/jql", data={"script": script, "project_id": str(PROJECT_ID)}, auth=AUTH, timeout=60
+    )
+    assert r.status_code == 400, r.text
+    assert "lookup table values are not available in this query" in r.text
