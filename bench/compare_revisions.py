@@ -13,6 +13,7 @@ between them, so that the machine's noise falls on both alike. Prints medians an
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import subprocess
 import tempfile
@@ -82,6 +83,18 @@ def _comparable(answer: Any) -> Any:
     return answer
 
 
+def cpu_seconds(server: ServerProcess) -> float:
+    """On-CPU time of the server process's live threads, in ns from the scheduler (Linux): unlike wall time,
+    it barely moves when other work shares the machine's cores. Engine and server threads are pooled, so
+    threads that ended between two readings are rare."""
+    assert server.proc is not None
+    total = 0
+    for task in Path(f"/proc/{server.proc.pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):  # the thread ended while we read
+            total += int((task / "schedstat").read_text().split()[0])
+    return total / 1e9
+
+
 def compare(ours: ServerProcess, theirs: ServerProcess, runs: int, only: str = "") -> None:
     client = httpx.Client(timeout=3600)
     whole = {"from_date": FROM, "to_date": TO, "interval": 14}
@@ -135,11 +148,13 @@ def compare(ours: ServerProcess, theirs: ServerProcess, runs: int, only: str = "
     day = {"from_date": "2024-01-03", "to_date": "2024-01-03"}
     queries.append(("export one day, where plan", "/api/2.0/export", {**day, "where": 'properties["plan"] == "1"'}))
     print("ratio = baseline / this: above 1 this checkout is faster, below 0.95 it is more than 5% slower")
-    print(f"{'query':<46} {'this':>8} {'baseline':>9} {'ratio':>7}")
+    print("cpu: the server process's CPU time for the query (all threads), the same ratio; steadier on a busy machine")
+    print(f"{'query':<46} {'this':>8} {'baseline':>9} {'ratio':>7} {'cpu this':>9} {'baseline':>9} {'ratio':>7}")
     for label, path, params in queries:
         if only not in label:
             continue
         times: dict[str, list[float]] = {ours.url: [], theirs.url: []}
+        cpu: dict[str, list[float]] = {ours.url: [], theirs.url: []}
         answers: dict[str, Any] = {}
         for run in range(runs + 1):  # the first round is untimed: caches settle on both sides
             # Each round alternates which side goes first: whatever one leaves behind (a GC, freed memory,
@@ -148,16 +163,22 @@ def compare(ours: ServerProcess, theirs: ServerProcess, runs: int, only: str = "
                 query = {k: v for k, v in params.items() if k != "ids"}
                 if "ids" in params:
                     query["funnel_id"] = params["ids"][server.url]
-                t0 = time.perf_counter()
+                c0, t0 = cpu_seconds(server), time.perf_counter()
                 url = f"{server.url}{path}" if path.startswith("/") else f"{server.url}/api/query/{path}"
                 r = client.get(url, params={"project_id": PROJECT_ID, **query}, auth=AUTH)
                 if run:
                     times[server.url].append(time.perf_counter() - t0)
+                    cpu[server.url].append(cpu_seconds(server) - c0)
                 assert r.status_code == 200, r.text
                 answers[server.url] = r.content if path.startswith("/") else _comparable(r.json())
         same = "" if answers[ours.url] == answers[theirs.url] else "  (answers differ)"
         a, b = median(times[ours.url]), median(times[theirs.url])
-        print(f"{label:<46} {a * 1000:>6.0f} ms {b * 1000:>6.0f} ms {b / a:>5.2f}x{same}")
+        ca, cb = median(cpu[ours.url]), median(cpu[theirs.url])
+        cpu_ratio = f"{cb / ca:>5.2f}x" if ca else "    -"
+        print(
+            f"{label:<46} {a * 1000:>6.0f} ms {b * 1000:>6.0f} ms {b / a:>5.2f}x"
+            f" {ca * 1000:>6.0f} ms {cb * 1000:>6.0f} ms {cpu_ratio}{same}"
+        )
 
 
 if __name__ == "__main__":

@@ -187,6 +187,11 @@ class Buckets:
         """Buckets of `days` days from `anchor`."""
         return cls(start_ms, end_ms, timezone, Unit.DAY, days, anchor)
 
+    @property
+    def first_day(self) -> date:
+        """The local day of the span's first instant (the first bucket starts on it or up to a month before)."""
+        return datetime.fromtimestamp(self.start_ms / 1000, ZoneInfo(self.timezone)).date()
+
 
 def local_starts(start_ms: int, end_ms: int, unit: Unit, timezone: str) -> list[datetime]:
     """Naive local starts of the hour/minute buckets that the instants of [start_ms, end_ms) fall in, in

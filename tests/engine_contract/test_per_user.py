@@ -13,6 +13,7 @@ import httpx
 import orjson
 import pytest
 
+from mixhouse.domain.calendar import Buckets, Unit
 from mixhouse.domain.export import ExportQuery
 from mixhouse.domain.project import Project
 from mixhouse.domain.query.engage import (
@@ -23,7 +24,7 @@ from mixhouse.domain.query.engage import (
     MembershipRule,
     profile_filter,
 )
-from mixhouse.domain.query.funnels import OVERALL, Buckets, FunnelSpec, FunnelStepSpec
+from mixhouse.domain.query.funnels import OVERALL, FunnelSpec, FunnelStepSpec
 from mixhouse.domain.query.retention import RetentionSpec
 from mixhouse.engine.base import Engine
 from mixhouse.expr import EventExpr, ExpressionScopeError
@@ -94,19 +95,19 @@ def test_funnel_weeks_count_from_the_anchor_the_domain_gives(
     store: Path, open_engine: Callable[[Path], Engine]
 ) -> None:
     engine = open_engine(store)
-    monday = engine.query(_funnel(Buckets("day", 7, date(2024, 1, 1), "UTC")))
+    monday = engine.query(_funnel(Buckets.every(START, END, "UTC", 7, date(2024, 1, 1))))
     # The device's signup and carol's buy are one user: 3 entries, 2 conversions in the first week.
     assert {(f.bucket, f.counts) for f in monday} == {(date(2024, 1, 1), (3, 2)), (date(2024, 1, 8), (1, 1))}
-    wednesday = engine.query(_funnel(Buckets("day", 7, date(2024, 1, 3), "UTC")))
+    wednesday = engine.query(_funnel(Buckets.every(START, END, "UTC", 7, date(2024, 1, 3))))
     assert {(f.bucket, f.counts) for f in wednesday} == {(date(2024, 1, 3), (3, 2)), (date(2024, 1, 10), (1, 1))}
-    months = engine.query(_funnel(Buckets("month", 1, date(2024, 1, 1), "UTC")))
+    months = engine.query(_funnel(Buckets.of(START, END, "UTC", Unit.MONTH)))
     # Unique users: alice's two attempts in January count once.
     assert [(f.bucket, f.counts) for f in months] == [(date(2024, 1, 1), (3, 2))]
 
 
 def test_funnel_plans_filter_and_segment_by_the_resolved_id(store: Path, open_engine: Callable[[Path], Engine]) -> None:
     engine = open_engine(store)
-    weeks = Buckets("month", 1, date(2024, 1, 1), "UTC")
+    weeks = Buckets.of(START, END, "UTC", Unit.MONTH)
     on_id = engine.query(_funnel(weeks, segment=EventExpr.parse('properties["$distinct_id"]')))
     by_segment = {f.segment: f.counts for f in on_id}
     assert by_segment == {OVERALL: (3, 2), "alice": (1, 1), "bob": (1, 0), "carol": (1, 1)}

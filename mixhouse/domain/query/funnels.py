@@ -16,12 +16,12 @@ from zoneinfo import ZoneInfo
 from mixhouse.domain.app_context import AppContext
 from mixhouse.domain.calendar import (
     DAY_UNITS,
+    Buckets,
     bucket_starts,
     checked_range,
     parse_date,
     today_in,
     top_segments,
-    week_anchor,
 )
 from mixhouse.domain.project import Project
 from mixhouse.domain.query.context import QueryContext
@@ -56,21 +56,9 @@ GRACE_MS = 2_000  # consecutive steps within 2 s count in either order (FUNDOC)
 OVERALL = "$overall"
 
 
-@dataclass(frozen=True)
-class Buckets:
-    """How entries are grouped into date keys, by their day in `timezone`: `unit` "day", every `days` days
-    from `first` (a week is 7 days from the calendar's week start, `week_anchor`); `unit` "month",
-    calendar months (`first` is the first month's first day). The engine knows no week rule: the domain
-    sets `first`."""
-
-    unit: str
-    days: int
-    first: date
-    timezone: str
-
-
 def weekly(span: DateRange) -> Buckets:
-    return Buckets("day", 7, week_anchor(span.first), span.timezone)
+    """Weeks of 7 days from the calendar's week start on or before the range's first day."""
+    return Buckets.of(span.start_ms, span.end_ms, span.timezone, Unit.WEEK)
 
 
 @dataclass(frozen=True)
@@ -126,24 +114,20 @@ def read_dates(params: Params, project: Project) -> DateRange:
 
 
 def _buckets(params: Params, span: DateRange) -> Buckets:
-    unit = get(params, "unit")
-    if unit is not None:
-        parsed = parse_unit(params, DAY_UNITS)
-        if parsed is Unit.WEEK:
-            return weekly(span)
-        if parsed is Unit.MONTH:
-            return Buckets("month", 1, span.first.replace(day=1), span.timezone)
-        return Buckets("day", 1, span.first, span.timezone)
+    """Entries grouped by their day in the project's zone: by `unit` (day, week, month), else every
+    `interval` days from the range's first day."""
+    if get(params, "unit") is not None:
+        return Buckets.of(span.start_ms, span.end_ms, span.timezone, parse_unit(params, DAY_UNITS))
     days = parse_int(params, "interval", 1, low=1, high=3660)
     assert days is not None
-    return Buckets("day", days, span.first, span.timezone)
+    return Buckets.every(span.start_ms, span.end_ms, span.timezone, days, span.first)
 
 
 def bucket_keys(buckets: Buckets, span: DateRange) -> list[date]:
     """Every bucket that starts in, or (week/month) covers the start of, the range."""
-    if buckets.unit == "month":
-        return bucket_starts(span.first, span.last, Unit.MONTH)
-    return bucket_starts(buckets.first, span.last, Unit.DAY, every_days=buckets.days)
+    if buckets.every_days and buckets.anchor is not None:
+        return bucket_starts(buckets.anchor, span.last, Unit.DAY, every_days=buckets.every_days)
+    return bucket_starts(span.first, span.last, buckets.unit)
 
 
 def _window_ms(params: Params, funnel: SavedFunnel) -> int:

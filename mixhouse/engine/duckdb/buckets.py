@@ -27,3 +27,19 @@ def bucket_sql(buckets: Buckets, time_ms_sql: str, params: dict[str, Any]) -> st
         raise ValueError("week buckets are whole days from the domain's week start (Buckets.of)")
     params["unit"] = buckets.unit.value
     return f"date_trunc($unit, {local_time})"
+
+
+def bucket_day_sql(buckets: Buckets, time_ms_sql: str) -> str:
+    """The DATE of the day, month or `every_days` bucket of the event at `time_ms_sql` (no sub-day units),
+    with literals only: funnels key their entries on it in the per-row hot path."""
+    local_time = local_timestamp_sql(time_ms_sql, buckets.timezone, buckets.start_ms, buckets.end_ms)
+    day = f"CAST({local_time} AS DATE)"
+    if buckets.every_days and buckets.every_days > 1:
+        assert buckets.anchor is not None
+        anchor, n = f"DATE '{buckets.anchor.isoformat()}'", buckets.every_days
+        return f"({anchor} + CAST(((({day}) - {anchor}) // {n}) * {n} AS INTEGER))"
+    if buckets.every_days or buckets.unit is Unit.DAY:
+        return day
+    if buckets.unit is Unit.MONTH:
+        return f"CAST(date_trunc('month', {day}) AS DATE)"
+    raise ValueError(f"{buckets.unit.value} buckets have no DATE key")

@@ -18,8 +18,8 @@ import pyarrow.compute as pc
 from mixhouse.domain.limits import remaining_seconds
 from mixhouse.domain.query.funnels import OVERALL, FunnelSpec, StepFigures, StepPropertyNamesSpec
 from mixhouse.engine import kernels
+from mixhouse.engine.duckdb.buckets import bucket_day_sql
 from mixhouse.engine.duckdb.expressions import Scope, compile_filter, compile_segment_key
-from mixhouse.engine.duckdb.localtime import local_timestamp_sql
 from mixhouse.engine.duckdb.lookups import lookup_joins
 from mixhouse.engine.duckdb.printer import quote
 from mixhouse.engine.duckdb.relations import has_merged_ids, scoped_events
@@ -36,18 +36,9 @@ def _filter(expr: EventExpr | None) -> str | None:
 
 
 def bucket_sql(spec: FunnelSpec, time_sql: str) -> str:
-    """The DATE key of an entry time: its day in the project zone, grouped as the spec says (an entry's
-    day is never before `buckets.first`)."""
-    local = local_timestamp_sql(time_sql, spec.buckets.timezone, spec.start_ms, spec.end_ms)
-    day = f"CAST({local} AS DATE)"
-    if spec.buckets.unit == "month":
-        return f"CAST(date_trunc('month', {day}) AS DATE)"
-    if spec.buckets.days == 1:
-        return day
-    first = spec.buckets.first.isoformat()
-    return (
-        f"(DATE '{first}' + CAST(((({day}) - DATE '{first}') // {spec.buckets.days}) * {spec.buckets.days} AS INTEGER))"
-    )
+    """The DATE key of an entry time: its day in the project zone, grouped as the spec's buckets say (an
+    entry's day is never before the first bucket's start)."""
+    return bucket_day_sql(spec.buckets, time_sql)
 
 
 def _rows_sql(spec: FunnelSpec, base: date, resolve_identity: bool) -> tuple[str, dict[str, Any]]:
@@ -132,7 +123,7 @@ def _columns(table: pa.Table) -> tuple[list[list[npt.NDArray[np.int64]]], list[s
 
 
 def funnel_figures(conn: duckdb.DuckDBPyConnection, spec: FunnelSpec) -> list[StepFigures]:
-    base = spec.buckets.first - timedelta(days=62)  # before any key of the range
+    base = spec.buckets.first_day - timedelta(days=62)  # before any key of the range
     # Merged ids are resolved by the kernel from the (small) alias table, rather than by a join of every
     # event in DuckDB, unless an expression reads the id itself (it must see the canonical id).
     merged = has_merged_ids(conn, spec.project_id)
