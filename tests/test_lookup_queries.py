@@ -286,3 +286,31 @@ def test_jql_refuses_lookup_reads_clearly(fresh: ServerProcess) -> None:
     )
     assert r.status_code == 400, r.text
     assert "lookup table values are not available in this query" in r.text
+
+
+def test_rows_of_a_project_are_limited(tmp_path: Path) -> None:
+    """MIXHOUSE_LOOKUP_MAX_PROJECT_ROWS at its edge (Mixpanel: 5 million rows over all tables)."""
+    data_dir = tmp_path / "data"
+    seed_catalog(data_dir)
+    server = ServerProcess(data_dir, env={"MIXHOUSE_LOOKUP_MAX_PROJECT_ROWS": "5"}).start()
+    try:
+        first = _create_table(server.url, {"name": "A", "csv": "id,v\n1,a\n2,b\n3,c\n"})
+        second = _create_table(server.url, {"name": "B", "csv": "id,v\nx,1\ny,2\n"})  # 5 rows: the limit
+
+        def put(table_id: str, csv: str) -> httpx.Response:
+            return httpx.put(
+                f"{server.url}/lookup-tables/{table_id}", params={"project_id": PROJECT_ID}, content=csv, auth=AUTH
+            )
+
+        r = put(second, "id,v\nx,1\ny,2\nz,3\n")
+        assert r.status_code == 400, r.text
+        assert r.json() == {
+            "code": 400,
+            "error": "the project's lookup tables would hold 6 rows together; at most 5 (this table: 3)",
+            "status": "Bad Request",
+        }
+        rows = httpx.get(f"{server.url}{APP}/{second}", auth=AUTH).json()["results"]["rows"]
+        assert [row["id"] for row in rows] == ["x", "y"]  # unchanged
+        assert put(first, "id,v\n1,a\n2,b\n4,d\n").status_code == 200  # its old rows do not count twice
+    finally:
+        server.stop()

@@ -52,6 +52,11 @@ def replaces_per_day(request: Request) -> int:
     return int(request.app.state.settings.lookup_replaces_per_day)
 
 
+def max_project_rows(request: Request) -> int:
+    """The lookup_max_project_rows setting: rows of all a project's tables together (Mixpanel: 5 million)."""
+    return int(request.app.state.settings.lookup_max_project_rows)
+
+
 def _not_found(table_id: str) -> NotFound:
     return NotFound(f"Lookup table with id '{table_id}' was not found.")
 
@@ -117,7 +122,7 @@ def _replace(request: Request, project_id: int, table_id: str, body: bytes) -> R
             },
             400,
         )
-    if not store.replace(project_id, table_id, table):
+    if not store.replace(project_id, table_id, table, max_project_rows=max_project_rows(request)):
         raise _not_found(table_id)
     return json_response({"code": 200, "status": "OK"})
 

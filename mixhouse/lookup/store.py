@@ -110,10 +110,21 @@ class LookupStore(CatalogStore):
                 == 1
             )
 
-    def replace(self, project_id: int, table_id: str, table: Table) -> bool:
-        """All rows replaced by the table's, or nothing changed; False when there is no such table."""
+    def replace(self, project_id: int, table_id: str, table: Table, *, max_project_rows: int | None = None) -> bool:
+        """All rows replaced by the table's, or nothing changed; False when there is no such table.
+        `max_project_rows`: refused (BadRequest) when the project's tables would hold more rows together."""
         now = time.time()
         with self._write() as conn:
+            if max_project_rows is not None:
+                (others,) = conn.execute(
+                    "SELECT coalesce(sum(row_count), 0) FROM lookup_tables WHERE project_id = ? AND id <> ?",
+                    [project_id, table_id],
+                ).fetchone()
+                if int(others) + len(table.rows) > max_project_rows:
+                    raise BadRequest(
+                        f"the project's lookup tables would hold {int(others) + len(table.rows)} rows together;"
+                        f" at most {max_project_rows} (this table: {len(table.rows)})"
+                    )
             changed = conn.execute(
                 "UPDATE lookup_tables SET columns = ?, row_count = ?, updated_at = ? WHERE project_id = ? AND id = ?",
                 [orjson.dumps(list(table.columns)).decode(), len(table.rows), now, project_id, table_id],
