@@ -43,18 +43,21 @@ class LookupSource(Protocol):
         ...
 
 
-def mapping_source(node: ast.Lookup) -> str:
-    """Whose property the base is: `properties[...]` of an event, `user[...]` of a profile."""
-    return "user" if node.base.source == "user" else "event"
+def mapping_source(node: ast.Lookup, *, profiles: bool = False) -> str:
+    """Whose property the base is: `properties[...]` of an event (of a profile in a profile query),
+    `user[...]` of a profile."""
+    return "user" if profiles or node.base.source == "user" else "event"
 
 
-def resolver(project_id: int, source: LookupSource) -> Callable[[ast.Lookup], ast.LookupRef | str]:
+def resolver(
+    project_id: int, source: LookupSource, *, profiles: bool = False
+) -> Callable[[ast.Lookup], ast.LookupRef | str]:
     """The binding rule: the table mapped to the base property, at its version now; a message when there
-    is none or it has no such column."""
+    is none or it has no such column. `profiles`: the records are user profiles."""
     cache: dict[tuple[str, str], MappedTable | None] = {}
 
     def resolve(node: ast.Lookup) -> ast.LookupRef | str:
-        where = mapping_source(node)
+        where = mapping_source(node, profiles=profiles)
         key = (where, node.base.name)
         if key not in cache:
             cache[key] = source.mapped(project_id, where, node.base.name)
@@ -112,13 +115,16 @@ def has_lookups(spec: Any) -> bool:
     return any(e.lookups() for e in expressions(spec))
 
 
-def bind_spec(spec: T, project_id: int, source: LookupSource | None, *, supported: bool = True) -> T:
+def bind_spec(
+    spec: T, project_id: int, source: LookupSource | None, *, supported: bool = True, profiles: bool = False
+) -> T:
     """`spec` with every lookup read bound (unchanged, the same object, when it has none). `supported`:
     whether the query that runs it can join lookup tables; if not, any lookup read is refused with its
-    caret, as is every one when there is no `source`."""
+    caret, as is every one when there is no `source`. `profiles`: its records are user profiles, so
+    `properties[...]` reads a profile property's mapping."""
     if not has_lookups(spec):
         return spec
-    rule = resolver(project_id, source) if supported and source is not None else _refuse
+    rule = resolver(project_id, source, profiles=profiles) if supported and source is not None else _refuse
     bound: T = _walk(spec, lambda e: e.bind_lookups(rule))
     return bound
 

@@ -328,13 +328,17 @@ class DuckDBEngine:
         self._check_usable()
         return self._export_lines(query, where_sql, lookup_joins(scope, query.where))
 
-    def _bind_lookups(self, spec: S, project_id: int | None, *, supported: bool) -> S:
+    def _bind_lookups(self, spec: S, project_id: int | None, *, supported: bool, profiles: bool = False) -> S:
         """The spec with its lookup reads bound to the table versions mapped now, each loaded once."""
         if not has_lookups(spec):
             return spec
         for _ in range(3):  # a replace between binding and loading: bind to the new version
             bound = bind_spec(
-                spec, project_id or 0, self._lookups.source, supported=supported and project_id is not None
+                spec,
+                project_id or 0,
+                self._lookups.source,
+                supported=supported and project_id is not None,
+                profiles=profiles,
             )
             with self._guard():
                 if all(self._lookups.load(self._db, ref) for ref in self._lookups.missing(bound_refs(bound))):
@@ -419,12 +423,15 @@ class DuckDBEngine:
 
     def query(self, spec: Spec[R]) -> R:
         """Run an analysis: the function registered for the spec's type, on this thread's connection."""
-        from mixhouse.engine.duckdb.queries import HANDLERS, LOOKUP_SPECS
+        from mixhouse.engine.duckdb.queries import HANDLERS, LOOKUP_SPECS, PROFILE_LOOKUP_SPECS
 
         handler = HANDLERS.get(type(spec))
         if handler is None:
             raise TypeError(f"the DuckDB engine has no handler for {type(spec).__name__}")
-        spec = self._bind_lookups(spec, getattr(spec, "project_id", None), supported=type(spec) in LOOKUP_SPECS)
+        # User profile queries join the tables mapped to profile properties (not group profiles).
+        profiles = type(spec) in PROFILE_LOOKUP_SPECS and getattr(spec, "group_key", None) is None
+        supported = type(spec) in LOOKUP_SPECS or profiles
+        spec = self._bind_lookups(spec, getattr(spec, "project_id", None), supported=supported, profiles=profiles)
         with self._guard():
             conn = self.reader()
             with interrupt_at_deadline(conn):  # the request's deadline interrupts DuckDB

@@ -57,3 +57,5 @@ LOOKUP_SPECS: frozenset[type] = frozenset(
         retention_spec.AddictionSpec,
     }
 )
+# Profile queries whose `where` reads lookup tables mapped to profile properties.
+PROFILE_LOOKUP_SPECS: frozenset[type] = frozenset({engage_spec.EngageSpec})
