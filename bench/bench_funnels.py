@@ -45,7 +45,7 @@ def write_events(data_dir: Path, events: int, users: int, merged: int = 0, dupli
     # Keys as the writer stores them (a data dir without them would be filled once at start instead).
     db.execute(
         f"""
-        INSERT INTO events
+        INSERT INTO events (project_id, seq, time_ms, event, distinct_id, insert_id, properties, user_key)
         SELECT *, {user_key_sql("distinct_id")} FROM (
             SELECT $project AS project_id, i AS seq,
                    $start + CAST(hash(i * 7) % ($days * CAST(86400000 AS BIGINT)) AS BIGINT) AS time_ms,

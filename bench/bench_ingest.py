@@ -1,46 +1,72 @@
 """Ingestion and export throughput, with fsync on (every acknowledged write is on disk).
 
-    .venv/bin/python -m bench.bench_ingest [--runs 5] [--export-events 1000000]
+    .venv/bin/python -m bench.bench_ingest [--runs 5] [--export-events 1000000] [--ref fc873be]
 
-Needs `wrk` (Debian package) for the /track figure. Prints: events/s into /import (2000-event batches), requests/s into /track (single events), each
-the median of several runs; export events/s and the server's peak RSS while exporting 1M events.
-The load generator runs on the same machine and shares its cores with the server.
+Needs `wrk` (Debian package) for the /track figure. Prints: events/s into /import (2000-event batches)
+and the p99 acknowledgement latency of those requests, requests/s into /track (single events) and wrk's
+p99 latency, each the median of several runs; export events/s and the server's peak RSS while exporting
+1M events. The load generator runs on the same machine and shares its cores with the server.
+
+`--ref REV` serves another git revision (a temporary worktree, same venv) beside this checkout and runs
+every ingestion round against both, alternating which goes first, so that a shared machine's noise falls
+on both alike: the figures print side by side (before/after), with the server's CPU time per event or
+request (steadier than the rates when other work shares the cores). `--export-events 0` skips the export.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import orjson
+import psutil
 
 from bench.common import event, machine, median, peak_rss_mib, start_server
-from tests.server import SA_SECRET, SA_USER, SECRET, TOKEN
+from tests.server import SA_SECRET, SA_USER, SECRET, TOKEN, ServerProcess, seed_catalog
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
-async def _import_run(url: str, batches: list[bytes], concurrency: int) -> float:
+def p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+async def _import_timed(url: str, batches: list[bytes], concurrency: int) -> tuple[float, list[float]]:
+    """(seconds for all batches, each request's acknowledgement latency in seconds)."""
     queue: asyncio.Queue[bytes] = asyncio.Queue()
     for b in batches:
         queue.put_nowait(b)
+    latencies: list[float] = []
 
     async def worker(client: httpx.AsyncClient) -> None:
         while not queue.empty():
             body = queue.get_nowait()
+            sent = time.perf_counter()
             r = await client.post(
                 f"{url}/import?strict=1", content=body, auth=(SECRET, ""), headers={"Content-Type": "application/json"}
             )
+            latencies.append(time.perf_counter() - sent)
             assert r.status_code == 200, r.text
 
     async with httpx.AsyncClient(timeout=60) as client:
         started = time.perf_counter()
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
-        return time.perf_counter() - started
+        return time.perf_counter() - started, latencies
+
+
+async def _import_run(url: str, batches: list[bytes], concurrency: int) -> float:
+    return (await _import_timed(url, batches, concurrency))[0]
 
 
 TRACK_LUA = """
@@ -55,24 +81,107 @@ end
 """
 
 
-def _track_run(url: str, seconds: int, connections: int) -> float:
-    """Requests/s that wrk (a C load generator; Python clients top out first) gets through /track."""
+_UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _track_timed(url: str, seconds: int, connections: int) -> tuple[float, float]:
+    """(requests/s, p99 latency in ms) that wrk (a C load generator; Python clients top out first) gets
+    through /track."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
         script.write(TRACK_LUA % {"token": TOKEN, "now": int(time.time())})
         script.flush()
         out = subprocess.run(
-            ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", script.name, url + "/"],
+            ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name, url + "/"],
             check=True,
             capture_output=True,
             text=True,
         ).stdout
     if "Non-2xx" in out:
         raise RuntimeError(out)
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    found = re.search(r"\s99%\s+([\d.]+)(us|ms|s)\b", out)
+    latency = float(found.group(1)) * _UNIT_MS[found.group(2)] if found else float("nan")
+    return rate, latency
 
 
 def _import_batches(start: int, count: int, size: int = 2000) -> list[bytes]:
     return [orjson.dumps([event(i) for i in range(start + b * size, start + (b + 1) * size)]) for b in range(count)]
+
+
+def _cpu_seconds(server: ServerProcess) -> float:
+    """CPU time the server process has used, all threads: on a shared machine a steadier measure of the
+    work per event than the wall-clock rates."""
+    assert server.proc is not None
+    times = psutil.Process(server.proc.pid).cpu_times()
+    return float(times.user + times.system)
+
+
+@contextmanager
+def _revision(ref: str, base: Path, kept: Path | None = None) -> Iterator[Path]:
+    """A git worktree of `ref` with its query kernels compiled (a server compiling them in the background
+    would take the cores from the measurement): a temporary one, or `kept` (made once, reused)."""
+    worktree = kept or base / "baseline"
+    if not worktree.exists():
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(worktree), ref], check=True)
+    env = {**os.environ, "PYTHONPATH": str(worktree)}
+    subprocess.run([sys.executable, "-m", "mixhouse.engine.kernels"], cwd=worktree, env=env, check=True)
+    try:
+        yield worktree
+    finally:
+        if kept is None:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)], check=True)
+
+
+def side_by_side(ref: str, runs: int, import_batches: int, track_seconds: int, kept: Path | None = None) -> None:
+    """Each round: /import then /track against this checkout and `ref`, in alternating order."""
+    with tempfile.TemporaryDirectory() as tmp, _revision(ref, Path(tmp), kept) as worktree:
+        servers: dict[str, ServerProcess] = {}
+        for name, source in (("this", None), (ref, worktree)):
+            data_dir = Path(tmp) / name / "data"
+            seed_catalog(data_dir)
+            servers[name] = ServerProcess(data_dir, source_dir=source).start(timeout=120)
+        try:
+            keys = ("import", "import_p99", "import_cpu", "track", "track_p99", "track_cpu")
+            figures: dict[str, dict[str, list[float]]] = {name: {k: [] for k in keys} for name in servers}
+            for run in range(runs):
+                order = list(servers) if run % 2 == 0 else list(reversed(servers))
+                batches = _import_batches(run * import_batches * 2000, import_batches)
+                for name in order:
+                    cpu = _cpu_seconds(servers[name])
+                    seconds, latencies = asyncio.run(_import_timed(servers[name].url, batches, concurrency=4))
+                    figures[name]["import_cpu"].append(
+                        (_cpu_seconds(servers[name]) - cpu) / (import_batches * 2000) * 1e6
+                    )
+                    figures[name]["import"].append(import_batches * 2000 / seconds)
+                    figures[name]["import_p99"].append(p99(latencies) * 1000)
+                for name in order:
+                    cpu = _cpu_seconds(servers[name])
+                    rate, latency = _track_timed(servers[name].url, track_seconds, connections=32)
+                    figures[name]["track_cpu"].append(
+                        (_cpu_seconds(servers[name]) - cpu) / (rate * track_seconds) * 1e6
+                    )
+                    figures[name]["track"].append(rate)
+                    figures[name]["track_p99"].append(latency)
+        finally:
+            for server in servers.values():
+                server.stop()
+    print(f"medians of {runs} rounds; each round runs both sides, alternating which goes first")
+    print(f"{'':<44} {'this':>12} {ref:>12} {'ratio':>7}")
+    rows = (
+        ("/import events/s (2000-event batches, 4 clients)", "import", True),
+        ("/import p99 acknowledgement (ms)", "import_p99", False),
+        ("/import server CPU per event (us)", "import_cpu", False),
+        ("/track requests/s (single events, 32 conns)", "track", True),
+        ("/track p99 acknowledgement (ms)", "track_p99", False),
+        ("/track server CPU per request (us)", "track_cpu", False),
+    )
+    for label, key, more_is_better in rows:
+        ours, theirs = median(figures["this"][key]), median(figures[ref][key])
+        ratio = ours / theirs if more_is_better else theirs / ours
+        print(f"{label:<44} {ours:>12,.1f} {theirs:>12,.1f} {ratio:>6.2f}x")
+    print("ratio above 1: this checkout is better; runs:")
+    for name, values in figures.items():
+        print(f"  {name}: " + "; ".join(f"{k} {', '.join(f'{v:,.0f}' for v in vs)}" for k, vs in values.items()))
 
 
 def main() -> None:
@@ -81,25 +190,35 @@ def main() -> None:
     parser.add_argument("--import-batches", type=int, default=25, help="2000-event batches per run")
     parser.add_argument("--track-seconds", type=int, default=5, help="length of each wrk run against /track")
     parser.add_argument("--export-events", type=int, default=1_000_000)
+    parser.add_argument("--ref", help="a git revision to measure side by side with this checkout (e.g. fc873be)")
+    parser.add_argument("--ref-worktree", type=Path, help="keep the revision's worktree here and reuse it")
     args = parser.parse_args()
     print(f"machine: {machine()}")
+    if args.ref:
+        side_by_side(args.ref, args.runs, args.import_batches, args.track_seconds, args.ref_worktree)
+        if not args.export_events:
+            return
 
     with tempfile.TemporaryDirectory() as tmp:
         server = start_server(Path(tmp))
         try:
             rates = []
+            latencies: list[float] = []
             for run in range(args.runs):
                 batches = _import_batches(run * args.import_batches * 2000, args.import_batches)
-                seconds = asyncio.run(_import_run(server.url, batches, concurrency=4))
+                seconds, run_latencies = asyncio.run(_import_timed(server.url, batches, concurrency=4))
                 rates.append(args.import_batches * 2000 / seconds)
+                latencies.append(p99(run_latencies) * 1000)
             print(
-                f"/import 2000-event batches, 4 clients: median {median(rates):,.0f} events/s "
-                f"(runs: {', '.join(f'{r:,.0f}' for r in rates)})"
+                f"/import 2000-event batches, 4 clients: median {median(rates):,.0f} events/s, "
+                f"p99 acknowledgement {median(latencies):,.0f} ms (runs: {', '.join(f'{r:,.0f}' for r in rates)})"
             )
 
-            rates = [_track_run(server.url, args.track_seconds, connections=32) for _ in range(args.runs)]
+            tracked = [_track_timed(server.url, args.track_seconds, connections=32) for _ in range(args.runs)]
+            rates = [rate for rate, _ in tracked]
             print(
-                f"/track single events, 32 connections: median {median(rates):,.0f} requests/s "
+                f"/track single events, 32 connections: median {median(rates):,.0f} requests/s, "
+                f"p99 acknowledgement {median([lat for _, lat in tracked]):,.1f} ms "
                 f"(runs: {', '.join(f'{r:,.0f}' for r in rates)})"
             )
 

@@ -8,7 +8,7 @@ const { chromium } = require("playwright-core");
 (async () => {
   const input = JSON.parse(process.argv[2]);
   const browser = await chromium.launch({ executablePath: input.chromium, headless: true, args: ["--no-sandbox", "--disable-gpu"] });
-  const out = { runs: {}, weight: {} };
+  const out = { runs: {}, page_share: {}, weight: {} };
   try {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     const login = await context.newPage();
@@ -18,17 +18,22 @@ const { chromium } = require("playwright-core");
     await login.click("button[type=submit]");
     await login.waitForFunction(() => document.body.dataset.view === "insights" && document.body.dataset.ready === "1");
     await login.close();
-    for (const report of input.reports) {
+    // Each report twice: "cold", every request sent to the server (request interception keeps the browser's
+    // cache out), and "cached", a returning visitor whose browser keeps what the server let it keep.
+    for (const report of input.reports.flatMap((r) => [{ ...r, cold: true }, { ...r, name: r.name + " (cached)", cold: false }])) {
       out.runs[report.name] = [];
+      out.page_share[report.name] = [];
       for (let i = 0; i < input.repeat + 1; i++) { // the first run warms caches and is left out
         const page = await context.newPage();
-        await page.route("**/*", (route) => route.continue({ headers: { ...route.request().headers(), "cache-control": "no-cache" } }));
+        if (report.cold) await page.route("**/*", (route) => route.continue({ headers: { ...route.request().headers(), "cache-control": "no-cache" } }));
         await page.goto(`${input.base}/${report.hash}`);
         await page.waitForSelector(report.ready, { timeout: 120000 });
         await page.waitForFunction(() => document.body.dataset.ready === "1", null, { timeout: 120000 });
-        // The moment the chart was drawn (the page marks it), from navigation start.
-        const ms = await page.evaluate(() => performance.getEntriesByName("mixhouse:chart-drawn").at(-1).startTime);
-        if (i > 0) out.runs[report.name].push(ms);
+        // The moment the chart was drawn (the page marks it), from navigation start; and the page's own
+        // share of it: up to the moment its first report request (Query or App API) left.
+        const [ms, share] = await page.evaluate(() => [performance.getEntriesByName("mixhouse:chart-drawn").at(-1).startTime,
+          Math.min(...performance.getEntriesByType("resource").filter((e) => /\/api\//.test(e.name)).map((e) => e.startTime))]);
+        if (i > 0) { out.runs[report.name].push(ms); out.page_share[report.name].push(share); }
         if (i === input.repeat) {
           out.weight[report.name] = await page.evaluate(() => {
             const all = [performance.getEntriesByType("navigation")[0], ...performance.getEntriesByType("resource")];

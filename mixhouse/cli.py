@@ -21,6 +21,7 @@ import orjson
 from mixhouse.catalog import CATALOG_FILE, Catalog
 from mixhouse.domain.project import MAX_PROJECT_ID, RESIDENCIES, IdMerge, Role, TimeMode
 from mixhouse.errors import MixhouseError
+from mixhouse.settings import ENGINES
 from mixhouse.web.cli import users
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
@@ -123,6 +124,14 @@ def _log_to_stderr(level: str) -> None:
     help="IP geolocation at ingestion (or MIXHOUSE_GEOIP): builtin (country), off, or the path of a "
     "GeoIP2/GeoLite2 .mmdb file.  [default: builtin]",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    default=None,
+    help="Storage engine (or MIXHOUSE_ENGINE): duckdb, chdb (ClickHouse in process, in --data-dir) or "
+    "clickhouse (a server at --clickhouse-url).  [default: duckdb]",
+)
+@click.option("--clickhouse-url", default=None, help="ClickHouse HTTP URL for --engine clickhouse.")
 def serve(config: Path | None, **flags: object) -> None:
     """Serve every API family on one port. Settings: docs/operations.md#settings."""
     import uvicorn
@@ -295,6 +304,7 @@ def service_accounts_create(data_dir: Path, username: str, secret: str | None, p
 
 # Commands of other packages, added last: they build on the helpers above.
 from mixhouse.accounts.cli import add_commands as add_service_account_commands  # noqa: E402
+from mixhouse.backup.cli import backup, restore  # noqa: E402
 from mixhouse.flags.cli import flags  # noqa: E402
 from mixhouse.gdpr.cli import gdpr_tokens  # noqa: E402
 
@@ -302,6 +312,8 @@ add_service_account_commands(service_accounts)  # list, delete, rotate
 
 main.add_command(flags)
 main.add_command(gdpr_tokens)
+main.add_command(backup)
+main.add_command(restore)
 main.add_command(users)
 with suppress(ImportError):  # import, export, query, engage: clients/python's command line (`make deps` installs it)
     from mixhouse_client.cli import add_commands

@@ -28,6 +28,10 @@ def open_engine(
 
         lookups = LookupResolver(catalog) if catalog is not None else None
         return DuckDBEngine.from_settings(settings, commit_observers, lookups)
+    if settings.engine in ("chdb", "clickhouse"):
+        from mixhouse.engine.clickhouse import ClickHouseEngine
+
+        return ClickHouseEngine.from_settings(settings, commit_observers)
     raise AssertionError(f"unreachable: {settings.engine}")  # pragma: no cover  (ENGINES is checked above)
 
 

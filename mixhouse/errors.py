@@ -14,6 +14,7 @@ message in the envelope of the API family that was called.
     ├── PayloadTooLarge           413  payload_too_large    body or batch over Mixpanel's limits
     ├── RateLimited               429  rate_limited         over a limit; carries retry_after seconds
     │   └── ExportsBusy           503  exports_busy         every export slot is taken (retryable)
+    ├── NotSupportedByEngine      501  not_supported_by_engine  the configured engine cannot answer this yet
     ├── Unavailable               503  unavailable          cannot take the write now (retryable)
     ├── QueryTimedOut             504  query_timed_out      past the query's deadline
     └── SettingsError             500  invalid_setting      a bad server setting (mixhouse.settings)
@@ -84,6 +85,14 @@ class RateLimited(MixhouseError):
     def __init__(self, message: str, retry_after: int = 1) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class NotSupportedByEngine(MixhouseError):
+    """The configured storage engine does not implement this analysis or operation yet (docs/scale-out.md
+    lists what each engine answers); the same request works on the embedded engine."""
+
+    status = 501
+    code = "not_supported_by_engine"
 
 
 class Unavailable(MixhouseError):

@@ -17,13 +17,14 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any
 
 from mixhouse.errors import SettingsError
 
 CONFIG_ENV = "MIXHOUSE_SERVER_CONFIG"  # MIXHOUSE_CONFIG is the client's config file (clients/python)
-ENGINES = ("duckdb",)
+ENGINES = ("duckdb", "chdb", "clickhouse")  # chdb: ClickHouse in process; clickhouse: a server (docs/scale-out.md)
 LOOPS = ("auto", "asyncio", "uvloop")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 _MEMORY = re.compile(r"\d+(\.\d+)?\s*([KMGT]i?B|[KMGT]|B|bytes|%)?", re.IGNORECASE)
@@ -64,8 +65,14 @@ class Settings:
     memory_limit: str = "2GB"
     disk_reserve_bytes: int = 64 * 1024 * 1024
     idle_checkpoint_seconds: float = 5.0
+    reopen_after_rows: int = 200_000
     kernel_cache_bytes: int = 1 << 30
     delete_drill_pause_seconds: float = 0.0
+    migration_drill_pause_seconds: float = 0.0
+    clickhouse_url: str = "http://127.0.0.1:8123"
+    clickhouse_database: str = "mixhouse"
+    clickhouse_user: str = "default"
+    clickhouse_password: str = ""
     # compliance and lookup tables
     gdpr_max_ids: int = 2000
     gdpr_cancel_window_seconds: float = 0.0
@@ -80,6 +87,15 @@ class Settings:
     jql_max_output_mb: int = 256
     jql_batch_rows: int = 10_000
     jql_resolve_identity: bool = True
+    # data pipelines (docs/pipelines.md)
+    pipeline_tick_seconds: float = 60.0
+    pipeline_max_backfill_days: int = 183
+    pipeline_file_rows: int = 100_000
+    pipeline_sync_days: int = 10
+    pipeline_sync_interval_seconds: float = 3600.0
+    pipeline_local_dir: Path | None = None
+    aws_access_key_id: str | None = dataclass_field(default=None, repr=False)
+    aws_secret_access_key: str | None = dataclass_field(default=None, repr=False)
 
 
 # -- what each setting accepts -------------------------------------------------------------------------
@@ -146,6 +162,13 @@ def _text(raw: object, where: str) -> str:
     return raw.strip()
 
 
+def _secret(raw: object, where: str) -> str:
+    """Any string, the empty one included (a password)."""
+    if not isinstance(raw, str):
+        raise SettingsError(f"{where} must be a string")
+    return raw
+
+
 def _path(raw: object, where: str) -> Path:
     return raw if isinstance(raw, Path) else Path(_text(raw, where))
 
@@ -186,7 +209,7 @@ class Field:
 
 FIELDS: tuple[Field, ...] = (
     Field("data_dir", None, "--data-dir", _path, "folder holding the catalog and the event store"),
-    Field("engine", "MIXHOUSE_ENGINE", None, _choice(ENGINES), "the storage engine"),
+    Field("engine", "MIXHOUSE_ENGINE", "--engine", _choice(ENGINES), "the storage engine: duckdb, chdb or clickhouse"),
     Field("host", None, "--host", _text, "address to listen on"),
     Field("port", None, "--port", _port, "port to listen on (1-65535)"),
     Field("log_level", None, "--log-level", _choice(LOG_LEVELS), "the server's own log lines on stderr"),
@@ -263,6 +286,13 @@ FIELDS: tuple[Field, ...] = (
         _seconds(),
         "checkpoint once writes pause this long",
     ),
+    Field(
+        "reopen_after_rows",
+        "MIXHOUSE_REOPEN_AFTER_ROWS",
+        None,
+        _int(0),
+        "reopen the idle store after this many new events (0: never)",
+    ),
     Field("kernel_cache_bytes", "MIXHOUSE_KERNEL_CACHE_BYTES", None, _int(0), "kernel arrays kept between queries"),
     Field(
         "delete_drill_pause_seconds",
@@ -270,6 +300,25 @@ FIELDS: tuple[Field, ...] = (
         None,
         _seconds(zero=True),
         "crash drills only: hold each GDPR deletion open this long before its commit",
+    ),
+    Field(
+        "migration_drill_pause_seconds",
+        "MIXHOUSE_MIGRATION_DRILL_PAUSE_SECONDS",
+        None,
+        _seconds(zero=True),
+        "crash drills only: hold each store upgrade step open this long before its commit",
+    ),
+    Field(
+        "clickhouse_url",
+        "MIXHOUSE_CLICKHOUSE_URL",
+        "--clickhouse-url",
+        _text,
+        "ClickHouse HTTP URL (engine clickhouse)",
+    ),
+    Field("clickhouse_database", "MIXHOUSE_CLICKHOUSE_DATABASE", None, _text, "ClickHouse database of the tables"),
+    Field("clickhouse_user", "MIXHOUSE_CLICKHOUSE_USER", None, _text, "ClickHouse user (engine clickhouse)"),
+    Field(
+        "clickhouse_password", "MIXHOUSE_CLICKHOUSE_PASSWORD", None, _secret, "ClickHouse password (engine clickhouse)"
     ),
     Field("gdpr_max_ids", "MIXHOUSE_GDPR_MAX_IDS", None, _int(1), "distinct ids a GDPR request may name"),
     Field(
@@ -317,6 +366,38 @@ FIELDS: tuple[Field, ...] = (
         _bool,
         "JQL sees ids resolved by ID Merge (0: as ingested)",
     ),
+    Field(
+        "pipeline_tick_seconds",
+        "MIXHOUSE_PIPELINE_TICK_SECONDS",
+        None,
+        _seconds(),
+        "how often data pipelines look for ended days and hours to export",
+    ),
+    Field(
+        "pipeline_max_backfill_days",
+        "MIXHOUSE_PIPELINE_MAX_BACKFILL_DAYS",
+        None,
+        _int(0),
+        "how far back a pipeline's from_date may reach",
+    ),
+    Field("pipeline_file_rows", "MIXHOUSE_PIPELINE_FILE_ROWS", None, _int(1), "events per exported file"),
+    Field("pipeline_sync_days", "MIXHOUSE_PIPELINE_SYNC_DAYS", None, _int(0), "days back that pipeline sync checks"),
+    Field(
+        "pipeline_sync_interval_seconds",
+        "MIXHOUSE_PIPELINE_SYNC_INTERVAL_SECONDS",
+        None,
+        _seconds(),
+        "least time between two sync checks of late data",
+    ),
+    Field(
+        "pipeline_local_dir",
+        "MIXHOUSE_PIPELINE_LOCAL_DIR",
+        None,
+        _path,
+        "folder that pipelines with local_prefix write under (none: refused)",
+    ),
+    Field("aws_access_key_id", "AWS_ACCESS_KEY_ID", None, _text, "S3 key of pipelines (never shown)"),
+    Field("aws_secret_access_key", "AWS_SECRET_ACCESS_KEY", None, _text, "S3 secret of pipelines (never shown)"),
 )
 
 

@@ -4,12 +4,16 @@ Reports count one copy; raw export returns every copy."""
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import duckdb
 import httpx
+import pytest
 
-from mixhouse.engine.duckdb import DuckDBEngine
+from mixhouse.domain.events import StoredEvent
+from mixhouse.domain.writes import WriteBatch
+from mixhouse.engine.duckdb import DuckDBEngine, dedup
 from tests.conftest import export
 from tests.server import PROJECT_ID, SA_SECRET, SA_USER, SECRET, ServerProcess, seed_catalog
 
@@ -89,3 +93,36 @@ def test_a_store_written_before_the_superseded_list_is_backfilled(tmp_path: Path
         assert count(server, "old") == 1
     finally:
         server.stop()
+
+
+def test_the_writers_key_filter_misses_no_copy_across_rebuilds_and_restarts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer joins only the rows its in-memory filter may have seen (dedup.SeenKeys): with a tiny
+    capacity the filter is rebuilt from the table many times, and rebuilt again on every open; every
+    older copy is still found, whatever batch or open it came in, and nothing else is marked."""
+    monkeypatch.setattr(dedup, "MIN_CAPACITY", 64)
+    data_dir = tmp_path / "data"
+    seed_catalog(data_dir)
+    rng = random.Random(7)
+    keys = [(f"e{k % 3}", f"u{k % 5}", 1_700_000_000_000 + k * 1000, f"k{k}") for k in range(150)]
+    sent: list[tuple[int, tuple[str, str, int, str]]] = []  # (seq, key) in ingestion order
+    seq = 0
+    for _ in range(3):  # opens: the filter is rebuilt from the store each time
+        engine = DuckDBEngine(data_dir)
+        try:
+            for _ in range(8):
+                chosen = [rng.choice(keys) for _ in range(rng.randint(1, 60))]
+                batch = WriteBatch(
+                    events=[StoredEvent(PROJECT_ID, t, name, who, iid, b"{}") for name, who, t, iid in chosen]
+                )
+                engine.submit(batch).result()
+                for key in chosen:
+                    seq += 1
+                    sent.append((seq, key))
+            superseded = {int(r[0]) for r in engine.reader().execute("SELECT seq FROM superseded_events").fetchall()}
+        finally:
+            engine.close()
+    latest = {key: s for s, key in sent}
+    assert superseded == {s for s, key in sent if latest[key] != s}
+    assert len(superseded) > 100  # copies in the same batch, in later batches and after reopening

@@ -51,7 +51,12 @@ def test_flags_beat_env_beat_file_beat_defaults(tmp_path: Path) -> None:
             "MIXHOUSE_FLAGS_COHORT_TTL_S must be a number of seconds >= 0",
         ),
         ({}, {"MIXHOUSE_ACCESS_LOG": "maybe"}, "", "MIXHOUSE_ACCESS_LOG must be 1 or 0"),
-        ({}, {"MIXHOUSE_ENGINE": "oracle"}, "", "MIXHOUSE_ENGINE must be one of duckdb, got 'oracle'"),
+        (
+            {},
+            {"MIXHOUSE_ENGINE": "oracle"},
+            "",
+            "MIXHOUSE_ENGINE must be one of duckdb, chdb, clickhouse, got 'oracle'",
+        ),
         ({}, {"MIXHOUSE_MEMORY_LIMIT": "2GB'; DROP"}, "", "MIXHOUSE_MEMORY_LIMIT must be a size such as 2GB"),
         ({}, {}, "max_url_bytes = 1.5\n", "max_url_bytes in {config} must be a positive integer, got 1.5"),
         ({}, {}, "port = 70000\n", "port in {config} must be a port number (1-65535), got 70000"),
@@ -144,7 +149,7 @@ def test_a_server_takes_its_settings_from_the_file_and_the_environment(tmp_path:
 @pytest.mark.parametrize(
     ("env", "says"),
     [
-        ({"MIXHOUSE_ENGINE": "clickhouse"}, "MIXHOUSE_ENGINE must be one of duckdb, got 'clickhouse'"),
+        ({"MIXHOUSE_ENGINE": "oracle"}, "MIXHOUSE_ENGINE must be one of duckdb, chdb, clickhouse, got 'oracle'"),
         ({"MIXHOUSE_WEB_LOGIN_FAILURES": "0"}, "MIXHOUSE_WEB_LOGIN_FAILURES must be a positive integer, got '0'"),
         ({CONFIG_ENV: "/nonexistent/mixhouse.toml"}, "config file /nonexistent/mixhouse.toml does not exist"),
     ],

@@ -28,8 +28,28 @@ from tests.test_browser import BROWSER_DIR, NODE_MODULES, _require, _which
 
 ARTIFACTS = Path(__file__).parent / "artifacts" / "web"
 EMAIL, PASSWORD = "ada@example.com", "correct horse battery"
+CONSUMER = "grace@example.com"  # a consumer of the same project: reads annotations, may not add one
 FROM, TO = "2024-03-01", "2024-03-10"
 USERS = 30
+BULK = 125  # profiles without events, so that the Users list has a second page (ids p000..p124 sort first)
+# Annotations of the project: three in the report's days (two on 3 March, one bucket), one before them.
+ANNOTATIONS = [
+    ("2024-03-03 09:30:00", "Pricing page launched"),
+    ("2024-03-03", "Newsletter sent"),
+    ("2024-03-08 18:00:00", "Checkout outage"),
+    ("2024-02-20", "Before the report's days"),
+]
+# Lexicon's schema of Signed Up: a display name, a description, a tag, typed and described properties, and
+# one property that no event carries in the range.
+SIGNED_UP_SCHEMA = {
+    "description": "A visitor creates an account",
+    "properties": {
+        "plan": {"type": "string", "description": "Pricing plan chosen at sign-up"},
+        "country": {"type": "string", "description": "ISO country code"},
+        "referrer": {"type": "string", "description": "Where the visitor came from"},
+    },
+    "metadata": {"com.mixpanel": {"displayName": "Sign-up", "tags": ["growth"]}},
+}
 DRIVER_TIMEOUT_S = 180
 
 
@@ -69,7 +89,7 @@ def _profiles() -> list[dict[str, Any]]:
             "$set": {"$name": f"User {i}", "$email": f"u{i}@example.com", "plan": "pro" if i % 3 == 0 else "free"},
         }
         for i in range(USERS)
-    ]
+    ] + [{"$token": TOKEN, "$distinct_id": f"p{i:03d}", "$set": {"$name": f"Prospect {i}"}} for i in range(BULK)]
 
 
 @pytest.fixture(scope="module")
@@ -86,17 +106,31 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProces
     )  # fmt: skip
     assert created.returncode == 0, created.stdout + created.stderr
     assert json.loads(created.stdout) == {"email": EMAIL, "projects": {str(PROJECT_ID): "analyst"}}
+    consumer = subprocess.run(
+        [sys.executable, "-m", "mixhouse", "users", "create", "--data-dir", str(data_dir), "--email", CONSUMER,
+         "--password", PASSWORD, "--project", str(PROJECT_ID), "--role", "consumer"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert consumer.returncode == 0, consumer.stdout + consumer.stderr
     server = ServerProcess(data_dir).start()
     now = datetime.now(UTC)
     try:
         r = httpx.post(f"{server.url}/import", json=_events(now), auth=(SECRET, ""), params={"strict": "1"})
         assert r.status_code == 200, r.text
-        assert httpx.post(f"{server.url}/engage", data={"data": orjson.dumps(_profiles()).decode()}).text == "1"
+        for chunk in (_profiles()[:100], _profiles()[100:]):  # /engage takes 2,000 a batch; two batches anyway
+            assert httpx.post(f"{server.url}/engage", data={"data": orjson.dumps(chunk).decode()}).text == "1"
+        app_api = f"{server.url}/api/app/projects/{PROJECT_ID}"
+        for date, description in ANNOTATIONS:
+            r = httpx.post(f"{app_api}/annotations", json={"date": date, "description": description}, auth=(SECRET, ""))
+            assert r.status_code == 201, r.text
+        r = httpx.post(f"{app_api}/schemas/event/Signed%20Up", json=SIGNED_UP_SCHEMA, auth=(SECRET, ""))
+        assert r.status_code == 200, r.text
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         driver_input = {
             "chromium": str(chromium),
             "base": server.url,
             "email": EMAIL,
+            "consumer_email": CONSUMER,
             "password": PASSWORD,
             "from": FROM,
             "to": TO,
@@ -138,7 +172,7 @@ def test_the_pages_ran_cleanly(web: tuple[ServerProcess, dict[str, Any], datetim
     assert report["after_login_view"] == "insights"
     assert report["nav_hidden_at_login"] is True
     assert report["after_logout_view"] == "login"
-    assert len(report["shots"]) == 14 and all(Path(p).stat().st_size > 5_000 for p in report["shots"])
+    assert len(report["shots"]) == 21 and all(Path(p).stat().st_size > 5_000 for p in report["shots"])
 
 
 def test_session_cookie_is_httponly_secure_samesite(web: tuple[ServerProcess, dict[str, Any], datetime]) -> None:
@@ -263,6 +297,81 @@ def test_users_and_profile_show_what_engage_and_the_stream_answer(
     events = [[e["event"], e["properties"]["time"]] for e in stream["results"]["events"]]
     assert report["profile"]["stream"] == list(reversed(events))
     assert [e for e, _ in report["profile"]["stream"]] == ["Purchase", "Viewed Page"]
+
+
+def test_annotations_on_the_chart_are_the_apis_and_an_analyst_adds_one_from_it(
+    web: tuple[ServerProcess, dict[str, Any], datetime],
+) -> None:
+    server, report, _ = web
+    notes = report["annotations"]
+    listed = httpx.get(
+        f"{server.url}/api/app/projects/{PROJECT_ID}/annotations",
+        params={"fromDate": FROM, "toDate": TO},
+        auth=(SA_USER, SA_SECRET),
+    ).json()["results"]
+    added = [a for a in listed if a["description"] == "Referral bonus started"]
+    seeded = [a for a in listed if a not in added]
+    assert [(a["date"], a["description"]) for a in seeded] == [
+        ("2024-03-03 00:00:00", "Newsletter sent"),
+        ("2024-03-03 09:30:00", "Pricing page launched"),
+        ("2024-03-08 18:00:00", "Checkout outage"),
+    ]
+    assert [[a["id"], a["date"]] for a in seeded] == [x[:2] for x in notes["before"]["listed"]]
+    assert all(a["description"] in text for a, (_, _, text) in zip(seeded, notes["before"]["listed"], strict=True))
+    # One marker per day carrying annotations, named by what happened; the one before the range is not shown.
+    assert notes["before"]["marks"] == [
+        "Annotations on 2024-03-03: Newsletter sent; Pricing page launched",
+        "Annotation on 2024-03-08: Checkout outage",
+    ]
+    # Tab from the last control before the chart reaches the first marker, and its note shows.
+    assert notes["tab"] == {"cls": "note-mark", "label": notes["before"]["marks"][0], "tip": "block"}
+    # Clicking the fifth day of the chart picks that day and moves to the description; the new annotation
+    # is the API's, made by the logged-in user, and is listed and marked at once.
+    assert notes["form"] is True
+    assert (notes["clicked_date"], notes["focused_after_click"]) == ("2024-03-05", "annotation-description")
+    assert [(a["date"], a["description"], a["user"]["first_name"]) for a in added] == [
+        ("2024-03-05 00:00:00", "Referral bonus started", EMAIL)
+    ]
+    assert [x[:2] for x in notes["after"]["listed"]] == [[a["id"], a["date"]] for a in listed]
+    assert "Annotation on 2024-03-05: Referral bonus started" in notes["after"]["marks"]
+    # The saved report shows the same annotations; a consumer sees them and gets no form.
+    assert report["bookmark"]["annotations"] == [a["id"] for a in listed]
+    consumer = report["consumer"]
+    assert (consumer["listed"], consumer["form"]) == ([a["id"] for a in listed], 0)
+    assert consumer["text"].endswith("Checkout outage"), "the list and nothing after it"
+
+
+def test_users_pages_past_the_first_hundred_profiles(web: tuple[ServerProcess, dict[str, Any], datetime]) -> None:
+    server, report, _ = web
+    first, second, back = report["users_pages"]
+    page0 = _api(server, "engage", page_size=100)
+    page1 = _api(server, "engage", page_size=100, page=1, session_id=page0["session_id"])
+    assert first["ids"] == [p["$distinct_id"] for p in page0["results"]]
+    assert second["ids"] == [p["$distinct_id"] for p in page1["results"]]
+    assert int(first["total"]) == page0["total"] == USERS + BULK
+    assert first["text"] == f"{USERS + BULK} profiles · showing 1–100"
+    assert second["text"] == f"{USERS + BULK} profiles · showing 101–{USERS + BULK}"
+    assert second["next"] == 0, "no page after the last"
+    assert _hash_params(second["hash"])["page"] == "1"
+    assert back["ids"] == first["ids"]
+
+
+def test_lexicon_shows_the_schemas_descriptions_and_types(web: tuple[ServerProcess, dict[str, Any], datetime]) -> None:
+    server, report, _ = web
+    schemas = httpx.get(f"{server.url}/api/app/projects/{PROJECT_ID}/schemas/event", auth=(SA_USER, SA_SECRET))
+    by_name = {e["name"]: e["schemaJson"] for e in schemas.json()["results"]}
+    lexicon = report["lexicon"]
+    assert lexicon["event_descriptions"]["Signed Up"] == by_name["Signed Up"]["description"]
+    assert lexicon["event_descriptions"]["Purchase"] == "", "an event without a schema has no description"
+    assert "Sign-up" in lexicon["event_labels"] and "Signed Up" not in lexicon["event_labels"]
+    top = _api(server, "events/properties/top", event='["Signed Up"]', limit=100, from_date=FROM, to_date=TO)
+    props = by_name["Signed Up"]["properties"]
+    for name, (kind, description, count) in lexicon["property_schema"].items():
+        assert kind == props.get(name, {}).get("type", ""), name
+        assert description == props.get(name, {}).get("description", ""), name
+        assert count == (top[name]["count"] if name in top else None), name
+    assert lexicon["property_schema"]["referrer"] == ["string", "Where the visitor came from", None]
+    assert lexicon["property_schema"]["plan"] == ["string", "Pricing plan chosen at sign-up", USERS]
 
 
 def test_lexicon_shows_event_and_property_volumes(web: tuple[ServerProcess, dict[str, Any], datetime]) -> None:

@@ -5,6 +5,8 @@ cannot point at another project's reports, and that no secret ever reaches the p
 
 from __future__ import annotations
 
+import hashlib
+import re
 import sqlite3
 import subprocess
 import sys
@@ -274,6 +276,90 @@ def test_writes_through_a_session_and_dashboards_of_own_reports_only(server: Ser
     forty = too_many[:40]
     assert client.patch(f"{dashboards}/{dashboard['id']}", json={"items": forty}, headers=headers).status_code == 200
     assert client.delete(f"{dashboards}/{dashboard['id']}", headers=headers).json()["results"]["deleted"] is True
+
+
+def test_annotation_writes_through_a_session_need_the_token_a_writing_role_and_the_project(
+    server: ServerProcess,
+) -> None:
+    """What the app's "Add annotation" sends: refused without the CSRF token, for a consumer, and for a
+    project the user has no role on; an annotation of one project is "not found" from another."""
+    a_path, b_path = f"/api/app/projects/{PROJECT_ID}/annotations", f"/api/app/projects/{B_ID}/annotations"
+    body = {"date": "2024-03-01", "description": "launch"}
+
+    def count(path: str, secret: str) -> int:
+        return len(httpx.get(f"{server.url}{path}", auth=(secret, "")).json()["results"])
+
+    a_before, b_before = count(a_path, SECRET), count(b_path, B_SECRET)
+    client, csrf = login(server.url, *A_USER)  # analyst on A
+    assert client.post(a_path, json=body).status_code == 403
+    assert client.post(a_path, json=body, headers={CSRF: "wrong"}).status_code == 403
+    assert client.post(a_path, json=body, headers={CSRF: csrf, "Origin": "http://evil.example"}).status_code == 403
+    r = client.post(b_path, json=body, headers={CSRF: csrf})
+    assert r.status_code == 403 and "no access to project" in r.json()["error"]
+    assert (count(a_path, SECRET), count(b_path, B_SECRET)) == (a_before, b_before), "nothing written"
+    r = client.post(a_path, json=body, headers={CSRF: csrf})
+    assert r.status_code == 201, r.text
+    created = r.json()["results"]
+    assert created["user"]["first_name"] == A_USER[0]
+    assert count(a_path, SECRET) == a_before + 1
+    # A consumer reads annotations and may not write them (BOTH_USER is a consumer on B, analyst on A).
+    both, both_csrf = login(server.url, *BOTH_USER)
+    assert both.get(b_path, headers={CSRF: both_csrf}).status_code == 200
+    r = both.post(b_path, json=body, headers={CSRF: both_csrf})
+    assert r.status_code == 403 and "consumer role" in r.json()["error"]
+    assert count(b_path, B_SECRET) == b_before
+    # Project A's annotation is not found through project B, for an analyst of B.
+    b_client, b_csrf = login(server.url, *B_USER)
+    item = f"{b_path}/{created['id']}"
+    assert b_client.get(item, headers={CSRF: b_csrf}).status_code == 404
+    assert b_client.patch(item, json={"description": "mine now"}, headers={CSRF: b_csrf}).status_code == 404
+    assert b_client.delete(item, headers={CSRF: b_csrf}).status_code == 404
+    assert b_client.delete(f"{a_path}/{created['id']}", headers={CSRF: b_csrf}).status_code == 403
+    assert client.get(f"{a_path}/{created['id']}", headers={CSRF: csrf}).json()["results"]["description"] == "launch"
+
+
+def test_the_lexicon_is_read_through_a_session_and_written_by_admins_only(server: ServerProcess) -> None:
+    schema = {"description": "x", "properties": {}}
+    path = f"/api/app/projects/{PROJECT_ID}/schemas/event/Signed%20Up"
+    client, csrf = login(server.url, *A_USER)  # analyst
+    assert client.get(f"/api/app/projects/{PROJECT_ID}/schemas/event", headers={CSRF: csrf}).status_code == 200
+    assert client.post(path, json=schema, headers={CSRF: csrf}).status_code == 403
+    assert client.get(f"/api/app/projects/{B_ID}/schemas/event", headers={CSRF: csrf}).status_code == 403
+
+
+def test_static_files_are_cached_by_their_content_hash(server: ServerProcess) -> None:
+    page = httpx.get(f"{server.url}/")
+    assert page.headers["cache-control"] == "no-cache"
+    assert '<link rel="preload" href="/web/session" as="fetch" crossorigin>' in page.text
+    versioned = re.findall(r'(?:src|href)="(/static/[^"]+)"', page.text)
+    assert len(versioned) == 4 and all("?v=" in v for v in versioned), versioned
+    for url in versioned:
+        path, version = url.split("?v=")
+        r = httpx.get(f"{server.url}{url}", headers={"Accept-Encoding": "gzip"})
+        assert r.status_code == 200 and r.headers["cache-control"] == "public, max-age=31536000, immutable"
+        local = Path(__file__).parent.parent / "mixhouse" / "web" / path.lstrip("/")
+        assert hashlib.sha256(local.read_bytes()).hexdigest()[:16] == version
+        assert r.content == local.read_bytes()
+        if len(r.content) >= 512:  # compressed (once, at start) when large
+            assert r.headers["content-encoding"] == "gzip" and r.headers["vary"] == "Accept-Encoding"
+        assert (
+            "content-encoding" not in httpx.get(f"{server.url}{url}", headers={"Accept-Encoding": "identity"}).headers
+        )
+        assert r.headers["x-content-type-options"] == "nosniff"
+        # Without the hash, or with another, the file is revalidated every time: 304 while the ETag holds.
+        for other in (path, f"{path}?v=0000000000000000"):
+            again = httpx.get(f"{server.url}{other}")
+            assert again.headers["cache-control"] == "no-cache"
+            revalidated = httpx.get(f"{server.url}{other}", headers={"If-None-Match": again.headers["etag"]})
+            assert revalidated.status_code == 304 and revalidated.content == b""
+    assert httpx.get(f"{server.url}/static/app.js").headers["content-type"].split(";")[0] in (
+        "text/javascript",
+        "application/javascript",
+    )
+    assert httpx.head(f"{server.url}/static/app.js").status_code == 200
+    assert httpx.post(f"{server.url}/static/app.js").status_code == 405
+    for missing in ("/static/missing.js", "/static/%2e%2e/routes.py", "/static/vendor/../../routes.py"):
+        assert httpx.get(f"{server.url}{missing}").status_code == 404, missing
 
 
 def test_logout_needs_the_token_and_ends_the_session(server: ServerProcess) -> None:

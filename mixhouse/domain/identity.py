@@ -69,8 +69,11 @@ class Failure(StrEnum):
     CLUSTER_CAP = "the merged cluster would exceed 500 ids"
 
 
+_ID_TYPES = (str, int)  # a tuple made once (a `str | int` union is built on every call)
+
+
 def _id_value(value: Any) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, str | int):
+    if isinstance(value, bool) or not isinstance(value, _ID_TYPES):
         return None
     text = str(value)
     return text or None

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol, TypeVar
 
 import pyarrow as pa
@@ -90,6 +91,11 @@ class Engine(Protocol):
     def user_data(self, project_id: int, distinct_ids: list[str], since_ms: int | None = None) -> UserData:
         """Everything stored about these users and every id merged with them (GDPR/CCPA retrievals);
         `since_ms`: only events from then on."""
+        ...
+
+    def backup(self, target: Path) -> dict[str, int]:
+        """Write a consistent copy of the store, holding every write acknowledged before the call, to the
+        new file `target` while writes go on; returns the copy's row counts by table."""
         ...
 
     def health(self) -> list[str]:

@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 
+from mixhouse.backup.server import start_control
 from mixhouse.compose import check_engine, open_catalog, open_engine
 from mixhouse.errors import MethodNotAllowed, NotFound
 from mixhouse.flags.cohorts import CohortMembers
@@ -23,6 +24,7 @@ from mixhouse.http.middleware import Cors, TrailingSlash
 from mixhouse.http.responses import error_response
 from mixhouse.http.routes import family_of, routes
 from mixhouse.jobs.registry import start_jobs
+from mixhouse.pipelines.service import DataChanges, stop_pipelines
 from mixhouse.settings import Settings
 from mixhouse.web.throttle import LoginThrottle
 
@@ -51,14 +53,20 @@ def create_app(settings: Settings | Path, geoip: str | None = None) -> Starlette
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.geo = locator
         app.state.catalog = open_catalog(settings)
+        changes = DataChanges()  # pipelines' sync learns of new events here (mixhouse/pipelines)
         app.state.engine = open_engine(
-            settings, commit_observers=(observability.observe_commit,), catalog=app.state.catalog
+            settings, commit_observers=(observability.observe_commit, changes.observe), catalog=app.state.catalog
         )
         observability.install(app.state.engine, access_log_on=settings.access_log)
-        app.state.jobs = start_jobs(settings, app.state.catalog, app.state.engine, app.state.flag_cohorts.forget)
+        app.state.jobs = start_jobs(
+            settings, app.state.catalog, app.state.engine, app.state.flag_cohorts.forget, changes
+        )
+        control = start_control(settings.data_dir, app.state.engine)  # `mixhouse backup` (docs/storage.md)
         try:
             yield
         finally:
+            control.close()
+            stop_pipelines(app.state.jobs)
             app.state.jobs.stop()
             app.state.engine.close()
 

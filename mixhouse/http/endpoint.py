@@ -36,6 +36,7 @@ class Auth(StrEnum):
     SESSION = "session"  # the web app's session cookie
     GDPR = "gdpr"  # GDPR v3: the project's token and an OAuth bearer token (or an admin's Basic credentials)
     LOOKUP = "lookup"  # /lookup-tables: Basic (service account + project_id, or the project secret)
+    PIPELINES = "pipelines"  # /api/2.0/nessie/pipeline: Basic (service account + project_id, or the project secret)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from mixhouse.http.org_api import ORG_ROUTES
 from mixhouse.http.query_api import QUERY_ROUTES
 from mixhouse.http.responses import Family
 from mixhouse.lookup import http as lookup_http
+from mixhouse.pipelines import http as pipelines_http
 from mixhouse.web import dashboards
 from mixhouse.web import routes as web
 
@@ -62,6 +63,8 @@ ENDPOINTS: list[Endpoint] = [
     # GDPR v3 (docs/gdpr.md) and lookup tables (docs/lookup-tables.md)
     *gdpr_http.ENDPOINTS,
     *lookup_http.ENDPOINTS,
+    # Data pipelines (docs/pipelines.md)
+    *pipelines_http.ENDPOINTS,
     # The web app (docs/web.md)
     Endpoint("/", ("GET",), web.page, None, Auth.NONE),
     Endpoint("/web/login", ("POST",), web.login, Family.APP, Auth.LOGIN),
@@ -166,6 +169,7 @@ def path_params(path: str, spec: Endpoint) -> dict[str, str]:
 # Paths under none of these prefixes (/flags, /web, /healthz, ...) get the Query API's.
 UNROUTED_FAMILIES: tuple[tuple[str, Family], ...] = (
     ("/api/app", Family.APP),
+    ("/api/2.0/nessie", Family.APP),  # data pipelines (mixhouse/pipelines/http.py)
     ("/import", Family.IMPORT),
     ("/track", Family.TRACK),
     ("/engage", Family.TRACK),

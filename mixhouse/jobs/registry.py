@@ -8,19 +8,33 @@ from collections.abc import Callable
 from mixhouse.domain.catalog import CatalogPort
 from mixhouse.engine.base import Engine
 from mixhouse.jobs.runner import JobContext, JobRunner
+from mixhouse.pipelines.service import DataChanges, pipeline_config
 from mixhouse.settings import Settings
 
 
 def start_jobs(
-    settings: Settings, catalog: CatalogPort, engine: Engine, forget_users: Callable[[int], None]
+    settings: Settings,
+    catalog: CatalogPort,
+    engine: Engine,
+    forget_users: Callable[[int], None],
+    changes: DataChanges | None = None,
 ) -> JobRunner:
     """The server's runner, every kind registered, its thread started (resuming what a crash left).
-    `forget_users(project_id)` drops what caches hold about a project's users after a deletion."""
+    `forget_users(project_id)` drops what caches hold about a project's users after a deletion;
+    `changes` learns of new and deleted events (pipelines' sync)."""
     from mixhouse.gdpr.kinds import all_kinds as gdpr_kinds
+    from mixhouse.pipelines.service import start_pipelines
 
-    context = JobContext(catalog, engine, settings.data_dir, services={"forget_users": forget_users})
+    changes = changes or DataChanges()
+
+    def forget(project_id: int) -> None:
+        forget_users(project_id)
+        changes.deleted(project_id)
+
+    context = JobContext(catalog, engine, settings.data_dir, services={"forget_users": forget})
     runner = JobRunner(context)
     for kind in gdpr_kinds(settings.gdpr_cancel_window_seconds):
         runner.register(kind)
+    start_pipelines(context, runner, pipeline_config(settings), changes)
     runner.start()
     return runner

@@ -11,16 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
-from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
-from starlette.staticfiles import StaticFiles
+from starlette.responses import Response
 
 from mixhouse.catalog import Catalog
 from mixhouse.errors import Forbidden, Unauthorized
 from mixhouse.http.incoming import read_incoming
 from mixhouse.http.responses import json_response
 from mixhouse.web.accounts import Accounts, NewSession, Session, csrf_matches
+from mixhouse.web.assets import StaticAssets, versioned_page
 from mixhouse.web.session_auth import COOKIE, CSRF_HEADER, current_session, same_origin
 from mixhouse.web.throttle import LoginThrottle
 
@@ -58,7 +57,8 @@ def _session_payload(catalog: Catalog, session: Session) -> dict[str, Any]:
 
 
 async def page(request: Request) -> Response:
-    return FileResponse(STATIC / "index.html", headers=PAGE_HEADERS, media_type="text/html; charset=utf-8")
+    """index.html, naming each static file with its content hash (assets.py)."""
+    return Response(versioned_page(STATIC), headers=PAGE_HEADERS, media_type="text/html; charset=utf-8")
 
 
 async def login(request: Request) -> Response:
@@ -118,5 +118,6 @@ async def logout(request: Request) -> Response:
     return response
 
 
-# The page's scripts and styles, compressed when large (served under /static, mixhouse/http/routes.py).
-STATIC_APP = GZipMiddleware(StaticFiles(directory=STATIC), minimum_size=512)
+# The page's scripts and styles, compressed once and kept by the browser while their content hash holds
+# (assets.py); served under /static (mixhouse/http/routes.py).
+STATIC_APP = StaticAssets(STATIC)

@@ -3,7 +3,8 @@
 // a funnel and a retention report, searches users and opens a profile, opens the Lexicon. Takes a
 // screenshot of each page and prints one JSON object with the numbers each page shows.
 //
-// Input (argv[2], JSON): {chromium, base, email, password, from, to, shots, profile_id, profile_from, profile_to}
+// Input (argv[2], JSON): {chromium, base, email, consumer_email, password, from, to, shots, profile_id, profile_from,
+// profile_to}
 "use strict";
 const { chromium } = require("playwright-core");
 const path = require("path");
@@ -71,10 +72,36 @@ async function scenario(page, input, out) {
     canvases: await page.$$eval("#result canvas", (c) => c.length) };
   out.shots.push(await shot(page, input, "02-insights"));
 
+  // Annotations on the chart: the project's, as markers reachable with Tab; one added from the chart by
+  // clicking the fifth day's bar (10 bars across the plot: its centre is at 45% of the width).
+  await page.waitForSelector("#result .notes[data-loaded]");
+  const notes = async () => ({
+    listed: await page.$$eval("#result li[data-annotation]", (li) => li.map((x) => [Number(x.dataset.annotation), x.dataset.date, x.textContent])),
+    marks: await page.$$eval("#result .note-mark", (b) => b.map((x) => x.getAttribute("aria-label"))),
+  });
+  out.annotations = { before: await notes(), form: await page.isVisible("#result form.annotate") };
+  await page.focus("textarea[name=where]");
+  await page.keyboard.press("Tab");
+  out.annotations.tab = await page.evaluate(() => ({ cls: document.activeElement.className, label: document.activeElement.getAttribute("aria-label"),
+    tip: getComputedStyle(document.activeElement.nextElementSibling).display }));
+  out.shots.push(await shot(page, input, "02b-insights-annotation-focused"));
+  const over = await page.locator("#result .u-over").boundingBox();
+  await page.mouse.move(over.x + over.width * 0.45, over.y + over.height * 0.5);
+  await page.mouse.click(over.x + over.width * 0.45, over.y + over.height * 0.5);
+  out.annotations.clicked_date = await page.inputValue("input[name=annotation-date]");
+  out.annotations.focused_after_click = await page.evaluate(() => document.activeElement.name);
+  await page.keyboard.type("Referral bonus started");
+  await page.click("text=Add annotation");
+  await page.waitForFunction(() => document.querySelectorAll("#result li[data-annotation]").length === 4);
+  out.annotations.after = await notes();
+  out.shots.push(await shot(page, input, "02c-insights-annotation-added"));
+
   // Save it, then add it to a new dashboard and open the dashboard.
   await page.fill("input[name=report-name]", "Sign-ups by plan");
   await clickAndWait(page, page.locator("text=Save report"));
-  out.bookmark = { hash: await page.evaluate(() => location.hash), table: await table(page, "[data-bookmark]") };
+  await page.waitForSelector("[data-bookmark] .notes[data-loaded]");
+  out.bookmark = { hash: await page.evaluate(() => location.hash), table: await table(page, "[data-bookmark]"),
+    annotations: await page.$$eval("[data-bookmark] li[data-annotation]", (li) => li.map((x) => Number(x.dataset.annotation))) };
   out.shots.push(await shot(page, input, "03-saved-report"));
   await page.fill("input[name=dashboard-name]", "Growth");
   await page.click("text=Add to dashboard");
@@ -139,6 +166,17 @@ async function scenario(page, input, out) {
       first: Number(r.querySelector("[data-first]").dataset.first),
       counts: [...r.querySelectorAll("td.cell")].map((td) => Number(td.dataset.value)) }]))) };
 
+  // Users: every profile, in pages of 100.
+  await go(page, "#/users");
+  out.users_pages = [{ ids: await page.$$eval("tr[data-user]", (rows) => rows.map((r) => r.dataset.user)),
+    total: await page.$eval("[data-total]", (p) => p.dataset.total), text: await page.textContent("[data-total]") }];
+  await clickAndWait(page, page.locator("a[rel=next]").first());
+  out.users_pages.push({ hash: await page.evaluate(() => location.hash), ids: await page.$$eval("tr[data-user]", (rows) => rows.map((r) => r.dataset.user)),
+    text: await page.textContent("[data-total]"), next: await page.locator("a[rel=next]").count() });
+  out.shots.push(await shot(page, input, "07a-users-page-2"));
+  await clickAndWait(page, page.locator("a[rel=prev]").first());
+  out.users_pages.push({ ids: await page.$$eval("tr[data-user]", (rows) => rows.map((r) => r.dataset.user)), text: await page.textContent("[data-total]") });
+
   // Users: search with a where, open a profile and its activity stream.
   await go(page, "#/users");
   await page.fill("input[name=where]", 'user["plan"] == "pro"');
@@ -161,8 +199,12 @@ async function scenario(page, input, out) {
   // Lexicon.
   await go(page, `#/lexicon?from=${from}&to=${to}&event=Signed%20Up`);
   out.lexicon = { events: await table(page, ".grid section:nth-child(1)"),
-    events_values: await page.$$eval(".grid section:nth-child(1) tr[data-series]", (r) => Object.fromEntries(r.map((x) => [x.dataset.series, Number(x.querySelector("td").dataset.value)]))),
-    properties: await page.$$eval(".grid section:nth-child(2) tr[data-series]", (r) => Object.fromEntries(r.map((x) => [x.dataset.series, Number(x.querySelector("td").dataset.value)]))) };
+    events_values: await page.$$eval(".grid section:nth-child(1) tr[data-series]", (r) => Object.fromEntries(r.map((x) => [x.dataset.series, Number(x.querySelector("td[data-value]").dataset.value)]))),
+    properties: await page.$$eval(".grid section:nth-child(2) tr[data-series]:has(td[data-value])", (r) => Object.fromEntries(r.map((x) => [x.dataset.series, Number(x.querySelector("td[data-value]").dataset.value)]))),
+    event_descriptions: await page.$$eval(".grid section:nth-child(1) tr[data-series]", (r) => Object.fromEntries(r.map((x) => [x.dataset.series, x.querySelector("td.desc").dataset.description]))),
+    event_labels: await page.$$eval(".grid section:nth-child(1) tr[data-series] th a", (a) => a.map((x) => x.textContent)),
+    property_schema: await page.$$eval(".grid section:nth-child(2) tr[data-series]", (r) => Object.fromEntries(r.map((x) => [x.dataset.series,
+      [x.dataset.type, x.querySelector("td.desc").dataset.description, x.querySelector("td[data-value]") ? Number(x.querySelector("td[data-value]").dataset.value) : null]]))) };
   out.shots.push(await shot(page, input, "09-lexicon"));
 
   // Two events on one chart, then saved (a bookmark with a list of events).
@@ -190,6 +232,16 @@ async function scenario(page, input, out) {
     out.phone_overflow[name] = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   }
   out.shots.push(await shot(page, input, "11-phone-dashboard"));
+  await go(page, out.insights.hash);
+  await page.waitForSelector("#result .notes[data-loaded]");
+  out.phone_overflow.insights_annotated = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  out.shots.push(await shot(page, input, "12-phone-insights-annotations"));
+  await go(page, `#/lexicon?from=${from}&to=${to}&event=Signed%20Up`);
+  out.phone_overflow.lexicon_schema = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  out.shots.push(await shot(page, input, "13-phone-lexicon"));
+  await go(page, out.users_pages[1].hash);
+  out.phone_overflow.users_page_2 = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  out.shots.push(await shot(page, input, "14-phone-users-page-2"));
   await page.setViewportSize({ width: 1280, height: 900 });
   await go(page, "#/insights");
   await page.focus(".skip"); // the first stop of the page
@@ -204,6 +256,18 @@ async function scenario(page, input, out) {
   await page.click("#logout");
   await page.waitForSelector("form input[name=email]");
   out.after_logout_view = await page.evaluate(() => document.body.dataset.view);
+
+  // A consumer sees the annotations but is offered no form to add one.
+  await page.fill("input[name=email]", input.consumer_email);
+  await page.fill("input[name=password]", input.password);
+  await clickAndWait(page, page.locator("button[type=submit]"));
+  await go(page, out.insights.hash);
+  await page.waitForSelector("#result .notes[data-loaded]");
+  out.consumer = { listed: await page.$$eval("#result li[data-annotation]", (li) => li.map((x) => Number(x.dataset.annotation))),
+    form: await page.locator("#result form.annotate").count(), text: await page.textContent("#result .notes") };
+  out.shots.push(await shot(page, input, "15-consumer-insights"));
+  await page.click("#logout");
+  await page.waitForSelector("form input[name=email]");
 }
 
 (async () => {

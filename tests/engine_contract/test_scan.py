@@ -27,10 +27,10 @@ def _engage(server: ServerProcess, updates: list[dict[str, object]]) -> None:
     assert r.status_code == 200 and r.text == "1", r.text
 
 
-def _store(tmp_path: Path) -> Path:
+def _store(tmp_path: Path, env: dict[str, str]) -> Path:
     data_dir = tmp_path / "data"
     seed_catalog(data_dir)
-    server = ServerProcess(data_dir).start()
+    server = ServerProcess(data_dir, env=env).start()
     try:
         _import(
             server,
@@ -92,9 +92,9 @@ def _rows(engine: Engine, query: ScanQuery) -> list[dict[str, object]]:
 
 
 def test_events_are_deduplicated_resolved_and_time_ordered(
-    tmp_path: Path, open_engine: Callable[[Path], Engine]
+    tmp_path: Path, open_engine: Callable[[Path], Engine], engine_env: dict[str, str]
 ) -> None:
-    engine = open_engine(_store(tmp_path))
+    engine = open_engine(_store(tmp_path, engine_env))
     rows = _rows(engine, ScanQuery(PROJECT_ID, batch_rows=2))
     assert [(r["name"], r["distinct_id"], r["time"]) for r in rows] == [
         ("view", "bob", (T0 + 10) * 1000),
@@ -107,8 +107,10 @@ def test_events_are_deduplicated_resolved_and_time_ordered(
     assert EVENT_SCHEMA.names == ["name", "distinct_id", "time", "insert_id", "properties"]
 
 
-def test_range_names_and_filter_are_applied_by_the_store(tmp_path: Path, open_engine: Callable[[Path], Engine]) -> None:
-    engine = open_engine(_store(tmp_path))
+def test_range_names_and_filter_are_applied_by_the_store(
+    tmp_path: Path, open_engine: Callable[[Path], Engine], engine_env: dict[str, str]
+) -> None:
+    engine = open_engine(_store(tmp_path, engine_env))
     q = ScanQuery(PROJECT_ID, from_ms=(T0 + 15) * 1000, to_ms=(T0 + 3600) * 1000)
     assert [r["name"] for r in _rows(engine, q)] == ["buy", "view"]
     q = ScanQuery(PROJECT_ID, events=("view",), where=EventExpr.parse('properties["plan"] == "pro"'))
@@ -121,8 +123,10 @@ def test_range_names_and_filter_are_applied_by_the_store(tmp_path: Path, open_en
     assert len(_rows(engine, q)) == 2
 
 
-def test_user_order_groups_each_user_in_time_order(tmp_path: Path, open_engine: Callable[[Path], Engine]) -> None:
-    engine = open_engine(_store(tmp_path))
+def test_user_order_groups_each_user_in_time_order(
+    tmp_path: Path, open_engine: Callable[[Path], Engine], engine_env: dict[str, str]
+) -> None:
+    engine = open_engine(_store(tmp_path, engine_env))
     rows = _rows(engine, ScanQuery(PROJECT_ID, order="user"))
     assert [(r["distinct_id"], r["time"]) for r in rows] == [
         ("alice", (T0 + 20) * 1000),
@@ -132,14 +136,16 @@ def test_user_order_groups_each_user_in_time_order(tmp_path: Path, open_engine: 
     ]
 
 
-def test_ids_as_sent_without_identity_resolution(tmp_path: Path, open_engine: Callable[[Path], Engine]) -> None:
-    engine = open_engine(_store(tmp_path))
+def test_ids_as_sent_without_identity_resolution(
+    tmp_path: Path, open_engine: Callable[[Path], Engine], engine_env: dict[str, str]
+) -> None:
+    engine = open_engine(_store(tmp_path, engine_env))
     rows = _rows(engine, ScanQuery(PROJECT_ID, resolve_identity=False, events=("view",)))
     assert "$device:d1" in {r["distinct_id"] for r in rows}
 
 
-def test_profiles(tmp_path: Path, open_engine: Callable[[Path], Engine]) -> None:
-    engine = open_engine(_store(tmp_path))
+def test_profiles(tmp_path: Path, open_engine: Callable[[Path], Engine], engine_env: dict[str, str]) -> None:
+    engine = open_engine(_store(tmp_path, engine_env))
     rows = _rows(engine, ScanQuery(PROJECT_ID, kind="profiles"))
     assert [(r["distinct_id"], orjson.loads(str(r["properties"]))["tier"]) for r in rows] == [
         ("alice", "gold"),
@@ -150,7 +156,9 @@ def test_profiles(tmp_path: Path, open_engine: Callable[[Path], Engine]) -> None
     assert PROFILE_SCHEMA.names == ["distinct_id", "properties"]
 
 
-def test_another_project_sees_nothing(tmp_path: Path, open_engine: Callable[[Path], Engine]) -> None:
-    engine = open_engine(_store(tmp_path))
+def test_another_project_sees_nothing(
+    tmp_path: Path, open_engine: Callable[[Path], Engine], engine_env: dict[str, str]
+) -> None:
+    engine = open_engine(_store(tmp_path, engine_env))
     assert list(engine.scan(ScanQuery(PROJECT_ID + 1))) == []
     assert list(engine.scan(ScanQuery(PROJECT_ID + 1, kind="profiles"))) == []

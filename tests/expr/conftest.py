@@ -10,6 +10,7 @@ from typing import Any
 import duckdb
 import pytest
 
+from mixhouse.engine.duckdb import property_columns
 from mixhouse.engine.duckdb.expressions import Scope, compile_filter, compile_number, compile_segment_key
 from mixhouse.engine.duckdb.schema import SCHEMA
 from mixhouse.expr import Expr
@@ -24,10 +25,13 @@ class Outcome:
 
 
 class Runner:
-    """Loads records into the real schema and evaluates one expression over all of them."""
+    """Loads records into the real schema and evaluates one expression over all of them. With `layout`
+    "columns", event properties are also put in slot columns (property_columns.py, as a store upgraded
+    by `migrate`) and read from there; with "json", from the JSON document only."""
 
-    def __init__(self, conn: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, conn: duckdb.DuckDBPyConnection, layout: str = "json") -> None:
         self.conn = conn
+        self.layout = layout
 
     def load(self, events: Sequence[dict[str, Any]], users: Sequence[dict[str, Any] | None] | None = None) -> None:
         self.conn.execute("DELETE FROM events; DELETE FROM profiles")
@@ -44,8 +48,23 @@ class Runner:
             if user is not None:
                 did = str(events[i].get("distinct_id", f"d{i}"))
                 self.conn.execute("INSERT OR REPLACE INTO profiles VALUES (1, ?, ?, 0)", [did, json.dumps(user)])
+        self.conn.execute("DELETE FROM property_slots; DELETE FROM property_layout")
+        if self.layout == "columns":
+            property_columns.migrate(self.conn)
+
+    def _scope(self, scope: Scope) -> Scope:
+        if self.layout != "columns" or scope.time_ms_sql is None:
+            return scope
+        slots = property_columns.ready_slots(self.conn, 1)
+        assert len(slots) == min(property_columns.SLOTS, len(self._keys())), "every key is read from columns"
+        return scope.with_slots(slots)
+
+    def _keys(self) -> set[str]:
+        rows = self.conn.execute("SELECT DISTINCT unnest(json_keys(properties)) FROM events").fetchall()
+        return {r[0] for r in rows}
 
     def run(self, expr: Expr, scope: Scope) -> list[Outcome]:
+        scope = self._scope(scope)
         sql = (
             f"SELECT {compile_filter(expr, scope)}, {compile_segment_key(expr, scope)}, {compile_number(expr, scope)} "
             "FROM events e LEFT JOIN profiles u ON u.project_id = e.project_id AND u.distinct_id = e.distinct_id "
@@ -77,10 +96,11 @@ def event_scope(timezone: str = "UTC") -> Scope:
 def conn() -> Iterator[duckdb.DuckDBPyConnection]:
     c = duckdb.connect()
     c.execute(SCHEMA)
+    property_columns.ensure_tables(c)
     yield c
     c.close()
 
 
-@pytest.fixture
-def runner(conn: duckdb.DuckDBPyConnection) -> Runner:
-    return Runner(conn)
+@pytest.fixture(params=["json", "columns"])
+def runner(conn: duckdb.DuckDBPyConnection, request: pytest.FixtureRequest) -> Runner:
+    return Runner(conn, request.param)

@@ -4,13 +4,22 @@ Events with the same (event, distinct_id, time, $insert_id) collapse to the most
 copy in every analysis; raw export still returns them all. Rather than a window over every row of
 every query, the writer records each older copy in `superseded_events` as a newer one arrives, and
 analyses anti-join that small table.
+
+Finding the older copies is a join against every stored event in the batch's time span: a scan that
+grows with the store (bench/bench_ingest.py). The writer therefore keeps the keys it has stored in
+memory, in a Bloom filter (`SeenKeys`, built from the table when the store opens), and joins only the
+rows of a batch whose key the filter may hold or that come twice in the batch: usually none, and then
+no join runs. A filter never forgets a key it was given (no false negatives), so a row that has an older
+copy is always joined; a false positive only costs a join over that row's one timestamp.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import duckdb
+import numpy as np
 
 from mixhouse.domain.events import StoredEvent
 
@@ -36,21 +45,102 @@ QUALIFY row_number() OVER (PARTITION BY project_id, event, distinct_id, time_ms,
 """
 
 
-def mark_superseded(conn: duckdb.DuckDBPyConnection, incoming: str, events: Sequence[StoredEvent]) -> None:
-    """Record the rows that `events` (registered as the relation `incoming`) supersede. Only events
-    with an `$insert_id` can; a batch without any costs nothing here."""
+# The dedup key of a row as one 64-bit hash (DuckDB's hash(): stable within a process, which is all an
+# in-memory filter needs; the same column types on both sides, events and the incoming Arrow table).
+_KEY_HASH = "hash(project_id, event, distinct_id, time_ms, insert_id)"
+BITS_PER_KEY = 16  # blocked Bloom filter, 3 bits in one 64-bit word per key: ~1% false positives at capacity
+MIN_CAPACITY = 1 << 20
+BUILD_ROWS = 1 << 20
+
+
+class SeenKeys:
+    """A blocked Bloom filter of the dedup keys in the store (every row with an `$insert_id`). Rows
+    deleted later (GDPR) stay in it: a false positive, harmless."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = max(MIN_CAPACITY, capacity)
+        self._words = np.zeros(self.capacity * BITS_PER_KEY // 64, np.uint64)
+        self.count = 0
+
+    @classmethod
+    def build(cls, conn: duckdb.DuckDBPyConnection) -> SeenKeys:
+        """The filter of every key stored (one scan of the keys; twice their number as capacity)."""
+        stored = int(conn.execute("SELECT count(*) FROM events WHERE insert_id IS NOT NULL").fetchall()[0][0])
+        seen = cls(2 * stored)
+        reader = conn.sql(f"SELECT {_KEY_HASH} AS h FROM events WHERE insert_id IS NOT NULL").to_arrow_reader(
+            BUILD_ROWS
+        )
+        for batch in reader:
+            seen.add(batch.column(0).to_numpy())
+        return seen
+
+    def _slots(self, hashes: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        hashes = hashes.astype(np.uint64, copy=False)
+        word = (hashes % np.uint64(len(self._words))).astype(np.int64)
+        one = np.uint64(1)
+        mask = np.zeros(len(hashes), np.uint64)
+        for shift in (40, 46, 52):
+            mask |= one << ((hashes >> np.uint64(shift)) & np.uint64(63))
+        return word, mask
+
+    def add(self, hashes: np.ndarray[Any, Any]) -> None:
+        if not len(hashes):
+            return
+        word, mask = self._slots(hashes)
+        order = np.argsort(word, kind="stable")
+        word, mask = word[order], mask[order]
+        starts = np.flatnonzero(np.concatenate(([True], word[1:] != word[:-1])))
+        self._words[word[starts]] |= np.bitwise_or.reduceat(mask, starts)
+        self.count += len(hashes)
+
+    def may_hold(self, hashes: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        """Per key: whether it may have been added (False: certainly not)."""
+        word, mask = self._slots(hashes)
+        held: np.ndarray[Any, Any] = (self._words[word] & mask) == mask
+        return held
+
+    @property
+    def full(self) -> bool:
+        return self.count > self.capacity
+
+
+def mark_superseded(
+    conn: duckdb.DuckDBPyConnection, incoming: str, events: Sequence[StoredEvent], seen: SeenKeys | None = None
+) -> SeenKeys | None:
+    """Record the rows that `events` (the relation `incoming`: a registered table or a subquery; the rows
+    are already inserted into events) supersede.
+    Only events with an `$insert_id` can; a batch without any costs nothing here. With `seen` (the keys
+    stored before), the join runs only for the rows that may have an older copy: keys the filter may hold,
+    and keys that come more than once in the batch; the batch's keys are then added to the filter.
+    Returns the filter to use from now on (rebuilt, twice as large, once it is over capacity)."""
     times = [e.time_ms for e in events if e.insert_id is not None]
-    if times:
+    if not times:
+        return seen
+    if seen is None:
         conn.execute(_MARK.format(incoming=incoming), {"low": min(times), "high": max(times)})
+        return seen
+    rows = conn.execute(
+        f"SELECT seq, time_ms, {_KEY_HASH} AS h FROM {incoming} WHERE insert_id IS NOT NULL"
+    ).fetchnumpy()
+    hashes = rows["h"]
+    maybe = seen.may_hold(hashes)
+    _, inverse, counts = np.unique(hashes, return_inverse=True, return_counts=True)
+    maybe |= counts[inverse] > 1
+    if maybe.any():
+        seqs = ", ".join(str(int(seq)) for seq in rows["seq"][maybe])  # integers of our own: no injection
+        low, high = int(rows["time_ms"][maybe].min()), int(rows["time_ms"][maybe].max())
+        candidates = f"(SELECT * FROM {incoming} WHERE seq IN ({seqs}))"
+        conn.execute(_MARK.format(incoming=candidates), {"low": low, "high": high})
+    seen.add(hashes)
+    return SeenKeys.build(conn) if seen.full else seen
 
 
-def backfill_superseded(conn: duckdb.DuckDBPyConnection) -> None:
-    """Once per store: mark the duplicates written before the writer kept this table."""
+def fill_superseded(conn: duckdb.DuckDBPyConnection) -> None:
+    """Once per store, inside the caller's transaction (a migration step): mark the duplicates written
+    before the writer kept this table."""
     done = conn.execute("SELECT count(*) FROM engine_meta WHERE key = 'superseded_v1'").fetchall()[0][0]
     if done:
         return
-    conn.execute("BEGIN TRANSACTION")
     conn.execute("DELETE FROM superseded_events")
     conn.execute(_BACKFILL)
     conn.execute("INSERT INTO engine_meta VALUES ('superseded_v1', 'done')")
-    conn.execute("COMMIT")

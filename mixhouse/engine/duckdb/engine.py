@@ -9,7 +9,7 @@ import time
 import weakref
 from collections.abc import Iterator
 from concurrent.futures import Future
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -24,15 +24,16 @@ from mixhouse.domain.spec import Spec
 from mixhouse.domain.writes import WriteBatch
 from mixhouse.engine import kernels
 from mixhouse.engine.base import CommitObserver, DeleteResult, EngineStats, UserData
-from mixhouse.engine.duckdb import deletes, identity
+from mixhouse.engine.duckdb import deletes, identity, migrations, property_columns
+from mixhouse.engine.duckdb.backup import copy_database
 from mixhouse.engine.duckdb.deadline import interrupt_at_deadline
-from mixhouse.engine.duckdb.dedup import backfill_superseded, mark_superseded
+from mixhouse.engine.duckdb.dedup import SeenKeys, mark_superseded
 from mixhouse.engine.duckdb.expressions import Scope, compile_filter
 from mixhouse.engine.duckdb.localtime import offset_ms_sql
 from mixhouse.engine.duckdb.lookups import LookupTables, lookup_joins
 from mixhouse.engine.duckdb.scan import scan as scan_rows
 from mixhouse.engine.duckdb.scan import windows as export_windows
-from mixhouse.engine.duckdb.schema import SCHEMA, add_user_keys, user_key_sql
+from mixhouse.engine.duckdb.schema import user_key_sql
 from mixhouse.engine.duckdb.writer import GroupCommitWriter
 from mixhouse.engine.kernels import memory as kernel_memory
 from mixhouse.errors import Unavailable
@@ -48,6 +49,7 @@ DEFAULT_MEMORY_LIMIT = "2GB"
 CHECKPOINT_THRESHOLD_BYTES = 16 * 1024 * 1024  # DuckDB's checkpoint_threshold (wal_autocheckpoint) default
 REOPEN_INTERVAL_SECONDS = 1.0
 DEFAULT_IDLE_CHECKPOINT_SECONDS = 5.0
+DEFAULT_REOPEN_AFTER_ROWS = 200_000
 EXPORT_BATCH_ROWS = 10_000
 EXPORT_WINDOW_ROWS = 50_000
 _HOUR_MS = 3_600_000
@@ -75,12 +77,16 @@ class DuckDBEngine:
         commit_observers: tuple[CommitObserver, ...] = (),
         delete_drill_pause_seconds: float = 0.0,
         lookups: LookupSource | None = None,
+        reopen_after_rows: int = DEFAULT_REOPEN_AFTER_ROWS,
+        migration_drill_pause_seconds: float = 0.0,
     ) -> None:
         """`memory_limit`: DuckDB's (its buffer pool: caches, sorts, hash tables; beyond it, work spills
         to tmp/ in the data folder). Checkpoints once no write has arrived for `idle_checkpoint_seconds`.
-        `disk_reserve_bytes`: see GroupCommitWriter. The server opens it with `from_settings`."""
+        `disk_reserve_bytes`: see GroupCommitWriter. `reopen_after_rows`: see `checkpoint_when_idle` (0: never).
+        The server opens it with `from_settings`."""
         private_dir(data_dir)
         self._delete_drill_pause_seconds = delete_drill_pause_seconds
+        self._migration_drill_pause_seconds = migration_drill_pause_seconds
         restrict_existing(data_dir, ("events.duckdb", "events.duckdb.wal", "tmp"))
         self._data_dir = data_dir
         self._memory_limit = memory_limit or DEFAULT_MEMORY_LIMIT
@@ -91,6 +97,15 @@ class DuckDBEngine:
         self._closed = False
         self._cursors: weakref.WeakSet[duckdb.DuckDBPyConnection] = weakref.WeakSet()
         self._lookups = LookupTables(lookups)  # lookup tables a query joins (engine/duckdb/lookups.py)
+        # Reads in progress (a query, an export or scan stream, a user's data): the database is reopened
+        # only when there are none, and new reads wait while it is.
+        self._reads = 0
+        self._reads_changed = threading.Condition()
+        self._reopening = False
+        self._reopen_wanted = False  # a reopen was held off by reads: the last of them asks for it again
+        self._reopen_after_rows = reopen_after_rows
+        self._appended_rows = 0  # events committed since the database was opened
+        self.reopens = 0  # how many times the idle store was reopened to read its rows from the file
         self._open()
         self._writer = GroupCommitWriter(
             self._write_group,
@@ -120,27 +135,35 @@ class DuckDBEngine:
             disk_reserve_bytes=settings.disk_reserve_bytes,
             commit_observers=commit_observers,
             delete_drill_pause_seconds=settings.delete_drill_pause_seconds,
+            reopen_after_rows=settings.reopen_after_rows,
+            migration_drill_pause_seconds=settings.migration_drill_pause_seconds,
         )
 
-    def _open(self) -> None:
+    def _open(self, *, keep_seen_keys: bool = False) -> None:
+        """Open the database; `keep_seen_keys`: the writer's dedup filter still holds (an idle reopen)."""
         db = duckdb.connect(str(self._data_dir / "events.duckdb"))
         try:
             db.execute("SET TimeZone = 'UTC'")
             db.execute(f"SET memory_limit = '{self._memory_limit}'")
             db.execute(f"SET temp_directory = '{self._data_dir / 'tmp'}'")
             db.execute("SET preserve_insertion_order = false")
-            db.execute(SCHEMA)
+            migrations.open_store(db, drill_pause_seconds=self._migration_drill_pause_seconds)
             self._lookups.attach(db)
-            add_user_keys(db)
             row = db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
             write_conn = db.cursor()
-            backfill_superseded(write_conn)
+            # The stored dedup keys, for the writer (dedup.py).
+            seen = self._seen_keys if keep_seen_keys else SeenKeys.build(write_conn)
+            # The slot columns, filled for a store written without them (property_columns.migrate).
+            property_columns.migrate(write_conn)
+            slot_writer = property_columns.SlotWriter(write_conn)
         except BaseException:
             db.close()
             raise
         self._db = db
         self._next_seq = int(row[0]) + 1 if row else 1
         self._write_conn = write_conn
+        self._seen_keys: SeenKeys | None = seen
+        self._slot_writer = slot_writer
         self._cursors.add(write_conn)
 
     # -- failure and recovery -------------------------------------------------------------------
@@ -206,13 +229,72 @@ class DuckDBEngine:
     def checkpoint_when_idle(self) -> None:
         """Once writes pause, fold the WAL into the database file: its rows get compressed into row groups
         with min/max statistics (queries skip by them), the WAL stops growing towards the automatic
-        checkpoint's 16 MB, and a restart has nothing to replay (bench/bench_store.py)."""
+        checkpoint's 16 MB, and a restart has nothing to replay (bench/bench_store.py).
+
+        Then, once `reopen_after_rows` events have been committed since the database was opened and no read
+        is running, reopen it: DuckDB keeps scanning the rows appended in this process from the in-memory
+        form they were written in, even after a checkpoint stored them compressed, and a scan of them cost
+        about twice the CPU of the same rows read back from the file (bench/bench_sustained.py), so queries
+        stayed slower after sustained ingestion until a restart."""
         with self._lock, self._guard():
-            if not self.wal_bytes():
-                return
-            # With readers running DuckDB may refuse; its own checkpoint or the next pause will do it.
-            with suppress(duckdb.TransactionException):
-                self._write_conn.execute("CHECKPOINT")
+            if self.wal_bytes():
+                # With readers running DuckDB may refuse; its own checkpoint or the next pause will do it.
+                with suppress(duckdb.TransactionException):
+                    self._write_conn.execute("CHECKPOINT")
+            self._reopen_if_due()
+
+    def _reopen_if_due(self) -> None:
+        """On the writer thread: reopen once enough rows were appended, the WAL is folded in, and no read
+        runs; reads that start meanwhile wait for it (tens of milliseconds)."""
+        with self._lock, self._guard():
+            due = self._reopen_after_rows and self._appended_rows >= self._reopen_after_rows
+            if not due or self.wal_bytes() or self._closed:
+                return  # not due, or writes came back: the next pause decides
+            with self._reads_changed:
+                if self._reads:
+                    self._reopen_wanted = True  # the last read to end asks again
+                    return
+                self._reopen_wanted = False
+                self._reopening = True
+            try:
+                for conn in list(self._cursors):
+                    with suppress(Exception):
+                        conn.close()
+                self._db.close()
+                self._open(keep_seen_keys=True)
+                self._generation += 1
+                self._appended_rows = 0
+                self.reopens += 1
+                log.info("reopened the idle event store to read its newly written rows from the file")
+            finally:
+                with self._reads_changed:
+                    self._reopening = False
+                    self._reads_changed.notify_all()
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Marks a read in progress for its whole length (the database is not reopened under it)."""
+        with self._reads_changed:
+            while self._reopening:
+                self._reads_changed.wait()
+            self._reads += 1
+        try:
+            yield
+        finally:
+            with self._reads_changed:
+                self._reads -= 1
+                self._reads_changed.notify_all()
+                ask_again = self._reopen_wanted and not self._reads
+                if ask_again:
+                    self._reopen_wanted = False
+            if ask_again:
+                with suppress(Unavailable):  # shutting down
+                    self._writer.call(self._reopen_if_due)
+
+    def _counted(self, rows: Iterator[Any]) -> Iterator[Any]:
+        """A stream that counts as a read from its first item until it ends or is closed."""
+        with self._reading():
+            yield from rows
 
     def wal_bytes(self) -> int:
         try:
@@ -251,25 +333,30 @@ class DuckDBEngine:
 
     def _write_group_on(self, conn: duckdb.DuckDBPyConnection, batches: list[WriteBatch]) -> None:
         events = [e for b in batches for e in b.events]
+        if events:
+            first = self._next_seq
+            table = pa.table(
+                {
+                    "project_id": pa.array([e.project_id for e in events], pa.int64()),
+                    "seq": pa.array(range(first, first + len(events)), pa.int64()),
+                    "time_ms": pa.array([e.time_ms for e in events], pa.int64()),
+                    "event": pa.array([e.event for e in events], pa.string()),
+                    "distinct_id": pa.array([e.distinct_id for e in events], pa.string()),
+                    "insert_id": pa.array([e.insert_id for e in events], pa.string()),
+                    "properties": pa.array([e.properties for e in events], pa.binary()).cast(pa.string()),
+                }
+            )
+            # Slots for new keys, and their columns, before the transaction (see property_columns.py).
+            prepared = self._slot_writer.prepare(conn, "incoming_events", table, [e.properties for e in events])
         conn.execute("BEGIN TRANSACTION")
         try:
             if events:
-                first = self._next_seq
-                table = pa.table(
-                    {
-                        "project_id": pa.array([e.project_id for e in events], pa.int64()),
-                        "seq": pa.array(range(first, first + len(events)), pa.int64()),
-                        "time_ms": pa.array([e.time_ms for e in events], pa.int64()),
-                        "event": pa.array([e.event for e in events], pa.string()),
-                        "distinct_id": pa.array([e.distinct_id for e in events], pa.string()),
-                        "insert_id": pa.array([e.insert_id for e in events], pa.string()),
-                        "properties": pa.array([e.properties for e in events], pa.binary()).cast(pa.string()),
-                    }
-                )
-                conn.register("incoming_events", table)
-                conn.execute(f"INSERT INTO events SELECT *, {user_key_sql('distinct_id')} FROM incoming_events")
-                mark_superseded(conn, "incoming_events", events)
+                self._slot_writer.insert(conn, "incoming_events", table, prepared, user_key_sql("distinct_id"))
                 conn.unregister("incoming_events")
+                # The rows just inserted, read back by seq (zone maps): each scan of the registered Arrow
+                # table costs Python work under the GIL, a scan of the table's newest rows does not.
+                inserted = f"(SELECT * FROM events WHERE seq BETWEEN {first} AND {first + len(events) - 1})"
+                self._seen_keys = mark_superseded(conn, inserted, events, self._seen_keys)
                 # The identity map changes in the same transaction as the events that carry its links.
                 links = [(e.project_id, e.identity) for e in events if e.identity is not None]
                 if links:
@@ -281,8 +368,10 @@ class DuckDBEngine:
         except BaseException:
             with suppress(duckdb.Error):  # an invalidated database refuses the rollback too
                 conn.execute("ROLLBACK")
+                self._slot_writer.reload(conn)  # slots handed out in the rolled-back transaction
             raise
         self._next_seq += len(events)
+        self._appended_rows += len(events)
 
     def _apply_profiles(self, conn: duckdb.DuckDBPyConnection, updates: list[ProfileUpdate], *, group: bool) -> None:
         if not updates:
@@ -324,9 +413,14 @@ class DuckDBEngine:
         # The filter reads the stored row as exported (alias `e`, the canonical id); user[...] is refused.
         query = self._bind_lookups(query, query.project.id, supported=True)
         scope = Scope.events("e", lookups=True)
-        where_sql = compile_filter(query.where, scope) if query.where is not None else None
+        where_sql = None
+        if query.where is not None:
+            with self._guard():
+                slots = property_columns.ready_slots(self.reader(), query.project.id)
+            scope = scope.with_slots(slots)
+            where_sql = compile_filter(query.where, scope)
         self._check_usable()
-        return self._export_lines(query, where_sql, lookup_joins(scope, query.where))
+        return self._counted(self._export_lines(query, where_sql, lookup_joins(scope, query.where)))
 
     def _bind_lookups(self, spec: S, project_id: int | None, *, supported: bool, profiles: bool = False) -> S:
         """The spec with its lookup reads bound to the table versions mapped now, each loaded once."""
@@ -372,7 +466,7 @@ class DuckDBEngine:
                    || '}}' || chr(10) AS line
             FROM (
                 SELECT s.seq, s.time_ms, s.event, coalesce(m.canonical_id, s.distinct_id) AS distinct_id,
-                       s.distinct_id AS original_distinct_id, s.properties
+                       s.distinct_id AS original_distinct_id, s.properties, {property_columns.select_list()}
                 FROM events s
                 LEFT JOIN identity_map m ON m.project_id = s.project_id AND m.distinct_id = s.distinct_id
                 WHERE {" AND ".join(filters)} AND s.time_ms >= $wstart AND s.time_ms < $wend
@@ -413,7 +507,7 @@ class DuckDBEngine:
     def scan(self, query: ScanQuery) -> Iterator[pa.RecordBatch]:
         query = self._bind_lookups(query, query.project_id, supported=False)
         self._check_usable()
-        return scan_rows(self._scan_cursor, self._guard, query)
+        return self._counted(scan_rows(self._scan_cursor, self._guard, query))
 
     def _scan_cursor(self) -> duckdb.DuckDBPyConnection:
         conn = self._db.cursor()
@@ -432,14 +526,14 @@ class DuckDBEngine:
         profiles = type(spec) in PROFILE_LOOKUP_SPECS and getattr(spec, "group_key", None) is None
         supported = type(spec) in LOOKUP_SPECS or profiles
         spec = self._bind_lookups(spec, getattr(spec, "project_id", None), supported=supported, profiles=profiles)
-        with self._guard():
+        with self._reading(), self._guard():
             conn = self.reader()
             with interrupt_at_deadline(conn):  # the request's deadline interrupts DuckDB
                 return cast(R, handler(conn, spec))
 
     def profile(self, project_id: int, distinct_id: str) -> dict[str, object] | None:
         # fetchall, not fetchone: a half-read result would block the next statement on this connection.
-        with self._guard():
+        with self._reading(), self._guard():
             rows = (
                 self.reader()
                 .execute(
@@ -451,7 +545,7 @@ class DuckDBEngine:
         return orjson.loads(rows[0][0]) if rows else None
 
     def group_profile(self, project_id: int, group_key: str, group_id: str) -> dict[str, object] | None:
-        with self._guard():
+        with self._reading(), self._guard():
             rows = (
                 self.reader()
                 .execute(
@@ -475,21 +569,41 @@ class DuckDBEngine:
         return result
 
     def user_data(self, project_id: int, distinct_ids: list[str], since_ms: int | None = None) -> UserData:
-        """A connection of its own, in one read transaction (one snapshot) until the events are read."""
-        with self._guard():
-            conn = self._db.cursor()
-        self._cursors.add(conn)
+        """A connection of its own, in one read transaction (one snapshot) until the events are read; a read
+        in progress until then (see `_reading`)."""
+        reading = self._reading()
+        reading.__enter__()
         try:
-            conn.execute("SET TimeZone = 'UTC'")
-            conn.execute("BEGIN TRANSACTION")
             with self._guard():
-                cluster = deletes.register_cluster(conn, project_id, distinct_ids)
-                canonical = deletes.canonical_ids(conn, project_id)
-                profiles = deletes.profiles_of_cluster(conn, project_id)
+                conn = self._db.cursor()
+            self._cursors.add(conn)
+            try:
+                conn.execute("SET TimeZone = 'UTC'")
+                conn.execute("BEGIN TRANSACTION")
+                with self._guard():
+                    cluster = deletes.register_cluster(conn, project_id, distinct_ids)
+                    canonical = deletes.canonical_ids(conn, project_id)
+                    profiles = deletes.profiles_of_cluster(conn, project_id)
+            except BaseException:
+                conn.close()
+                raise
         except BaseException:
-            conn.close()
+            reading.__exit__(None, None, None)
             raise
-        return UserData(tuple(cluster), canonical, profiles, deletes.event_lines(conn, project_id, since_ms))
+        lines = _until_done(deletes.event_lines(conn, project_id, since_ms), reading)
+        return UserData(tuple(cluster), canonical, profiles, lines)
+
+    def backup(self, target: Path) -> dict[str, int]:
+        """A consistent copy of the store as of now into the new file `target`, while writes go on
+        (mixhouse/engine/duckdb/backup.py); the copy's row counts. A read: the store is not reopened under it."""
+        with self._reading():
+            with self._guard():
+                conn = self._db.cursor()
+            try:
+                with self._guard():
+                    return copy_database(conn, target)
+            finally:
+                conn.close()
 
     def health(self) -> list[str]:
         """What keeps this engine from taking writes now (empty: ready)."""
@@ -513,6 +627,14 @@ class DuckDBEngine:
                     conn.close()
             with suppress(Exception):
                 self._db.close()
+
+
+def _until_done(rows: Iterator[bytes], reading: AbstractContextManager[None]) -> Iterator[bytes]:
+    """`rows`, then the end of the read that `reading` marks."""
+    try:
+        yield from rows
+    finally:
+        reading.__exit__(None, None, None)
 
 
 def _concat_strings(column: pa.Array) -> bytes:

@@ -47,6 +47,7 @@ class Val:
     json: str | None = None  # the JSON extraction when the node is a bare JSON property
     total: bool = False  # the BOOLEAN part is never NULL, so a filter needs no coalesce around it
     cell: str | None = None  # the JSON of a bare lookup-table cell (an object there is a datetime)
+    slot: tuple[str, str, str] | None = None  # (string, number, other JSON) columns of a slotted property
 
     def __contains__(self, kind: Kind) -> bool:
         return kind in self.parts
@@ -110,6 +111,18 @@ class DuckDBPrinter:
                 f"WHEN starts_with({t}, '{{') THEN [{self.render_datetime(v[Kind.DATETIME])}] "
                 f"WHEN {t} IN ('true', 'false') THEN [{t}] "
                 f"ELSE [{_render_number(f'CAST({t} AS DOUBLE)')}] END"
+            )
+        if v.slot is not None:
+            # The same CASE as for a JSON value below, on the columns: a string or number is one key.
+            s, n, o = v.slot
+            t, e = _text(o), self._name("e")
+            fan_out = f"list_distinct(list_transform(json_extract({o}, '$[*]'), lambda {e}: {self._element_key(e)}))"
+            return (
+                f"CASE WHEN {s} IS NOT NULL THEN [{s}] "
+                f"WHEN {n} IS NOT NULL THEN [{_render_number(n)}] "
+                f"WHEN {o} IS NULL OR starts_with({t}, '{{') THEN CAST([] AS VARCHAR[]) "
+                f"WHEN {t} IN ('true', 'false', 'null') THEN [{t}] "
+                f"ELSE {fan_out} END"
             )
         if v.json is not None:
             # A bare property: one CASE on the value's first character. A string (the common case) becomes a
@@ -269,6 +282,8 @@ class DuckDBPrinter:
         if p.source != "user" and p.name in TIME_NAMES and scope.time_ms_sql is not None:
             return Val({Kind.DATETIME: scope.time_ms_sql})
         source = scope.properties_sql
+        if p.source != "user" and scope.slots and (slot := scope.slots.get(p.name)) is not None:
+            return self._slot_value(slot)
         if p.source == "user":
             if scope.user_properties_sql is None:
                 raise ExpressionScopeError(UNAVAILABLE["user"], self.text, p.pos)
@@ -294,6 +309,24 @@ class DuckDBPrinter:
             f" epoch_ms(TRY_CAST(json_extract_string({j}, '/$datetime') AS TIMESTAMP)) END"
         )
         return Val(parts, cell=j)
+
+    def _slot_value(self, slot: int) -> Val:
+        """A property stored in slot columns (property_columns.py): the parts `_json_value` would give, as
+        column reads (`po` holds the JSON of true, false, null, lists and objects)."""
+        a = self.scope.slots_alias
+        s, n, o = f"{a}.ps{slot}", f"{a}.pn{slot}", f"{a}.po{slot}"
+        t = _text(o)
+        return Val(
+            {
+                Kind.NUMBER: n,
+                Kind.STRING: s,
+                Kind.BOOLEAN: f"CASE {t} WHEN 'true' THEN TRUE WHEN 'false' THEN FALSE END",
+                Kind.NULL: f"CASE WHEN {t} = 'null' THEN TRUE END",
+                Kind.LIST: f"CASE WHEN starts_with({t}, '[') THEN {o} END",
+                Kind.OBJECT: f"CASE WHEN starts_with({t}, '{{') THEN {o} END",
+            },
+            slot=(s, n, o),
+        )
 
     def _json_value(self, source: str, name: str) -> Val:
         """The value under key `name` of the JSON `source`, in every kind it may have."""

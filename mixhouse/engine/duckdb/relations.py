@@ -10,6 +10,7 @@ from typing import Any
 
 import duckdb
 
+from mixhouse.engine.duckdb import property_columns
 from mixhouse.engine.duckdb.printer import quote
 from mixhouse.engine.duckdb.schema import user_key_sql
 
@@ -34,7 +35,8 @@ def scoped_events(
     prefix: str = "r",
 ) -> Relation:
     """Columns: seq, time_ms, event, distinct_id (resolved), original_distinct_id, insert_id, properties,
-    user_key (the resolved id's key, see schema.user_key_sql).
+    user_key (the resolved id's key, see schema.user_key_sql), and the property slot columns (read through
+    a scope `with_slots`, see property_columns.py).
 
     `keyed`: resolve identities with a join on keys instead of on the text ids, so that a scan that reads
     only `user_key` never reads `distinct_id` (per-user kernels). `prefix` keeps parameter names apart
@@ -66,7 +68,7 @@ def scoped_events(
         filters.append(f"e.seq NOT IN (SELECT s.seq FROM superseded_events s WHERE s.project_id = ${prefix}_project)")
     sql = f"""
         SELECT e.seq, e.time_ms, e.event, {distinct} AS distinct_id, e.distinct_id AS original_distinct_id,
-               e.insert_id, e.properties, {key} AS user_key
+               e.insert_id, e.properties, {key} AS user_key, {property_columns.select_list()}
         FROM events e {join}
         WHERE {" AND ".join(filters)}
     """

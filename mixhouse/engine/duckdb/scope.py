@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
 from mixhouse.expr.plan import EventExpr
 
@@ -23,6 +24,8 @@ class Scope:
                          `behaviors[...]` is refused
     lookups              whether the query adds lookups.lookup_joins after its FROM, so that a bound
                          `properties["p"]["column"]` can be read; otherwise it is refused
+    slots                property key -> slot whose columns `<slots_alias>.ps<i>`, `pn<i>`, `po<i>` hold it
+                         (property_columns.py); keys absent are read from properties_sql
     """
 
     properties_sql: str
@@ -32,6 +35,12 @@ class Scope:
     timezone: str = "UTC"
     behaviors_sql: str | None = None
     lookups: bool = False
+    slots: Mapping[str, int] | None = None
+    slots_alias: str | None = None
+
+    def with_slots(self, slots: Mapping[str, int], alias: str = "e") -> Scope:
+        """This scope reading the event properties that have slots from the columns of `alias`."""
+        return replace(self, slots=slots, slots_alias=alias) if slots else self
 
     @classmethod
     def events(

@@ -1,6 +1,7 @@
 // mixhouse's web app: a client of the server's own Query and App APIs, authenticated by the session cookie
-// plus the session's CSRF token in a header (docs/web.md). No build step; uPlot is loaded beforehand as a
-// classic script (window.uPlot). Every view is a hash route, so a report's URL reopens it.
+// plus the session's CSRF token in a header (docs/web.md). No build step; uPlot is a classic script
+// (window.uPlot) fetched beside this module: charts wait for it (`chartLibrary`), the rest does not. Every
+// view is a hash route, so a report's URL reopens it.
 
 const state = { session: null, project: null };
 const PALETTE = ["#4f46e5", "#0ea5e9", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#14b8a6", "#f97316"];
@@ -158,12 +159,15 @@ async function boot() {
 // -- charts --------------------------------------------------------------------------------------------
 
 // series: [{name, points: {key: value}}]; draws a uPlot line chart or stacked bar chart and, below, the
-// numbers as a table (the numbers the API answered, unstacked).
-function timeChart(series, { kind = "line", title } = {}) {
+// numbers as a table (the numbers the API answered, unstacked). With `notes` ({from, to}: the report's
+// days), the project's annotations of those days are shown on the chart once drawn (docs/web.md).
+function timeChart(series, { kind = "line", title, notes } = {}) {
   const keys = [...new Set(series.flatMap((s) => Object.keys(s.points)))].sort((a, b) => keyTime(a) - keyTime(b));
   const box = h("div", { class: "chart", role: "img", "aria-label": title || "chart" });
-  const wrap = h("div", {}, box, legend(series), numbersTable(series, keys));
-  if (!window.uPlot || !keys.length) return wrap;
+  const marks = h("div", { class: "note-marks" });
+  const notesBox = h("div", { class: "notes" });
+  const wrap = h("div", {}, h("div", { class: "chart-wrap" }, box, marks), legend(series), notesBox, numbersTable(series, keys));
+  if (!keys.length) return wrap;
   const xs = keys.map(keyTime);
   let ys = series.map((s) => keys.map((k) => s.points[k] ?? 0));
   let colors = series.map((_, i) => PALETTE[i % PALETTE.length]);
@@ -176,8 +180,28 @@ function timeChart(series, { kind = "line", title } = {}) {
   const hourly = keys.some((k) => k.length > 10 && k.slice(11, 16) !== "00:00");
   const label = (t) => { const iso = new Date(t * 1000).toISOString(); return hourly ? iso.slice(5, 13).replace("T", " ") + "h" : iso.slice(0, 10); };
   const step = xs.length > 1 ? xs[1] - xs[0] : 86400;
-  const opts = {
-    height: 300, legend: { show: false }, cursor: { points: { size: 6 } }, padding: [12, 36, 0, 0],
+  // Annotations grouped by the bucket they fall in (the last bucket starting at or before them).
+  let groups = new Map();
+  const drawNotes = (u) => {
+    const ctx = u.ctx;
+    ctx.save();
+    ctx.strokeStyle = NOTE_COLOR; ctx.lineWidth = Math.max(1, devicePixelRatio); ctx.setLineDash([5 * devicePixelRatio, 4 * devicePixelRatio]);
+    for (const i of groups.keys()) {
+      const x = Math.round(u.valToPos(xs[i], "x", true));
+      ctx.beginPath(); ctx.moveTo(x, u.bbox.top); ctx.lineTo(x, u.bbox.top + u.bbox.height); ctx.stroke();
+    }
+    ctx.restore();
+    const left = u.over.getBoundingClientRect().left - marks.getBoundingClientRect().left;
+    const top = u.over.getBoundingClientRect().top - marks.getBoundingClientRect().top;
+    const width = marks.clientWidth || 1;
+    for (const m of marks.children) {
+      const x = left + u.valToPos(xs[Number(m.dataset.index)], "x");
+      m.style.cssText = `left:${x}px;top:${top}px`;
+      m.dataset.side = x < width * 0.3 ? "start" : x > width * 0.7 ? "end" : ""; // where its tooltip opens
+    }
+  };
+  const options = () => ({
+    height: 300, legend: { show: false }, cursor: { points: { size: 6 } }, padding: [16, 36, 0, 0],
     scales: { x: { time: false, range: () => [xs[0] - (kind === "bar" ? step / 2 : 0), xs[xs.length - 1] + (kind === "bar" ? step / 2 : 0)] } },
     axes: [{ splits: (u) => { const every = Math.ceil(xs.length / Math.max(2, Math.floor(u.width / 95))); return xs.filter((_, i) => i % every === 0); },
       values: (u, splits) => splits.map(label), size: 40 }, { size: 60 }],
@@ -185,14 +209,88 @@ function timeChart(series, { kind = "line", title } = {}) {
       stroke: c, width: 2, fill: kind === "bar" ? c + "dd" : undefined,
       paths: kind === "bar" ? window.uPlot.paths.bars({ size: [0.7, 48] }) : undefined, points: { show: kind !== "bar" && xs.length < 60 },
     }))],
-  };
-  // Drawn once the box is in the page and has a width; resized with it.
-  requestAnimationFrame(() => {
-    const plot = new window.uPlot({ ...opts, width: Math.max(280, box.clientWidth) }, [xs, ...ys], box);
+    hooks: { draw: [drawNotes] },
+  });
+  // Drawn once the chart library is there and the box is in the page and has a width; resized with it.
+  chartLibrary().then(() => requestAnimationFrame(() => {
+    const plot = new window.uPlot({ ...options(), width: Math.max(280, box.clientWidth) }, [xs, ...ys], box);
     performance.mark("mixhouse:chart-drawn"); // bench/bench_web.py reads it
     new ResizeObserver(() => plot.setSize({ width: Math.max(280, box.clientWidth), height: 300 })).observe(box);
-  });
+    if (!notes) return;
+    const bucketOf = (date) => {
+      const t = keyTime(date.slice(0, 16));
+      let i = 0;
+      while (i + 1 < xs.length && xs[i + 1] <= t) i++;
+      return i;
+    };
+    const place = (list) => {
+      groups = new Map();
+      for (const a of list) groups.set(bucketOf(a.date), [...(groups.get(bucketOf(a.date)) || []), a]);
+      marks.replaceChildren(...[...groups].map(([i, group]) => {
+        const tip = h("span", { class: "note-tip", id: `note-tip-${++noteTips}`, role: "tooltip" },
+          group.map((a) => h("span", {}, h("strong", {}, a.date.slice(0, 10)), " ", a.description)));
+        return h("span", { class: "note", "data-index": i },
+          h("button", { type: "button", class: "note-mark", "aria-describedby": tip.id,
+            "aria-label": `Annotation${group.length > 1 ? "s" : ""} on ${keyLabel(keys[i])}: ${group.map((a) => a.description).join("; ")}` }, String(group.length)),
+          tip);
+      }));
+      notesBox.replaceChildren(list.length ? h("ul", { class: "note-list", "aria-label": "annotations" }, list.map((a) => h("li", { "data-annotation": a.id, "data-date": a.date },
+        h("span", { class: "note-dot", "aria-hidden": "true" }), h("time", { datetime: a.date.replace(" ", "T") }, a.date.slice(11) === "00:00:00" ? a.date.slice(0, 10) : a.date.slice(0, 16)), " ",
+        a.description, a.user ? h("span", { class: "muted" }, ` · ${a.user.first_name}`) : null))) : "",
+      ...(mayWrite() ? [annotateForm(keys, plot, async () => place(await annotationsIn(notes.from, notes.to)))] : []));
+      plot.redraw(false, false);
+      notesBox.dataset.loaded = "1";
+    };
+    annotationsIn(notes.from, notes.to).then(place);
+  }));
   return wrap;
+}
+
+// uPlot, loaded by its own async script tag (index.html).
+let uPlotLoaded = null;
+function chartLibrary() {
+  uPlotLoaded ||= window.uPlot ? Promise.resolve() : new Promise((resolve) => {
+    const tag = document.getElementById("uplot");
+    tag.addEventListener("load", resolve);
+    if (window.uPlot) resolve();
+  });
+  return uPlotLoaded;
+}
+
+// -- annotations ---------------------------------------------------------------------------------------
+
+const NOTE_COLOR = "#b45309";
+let noteTips = 0; // tooltip ids, unique in the page (a dashboard shows the same annotation on several charts)
+// Mixpanel: "To modify annotations ... at least Analyst"; the API refuses the others anyway.
+function mayWrite() { return ["analyst", "admin", "owner"].includes(state.project.role); }
+// A saved report's days: the ones /insights answered for (its `last` days end today).
+function notesRange(q, answer) {
+  const r = answer.date_range || {};
+  return { from: (r.from_date || q.from_date || "").slice(0, 10), to: (r.to_date || q.to_date || "").slice(0, 10) };
+}
+async function annotationsIn(from, to) {
+  try { return (await app("/annotations", { params: { fromDate: from, toDate: to } })).results; } catch { return []; }
+}
+// A date and a description; clicking a point of the chart picks its day.
+function annotateForm(keys, plot, done) {
+  const last = keyLabel(keys[keys.length - 1]).slice(0, 10);
+  const date = h("input", { type: "date", name: "annotation-date", value: last, "aria-label": "annotation date" });
+  const text = h("input", { name: "annotation-description", maxlength: 512, required: true, placeholder: "what happened", "aria-label": "annotation description", style: "flex:1 1 220px" });
+  const out = h("span", { "aria-live": "polite" });
+  plot.over.onclick = () => { // one handler: the form is made again after each annotation added
+    if (plot.cursor.idx === null || plot.cursor.idx === undefined) return;
+    date.value = keyLabel(keys[plot.cursor.idx]).slice(0, 10);
+    text.focus();
+  };
+  plot.over.title = "Click a day to annotate it";
+  return h("form", { class: "row annotate", onsubmit: async (e) => {
+    e.preventDefault();
+    try {
+      await app("/annotations", { method: "POST", body: { date: date.value, description: text.value } });
+      text.value = "";
+      await done();
+    } catch (err) { out.replaceChildren(errorBox(err)); }
+  } }, h("span", { class: "muted" }, "Annotate"), date, text, h("button", { type: "submit", class: "quiet" }, "Add annotation"), out);
 }
 function legend(series) {
   return h("div", { class: "legend" }, series.map((s, i) => h("span", {}, h("span", { class: "swatch", style: `background:${PALETTE[i % PALETTE.length]}` }), s.name)));
@@ -365,7 +463,7 @@ async function viewInsights(rest, params) {
       const answers = await Promise.all(events.map((e) => segmentation({ ...q, event: e })));
       const series = events.length === 1 ? insightsSeries(answers[0], q.on)
         : answers.flatMap((a, i) => insightsSeries(a, q.on).map((x) => ({ name: q.on ? `${events[i]} · ${x.name}` : x.name, points: x.points })));
-      result.replaceChildren(timeChart(series, { kind: q.chart, title: events.join(", ") }));
+      result.replaceChildren(timeChart(series, { kind: q.chart, title: events.join(", "), notes: { from: q.from, to: q.to } }));
       result.dataset.loaded = "1";
     } catch (err) { result.replaceChildren(errorBox(err)); }
   };
@@ -424,7 +522,7 @@ async function bookmarkCard(id, { withTools = false } = {}) {
   return h("section", { class: "card report", "data-bookmark": id },
     h("h2", {}, h("a", { href: `#/insights/bookmark/${id}` }, b.name)),
     h("p", { class: "muted" }, desc, withTools ? [" · ", h("a", { href: open }, "edit a copy")] : null),
-    timeChart(bookmarkSeries(answer), { kind: q.chart || "line", title: b.name }),
+    timeChart(bookmarkSeries(answer), { kind: q.chart || "line", title: b.name, notes: notesRange(q, answer) }),
     withTools ? await addToDashboard({ type: "bookmark", id: Number(id) }) : null);
 }
 
@@ -583,14 +681,30 @@ async function viewUsers(rest, params) {
       h("div", { class: "row", style: "margin-top:10px" }, cohortName, h("button", { type: "button", class: "quiet", onclick: saveCohort }, "Save as cohort"), saved)),
     h("section", { class: "card" }, out));
   try {
-    const r = await query("engage", { where: where.value || undefined, filter_by_cohort: cohortId ? JSON.stringify({ id: Number(cohortId) }) : undefined, page_size: 100 });
+    // Pages of 100 profiles; later pages name the first page's session_id, so that they slice the same
+    // ordered list (docs/query-engage.md). `total` comes with page 0 only: kept for the later pages.
+    const page = Math.max(0, Number(params.get("page")) || 0);
+    const session = page ? params.get("session") || undefined : undefined;
+    const r = await query("engage", { where: where.value || undefined, filter_by_cohort: cohortId ? JSON.stringify({ id: Number(cohortId) }) : undefined, page_size: USERS_PAGE, page: page || undefined, session_id: session });
+    if (r.total !== undefined && r.session_id) engageTotals.set(r.session_id, r.total);
+    const total = page ? engageTotals.get(session) : (r.total ?? r.results.length);
+    const first = page * USERS_PAGE;
     const keys = ["$name", "$email", "$city"];
-    out.replaceChildren(h("p", { class: "muted" }, `${fmt(r.total ?? r.results.length)} profiles`), h("div", { class: "scroll" }, h("table", { class: "numbers text" },
+    const to = (p) => `#/users?${new URLSearchParams({ where: where.value, cohort: cohortId, page: p, session: r.session_id || session || "" })}`;
+    const pager = h("nav", { class: "row pager", "aria-label": "pages of profiles" },
+      page ? h("a", { href: to(page - 1), rel: "prev" }, "← Previous 100") : null,
+      r.results.length === USERS_PAGE && (total === undefined || first + USERS_PAGE < total) ? h("a", { href: to(page + 1), rel: "next" }, "Next 100 →") : null);
+    const range = r.results.length ? `${fmt(first + 1)}–${fmt(first + r.results.length)}` : "none";
+    out.replaceChildren(h("div", { class: "row", style: "justify-content:space-between" },
+      h("p", { class: "muted", "data-total": total ?? "" }, total !== undefined ? `${fmt(total)} profiles · showing ${range}` : `showing ${range}`), pager),
+    h("div", { class: "scroll" }, h("table", { class: "numbers text" },
       h("thead", {}, h("tr", {}, h("th", {}, "distinct id"), keys.map((k) => h("th", {}, k)))),
       h("tbody", {}, r.results.map((p) => h("tr", { "data-user": p.$distinct_id }, h("th", { scope: "row" }, h("a", { href: `#/users/${encodeURIComponent(p.$distinct_id)}` }, p.$distinct_id)),
-        keys.map((k) => h("td", {}, String(p.$properties[k] ?? "")))))))));
+        keys.map((k) => h("td", {}, String(p.$properties[k] ?? "")))))))), pager.cloneNode(true));
   } catch (err) { out.replaceChildren(errorBox(err)); }
 }
+const USERS_PAGE = 100;
+const engageTotals = new Map(); // session_id -> total of its page 0
 
 async function viewProfile(id, params) {
   const to = params.get("to") || today();
@@ -616,24 +730,52 @@ async function viewProfile(id, params) {
 
 // -- Lexicon -------------------------------------------------------------------------------------------
 
+// Lexicon's schema of each event (`/schemas/event`): description, display name, tags, property types.
+async function eventSchemas() {
+  try { return new Map((await app("/schemas/event")).results.map((e) => [e.name, e.schemaJson])); } catch { return new Map(); }
+}
+const mp = (schema) => (schema && schema.metadata && schema.metadata["com.mixpanel"]) || {};
+
 async function viewLexicon(rest, params) {
   const to = params.get("to") || today();
   const from = params.get("from") || addDays(to, -29);
-  const names = await eventNames(from, to);
-  const volumes = names.length ? await query("events", { event: JSON.stringify(names), type: "general", unit: "month", from_date: from, to_date: to }) : { data: { values: {} } };
+  const wanted = params.get("event");
+  // Names and schemas at once; with an event in the URL, its properties too.
+  const topOf = (event) => query("events/properties/top", { event: JSON.stringify([event]), limit: 100, from_date: from, to_date: to });
+  const [names, schemas, early] = await Promise.all([eventNames(from, to), eventSchemas(), wanted ? topOf(wanted) : null]);
+  const selected = wanted || names[0];
+  const [volumes, props] = await Promise.all([
+    names.length ? query("events", { event: JSON.stringify(names), type: "general", unit: "month", from_date: from, to_date: to }) : { data: { values: {} } },
+    early || (selected ? topOf(selected) : {}),
+  ]);
   const total = (n) => Object.values(volumes.data.values[n] || {}).reduce((a, b) => a + b, 0);
-  const selected = params.get("event") || names[0];
-  const props = selected ? await query("events/properties/top", { event: JSON.stringify([selected]), limit: 100, from_date: from, to_date: to }) : {};
+  const schema = schemas.get(selected) || null;
+  const schemaProps = (schema && schema.properties) || {};
+  const propNames = [...Object.keys(props), ...Object.keys(schemaProps).filter((p) => !(p in props)).sort()];
   const f = { from: h("input", { type: "date", name: "from", value: from }), to: h("input", { type: "date", name: "to", value: to }) };
+  const tags = (m) => (m.tags || []).map((t) => h("span", { class: "tag" }, t));
   show(h("h1", {}, "Lexicon"),
     h("section", { class: "card" }, h("form", { class: "controls", onsubmit: (e) => { e.preventDefault(); go("/lexicon", { from: f.from.value, to: f.to.value }); } }, field("From", f.from), field("To", f.to), h("button", { type: "submit" }, "Show"))),
     h("div", { class: "grid" },
-      h("section", { class: "card" }, h("h2", {}, "Events"), h("table", { class: "numbers" },
-        h("thead", {}, h("tr", {}, h("th", {}, "event"), h("th", {}, "events in range"))),
-        h("tbody", {}, names.map((n) => h("tr", { "data-series": n }, h("th", { scope: "row" }, h("a", { href: `#/lexicon?${new URLSearchParams({ from, to, event: n })}`, "aria-current": n === selected ? "true" : null }, n)), h("td", { "data-value": total(n) }, fmt(total(n)))))))),
-      h("section", { class: "card" }, h("h2", {}, selected ? `Properties of ${selected}` : "Properties"), h("table", { class: "numbers" },
-        h("thead", {}, h("tr", {}, h("th", {}, "property"), h("th", {}, "events carrying it"))),
-        h("tbody", {}, Object.entries(props).map(([p, v]) => h("tr", { "data-series": p }, h("th", { scope: "row" }, p), h("td", { "data-value": v.count }, fmt(v.count)))))))));
+      h("section", { class: "card" }, h("h2", {}, "Events"), h("div", { class: "scroll" }, h("table", { class: "numbers lexicon" },
+        h("thead", {}, h("tr", {}, h("th", {}, "event"), h("th", { class: "desc" }, "description"), h("th", {}, "events in range"))),
+        h("tbody", {}, names.map((n) => {
+          const s = schemas.get(n); const m = mp(s);
+          return h("tr", { "data-series": n }, h("th", { scope: "row" }, h("a", { href: `#/lexicon?${new URLSearchParams({ from, to, event: n })}`, "aria-current": n === selected ? "true" : null }, m.displayName || n),
+            m.displayName && m.displayName !== n ? h("div", { class: "muted small" }, n) : null),
+          h("td", { class: "desc", "data-description": (s && s.description) || "" }, (s && s.description) || "", tags(m)),
+          h("td", { "data-value": total(n) }, fmt(total(n))));
+        }))))),
+      h("section", { class: "card" }, h("h2", {}, selected ? `Properties of ${(mp(schema).displayName) || selected}` : "Properties"),
+        schema && schema.description ? h("p", { class: "muted" }, schema.description) : null,
+        h("div", { class: "scroll" }, h("table", { class: "numbers lexicon" },
+        h("thead", {}, h("tr", {}, h("th", {}, "property"), h("th", { class: "type" }, "type"), h("th", { class: "desc" }, "description"), h("th", {}, "events carrying it"))),
+        h("tbody", {}, propNames.map((p) => {
+          const sp = schemaProps[p] || {}; const m = mp(sp);
+          return h("tr", { "data-series": p, "data-type": sp.type || "" }, h("th", { scope: "row" }, m.displayName || p, m.displayName && m.displayName !== p ? h("div", { class: "muted small" }, p) : null),
+            h("td", { class: "type" }, sp.type || "–"), h("td", { class: "desc", "data-description": sp.description || "" }, sp.description || ""),
+            p in props ? h("td", { "data-value": props[p].count }, fmt(props[p].count)) : h("td", { class: "muted" }, "none in range"));
+        })))))));
 }
 
 // -- Dashboards ----------------------------------------------------------------------------------------

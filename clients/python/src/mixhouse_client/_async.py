@@ -270,6 +270,10 @@ class AsyncClient(Settings):
         return AsyncLookupTables(self)
 
     @property
+    def pipelines(self) -> AsyncPipelines:
+        return AsyncPipelines(self)
+
+    @property
     def service_accounts(self) -> AsyncServiceAccounts:
         return AsyncServiceAccounts(self)
 
@@ -369,6 +373,19 @@ class AsyncLookupTables(_AsyncNamespace):
     create = async_op(ops.lookup_tables_create)
     get = async_op(ops.lookup_tables_get)
     delete = async_op(ops.lookup_tables_delete)
+
+
+class AsyncPipelines(_AsyncNamespace):
+    """Data pipelines: `create(type, ...)`, `edit`, `pause`, `resume`, `cancel`, `list()`, `status`, `timeline`."""
+
+    create = async_op(ops.pipelines_create)
+    edit = async_op(ops.pipelines_edit)
+    pause = async_op(ops.pipelines_pause)
+    resume = async_op(ops.pipelines_resume)
+    cancel = async_op(ops.pipelines_cancel)
+    list = async_op(ops.pipelines_list)
+    status = async_op(ops.pipelines_status)
+    timeline = async_op(ops.pipelines_timeline)
 
 
 class AsyncSchemas(_AsyncNamespace):

@@ -320,6 +320,11 @@ class Client(Settings):
         return LookupTables(self)
 
     @property
+    def pipelines(self) -> Pipelines:
+        """Data pipelines (`/api/2.0/nessie/pipeline/*`)."""
+        return Pipelines(self)
+
+    @property
     def service_accounts(self) -> ServiceAccounts:
         """The Service Accounts API (`/api/app/organizations/{id}/service-accounts`)."""
         return ServiceAccounts(self)
@@ -436,6 +441,19 @@ class LookupTables(_Namespace):
     create = sync_op(ops.lookup_tables_create)
     get = sync_op(ops.lookup_tables_get)
     delete = sync_op(ops.lookup_tables_delete)
+
+
+class Pipelines(_Namespace):
+    """Data pipelines: `create(type, ...)`, `edit`, `pause`, `resume`, `cancel`, `list()`, `status`, `timeline`."""
+
+    create = sync_op(ops.pipelines_create)
+    edit = sync_op(ops.pipelines_edit)
+    pause = sync_op(ops.pipelines_pause)
+    resume = sync_op(ops.pipelines_resume)
+    cancel = sync_op(ops.pipelines_cancel)
+    list = sync_op(ops.pipelines_list)
+    status = sync_op(ops.pipelines_status)
+    timeline = sync_op(ops.pipelines_timeline)
 
 
 class Schemas(_Namespace):

@@ -998,6 +998,99 @@ def lookup_tables_delete(ctx: Settings, table_id: str) -> Flow[None]:
     yield from _app(ctx, "DELETE", f"/lookup-tables/{quote(table_id, safe='')}")
 
 
+# -- data pipelines (Mixpanel's /api/2.0/nessie/pipeline, on the export host) ---------------------------
+
+_PIPELINE = "/api/2.0/nessie/pipeline/"
+
+
+def _pipeline_form(**values: Any) -> dict[str, str]:
+    form: dict[str, str] = {}
+    for key, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            form[key] = "true" if value else "false"
+        elif isinstance(value, date):
+            form[key] = value.isoformat()
+        elif isinstance(value, list | tuple):
+            form[key] = _json(list(value))
+        else:
+            form[key] = str(value)
+    return form
+
+
+def pipelines_create(
+    ctx: Settings,
+    /,
+    type: str,
+    *,
+    from_date: DateLike | None = None,
+    to_date: DateLike | None = None,
+    events: Sequence[str] | None = None,
+    where: str | None = None,
+    trial: bool | None = None,
+    **options: Any,
+) -> Flow[list[str]]:
+    """Create a pipeline (`type` s3-raw, gcs-raw, azure-raw, aws, gcs-schema, azure-blob); `options` are the
+    other form fields (`s3_bucket`, `s3_prefix`, `s3_region`, `s3_endpoint_url`, `frequency`, `schema_type`,
+    `sync`, ...). The names of the pipelines created."""
+    form = _pipeline_form(
+        type=type,
+        from_date=day(from_date) if from_date is not None else None,
+        to_date=day(to_date) if to_date is not None else None,
+        events=events,
+        where=where,
+        trial=trial,
+        **options,
+    )
+    reply = yield Call("POST", Family.EXPORT, _PIPELINE + "create", data=form, once=True)
+    return list(reply.get("pipeline_names") or [])
+
+
+def pipelines_edit(
+    ctx: Settings, name: str, *, events: Sequence[str] | None = None, where: str | None = None
+) -> Flow[None]:
+    """Change a pipeline's `events` and/or `where`."""
+    yield Call("POST", Family.EXPORT, _PIPELINE + "edit", data=_pipeline_form(name=name, events=events, where=where))
+
+
+def pipelines_pause(ctx: Settings, name: str) -> Flow[None]:
+    yield Call("POST", Family.EXPORT, _PIPELINE + "pause", data={"name": name})
+
+
+def pipelines_resume(ctx: Settings, name: str) -> Flow[None]:
+    yield Call("POST", Family.EXPORT, _PIPELINE + "resume", data={"name": name})
+
+
+def pipelines_cancel(ctx: Settings, name: str) -> Flow[None]:
+    """Delete a pipeline and its history (no undo)."""
+    yield Call("POST", Family.EXPORT, _PIPELINE + "cancel", data={"name": name})
+
+
+def pipelines_list(ctx: Settings) -> Flow[list[dict[str, Any]]]:
+    """The project's pipelines (`jobs`): `[{"name", "Dispatcher", "last_dispatched", "frequency", ...}]`."""
+    reply = yield Call("GET", Family.EXPORT, _PIPELINE + "jobs")
+    found: list[dict[str, Any]] = []
+    for items in (reply or {}).values():  # keyed by the project id
+        found += items
+    return found
+
+
+def pipelines_status(
+    ctx: Settings, name: str, *, status: str | None = None, summary: bool = False
+) -> Flow[dict[str, Any]]:
+    """A pipeline's export tasks grouped by state (counts only with `summary=True`)."""
+    query = {"name": name, **({"status": status} if status else {}), **({"summary": "true"} if summary else {})}
+    result: dict[str, Any] = yield Call("GET", Family.EXPORT, _PIPELINE + "status", query)
+    return result
+
+
+def pipelines_timeline(ctx: Settings, name: str) -> Flow[list[dict[str, Any]]]:
+    """One entry per day: `{"date", "sync_times", "status"}`."""
+    reply = yield Call("GET", Family.EXPORT, _PIPELINE + "timeline", {"name": name})
+    return list(reply.get("day_syncs") or [])
+
+
 # -- JQL ------------------------------------------------------------------------------------------
 
 

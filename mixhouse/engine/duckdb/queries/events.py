@@ -16,7 +16,9 @@ from mixhouse.domain.query.events import (
     PropertyValuesSpec,
 )
 from mixhouse.domain.query.params import CountType
+from mixhouse.engine.duckdb import property_columns
 from mixhouse.engine.duckdb.expressions import compile_filter, compile_segment_key
+from mixhouse.engine.duckdb.property_columns import ready_slots
 from mixhouse.engine.duckdb.relations import scoped_events, user_events
 from mixhouse.engine.duckdb.scope import Scope
 
@@ -62,6 +64,18 @@ def property_names(conn: duckdb.DuckDBPyConnection, spec: PropertyNamesSpec) -> 
     rel = scoped_events(
         spec.project_id, spec.start_ms, spec.end_ms, events=spec.events, resolve_identity=False, dedup=False
     )
+    if property_columns.complete(conn, spec.project_id):
+        # Every key of the project has a slot: count the filled slots, without parsing any JSON.
+        slots = property_columns.ready_slots(conn, spec.project_id)
+        hidden = set(spec.hidden)
+        names = [name for name in slots if name not in hidden]
+        if not names:
+            return []
+        # A present key fills exactly one of its three columns; count(column) reads only validity masks.
+        counts = ", ".join(" + ".join(f"count({c})" for c in property_columns.columns(slots[name])) for name in names)
+        row = conn.execute(f"SELECT {counts} FROM ({rel.sql})", rel.params).fetchall()[0]
+        found = sorted(((name, int(n)) for name, n in zip(names, row, strict=True) if n), key=lambda r: (-r[1], r[0]))
+        return found[: spec.limit]
     sql = f"""
         SELECT name, count(*) AS n FROM (SELECT unnest(json_keys(properties)) AS name FROM ({rel.sql}))
         WHERE NOT list_contains(CAST($hidden AS VARCHAR[]), name)
@@ -75,7 +89,7 @@ def property_values(conn: duckdb.DuckDBPyConnection, spec: PropertyValuesSpec) -
     rel = scoped_events(
         spec.project_id, spec.start_ms, spec.end_ms, events=spec.events, resolve_identity=False, dedup=False
     )
-    key = compile_segment_key(spec.key, Scope.events("e"))
+    key = compile_segment_key(spec.key, Scope.events("e").with_slots(ready_slots(conn, spec.project_id)))
     sql = f"""
         SELECT v FROM (SELECT unnest({key}) AS v FROM ({rel.sql}) e)
         GROUP BY v ORDER BY count(*) DESC, v LIMIT $limit

@@ -17,6 +17,7 @@ from mixhouse.domain.query.segmentation import Measure, NumberRangeSpec, SeriesR
 from mixhouse.engine.duckdb.buckets import bucket_sql
 from mixhouse.engine.duckdb.expressions import compile_filter, compile_number, compile_segment_key
 from mixhouse.engine.duckdb.lookups import lookup_joins
+from mixhouse.engine.duckdb.property_columns import ready_slots
 from mixhouse.engine.duckdb.relations import Relation, scoped_events, user_events
 from mixhouse.engine.duckdb.scope import PROFILE_ALIAS, Scope
 from mixhouse.expr.plan import EventExpr, reads_distinct_id, reads_user
@@ -29,10 +30,11 @@ _COUNTS = {
 _MEASURES = {Measure.SUM: "sum(coalesce(x, 0))", Measure.AVERAGE: "avg(coalesce(x, 0))"}
 
 
-def _scope(*exprs: EventExpr | None) -> Scope:
-    """Alias `e` for the event; `u` for its profile when any of the expressions reads `user[...]`."""
+def _scope(conn: duckdb.DuckDBPyConnection, project_id: int, *exprs: EventExpr | None) -> Scope:
+    """Alias `e` for the event (its slotted properties read from columns); `u` for its profile when any of
+    the expressions reads `user[...]`."""
     user = f"{PROFILE_ALIAS}.properties" if reads_user(*exprs) else None
-    return Scope.events("e", user_properties_sql=user, lookups=True)
+    return Scope.events("e", user_properties_sql=user, lookups=True).with_slots(ready_slots(conn, project_id))
 
 
 def _source(rel: Relation, scope: Scope, *exprs: EventExpr | None) -> str:
@@ -72,7 +74,7 @@ def _needs_identity(spec: SeriesSpec, scope: Scope) -> bool:
 
 def series_rows(conn: duckdb.DuckDBPyConnection, spec: SeriesSpec) -> list[SeriesRow]:
     buckets = spec.buckets
-    scope = _scope(*spec.expressions())
+    scope = _scope(conn, spec.project_id, *spec.expressions())
     rel = user_events(
         conn,
         spec.project_id,
@@ -137,7 +139,7 @@ def series_rows(conn: duckdb.DuckDBPyConnection, spec: SeriesSpec) -> list[Serie
 
 def number_range(conn: duckdb.DuckDBPyConnection, spec: NumberRangeSpec) -> tuple[float, float] | None:
     rel = scoped_events(spec.project_id, spec.start_ms, spec.end_ms, events=spec.events)
-    scope = _scope(spec.number, spec.where)
+    scope = _scope(conn, spec.project_id, spec.number, spec.where)
     where = compile_filter(spec.where, scope) if spec.where is not None else "TRUE"
     number = compile_number(spec.number, scope)
     sql = f"""

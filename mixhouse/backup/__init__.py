@@ -1,0 +1,1 @@
+"""Online backup and restore of a data folder (docs/storage.md#backup-and-restore)."""

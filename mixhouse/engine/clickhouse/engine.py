@@ -1,0 +1,395 @@
+"""The ClickHouse engine: the same port as the embedded engine, on ClickHouse through a `Driver` (chDB in
+process on the data folder, or a server over HTTP).
+
+Writes go through the same group-commit writer as the embedded engine (one thread, everything queued at
+that moment in one INSERT per table), so ClickHouse sees few, large inserts. An INSERT carries an
+`insert_deduplication_token` derived from its content (including the sequence numbers the batch was given
+once), so a group retried after a lost answer or a failure is stored once. What ClickHouse cannot do in
+one transaction across tables is ordered so that a retry repairs it (identity.py, docs/scale-out.md).
+
+Analyses not yet written for ClickHouse raise `NotSupportedByEngine` (501), which the HTTP layer answers
+in the family's error format."""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import orjson
+import pyarrow as pa
+
+from mixhouse.domain.export import ExportQuery
+from mixhouse.domain.profiles import ProfileUpdate, apply_update
+from mixhouse.domain.scan import ScanQuery
+from mixhouse.domain.spec import Spec
+from mixhouse.domain.writes import WriteBatch
+from mixhouse.engine import kernels
+from mixhouse.engine.base import CommitObserver, DeleteResult, EngineStats, UserData
+from mixhouse.engine.clickhouse import deletes, identity
+from mixhouse.engine.clickhouse.driver import ChDBDriver, Driver, DriverError, HTTPDriver
+from mixhouse.engine.clickhouse.expressions import Scope, compile_filter
+from mixhouse.engine.clickhouse.relations import identity_map_sql
+from mixhouse.engine.clickhouse.scan import scan as scan_rows
+from mixhouse.engine.clickhouse.scan import windows
+from mixhouse.engine.clickhouse.schema import statements
+from mixhouse.engine.clickhouse.store import Store
+from mixhouse.engine.duckdb.localtime import offset_segments
+from mixhouse.engine.duckdb.writer import GroupCommitWriter
+from mixhouse.errors import NotSupportedByEngine, Unavailable
+from mixhouse.private import private_dir
+from mixhouse.settings import Settings
+
+log = logging.getLogger(__name__)
+R = TypeVar("R")
+
+EXPORT_WINDOW_ROWS = 50_000
+EXPORT_BATCH_ROWS = 10_000
+_HOUR_MS = 3_600_000
+_EVENT_COLUMNS = ("project_id", "seq", "time_ms", "event", "distinct_id", "insert_id", "properties")
+_PROFILE_COLUMNS = ("project_id", "distinct_id", "properties", "updated_ms", "version", "deleted")
+_GROUP_COLUMNS = ("project_id", "group_key", "group_id", "properties", "updated_ms", "version", "deleted")
+
+
+def unavailable(exc: DriverError) -> Unavailable:
+    reason = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+    return Unavailable(f"the event store (ClickHouse) failed; retry with backoff ({reason})")
+
+
+class ClickHouseEngine:
+    def __init__(
+        self,
+        driver: Driver,
+        *,
+        data_dir: Path | None = None,
+        commit_observers: tuple[CommitObserver, ...] = (),
+        disk_reserve_bytes: int | None = None,
+    ) -> None:
+        """`data_dir`: the folder whose free space the writer watches (chDB's store); None for a server."""
+        self._driver = driver
+        self.store = Store(driver)
+        self.db = driver.database
+        try:
+            for sql in statements(self.db):
+                driver.command(sql)
+            rows = self.store.rows(f"SELECT max(seq) AS s FROM {self.db}.events")
+        except DriverError as exc:
+            driver.close()
+            raise unavailable(exc) from exc
+        self._next_seq = int(rows[0]["s"] or 0) + 1 if rows else 1
+        self._seq_lock = threading.Lock()
+        self._writer = GroupCommitWriter(
+            self._write_group,
+            disk_path=data_dir,
+            disk_reserve_bytes=disk_reserve_bytes,
+            commit_observers=commit_observers,
+        )
+        # Compile (or load) the per-user kernels now rather than in the first funnel query.
+        kernels.warm_in_background()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, commit_observers: tuple[CommitObserver, ...] = ()) -> ClickHouseEngine:
+        if settings.engine == "chdb":
+            folder = settings.data_dir / "clickhouse"
+            private_dir(settings.data_dir)
+            return cls(
+                ChDBDriver(folder, settings.clickhouse_database),
+                data_dir=settings.data_dir,
+                commit_observers=commit_observers,
+                disk_reserve_bytes=settings.disk_reserve_bytes,
+            )
+        try:
+            driver: Driver = HTTPDriver(
+                settings.clickhouse_url,
+                settings.clickhouse_database,
+                settings.clickhouse_user,
+                settings.clickhouse_password,
+            )
+        except DriverError as exc:
+            raise unavailable(exc) from exc
+        return cls(driver, commit_observers=commit_observers)
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def submit(self, batch: WriteBatch) -> Future[None]:
+        return self._writer.submit(batch)
+
+    def stats(self) -> EngineStats:
+        return EngineStats(pending_rows=self._writer.pending_rows)
+
+    def _seqs(self, batch: WriteBatch) -> int:
+        """The first sequence number of the batch's events, given once: a retry of the batch (alone or in
+        another group) writes the same rows, so its insert's deduplication token is the same."""
+        first = getattr(batch, "_clickhouse_first_seq", None)
+        if first is None:
+            with self._seq_lock:
+                first = self._next_seq
+                self._next_seq += len(batch.events)
+            batch._clickhouse_first_seq = first  # type: ignore[attr-defined]
+        return int(first)
+
+    def _write_group(self, batches: list[WriteBatch]) -> None:
+        try:
+            self._write(batches)
+        except DriverError as exc:
+            raise unavailable(exc) from exc
+
+    def _write(self, batches: list[WriteBatch]) -> None:
+        store = self.store
+        rows: list[tuple[Any, ...]] = []
+        for batch in batches:
+            first = self._seqs(batch)
+            rows.extend(
+                (e.project_id, first + i, e.time_ms, e.event, e.distinct_id, e.insert_id, e.properties.decode())
+                for i, e in enumerate(batch.events)
+            )
+        events = [e for b in batches for e in b.events]
+        # 1. identity links and the map rows they change (idempotent: a retry recomputes the same map)
+        links = [(e.project_id, e.identity) for e in events if e.identity is not None]
+        if links:
+            identity.apply_links(store, links)
+        # 2. profile states, worked out before anything else is written (a bad update fails the group here)
+        user_updates = identity.resolve_profile_updates(store, [u for b in batches for u in b.profile_updates])
+        profiles = self._profile_rows(user_updates, group=False)
+        groups = self._profile_rows([u for b in batches for u in b.group_updates], group=True)
+        # 3. the events, then the dedup marks they cause, then the profiles
+        if rows:
+            store.insert("events", _EVENT_COLUMNS, rows)
+            self._mark_superseded([r for r in rows if r[5] is not None])
+        store.insert("profiles", _PROFILE_COLUMNS, profiles)
+        store.insert("group_profiles", _GROUP_COLUMNS, groups)
+
+    def _mark_superseded(self, rows: list[tuple[Any, ...]]) -> None:
+        """Older copies of the incoming dedup keys (event, distinct_id, time, $insert_id): every row of a key
+        but the one with the highest seq (https://developer.mixpanel.com/reference/event-deduplication)."""
+        if not rows:
+            return
+        by_project: dict[int, list[tuple[Any, ...]]] = {}
+        for r in rows:
+            by_project.setdefault(int(r[0]), []).append(r)
+        for project_id, mine in by_project.items():
+            times = [int(r[2]) for r in mine]
+            self.store.driver.command(
+                f"""INSERT INTO {self.db}.superseded_events (project_id, seq)
+                    SELECT project_id, arrayJoin(arrayPopBack(arraySort(groupArray(seq)))) AS seq
+                    FROM {self.db}.events
+                    WHERE project_id = {{p:Int64}} AND time_ms BETWEEN {{lo:Int64}} AND {{hi:Int64}}
+                      AND insert_id IS NOT NULL AND has({{ids:Array(String)}}, assumeNotNull(insert_id))
+                    GROUP BY project_id, event, distinct_id, time_ms, insert_id
+                    HAVING count() > 1""",
+                {"p": project_id, "lo": min(times), "hi": max(times), "ids": sorted({str(r[5]) for r in mine})},
+            )
+
+    def _profile_rows(self, updates: list[ProfileUpdate], *, group: bool) -> list[tuple[Any, ...]]:
+        if not updates:
+            return []
+        table = "group_profiles" if group else "profiles"
+        state: dict[tuple[Any, ...], dict[str, Any] | None] = {}
+        by_project: dict[int, set[tuple[str, ...]]] = {}
+        for u in updates:
+            by_project.setdefault(u.project_id, set()).add(u.key)
+        for project_id, keys in by_project.items():
+            if group:
+                found = self.store.rows(
+                    f"""SELECT group_key AS a, group_id AS b, properties FROM {self.db}.{table} FINAL
+                        WHERE project_id = {{p:Int64}} AND deleted = 0
+                          AND has({{keys:Array(Tuple(String, String))}}, (group_key, group_id))""",
+                    {"p": project_id, "keys": sorted(keys)},
+                )
+                state.update({(project_id, r["a"], r["b"]): orjson.loads(r["properties"]) for r in found})
+            else:
+                found = self.store.rows(
+                    f"""SELECT distinct_id AS a, properties FROM {self.db}.{table} FINAL
+                        WHERE project_id = {{p:Int64}} AND deleted = 0 AND has({{ids:Array(String)}}, distinct_id)""",
+                    {"p": project_id, "ids": sorted(k[0] for k in keys)},
+                )
+                state.update({(project_id, r["a"]): orjson.loads(r["properties"]) for r in found})
+        touched: dict[tuple[Any, ...], int] = {}
+        for update in updates:  # in arrival order
+            key = (update.project_id, *update.key)
+            state[key] = apply_update(state.get(key), update)
+            touched[key] = update.time_ms
+        version = self.store.version()
+        return [
+            (
+                *key,
+                orjson.dumps(state[key]).decode() if state[key] is not None else "{}",
+                ms,
+                version,
+                int(state[key] is None),
+            )
+            for key, ms in touched.items()
+        ]
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def export_lines(self, query: ExportQuery) -> Iterator[bytes]:
+        where_sql = compile_filter(query.where, Scope.events("e")) if query.where is not None else None
+        return self._export_lines(query, where_sql)
+
+    def _export_lines(self, query: ExportQuery, where_sql: str | None) -> Iterator[bytes]:
+        params: dict[str, Any] = {"p": query.project.id, "start": query.start_ms, "end": query.end_ms}
+        filters = ["s.project_id = {p:Int64}", "s.time_ms >= {start:Int64}", "s.time_ms < {end:Int64}"]
+        if query.events is not None:
+            filters.append("has({events:Array(String)}, s.event)")
+            params["events"] = list(query.events)
+        outer = f"WHERE ({where_sql})" if where_sql else ""
+        # Rows show their canonical id (https://developer.mixpanel.com/reference/raw-event-export); rows
+        # re-attributed keep the id they were sent with in $distinct_id_before_identity.
+        sql = f"""
+            SELECT e.time_ms AS t, e.event AS event, e.distinct_id AS distinct_id, e.original AS original,
+                   e.properties AS properties
+            FROM (
+                SELECT s.seq AS seq, s.time_ms AS time_ms, s.event AS event,
+                       if(m.canonical_id = '', s.distinct_id, m.canonical_id) AS distinct_id,
+                       s.distinct_id AS original, s.properties AS properties
+                FROM {self.db}.events AS s
+                LEFT JOIN {identity_map_sql(self.db, "p")} AS m ON m.distinct_id = s.distinct_id
+                WHERE {" AND ".join(filters)} AND s.time_ms >= {{ws:Int64}} AND s.time_ms < {{we:Int64}}
+            ) AS e {outer}
+            ORDER BY e.time_ms, e.seq LIMIT {{limit:UInt64}}
+        """
+        try:
+            counts = self.store.driver.arrow(
+                f"SELECT intDiv(s.time_ms, {_HOUR_MS}) AS h, count() AS n FROM {self.db}.events AS s"
+                f" WHERE {' AND '.join(filters)} GROUP BY h ORDER BY h",
+                params,
+            ).to_pylist()
+        except DriverError as exc:
+            raise unavailable(exc) from exc
+        return self._export_windows(query, sql, params, [(int(c["h"]), int(c["n"])) for c in counts])
+
+    def _export_windows(
+        self, query: ExportQuery, sql: str, params: dict[str, Any], counts: list[tuple[int, int]]
+    ) -> Iterator[bytes]:
+        remaining = query.limit if query.limit is not None else 2**62
+        shift = _Shift(query) if query.shift_to_project_timezone else None
+        for ws, we in windows(counts, query.start_ms, query.end_ms, EXPORT_WINDOW_ROWS):
+            if remaining <= 0:
+                break
+            try:
+                table = self.store.driver.arrow(sql, {**params, "ws": ws, "we": we, "limit": remaining})
+            except DriverError as exc:
+                raise unavailable(exc) from exc
+            remaining -= table.num_rows
+            for batch in table.to_batches(EXPORT_BATCH_ROWS):
+                yield export_chunk(batch.to_pydict(), query.time_in_ms, shift)
+
+    def scan(self, query: ScanQuery) -> Iterator[pa.RecordBatch]:
+        return scan_rows(self.store, query)
+
+    def query(self, spec: Spec[R]) -> R:
+        from mixhouse.engine.clickhouse.queries import HANDLERS
+
+        handler = HANDLERS.get(type(spec))
+        if handler is None:
+            raise NotSupportedByEngine(
+                f"this analysis ({type(spec).__name__}) is not available on the ClickHouse engine yet"
+            )
+        try:
+            return cast(R, handler(self.store, spec))
+        except DriverError as exc:
+            raise unavailable(exc) from exc
+
+    def profile(self, project_id: int, distinct_id: str) -> dict[str, object] | None:
+        rows = self._rows(
+            f"SELECT properties FROM {self.db}.profiles FINAL WHERE project_id = {{p:Int64}}"
+            " AND distinct_id = {d:String} AND deleted = 0",
+            {"p": project_id, "d": distinct_id},
+        )
+        return orjson.loads(rows[0]["properties"]) if rows else None
+
+    def group_profile(self, project_id: int, group_key: str, group_id: str) -> dict[str, object] | None:
+        rows = self._rows(
+            f"SELECT properties FROM {self.db}.group_profiles FINAL WHERE project_id = {{p:Int64}}"
+            " AND group_key = {k:String} AND group_id = {g:String} AND deleted = 0",
+            {"p": project_id, "k": group_key, "g": group_id},
+        )
+        return orjson.loads(rows[0]["properties"]) if rows else None
+
+    def _rows(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        try:
+            return self.store.rows(sql, params)
+        except DriverError as exc:
+            raise unavailable(exc) from exc
+
+    def delete_users(self, project_id: int, distinct_ids: list[str]) -> DeleteResult:
+        """On the writer thread, between two group commits (deletes.py says how and why)."""
+
+        def work() -> DeleteResult:
+            try:
+                return deletes.delete_users(self.store, project_id, distinct_ids)
+            except DriverError as exc:
+                raise unavailable(exc) from exc
+
+        result: DeleteResult = self._writer.call(work).result()
+        return result
+
+    def user_data(self, project_id: int, distinct_ids: list[str], since_ms: int | None = None) -> UserData:
+        try:
+            canonical = deletes.cluster(self.store, project_id, distinct_ids)
+            profiles = deletes.profiles_of(self.store, project_id, sorted(canonical))
+        except DriverError as exc:
+            raise unavailable(exc) from exc
+        return UserData(
+            tuple(canonical), canonical, profiles, deletes.event_lines(self.store, project_id, canonical, since_ms)
+        )
+
+    def backup(self, target: Path) -> dict[str, int]:
+        """Not written for ClickHouse yet (ClickHouse's own `BACKUP ... TO Disk(...)` is the way there)."""
+        raise NotSupportedByEngine("online backup is not available on the ClickHouse engine yet")
+
+    def health(self) -> list[str]:
+        return self._writer.health()
+
+    def warming(self) -> list[str]:
+        return [] if kernels.ready() else ["compiling the query kernels (once per install): funnels wait for them"]
+
+    def close(self) -> None:
+        self._writer.close()
+        self._driver.close()
+
+
+class _Shift:
+    """Older Mixpanel projects export wall-clock time in the project zone as if it were UTC: the zone's
+    offset at each instant, from the offsets worked out once for the range."""
+
+    def __init__(self, query: ExportQuery) -> None:
+        segments = offset_segments(
+            query.project.timezone, query.start_ms // 1000 - 86_400, query.end_ms // 1000 + 86_400
+        )
+        self._starts = [s * 1000 for s, _ in segments]
+        self._offsets = [o * 1000 for _, o in segments]
+
+    def __call__(self, t: int) -> int:
+        i = max(bisect.bisect_right(self._starts, t) - 1, 0)
+        return t + self._offsets[i]
+
+
+def export_chunk(columns: dict[str, list[Any]], time_in_ms: bool, shift: _Shift | None) -> bytes:
+    """Export lines as the embedded engine writes them: event, then time, distinct_id, the id before
+    identity when it differs, then the stored properties in their stored order."""
+    out: list[bytes] = []
+    for t, event, did, original, props in zip(
+        columns["t"], columns["event"], columns["distinct_id"], columns["original"], columns["properties"], strict=True
+    ):
+        at = shift(t) if shift is not None else t
+        head = (
+            b'{"event":'
+            + orjson.dumps(event)
+            + b',"properties":{"time":'
+            + str(at if time_in_ms else at // 1000).encode()
+        )
+        head += b',"distinct_id":' + orjson.dumps(did)
+        if did != original:
+            head += b',"$distinct_id_before_identity":' + orjson.dumps(original)
+        body = props.encode() if isinstance(props, str) else bytes(props)
+        out.append(head + (b"}" if body == b"{}" else b"," + body[1:]) + b"}\n")
+    return b"".join(out)
+
+
+__all__ = ["ClickHouseEngine", "export_chunk"]

@@ -1,0 +1,37 @@
+"""The ClickHouse side of each analysis: a function of (store, spec) per spec type. Specs without a line
+here are answered with NotSupportedByEngine (docs/scale-out.md lists them)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from mixhouse.domain.query import engage as engage_spec
+from mixhouse.domain.query import events as events_spec
+from mixhouse.domain.query import funnels as funnels_spec
+from mixhouse.domain.query import retention as retention_spec
+from mixhouse.domain.query import segmentation as segmentation_spec
+from mixhouse.engine.clickhouse.queries import engage, events, funnels, retention, segmentation
+from mixhouse.engine.clickhouse.queries import flags as flag_queries
+from mixhouse.engine.clickhouse.store import Store
+from mixhouse.flags import cohorts as flags_cohorts
+
+QueryFunction = Callable[[Store, Any], Any]
+
+HANDLERS: dict[type, QueryFunction] = {
+    events_spec.EventNamesSpec: events.event_names,
+    events_spec.EventTopSpec: events.event_top,
+    events_spec.PropertyNamesSpec: events.property_names,
+    events_spec.PropertyValuesSpec: events.property_values,
+    events_spec.ProfilePropertiesSpec: events.profile_properties,
+    segmentation_spec.SeriesSpec: segmentation.series_rows,
+    segmentation_spec.NumberRangeSpec: segmentation.number_range,
+    engage_spec.EngageSpec: engage.engage_page,
+    engage_spec.CohortCountSpec: engage.cohort_counts,
+    retention_spec.RetentionSpec: retention.retention_rows,
+    retention_spec.AddictionSpec: retention.addiction_rows,
+    retention_spec.EventRetentionSpec: retention.event_retention_rows,
+    flags_cohorts.CohortMembersSpec: flag_queries.cohort_members,
+    funnels_spec.FunnelSpec: funnels.funnel_figures,
+    funnels_spec.StepPropertyNamesSpec: funnels.step_property_names,
+}

@@ -1,0 +1,428 @@
+"""Property columns: each project's first `SLOTS` property keys also stored as typed columns.
+
+Events keep every property in the JSON `properties` column (the source of truth: export returns it
+byte for byte). Next to it the events table has `SLOTS` column triples, `ps<i> VARCHAR`, `pn<i> DOUBLE`
+and `po<i> JSON`; `property_slots` says which key of which project a slot `i` holds. For a row, the
+triple holds the key's value split by kind, computed from the same JSON value the printer used to read
+(`json_extract(properties, pointer)`, text `t`):
+
+    ps  the string, when the value is a JSON string            (the printer's STRING part)
+    pn  TRY_CAST(t AS DOUBLE): the number, when it is one       (its NUMBER part)
+    po  the JSON value when it is neither (true, false, null, a list, an object); NULL when missing
+
+so the printer reads a slotted key as columns (`printer.DuckDBPrinter._slot_value`) with the exact
+semantics of the JSON read, and any other key from the JSON as before. Mixpanel's data is schemaless:
+the same key may be a string in one event and a list in the next; each lands in its own column.
+
+Slots are handed out per project, first come first served, just before the write that first stores
+the key (most frequent key of the batch first), so every stored row carrying a slotted key has the
+slot filled. The table gets a slot's columns when some project first takes that slot: every column
+costs each insert, NULL or not. When a project's slots are full, later keys stay JSON-only (`property_layout.overflow`).
+
+A store written before these columns existed is upgraded by `migrate`: it adds the columns and tables,
+takes each project's census of keys (the most frequent get the slots) and fills the slots of the rows
+already stored, in chunks, committing the progress with each chunk (`property_layout.backfill_next`),
+so it can be killed and resumed. Until a project's backfill is complete, its queries read the JSON.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+from mixhouse.engine.duckdb.printer import quote
+
+log = logging.getLogger(__name__)
+
+# Column triples in the events table (a layout constant: changing it changes the table).
+SLOTS = 16
+# Rows filled per committed step of a backfill.
+BACKFILL_CHUNK_ROWS = 1_000_000
+
+LAYOUT_SCHEMA = """
+CREATE TABLE IF NOT EXISTS property_slots (
+    project_id BIGINT  NOT NULL,
+    name       VARCHAR NOT NULL,   -- the property key
+    slot       INTEGER NOT NULL,   -- columns ps<slot>, pn<slot>, po<slot> of events
+    PRIMARY KEY (project_id, name)
+);
+
+CREATE TABLE IF NOT EXISTS property_layout (
+    project_id    BIGINT  PRIMARY KEY,
+    overflow      BOOLEAN NOT NULL,  -- a key was left without a slot (slots full, or a NUL in its name)
+    backfill_next BIGINT,            -- rows with seq in [backfill_next, backfill_end) still to fill; NULL: done
+    backfill_end  BIGINT
+);
+"""
+
+
+def columns(i: int) -> tuple[str, str, str]:
+    return f"ps{i}", f"pn{i}", f"po{i}"
+
+
+# The names of slot columns, as a regular expression.
+COLUMN_PATTERN = "^p[sno][0-9]+$"
+
+
+def select_list() -> str:
+    """Every slot column, for a relation that queries read properties from (however many the table has;
+    unused ones cost nothing: DuckDB reads only the columns a query uses). No other table a relation
+    joins may have columns of that pattern."""
+    return f"COLUMNS('{COLUMN_PATTERN}')"
+
+
+def pointer(name: str) -> str:
+    """The JSON pointer of key `name` (as the printer writes it)."""
+    return "/" + name.replace("~", "~0").replace("/", "~1")
+
+
+def _split(j: str) -> tuple[str, str, str]:
+    """SQL of (ps, pn, po) from the JSON value `j` (NULL when the key is missing)."""
+    t = f"CAST({j} AS VARCHAR)"
+    return (
+        f"CASE WHEN starts_with({t}, '\"') THEN ({j} ->> '$') END",
+        f"TRY_CAST({t} AS DOUBLE)",
+        f"CASE WHEN NOT starts_with({t}, '\"') AND TRY_CAST({t} AS DOUBLE) IS NULL THEN {j} END",
+    )
+
+
+def _fill(slots: Mapping[str, int]) -> tuple[list[str], list[str], str]:
+    """(target columns, SQL values over column `mh_j`, SQL of `mh_j` over `properties`) filling `slots`:
+    `mh_j` is the list of the keys' values, so the document is parsed once per row."""
+    names = sorted(slots, key=slots.__getitem__)
+    paths = "[" + ", ".join(quote(pointer(n)) for n in names) + "]"
+    targets: list[str] = []
+    values: list[str] = []
+    for k, name in enumerate(names, start=1):
+        targets.extend(columns(slots[name]))
+        values.extend(_split(f"mh_j[{k}]"))
+    return targets, values, f"json_extract(properties, {paths})" if names else "NULL"
+
+
+def ensure_tables(conn: duckdb.DuckDBPyConnection) -> None:
+    """The slot tables, and the slot columns of every slot handed out (at least one, so that the
+    relations' column pattern always matches). Idempotent and cheap."""
+    conn.execute(LAYOUT_SCHEMA)
+    used = conn.execute("SELECT coalesce(max(slot) + 1, 1) FROM property_slots").fetchall()[0][0]
+    widen(conn, int(used))
+
+
+def width(conn: duckdb.DuckDBPyConnection) -> int:
+    """How many slots have their columns in the events table."""
+    rows = conn.execute(
+        "SELECT count(*) FROM information_schema.columns WHERE table_name = 'events' AND regexp_matches(column_name, ?)",
+        [COLUMN_PATTERN],
+    ).fetchall()
+    return int(rows[0][0]) // 3
+
+
+def widen(conn: duckdb.DuckDBPyConnection, slots: int) -> None:
+    """Columns for slots 0..slots-1 (adds the missing ones; each starts NULL). The table only grows as
+    slots are handed out: every column costs each insert, even a NULL one (docs/storage.md)."""
+    have = {
+        r[0]
+        for r in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'events'"
+        ).fetchall()
+    }
+    types = ("VARCHAR", "DOUBLE", "JSON")
+    for i in range(slots):
+        for column, kind in zip(columns(i), types, strict=True):
+            if column not in have:
+                conn.execute(f"ALTER TABLE events ADD COLUMN {column} {kind}")
+
+
+def ready_slots(conn: duckdb.DuckDBPyConnection, project_id: int) -> dict[str, int]:
+    """The slots queries may read for a project: none while its backfill runs."""
+    rows = conn.execute(
+        """SELECT s.name, s.slot FROM property_slots s JOIN property_layout l USING (project_id)
+           WHERE s.project_id = ? AND l.backfill_next IS NULL""",
+        [project_id],
+    ).fetchall()
+    return {r[0]: int(r[1]) for r in rows}
+
+
+def complete(conn: duckdb.DuckDBPyConnection, project_id: int) -> bool:
+    """Whether every key of the project's stored events has a readable slot (no overflow, no backfill):
+    then the slot columns alone tell which keys an event has."""
+    row = conn.execute(
+        "SELECT NOT overflow AND backfill_next IS NULL FROM property_layout WHERE project_id = ?", [project_id]
+    ).fetchall()
+    return bool(row and row[0][0])
+
+
+@dataclass(frozen=True)
+class Prepared:
+    projects: list[int]
+    parsed: list[dict[str, Any]] | None  # None: a document did not parse here, DuckDB splits the values
+
+
+class SlotWriter:
+    """The writer's side: hands out slots to new keys and fills them as events are inserted. Used on the
+    writer thread only; `reload` after a rolled-back transaction."""
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection) -> None:
+        self._slots: dict[int, dict[str, int]] = {}
+        self._overflow: set[int] = set()
+        self._known: set[int] = set()
+        self._width = 0
+        self.reload(conn)
+
+    def reload(self, conn: duckdb.DuckDBPyConnection) -> None:
+        slots: dict[int, dict[str, int]] = {}
+        for project, name, slot in conn.execute("SELECT project_id, name, slot FROM property_slots").fetchall():
+            slots.setdefault(int(project), {})[name] = int(slot)
+        overflow = {int(r[0]) for r in conn.execute("SELECT project_id FROM property_layout WHERE overflow").fetchall()}
+        known = {int(r[0]) for r in conn.execute("SELECT project_id FROM property_layout").fetchall()}
+        self._slots, self._overflow, self._known = slots, overflow, known
+        self._width = width(conn)
+
+    def prepare(
+        self, conn: duckdb.DuckDBPyConnection, name: str, table: pa.Table, documents: Sequence[bytes]
+    ) -> Prepared:
+        """Before the write transaction: slots for the batch's new keys (committed on their own: a slot
+        without rows is harmless) and their columns (an ALTER TABLE, which must not share a transaction
+        with inserts). `table` has columns project_id, seq, time_ms, event, distinct_id, insert_id,
+        properties; `documents` are its rows' properties, parsed here (a few microseconds a row)."""
+        projects = table.column("project_id").to_pylist()
+        try:
+            parsed: list[dict[str, Any]] | None = [orjson.loads(d) for d in documents]
+        except orjson.JSONDecodeError:  # none from the ingestion path (orjson wrote them); DuckDB then splits
+            parsed = None
+        if parsed is None:
+            conn.register(name, table)
+            try:
+                self._assign(conn, name, sorted(set(projects)))
+            finally:
+                conn.unregister(name)
+        else:
+            census: dict[int, Counter[str]] = {}
+            for project, doc in zip(projects, parsed, strict=True):
+                if project not in self._known:
+                    census.setdefault(project, Counter())
+                # Only a document with a key the project has no slot for can change anything.
+                if not (self._slots.get(project, {}).keys() >= doc.keys()) and not self._closed(project):
+                    census.setdefault(project, Counter()).update(doc.keys())
+            for project, counts in census.items():
+                self._add_slots(conn, project, sorted(counts, key=lambda k: (-counts[k], k)))
+        needed = max((len(s) for s in self._slots.values()), default=0)
+        if needed > self._width:
+            widen(conn, needed)
+            self._width = needed
+        return Prepared(projects, parsed)
+
+    def insert(
+        self, conn: duckdb.DuckDBPyConnection, name: str, table: pa.Table, prepared: Prepared, rest: str
+    ) -> None:
+        """Register `table` as `name` and INSERT it into events with the column list `rest` (SQL over its
+        columns, e.g. the user key) and the slot columns; inside the caller's transaction."""
+        projects, parsed = prepared.projects, prepared.parsed
+        if parsed is None:
+            conn.register(name, table)
+            self._insert_sql(conn, name, sorted(set(projects)), rest)
+            return
+        n = len(projects)
+        filled: dict[int, tuple[list[str | None], list[float | None], list[str | None]]] = {}
+        if len(set(projects)) == 1:
+            # One project (the usual batch): a column at a time, in list comprehensions.
+            for key, slot in self._slots.get(projects[0], {}).items():
+                values = [doc.get(key, _MISSING) for doc in parsed]
+                if all(v is _MISSING for v in values):
+                    continue
+                filled[slot] = (
+                    [v if type(v) is str else None for v in values],
+                    [float(v) if type(v) is float else _number(v) if type(v) is int else None for v in values],
+                    [_other(v) if v is not _MISSING and type(v) not in (str, int, float) else None for v in values],
+                )
+            parsed = []  # done
+        for row, (project, doc) in enumerate(zip(projects, parsed, strict=False)):
+            slots = self._slots.get(project)
+            if not slots:
+                continue
+            for key, value in doc.items():
+                at = slots.get(key)
+                if at is None:
+                    continue
+                if at not in filled:
+                    filled[at] = ([None] * n, [None] * n, [None] * n)
+                ps, pn, po = filled[at]
+                ps[row], pn[row], po[row] = _split_value(value)
+        targets = ""
+        for slot, (ps, pn, po) in sorted(filled.items()):
+            s, num, other = columns(slot)
+            table = table.append_column(s, pa.array(ps, pa.string()))
+            table = table.append_column(num, pa.array(pn, pa.float64()))
+            table = table.append_column(other, pa.array(po, pa.string()))
+            targets += f", {s}, {num}, {other}"
+        conn.register(name, table)
+        base = "project_id, seq, time_ms, event, distinct_id, insert_id, properties"
+        conn.execute(f"INSERT INTO events ({base}, user_key{targets}) SELECT {base}, {rest}{targets} FROM {name}")
+
+    def _closed(self, project: int) -> bool:
+        """Whether no key can get a slot any more and the project already knows some have none."""
+        return project in self._overflow and len(self._slots.get(project, {})) >= SLOTS
+
+    def _insert_sql(self, conn: duckdb.DuckDBPyConnection, table: str, projects: list[int], rest: str) -> None:
+        """The same insert, with DuckDB splitting the values (`_split`)."""
+        base = "project_id, seq, time_ms, event, distinct_id, insert_id, properties"
+        for project in projects:
+            targets, values, extract = _fill(self._slots.get(project, {}))
+            extra_t = "".join(f", {c}" for c in targets)
+            extra_v = "".join(f", {v}" for v in values)
+            where = f"WHERE project_id = {int(project)}" if len(projects) > 1 else ""
+            conn.execute(
+                f"""INSERT INTO events ({base}, user_key{extra_t})
+                    SELECT {base}, {rest}{extra_v} FROM (SELECT *, {extract} AS mh_j FROM {table} {where})"""
+            )
+
+    def _assign(self, conn: duckdb.DuckDBPyConnection, table: str, projects: list[int]) -> None:
+        """Slots for the keys first seen in `table`, while the project has free ones (most frequent first)."""
+        open_ = [p for p in projects if p not in self._known or not self._closed(p)]
+        if not open_:
+            return
+        rows = conn.execute(
+            f"""SELECT project_id, list(name ORDER BY n DESC, name) FROM (
+                    SELECT project_id, name, count(*) AS n
+                    FROM (SELECT project_id, unnest(json_keys(properties)) AS name FROM {table}
+                          WHERE project_id IN ({", ".join(str(int(p)) for p in open_)}))
+                    GROUP BY ALL)
+                GROUP BY project_id"""
+        ).fetchall()
+        for project in open_:
+            self._add_slots(conn, project, [])
+        for project, names in rows:
+            self._add_slots(conn, int(project), names)
+
+    def _add_slots(self, conn: duckdb.DuckDBPyConnection, project: int, names: Sequence[str]) -> None:
+        """Slots for those of `names` (most frequent first) that have none, while slots are free."""
+        if project not in self._known:
+            conn.execute("INSERT OR IGNORE INTO property_layout VALUES (?, FALSE, NULL, NULL)", [project])
+            self._known.add(project)
+        slots = self._slots.setdefault(project, {})
+        for name in names:
+            if name in slots:
+                continue
+            if len(slots) >= SLOTS or "\0" in name:  # a key with a NUL cannot be quoted in SQL
+                if project not in self._overflow:
+                    conn.execute("UPDATE property_layout SET overflow = TRUE WHERE project_id = ?", [project])
+                    self._overflow.add(project)
+                continue
+            slot = len(slots)
+            conn.execute("INSERT INTO property_slots VALUES (?, ?, ?)", [project, name, slot])
+            slots[name] = slot
+
+
+_MISSING = object()
+
+
+def _number(value: int) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # an integer past a double's range: DuckDB's cast gives infinity
+        return math.copysign(math.inf, value)
+
+
+def _other(value: Any) -> str:
+    """The JSON text of true, false, null, a list or an object."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if value is None:
+        return "null"
+    return orjson.dumps(value).decode()
+
+
+def _split_value(value: Any) -> tuple[str | None, float | None, str | None]:
+    """(ps, pn, po) of a parsed JSON value: what `_split` gives for its JSON text. A list or object is
+    stored as orjson writes it; readers only test its first character or extract its elements (which
+    DuckDB writes in its own form), so the text need not be DuckDB's."""
+    if isinstance(value, str):
+        return value, None, None
+    if isinstance(value, bool):
+        return None, None, "true" if value else "false"
+    if isinstance(value, int | float):
+        try:
+            return None, float(value), None
+        except OverflowError:  # an integer past a double's range: DuckDB's cast gives infinity
+            return None, math.copysign(math.inf, value), None
+    if value is None:
+        return None, None, "null"
+    return None, None, orjson.dumps(value).decode()
+
+
+def migrate(conn: duckdb.DuckDBPyConnection, chunk_rows: int = BACKFILL_CHUNK_ROWS) -> None:
+    """Upgrade a store to the slot layout; idempotent and resumable (each chunk commits its progress).
+
+    Must run before the writer starts (as at server start): the census of a project's keys assumes no
+    event of it arrives meanwhile."""
+    ensure_tables(conn)
+    # Census: projects with events and no layout yet get their most frequent keys as slots.
+    pending = conn.execute(
+        """SELECT DISTINCT project_id FROM events
+           WHERE project_id NOT IN (SELECT project_id FROM property_layout) ORDER BY project_id"""
+    ).fetchall()
+    for (project,) in pending:
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            names = conn.execute(
+                """SELECT name FROM (SELECT unnest(json_keys(properties)) AS name FROM events WHERE project_id = ?)
+                   GROUP BY name ORDER BY count(*) DESC, name""",
+                [project],
+            ).fetchall()
+            span = conn.execute("SELECT min(seq), max(seq) + 1 FROM events WHERE project_id = ?", [project]).fetchall()
+            chosen = [n for (n,) in names if "\0" not in n][:SLOTS]  # a key with a NUL cannot be quoted
+            if chosen:
+                conn.executemany(
+                    "INSERT INTO property_slots VALUES (?, ?, ?)", [[project, n, i] for i, n in enumerate(chosen)]
+                )
+            lo, hi = span[0]
+            widen(conn, len(chosen))
+            overflow = len(chosen) < len(names)
+            conn.execute("INSERT INTO property_layout VALUES (?, ?, ?, ?)", [project, overflow, lo, hi])
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        log.info("property columns: project %s gets %d of its %d keys as columns", project, len(chosen), len(names))
+    # Backfill, chunk by chunk.
+    for project, start, end in conn.execute(
+        "SELECT project_id, backfill_next, backfill_end FROM property_layout WHERE backfill_next IS NOT NULL"
+    ).fetchall():
+        slots = {
+            r[0]: int(r[1])
+            for r in conn.execute("SELECT name, slot FROM property_slots WHERE project_id = ?", [project]).fetchall()
+        }
+        targets, values, extract = _fill(slots)
+        total = end - start
+        while start < end:
+            stop = min(start + chunk_rows, end)
+            conn.execute("BEGIN TRANSACTION")
+            try:
+                if targets:
+                    picked = ", ".join(f"{v} AS {t}" for t, v in zip(targets, values, strict=True))
+                    assign = ", ".join(f"{t} = x.{t}" for t in targets)
+                    conn.execute(
+                        f"""UPDATE events SET {assign}
+                            FROM (SELECT x_seq, {picked} FROM (
+                                    SELECT seq AS x_seq, {extract} AS mh_j FROM events
+                                    WHERE project_id = $p AND seq >= $lo AND seq < $hi)) x
+                            WHERE events.project_id = $p AND events.seq = x.x_seq""",
+                        {"p": project, "lo": start, "hi": stop},
+                    )
+                done = None if stop >= end else stop
+                conn.execute("UPDATE property_layout SET backfill_next = ? WHERE project_id = ?", [done, project])
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            start = stop
+            log.info("property columns: project %s, %d of %d rows filled", project, total - (end - stop), total)

@@ -1,0 +1,159 @@
+"""One export unit to its destination, through fsspec (local folders, S3 via s3fs; GCS via gcsfs and Azure
+via adlfs when those packages are installed).
+
+A unit's folder is `<bucket>/<prefix>/<project_id>/YYYY/MM/DD/full_day` (daily) or `.../DD/HH` (hourly),
+Mixpanel's raw layout. Its export is safe to repeat: whatever an earlier, interrupted attempt (or an
+earlier sync) left in the folder is removed first, the parts are written under fixed names, and the empty
+`complete` file last: no `complete`, an export still under way (as Mixpanel documents it)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from mixhouse.domain.scan import ScanQuery
+from mixhouse.engine.base import Engine
+from mixhouse.errors import BadRequest
+from mixhouse.expr.plan import EventExpr
+from mixhouse.pipelines.files import Fingerprint, Schematizer, gzip_part, raw_lines
+from mixhouse.pipelines.model import Destination, PipelineSpec, Unit
+
+COMPLETE = "complete"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """The server's S3 credentials (settings aws_access_key_id / aws_secret_access_key), never shown."""
+
+    key: str | None = None
+    secret: str | None = None
+
+    def __repr__(self) -> str:
+        return "Credentials(***)"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    events: int
+    files: int
+    fingerprint: str
+
+
+def filesystem(dest: Destination, credentials: Credentials, local_dir: Path | None) -> tuple[Any, str]:
+    """The fsspec filesystem and the root path (no trailing slash) of a destination."""
+    if dest.store == "local":
+        import fsspec  # type: ignore[import-untyped]
+
+        if local_dir is None:
+            raise BadRequest("local destinations need the pipeline_local_dir setting")
+        return fsspec.filesystem("file", auto_mkdir=True), str((local_dir / dest.prefix).resolve())
+    root = "/".join(p for p in (dest.bucket, dest.prefix) if p)
+    if dest.store == "s3":
+        import s3fs  # type: ignore[import-untyped]
+
+        client: dict[str, Any] = {}
+        if dest.region:
+            client["region_name"] = dest.region
+        if dest.endpoint_url:
+            client["endpoint_url"] = dest.endpoint_url
+        options: dict[str, Any] = {"client_kwargs": client, "skip_instance_cache": True}
+        if credentials.key and credentials.secret:
+            options.update(key=credentials.key, secret=credentials.secret)
+        return s3fs.S3FileSystem(**options), root
+    if dest.store == "gcs":
+        try:
+            import gcsfs  # type: ignore[import-not-found]
+        except ImportError as exc:  # declared, not installed by default (docs/pipelines.md)
+            raise RuntimeError("GCS destinations need the gcsfs package installed") from exc
+        return gcsfs.GCSFileSystem(), root
+    try:
+        import adlfs  # type: ignore[import-not-found]
+    except ImportError as exc:
+        raise RuntimeError("Azure destinations need the adlfs package installed") from exc
+    return adlfs.AzureBlobFileSystem(account_name=dest.account), root
+
+
+def unit_query(project_id: int, spec: PipelineSpec, unit: Unit, timezone: str, batch_rows: int) -> ScanQuery:
+    start, end = unit.bounds_ms(timezone)
+    where = EventExpr.parse(spec.where, timezone=timezone) if spec.where else None
+    return ScanQuery(
+        project_id=project_id,
+        kind="events",
+        from_ms=start,
+        to_ms=end,
+        events=spec.events,
+        where=where,
+        order="time",
+        batch_rows=batch_rows,
+    )
+
+
+def fingerprint(engine: Engine, query: ScanQuery) -> str:
+    """The digest of what the unit holds now (sync compares it with the one of its last export)."""
+    digest = Fingerprint()
+    for batch in engine.scan(query):
+        digest.update(batch)
+    return digest.hexdigest()
+
+
+def _batches(engine: Engine, query: ScanQuery, digest: Fingerprint) -> Iterator[pa.RecordBatch]:
+    for batch in engine.scan(query):
+        digest.update(batch)
+        yield batch
+
+
+def export_unit(
+    engine: Engine,
+    project_id: int,
+    timezone: str,
+    spec: PipelineSpec,
+    unit: Unit,
+    *,
+    fs: Any,
+    root: str,
+    file_rows: int,
+) -> Outcome:
+    folder = f"{root}/{project_id}/{unit.folder()}"
+    if fs.exists(folder):
+        fs.rm(folder, recursive=True)  # an interrupted attempt's parts, or the last sync's
+    query = unit_query(project_id, spec, unit, timezone, min(file_rows, 50_000))
+    digest = Fingerprint()
+    files = 0
+    if spec.raw:
+        pending: list[bytes] = []
+        for batch in _batches(engine, query, digest):
+            for line in raw_lines(batch):
+                pending.append(line)
+                if len(pending) >= file_rows:
+                    fs.pipe_file(f"{folder}/export-part-{files:05d}.json.gz", gzip_part(pending))
+                    files += 1
+                    pending = []
+        if pending:
+            fs.pipe_file(f"{folder}/export-part-{files:05d}.json.gz", gzip_part(pending))
+            files += 1
+    else:
+        schema = Schematizer(spec.schema_type or "monoschema")
+        for batch in _batches(engine, query, digest):
+            schema.add(batch)
+        for name, data in schema.parquet_files(file_rows):
+            fs.pipe_file(f"{folder}/{name}", data)
+            files += 1
+        _merge_mapping(fs, f"{root}/{project_id}/schema/events.json", schema.mapping())
+    fs.pipe_file(f"{folder}/{COMPLETE}", b"")
+    return Outcome(events=digest.rows, files=files, fingerprint=digest.hexdigest())
+
+
+def _merge_mapping(fs: Any, path: str, mapping: dict[str, Any]) -> None:
+    """`schema/events.json`: original event and property names -> tables and columns, all units so far."""
+    current: dict[str, Any] = {"events": {}, "tables": {}}
+    if fs.exists(path):
+        current = orjson.loads(fs.cat_file(path))
+    current["events"].update(mapping["events"])
+    for table, columns in mapping["tables"].items():
+        current["tables"].setdefault(table, {}).update(columns)
+    fs.pipe_file(path, orjson.dumps(current, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2))

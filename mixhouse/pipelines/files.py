@@ -1,0 +1,249 @@
+"""What a pipeline writes for one export unit, from the engine's Arrow batches.
+
+Raw pipelines: JSON lines as the raw export API writes them (`{"event", "properties": {"time",
+"distinct_id", ...}}`), gzip, in parts of `file_rows` events: `export-part-00000.json.gz`, ...
+Schematized pipelines: Parquet (pyarrow), one table for all events (`mp_master_event`, monoschema) or one
+per event (multischema), columns named by Mixpanel's transformation rules
+(https://docs.mixpanel.com/docs/data-pipelines/old-pipelines/schematized-export-pipeline#transformation-rules)."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+MASTER_TABLE = "mp_master_event"
+MAX_NAME = 128
+_SPECIAL = re.compile(r"[^a-z0-9_]")
+# Words a warehouse will not take as a column name bare; such names get `res_` in front.
+RESERVED = frozenset(
+    [
+        "all",
+        "and",
+        "as",
+        "asc",
+        "between",
+        "by",
+        "case",
+        "cast",
+        "column",
+        "create",
+        "delete",
+        "desc",
+        "distinct",
+        "drop",
+        "else",
+        "end",
+        "exists",
+        "false",
+        "from",
+        "group",
+        "having",
+        "in",
+        "insert",
+        "into",
+        "is",
+        "join",
+        "like",
+        "limit",
+        "not",
+        "null",
+        "on",
+        "or",
+        "order",
+        "select",
+        "table",
+        "then",
+        "true",
+        "union",
+        "update",
+        "user",
+        "using",
+        "values",
+        "when",
+        "where",
+        "with",
+    ]
+)
+
+
+class Fingerprint:
+    """A digest of a unit's rows (insert id, time, id, properties): equal digests, equal data. Sync compares
+    it with a fresh scan to find days that late data or a deletion changed."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.blake2b(digest_size=16)
+        self.rows = 0
+
+    def update(self, batch: pa.RecordBatch) -> None:
+        self.rows += batch.num_rows
+        for name in ("insert_id", "time", "distinct_id", "properties"):
+            column = batch.column(name)
+            self._hash.update(orjson.dumps(column.to_pylist()))
+
+    def hexdigest(self) -> str:
+        return f"{self.rows}:{self._hash.hexdigest()}"
+
+
+def raw_lines(batch: pa.RecordBatch) -> Iterator[bytes]:
+    """The batch as the raw export API's JSON lines (time in seconds, the canonical distinct_id)."""
+    names = batch.column("name").to_pylist()
+    ids = batch.column("distinct_id").to_pylist()
+    times = batch.column("time").to_pylist()
+    props = batch.column("properties").to_pylist()
+    for name, did, t, p in zip(names, ids, times, props, strict=True):
+        head = b'{"event":' + orjson.dumps(name) + b',"properties":{"time":' + str(t // 1000).encode()
+        head += b',"distinct_id":' + orjson.dumps(did)
+        body = p.encode() if p else b"{}"
+        yield head + (b"}" if body == b"{}" else b"," + body[1:]) + b"}\n"
+
+
+def gzip_part(lines: list[bytes]) -> bytes:
+    buffer = io.BytesIO()
+    # mtime=0: the same rows give the same bytes, so a rerun's file is byte for byte the first run's.
+    with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=6, mtime=0) as out:
+        out.write(b"".join(lines))
+    return buffer.getvalue()
+
+
+# -- schematized ----------------------------------------------------------------------------------------
+
+
+def clean_name(name: str) -> str:
+    """Mixpanel's rules: lower case, `$x` -> `mp_x`, special characters -> `_`, reserved words -> `res_`,
+    at most 128 characters."""
+    text = name
+    if text.startswith("$"):
+        text = "mp_" + text[1:]
+    text = _SPECIAL.sub("_", text.lower()) or "_"
+    if text in RESERVED:
+        text = "res_" + text
+    return text[:MAX_NAME]
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    return "string"
+
+
+_ARROW = {"boolean": pa.bool_(), "number": pa.float64(), "string": pa.string()}
+
+
+@dataclass
+class Table:
+    """One output table: its columns in first-seen order, original (property, type) -> column name."""
+
+    name: str
+    fixed: tuple[str, ...]
+    columns: dict[tuple[str, str], str] = field(default_factory=dict)
+    taken: set[str] = field(default_factory=set)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.taken.update(self.fixed)
+
+    def column(self, prop: str, kind: str) -> str:
+        key = (prop, kind)
+        found = self.columns.get(key)
+        if found is not None:
+            return found
+        base = clean_name(prop)
+        if any(p == prop for p, _ in self.columns):
+            base = f"{base}_{kind}"[:MAX_NAME]  # a type conflict: the later type gets a suffix
+        name, n = base, 1
+        while name in self.taken:  # a naming conflict (XY and Xy): xy, xy_1, xy_2, ...
+            name = f"{base}_{n}"[:MAX_NAME]
+            n += 1
+        self.taken.add(name)
+        self.columns[key] = name
+        return name
+
+    def add(self, fixed: dict[str, Any], props: dict[str, Any]) -> None:
+        row = dict(fixed)
+        for key, value in props.items():
+            if value is None or key == "$insert_id":  # a column of its own (mp_insert_id)
+                continue
+            kind = _kind(value)
+            if isinstance(value, list | dict):
+                value = orjson.dumps(value).decode()
+            row[self.column(key, kind)] = value
+        self.rows.append(row)
+
+    def arrow(self) -> pa.Table:
+        fields = [pa.field("time", pa.int64()), pa.field("distinct_id", pa.string())]
+        if "mp_event_name" in self.fixed:
+            fields.append(pa.field("mp_event_name", pa.string()))
+        fields.append(pa.field("mp_insert_id", pa.string()))
+        fields += [pa.field(col, _ARROW[kind]) for (_, kind), col in self.columns.items()]
+        schema = pa.schema(fields)
+        data = {f.name: [row.get(f.name) for row in self.rows] for f in fields}
+        return pa.table(data, schema=schema)
+
+    def mapping(self) -> dict[str, str]:
+        return {f"{prop}:{kind}": col for (prop, kind), col in self.columns.items()}
+
+
+class Schematizer:
+    """Rows of one unit into tables (monoschema: one; multischema: one per event)."""
+
+    def __init__(self, schema_type: str) -> None:
+        self.multi = schema_type == "multischema"
+        self.tables: dict[str, Table] = {}
+        self.event_tables: dict[str, str] = {}  # event name -> table name
+
+    def _table(self, event: str) -> Table:
+        if not self.multi:
+            name = MASTER_TABLE
+        else:
+            name = self.event_tables.get(event) or ""
+            if not name:
+                base = clean_name(event)
+                name, n = base, 1
+                while name in self.tables:
+                    name = f"{base}_{n}"
+                    n += 1
+                self.event_tables[event] = name
+        if name not in self.tables:
+            fixed = ("time", "distinct_id", "mp_insert_id") + (() if self.multi else ("mp_event_name",))
+            self.tables[name] = Table(name, fixed)
+        self.event_tables.setdefault(event, name)
+        return self.tables[name]
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        names = batch.column("name").to_pylist()
+        ids = batch.column("distinct_id").to_pylist()
+        times = batch.column("time").to_pylist()
+        inserts = batch.column("insert_id").to_pylist()
+        props = batch.column("properties").to_pylist()
+        for name, did, t, insert_id, p in zip(names, ids, times, inserts, props, strict=True):
+            table = self._table(name)
+            fixed: dict[str, Any] = {"time": t // 1000, "distinct_id": did, "mp_insert_id": insert_id}
+            if not self.multi:
+                fixed["mp_event_name"] = name
+            table.add(fixed, orjson.loads(p) if p else {})
+
+    def parquet_files(self, file_rows: int) -> Iterator[tuple[str, bytes]]:
+        """(relative path, bytes) of every file: `<table>/part-00000.parquet`, ..."""
+        for name, table in sorted(self.tables.items()):
+            whole = table.arrow()
+            for part, start in enumerate(range(0, max(whole.num_rows, 1), file_rows)):
+                buffer = io.BytesIO()
+                pq.write_table(whole.slice(start, file_rows), buffer, compression="snappy")
+                yield f"{name}/part-{part:05d}.parquet", buffer.getvalue()
+
+    def mapping(self) -> dict[str, Any]:
+        return {
+            "events": dict(sorted(self.event_tables.items())),
+            "tables": {name: table.mapping() for name, table in sorted(self.tables.items())},
+        }
