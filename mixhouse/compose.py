@@ -16,13 +16,18 @@ def check_engine(settings: Settings) -> None:
         raise SettingsError(f"engine must be one of {', '.join(ENGINES)}, got {settings.engine!r}")
 
 
-def open_engine(settings: Settings, commit_observers: tuple[CommitObserver, ...] = ()) -> Engine:
-    """The engine the settings name, open on their data folder."""
+def open_engine(
+    settings: Settings, commit_observers: tuple[CommitObserver, ...] = (), catalog: CatalogPort | None = None
+) -> Engine:
+    """The engine the settings name, open on their data folder. With the `catalog`, queries can read
+    lookup tables mapped to properties (docs/lookup-tables.md)."""
     check_engine(settings)
     if settings.engine == "duckdb":
         from mixhouse.engine.duckdb import DuckDBEngine
+        from mixhouse.lookup.resolve import LookupResolver
 
-        return DuckDBEngine.from_settings(settings, commit_observers)
+        lookups = LookupResolver(catalog) if catalog is not None else None
+        return DuckDBEngine.from_settings(settings, commit_observers, lookups)
     if settings.engine in ("chdb", "clickhouse"):
         from mixhouse.engine.clickhouse import ClickHouseEngine
 

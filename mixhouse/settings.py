@@ -78,6 +78,7 @@ class Settings:
     gdpr_cancel_window_seconds: float = 0.0
     lookup_max_bytes: int = 100 * 1024 * 1024
     lookup_replaces_per_day: int = 100
+    lookup_max_project_rows: int = 5_000_000
     # JQL (docs/jql.md)
     jql_timeout_seconds: float = 120.0
     jql_max_memory_mb: int = 512
@@ -339,6 +340,13 @@ FIELDS: tuple[Field, ...] = (
         None,
         _int(1),
         "lookup-table replaces a project may make in 24 hours",
+    ),
+    Field(
+        "lookup_max_project_rows",
+        "MIXHOUSE_LOOKUP_MAX_PROJECT_ROWS",
+        None,
+        _int(1),
+        "rows of all a project's lookup tables together",
     ),
     Field(
         "jql_timeout_seconds", "MIXHOUSE_JQL_TIMEOUT_SECONDS", None, _seconds(), "a JQL script's run time (400 past)"

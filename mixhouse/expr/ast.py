@@ -6,6 +6,8 @@ trees are equal when they mean the same thing.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
@@ -68,6 +70,25 @@ class Property(Expr):
     name: str
 
 
+@dataclass(frozen=True)
+class LookupRef:
+    """One version of a lookup table: a replace makes a new version, so a cached copy is never stale."""
+
+    table_id: str
+    version: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Lookup(Expr):
+    """`properties["song_id"]["genre"]`: the `genre` column of the row, in the lookup table mapped to the
+    property, whose id is the property's value. `table` is None until the query's project is known and
+    the mapping resolved (EventExpr.bind_lookups); only a bound node can be evaluated or printed."""
+
+    base: Property
+    column: str
+    table: LookupRef | None = None
+
+
 @dataclass(frozen=True, kw_only=True)
 class Unary(Expr):
     op: UnaryOp
@@ -99,7 +120,7 @@ def filter_form(e: Expr) -> Expr:
     """The expression a filter evaluates. A bare property as the whole filter, as clients send it
     (`where=properties["$email"]`: mixpanel-utils, mixpanel-data-export), tests the value's truth
     with `boolean()`; anything else must be boolean true to pass."""
-    if isinstance(e, Property):
+    if isinstance(e, Property | Lookup):
         return Call(func="boolean", args=(e,), pos=e.pos)
     return e
 
@@ -115,6 +136,8 @@ def children(e: Expr) -> tuple[Expr, ...]:
         return e.args
     if isinstance(e, List):
         return e.items
+    if isinstance(e, Lookup):
+        return (e.base,)
     return ()
 
 
@@ -148,3 +171,18 @@ def has_property(e: Expr) -> bool:
             return True
         stack.extend(children(node))
     return False
+
+
+def replace_lookups(e: Expr, bind: Callable[[Lookup], Lookup]) -> Expr:
+    """The tree with every Lookup node replaced by `bind(node)` (the rest shared, not copied)."""
+    if isinstance(e, Lookup):
+        return bind(e)
+    if isinstance(e, Unary):
+        return dataclasses.replace(e, operand=replace_lookups(e.operand, bind))
+    if isinstance(e, Binary):
+        return dataclasses.replace(e, left=replace_lookups(e.left, bind), right=replace_lookups(e.right, bind))
+    if isinstance(e, Logical):
+        return dataclasses.replace(e, operands=tuple(replace_lookups(o, bind) for o in e.operands))
+    if isinstance(e, Call):
+        return dataclasses.replace(e, args=tuple(replace_lookups(a, bind) for a in e.args))
+    return e

@@ -19,6 +19,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final, TypeAlias
 
 from mixhouse.expr import ast, dates
+from mixhouse.expr.errors import ExpressionScopeError
 from mixhouse.expr.kinds import DISTINCT_ID_NAMES, TIME_NAMES, Kind
 
 
@@ -89,30 +90,54 @@ def render_number(x: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
+# A bound lookup table's rows: table version -> row id -> {column: value} (datetimes as DateTime).
+LookupRows: TypeAlias = Mapping[ast.LookupRef, Mapping[str, Mapping[str, Any]]]
+
+
 def evaluate(
-    expr: ast.Expr, record: Mapping[str, Any], *, user: Mapping[str, Any] | None = None, timezone: str = "UTC"
+    expr: ast.Expr,
+    record: Mapping[str, Any],
+    *,
+    user: Mapping[str, Any] | None = None,
+    timezone: str = "UTC",
+    lookups: LookupRows | None = None,
 ) -> Value:
-    return _Evaluator(record, user, timezone).eval(expr)
+    return _Evaluator(record, user, timezone, lookups).eval(expr)
 
 
 def passes(
-    expr: ast.Expr, record: Mapping[str, Any], *, user: Mapping[str, Any] | None = None, timezone: str = "UTC"
+    expr: ast.Expr,
+    record: Mapping[str, Any],
+    *,
+    user: Mapping[str, Any] | None = None,
+    timezone: str = "UTC",
+    lookups: LookupRows | None = None,
 ) -> bool:
     """Filter rule: a record passes only when the expression is boolean true (a bare property: truthy)."""
-    return evaluate(ast.filter_form(expr), record, user=user, timezone=timezone) is True
+    return evaluate(ast.filter_form(expr), record, user=user, timezone=timezone, lookups=lookups) is True
 
 
 def segment_keys(
-    expr: ast.Expr, record: Mapping[str, Any], *, user: Mapping[str, Any] | None = None, timezone: str = "UTC"
+    expr: ast.Expr,
+    record: Mapping[str, Any],
+    *,
+    user: Mapping[str, Any] | None = None,
+    timezone: str = "UTC",
+    lookups: LookupRows | None = None,
 ) -> list[str]:
     """Segment keys of an `on` expression for one record: lists fan out, undefined gives none."""
-    return keys_of(evaluate(expr, record, user=user, timezone=timezone), timezone)
+    return keys_of(evaluate(expr, record, user=user, timezone=timezone, lookups=lookups), timezone)
 
 
 def number_value(
-    expr: ast.Expr, record: Mapping[str, Any], *, user: Mapping[str, Any] | None = None, timezone: str = "UTC"
+    expr: ast.Expr,
+    record: Mapping[str, Any],
+    *,
+    user: Mapping[str, Any] | None = None,
+    timezone: str = "UTC",
+    lookups: LookupRows | None = None,
 ) -> float | None:
-    v = evaluate(expr, record, user=user, timezone=timezone)
+    v = evaluate(expr, record, user=user, timezone=timezone, lookups=lookups)
     return float(v) if kind_of(v) is Kind.NUMBER else None
 
 
@@ -130,6 +155,19 @@ def keys_of(v: Value, timezone: str = "UTC") -> list[str]:
     if k is None or k is Kind.OBJECT:
         return []
     return [_scalar_key(v, timezone)]
+
+
+def lookup_key(v: Value) -> str | None:
+    """The row id a property's value is matched against: a string as is, a number in its key form (`42`,
+    `2.5`), `true`/`false`; anything else (a list, null, undefined) matches no row."""
+    k = kind_of(v)
+    if k is Kind.STRING:
+        return str(v)
+    if k is Kind.NUMBER:
+        return render_number(v)
+    if k is Kind.BOOLEAN:
+        return "true" if v else "false"
+    return None
 
 
 def _scalar_key(v: Value, timezone: str) -> str:
@@ -160,7 +198,14 @@ def _number(v: Value) -> Value:
 
 
 class _Evaluator:
-    def __init__(self, record: Mapping[str, Any], user: Mapping[str, Any] | None, timezone: str) -> None:
+    def __init__(
+        self,
+        record: Mapping[str, Any],
+        user: Mapping[str, Any] | None,
+        timezone: str,
+        lookups: LookupRows | None = None,
+    ) -> None:
+        self.lookups = lookups or {}
         self.record = record
         self.properties: Mapping[str, Any] = record.get("properties") or {}
         self.user = user
@@ -174,6 +219,8 @@ class _Evaluator:
                 return [item.value for item in e.items]
             case ast.Property():
                 return self.property(e)
+            case ast.Lookup():
+                return self.lookup(e)
             case ast.Unary(op="-"):
                 v = self.eval(e.operand)
                 return -v if kind_of(v) is Kind.NUMBER else UNDEFINED
@@ -211,6 +258,17 @@ class _Evaluator:
         if source is None or p.name not in source:
             return UNDEFINED
         return from_json(source[p.name])
+
+    def lookup(self, e: ast.Lookup) -> Value:
+        """The cell of the row whose id is the property's value as text (lookup_key); a missing row or
+        cell is undefined. An unbound node has no table to read: the caller binds it first."""
+        if e.table is None or e.table not in self.lookups:
+            raise ExpressionScopeError("lookup table values are not available in this query", "", e.pos)
+        key = lookup_key(self.property(e.base))
+        row = self.lookups[e.table].get(key) if key is not None else None
+        if row is None or e.column not in row:
+            return UNDEFINED
+        return from_json(row[e.column])
 
     def binary(self, op: str, a: Value, b: Value) -> Value:
         ka, kb = kind_of(a), kind_of(b)

@@ -28,6 +28,9 @@ JSON_KINDS = frozenset({Kind.NULL, Kind.BOOLEAN, Kind.NUMBER, Kind.STRING, Kind.
 NONE: frozenset[Kind] = frozenset()
 B, N, S, D = (frozenset({k}) for k in (Kind.BOOLEAN, Kind.NUMBER, Kind.STRING, Kind.DATETIME))
 
+# What a lookup table's cell may be (docs/lookup-tables.md, typed values); a missing cell is undefined.
+LOOKUP_KINDS = frozenset({Kind.BOOLEAN, Kind.NUMBER, Kind.STRING, Kind.DATETIME, Kind.LIST})
+
 # Names that denote an event's columns rather than a key of its properties JSON.
 TIME_NAMES = frozenset({"time", "$time"})
 DISTINCT_ID_NAMES = frozenset({"distinct_id", "$distinct_id"})
@@ -56,6 +59,8 @@ def static_kinds(e: ast.Expr) -> frozenset[Kind]:
             return frozenset({Kind.LIST})
         case ast.Property():
             return property_kinds(e)
+        case ast.Lookup():
+            return LOOKUP_KINDS
         case ast.Unary(op="-"):
             return N if Kind.NUMBER in static_kinds(e.operand) else NONE
         case ast.Unary():
@@ -93,7 +98,8 @@ def check(e: ast.Expr, text: str) -> None:
         if isinstance(node, ast.Logical):
             for operand in node.operands:
                 kinds = static_kinds(operand)
-                if kinds != JSON_KINDS and kinds - B:
+                # A bare lookup value, like a bare property, is only known per row.
+                if kinds not in (JSON_KINDS, LOOKUP_KINDS) and kinds - B:
                     got = " or ".join(sorted(k.value for k in kinds))
                     raise ExpressionTypeError(
                         f"operand of '{node.op}' must be a boolean, but this is a {got}", text, operand.pos

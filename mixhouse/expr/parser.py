@@ -155,7 +155,7 @@ class _Parser:
             raise self.error(f"expected an expression, found {_describe(tok)}")
         raise self.error(f'unknown identifier {tok.text!r}; properties are written properties["name"]')
 
-    def accessor(self) -> ast.Expr:
+    def accessor(self) -> ast.Property | ast.Lookup:
         src = self.advance()
         if self.tok.kind is not T.LBRACKET:
             raise self.error(f"expected '[' after {src.text!r}, as in {src.text}[\"name\"]")
@@ -168,7 +168,23 @@ class _Parser:
         value = cast(str, name.value)
         if src.text == "event" and value not in TIME_NAMES | DISTINCT_ID_NAMES:
             raise self.error(f'unknown event field {value!r}; event[...] knows "$time" and "$distinct_id"', name)
-        return ast.Property(source=cast(ast.Source, src.text), name=value, pos=src.pos)
+        prop = ast.Property(source=cast(ast.Source, src.text), name=value, pos=src.pos)
+        if self.tok.kind is not T.LBRACKET:
+            return prop
+        # properties["song_id"]["genre"]: a column of the lookup table mapped to the property.
+        if prop.source not in ("properties", "user"):
+            raise self.error(
+                f"only properties[...] and user[...] can be read through a lookup table, not {src.text}[...]"
+            )
+        self.advance()
+        column = self.tok
+        if column.kind is not T.STRING:
+            raise self.error(f"lookup table column must be a string literal, found {_describe(column)}")
+        self.advance()
+        self.expect(T.RBRACKET)
+        if self.tok.kind is T.LBRACKET:
+            raise self.error("a lookup table value has no properties of its own")
+        return ast.Lookup(base=prop, column=cast(str, column.value), pos=src.pos)
 
     def call(self) -> ast.Expr:
         fn = self.advance()

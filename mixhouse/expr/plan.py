@@ -9,6 +9,8 @@ tree questions (`reads("user")`, `reads_distinct_id()`) instead of searching com
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mixhouse.expr import ast
@@ -22,6 +24,7 @@ UNAVAILABLE: dict[ast.Source, str] = {
     "user": "user[...] is not available in this query",
     "behaviors": "behaviors[...] is not available in this query",
 }
+LOOKUP_UNAVAILABLE = "lookup table values are not available in this query"
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,29 @@ class EventExpr:
             assert isinstance(first, ast.Property)
             raise ExpressionScopeError(UNAVAILABLE[first.source], self.text, first.pos)
         return self
+
+    def lookups(self) -> tuple[ast.Lookup, ...]:
+        """The lookup-table reads (`properties["song_id"]["genre"]`), in the order they are written."""
+        found = [n for n in ast.walk(self.tree) if isinstance(n, ast.Lookup)]
+        return tuple(sorted(found, key=lambda n: n.pos))
+
+    def bind_lookups(self, resolve: Callable[[ast.Lookup], ast.LookupRef | str]) -> EventExpr:
+        """This expression with each lookup read bound to the table version `resolve` picks for it (the
+        query's project decides: docs/lookup-tables.md). `resolve` answers a message when the read cannot
+        be bound (no table mapped to the property, no such column): an ExpressionScopeError with its caret."""
+        if not any(isinstance(n, ast.Lookup) for n in ast.walk(self.tree)):
+            return self
+        for node in self.lookups():
+            found = resolve(node)
+            if isinstance(found, str):
+                raise ExpressionScopeError(found, self.text, node.pos)
+
+        def bind(node: ast.Lookup) -> ast.Lookup:
+            ref = resolve(node)
+            assert isinstance(ref, ast.LookupRef)
+            return dataclasses.replace(node, table=ref)
+
+        return dataclasses.replace(self, tree=ast.replace_lookups(self.tree, bind))
 
     def filter_tree(self) -> ast.Expr:
         """The tree a filter evaluates (a bare property tests its truth: see ast.filter_form)."""

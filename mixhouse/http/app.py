@@ -54,7 +54,9 @@ def create_app(settings: Settings | Path, geoip: str | None = None) -> Starlette
         app.state.geo = locator
         app.state.catalog = open_catalog(settings)
         changes = DataChanges()  # pipelines' sync learns of new events here (mixhouse/pipelines)
-        app.state.engine = open_engine(settings, commit_observers=(observability.observe_commit, changes.observe))
+        app.state.engine = open_engine(
+            settings, commit_observers=(observability.observe_commit, changes.observe), catalog=app.state.catalog
+        )
         observability.install(app.state.engine, access_log_on=settings.access_log)
         app.state.jobs = start_jobs(
             settings, app.state.catalog, app.state.engine, app.state.flag_cohorts.forget, changes

@@ -30,9 +30,9 @@ APP_ROUTES: list[Endpoint] = [
     app_route("/annotations/{annotation_id}", annotation_api.app_item, ["GET", "PATCH", "PUT", "DELETE"], writes=SAVE),
     app_route("/service-accounts", accounts_api.project_accounts, ["GET"]),
     # Lexicon: every role reads, admins and owners write (docs/lexicon.md)
-    app_route("/schemas", lexicon_api.collection, ["GET", "POST", "DELETE"]),
+    app_route("/schemas", lexicon_api.collection, ["GET", "POST", "DELETE", "PATCH"]),
     app_route("/schemas/{entity_type}", lexicon_api.by_type, ["GET", "DELETE"]),
-    app_route("/schemas/{entity_type}/{name:path}", lexicon_api.item, ["GET", "POST", "DELETE"]),
+    app_route("/schemas/{entity_type}/{name:path}", lexicon_api.item, ["GET", "POST", "DELETE", "PATCH"]),
     # Warehouse imports: every role reads, admins and owners write (docs/warehouse-imports.md)
     app_route("/warehouse-sources", imports_api.sources, ["GET", "POST"]),
     app_route("/warehouse-sources/imports", imports_api.collection, ["GET"]),

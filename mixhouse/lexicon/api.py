@@ -10,6 +10,10 @@ API's context: `/api/app/projects/{projectId}/schemas[/{entityType}[/{name}]]`.
     GET    /schemas/{entityType}/{name}  {"results": Schema, "status": "ok"}
     POST   /schemas/{entityType}/{name}  body Schema, create or replace -> {"status": "ok"}
     DELETE /schemas/{entityType}/{name}  delete_count
+    PATCH  /schemas/{entityType}/{name}  body a partial Schema merged into the stored one (RFC 7396)
+                                         -> {"results": merged Schema, "status": "ok"}; 404 when none
+    PATCH  /schemas                      {"entries": [...]} -> {"results": [{"entityType", "name",
+                                         "status": "ok"|"error", "error"?}], "status": "ok"}
 
 Limits (https://docs.mixpanel.com/reference/limits): the request rate is the `lexicon` rate limit of the
 project's setting (docs/operations.md); the events and properties written per minute and the schemas
@@ -26,7 +30,16 @@ from typing import Any
 
 from mixhouse.domain.app_context import AppContext
 from mixhouse.errors import BadRequest, NotFound, RateLimited
-from mixhouse.lexicon.model import SchemaEntry, parse_bulk, parse_entity_type, parse_name, validate_schema
+from mixhouse.lexicon.model import (
+    PatchEntry,
+    SchemaEntry,
+    parse_bulk,
+    parse_entity_type,
+    parse_name,
+    parse_patch_bulk,
+    parse_patch_entry,
+    validate_schema,
+)
 from mixhouse.lexicon.store import SchemaStore
 from mixhouse.settings import Settings
 
@@ -103,7 +116,7 @@ def _write(
 
 
 def collection(ctx: AppContext) -> dict[str, Any]:
-    """GET, POST (bulk create/replace, optional truncate) and DELETE (all) on /schemas."""
+    """GET, POST (bulk create/replace, optional truncate), PATCH (bulk merge) and DELETE (all) on /schemas."""
     store = SchemaStore(ctx.catalog)
     project_id = ctx.project.id
     if ctx.method == "GET":
@@ -111,9 +124,43 @@ def collection(ctx: AppContext) -> dict[str, Any]:
     if ctx.method == "DELETE":
         _check_deletions(ctx, store.count(project_id))
         return _deleted(store.delete(project_id))
+    if ctx.method == "PATCH":
+        return _ok(_patch_bulk(ctx))
     request = parse_bulk(ctx.body)
     added, deleted = _write(ctx, request.entries, request.truncate, request.truncate_type)
     return _ok({"added": added, "deleted": deleted})
+
+
+def _patch_bulk(ctx: AppContext) -> list[dict[str, Any]]:
+    """Each entry merged on its own: one that names no schema or would leave it invalid reports its error
+    and changes nothing; the others are stored together (mixpanel-headless reads one result an entry)."""
+    raw = parse_patch_bulk(ctx.body)
+    results: list[dict[str, Any] | None] = []
+    patches: list[PatchEntry] = []
+    for i, value in enumerate(raw):
+        try:
+            patches.append(parse_patch_entry(value, f"entries[{i}]"))
+            results.append(None)
+        except BadRequest as exc:
+            entity_type = value.get("entityType") if isinstance(value, dict) else None
+            name = value.get("name") if isinstance(value, dict) else None
+            results.append({"entityType": entity_type, "name": name, "status": "error", "error": exc.message})
+    seen: set[tuple[str, str]] = set()
+    for p in patches:
+        if (p.entity_type, p.name) in seen:
+            raise BadRequest(f"entries: {p.entity_type} {p.name!r} appears twice in this request")
+        seen.add((p.entity_type, p.name))
+    _ITEMS.take(ctx.project.id, sum(p.items for p in patches), _limits(ctx)[0])
+    outcomes = iter(SchemaStore(ctx.catalog).patch(ctx.project.id, patches))
+    out = []
+    for result in results:
+        if result is None:
+            p, _, error = next(outcomes)
+            result = {"entityType": p.entity_type, "name": p.name, "status": "ok" if error is None else "error"}
+            if error is not None:
+                result["error"] = error
+        out.append(result)
+    return out
 
 
 def _entity_type(ctx: AppContext) -> str:
@@ -146,13 +193,25 @@ def by_type(ctx: AppContext) -> dict[str, Any]:
 
 
 def item(ctx: AppContext) -> dict[str, Any]:
-    """GET, POST (create or replace) and DELETE on /schemas/{entityType}/{name}."""
+    """GET, POST (create or replace), PATCH (merge) and DELETE on /schemas/{entityType}/{name}."""
     entity_type = _entity_type(ctx)
     name = parse_name(ctx.path_params.get("name", ""))
     if ctx.method == "GET":
         return _one(ctx, entity_type, name)
     if ctx.method == "DELETE":
         return _deleted(SchemaStore(ctx.catalog).delete(ctx.project.id, entity_type, name))
+    if ctx.method == "PATCH":
+        if not isinstance(ctx.body, dict):
+            raise BadRequest("the request body must be the part of the schema to change (a JSON object)")
+        patch = PatchEntry(entity_type, name, ctx.body)
+        _ITEMS.take(ctx.project.id, patch.items, _limits(ctx)[0])
+        ((_, merged, error),) = SchemaStore(ctx.catalog).patch(ctx.project.id, [patch])
+        if merged is None:
+            assert error is not None
+            if SchemaStore(ctx.catalog).get(ctx.project.id, entity_type, name) is None:
+                raise NotFound(error)
+            raise BadRequest(error)
+        return _ok(merged.schema)
     if ctx.body is None:
         raise BadRequest("the request body must be the schema (a JSON object)")
     entry = SchemaEntry(entity_type, name, validate_schema(ctx.body, entity_type))

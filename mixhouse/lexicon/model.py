@@ -197,3 +197,61 @@ def parse_bulk(body: Any) -> BulkRequest:
             raise BadRequest(f"entries[{i}]: {entry.entity_type} {entry.name!r} appears twice in this request")
         seen.add(key)
     return BulkRequest(parsed, truncate, truncate_type)
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON Merge Patch (https://www.rfc-editor.org/rfc/rfc7396): objects merge key by key, a
+    `null` removes the key, anything else (lists included) replaces the value."""
+    if not isinstance(patch, dict):
+        return patch
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = merge_patch(merged.get(key), value)
+    return merged
+
+
+@dataclass(frozen=True)
+class PatchEntry:
+    """One entry of a PATCH: a partial schemaJson to merge into the stored schema."""
+
+    entity_type: str
+    name: str
+    patch: dict[str, Any]
+
+    @property
+    def items(self) -> int:
+        properties = self.patch.get("properties")
+        return 1 + (len(properties) if isinstance(properties, dict) else 0)
+
+
+def parse_patch_entry(value: Any, where: str) -> PatchEntry:
+    entry = _closed(value, _ENTRY_KEYS, where)
+    missing = sorted(_ENTRY_KEYS - set(entry))
+    if missing:
+        raise BadRequest(
+            f"{where}: missing {', '.join(missing)} (a schema entry needs entityType, name and schemaJson)"
+        )
+    entity_type = parse_entity_type(entry["entityType"], f"{where}.entityType")
+    name = parse_name(entry["name"], f"{where}.name")
+    if not isinstance(entry["schemaJson"], dict):
+        raise BadRequest(f"{where}.schemaJson must be a JSON object (the part of the schema to change)")
+    return PatchEntry(entity_type, name, entry["schemaJson"])
+
+
+def parse_patch_bulk(body: Any) -> list[Any]:
+    """PATCH /schemas: `{"entries": [...], "entityType": optional, "truncate": false}`; the raw entries
+    (each is checked on its own: a bad one fails alone)."""
+    request = _closed(body, frozenset({"entries", "truncate", "entityType"}), "request body")
+    if "entries" not in request:
+        raise BadRequest("request body: missing entries")
+    if request.get("truncate", False) is not False:
+        raise BadRequest("truncate cannot be used with PATCH, which merges into existing schemas (use POST)")
+    if "entityType" in request:
+        parse_entity_type(request["entityType"])
+    entries = request["entries"]
+    if not isinstance(entries, list):
+        raise BadRequest("entries must be a list of schema entries")
+    return entries

@@ -8,13 +8,16 @@ a bulk request is applied entirely or not at all.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Sequence
+from typing import TypeAlias
 
 import orjson
 
 from mixhouse.domain.catalog import CatalogStore
-from mixhouse.lexicon.model import SchemaEntry
+from mixhouse.errors import BadRequest
+from mixhouse.lexicon.model import PatchEntry, SchemaEntry, merge_patch, validate_schema
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS lexicon_schemas (
@@ -31,6 +34,9 @@ CREATE TABLE IF NOT EXISTS lexicon_schemas (
 """
 
 EVENT_TYPES = ("event", "custom_event")
+
+# Per patch: (patch, the merged schema stored, None) or (patch, None, why it was not applied).
+PatchOutcomes: TypeAlias = list[tuple[PatchEntry, SchemaEntry | None, str | None]]
 
 
 class SchemaStore(CatalogStore):
@@ -75,7 +81,6 @@ class SchemaStore(CatalogStore):
     ) -> tuple[int, int]:
         """Create or replace `entries` (after deleting every schema of the project, or of `truncate_type`,
         if `truncate`), in one transaction. Returns (added, deleted)."""
-        now = time.time()
         with self._write() as conn:
             deleted = 0
             if truncate and truncate_type is None:
@@ -84,24 +89,55 @@ class SchemaStore(CatalogStore):
                 deleted = conn.execute(
                     "DELETE FROM lexicon_schemas WHERE project_id = ? AND entity_type = ?", (project_id, truncate_type)
                 ).rowcount
-            conn.executemany(
-                "INSERT OR REPLACE INTO lexicon_schemas (project_id, entity_type, name, schema_json, hidden, dropped,"
-                " updated_at, dropped_properties) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        project_id,
-                        e.entity_type,
-                        e.name,
-                        orjson.dumps(e.schema).decode(),
-                        int(e.hidden),
-                        int(e.dropped),
-                        now,
-                        orjson.dumps(sorted(e.properties_flagged("dropped"))).decode(),
-                    )
-                    for e in entries
-                ],
-            )
+            self._upsert(conn, project_id, entries)
         return len(entries), max(deleted, 0)
+
+    @staticmethod
+    def _upsert(conn: sqlite3.Connection, project_id: int, entries: Sequence[SchemaEntry]) -> None:
+        now = time.time()
+        conn.executemany(
+            "INSERT OR REPLACE INTO lexicon_schemas (project_id, entity_type, name, schema_json, hidden, dropped,"
+            " updated_at, dropped_properties) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    project_id,
+                    e.entity_type,
+                    e.name,
+                    orjson.dumps(e.schema).decode(),
+                    int(e.hidden),
+                    int(e.dropped),
+                    now,
+                    orjson.dumps(sorted(e.properties_flagged("dropped"))).decode(),
+                )
+                for e in entries
+            ],
+        )
+
+    def patch(self, project_id: int, patches: Sequence[PatchEntry]) -> PatchOutcomes:
+        """Merge each patch into its stored schema (model.merge_patch) and store the valid results, in one
+        transaction (no other write between a read and its write). Per patch: (patch, merged schema,
+        None) or (patch, None, why it was not applied: no such schema, or the result is invalid)."""
+        out: PatchOutcomes = []
+        with self._write() as conn:
+            merged: list[SchemaEntry] = []
+            for p in patches:
+                row = conn.execute(
+                    "SELECT schema_json FROM lexicon_schemas WHERE project_id = ? AND entity_type = ? AND name = ?",
+                    (project_id, p.entity_type, p.name),
+                ).fetchone()
+                if row is None:
+                    out.append((p, None, f"no {p.entity_type} schema named {p.name!r} in this project"))
+                    continue
+                try:
+                    schema = validate_schema(merge_patch(orjson.loads(row[0]), p.patch), p.entity_type)
+                except BadRequest as exc:
+                    out.append((p, None, exc.message))
+                    continue
+                entry = SchemaEntry(p.entity_type, p.name, schema)
+                merged.append(entry)
+                out.append((p, entry, None))
+            self._upsert(conn, project_id, merged)
+        return out
 
     def delete(self, project_id: int, entity_type: str | None = None, name: str | None = None) -> int:
         where = "project_id = ?"

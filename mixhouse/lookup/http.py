@@ -12,6 +12,7 @@ Mixpanel creates tables in its UI only; here the App API does (admins and owners
     GET    /api/app/projects/{project_id}/lookup-tables               every table of the project
     GET    /api/app/projects/{project_id}/lookup-tables/{table_id}    the table and its typed rows
     DELETE /api/app/projects/{project_id}/lookup-tables/{table_id}
+    GET|PUT /api/app/projects/{project_id}/lookup-tables/{table_id}/mappings   the properties it enriches
 """
 
 from __future__ import annotations
@@ -49,6 +50,11 @@ def max_bytes(request: Request) -> int:
 def replaces_per_day(request: Request) -> int:
     """The lookup_replaces_per_day setting: replace calls a project may make in a rolling 24 hours (Mixpanel: 100)."""
     return int(request.app.state.settings.lookup_replaces_per_day)
+
+
+def max_project_rows(request: Request) -> int:
+    """The lookup_max_project_rows setting: rows of all a project's tables together (Mixpanel: 5 million)."""
+    return int(request.app.state.settings.lookup_max_project_rows)
 
 
 def _not_found(table_id: str) -> NotFound:
@@ -116,7 +122,7 @@ def _replace(request: Request, project_id: int, table_id: str, body: bytes) -> R
             },
             400,
         )
-    if not store.replace(project_id, table_id, table):
+    if not store.replace(project_id, table_id, table, max_project_rows=max_project_rows(request)):
         raise _not_found(table_id)
     return json_response({"code": 200, "status": "OK"})
 
@@ -183,8 +189,48 @@ def app_item(ctx: AppContext) -> dict[str, Any]:
             "page": int(page),
             "page_size": ROWS_PAGE,
             "rows": [{k: csvtable.plain(v) for k, v in row.items()} for row in rows],
+            "mapped_properties": _mapping_shape(store.mappings(ctx.project.id, table_id)),
         },
     }
+
+
+# Keys an event or profile holds outside its properties: no table can be keyed by them (Mixpanel: "Mapping
+# a Lookup Table to the $distinct_id property is not supported").
+_UNMAPPABLE = {"event": {"$distinct_id", "distinct_id", "time", "$time"}, "user": {"$distinct_id", "distinct_id"}}
+_MAPPING_FIELDS = {"event_properties": "event", "user_properties": "user"}
+
+
+def _mapping_shape(mappings: dict[str, list[str]]) -> dict[str, list[str]]:
+    return {field: mappings[source] for field, source in _MAPPING_FIELDS.items()}
+
+
+def app_mappings(ctx: AppContext) -> dict[str, Any]:
+    """The properties this table enriches: `GET`, or `PUT` {"event_properties": [...], "user_properties":
+    [...]} to replace them (a missing list is empty)."""
+    table_id = ctx.path_params["table_id"]
+    store = LookupStore(ctx.catalog)
+    if store.get(ctx.project.id, table_id) is None:
+        raise _not_found(table_id)
+    if ctx.method == "PUT":
+        body = ctx.body
+        if not isinstance(body, dict):
+            raise BadRequest('the body must be a JSON object: {"event_properties": [...], "user_properties": [...]}')
+        unknown = sorted(set(body) - set(_MAPPING_FIELDS))
+        if unknown:
+            raise BadRequest(f"unknown field(s): {', '.join(unknown)}")
+        wanted: dict[str, list[str]] = {}
+        for field, source in _MAPPING_FIELDS.items():
+            props = body.get(field, [])
+            if not isinstance(props, list) or not all(isinstance(p, str) and 0 < len(p) <= 255 for p in props):
+                raise BadRequest(f"{field} must be a list of property names (1 to 255 characters each)")
+            if len(set(props)) != len(props):
+                raise BadRequest(f"{field} names a property more than once")
+            for prop in props:
+                if prop in _UNMAPPABLE[source]:
+                    raise BadRequest(f"the {source} property {prop!r} cannot be mapped to a lookup table")
+            wanted[source] = list(props)
+        store.set_mappings(ctx.project.id, table_id, wanted)
+    return {"status": "ok", "results": _mapping_shape(store.mappings(ctx.project.id, table_id))}
 
 
 ENDPOINTS = [
@@ -195,4 +241,5 @@ ENDPOINTS = [
     app_route("/lookup-tables", app_collection, ["GET"]),
     app_route("/lookup-tables", app_collection, ["POST"], status=201),
     app_route("/lookup-tables/{table_id}", app_item, ["GET", "DELETE"]),
+    app_route("/lookup-tables/{table_id}/mappings", app_mappings, ["GET", "PUT"]),
 ]

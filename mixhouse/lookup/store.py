@@ -40,7 +40,16 @@ CREATE TABLE IF NOT EXISTS lookup_replacements (
     at          REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS lookup_replacements_by_project ON lookup_replacements (project_id, at);
+CREATE TABLE IF NOT EXISTS lookup_mappings (
+    project_id  INTEGER NOT NULL,
+    source      TEXT NOT NULL,       -- 'event' or 'user': whose property is mapped
+    property    TEXT NOT NULL,
+    table_id    TEXT NOT NULL,
+    PRIMARY KEY (project_id, source, property)
+);
 """
+
+MAPPING_SOURCES = ("event", "user")
 
 
 @dataclass(frozen=True)
@@ -89,6 +98,7 @@ class LookupStore(CatalogStore):
 
     def delete(self, project_id: int, table_id: str) -> bool:
         with self._write() as conn:
+            conn.execute("DELETE FROM lookup_mappings WHERE project_id = ? AND table_id = ?", [project_id, table_id])
             conn.execute(
                 "DELETE FROM lookup_rows WHERE table_id IN (SELECT id FROM lookup_tables WHERE project_id = ? AND id = ?)",
                 [project_id, table_id],
@@ -100,10 +110,21 @@ class LookupStore(CatalogStore):
                 == 1
             )
 
-    def replace(self, project_id: int, table_id: str, table: Table) -> bool:
-        """All rows replaced by the table's, or nothing changed; False when there is no such table."""
+    def replace(self, project_id: int, table_id: str, table: Table, *, max_project_rows: int | None = None) -> bool:
+        """All rows replaced by the table's, or nothing changed; False when there is no such table.
+        `max_project_rows`: refused (BadRequest) when the project's tables would hold more rows together."""
         now = time.time()
         with self._write() as conn:
+            if max_project_rows is not None:
+                (others,) = conn.execute(
+                    "SELECT coalesce(sum(row_count), 0) FROM lookup_tables WHERE project_id = ? AND id <> ?",
+                    [project_id, table_id],
+                ).fetchone()
+                if int(others) + len(table.rows) > max_project_rows:
+                    raise BadRequest(
+                        f"the project's lookup tables would hold {int(others) + len(table.rows)} rows together;"
+                        f" at most {max_project_rows} (this table: {len(table.rows)})"
+                    )
             changed = conn.execute(
                 "UPDATE lookup_tables SET columns = ?, row_count = ?, updated_at = ? WHERE project_id = ? AND id = ?",
                 [orjson.dumps(list(table.columns)).decode(), len(table.rows), now, project_id, table_id],
@@ -136,6 +157,65 @@ class LookupStore(CatalogStore):
             ):
                 found[str(key)] = orjson.loads(values)
         return found
+
+    # -- mappings: which property a table enriches --------------------------------------------------
+
+    def mappings(self, project_id: int, table_id: str) -> dict[str, list[str]]:
+        """{"event": [...], "user": [...]}: the properties mapped to this table, by name."""
+        found: dict[str, list[str]] = {source: [] for source in MAPPING_SOURCES}
+        for source, prop in self._conn.execute(
+            "SELECT source, property FROM lookup_mappings WHERE project_id = ? AND table_id = ? ORDER BY property",
+            [project_id, table_id],
+        ):
+            found[str(source)].append(str(prop))
+        return found
+
+    def set_mappings(self, project_id: int, table_id: str, wanted: dict[str, list[str]]) -> None:
+        """This table's mappings replaced by `wanted`; a property already mapped to another table is refused
+        (one table a property, as in Mixpanel's Lexicon)."""
+        with self._write() as conn:
+            for source, props in wanted.items():
+                for prop in props:
+                    row = conn.execute(
+                        "SELECT t.name FROM lookup_mappings m JOIN lookup_tables t ON t.id = m.table_id"
+                        " WHERE m.project_id = ? AND m.source = ? AND m.property = ? AND m.table_id <> ?",
+                        [project_id, source, prop, table_id],
+                    ).fetchone()
+                    if row is not None:
+                        raise BadRequest(
+                            f"the {source} property {prop!r} is mapped to the lookup table {row[0]!r} already"
+                            " (a property maps to one table)"
+                        )
+            conn.execute("DELETE FROM lookup_mappings WHERE project_id = ? AND table_id = ?", [project_id, table_id])
+            conn.executemany(
+                "INSERT INTO lookup_mappings VALUES (?, ?, ?, ?)",
+                [(project_id, source, prop, table_id) for source, props in wanted.items() for prop in props],
+            )
+
+    def mapped(self, project_id: int, source: str, prop: str) -> LookupTable | None:
+        """The table the property is mapped to, as it is now (its `updated_at` names the version)."""
+        rows = self._conn.execute(
+            f"{_SELECT} WHERE project_id = ? AND id = (SELECT table_id FROM lookup_mappings"
+            " WHERE project_id = ? AND source = ? AND property = ?)",
+            [project_id, project_id, source, prop],
+        ).fetchall()
+        return _table(rows[0]) if rows else None
+
+    def version_rows(self, table_id: str, updated_at: float) -> list[tuple[str, str]] | None:
+        """(row id, typed values as JSON) of the table if it is still at that version, in one read
+        transaction (a replace commits between two statements otherwise); None when it moved on."""
+        conn = self._conn
+        conn.execute("BEGIN")
+        try:
+            row = conn.execute("SELECT updated_at FROM lookup_tables WHERE id = ?", [table_id]).fetchone()
+            if row is None or float(row[0]) != updated_at:
+                return None
+            return [
+                (str(k), str(v))
+                for k, v in conn.execute('SELECT key, "values" FROM lookup_rows WHERE table_id = ?', [table_id])
+            ]
+        finally:
+            conn.execute("COMMIT")
 
     # -- the replace budget ---------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """PyPI `mixpanel-headless` 0.4.0, unmodified, in its own venv, pointed at a real mixhouse server with
 `MP_API_BASE_URL`: its Lexicon calls (`create_schema`, `create_schemas_bulk` with and without `truncate`,
-`list_schema_registry`, `lexicon_schemas`, `lexicon_schema`, `delete_schemas`) against
+`list_schema_registry`, `lexicon_schemas`, `lexicon_schema`, `update_schema` and `update_schemas_bulk`
+(PATCH), `delete_schemas`) against
 `/api/app/projects/{id}/schemas` (docs/lexicon.md), and a hidden event leaving its `events()`."""
 
 from __future__ import annotations
@@ -53,7 +54,10 @@ def test_lexicon_calls(got: dict[str, Any]) -> None:
     assert {e["name"] for e in got["list_schema_registry_events"]} == {"Purchase", "Signed Up"}
     assert sorted(s["name"] for s in got["lexicon_schemas"]) == ["$user", "Purchase", "Signed Up"]
     assert got["lexicon_schema"]["schema_json"]["description"] == "User completes a purchase"
-    assert got["events_after_hiding"] == ["Purchase"]  # "Signed Up" is hidden
+    assert set(got["update_schema"]["properties"]) == {"amount", "tax"}  # PATCH merges
+    patched = [(r["name"], r["status"]) for r in got["update_schemas_bulk"]]
+    assert patched == [("Signed Up", "ok"), ("Nope", "error")]
+    assert got["events_after_hiding"] == ["Purchase"]  # "Signed Up" is hidden (the PATCH kept the flag)
     assert got["delete_one"]["delete_count"] == 1 and got["delete_profiles"]["delete_count"] == 1
     assert [e["name"] for e in got["list_after_delete"]] == ["Signed Up"]
     assert got["truncate"] == {"added": 1, "deleted": 1}

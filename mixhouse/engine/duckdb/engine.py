@@ -30,17 +30,20 @@ from mixhouse.engine.duckdb.deadline import interrupt_at_deadline
 from mixhouse.engine.duckdb.dedup import SeenKeys, mark_superseded
 from mixhouse.engine.duckdb.expressions import Scope, compile_filter
 from mixhouse.engine.duckdb.localtime import offset_ms_sql
+from mixhouse.engine.duckdb.lookups import LookupTables, lookup_joins
 from mixhouse.engine.duckdb.scan import scan as scan_rows
 from mixhouse.engine.duckdb.scan import windows as export_windows
 from mixhouse.engine.duckdb.schema import user_key_sql
 from mixhouse.engine.duckdb.writer import GroupCommitWriter
 from mixhouse.engine.kernels import memory as kernel_memory
 from mixhouse.errors import Unavailable
+from mixhouse.lookup.binding import LookupSource, bind_spec, bound_refs, has_lookups
 from mixhouse.private import private_dir, restrict_existing
 from mixhouse.settings import Settings
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
+S = TypeVar("S")
 
 DEFAULT_MEMORY_LIMIT = "2GB"
 CHECKPOINT_THRESHOLD_BYTES = 16 * 1024 * 1024  # DuckDB's checkpoint_threshold (wal_autocheckpoint) default
@@ -73,6 +76,7 @@ class DuckDBEngine:
         disk_reserve_bytes: int | None = None,
         commit_observers: tuple[CommitObserver, ...] = (),
         delete_drill_pause_seconds: float = 0.0,
+        lookups: LookupSource | None = None,
         reopen_after_rows: int = DEFAULT_REOPEN_AFTER_ROWS,
         migration_drill_pause_seconds: float = 0.0,
     ) -> None:
@@ -92,6 +96,7 @@ class DuckDBEngine:
         self._broken: str | None = None
         self._closed = False
         self._cursors: weakref.WeakSet[duckdb.DuckDBPyConnection] = weakref.WeakSet()
+        self._lookups = LookupTables(lookups)  # lookup tables a query joins (engine/duckdb/lookups.py)
         # Reads in progress (a query, an export or scan stream, a user's data): the database is reopened
         # only when there are none, and new reads wait while it is.
         self._reads = 0
@@ -115,10 +120,16 @@ class DuckDBEngine:
         kernels.warm_in_background()
 
     @classmethod
-    def from_settings(cls, settings: Settings, commit_observers: tuple[CommitObserver, ...] = ()) -> DuckDBEngine:
+    def from_settings(
+        cls,
+        settings: Settings,
+        commit_observers: tuple[CommitObserver, ...] = (),
+        lookups: LookupSource | None = None,
+    ) -> DuckDBEngine:
         kernel_memory.set_limit(settings.kernel_cache_bytes)
         return cls(
             settings.data_dir,
+            lookups=lookups,
             memory_limit=settings.memory_limit,
             idle_checkpoint_seconds=settings.idle_checkpoint_seconds,
             disk_reserve_bytes=settings.disk_reserve_bytes,
@@ -137,6 +148,7 @@ class DuckDBEngine:
             db.execute(f"SET temp_directory = '{self._data_dir / 'tmp'}'")
             db.execute("SET preserve_insertion_order = false")
             migrations.open_store(db, drill_pause_seconds=self._migration_drill_pause_seconds)
+            self._lookups.attach(db)
             row = db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
             write_conn = db.cursor()
             # The stored dedup keys, for the writer (dedup.py).
@@ -399,15 +411,35 @@ class DuckDBEngine:
         """Unavailable at once (before any byte) when the store is down, and a `where` this engine cannot
         run refused at once; a failure mid-stream raises mid-stream."""
         # The filter reads the stored row as exported (alias `e`, the canonical id); user[...] is refused.
+        query = self._bind_lookups(query, query.project.id, supported=True)
+        scope = Scope.events("e", lookups=True)
         where_sql = None
         if query.where is not None:
             with self._guard():
                 slots = property_columns.ready_slots(self.reader(), query.project.id)
-            where_sql = compile_filter(query.where, Scope.events("e").with_slots(slots))
+            scope = scope.with_slots(slots)
+            where_sql = compile_filter(query.where, scope)
         self._check_usable()
-        return self._counted(self._export_lines(query, where_sql))
+        return self._counted(self._export_lines(query, where_sql, lookup_joins(scope, query.where)))
 
-    def _export_lines(self, query: ExportQuery, where_sql: str | None) -> Iterator[bytes]:
+    def _bind_lookups(self, spec: S, project_id: int | None, *, supported: bool, profiles: bool = False) -> S:
+        """The spec with its lookup reads bound to the table versions mapped now, each loaded once."""
+        if not has_lookups(spec):
+            return spec
+        for _ in range(3):  # a replace between binding and loading: bind to the new version
+            bound = bind_spec(
+                spec,
+                project_id or 0,
+                self._lookups.source,
+                supported=supported and project_id is not None,
+                profiles=profiles,
+            )
+            with self._guard():
+                if all(self._lookups.load(self._db, ref) for ref in self._lookups.missing(bound_refs(bound))):
+                    return bound
+        raise Unavailable("a lookup table was replaced while the query started: try again")
+
+    def _export_lines(self, query: ExportQuery, where_sql: str | None, joins: str = "") -> Iterator[bytes]:
         if query.shift_to_project_timezone:
             # Older Mixpanel projects export wall-clock time in the project zone as if it were UTC.
             shifted = (
@@ -438,7 +470,7 @@ class DuckDBEngine:
                 FROM events s
                 LEFT JOIN identity_map m ON m.project_id = s.project_id AND m.distinct_id = s.distinct_id
                 WHERE {" AND ".join(filters)} AND s.time_ms >= $wstart AND s.time_ms < $wend
-            ) e {outer}
+            ) e {joins} {outer}
             ORDER BY e.time_ms, e.seq LIMIT $limit
         """
         # A connection of its own: the generator is consumed across threads of the server's pool.
@@ -473,6 +505,7 @@ class DuckDBEngine:
             conn.close()
 
     def scan(self, query: ScanQuery) -> Iterator[pa.RecordBatch]:
+        query = self._bind_lookups(query, query.project_id, supported=False)
         self._check_usable()
         return self._counted(scan_rows(self._scan_cursor, self._guard, query))
 
@@ -484,11 +517,15 @@ class DuckDBEngine:
 
     def query(self, spec: Spec[R]) -> R:
         """Run an analysis: the function registered for the spec's type, on this thread's connection."""
-        from mixhouse.engine.duckdb.queries import HANDLERS
+        from mixhouse.engine.duckdb.queries import HANDLERS, LOOKUP_SPECS, PROFILE_LOOKUP_SPECS
 
         handler = HANDLERS.get(type(spec))
         if handler is None:
             raise TypeError(f"the DuckDB engine has no handler for {type(spec).__name__}")
+        # User profile queries join the tables mapped to profile properties (not group profiles).
+        profiles = type(spec) in PROFILE_LOOKUP_SPECS and getattr(spec, "group_key", None) is None
+        supported = type(spec) in LOOKUP_SPECS or profiles
+        spec = self._bind_lookups(spec, getattr(spec, "project_id", None), supported=supported, profiles=profiles)
         with self._reading(), self._guard():
             conn = self.reader()
             with interrupt_at_deadline(conn):  # the request's deadline interrupts DuckDB

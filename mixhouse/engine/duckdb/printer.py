@@ -17,12 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
+from mixhouse.engine.duckdb import lookups
 from mixhouse.engine.duckdb.scope import Scope
 from mixhouse.expr import ast, dates
 from mixhouse.expr.errors import ExpressionError, ExpressionLimitError, ExpressionScopeError
 from mixhouse.expr.interpreter import NUMBER_PATTERN, DateTime, Value, evaluate, kind_of
 from mixhouse.expr.kinds import DISTINCT_ID_NAMES, TIME_NAMES, Kind
-from mixhouse.expr.plan import UNAVAILABLE
+from mixhouse.expr.plan import LOOKUP_UNAVAILABLE, UNAVAILABLE
 
 # Past this, an expression is refused rather than handed to DuckDB (a few KB is typical).
 MAX_SQL_LENGTH = 500_000
@@ -45,6 +46,7 @@ class Val:
     parts: dict[Kind, str] = field(default_factory=dict)
     json: str | None = None  # the JSON extraction when the node is a bare JSON property
     total: bool = False  # the BOOLEAN part is never NULL, so a filter needs no coalesce around it
+    cell: str | None = None  # the JSON of a bare lookup-table cell (an object there is a datetime)
     slot: tuple[str, str, str] | None = None  # (string, number, other JSON) columns of a slotted property
 
     def __contains__(self, kind: Kind) -> bool:
@@ -98,6 +100,18 @@ class DuckDBPrinter:
         return self._done(self.framed(lambda: self._keys(self.value(expr))))
 
     def _keys(self, v: Val) -> str:
+        if v.cell is not None:
+            # A bare lookup cell: the bare property's CASE, except that an object is a datetime's key.
+            j, t, e = v.cell, _text(v.cell), self._name("e")
+            fan_out = f"list_distinct(list_transform(json_extract({j}, '$[*]'), lambda {e}: {self._element_key(e)}))"
+            return (
+                f"CASE WHEN starts_with({t}, '\"') THEN [{_unquote(j)}] "
+                f"WHEN starts_with({t}, '[') THEN {fan_out} "
+                f"WHEN {j} IS NULL THEN CAST([] AS VARCHAR[]) "
+                f"WHEN starts_with({t}, '{{') THEN [{self.render_datetime(v[Kind.DATETIME])}] "
+                f"WHEN {t} IN ('true', 'false') THEN [{t}] "
+                f"ELSE [{_render_number(f'CAST({t} AS DOUBLE)')}] END"
+            )
         if v.slot is not None:
             # The same CASE as for a JSON value below, on the columns: a string or number is one key.
             s, n, o = v.slot
@@ -217,6 +231,8 @@ class DuckDBPrinter:
         match e:
             case ast.Property():
                 return self.property(e)
+            case ast.Lookup():
+                return self.lookup(e)
             case ast.Unary(op="-"):
                 v = self.value(e.operand)
                 return Val({Kind.NUMBER: f"(-({v[Kind.NUMBER]}))"} if Kind.NUMBER in v else {})
@@ -273,6 +289,26 @@ class DuckDBPrinter:
                 raise ExpressionScopeError(UNAVAILABLE["user"], self.text, p.pos)
             source = scope.user_properties_sql
         return self._json_value(source, p.name)
+
+    def lookup(self, node: ast.Lookup) -> Val:
+        """A cell of the joined lookup row (lookups.lookup_joins): JSON like a property, except that an
+        object is a datetime and the fast paths for a bare property do not apply."""
+        if node.table is None or not self.scope.lookups:
+            raise ExpressionScopeError(LOOKUP_UNAVAILABLE, self.text, node.pos)
+        if lookups.source_sql(self.scope, node) is None:
+            raise ExpressionScopeError(UNAVAILABLE["user"], self.text, node.pos)
+        v = self._json_value(f"{lookups.alias(self.scope, node)}.{lookups.ROW}", node.column)
+        parts = dict(v.parts)
+        del parts[Kind.NULL], parts[Kind.OBJECT]
+        j = self.read(
+            f"{lookups.alias(self.scope, node)}.{lookups.ROW}", "/" + node.column.replace("~", "~0").replace("/", "~1")
+        )
+        # A datetime cell is the only object: {"$datetime": "YYYY-MM-DDTHH:MM:SS"} in UTC (csvtable).
+        parts[Kind.DATETIME] = (
+            f"CASE WHEN starts_with({_text(j)}, '{{') THEN"
+            f" epoch_ms(TRY_CAST(json_extract_string({j}, '/$datetime') AS TIMESTAMP)) END"
+        )
+        return Val(parts, cell=j)
 
     def _slot_value(self, slot: int) -> Val:
         """A property stored in slot columns (property_columns.py): the parts `_json_value` would give, as

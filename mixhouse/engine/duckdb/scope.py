@@ -22,6 +22,8 @@ class Scope:
     timezone             IANA zone in which a date string without an offset is read and keys are rendered
     behaviors_sql        JSON {name: count} for `behaviors["name"]` (profile queries with behaviours); None:
                          `behaviors[...]` is refused
+    lookups              whether the query adds lookups.lookup_joins after its FROM, so that a bound
+                         `properties["p"]["column"]` can be read; otherwise it is refused
     slots                property key -> slot whose columns `<slots_alias>.ps<i>`, `pn<i>`, `po<i>` hold it
                          (property_columns.py); keys absent are read from properties_sql
     """
@@ -32,6 +34,7 @@ class Scope:
     user_properties_sql: str | None = None
     timezone: str = "UTC"
     behaviors_sql: str | None = None
+    lookups: bool = False
     slots: Mapping[str, int] | None = None
     slots_alias: str | None = None
 
@@ -40,8 +43,18 @@ class Scope:
         return replace(self, slots=slots, slots_alias=alias) if slots else self
 
     @classmethod
-    def events(cls, alias: str = "e", *, user_properties_sql: str | None = None, timezone: str = "UTC") -> Scope:
-        return cls(f"{alias}.properties", f"{alias}.time_ms", f"{alias}.distinct_id", user_properties_sql, timezone)
+    def events(
+        cls, alias: str = "e", *, user_properties_sql: str | None = None, timezone: str = "UTC", lookups: bool = False
+    ) -> Scope:
+        return cls(
+            f"{alias}.properties",
+            f"{alias}.time_ms",
+            f"{alias}.distinct_id",
+            user_properties_sql,
+            timezone,
+            None,
+            lookups,
+        )
 
     @classmethod
     def profiles(cls, alias: str = "p", *, timezone: str = "UTC") -> Scope:

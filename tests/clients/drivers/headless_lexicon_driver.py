@@ -38,6 +38,15 @@ def main() -> None:
         "list_schema_registry_events": lambda: ws.list_schema_registry(entity_type="event"),
         "lexicon_schemas": lambda: ws.lexicon_schemas(),
         "lexicon_schema": lambda: ws.lexicon_schema("event", "Purchase"),
+        "update_schema": lambda: ws.update_schema("event", "Purchase", {"properties": {"tax": {"type": "number"}}}),
+        "update_schemas_bulk": lambda: ws.update_schemas_bulk(
+            mp.BulkCreateSchemasParams(
+                entries=[
+                    mp.SchemaEntry(entity_type="event", name="Signed Up", schema_definition={"description": "Joined"}),
+                    mp.SchemaEntry(entity_type="event", name="Nope", schema_definition={"description": "x"}),
+                ]
+            )
+        ),
         "events_after_hiding": lambda: ws.events(),
         "delete_one": lambda: ws.delete_schemas(entity_type="event", entity_name="Purchase"),
         "delete_profiles": lambda: ws.delete_schemas(entity_type="profile"),

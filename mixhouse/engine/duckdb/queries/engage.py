@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from mixhouse.domain.query.engage import BehaviorCount, CohortCountSpec, EngagePage, EngageSpec, MembershipRule
 from mixhouse.engine.duckdb.expressions import Scope, compile_filter
+from mixhouse.engine.duckdb.lookups import lookup_joins
 from mixhouse.engine.duckdb.printer import quote
 from mixhouse.engine.duckdb.relations import Relation, scoped_events
 
@@ -165,13 +166,16 @@ def _matching_ids(conn: duckdb.DuckDBPyConnection, spec: EngageSpec) -> pa.Array
         else:
             filters.append("list_contains($q_ids, p.distinct_id)")
     columns = "distinct_id, has_profile, properties"
+    joins = ""
     if spec.where is not None:
-        # behaviors["name"] reads the counts beside the profile.
-        filters.append(compile_filter(spec.where, BEHAVIOR_SCOPE if spec.behaviors else PROFILE_SCOPE))
+        # behaviors["name"] reads the counts beside the profile; lookup reads join their tables.
+        scope = dataclasses.replace(BEHAVIOR_SCOPE if spec.behaviors else PROFILE_SCOPE, lookups=True)
+        filters.append(compile_filter(spec.where, scope))
+        joins = lookup_joins(scope, spec.where)
         if spec.behaviors:
             columns += ", behaviors"
     inner = f"SELECT {columns} FROM ({rel.sql}) w"
-    sql = f"SELECT p.distinct_id FROM ({inner}) p WHERE {' AND '.join(filters)} ORDER BY p.distinct_id"
+    sql = f"SELECT p.distinct_id FROM ({inner}) p {joins} WHERE {' AND '.join(filters)} ORDER BY p.distinct_id"
     table: pa.Table = conn.sql(sql, params=params).to_arrow_table()
     return table.column(0).combine_chunks()
 

@@ -20,6 +20,7 @@ from mixhouse.domain.query.funnels import OVERALL, FunnelSpec, StepFigures, Step
 from mixhouse.engine import kernels
 from mixhouse.engine.duckdb.buckets import bucket_day_sql
 from mixhouse.engine.duckdb.expressions import Scope, compile_filter, compile_segment_key
+from mixhouse.engine.duckdb.lookups import lookup_joins
 from mixhouse.engine.duckdb.printer import quote
 from mixhouse.engine.duckdb.relations import has_merged_ids, scoped_events
 from mixhouse.engine.kernels.funnel import ENTRY_SHIFT, STEP_BITS, Attempts, sum_attempts, walk_funnel
@@ -27,7 +28,7 @@ from mixhouse.engine.kernels.users import partition_by_user
 from mixhouse.expr.plan import EventExpr, reads_distinct_id
 
 # The rows of the step scan: events under alias `e` (user[...] is not available in funnels).
-_SCOPE = Scope.events("e")
+_SCOPE = Scope.events("e", lookups=True)
 
 
 def _filter(expr: EventExpr | None) -> str | None:
@@ -82,8 +83,8 @@ def _rows_sql(spec: FunnelSpec, base: date, resolve_identity: bool) -> tuple[str
         SELECT k, t, s, {info} AS info {segs} FROM (
             SELECT e.user_key AS k, e.time_ms AS t, e.seq AS s, CAST({" | ".join(terms)} AS BIGINT) AS mask,
                    e.properties, e.distinct_id, e.time_ms
-            FROM ({rel.sql}) e {where}
-        ) e {"WHERE mask <> 0" if any(s.where is not None for s in spec.steps) else ""}
+            FROM ({rel.sql}) e {lookup_joins(_SCOPE, spec.where, *(s.where for s in spec.steps))} {where}
+        ) e {lookup_joins(_SCOPE, spec.segment)} {"WHERE mask <> 0" if any(s.where is not None for s in spec.steps) else ""}
     """
     return sql, params
 

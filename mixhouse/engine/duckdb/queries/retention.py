@@ -13,11 +13,12 @@ from mixhouse.domain.query.funnels import OVERALL
 from mixhouse.domain.query.retention import AddictionSpec, CohortRow, EventRetentionSpec, RetentionSpec
 from mixhouse.engine.duckdb.expressions import Scope, compile_filter, compile_segment_key
 from mixhouse.engine.duckdb.localtime import local_timestamp_sql
+from mixhouse.engine.duckdb.lookups import lookup_joins
 from mixhouse.engine.duckdb.relations import user_events
 from mixhouse.expr.plan import EventExpr
 
 # Births and returns are events under alias `e` (user[...] is not available in retention).
-_SCOPE = Scope.events("e")
+_SCOPE = Scope.events("e", lookups=True)
 
 
 def _where(expr: EventExpr | None) -> str:
@@ -96,7 +97,7 @@ def retention_rows(conn: duckdb.DuckDBPyConnection, spec: RetentionSpec) -> list
     births = f"""
         SELECT u, min({{'t': t, 's': s}}).t AS bt, arg_min(segs, {{'t': t, 's': s}}) AS segs
         FROM (SELECT e.user_key AS u, e.time_ms AS t, e.seq AS s, {_seg(segment_sql)} AS segs
-              FROM ({born.sql}) e {born_where})
+              FROM ({born.sql}) e {lookup_joins(_SCOPE, spec.segment, spec.born_where)} {born_where})
         GROUP BY {key}
         HAVING min(t) >= $start
     """
@@ -115,7 +116,7 @@ def retention_rows(conn: duckdb.DuckDBPyConnection, spec: RetentionSpec) -> list
     ctes = f"""
         WITH births AS ({births}),
         cohorts AS ({fanned}),
-        ret AS (SELECT e.user_key AS u, e.time_ms AS t FROM ({ret.sql}) e {ret_where}),
+        ret AS (SELECT e.user_key AS u, e.time_ms AS t FROM ({ret.sql}) e {lookup_joins(_SCOPE, spec.where)} {ret_where}),
         idx AS (
             SELECT DISTINCT b.u, b.cohort, b.seg, {index} AS i
             FROM cohorts b JOIN ret r ON r.u = b.u AND r.t > b.bt
@@ -155,7 +156,7 @@ def addiction_rows(conn: duckdb.DuckDBPyConnection, spec: AddictionSpec) -> list
                     SELECT e.user_key AS u, {period_sql(spec.unit, local, spec.first_period)} AS period,
                            date_trunc('{spec.addiction_unit}', {local}) AS slot,
                            {run} AS seg
-                    FROM ({rel.sql}) e {where}
+                    FROM ({rel.sql}) e {lookup_joins(_SCOPE, spec.where, spec.segment)} {where}
                 ) GROUP BY u, period, seg
             ) GROUP BY period, seg, slots"""
         for run in runs

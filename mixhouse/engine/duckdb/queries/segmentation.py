@@ -16,6 +16,7 @@ from mixhouse.domain.query.params import CountType
 from mixhouse.domain.query.segmentation import Measure, NumberRangeSpec, SeriesRow, SeriesSpec
 from mixhouse.engine.duckdb.buckets import bucket_sql
 from mixhouse.engine.duckdb.expressions import compile_filter, compile_number, compile_segment_key
+from mixhouse.engine.duckdb.lookups import lookup_joins
 from mixhouse.engine.duckdb.property_columns import ready_slots
 from mixhouse.engine.duckdb.relations import Relation, scoped_events, user_events
 from mixhouse.engine.duckdb.scope import PROFILE_ALIAS, Scope
@@ -33,16 +34,18 @@ def _scope(conn: duckdb.DuckDBPyConnection, project_id: int, *exprs: EventExpr |
     """Alias `e` for the event (its slotted properties read from columns); `u` for its profile when any of
     the expressions reads `user[...]`."""
     user = f"{PROFILE_ALIAS}.properties" if reads_user(*exprs) else None
-    return Scope.events("e", user_properties_sql=user).with_slots(ready_slots(conn, project_id))
+    return Scope.events("e", user_properties_sql=user, lookups=True).with_slots(ready_slots(conn, project_id))
 
 
-def _source(rel: Relation, scope: Scope) -> str:
+def _source(rel: Relation, scope: Scope, *exprs: EventExpr | None) -> str:
+    # Lookup reads join their table's row after the relation (and the profile they may be keyed by).
+    joins = lookup_joins(scope, *exprs)
     if scope.user_properties_sql is None:
-        return f"({rel.sql}) e"
+        return f"({rel.sql}) e {joins}"
     # `user["x"]` reads the profile of the resolved id; no profile leaves it undefined.
     return (
         f"({rel.sql}) e LEFT JOIN profiles {PROFILE_ALIAS}"
-        f" ON {PROFILE_ALIAS}.project_id = $r_project AND {PROFILE_ALIAS}.distinct_id = e.distinct_id"
+        f" ON {PROFILE_ALIAS}.project_id = $r_project AND {PROFILE_ALIAS}.distinct_id = e.distinct_id {joins}"
     )
 
 
@@ -112,7 +115,7 @@ def series_rows(conn: duckdb.DuckDBPyConnection, spec: SeriesSpec) -> list[Serie
         if spec.inner is not None:
             filters.append("(k, i) IN (SELECT (k, i) FROM top_inner)")
     final_where = f"WHERE {' AND '.join(filters)}" if filters else ""
-    source = _source(rel, scope)
+    source = _source(rel, scope, *spec.expressions())
     sql = f"""
         WITH src AS (
             SELECT e.user_key AS uk, {bucket} AS bucket, {value} AS x, {keys} AS ks, {inner} AS inner_keys
@@ -141,7 +144,7 @@ def number_range(conn: duckdb.DuckDBPyConnection, spec: NumberRangeSpec) -> tupl
     number = compile_number(spec.number, scope)
     sql = f"""
         SELECT min(n), max(n) FROM (
-            SELECT {number} AS n FROM {_source(rel, scope)} WHERE {where}
+            SELECT {number} AS n FROM {_source(rel, scope, spec.number, spec.where)} WHERE {where}
         ) WHERE isfinite(n)
     """
     row = conn.execute(sql, rel.params).fetchone()
