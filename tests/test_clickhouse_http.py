@@ -145,3 +145,28 @@ def test_what_clickhouse_does_not_answer_yet_is_a_501_in_the_family_format(
     body = r.json()
     assert body["error"] == "this analysis (StreamSpec) is not available on the ClickHouse engine yet"
     assert body["request"].startswith("/api/2.0/stream/query")
+
+
+def test_a_lookup_table_in_a_query_is_a_501_on_clickhouse(servers: tuple[ServerProcess, ServerProcess]) -> None:
+    """Lookup tables (docs/lookup-tables.md) are read by the embedded engine only, so far: the same query
+    answers on DuckDB and is a clear 501 on ClickHouse, never a server error."""
+    params = {"project_id": PROJECT_ID, "event": "view", "on": 'properties["plan"]["tier"]', **DATES}
+    for server in servers:
+        app = f"{server.url}/api/app/projects/{PROJECT_ID}/lookup-tables"
+        r = httpx.post(app, json={"name": "plans"}, auth=AUTH, timeout=60)
+        assert r.status_code == 201, r.text
+        table_id = str(r.json()["results"]["id"])
+        csv = "plan,tier\nfree,0\npro,1\nteam,2\n"
+        r = httpx.put(
+            f"{server.url}/lookup-tables/{table_id}", params={"project_id": PROJECT_ID}, content=csv, auth=AUTH
+        )
+        assert r.status_code == 200, r.text
+        mapping = {"event_properties": ["plan"], "user_properties": []}
+        r = httpx.put(f"{app}/{table_id}/mappings", json=mapping, auth=AUTH, timeout=60)
+        assert r.status_code == 200, r.text
+    duck, chdb = servers
+    answer = httpx.get(f"{duck.url}/api/query/segmentation", params=params, auth=AUTH, timeout=60)
+    assert answer.status_code == 200 and set(answer.json()["data"]["values"]) <= {"0", "1", "2", "undefined"}
+    r = httpx.get(f"{chdb.url}/api/query/segmentation", params=params, auth=AUTH, timeout=60)
+    assert r.status_code == 501, r.text
+    assert r.json()["error"] == "this engine does not read lookup tables in queries yet"

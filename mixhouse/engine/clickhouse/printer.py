@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mixhouse.engine.clickhouse.scope import Scope
+from mixhouse.errors import NotSupportedByEngine
 from mixhouse.expr import ast, dates
 from mixhouse.expr.errors import ExpressionError, ExpressionLimitError, ExpressionScopeError
 from mixhouse.expr.interpreter import NUMBER_PATTERN, DateTime, Value, evaluate, kind_of
@@ -117,6 +118,8 @@ class ClickHousePrinter:
                 return self.binary(e)
             case ast.Call():
                 return self.call(e.func, [self.value(a) for a in e.args])
+            case ast.Lookup():
+                raise NotSupportedByEngine("this engine does not read lookup tables in queries yet")
         raise AssertionError(f"unexpected node {e!r}")
 
     def constant(self, v: Value) -> Val:
