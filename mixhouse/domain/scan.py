@@ -6,6 +6,7 @@ expression tree the engine compiles, so the store (not the reader) drops what do
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -50,3 +51,19 @@ class ScanQuery:
     @property
     def schema(self) -> pa.Schema:
         return EVENT_SCHEMA if self.kind == "events" else PROFILE_SCHEMA
+
+
+_HOUR_MS = 3_600_000
+
+
+def windows(hour_counts: list[tuple[int, int]], start_ms: int, end_ms: int, max_rows: int) -> list[tuple[int, int]]:
+    """Back-to-back [start, end) spans covering [start_ms, end_ms), each holding at most `max_rows` rows
+    unless one hour alone holds more (hour_counts: (epoch hour, rows), ascending)."""
+    splits: list[int] = []
+    rows = 0
+    for hour, n in hour_counts:
+        if rows and rows + n > max_rows:
+            splits.append(max(hour * _HOUR_MS, start_ms))
+            rows = 0
+        rows += n
+    return list(itertools.pairwise([start_ms, *splits, end_ms]))

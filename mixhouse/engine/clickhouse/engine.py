@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from mixhouse.domain.export import ExportQuery
 from mixhouse.domain.profiles import ProfileUpdate, apply_update
-from mixhouse.domain.scan import ScanQuery
+from mixhouse.domain.scan import ScanQuery, windows
 from mixhouse.domain.spec import Spec
 from mixhouse.domain.writes import WriteBatch
 from mixhouse.engine import kernels
@@ -35,7 +35,6 @@ from mixhouse.engine.clickhouse.driver import ChDBDriver, Driver, DriverError, H
 from mixhouse.engine.clickhouse.expressions import Scope, compile_filter
 from mixhouse.engine.clickhouse.relations import identity_map_sql
 from mixhouse.engine.clickhouse.scan import scan as scan_rows
-from mixhouse.engine.clickhouse.scan import windows
 from mixhouse.engine.clickhouse.schema import statements
 from mixhouse.engine.clickhouse.store import Store
 from mixhouse.engine.duckdb.localtime import offset_segments

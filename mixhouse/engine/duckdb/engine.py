@@ -20,6 +20,7 @@ import pyarrow as pa
 from mixhouse.domain.export import ExportQuery
 from mixhouse.domain.profiles import ProfileUpdate, apply_update
 from mixhouse.domain.scan import ScanQuery
+from mixhouse.domain.scan import windows as export_windows
 from mixhouse.domain.spec import Spec
 from mixhouse.domain.writes import WriteBatch
 from mixhouse.engine import kernels
@@ -32,7 +33,6 @@ from mixhouse.engine.duckdb.expressions import Scope, compile_filter
 from mixhouse.engine.duckdb.localtime import offset_ms_sql
 from mixhouse.engine.duckdb.lookups import LookupTables, lookup_joins
 from mixhouse.engine.duckdb.scan import scan as scan_rows
-from mixhouse.engine.duckdb.scan import windows as export_windows
 from mixhouse.engine.duckdb.schema import user_key_sql
 from mixhouse.engine.duckdb.writer import GroupCommitWriter
 from mixhouse.engine.kernels import memory as kernel_memory

@@ -7,33 +7,19 @@ in user order DuckDB sorts the whole range (spilling to the data folder's tmp/ p
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 
-from mixhouse.domain.scan import ScanQuery
+from mixhouse.domain.scan import ScanQuery, windows
 from mixhouse.engine.duckdb.expressions import PROFILE_ALIAS, Scope, compile_filter
 from mixhouse.engine.duckdb.relations import scoped_events
 
 WINDOW_ROWS = 200_000
 _HOUR_MS = 3_600_000
 _FAR = 2**62
-
-
-def windows(hour_counts: list[tuple[int, int]], start_ms: int, end_ms: int, max_rows: int) -> list[tuple[int, int]]:
-    """Back-to-back [start, end) spans covering [start_ms, end_ms), each holding at most `max_rows` rows
-    unless one hour alone holds more (hour_counts: (epoch hour, rows), ascending)."""
-    splits: list[int] = []
-    rows = 0
-    for hour, n in hour_counts:
-        if rows and rows + n > max_rows:
-            splits.append(max(hour * _HOUR_MS, start_ms))
-            rows = 0
-        rows += n
-    return list(itertools.pairwise([start_ms, *splits, end_ms]))
 
 
 def _event_sql(query: ScanQuery) -> tuple[str, dict[str, Any]]:
