@@ -149,7 +149,9 @@ class DuckDBEngine:
             db.execute("SET preserve_insertion_order = false")
             migrations.open_store(db, drill_pause_seconds=self._migration_drill_pause_seconds)
             self._lookups.attach(db)
-            row = db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
+            # fetchall, not fetchone: a result left unread keeps its transaction open, and an open
+            # transaction beside the writer makes every CHECKPOINT fail.
+            (row,) = db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchall()
             write_conn = db.cursor()
             # The stored dedup keys, for the writer (dedup.py).
             seen = self._seen_keys if keep_seen_keys else SeenKeys.build(write_conn)

@@ -77,7 +77,8 @@ def stored_version(conn: duckdb.DuckDBPyConnection) -> int | None:
         return None
     if "engine_meta" not in tables:
         return UNSTAMPED_VERSION
-    row = conn.execute("SELECT value FROM engine_meta WHERE key = ?", [VERSION_KEY]).fetchone()
+    rows = conn.execute("SELECT value FROM engine_meta WHERE key = ?", [VERSION_KEY]).fetchall()
+    row = rows[0] if rows else None  # fetchall: an unread result keeps its transaction open
     return int(row[0]) if row else UNSTAMPED_VERSION
 
 
