@@ -120,7 +120,11 @@ def export_unit(
 ) -> Outcome:
     folder = f"{root}/{project_id}/{unit.folder()}"
     if fs.exists(folder):
-        fs.rm(folder, recursive=True)  # an interrupted attempt's parts, or the last sync's
+        # An interrupted attempt's parts, or the last sync's. The `complete` marker goes first, so that a
+        # reader never finds it over a folder whose parts are being removed.
+        if fs.exists(f"{folder}/{COMPLETE}"):
+            fs.rm(f"{folder}/{COMPLETE}")
+        fs.rm(folder, recursive=True)
     query = unit_query(project_id, spec, unit, timezone, min(file_rows, 50_000))
     digest = Fingerprint()
     files = 0
