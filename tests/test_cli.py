@@ -102,7 +102,11 @@ def test_create_on_a_fresh_data_dir(tmp_path: Path) -> None:
     try:
         event = {"event": "cli-import", "properties": {"distinct_id": "u", "time": 1704067200}}
         imported = httpx.post(
-            f"{server.url}/import", params={"project_id": "4242"}, json=[event], auth=("sa.user", "sa-secret")
+            f"{server.url}/import",
+            params={"project_id": "4242"},
+            json=[event],
+            auth=("sa.user", "sa-secret"),
+            timeout=60,  # the first request of a fresh server (under faketime on a busy machine, past httpx's 5 s)
         )
         assert imported.json()["num_records_imported"] == 1
         assert track(server.url, "TOKEN123", "cli-track") == b"1"
