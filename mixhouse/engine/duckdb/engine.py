@@ -9,7 +9,7 @@ import time
 import weakref
 from collections.abc import Iterator
 from concurrent.futures import Future
-from contextlib import AbstractContextManager, contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -585,26 +585,19 @@ class DuckDBEngine:
     def user_data(self, project_id: int, distinct_ids: list[str], since_ms: int | None = None) -> UserData:
         """A connection of its own, in one read transaction (one snapshot) until the events are read; a read
         in progress until then (see `_reading`)."""
-        reading = self._reading()
-        reading.__enter__()
-        try:
+        with ExitStack() as held:  # released here on failure, else when the events have been read
+            held.enter_context(self._reading())
             with self._guard():
                 conn = self._db.cursor()
             self._cursors.add(conn)
-            try:
-                conn.execute("SET TimeZone = 'UTC'")
-                conn.execute("BEGIN TRANSACTION")
-                with self._guard():
-                    cluster = deletes.register_cluster(conn, project_id, distinct_ids)
-                    canonical = deletes.canonical_ids(conn, project_id)
-                    profiles = deletes.profiles_of_cluster(conn, project_id)
-            except BaseException:
-                conn.close()
-                raise
-        except BaseException:
-            reading.__exit__(None, None, None)
-            raise
-        lines = _until_done(deletes.event_lines(conn, project_id, since_ms), reading)
+            held.callback(conn.close)
+            conn.execute("SET TimeZone = 'UTC'")
+            conn.execute("BEGIN TRANSACTION")
+            with self._guard():
+                cluster = deletes.register_cluster(conn, project_id, distinct_ids)
+                canonical = deletes.canonical_ids(conn, project_id)
+                profiles = deletes.profiles_of_cluster(conn, project_id)
+            lines = _until_done(deletes.event_lines(conn, project_id, since_ms), held.pop_all())
         return UserData(tuple(cluster), canonical, profiles, lines)
 
     def backup(self, target: Path) -> dict[str, int]:
@@ -643,12 +636,12 @@ class DuckDBEngine:
                 self._db.close()
 
 
-def _until_done(rows: Iterator[bytes], reading: AbstractContextManager[None]) -> Iterator[bytes]:
-    """`rows`, then the end of the read that `reading` marks."""
+def _until_done(rows: Iterator[bytes], held: ExitStack) -> Iterator[bytes]:
+    """`rows`, then what `held` holds released (the read's connection and its mark)."""
     try:
         yield from rows
     finally:
-        reading.__exit__(None, None, None)
+        held.close()
 
 
 def _concat_strings(column: pa.Array) -> bytes:
