@@ -24,6 +24,7 @@ import orjson
 import pyarrow as pa
 
 from mixhouse.domain.export import ExportQuery
+from mixhouse.domain.limits import QueryTimedOut, timed_out
 from mixhouse.domain.profiles import ProfileUpdate, apply_update
 from mixhouse.domain.scan import ScanQuery, windows
 from mixhouse.domain.spec import Spec
@@ -31,7 +32,7 @@ from mixhouse.domain.writes import WriteBatch
 from mixhouse.engine import kernels
 from mixhouse.engine.base import CommitObserver, DeleteResult, EngineStats, UserData
 from mixhouse.engine.clickhouse import deletes, identity
-from mixhouse.engine.clickhouse.driver import ChDBDriver, Driver, DriverError, HTTPDriver
+from mixhouse.engine.clickhouse.driver import ChDBDriver, Driver, DriverError, DriverTimeout, HTTPDriver
 from mixhouse.engine.clickhouse.expressions import Scope, compile_filter
 from mixhouse.engine.clickhouse.relations import identity_map_sql
 from mixhouse.engine.clickhouse.scan import scan as scan_rows
@@ -54,7 +55,11 @@ _PROFILE_COLUMNS = ("project_id", "distinct_id", "properties", "updated_ms", "ve
 _GROUP_COLUMNS = ("project_id", "group_key", "group_id", "properties", "updated_ms", "version", "deleted")
 
 
-def unavailable(exc: DriverError) -> Unavailable:
+def unavailable(exc: DriverError) -> Unavailable | QueryTimedOut:
+    """What a failure of the store answers: a query past its deadline is QueryTimedOut (504, as on the
+    embedded engine); anything else is Unavailable (503, retryable)."""
+    if isinstance(exc, DriverTimeout):
+        return timed_out()
     reason = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
     return Unavailable(f"the event store (ClickHouse) failed; retry with backoff ({reason})")
 
