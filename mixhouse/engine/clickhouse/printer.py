@@ -16,13 +16,13 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from mixhouse.engine.clickhouse import lookups
 from mixhouse.engine.clickhouse.scope import Scope
-from mixhouse.errors import NotSupportedByEngine
 from mixhouse.expr import ast, dates
 from mixhouse.expr.errors import ExpressionError, ExpressionLimitError, ExpressionScopeError
 from mixhouse.expr.interpreter import NUMBER_PATTERN, DateTime, Value, evaluate, kind_of
 from mixhouse.expr.kinds import DISTINCT_ID_NAMES, TIME_NAMES, Kind
-from mixhouse.expr.plan import UNAVAILABLE
+from mixhouse.expr.plan import LOOKUP_UNAVAILABLE, UNAVAILABLE
 
 MAX_SQL_LENGTH = 500_000
 _INLINE_LIMIT = 160
@@ -119,7 +119,7 @@ class ClickHousePrinter:
             case ast.Call():
                 return self.call(e.func, [self.value(a) for a in e.args])
             case ast.Lookup():
-                raise NotSupportedByEngine("this engine does not read lookup tables in queries yet")
+                return self.lookup(e)
         raise AssertionError(f"unexpected node {e!r}")
 
     def constant(self, v: Value) -> Val:
@@ -158,6 +158,34 @@ class ClickHousePrinter:
                 raise ExpressionScopeError(UNAVAILABLE["user"], self.text, p.pos)
             source = scope.user_properties_sql
         return self._json_value(source, p.name)
+
+    def lookup(self, node: ast.Lookup) -> Val:
+        """A cell of the row whose id is the base property's value as text (interpreter.lookup_key: a
+        string as is, a number in its key form, true/false; anything else matches no row), read from the
+        loaded table version with `joinGetOrNull` (lookups.py). JSON like a property, except that a JSON
+        null cell is undefined and an object is a datetime, {"$datetime": "YYYY-MM-DDTHH:MM:SS"} in UTC."""
+        table = lookups.table_name(node.table) if node.table is not None else None
+        if table is None:
+            raise ExpressionScopeError(LOOKUP_UNAVAILABLE, self.text, node.pos)
+        base = self.value(node.base)
+        keys = []
+        if s := base.parts.get(Kind.STRING):
+            keys.append(s)
+        if s := base.parts.get(Kind.NUMBER):
+            keys.append(self.render_number(s))
+        if s := base.parts.get(Kind.BOOLEAN):
+            keys.append(f"if(isNull({s}), NULL, if({s} = 1, 'true', 'false'))")
+        key = _coalesce(keys) or "CAST(NULL AS Nullable(String))"
+        row = self.bind(key, lambda b: f"if(isNull({b}), NULL, joinGetOrNull({quote(table)}, 'v', assumeNotNull({b})))")
+        v = self._json_value(row, node.column)
+        parts = dict(v.parts)
+        del parts[Kind.NULL], parts[Kind.OBJECT]
+        j = f"nullIf(JSONExtractRaw({row}, {quote(node.column)}), '')"
+        parts[Kind.DATETIME] = (
+            f"if(startsWith({j}, '{{'), toUnixTimestamp64Milli(parseDateTime64BestEffortOrNull("
+            f"JSONExtractString(assumeNotNull({j}), '$datetime'), 3, 'UTC')), NULL)"
+        )
+        return Val(parts)
 
     def _json_value(self, source: str, name: str) -> Val:
         """The value under key `name` of the JSON `source`, in every kind it may have."""
