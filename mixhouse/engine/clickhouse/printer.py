@@ -41,12 +41,18 @@ class Val:
     parts: dict[Kind, str] = field(default_factory=dict)
     raw: str | None = None  # the raw JSON text (Nullable(String)) when the node is a bare JSON property
     source: tuple[str, str] | None = None  # (JSON document SQL, key) of a bare JSON property
+    literal: str | None = None  # the text of a string constant
 
     def __contains__(self, kind: Kind) -> bool:
         return kind in self.parts
 
     def __getitem__(self, kind: Kind) -> str:
         return self.parts[kind]
+
+
+def _string_only(literal: str) -> bool:
+    """Whether `literal` cannot be the JSON text of a value other than a string."""
+    return literal[0] not in "-0123456789[{" and literal not in ("true", "false")
 
 
 def _coalesce(parts: list[str], default: str | None = None) -> str | None:
@@ -133,7 +139,7 @@ class ClickHousePrinter:
         if k is Kind.NUMBER:
             return Val({k: f"toFloat64({quote(repr(float(v)))})"})
         if k is Kind.STRING:
-            return Val({k: quote(str(v))})
+            return Val({k: quote(str(v))}, literal=str(v))
         if k is Kind.DATETIME:
             assert isinstance(v, DateTime)
             return Val({k: f"toInt64({int(v.ms)})"})
@@ -193,7 +199,8 @@ class ClickHousePrinter:
         return Val(
             {
                 Kind.NUMBER: f"if(match({t}, '^-?[0-9]'), toFloat64OrNull({t}), NULL)",
-                Kind.STRING: f"if(startsWith({t}, '\"'), JSONExtractString({source}, {quote(name)}), NULL)",
+                # The string from the raw text already extracted, not a second walk of the whole document.
+                Kind.STRING: f"if(startsWith({t}, '\"'), JSONExtractString(assumeNotNull({t})), NULL)",
                 Kind.BOOLEAN: f"multiIf({t} = 'true', toUInt8(1), {t} = 'false', toUInt8(0), NULL)",
                 Kind.NULL: f"if({t} = 'null', toUInt8(1), NULL)",
                 Kind.LIST: f"if(startsWith({t}, '['), {t}, NULL)",
@@ -243,6 +250,12 @@ class ClickHousePrinter:
 
     def equality(self, a: Val, b: Val) -> str:
         """`==` as a UInt8 that is never NULL."""
+        for x, y in ((a, b), (b, a)):
+            if x.source is not None and y.literal and _string_only(y.literal):
+                # A property equals the string exactly when its value is that string: one extraction per row.
+                # JSONExtractString is '' for null or no value, and the JSON text of any other kind, which
+                # never reads as `literal` (no number, list, object, true or false starts like it).
+                return f"toUInt8(JSONExtractString({x.source[0]}, {quote(x.source[1])}) = {quote(y.literal)})"
         pairs = [
             f"({a[k]}) = ({b[k]})" for k in (Kind.NUMBER, Kind.STRING, Kind.BOOLEAN, Kind.DATETIME) if k in a and k in b
         ]
@@ -489,7 +502,7 @@ class ClickHousePrinter:
             number = self.render_number(f"toFloat64OrNull(assumeNotNull({t}))")
             return (
                 f"multiIf(isNull({t}) OR startsWith({t}, '{{'), {empty}, "
-                f"startsWith({t}, '\"'), [JSONExtractString({v.source[0]}, {quote(v.source[1])})], "
+                f"startsWith({t}, '\"'), [JSONExtractString(assumeNotNull({t}))], "
                 f"startsWith({t}, '['), {fan_out}, "
                 f"{t} IN ('true', 'false', 'null'), [assumeNotNull({t})], "
                 f"[assumeNotNull({number})])"
