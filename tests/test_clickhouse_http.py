@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import random
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import orjson
@@ -307,3 +310,19 @@ def test_lookup_tables_in_queries_are_the_same(servers: tuple[ServerProcess, Ser
         assert r.status_code == 200, r.text
         bodies.append(re.sub(rb'"\$?mp_(api_timestamp_ms|processing_time_ms)":[0-9]+', b"CLOCK", r.content))
     assert bodies[0] == bodies[1] and bodies[0].count(b'"plan":"free"') == bodies[0].count(b"\n") > 0
+
+
+def test_mixhouse_backup_of_a_clickhouse_store_is_refused_clearly(
+    servers: tuple[ServerProcess, ServerProcess], tmp_path: Path
+) -> None:
+    """`mixhouse backup` asks the running server; on ClickHouse it answers what to use instead, exit 1."""
+    chdb = servers[1]
+    done = subprocess.run(
+        [sys.executable, "-m", "mixhouse", "backup", "--data-dir", str(chdb.data_dir), "--to", str(tmp_path / "b")],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert orjson.loads(done.stdout) == {
+        "error": "mixhouse backup copies the embedded store only: back up a ClickHouse store with ClickHouse's"
+        " BACKUP DATABASE (docs/scale-out.md, Backup)"
+    }

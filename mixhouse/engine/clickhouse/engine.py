@@ -400,8 +400,12 @@ class ClickHouseEngine:
         )
 
     def backup(self, target: Path) -> dict[str, int]:
-        """Not written for ClickHouse yet (ClickHouse's own `BACKUP ... TO Disk(...)` is the way there)."""
-        raise NotSupportedByEngine("online backup is not available on the ClickHouse engine yet")
+        """Refused: `mixhouse backup` writes and restores one embedded-store file, which a ClickHouse store
+        is not. ClickHouse's own BACKUP is the way (docs/scale-out.md, "Backup")."""
+        raise NotSupportedByEngine(
+            "mixhouse backup copies the embedded store only: back up a ClickHouse store with ClickHouse's"
+            " BACKUP DATABASE (docs/scale-out.md, Backup)"
+        )
 
     def health(self) -> list[str]:
         return self._writer.health()
