@@ -39,8 +39,8 @@ from mixhouse.engine.clickhouse.relations import identity_map_sql
 from mixhouse.engine.clickhouse.scan import scan as scan_rows
 from mixhouse.engine.clickhouse.schema import statements
 from mixhouse.engine.clickhouse.store import Store
-from mixhouse.engine.duckdb.localtime import offset_segments
-from mixhouse.engine.duckdb.writer import GroupCommitWriter
+from mixhouse.engine.common.localtime import offset_segments
+from mixhouse.engine.common.writer import GroupCommitWriter
 from mixhouse.errors import NotSupportedByEngine, Unavailable
 from mixhouse.lookup.binding import LookupSource, bind_spec, bound_refs, has_lookups
 from mixhouse.private import private_dir
