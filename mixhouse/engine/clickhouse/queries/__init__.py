@@ -25,9 +25,11 @@ from mixhouse.engine.clickhouse.queries import (
     stream,
 )
 from mixhouse.engine.clickhouse.queries import flags as flag_queries
+from mixhouse.engine.clickhouse.queries import jql as jql_queries
 from mixhouse.engine.clickhouse.store import Store
 from mixhouse.flags import cohorts as flags_cohorts
 from mixhouse.flags import readout as flags_readout
+from mixhouse.jql import pushdown as jql_pushdown
 
 QueryFunction = Callable[[Store, Any], Any]
 
@@ -51,6 +53,7 @@ HANDLERS: dict[type, QueryFunction] = {
     insights_spec.InsightsSpec: insights.insights_rows,
     revenue_spec.RevenueSpec: revenue.transactions,
     flags_readout.ReadoutSpec: flag_queries.readout_rows,
+    jql_pushdown.AggregateSpec: jql_queries.aggregate_rows,
 }
 
 # The analyses that read lookup tables (as on the embedded engine); in any other, a lookup read is refused.
