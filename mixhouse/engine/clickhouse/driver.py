@@ -134,7 +134,7 @@ class ChDBDriver:
     def _run(self, sql: str, fmt: str, params: Mapping[str, Any] | None, *, deadline: bool = False) -> Any:
         with self._lock:
             if deadline:  # worked out once the statement has the instance: waiting for it took time too
-                sql = sql.rstrip().rstrip(";") + _settings_sql(deadline_settings())
+                sql = sql.rstrip().rstrip(";") + "\n" + _settings_sql(deadline_settings())
             try:
                 return self._session.query(  # type: ignore[no-untyped-call]
                     sql, fmt, params={k: param_text(v) for k, v in params.items()} if params else None
