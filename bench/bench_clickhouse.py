@@ -5,7 +5,7 @@ rows, through the engine port (no HTTP: the figures are the engines', not the se
 
 Ingestion hands both engines the same WriteBatches (10,000 events each, as a large /import would) and
 waits for every acknowledgement; then each analysis is run `--runs` times per engine, the engines
-alternating, and the median is printed. Retention prints n/a for chDB (not written for ClickHouse yet).
+alternating, and the median is printed. An analysis an engine does not answer prints n/a.
 """
 
 from __future__ import annotations

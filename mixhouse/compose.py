@@ -30,8 +30,10 @@ def open_engine(
         return DuckDBEngine.from_settings(settings, commit_observers, lookups)
     if settings.engine in ("chdb", "clickhouse"):
         from mixhouse.engine.clickhouse import ClickHouseEngine
+        from mixhouse.lookup.resolve import LookupResolver
 
-        return ClickHouseEngine.from_settings(settings, commit_observers)
+        resolver = LookupResolver(catalog) if catalog is not None else None
+        return ClickHouseEngine.from_settings(settings, commit_observers, resolver)
     raise AssertionError(f"unreachable: {settings.engine}")  # pragma: no cover  (ENGINES is checked above)
 
 

@@ -5,6 +5,8 @@ included) and its imports are checked against the layering:
   port, `mixhouse.engine.base`, is allowed), no duckdb, no starlette, no printer;
 - `mixhouse/expr/` imports no domain, engine or HTTP module;
 - `mixhouse/http/` does not import `mixhouse.engine.duckdb` (the composition root picks the engine);
+- one engine does not import another (`mixhouse.engine.clickhouse` and `mixhouse.engine.duckdb`), and
+  what they share, `mixhouse.engine.common`, imports neither, nor duckdb or chDB;
 - only `mixhouse/engine/` (and the expression package itself) calls a printer or builds a `Scope`.
 
 And only mixhouse/settings.py reads the environment.
@@ -79,6 +81,14 @@ def rule_broken(module: str, imported: str) -> str | None:
         return "the expression package imports the domain, an engine or HTTP"
     if _within(module, "mixhouse.http") and _within(imported, "mixhouse.engine.duckdb"):
         return "HTTP imports the DuckDB engine (open it through mixhouse.compose)"
+    engines = ("mixhouse.engine.duckdb", "mixhouse.engine.clickhouse")
+    for mine in engines:
+        if _within(module, mine) and any(_within(imported, e) for e in engines if e != mine):
+            return "an engine imports another engine (share it through mixhouse.engine.common)"
+    if _within(module, "mixhouse.engine.common") and any(
+        _within(imported, p) for p in (*engines, "duckdb", "chdb", "clickhouse_connect")
+    ):
+        return "the engines' shared code imports an engine or a database driver"
     if printer and not (_within(module, "mixhouse.engine") or _within(module, "mixhouse.expr")):
         return "only engines call a printer or build a Scope"
     return None
@@ -116,6 +126,14 @@ def test_the_checker_sees_violations(tmp_path: Path) -> None:
     assert rule_broken("mixhouse.http.app", "mixhouse.engine.duckdb")
     assert rule_broken("mixhouse.http.app", "mixhouse.engine.duckdb.writer")
     assert rule_broken("mixhouse.flags.x", "mixhouse.expr.Scope")
+    assert rule_broken("mixhouse.engine.clickhouse.engine", "mixhouse.engine.duckdb.writer")
+    assert rule_broken("mixhouse.engine.clickhouse.queries.x", "mixhouse.engine.duckdb.queries.engage._Snapshots")
+    assert rule_broken("mixhouse.engine.duckdb.x", "mixhouse.engine.clickhouse.printer")
+    assert rule_broken("mixhouse.engine.common.writer", "duckdb")
+    assert rule_broken("mixhouse.engine.common.x", "mixhouse.engine.duckdb.relations")
+    assert rule_broken("mixhouse.engine.clickhouse.engine", "mixhouse.engine.common.writer") is None
+    assert rule_broken("mixhouse.engine.duckdb.writer", "mixhouse.engine.common.writer") is None
+    assert rule_broken("mixhouse.engine.duckdb.engine", "mixhouse.engine.duckdb.writer") is None
     assert rule_broken("mixhouse.domain.x", "mixhouse.engine.base") is None
     assert rule_broken("mixhouse.domain.x", "mixhouse.expr.parse") is None
     assert rule_broken("mixhouse.domain.x", "duckdbx") is None

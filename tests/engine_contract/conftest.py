@@ -45,14 +45,7 @@ def engine_env(engine_name: str) -> dict[str, str]:
 # What an engine does not answer yet: asked anyway, it must refuse with NotSupportedByEngine (a 501 in
 # the family's error format), never a wrong answer or a 500. docs/scale-out.md lists the same.
 NOT_YET: dict[str, frozenset[str]] = {
-    "chdb": frozenset(
-        {
-            "StreamSpec",
-            "InsightsSpec",
-            "RevenueSpec",
-            "ReadoutSpec",
-        }
-    ),
+    "chdb": frozenset(),
 }
 
 

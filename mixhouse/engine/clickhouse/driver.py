@@ -5,10 +5,16 @@ run the same SQL (server-side parameters written `{name:Type}`, data inserted as
 - `HTTPDriver`: a ClickHouse server or cluster over HTTP (clickhouse-connect).
 
 Every failure of the store surfaces as `DriverError`, so the engine can turn it into Unavailable (503,
-retryable) without knowing which driver ran."""
+retryable) without knowing which driver ran.
+
+A read run under a request's deadline (`mixhouse.domain.limits.query_deadline`) carries the time left as
+ClickHouse's `max_execution_time` with `timeout_overflow_mode = 'throw'`, so ClickHouse itself stops the
+query at the deadline (on every shard of a cluster) and the driver raises `DriverTimeout`, which the
+engine answers as the embedded engine does: QueryTimedOut (504)."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,9 +22,35 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
+from mixhouse.domain.limits import remaining_seconds
+
+log = logging.getLogger(__name__)
+
 
 class DriverError(Exception):
     """ClickHouse refused or failed a statement (the message is ClickHouse's)."""
+
+
+class DriverTimeout(DriverError):
+    """The statement ran past the request's deadline (ClickHouse's TIMEOUT_EXCEEDED, or no time was left)."""
+
+
+_TIMEOUT_CODES = ("(TIMEOUT_EXCEEDED)", "Code: 159.")
+
+
+def driver_error(message: str) -> DriverError:
+    return DriverTimeout(message) if any(c in message for c in _TIMEOUT_CODES) else DriverError(message)
+
+
+def deadline_settings() -> dict[str, Any]:
+    """The query settings that give ClickHouse the current deadline (none without one). ClickHouse takes
+    `max_execution_time` in seconds with a fraction; no time left at all raises here, before the query."""
+    remaining = remaining_seconds()
+    if remaining is None:
+        return {}
+    if remaining <= 0.001:
+        raise DriverTimeout("the query's deadline passed before it ran")
+    return {"max_execution_time": round(remaining, 3), "timeout_overflow_mode": "throw"}
 
 
 class Driver(Protocol):
@@ -49,6 +81,8 @@ def _settings_sql(settings: Mapping[str, Any]) -> str:
         literal = (
             str(int(value))
             if isinstance(value, bool | int)
+            else repr(value)
+            if isinstance(value, float)
             else "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
         )
         parts.append(f"{key} = {literal}")
@@ -97,20 +131,33 @@ class ChDBDriver:
             raise DriverError(str(exc)) from exc
         self.command(f"CREATE DATABASE IF NOT EXISTS {database}")
 
-    def _run(self, sql: str, fmt: str, params: Mapping[str, Any] | None) -> Any:
+    def _run(self, sql: str, fmt: str, params: Mapping[str, Any] | None, *, deadline: bool = False) -> Any:
         with self._lock:
+            if deadline:  # worked out once the statement has the instance: waiting for it took time too
+                sql = sql.rstrip().rstrip(";") + "\n" + _settings_sql(deadline_settings())
             try:
                 return self._session.query(  # type: ignore[no-untyped-call]
                     sql, fmt, params={k: param_text(v) for k, v in params.items()} if params else None
                 )
             except Exception as exc:
-                raise DriverError(str(exc).strip()) from exc
+                if fmt == "ArrowTable":
+                    self._reset_output()
+                raise driver_error(str(exc).strip()) from exc
+
+    def _reset_output(self) -> None:
+        """chDB 4.4 keeps the Arrow output of a query that failed midway (a timeout, `throwIf`) and hands
+        its bytes to the next Arrow query, which then fails to parse ("Invalid flatbuffers message"); a
+        statement in another format clears it."""
+        try:
+            self._session.query("SELECT 1", "CSV")  # type: ignore[no-untyped-call]
+        except Exception:
+            log.warning("chDB: clearing the output of a failed query failed", exc_info=True)
 
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         self._run(sql, "CSV", params)
 
     def arrow(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
-        result = self._run(sql, "ArrowTable", params)
+        result = self._run(sql, "ArrowTable", params, deadline=True)
         assert isinstance(result, pa.Table)
         return result
 
@@ -147,9 +194,10 @@ class HTTPDriver:
 
     def arrow(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
         try:
-            table = self._client.query_arrow(sql, parameters=dict(params) if params else None)
+            settings = deadline_settings()
+            table = self._client.query_arrow(sql, parameters=dict(params) if params else None, settings=settings)
         except self._errors as exc:
-            raise DriverError(str(exc)) from exc
+            raise driver_error(str(exc)) from exc
         assert isinstance(table, pa.Table)
         return table
 

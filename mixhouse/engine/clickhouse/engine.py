@@ -24,6 +24,7 @@ import orjson
 import pyarrow as pa
 
 from mixhouse.domain.export import ExportQuery
+from mixhouse.domain.limits import QueryTimedOut, timed_out
 from mixhouse.domain.profiles import ProfileUpdate, apply_update
 from mixhouse.domain.scan import ScanQuery, windows
 from mixhouse.domain.spec import Spec
@@ -31,20 +32,23 @@ from mixhouse.domain.writes import WriteBatch
 from mixhouse.engine import kernels
 from mixhouse.engine.base import CommitObserver, DeleteResult, EngineStats, UserData
 from mixhouse.engine.clickhouse import deletes, identity
-from mixhouse.engine.clickhouse.driver import ChDBDriver, Driver, DriverError, HTTPDriver
+from mixhouse.engine.clickhouse.driver import ChDBDriver, Driver, DriverError, DriverTimeout, HTTPDriver
 from mixhouse.engine.clickhouse.expressions import Scope, compile_filter
+from mixhouse.engine.clickhouse.lookups import LookupTables, lookup_database
 from mixhouse.engine.clickhouse.relations import identity_map_sql
 from mixhouse.engine.clickhouse.scan import scan as scan_rows
 from mixhouse.engine.clickhouse.schema import statements
 from mixhouse.engine.clickhouse.store import Store
-from mixhouse.engine.duckdb.localtime import offset_segments
-from mixhouse.engine.duckdb.writer import GroupCommitWriter
+from mixhouse.engine.common.localtime import offset_segments
+from mixhouse.engine.common.writer import GroupCommitWriter
 from mixhouse.errors import NotSupportedByEngine, Unavailable
+from mixhouse.lookup.binding import LookupSource, bind_spec, bound_refs, has_lookups
 from mixhouse.private import private_dir
 from mixhouse.settings import Settings
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
+S = TypeVar("S")
 
 EXPORT_WINDOW_ROWS = 50_000
 EXPORT_BATCH_ROWS = 10_000
@@ -54,7 +58,11 @@ _PROFILE_COLUMNS = ("project_id", "distinct_id", "properties", "updated_ms", "ve
 _GROUP_COLUMNS = ("project_id", "group_key", "group_id", "properties", "updated_ms", "version", "deleted")
 
 
-def unavailable(exc: DriverError) -> Unavailable:
+def unavailable(exc: DriverError) -> Unavailable | QueryTimedOut:
+    """What a failure of the store answers: a query past its deadline is QueryTimedOut (504, as on the
+    embedded engine); anything else is Unavailable (503, retryable)."""
+    if isinstance(exc, DriverTimeout):
+        return timed_out()
     reason = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
     return Unavailable(f"the event store (ClickHouse) failed; retry with backoff ({reason})")
 
@@ -67,8 +75,10 @@ class ClickHouseEngine:
         data_dir: Path | None = None,
         commit_observers: tuple[CommitObserver, ...] = (),
         disk_reserve_bytes: int | None = None,
+        lookups: LookupSource | None = None,
     ) -> None:
-        """`data_dir`: the folder whose free space the writer watches (chDB's store); None for a server."""
+        """`data_dir`: the folder whose free space the writer watches (chDB's store); None for a server.
+        `lookups`: where lookup tables mapped to properties are read from (None: queries cannot read them)."""
         self._driver = driver
         self.store = Store(driver)
         self.db = driver.database
@@ -80,6 +90,11 @@ class ClickHouseEngine:
             driver.close()
             raise unavailable(exc) from exc
         self._next_seq = int(rows[0]["s"] or 0) + 1 if rows else 1
+        try:
+            self._lookups = LookupTables(self.store, lookups)
+        except DriverError as exc:
+            driver.close()
+            raise unavailable(exc) from exc
         self._seq_lock = threading.Lock()
         self._writer = GroupCommitWriter(
             self._write_group,
@@ -91,7 +106,12 @@ class ClickHouseEngine:
         kernels.warm_in_background()
 
     @classmethod
-    def from_settings(cls, settings: Settings, commit_observers: tuple[CommitObserver, ...] = ()) -> ClickHouseEngine:
+    def from_settings(
+        cls,
+        settings: Settings,
+        commit_observers: tuple[CommitObserver, ...] = (),
+        lookups: LookupSource | None = None,
+    ) -> ClickHouseEngine:
         if settings.engine == "chdb":
             folder = settings.data_dir / "clickhouse"
             private_dir(settings.data_dir)
@@ -100,6 +120,7 @@ class ClickHouseEngine:
                 data_dir=settings.data_dir,
                 commit_observers=commit_observers,
                 disk_reserve_bytes=settings.disk_reserve_bytes,
+                lookups=lookups,
             )
         try:
             driver: Driver = HTTPDriver(
@@ -110,7 +131,7 @@ class ClickHouseEngine:
             )
         except DriverError as exc:
             raise unavailable(exc) from exc
-        return cls(driver, commit_observers=commit_observers)
+        return cls(driver, commit_observers=commit_observers, lookups=lookups)
 
     # -- writes ---------------------------------------------------------------------------------
 
@@ -227,8 +248,29 @@ class ClickHouseEngine:
     # -- reads ----------------------------------------------------------------------------------
 
     def export_lines(self, query: ExportQuery) -> Iterator[bytes]:
-        where_sql = compile_filter(query.where, Scope.events("e")) if query.where is not None else None
+        query = self._bind_lookups(query, query.project.id, supported=True)
+        with lookup_database(self.db):
+            where_sql = compile_filter(query.where, Scope.events("e")) if query.where is not None else None
         return self._export_lines(query, where_sql)
+
+    def _bind_lookups(self, spec: S, project_id: int | None, *, supported: bool, profiles: bool = False) -> S:
+        """The spec with its lookup reads bound to the table versions mapped now, each loaded once."""
+        if not has_lookups(spec):
+            return spec
+        for _ in range(3):  # a replace between binding and loading: bind to the new version
+            bound = bind_spec(
+                spec,
+                project_id or 0,
+                self._lookups.source,
+                supported=supported and project_id is not None,
+                profiles=profiles,
+            )
+            try:
+                if all(self._lookups.load(ref) for ref in self._lookups.missing(bound_refs(bound))):
+                    return bound
+            except DriverError as exc:
+                raise unavailable(exc) from exc
+        raise Unavailable("a lookup table was replaced while the query started: try again")
 
     def _export_lines(self, query: ExportQuery, where_sql: str | None) -> Iterator[bytes]:
         params: dict[str, Any] = {"p": query.project.id, "start": query.start_ms, "end": query.end_ms}
@@ -282,15 +324,20 @@ class ClickHouseEngine:
         return scan_rows(self.store, query)
 
     def query(self, spec: Spec[R]) -> R:
-        from mixhouse.engine.clickhouse.queries import HANDLERS
+        from mixhouse.engine.clickhouse.queries import HANDLERS, LOOKUP_SPECS, PROFILE_LOOKUP_SPECS
 
         handler = HANDLERS.get(type(spec))
         if handler is None:
             raise NotSupportedByEngine(
                 f"this analysis ({type(spec).__name__}) is not available on the ClickHouse engine yet"
             )
+        # User profile queries read the tables mapped to profile properties (not group profiles).
+        profiles = type(spec) in PROFILE_LOOKUP_SPECS and getattr(spec, "group_key", None) is None
+        supported = type(spec) in LOOKUP_SPECS or profiles
+        spec = self._bind_lookups(spec, getattr(spec, "project_id", None), supported=supported, profiles=profiles)
         try:
-            return cast(R, handler(self.store, spec))
+            with lookup_database(self.db):
+                return cast(R, handler(self.store, spec))
         except DriverError as exc:
             raise unavailable(exc) from exc
 
@@ -353,8 +400,12 @@ class ClickHouseEngine:
         )
 
     def backup(self, target: Path) -> dict[str, int]:
-        """Not written for ClickHouse yet (ClickHouse's own `BACKUP ... TO Disk(...)` is the way there)."""
-        raise NotSupportedByEngine("online backup is not available on the ClickHouse engine yet")
+        """Refused: `mixhouse backup` writes and restores one embedded-store file, which a ClickHouse store
+        is not. ClickHouse's own BACKUP is the way (docs/scale-out.md, "Backup")."""
+        raise NotSupportedByEngine(
+            "mixhouse backup copies the embedded store only: back up a ClickHouse store with ClickHouse's"
+            " BACKUP DATABASE (docs/scale-out.md, Backup)"
+        )
 
     def health(self) -> list[str]:
         return self._writer.health()

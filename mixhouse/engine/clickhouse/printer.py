@@ -16,13 +16,13 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from mixhouse.engine.clickhouse import lookups
 from mixhouse.engine.clickhouse.scope import Scope
-from mixhouse.errors import NotSupportedByEngine
 from mixhouse.expr import ast, dates
 from mixhouse.expr.errors import ExpressionError, ExpressionLimitError, ExpressionScopeError
 from mixhouse.expr.interpreter import NUMBER_PATTERN, DateTime, Value, evaluate, kind_of
 from mixhouse.expr.kinds import DISTINCT_ID_NAMES, TIME_NAMES, Kind
-from mixhouse.expr.plan import UNAVAILABLE
+from mixhouse.expr.plan import LOOKUP_UNAVAILABLE, UNAVAILABLE
 
 MAX_SQL_LENGTH = 500_000
 _INLINE_LIMIT = 160
@@ -41,12 +41,18 @@ class Val:
     parts: dict[Kind, str] = field(default_factory=dict)
     raw: str | None = None  # the raw JSON text (Nullable(String)) when the node is a bare JSON property
     source: tuple[str, str] | None = None  # (JSON document SQL, key) of a bare JSON property
+    literal: str | None = None  # the text of a string constant
 
     def __contains__(self, kind: Kind) -> bool:
         return kind in self.parts
 
     def __getitem__(self, kind: Kind) -> str:
         return self.parts[kind]
+
+
+def _string_only(literal: str) -> bool:
+    """Whether `literal` cannot be the JSON text of a value other than a string."""
+    return literal[0] not in "-0123456789[{" and literal not in ("true", "false")
 
 
 def _coalesce(parts: list[str], default: str | None = None) -> str | None:
@@ -119,7 +125,7 @@ class ClickHousePrinter:
             case ast.Call():
                 return self.call(e.func, [self.value(a) for a in e.args])
             case ast.Lookup():
-                raise NotSupportedByEngine("this engine does not read lookup tables in queries yet")
+                return self.lookup(e)
         raise AssertionError(f"unexpected node {e!r}")
 
     def constant(self, v: Value) -> Val:
@@ -133,7 +139,7 @@ class ClickHousePrinter:
         if k is Kind.NUMBER:
             return Val({k: f"toFloat64({quote(repr(float(v)))})"})
         if k is Kind.STRING:
-            return Val({k: quote(str(v))})
+            return Val({k: quote(str(v))}, literal=str(v))
         if k is Kind.DATETIME:
             assert isinstance(v, DateTime)
             return Val({k: f"toInt64({int(v.ms)})"})
@@ -159,13 +165,42 @@ class ClickHousePrinter:
             source = scope.user_properties_sql
         return self._json_value(source, p.name)
 
+    def lookup(self, node: ast.Lookup) -> Val:
+        """A cell of the row whose id is the base property's value as text (interpreter.lookup_key: a
+        string as is, a number in its key form, true/false; anything else matches no row), read from the
+        loaded table version with `joinGetOrNull` (lookups.py). JSON like a property, except that a JSON
+        null cell is undefined and an object is a datetime, {"$datetime": "YYYY-MM-DDTHH:MM:SS"} in UTC."""
+        table = lookups.table_name(node.table) if node.table is not None else None
+        if table is None:
+            raise ExpressionScopeError(LOOKUP_UNAVAILABLE, self.text, node.pos)
+        base = self.value(node.base)
+        keys = []
+        if s := base.parts.get(Kind.STRING):
+            keys.append(s)
+        if s := base.parts.get(Kind.NUMBER):
+            keys.append(self.render_number(s))
+        if s := base.parts.get(Kind.BOOLEAN):
+            keys.append(f"if(isNull({s}), NULL, if({s} = 1, 'true', 'false'))")
+        key = _coalesce(keys) or "CAST(NULL AS Nullable(String))"
+        row = self.bind(key, lambda b: f"if(isNull({b}), NULL, joinGetOrNull({quote(table)}, 'v', assumeNotNull({b})))")
+        v = self._json_value(row, node.column)
+        parts = dict(v.parts)
+        del parts[Kind.NULL], parts[Kind.OBJECT]
+        j = f"nullIf(JSONExtractRaw({row}, {quote(node.column)}), '')"
+        parts[Kind.DATETIME] = (
+            f"if(startsWith({j}, '{{'), toUnixTimestamp64Milli(parseDateTime64BestEffortOrNull("
+            f"JSONExtractString(assumeNotNull({j}), '$datetime'), 3, 'UTC')), NULL)"
+        )
+        return Val(parts)
+
     def _json_value(self, source: str, name: str) -> Val:
         """The value under key `name` of the JSON `source`, in every kind it may have."""
         t = f"nullIf(JSONExtractRaw({source}, {quote(name)}), '')"
         return Val(
             {
                 Kind.NUMBER: f"if(match({t}, '^-?[0-9]'), toFloat64OrNull({t}), NULL)",
-                Kind.STRING: f"if(startsWith({t}, '\"'), JSONExtractString({source}, {quote(name)}), NULL)",
+                # The string from the raw text already extracted, not a second walk of the whole document.
+                Kind.STRING: f"if(startsWith({t}, '\"'), JSONExtractString(assumeNotNull({t})), NULL)",
                 Kind.BOOLEAN: f"multiIf({t} = 'true', toUInt8(1), {t} = 'false', toUInt8(0), NULL)",
                 Kind.NULL: f"if({t} = 'null', toUInt8(1), NULL)",
                 Kind.LIST: f"if(startsWith({t}, '['), {t}, NULL)",
@@ -215,6 +250,12 @@ class ClickHousePrinter:
 
     def equality(self, a: Val, b: Val) -> str:
         """`==` as a UInt8 that is never NULL."""
+        for x, y in ((a, b), (b, a)):
+            if x.source is not None and y.literal and _string_only(y.literal):
+                # A property equals the string exactly when its value is that string: one extraction per row.
+                # JSONExtractString is '' for null or no value, and the JSON text of any other kind, which
+                # never reads as `literal` (no number, list, object, true or false starts like it).
+                return f"toUInt8(JSONExtractString({x.source[0]}, {quote(x.source[1])}) = {quote(y.literal)})"
         pairs = [
             f"({a[k]}) = ({b[k]})" for k in (Kind.NUMBER, Kind.STRING, Kind.BOOLEAN, Kind.DATETIME) if k in a and k in b
         ]
@@ -461,7 +502,7 @@ class ClickHousePrinter:
             number = self.render_number(f"toFloat64OrNull(assumeNotNull({t}))")
             return (
                 f"multiIf(isNull({t}) OR startsWith({t}, '{{'), {empty}, "
-                f"startsWith({t}, '\"'), [JSONExtractString({v.source[0]}, {quote(v.source[1])})], "
+                f"startsWith({t}, '\"'), [JSONExtractString(assumeNotNull({t}))], "
                 f"startsWith({t}, '['), {fan_out}, "
                 f"{t} IN ('true', 'false', 'null'), [assumeNotNull({t})], "
                 f"[assumeNotNull({number})])"

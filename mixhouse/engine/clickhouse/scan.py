@@ -22,7 +22,9 @@ _HOUR_MS = 3_600_000
 _FAR = 2**62
 
 
-def _event_sql(store: Store, query: ScanQuery) -> tuple[str, dict[str, Any]]:
+def matching_events(store: Store, query: ScanQuery) -> tuple[str, str, dict[str, Any]]:
+    """The FROM (events as `e`), the WHERE of the query's filter, and their parameters: the events a scan
+    reads, before its window and order (also what JQL's aggregate shapes group)."""
     rel = scoped_events(
         store.db, query.project_id, None, None, events=query.events, resolve_identity=query.resolve_identity
     )
@@ -36,6 +38,11 @@ def _event_sql(store: Store, query: ScanQuery) -> tuple[str, dict[str, Any]]:
             source += (
                 f" LEFT JOIN {profiles_sql(store.db)} AS {PROFILE_ALIAS} ON {PROFILE_ALIAS}.distinct_id = e.distinct_id"
             )
+    return source, where, params
+
+
+def _event_sql(store: Store, query: ScanQuery) -> tuple[str, dict[str, Any]]:
+    source, where, params = matching_events(store, query)
     order = "e.time_ms, e.seq" if query.order == "time" else "e.distinct_id, e.time_ms, e.seq"
     sql = f"""
         SELECT e.event AS name, e.distinct_id AS distinct_id, e.time_ms AS time, e.insert_id AS insert_id,

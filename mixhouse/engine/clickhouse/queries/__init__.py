@@ -9,12 +9,27 @@ from typing import Any
 from mixhouse.domain.query import engage as engage_spec
 from mixhouse.domain.query import events as events_spec
 from mixhouse.domain.query import funnels as funnels_spec
+from mixhouse.domain.query import insights as insights_spec
 from mixhouse.domain.query import retention as retention_spec
+from mixhouse.domain.query import revenue as revenue_spec
 from mixhouse.domain.query import segmentation as segmentation_spec
-from mixhouse.engine.clickhouse.queries import engage, events, funnels, retention, segmentation
+from mixhouse.domain.query import stream as stream_spec
+from mixhouse.engine.clickhouse.queries import (
+    engage,
+    events,
+    funnels,
+    insights,
+    retention,
+    revenue,
+    segmentation,
+    stream,
+)
 from mixhouse.engine.clickhouse.queries import flags as flag_queries
+from mixhouse.engine.clickhouse.queries import jql as jql_queries
 from mixhouse.engine.clickhouse.store import Store
 from mixhouse.flags import cohorts as flags_cohorts
+from mixhouse.flags import readout as flags_readout
+from mixhouse.jql import pushdown as jql_pushdown
 
 QueryFunction = Callable[[Store, Any], Any]
 
@@ -34,4 +49,22 @@ HANDLERS: dict[type, QueryFunction] = {
     flags_cohorts.CohortMembersSpec: flag_queries.cohort_members,
     funnels_spec.FunnelSpec: funnels.funnel_figures,
     funnels_spec.StepPropertyNamesSpec: funnels.step_property_names,
+    stream_spec.StreamSpec: stream.stream_events,
+    insights_spec.InsightsSpec: insights.insights_rows,
+    revenue_spec.RevenueSpec: revenue.transactions,
+    flags_readout.ReadoutSpec: flag_queries.readout_rows,
+    jql_pushdown.AggregateSpec: jql_queries.aggregate_rows,
 }
+
+# The analyses that read lookup tables (as on the embedded engine); in any other, a lookup read is refused.
+LOOKUP_SPECS: frozenset[type] = frozenset(
+    {
+        segmentation_spec.SeriesSpec,
+        segmentation_spec.NumberRangeSpec,
+        funnels_spec.FunnelSpec,
+        retention_spec.RetentionSpec,
+        retention_spec.AddictionSpec,
+    }
+)
+# Profile queries whose `where` reads lookup tables mapped to profile properties.
+PROFILE_LOOKUP_SPECS: frozenset[type] = frozenset({engage_spec.EngageSpec})

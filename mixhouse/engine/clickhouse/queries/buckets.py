@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 from mixhouse.domain.calendar import Buckets, Unit
-from mixhouse.engine.duckdb.localtime import offset_ms_sql
+from mixhouse.engine.common.localtime import offset_ms_sql
 
 DAY_MS = 86_400_000
 _EPOCH = datetime(1970, 1, 1)

@@ -17,13 +17,13 @@ from mixhouse.engine.clickhouse.expressions import Scope, compile_filter
 from mixhouse.engine.clickhouse.printer import quote
 from mixhouse.engine.clickhouse.relations import Relation, identity_map_sql, scoped_events
 from mixhouse.engine.clickhouse.store import Store
-from mixhouse.engine.duckdb.queries.engage import _Snapshots  # the engine-free id-list cache
+from mixhouse.engine.common.snapshots import IdListCache
 
 PROFILE_SCOPE = Scope.profiles("p", timezone="UTC")
 BEHAVIOR_SCOPE = dataclasses.replace(PROFILE_SCOPE, behaviors_sql="p.behaviors")
 EVENT_SCOPE = Scope.events("e")
 
-_SNAPSHOTS = _Snapshots()
+_SNAPSHOTS = IdListCache()
 
 
 def forget_snapshots(project_id: int) -> None:

@@ -20,8 +20,8 @@ from mixhouse.engine.clickhouse.printer import quote
 from mixhouse.engine.clickhouse.queries.buckets import DAY_MS
 from mixhouse.engine.clickhouse.relations import scoped_events
 from mixhouse.engine.clickhouse.store import Store
-from mixhouse.engine.duckdb.localtime import offset_ms_sql
-from mixhouse.engine.duckdb.queries.funnels import _columns, _figures  # engine-free: Arrow and numpy only
+from mixhouse.engine.common.funnels import kernel_columns, step_figures
+from mixhouse.engine.common.localtime import offset_ms_sql
 from mixhouse.engine.kernels.funnel import ENTRY_SHIFT, walk_funnel
 from mixhouse.engine.kernels.users import partition_by_user
 from mixhouse.expr.plan import EventExpr
@@ -94,7 +94,7 @@ def _rows_sql(store: Store, spec: FunnelSpec, base: date) -> tuple[str, dict[str
 def funnel_figures(store: Store, spec: FunnelSpec) -> list[StepFigures]:
     base = spec.buckets.first_day - timedelta(days=62)  # before any key of the range
     sql, params = _rows_sql(store, spec, base)
-    chunks, segments = _columns(store.driver.arrow(sql, params))
+    chunks, segments = kernel_columns(store.driver.arrow(sql, params))
     kernels.wait_until_ready(remaining_seconds())
     data = partition_by_user(chunks, aliases=None)
     del chunks
@@ -102,7 +102,7 @@ def funnel_figures(store: Store, spec: FunnelSpec) -> list[StepFigures]:
         attempts = walk_funnel(data, len(spec.steps), spec.window_ms, spec.grace_ms, spec.totals)
     finally:
         data.release()
-    return _figures(attempts, len(spec.steps), base, segments)
+    return step_figures(attempts, len(spec.steps), base, segments)
 
 
 def step_property_names(store: Store, spec: StepPropertyNamesSpec) -> list[tuple[str, int]]:

@@ -15,7 +15,7 @@ from mixhouse.engine.clickhouse.expressions import Scope, compile_filter, compil
 from mixhouse.engine.clickhouse.queries.buckets import DAY_MS
 from mixhouse.engine.clickhouse.relations import scoped_events
 from mixhouse.engine.clickhouse.store import Store
-from mixhouse.engine.duckdb.localtime import offset_ms_sql
+from mixhouse.engine.common.localtime import offset_ms_sql
 from mixhouse.expr.plan import EventExpr
 
 _SCOPE = Scope.events("e")  # user[...] is not available in retention

@@ -10,15 +10,13 @@ pages consistent as long as the data did not change in between.
 from __future__ import annotations
 
 import dataclasses
-import threading
-import time
-from collections import OrderedDict
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 
 from mixhouse.domain.query.engage import BehaviorCount, CohortCountSpec, EngagePage, EngageSpec, MembershipRule
+from mixhouse.engine.common.snapshots import IdListCache as _Snapshots
 from mixhouse.engine.duckdb.expressions import Scope, compile_filter
 from mixhouse.engine.duckdb.lookups import lookup_joins
 from mixhouse.engine.duckdb.printer import quote
@@ -29,45 +27,6 @@ from mixhouse.engine.duckdb.relations import Relation, scoped_events
 PROFILE_SCOPE = Scope.profiles("p", timezone="UTC")
 BEHAVIOR_SCOPE = dataclasses.replace(PROFILE_SCOPE, behaviors_sql="p.behaviors")
 EVENT_SCOPE = Scope.events("e")
-
-SNAPSHOT_TTL_S = 30 * 60
-MAX_SNAPSHOTS = 64
-MAX_SNAPSHOT_IDS = 5_000_000  # all snapshots together
-
-
-class _Snapshots:
-    """Recently computed id lists by (project, session id), least recently used evicted first."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._items: OrderedDict[tuple[int, str], tuple[EngageSpec, pa.Array, float]] = OrderedDict()
-        self._ids = 0
-
-    def get(self, key: tuple[int, str], spec: EngageSpec) -> pa.Array | None:
-        with self._lock:
-            item = self._items.get(key)
-            if item is None or item[0] != spec or item[2] < time.monotonic() - SNAPSHOT_TTL_S:
-                return None
-            self._items.move_to_end(key)
-            return item[1]
-
-    def put(self, key: tuple[int, str], spec: EngageSpec, ids: pa.Array) -> None:
-        with self._lock:
-            old = self._items.pop(key, None)
-            if old is not None:
-                self._ids -= len(old[1])
-            self._items[key] = (spec, ids, time.monotonic())
-            self._ids += len(ids)
-            while self._items and (len(self._items) > MAX_SNAPSHOTS or self._ids > MAX_SNAPSHOT_IDS):
-                _, (_, dropped, _) = self._items.popitem(last=False)
-                self._ids -= len(dropped)
-
-    def forget(self, project_id: int) -> None:
-        """Drop the project's id lists (their users changed: a deletion); later pages recompute them."""
-        with self._lock:
-            for key in [k for k in self._items if k[0] == project_id]:
-                self._ids -= len(self._items.pop(key)[1])
-
 
 _SNAPSHOTS = _Snapshots()
 

@@ -12,18 +12,18 @@ from typing import Any
 import duckdb
 import numpy as np
 import numpy.typing as npt
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from mixhouse.domain.limits import remaining_seconds
-from mixhouse.domain.query.funnels import OVERALL, FunnelSpec, StepFigures, StepPropertyNamesSpec
+from mixhouse.domain.query.funnels import FunnelSpec, StepFigures, StepPropertyNamesSpec
 from mixhouse.engine import kernels
+from mixhouse.engine.common.funnels import kernel_columns as _columns
+from mixhouse.engine.common.funnels import step_figures as _figures
 from mixhouse.engine.duckdb.buckets import bucket_day_sql
 from mixhouse.engine.duckdb.expressions import Scope, compile_filter, compile_segment_key
 from mixhouse.engine.duckdb.lookups import lookup_joins
 from mixhouse.engine.duckdb.printer import quote
 from mixhouse.engine.duckdb.relations import has_merged_ids, scoped_events
-from mixhouse.engine.kernels.funnel import ENTRY_SHIFT, STEP_BITS, Attempts, sum_attempts, walk_funnel
+from mixhouse.engine.kernels.funnel import ENTRY_SHIFT, walk_funnel
 from mixhouse.engine.kernels.users import partition_by_user
 from mixhouse.expr.plan import EventExpr, reads_distinct_id
 
@@ -89,39 +89,6 @@ def _rows_sql(spec: FunnelSpec, base: date, resolve_identity: bool) -> tuple[str
     return sql, params
 
 
-def _columns(table: pa.Table) -> tuple[list[list[npt.NDArray[np.int64]]], list[str]]:
-    """The kernel's input chunks (key, time, seq, info[, lane]) and the segment of each lane code.
-
-    With segments, every row gets lane -1, and each step-1 event that can start an attempt gets one
-    extra row per segment value: its key, time and seq, its entry bucket without a step mask, and the
-    value's code as lane (built with Arrow and numpy, one vectorised step for all events)."""
-    key, t, s, info = (table.column(c) for c in ("k", "t", "s", "info"))
-    chunks: list[list[npt.NDArray[np.int64]]] = []
-    segmented = "segs" in table.column_names
-    for i in range(key.num_chunks):
-        piece = [key.chunk(i).to_numpy().view(np.int64), t.chunk(i).to_numpy(), s.chunk(i).to_numpy()]
-        piece.append(info.chunk(i).to_numpy())
-        if segmented:
-            piece.append(np.full(len(piece[0]), -1, np.int64))
-        chunks.append(piece)
-    if not segmented:
-        return chunks, []
-    segs = table.column("segs").combine_chunks()
-    values = pc.list_flatten(segs)
-    owner = pc.list_parent_indices(segs)
-    known = pc.is_valid(values)  # a value with no segment key (an object) enters no segment
-    values, owner = values.filter(known), owner.filter(known).to_numpy()
-    if len(values) == 0:
-        return chunks, []
-    encoded = values.dictionary_encode()
-    names = [str(v) for v in encoded.dictionary.to_pylist()]
-    owners = table.select(["k", "t", "s", "info"]).take(owner)
-    key_o, t_o, s_o, info_o = (owners.column(c).combine_chunks().to_numpy() for c in ("k", "t", "s", "info"))
-    lanes = [key_o.view(np.int64), t_o, s_o, info_o & ~STEP_BITS, encoded.indices.to_numpy().astype(np.int64)]
-    chunks.append(lanes)
-    return chunks, names
-
-
 def funnel_figures(conn: duckdb.DuckDBPyConnection, spec: FunnelSpec) -> list[StepFigures]:
     base = spec.buckets.first_day - timedelta(days=62)  # before any key of the range
     # Merged ids are resolved by the kernel from the (small) alias table, rather than by a join of every
@@ -148,37 +115,6 @@ def _aliases(conn: duckdb.DuckDBPyConnection, project_id: int) -> tuple[npt.NDAr
     ).to_arrow_table()
     k, c = (table.column(name).combine_chunks().to_numpy().view(np.int64) for name in ("k", "c"))
     return k, c
-
-
-def _figures(att: Attempts, steps: int, base: date, segments: list[str]) -> list[StepFigures]:
-    """Counts and mean step times per (bucket, lane), from one row per attempt."""
-    if len(att.bucket) == 0:
-        return []
-    lanes = len(segments) + 1
-    group = att.bucket * lanes + (att.lane + 1)
-    groups = int(group.max()) + 1
-    if groups <= 4 * len(group) + 1_000_000:  # dense enough: bincount without a sort
-        keys = np.flatnonzero(np.bincount(group, minlength=groups))
-        index = np.full(groups, -1, np.int64)
-        index[keys] = np.arange(len(keys))
-        group = index[group]
-    else:
-        keys, group = np.unique(group, return_inverse=True)
-    counts, from_previous, from_start = sum_attempts(att, group, len(keys), steps)
-    figures = []
-    for g, key in enumerate(keys.tolist()):
-        bucket, lane = divmod(key, lanes)
-        n = counts[g].tolist()
-        figures.append(
-            StepFigures(
-                bucket=base + timedelta(days=bucket),
-                segment=OVERALL if lane == 0 else segments[lane - 1],
-                counts=tuple(n),
-                avg_ms=(None, *(from_previous[g, k] / n[k] if n[k] else None for k in range(1, steps))),
-                avg_from_start_ms=(None, *(from_start[g, k] / n[k] if n[k] else None for k in range(1, steps))),
-            )
-        )
-    return figures
 
 
 def step_property_names(conn: duckdb.DuckDBPyConnection, spec: StepPropertyNamesSpec) -> list[tuple[str, int]]:

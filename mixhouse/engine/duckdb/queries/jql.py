@@ -7,6 +7,7 @@ from typing import Any
 
 import duckdb
 
+from mixhouse.engine.common.jql import exact as _exact
 from mixhouse.engine.duckdb.printer import quote
 from mixhouse.engine.duckdb.scan import matching_events
 from mixhouse.jql.pushdown import AggregateRow, AggregateSpec, KeyPart, Measure
@@ -39,7 +40,6 @@ def _number_sql(name: str) -> str:
 # partial sum is exact whatever the order, so DuckDB's sum is the left fold's (the same for the squares,
 # multiples of 2**-2k). Integers, halves and cents-free prices take this path; the rest fold in order.
 _GRAIN = "CASE " + " ".join(f"WHEN {{v}} * {2**k} = round({{v}} * {2**k}) THEN {k}" for k in range(11)) + " ELSE 99 END"
-_EXACT_BELOW = 2.0**52
 
 
 def _measure_sql(m: Measure, i: int, ordered: bool) -> list[str]:
@@ -60,14 +60,6 @@ def _measure_sql(m: Measure, i: int, ordered: bool) -> list[str]:
         f"CASE WHEN count({v}) > 0 THEN list_reduce({values}, {add}) END",
         f"CASE WHEN count({v}) > 0 THEN list_reduce(list_transform({values}, lambda x: x * x), {add}) END",
     ]
-
-
-def _exact(n: int, total: float | None, squares: float | None, magnitude: float | None, grain: int | None) -> bool:
-    if n == 0:
-        return True
-    if grain is None or grain > 10 or magnitude is None or squares is None:
-        return False
-    return magnitude * 2.0**grain < _EXACT_BELOW and squares * 4.0**grain < _EXACT_BELOW
 
 
 def aggregate_rows(conn: duckdb.DuckDBPyConnection, spec: AggregateSpec) -> list[AggregateRow]:
