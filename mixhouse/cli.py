@@ -132,6 +132,9 @@ def _log_to_stderr(level: str) -> None:
     "clickhouse (a server at --clickhouse-url).  [default: duckdb]",
 )
 @click.option("--clickhouse-url", default=None, help="ClickHouse HTTP URL for --engine clickhouse.")
+@click.option(
+    "--clickhouse-cluster", default=None, help="Create the tables ON CLUSTER this cluster (docs/scale-out.md)."
+)
 def serve(config: Path | None, **flags: object) -> None:
     """Serve every API family on one port. Settings: docs/operations.md#settings."""
     import uvicorn
