@@ -310,6 +310,7 @@ from mixhouse.accounts.cli import add_commands as add_service_account_commands  
 from mixhouse.backup.cli import backup, restore  # noqa: E402
 from mixhouse.flags.cli import flags  # noqa: E402
 from mixhouse.gdpr.cli import gdpr_tokens  # noqa: E402
+from mixhouse.migrate.cli import migrate  # noqa: E402
 
 add_service_account_commands(service_accounts)  # list, delete, rotate
 
@@ -318,6 +319,7 @@ main.add_command(gdpr_tokens)
 main.add_command(backup)
 main.add_command(restore)
 main.add_command(users)
+main.add_command(migrate)
 with suppress(ImportError):  # import, export, query, engage: clients/python's command line (`make deps` installs it)
     from mixhouse_client.cli import add_commands
 
