@@ -53,13 +53,14 @@ def _events() -> list[dict[str, object]]:
 
 def _queries(url: str, funnel_id: int) -> dict[str, Any]:
     answers: dict[str, Any] = {}
-    for name, path, params in [
+    queries: list[tuple[str, str, dict[str, Any]]] = [
         ("segmentation", "segmentation", {"event": "view", **DATES}),
         ("segmentation on", "segmentation", {"event": "buy", "on": 'properties["plan"]', "type": "unique", **DATES}),
         ("segmentation on user", "segmentation", {"event": "view", "on": 'user["tier"]', **DATES}),
         ("funnel", "funnels", {"funnel_id": funnel_id, **DATES}),
         ("retention", "retention", {"born_event": "signup", "event": "buy", "unit": "day", **DATES}),
-    ]:
+    ]
+    for name, path, params in queries:
         r = httpx.get(f"{url}/api/query/{path}", params={"project_id": PROJECT_ID, **params}, auth=AUTH, timeout=60)
         assert r.status_code == 200, (name, r.text)
         body = r.json()
