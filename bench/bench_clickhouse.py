@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -160,6 +161,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = args.keep / f"clickhouse-{args.events}-{args.users}" if args.keep else Path(tmp)
         kept = (root / "ingested").exists()
+        if args.keep and not kept and root.exists():
+            shutil.rmtree(root)  # a run stopped mid-ingestion: its rows would be ingested twice
         engines = {name: open_engine(name, root / name) for name in names}
         row: dict[str, str] = {}
         if kept:
