@@ -132,6 +132,9 @@ def _log_to_stderr(level: str) -> None:
     "clickhouse (a server at --clickhouse-url).  [default: duckdb]",
 )
 @click.option("--clickhouse-url", default=None, help="ClickHouse HTTP URL for --engine clickhouse.")
+@click.option(
+    "--clickhouse-cluster", default=None, help="Create the tables ON CLUSTER this cluster (docs/scale-out.md)."
+)
 def serve(config: Path | None, **flags: object) -> None:
     """Serve every API family on one port. Settings: docs/operations.md#settings."""
     import uvicorn
@@ -307,6 +310,7 @@ from mixhouse.accounts.cli import add_commands as add_service_account_commands  
 from mixhouse.backup.cli import backup, restore  # noqa: E402
 from mixhouse.flags.cli import flags  # noqa: E402
 from mixhouse.gdpr.cli import gdpr_tokens  # noqa: E402
+from mixhouse.migrate.cli import migrate  # noqa: E402
 
 add_service_account_commands(service_accounts)  # list, delete, rotate
 
@@ -315,6 +319,7 @@ main.add_command(gdpr_tokens)
 main.add_command(backup)
 main.add_command(restore)
 main.add_command(users)
+main.add_command(migrate)
 with suppress(ImportError):  # import, export, query, engage: clients/python's command line (`make deps` installs it)
     from mixhouse_client.cli import add_commands
 

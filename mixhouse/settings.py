@@ -73,6 +73,7 @@ class Settings:
     clickhouse_database: str = "mixhouse"
     clickhouse_user: str = "default"
     clickhouse_password: str = ""
+    clickhouse_cluster: str = ""  # empty: a single node; else the cluster the engine creates its tables ON
     # compliance and lookup tables
     gdpr_max_ids: int = 2000
     gdpr_cancel_window_seconds: float = 0.0
@@ -324,6 +325,13 @@ FIELDS: tuple[Field, ...] = (
     Field("clickhouse_user", "MIXHOUSE_CLICKHOUSE_USER", None, _text, "ClickHouse user (engine clickhouse)"),
     Field(
         "clickhouse_password", "MIXHOUSE_CLICKHOUSE_PASSWORD", None, _secret, "ClickHouse password (engine clickhouse)"
+    ),
+    Field(
+        "clickhouse_cluster",
+        "MIXHOUSE_CLICKHOUSE_CLUSTER",
+        "--clickhouse-cluster",
+        _secret,
+        "ClickHouse cluster (remote_servers name) to create replicated, sharded tables on; empty: one node",
     ),
     Field("gdpr_max_ids", "MIXHOUSE_GDPR_MAX_IDS", None, _int(1), "distinct ids a GDPR request may name"),
     Field(

@@ -37,11 +37,11 @@ from mixhouse.engine.clickhouse.expressions import Scope, compile_filter
 from mixhouse.engine.clickhouse.lookups import LookupTables, lookup_database
 from mixhouse.engine.clickhouse.relations import identity_map_sql
 from mixhouse.engine.clickhouse.scan import scan as scan_rows
-from mixhouse.engine.clickhouse.schema import statements
+from mixhouse.engine.clickhouse.schema import ddl
 from mixhouse.engine.clickhouse.store import Store
 from mixhouse.engine.common.localtime import offset_segments
 from mixhouse.engine.common.writer import GroupCommitWriter
-from mixhouse.errors import NotSupportedByEngine, Unavailable
+from mixhouse.errors import NotSupportedByEngine, SettingsError, Unavailable
 from mixhouse.lookup.binding import LookupSource, bind_spec, bound_refs, has_lookups
 from mixhouse.private import private_dir
 from mixhouse.settings import Settings
@@ -76,14 +76,16 @@ class ClickHouseEngine:
         commit_observers: tuple[CommitObserver, ...] = (),
         disk_reserve_bytes: int | None = None,
         lookups: LookupSource | None = None,
+        cluster: str | None = None,
     ) -> None:
         """`data_dir`: the folder whose free space the writer watches (chDB's store); None for a server.
-        `lookups`: where lookup tables mapped to properties are read from (None: queries cannot read them)."""
+        `lookups`: where lookup tables mapped to properties are read from (None: queries cannot read them).
+        `cluster`: create the tables ON CLUSTER, replicated and sharded (schema.py); None: one node."""
         self._driver = driver
         self.store = Store(driver)
         self.db = driver.database
         try:
-            for sql in statements(self.db):
+            for sql in ddl(self.db, cluster):
                 driver.command(sql)
             rows = self.store.rows(f"SELECT max(seq) AS s FROM {self.db}.events")
         except DriverError as exc:
@@ -113,6 +115,8 @@ class ClickHouseEngine:
         lookups: LookupSource | None = None,
     ) -> ClickHouseEngine:
         if settings.engine == "chdb":
+            if settings.clickhouse_cluster:
+                raise SettingsError("clickhouse_cluster needs --engine clickhouse (chDB is one process, one node)")
             folder = settings.data_dir / "clickhouse"
             private_dir(settings.data_dir)
             return cls(
@@ -131,7 +135,9 @@ class ClickHouseEngine:
             )
         except DriverError as exc:
             raise unavailable(exc) from exc
-        return cls(driver, commit_observers=commit_observers, lookups=lookups)
+        return cls(
+            driver, commit_observers=commit_observers, lookups=lookups, cluster=settings.clickhouse_cluster or None
+        )
 
     # -- writes ---------------------------------------------------------------------------------
 

@@ -9,10 +9,21 @@ JSON text they are exported as (a String column), exactly as the embedded engine
 Durability: `fsync_after_insert` and `fsync_part_directory` make an INSERT return only once its part is
 on disk, so an acknowledged write survives a crash; `non_replicated_deduplication_window` lets a retried
 insert with the same `insert_deduplication_token` be stored once on a single node (replicated tables
-deduplicate by default). docs/scale-out.md has the cluster (Replicated + Distributed) variant.
+deduplicate by default).
+
+On a cluster (`clickhouse_cluster`, `--clickhouse-cluster NAME`) `cluster_statements` creates every table
+`ON CLUSTER`: events as a ReplicatedMergeTree `events_local` on every shard behind a `Distributed` table
+`events` sharded by the user key, so that each id's events live on one shard; the other tables (small next
+to events) as ReplicatedReplacingMergeTrees with one replica set spanning every node, so that every shard
+joins them locally. The engine reads and writes the same table names either way. docs/scale-out.md shows
+the DDL.
 """
 
 from __future__ import annotations
+
+import re
+
+from mixhouse.errors import SettingsError
 
 USER_KEY_SQL = "sipHash64({})"  # the 64-bit key of a distinct id (per-user grouping on an integer)
 
@@ -93,6 +104,56 @@ def statements(db: str) -> list[str]:
         ) ENGINE = ReplacingMergeTree(version, deleted) ORDER BY (project_id, primary_id, other_id, kind, time_ms)
         SETTINGS {_DURABLE}""",
     ]
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _check_identifier(what: str, value: str) -> str:
+    if not _IDENTIFIER.fullmatch(value):
+        raise SettingsError(f"{what} must be a ClickHouse identifier (letters, digits, _), got {value!r}")
+    return value
+
+
+_CREATE = re.compile(r"CREATE TABLE IF NOT EXISTS (\w+)\.(\w+) \(")
+_ENGINE = re.compile(r"\) ENGINE = (\w*MergeTree)(\([^)]*\))?")
+_LOCAL_DEDUP = re.compile(r"non_replicated_deduplication_window = \d+, ")
+
+
+def cluster_statements(db: str, cluster: str) -> list[str]:
+    """The DDL of a cluster named `cluster` in the servers' `remote_servers` (with `{shard}` and `{replica}`
+    macros on every node): the single-node tables, replicated and created ON CLUSTER, with events sharded.
+    Replicated tables deduplicate retried inserts by token without `non_replicated_deduplication_window`."""
+    _check_identifier("clickhouse_cluster", cluster)
+    _check_identifier("clickhouse_database", db)
+    out = [f"CREATE DATABASE IF NOT EXISTS {db} ON CLUSTER {cluster}"]
+    for sql in statements(db):
+        created = _CREATE.search(sql)
+        engine = _ENGINE.search(sql)
+        assert created is not None and engine is not None, sql
+        table = created.group(2)
+        local = "events_local" if table == "events" else table
+        path = (
+            f"/clickhouse/tables/{{shard}}/{db}/{table}"
+            if table == "events"
+            else f"/clickhouse/tables/all/{db}/{table}"
+        )
+        args = ", ".join([f"'{path}'", "'{replica}'", *filter(None, (engine.group(2) or "()")[1:-1].split(", "))])
+        sql = _LOCAL_DEDUP.sub("", sql)
+        sql = sql.replace(created.group(0), f"CREATE TABLE IF NOT EXISTS {db}.{local} ON CLUSTER {cluster} (", 1)
+        sql = sql.replace(engine.group(0), f") ENGINE = Replicated{engine.group(1)}({args})", 1)
+        out.append(sql)
+        if table == "events":
+            out.append(
+                f"CREATE TABLE IF NOT EXISTS {db}.events ON CLUSTER {cluster} AS {db}.events_local\n"
+                f"        ENGINE = Distributed({cluster}, {db}, events_local, user_key)"
+            )
+    return out
+
+
+def ddl(db: str, cluster: str | None) -> list[str]:
+    """What the engine runs at start: the cluster's DDL when a cluster is named, else a single node's."""
+    return cluster_statements(db, cluster) if cluster else statements(db)
 
 
 TABLES = (

@@ -1,0 +1,1 @@
+"""`mixhouse migrate`: an embedded (DuckDB) data dir's event store copied into the ClickHouse engine."""

@@ -1,0 +1,73 @@
+CREATE TABLE IF NOT EXISTS mixhouse.events (
+            project_id  Int64,
+            seq         Int64,               -- ingestion order: dedup keeps the highest seq of a key
+            time_ms     Int64,               -- UTC epoch milliseconds
+            event       String,
+            distinct_id String,
+            insert_id   Nullable(String),    -- NULL when the sender gave none (never collapses)
+            properties  String,              -- every other property, a JSON object as exported
+            user_key    UInt64 DEFAULT sipHash64(distinct_id)  -- computed by ClickHouse on insert
+        ) ENGINE = MergeTree
+        PARTITION BY toYYYYMM(toDateTime(intDiv(time_ms, 1000), 'UTC'))
+        ORDER BY (project_id, user_key, time_ms)
+        SETTINGS non_replicated_deduplication_window = 1000, fsync_after_insert = 1, fsync_part_directory = 1;
+
+CREATE TABLE IF NOT EXISTS mixhouse.superseded_events (
+            project_id Int64,
+            seq        Int64
+        ) ENGINE = ReplacingMergeTree ORDER BY (project_id, seq)
+        SETTINGS non_replicated_deduplication_window = 1000, fsync_after_insert = 1, fsync_part_directory = 1;
+
+CREATE TABLE IF NOT EXISTS mixhouse.profiles (
+            project_id  Int64,
+            distinct_id String,
+            properties  String,
+            updated_ms  Int64,
+            version     UInt64,
+            deleted     UInt8
+        ) ENGINE = ReplacingMergeTree(version, deleted) ORDER BY (project_id, distinct_id)
+        SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
+CREATE TABLE IF NOT EXISTS mixhouse.group_profiles (
+            project_id  Int64,
+            group_key   String,
+            group_id    String,
+            properties  String,
+            updated_ms  Int64,
+            version     UInt64,
+            deleted     UInt8
+        ) ENGINE = ReplacingMergeTree(version, deleted) ORDER BY (project_id, group_key, group_id)
+        SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
+CREATE TABLE IF NOT EXISTS mixhouse.identity_map (
+            project_id    Int64,
+            distinct_id   String,
+            canonical_id  String,
+            distinct_key  UInt64 DEFAULT sipHash64(distinct_id),
+            canonical_key UInt64 DEFAULT sipHash64(canonical_id),
+            version       UInt64,
+            deleted       UInt8
+        ) ENGINE = ReplacingMergeTree(version, deleted) ORDER BY (project_id, distinct_id)
+        SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
+CREATE TABLE IF NOT EXISTS mixhouse.identity_devices (
+            project_id         Int64,
+            device_distinct_id String,
+            user_id            String,
+            time_ms            Int64,
+            version            UInt64,
+            deleted            UInt8
+        ) ENGINE = ReplacingMergeTree(version, deleted) ORDER BY (project_id, device_distinct_id)
+        SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
+CREATE TABLE IF NOT EXISTS mixhouse.identity_links (
+            project_id Int64,
+            kind       String,
+            time_ms    Int64,
+            primary_id String,
+            other_id   String,
+            version    UInt64,
+            deleted    UInt8
+        ) ENGINE = ReplacingMergeTree(version, deleted) ORDER BY (project_id, primary_id, other_id, kind, time_ms)
+        SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
