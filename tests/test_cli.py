@@ -18,8 +18,9 @@ import pytest
 from tests.conftest import today
 from tests.server import ServerProcess, free_port
 
-# Reads the clock ("today", "now"): also run at other hours by `make test` (scripts/at-time).
-pytestmark = pytest.mark.clock
+# The tests marked `clock` read it (events tracked now, exported up to today): `make test` runs them again
+# at other hours (scripts/at-time). The others (usage errors, refusals, listings) read no date.
+CLOCK = pytest.mark.clock
 
 MIXHOUSE = Path(sys.executable).parent / "mixhouse"  # the console script `pip install -e .` made
 
@@ -85,6 +86,7 @@ def track(base: str, token: str, name: str) -> bytes:
     return httpx.post(f"{base}/track", data={"data": orjson.dumps(event).decode()}).content
 
 
+@CLOCK
 def test_create_on_a_fresh_data_dir(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     project = create_project(data_dir, 4242, "TOKEN123", "SECRET123")
@@ -117,6 +119,7 @@ def test_create_on_a_fresh_data_dir(tmp_path: Path) -> None:
         server.stop()
 
 
+@CLOCK
 def test_create_while_the_server_runs(fresh_server: ServerProcess) -> None:
     base, data_dir = fresh_server.url, fresh_server.data_dir
     assert track(base, "TOKEN-NEW", "before") == b"0"  # not a token yet
@@ -171,6 +174,7 @@ def _read_json_block(proc: subprocess.Popen[str], timeout: float) -> Any:
     pytest.fail("serve printed no credentials in time")
 
 
+@CLOCK
 def test_serve_on_an_empty_data_dir_prints_working_credentials(tmp_path: Path) -> None:
     data_dir, port = tmp_path / "empty", free_port()
     base = f"http://127.0.0.1:{port}"

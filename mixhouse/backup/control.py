@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 SOCKET_NAME = "control.sock"
 MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes on Linux, 104 on macOS
 MAX_REQUEST_BYTES = 64 * 1024
+# How often the socket's thread looks for a stop request between connections: closing the socket waits
+# for it (socketserver's default, 0.5 s, made every server stop 0.25 s longer on average); a wakeup
+# every 50 ms costs nothing measurable.
+POLL_SECONDS = 0.05
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -70,7 +74,9 @@ class ControlSocket:
         self._server = _Server(str(self._path), _Connection)
         self._server.handle_request_fn = handler
         self._path.chmod(0o600)
-        threading.Thread(target=self._server.serve_forever, name="mixhouse-control", daemon=True).start()
+        threading.Thread(
+            target=self._server.serve_forever, args=(POLL_SECONDS,), name="mixhouse-control", daemon=True
+        ).start()
 
     def close(self) -> None:
         if self._server is not None:
