@@ -207,10 +207,10 @@ class SlotWriter:
             census: dict[int, Counter[str]] = {}
             only = projects[0] if projects and projects.count(projects[0]) == len(projects) else None
             if only is not None and only in self._known and set().union(*parsed) <= self._slots.get(only, {}).keys():
-                parsed_ = []  # one known project and no key without a slot (the usual batch): no census
+                counted: list[dict[str, Any]] = []  # one known project, every key slotted (the usual batch)
             else:
-                parsed_ = parsed
-            for project, doc in zip(projects, parsed_, strict=False):
+                counted = parsed
+            for project, doc in zip(projects, counted, strict=False):
                 if project not in self._known:
                     census.setdefault(project, Counter())
                 # Only a document with a key the project has no slot for can change anything.
@@ -340,7 +340,7 @@ def _columns_of(
     `_split_value` gives it row by row, or None for a column no row has a value in (None for all three:
     no event has the key). Most keys hold one kind of value across a batch: a list of strings is the ps
     column as it is, numbers are floated in one pass, and the columns no row needs are never built
-    (nor inserted: every column written costs the insert)."""
+    (the insert leaves them NULL)."""
     kinds = set(map(type, values))
     every = _Missing not in kinds  # every event has the key
     kinds.discard(_Missing)
