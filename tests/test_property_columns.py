@@ -11,6 +11,7 @@ from typing import Any
 import duckdb
 import httpx
 import orjson
+import pyarrow as pa
 
 from mixhouse.engine.duckdb import property_columns
 from mixhouse.engine.duckdb.printer import quote
@@ -233,3 +234,74 @@ def test_keys_past_the_slots_are_read_from_the_json(fresh_server: ServerProcess)
     finally:
         conn.close()
     fresh_server.start()
+
+
+# One key per kind a batch may hold throughout, in every event or in some: the writer's per-kind paths.
+_BY_KIND: dict[str, list[Any]] = {
+    "str": ["a", "", "é ☃ 𝄞", "nul \u0000 inside"],
+    "int": [1, -2, 12345678901234567890, 0],
+    "mix_num": [1, 2.5, -0.0, 1e300],
+    "bool": [True, False, True, False],
+    "null": [None, None, None, None],
+    "list": [[], ["a", 3], [{"y": 1}], [None]],
+    "obj": [{}, {"nested": {"deep": [1, "two"]}}, {"a": None}, {"b": True}],
+    "mixed": ["a", 2, True, [1]],
+}
+
+
+def test_the_writer_fills_only_the_columns_a_kind_needs() -> None:
+    """A key holding one kind of value across a batch fills that kind's column alone (the other two stay
+    NULL and are not written), with the same values as the JSON they copy; so do keys missing in some
+    events, and a key of every kind."""
+    conn = duckdb.connect()
+    conn.execute(SCHEMA)
+    property_columns.ensure_tables(conn)
+    writer = property_columns.SlotWriter(conn)
+    docs: list[bytes] = []
+    for i in range(8):
+        props = {k: v[i % 4] for k, v in _BY_KIND.items()}
+        props.update({f"some_{k}": v[i % 4] for k, v in _BY_KIND.items() if i % 3})  # missing in some events
+        docs.append(orjson.dumps(props))
+    table = pa.table(
+        {
+            "project_id": pa.array([PROJECT_ID] * len(docs), pa.int64()),
+            "seq": pa.array(range(1, len(docs) + 1), pa.int64()),
+            "time_ms": pa.array([T0 * 1000] * len(docs), pa.int64()),
+            "event": ["old"] * len(docs),
+            "distinct_id": [f"u{i}" for i in range(len(docs))],
+            "insert_id": [f"i{i}" for i in range(len(docs))],
+            "properties": pa.array(docs, pa.binary()).cast(pa.string()),
+        }
+    )
+    prepared = writer.prepare(conn, "incoming", table, docs)
+    writer.insert(conn, "incoming", table, prepared, user_key_sql("distinct_id"))
+    assert _columns_match_json(conn) == 8 * len(_BY_KIND) + sum(1 for i in range(8) if i % 3) * len(_BY_KIND)
+    slots = dict(conn.execute("SELECT name, slot FROM property_slots").fetchall())
+    needed = {"str": "s", "int": "n", "mix_num": "n", "bool": "o", "null": "o", "list": "o", "obj": "o"}
+    for name, kind in needed.items():
+        for prefix in ("", "some_"):
+            ps, pn, po = property_columns.columns(slots[prefix + name])
+            counts = dict(
+                zip(
+                    "sno",
+                    conn.execute(f"SELECT count({ps}), count({pn}), count({po}) FROM events").fetchall()[0],
+                    strict=True,
+                )
+            )
+            assert {k for k, n in counts.items() if n} == {kind}, (prefix + name, counts)
+    conn.close()
+
+
+def test_the_per_batch_split_is_the_per_value_split() -> None:
+    """`_columns_of` (a key's values over a batch) gives, row by row, what `_split_value` gives each value."""
+    pool: list[Any] = ["a", "", 1, 2.5, -0.0, 2**63, 10**30, True, False, None, [1, "x"], {"k": [1]}, [], {}]
+    missing = property_columns._MISSING
+    for a in [*pool, missing]:
+        for b in [*pool, missing]:
+            for values in ([a], [a, b], [a, b, a], [b, a, a]):
+                got = property_columns._columns_of(list(values))
+                rows = [(None, None, None) if v is missing else property_columns._split_value(v) for v in values]
+                for k in range(3):
+                    want = [r[k] for r in rows]
+                    column = None if got is None else got[k]
+                    assert (column or [None] * len(values)) == want, (values, k, got)

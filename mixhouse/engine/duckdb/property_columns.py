@@ -205,7 +205,12 @@ class SlotWriter:
                 conn.unregister(name)
         else:
             census: dict[int, Counter[str]] = {}
-            for project, doc in zip(projects, parsed, strict=True):
+            only = projects[0] if projects and projects.count(projects[0]) == len(projects) else None
+            if only is not None and only in self._known and set().union(*parsed) <= self._slots.get(only, {}).keys():
+                counted: list[dict[str, Any]] = []  # one known project, every key slotted (the usual batch)
+            else:
+                counted = parsed
+            for project, doc in zip(projects, counted, strict=False):
                 if project not in self._known:
                     census.setdefault(project, Counter())
                 # Only a document with a key the project has no slot for can change anything.
@@ -230,38 +235,38 @@ class SlotWriter:
             self._insert_sql(conn, name, sorted(set(projects)), rest)
             return
         n = len(projects)
-        filled: dict[int, tuple[list[str | None], list[float | None], list[str | None]]] = {}
+        # Per slot, the columns that hold a value in this batch; a column left out is NULL in every row.
+        filled: dict[int, tuple[list[str | None] | None, list[float | None] | None, list[str | None] | None]] = {}
         if len(set(projects)) == 1:
-            # One project (the usual batch): a column at a time, in list comprehensions.
+            # One project (the usual batch): a key at a time, over its values' kinds (`_columns_of`).
             for key, slot in self._slots.get(projects[0], {}).items():
                 values = [doc.get(key, _MISSING) for doc in parsed]
-                if all(v is _MISSING for v in values):
+                triple = _columns_of(values)
+                if triple is not None:
+                    filled[slot] = triple
+        else:
+            rows: dict[int, tuple[list[str | None], list[float | None], list[str | None]]] = {}
+            for row, (project, doc) in enumerate(zip(projects, parsed, strict=True)):
+                slots = self._slots.get(project)
+                if not slots:
                     continue
-                filled[slot] = (
-                    [v if type(v) is str else None for v in values],
-                    [float(v) if type(v) is float else _number(v) if type(v) is int else None for v in values],
-                    [_other(v) if v is not _MISSING and type(v) not in (str, int, float) else None for v in values],
-                )
-            parsed = []  # done
-        for row, (project, doc) in enumerate(zip(projects, parsed, strict=False)):
-            slots = self._slots.get(project)
-            if not slots:
-                continue
-            for key, value in doc.items():
-                at = slots.get(key)
-                if at is None:
-                    continue
-                if at not in filled:
-                    filled[at] = ([None] * n, [None] * n, [None] * n)
-                ps, pn, po = filled[at]
-                ps[row], pn[row], po[row] = _split_value(value)
+                for key, value in doc.items():
+                    at = slots.get(key)
+                    if at is None:
+                        continue
+                    if at not in rows:
+                        rows[at] = ([None] * n, [None] * n, [None] * n)
+                    ps, pn, po = rows[at]
+                    ps[row], pn[row], po[row] = _split_value(value)
+            filled.update(rows)
         targets = ""
-        for slot, (ps, pn, po) in sorted(filled.items()):
-            s, num, other = columns(slot)
-            table = table.append_column(s, pa.array(ps, pa.string()))
-            table = table.append_column(num, pa.array(pn, pa.float64()))
-            table = table.append_column(other, pa.array(po, pa.string()))
-            targets += f", {s}, {num}, {other}"
+        for slot, triple in sorted(filled.items()):
+            for column, built, kind in zip(
+                columns(slot), triple, (pa.string(), pa.float64(), pa.string()), strict=True
+            ):
+                if built is not None:
+                    table = table.append_column(column, pa.array(built, kind))
+                    targets += f", {column}"
         conn.register(name, table)
         base = "project_id, seq, time_ms, event, distinct_id, insert_id, properties"
         conn.execute(f"INSERT INTO events ({base}, user_key{targets}) SELECT {base}, {rest}{targets} FROM {name}")
@@ -320,14 +325,47 @@ class SlotWriter:
             slots[name] = slot
 
 
-_MISSING = object()
+class _Missing:
+    """A key the event does not have."""
+
+
+_MISSING = _Missing()
+_PLAIN = frozenset({str, int, float, _Missing})
+
+
+def _columns_of(
+    values: list[Any],
+) -> tuple[list[str | None] | None, list[float | None] | None, list[str | None] | None] | None:
+    """(ps, pn, po) of one key's values over a batch (`_MISSING` where an event lacks the key), each as
+    `_split_value` gives it row by row, or None for a column no row has a value in (None for all three:
+    no event has the key). Most keys hold one kind of value across a batch: a list of strings is the ps
+    column as it is, numbers are floated in one pass, and the columns no row needs are never built
+    (the insert leaves them NULL)."""
+    kinds = set(map(type, values))
+    every = _Missing not in kinds  # every event has the key
+    kinds.discard(_Missing)
+    if not kinds:
+        return None
+    if kinds == {str} and every:
+        return values, None, None
+    ps = [v if type(v) is str else None for v in values] if str in kinds else None
+    pn: list[float | None] | None = None
+    if every and kinds <= {int, float}:
+        try:
+            pn = list(map(float, values))
+        except OverflowError:  # an integer past a double's range: the row by row path below
+            pn = None
+    if pn is None and (int in kinds or float in kinds):
+        pn = [float(v) if type(v) is float else _number(v) if type(v) is int else None for v in values]
+    po = None if kinds <= _PLAIN else [None if type(v) in _PLAIN else _other(v) for v in values]
+    return ps, pn, po
 
 
 def _number(value: int) -> float:
     try:
         return float(value)
     except OverflowError:  # an integer past a double's range: DuckDB's cast gives infinity
-        return math.copysign(math.inf, value)
+        return math.inf if value > 0 else -math.inf
 
 
 def _other(value: Any) -> str:
@@ -353,7 +391,7 @@ def _split_value(value: Any) -> tuple[str | None, float | None, str | None]:
         try:
             return None, float(value), None
         except OverflowError:  # an integer past a double's range: DuckDB's cast gives infinity
-            return None, math.copysign(math.inf, value), None
+            return None, math.inf if value > 0 else -math.inf, None
     if value is None:
         return None, None, "null"
     return None, None, orjson.dumps(value).decode()
