@@ -132,6 +132,7 @@ def _log_to_stderr(level: str) -> None:
     "clickhouse (a server at --clickhouse-url).  [default: duckdb]",
 )
 @click.option("--clickhouse-url", default=None, help="ClickHouse HTTP URL for --engine clickhouse.")
+@click.option("--cluster-url", default=None, help="PostgreSQL URL shared by several mixhouse processes.")
 def serve(config: Path | None, **flags: object) -> None:
     """Serve every API family on one port. Settings: docs/operations.md#settings."""
     import uvicorn

@@ -54,9 +54,11 @@ class Leases:
         self.db.conn().execute("DELETE FROM leases WHERE name = %s AND holder = %s", (name, self.holder))
 
     def holder_of(self, name: str) -> str | None:
-        row = self.db.conn().execute(
-            "SELECT holder FROM leases WHERE name = %s AND expires_at > clock_timestamp()", (name,)
-        ).fetchone()
+        row = (
+            self.db.conn()
+            .execute("SELECT holder FROM leases WHERE name = %s AND expires_at > clock_timestamp()", (name,))
+            .fetchone()
+        )
         return str(row[0]) if row else None
 
 

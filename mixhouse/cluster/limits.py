@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from mixhouse.cluster.pg import Database
 from mixhouse.domain.limits import _BUCKET, _WINDOW_NAMES, Api, Limiter, Permit, Rule, _ceil, _limit_message
 from mixhouse.errors import RateLimited
+from mixhouse.settings import Settings
 
 
 class SharedLimiter(Limiter):
@@ -64,3 +65,8 @@ class SharedLimiter(Limiter):
                     per = _WINDOW_NAMES[seconds]
                     raise RateLimited(_limit_message(api, f"{limit} {{noun}} per {per}"), retry_after=_ceil(wait))
             conn.execute("INSERT INTO rate_hits VALUES (%s, %s, %s)", (project_id, bucket, now))
+
+
+def shared_limiter(settings: Settings) -> Limiter | None:
+    """The limiter of `--cluster-url` (None: the in-process one). It connects at its first request."""
+    return SharedLimiter(Database(settings.cluster_url)) if settings.cluster_url else None
