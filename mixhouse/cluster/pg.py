@@ -75,6 +75,7 @@ class Database:
         self._local = threading.local()
         self._migrated = False
         self._lock = threading.Lock()
+        self._all: list[psycopg.Connection[Any]] = []
 
     def conn(self) -> psycopg.Connection[Any]:
         conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
@@ -86,5 +87,19 @@ class Database:
                 if not self._migrated:
                     migrate(conn)
                     self._migrated = True
+                self._all.append(conn)
             self._local.conn = conn
         return conn
+
+    def close(self) -> None:
+        """Close every thread's connection (a later `conn()` opens a new one)."""
+        with self._lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            conn.close()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

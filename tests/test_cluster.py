@@ -1,0 +1,189 @@
+"""Several mixhouse processes on one PostgreSQL (mixhouse/cluster): migrations, leases, a job runner
+per process with each job run by exactly one of them, and rate limits counted across two servers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from mixhouse.catalog import Catalog
+from mixhouse.cluster.leases import Duty, Leases
+from mixhouse.cluster.pg import MIGRATIONS, Database, migrate
+from mixhouse.errors import SettingsError
+from mixhouse.jobs.model import JobState
+from mixhouse.jobs.store import JobStore
+from mixhouse.settings import load_settings
+from tests.postgres import PostgresCluster, postgres_cluster  # noqa: F401  (registers the fixture)
+from tests.server import PROJECT_ID, SA_SECRET, SA_USER, ServerProcess, seed_catalog
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _expire(pg: PostgresCluster, name: str) -> None:
+    """What the passing of the lease's time does (no waiting in tests)."""
+    with psycopg.connect(pg.uri, autocommit=True) as conn:
+        conn.execute("UPDATE leases SET expires_at = now() - interval '1 second' WHERE name = %s", (name,))
+
+
+def test_migrations_run_once_and_again_do_nothing(postgres: PostgresCluster) -> None:
+    with psycopg.connect(postgres.uri, autocommit=True) as a, psycopg.connect(postgres.uri, autocommit=True) as b:
+        assert migrate(a) == len(MIGRATIONS)
+        assert migrate(b) == len(MIGRATIONS)
+        rows = a.execute("SELECT version FROM mixhouse_schema ORDER BY version").fetchall()
+        assert [r[0] for r in rows] == list(range(1, len(MIGRATIONS) + 1))
+
+
+def test_a_lease_has_one_holder_until_it_expires_or_is_released(postgres: PostgresCluster) -> None:
+    with Database(postgres.uri) as db_a, Database(postgres.uri) as db_b:
+        _one_holder(postgres, Leases(db_a, "a"), Leases(db_b, "b"))
+
+
+def _one_holder(postgres: PostgresCluster, a: Leases, b: Leases) -> None:
+    assert a.acquire("duty-1", 30)
+    assert not b.acquire("duty-1", 30)
+    assert a.acquire("duty-1", 30)  # the holder renews
+    assert b.holder_of("duty-1") == "a"
+    _expire(postgres, "duty-1")
+    assert b.acquire("duty-1", 30)  # a holder that stopped renewing loses it
+    assert not a.acquire("duty-1", 30)
+    b.release("duty-1")
+    assert a.acquire("duty-1", 30)  # released: taken at once
+    a.release("duty-1")
+
+
+def test_a_duty_renews_only_after_a_third_of_its_time(postgres: PostgresCluster) -> None:
+    with Database(postgres.uri) as db_a, Database(postgres.uri) as db_b:
+        _renewal(postgres, Leases(db_a, "a"), Leases(db_b, "b"))
+
+
+def _renewal(postgres: PostgresCluster, a: Leases, b: Leases) -> None:
+    duty = Duty(a, "duty-2", 30)
+    assert duty.held(100.0)
+    _expire(postgres, "duty-2")
+    assert duty.held(105.0)  # within a third of 30 s: no round trip, still believed held
+    assert b.acquire("duty-2", 30)  # the expired row went to b
+    assert not duty.held(111.0)  # renewing finds b's live lease
+    b.release("duty-2")
+
+
+def test_many_processes_racing_for_a_lease_give_it_to_one(postgres: PostgresCluster) -> None:
+    code = (
+        "import sys; from mixhouse.cluster.leases import Leases; from mixhouse.cluster.pg import Database\n"
+        "with Database(sys.argv[1]) as db: print(Leases(db, sys.argv[2]).acquire('race', 30))"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, postgres.uri, f"p{i}"], stdout=subprocess.PIPE, cwd=ROOT)
+        for i in range(4)
+    ]
+    answers = [p.communicate(timeout=60)[0].decode().strip() for p in procs]
+    assert sorted(answers) == ["False", "False", "False", "True"]
+
+
+def test_a_bad_cluster_url_is_a_settings_error(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="PostgreSQL URL"):
+        load_settings({"data_dir": tmp_path, "cluster_url": "mysql://x"})
+
+
+# -- the job runner in two processes ------------------------------------------------------------------
+
+
+def _worker(data_dir: Path, pg: PostgresCluster, runs: Path, ttl: float) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.cluster_worker", str(data_dir), pg.uri, str(runs), str(ttl)],
+        stdout=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+    return proc
+
+
+def _wait_done(store: JobStore, ids: list[str], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        jobs = [store.get(i) for i in ids]
+        if all(j is not None and j.state is JobState.SUCCESS for j in jobs):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"jobs not done: {[store.get(i) for i in ids]}")
+
+
+def _runs(path: Path) -> list[tuple[str, int]]:
+    return [(line.split()[0], int(line.split()[1])) for line in path.read_text().splitlines()]
+
+
+def test_each_job_runs_in_exactly_one_process_and_a_dead_holder_is_replaced(
+    postgres: PostgresCluster, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "shared"
+    seed_catalog(data_dir)
+    runs = tmp_path / "runs.txt"
+    runs.touch()
+    ttl = 3.0
+    workers = [_worker(data_dir, postgres, runs, ttl) for _ in range(2)]
+    try:
+        store = JobStore(Catalog(data_dir))
+        first = [store.create("record", PROJECT_ID, {"n": n}).id for n in range(6)]
+        _wait_done(store, first)
+        done = _runs(runs)
+        assert sorted(job for job, _ in done) == sorted(first)  # each job once
+        holders = {pid for _, pid in done}
+        assert len(holders) == 1  # by the lease's holder alone
+        (holder,) = holders
+        dead = next(w for w in workers if w.pid == holder)
+        dead.kill()  # SIGKILL: the lease is not released, it expires
+        dead.wait()
+        later = [store.create("record", PROJECT_ID, {"n": n}).id for n in range(2)]
+        _wait_done(store, later, timeout=ttl * 10)
+        after = _runs(runs)[len(done) :]
+        assert sorted(job for job, _ in after) == sorted(later)
+        assert {pid for _, pid in after} == {next(w.pid for w in workers if w is not dead)}
+    finally:
+        for w in workers:
+            w.kill()
+            w.wait()
+            if w.stdout is not None:
+                w.stdout.close()
+
+
+# -- rate limits across two servers -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def two_servers(postgres: PostgresCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ServerProcess]]:
+    servers = []
+    try:
+        for name in ("a", "b"):
+            data_dir = tmp_path_factory.mktemp(f"cluster-{name}") / "data"
+            seed_catalog(data_dir)
+            Catalog(data_dir).set_rate_limits(PROJECT_ID, '{"query": {"per_minute": 3}}')
+            servers.append(ServerProcess(data_dir, env={"MIXHOUSE_CLUSTER_URL": postgres.uri}).start())
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def test_two_servers_share_a_projects_query_budget(two_servers: list[ServerProcess]) -> None:
+    a, b = two_servers
+
+    def names(server: ServerProcess) -> httpx.Response:
+        return httpx.get(
+            f"{server.url}/api/query/events/names",
+            params={"project_id": str(PROJECT_ID), "type": "general"},
+            auth=(SA_USER, SA_SECRET),
+            timeout=30,
+        )
+
+    codes = [names(s).status_code for s in (a, b, a)]
+    assert codes == [200, 200, 200]
+    refused = [names(b), names(a)]  # 3 per minute across both servers, not 3 each
+    assert [r.status_code for r in refused] == [429, 429]
+    assert "at most 3 queries per minute" in refused[0].json()["error"]
+    assert int(refused[0].headers["Retry-After"]) >= 1
