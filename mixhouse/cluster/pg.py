@@ -62,7 +62,7 @@ def migrate(conn: psycopg.Connection[Any]) -> int:
         for version, step in enumerate(MIGRATIONS[done:], start=done + 1):
             for statement in step.split(";"):
                 if statement.strip():
-                    conn.execute(statement)  # type: ignore[call-overload]  # literal SQL from MIGRATIONS
+                    conn.execute(statement)  # literal SQL from MIGRATIONS
             conn.execute("INSERT INTO mixhouse_schema VALUES (%s, now())", (version,))
     return len(MIGRATIONS)
 
