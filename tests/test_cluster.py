@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -24,6 +25,7 @@ from tests.postgres import PostgresCluster, postgres_cluster  # noqa: F401  (reg
 from tests.server import PROJECT_ID, SA_SECRET, SA_USER, ServerProcess, seed_catalog
 
 ROOT = Path(__file__).resolve().parent.parent
+UNLIMITED, UNLIMITED_TOKEN = 4343, "TOKEN4343"  # a second project, without rate limits
 
 
 def _expire(pg: PostgresCluster, name: str) -> None:
@@ -163,6 +165,7 @@ def two_servers(postgres: PostgresCluster, tmp_path_factory: pytest.TempPathFact
             data_dir = tmp_path_factory.mktemp(f"cluster-{name}") / "data"
             seed_catalog(data_dir)
             Catalog(data_dir).set_rate_limits(PROJECT_ID, '{"query": {"per_minute": 3}}')
+            seed_catalog(data_dir, project_id=UNLIMITED, token=UNLIMITED_TOKEN, secret="S4343", api_key="K4343")
             servers.append(ServerProcess(data_dir, env={"MIXHOUSE_CLUSTER_URL": postgres.uri}).start())
         yield servers
     finally:
@@ -187,3 +190,32 @@ def test_two_servers_share_a_projects_query_budget(two_servers: list[ServerProce
     assert [r.status_code for r in refused] == [429, 429]
     assert "at most 3 queries per minute" in refused[0].json()["error"]
     assert int(refused[0].headers["Retry-After"]) >= 1
+
+
+def test_a_paging_session_of_one_server_is_answered_by_the_other(two_servers: list[ServerProcess]) -> None:
+    """Engage paging behind a load balancer: page 0 on one server, the next pages on the other, with the
+    same profiles on both (each server here has its own store; a session carries its snapshot time, so a
+    server that did not make it recomputes the same ordered pages)."""
+    updates = [{"$token": UNLIMITED_TOKEN, "$distinct_id": f"u{i:02d}", "$set": {"n": i}} for i in range(7)]
+    for server in two_servers:
+        assert httpx.post(f"{server.url}/engage", json=updates, timeout=30).json() == 1
+
+    def page(server: ServerProcess, **params: str) -> dict[str, Any]:
+        response = httpx.get(
+            f"{server.url}/api/2.0/engage",
+            params={"project_id": str(UNLIMITED), "page_size": "3", **params},
+            auth=(SA_USER, SA_SECRET),
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    a, b = two_servers
+    first = page(a, page="0")
+    assert first["total"] == 7
+    session = first["session_id"]
+    seen = [r["$distinct_id"] for r in first["results"]]
+    for n, server in ((1, b), (2, a), (3, b)):
+        seen += [r["$distinct_id"] for r in page(server, page=str(n), session_id=session)["results"]]
+    assert seen == [f"u{i:02d}" for i in range(7)]
