@@ -16,13 +16,15 @@ import pytest
 
 from mixhouse.catalog import Catalog
 from mixhouse.cluster.leases import Duty, Leases
+from mixhouse.cluster.limits import SharedLimiter
 from mixhouse.cluster.pg import MIGRATIONS, Database, migrate
-from mixhouse.errors import SettingsError
+from mixhouse.domain.limits import Api, Rule
+from mixhouse.errors import RateLimited, SettingsError
 from mixhouse.jobs.model import JobState
 from mixhouse.jobs.store import JobStore
 from mixhouse.settings import load_settings
 from tests.postgres import PostgresCluster, postgres_cluster  # noqa: F401  (registers the fixture)
-from tests.server import PROJECT_ID, SA_SECRET, SA_USER, ServerProcess, seed_catalog
+from tests.server import PROJECT_ID, SA_SECRET, SA_USER, ServerProcess, free_port, seed_catalog
 
 ROOT = Path(__file__).resolve().parent.parent
 UNLIMITED, UNLIMITED_TOKEN = 4343, "TOKEN4343"  # a second project, without rate limits
@@ -219,3 +221,19 @@ def test_a_paging_session_of_one_server_is_answered_by_the_other(two_servers: li
     for n, server in ((1, b), (2, a), (3, b)):
         seen += [r["$distinct_id"] for r in page(server, page=str(n), session_id=session)["results"]]
     assert seen == [f"u{i:02d}" for i in range(7)]
+
+
+def test_while_the_database_is_away_each_process_counts_alone(postgres: PostgresCluster) -> None:
+    rule = Rule(per_minute=2)
+    with Database(f"postgresql://nobody:x@127.0.0.1:{free_port()}/none") as away:
+        limiter = SharedLimiter(away)
+        for _ in range(2):
+            limiter.release(limiter.acquire(PROJECT_ID, Api.QUERY, rule))
+        with pytest.raises(RateLimited):  # the budget still holds, in this process
+            limiter.acquire(PROJECT_ID, Api.QUERY, rule)
+    with Database(postgres.uri) as db:  # and with the database: shared, across two limiters
+        first, second = SharedLimiter(db), SharedLimiter(db)
+        first.release(first.acquire(PROJECT_ID + 1, Api.QUERY, rule))
+        second.release(second.acquire(PROJECT_ID + 1, Api.JQL, rule))  # JQL spends the Query API's budget
+        with pytest.raises(RateLimited, match="2 queries per minute"):
+            first.acquire(PROJECT_ID + 1, Api.QUERY, rule)

@@ -79,7 +79,8 @@ class Database:
 
     def conn(self) -> psycopg.Connection[Any]:
         conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
-        if conn is not None and conn.closed:
+        if conn is not None and (conn.closed or conn.broken):
+            self.forget(conn)
             conn = None
         if conn is None:
             conn = connect(self.url)
@@ -90,6 +91,15 @@ class Database:
                 self._all.append(conn)
             self._local.conn = conn
         return conn
+
+    def forget(self, conn: psycopg.Connection[Any]) -> None:
+        """Drop a connection that failed (the next `conn()` of its thread opens a new one)."""
+        with self._lock:
+            if conn in self._all:
+                self._all.remove(conn)
+        if getattr(self._local, "conn", None) is conn:
+            self._local.conn = None
+        conn.close()
 
     def close(self) -> None:
         """Close every thread's connection (a later `conn()` opens a new one)."""
