@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from mixhouse.catalog import Catalog
-from mixhouse.cluster.leases import Duty, Leases
+from mixhouse.cluster.leases import Duty, Heartbeat, Leases
 from mixhouse.cluster.limits import SharedLimiter
 from mixhouse.cluster.pg import MIGRATIONS, Database, migrate
 from mixhouse.domain.limits import Api, Rule
@@ -237,3 +237,23 @@ def test_while_the_database_is_away_each_process_counts_alone(postgres: Postgres
         second.release(second.acquire(PROJECT_ID + 1, Api.JQL, rule))  # JQL spends the Query API's budget
         with pytest.raises(RateLimited, match="2 queries per minute"):
             first.acquire(PROJECT_ID + 1, Api.QUERY, rule)
+
+
+def test_a_heartbeat_renews_the_lease_while_a_long_step_runs(postgres: PostgresCluster) -> None:
+    with Database(postgres.uri) as db, psycopg.connect(postgres.uri, autocommit=True) as look:
+
+        def expiry() -> object:
+            row = look.execute("SELECT expires_at FROM leases WHERE name = 'duty-3'").fetchone()
+            assert row is not None
+            return row[0]
+
+        duty = Duty(Leases(db, "a"), "duty-3", 1.0)  # renewed every third of a second
+        assert duty.held(0.0)
+        before = expiry()
+        with Heartbeat(duty):
+            deadline = time.monotonic() + 10
+            while expiry() == before and time.monotonic() < deadline:
+                time.sleep(0.05)
+        assert expiry() != before
+        assert len(db._all) == 1  # the heartbeat's thread closed its connection
+        duty.release()

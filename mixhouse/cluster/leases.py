@@ -110,8 +110,11 @@ class Heartbeat:
             self._thread.join()
 
     def _beat(self) -> None:
-        while not self._stop.wait(self.duty.ttl / 3):
-            try:
-                self.duty.leases.acquire(self.duty.name, self.duty.ttl)
-            except Exception:  # the database is away: the next beat tries again
-                log.warning("could not renew the lease %r", self.duty.name, exc_info=True)
+        try:
+            while not self._stop.wait(self.duty.ttl / 3):
+                try:
+                    self.duty.leases.acquire(self.duty.name, self.duty.ttl)
+                except Exception:  # the database is away: the next beat tries again
+                    log.warning("could not renew the lease %r", self.duty.name, exc_info=True)
+        finally:
+            self.duty.leases.db.close_thread()

@@ -101,6 +101,12 @@ class Database:
             self._local.conn = None
         conn.close()
 
+    def close_thread(self) -> None:
+        """Close this thread's connection (a thread that ends: its connection would stay open)."""
+        conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            self.forget(conn)
+
     def close(self) -> None:
         """Close every thread's connection (a later `conn()` opens a new one)."""
         with self._lock:

@@ -105,7 +105,8 @@ class JobRunner:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
-        if self.duty is not None:
+        running = self._thread is not None and self._thread.is_alive()
+        if self.duty is not None and not running:  # (a job still running keeps the lease until it expires)
             try:
                 self.duty.release()  # another process takes over at once, not after the lease's time
             except Exception:
