@@ -135,6 +135,7 @@ def _log_to_stderr(level: str) -> None:
 @click.option(
     "--clickhouse-cluster", default=None, help="Create the tables ON CLUSTER this cluster (docs/scale-out.md)."
 )
+@click.option("--cluster-url", default=None, help="PostgreSQL URL shared by several mixhouse processes.")
 def serve(config: Path | None, **flags: object) -> None:
     """Serve every API family on one port. Settings: docs/operations.md#settings."""
     import uvicorn

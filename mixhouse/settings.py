@@ -74,6 +74,8 @@ class Settings:
     clickhouse_user: str = "default"
     clickhouse_password: str = ""
     clickhouse_cluster: str = ""  # empty: a single node; else the cluster the engine creates its tables ON
+    # several processes (docs/scale-out.md#several-api-processes)
+    cluster_url: str | None = dataclass_field(default=None, repr=False)
     # compliance and lookup tables
     gdpr_max_ids: int = 2000
     gdpr_cancel_window_seconds: float = 0.0
@@ -160,6 +162,13 @@ def _choice(options: tuple[str, ...]) -> Parse:
         return str(value)
 
     return parse
+
+
+def _postgres_url(raw: object, where: str) -> str:
+    value = _text(raw, where)
+    if not value.startswith(("postgresql://", "postgres://")):
+        raise SettingsError(f"{where}: a PostgreSQL URL (postgresql://user:password@host:port/database)")
+    return value
 
 
 def _text(raw: object, where: str) -> str:
@@ -332,6 +341,13 @@ FIELDS: tuple[Field, ...] = (
         "--clickhouse-cluster",
         _secret,
         "ClickHouse cluster (remote_servers name) to create replicated, sharded tables on; empty: one node",
+    ),
+    Field(
+        "cluster_url",
+        "MIXHOUSE_CLUSTER_URL",
+        "--cluster-url",
+        _postgres_url,
+        "PostgreSQL URL shared by several processes (rate-limit windows)",
     ),
     Field("gdpr_max_ids", "MIXHOUSE_GDPR_MAX_IDS", None, _int(1), "distinct ids a GDPR request may name"),
     Field(

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mixhouse.backup.server import start_control
+from mixhouse.cluster.limits import shared_limiter
 from mixhouse.compose import check_engine, open_catalog, open_engine
 from mixhouse.errors import MethodNotAllowed, NotFound
 from mixhouse.flags.cohorts import CohortMembers
@@ -78,7 +79,7 @@ def create_app(settings: Settings | Path, geoip: str | None = None) -> Starlette
     app.state.settings = settings
     app.state.flag_cohorts = CohortMembers(settings.flags_cohort_ttl_s)
     app.state.login_throttle = LoginThrottle(settings.web_login_failures)
-    app.add_middleware(RateLimits, on_limited=observability.rate_limited)
+    app.add_middleware(RateLimits, on_limited=observability.rate_limited, limiter=shared_limiter(settings))
     app.add_middleware(CredentialCheck, per_minute=settings.auth_failures_per_minute)
     app.add_middleware(Cors)
     app.add_middleware(observability.AccessLog)

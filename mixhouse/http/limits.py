@@ -44,9 +44,9 @@ def _project_of(conn: Request, spec: Endpoint, params: dict[str, str]) -> Projec
 
 
 class RateLimits:
-    def __init__(self, app: ASGIApp, on_limited: RateLimitedHook | None = None) -> None:
+    def __init__(self, app: ASGIApp, on_limited: RateLimitedHook | None = None, limiter: Limiter | None = None) -> None:
         self.app = app
-        self.limiter = Limiter()
+        self.limiter = limiter or Limiter()  # a SharedLimiter counts across processes (mixhouse/cluster)
         self.on_limited = on_limited
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

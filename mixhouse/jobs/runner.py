@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mixhouse.cluster.leases import Duty, Heartbeat
 from mixhouse.domain.catalog import CatalogPort
 from mixhouse.engine.base import Engine
 from mixhouse.errors import Unavailable
@@ -38,8 +39,11 @@ class JobContext:
 
 
 class JobRunner:
-    def __init__(self, ctx: JobContext) -> None:
+    def __init__(self, ctx: JobContext, duty: Duty | None = None) -> None:
+        """`duty`: a lease that several processes on one catalog compete for; only its holder steps
+        (schedules and jobs), so each job runs in exactly one process (mixhouse/cluster/leases.py)."""
         self.ctx = ctx
+        self.duty = duty
         self._kinds: dict[str, JobKind] = {}
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -101,6 +105,12 @@ class JobRunner:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        running = self._thread is not None and self._thread.is_alive()
+        if self.duty is not None and not running:  # (a job still running keeps the lease until it expires)
+            try:
+                self.duty.release()  # another process takes over at once, not after the lease's time
+            except Exception:
+                log.warning("could not release the job runner's lease", exc_info=True)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -115,8 +125,12 @@ class JobRunner:
 
     def _step(self) -> float:
         """Advance the oldest job that can move; seconds to wait before the next step (0: at once)."""
+        if self.duty is not None and not self.duty.held(time.monotonic()):
+            return min(POLL_SECONDS, self.duty.ttl / 3)  # another process runs jobs; look again later
         store = JobStore(self.ctx.catalog)
         wait = POLL_SECONDS
+        if self.duty is not None:
+            wait = min(wait, self.duty.ttl / 3)  # renew the lease in time
         for tick in self._tickers:
             try:
                 wait = min(wait, max(0.0, tick()))
@@ -153,7 +167,11 @@ class JobRunner:
         started = time.perf_counter()
         while True:
             try:
-                result = kind.run(job, self.ctx)
+                if self.duty is not None:
+                    with Heartbeat(self.duty):  # a job may outlast the lease
+                        result = kind.run(job, self.ctx)
+                else:
+                    result = kind.run(job, self.ctx)
             except Unavailable as exc:
                 if self._stop.is_set():
                     return  # stays STARTED: resumed at the next start
