@@ -10,6 +10,7 @@ from mixhouse.domain.query.insights import InsightsRow, InsightsSpec
 from mixhouse.domain.query.params import CountType
 from mixhouse.engine.duckdb.buckets import bucket_sql
 from mixhouse.engine.duckdb.expressions import compile_filter, compile_segment_key
+from mixhouse.engine.duckdb.property_columns import ready_slots
 from mixhouse.engine.duckdb.relations import user_events
 from mixhouse.engine.duckdb.scope import Scope
 
@@ -23,7 +24,8 @@ _AGGREGATES = {
 def insights_rows(conn: duckdb.DuckDBPyConnection, spec: InsightsSpec) -> list[InsightsRow]:
     buckets = spec.buckets
     rel = user_events(conn, spec.project_id, buckets.start_ms, buckets.end_ms, events=spec.events)
-    scope = Scope.events("e")  # a report reads events only (the domain refuses `user[...]`)
+    # A report reads events only (the domain refuses `user[...]`); slotted properties from their columns.
+    scope = Scope.events("e").with_slots(ready_slots(conn, spec.project_id))
     where = compile_filter(spec.where, scope) if spec.where is not None else "TRUE"
     segment = f"unnest({compile_segment_key(spec.on, scope)})" if spec.on is not None else "CAST(NULL AS VARCHAR)"
     params: dict[str, Any] = dict(rel.params)
