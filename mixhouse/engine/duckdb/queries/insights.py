@@ -13,6 +13,7 @@ from mixhouse.engine.duckdb.expressions import compile_filter, compile_segment_k
 from mixhouse.engine.duckdb.property_columns import ready_slots
 from mixhouse.engine.duckdb.relations import user_events
 from mixhouse.engine.duckdb.scope import Scope
+from mixhouse.expr.plan import reads_distinct_id
 
 _AGGREGATES = {
     CountType.GENERAL: "count(*)",
@@ -23,7 +24,12 @@ _AGGREGATES = {
 
 def insights_rows(conn: duckdb.DuckDBPyConnection, spec: InsightsSpec) -> list[InsightsRow]:
     buckets = spec.buckets
-    rel = user_events(conn, spec.project_id, buckets.start_ms, buckets.end_ms, events=spec.events)
+    # Event counts do not depend on who did them: the identity join only for uniques or an expression
+    # reading the id (as in segmentation).
+    resolve = spec.count_type is not CountType.GENERAL or reads_distinct_id(spec.where, spec.on)
+    rel = user_events(
+        conn, spec.project_id, buckets.start_ms, buckets.end_ms, events=spec.events, resolve_identity=resolve
+    )
     # A report reads events only (the domain refuses `user[...]`); slotted properties from their columns.
     scope = Scope.events("e").with_slots(ready_slots(conn, spec.project_id))
     where = compile_filter(spec.where, scope) if spec.where is not None else "TRUE"
