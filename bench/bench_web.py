@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -36,7 +35,7 @@ from pathlib import Path
 import httpx
 
 from bench.bench_segmentation import PROJECT, load
-from bench.common import machine
+from bench.common import cpu_seconds, machine
 from mixhouse.catalog import Catalog
 from mixhouse.engine.duckdb import DuckDBEngine
 from tests.server import ServerProcess
@@ -142,11 +141,8 @@ def main() -> None:
 
 
 def server_cpu_seconds(server: ServerProcess) -> float:
-    """User + system CPU time of the server process so far (from /proc: the machine is shared, so wall
-    time alone says little)."""
     assert server.proc is not None
-    fields = Path(f"/proc/{server.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return cpu_seconds(server.proc.pid)
 
 
 if __name__ == "__main__":
