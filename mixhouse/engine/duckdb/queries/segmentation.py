@@ -136,7 +136,13 @@ def series_rows(conn: duckdb.DuckDBPyConnection, spec: SeriesSpec) -> list[Serie
     if inner is not None:
         both_keys = "SELECT uk, bucket, x, k, unnest(inner_keys) AS i FROM outer_keys"
     else:
-        both_keys = "SELECT uk, bucket, x, k, inner_keys AS i FROM outer_keys"
+        both_keys = "SELECT uk, bucket, x, k FROM outer_keys"
+    # Without an inner key, grouping on a column of NULLs cost a third of the grouping (10M events).
+    agg = (
+        f"SELECT k, i, bucket, CAST({aggregate} AS DOUBLE) AS v FROM both_keys GROUP BY k, i, bucket"
+        if inner is not None
+        else f"SELECT k, CAST(NULL AS VARCHAR) AS i, bucket, CAST({aggregate} AS DOUBLE) AS v FROM both_keys GROUP BY k, bucket"
+    )
     sql = f"""
         WITH src AS (
             SELECT e.user_key AS uk, {bucket} AS bucket, {value} AS x, {keys} AS ks,
@@ -146,9 +152,7 @@ def series_rows(conn: duckdb.DuckDBPyConnection, spec: SeriesSpec) -> list[Serie
         ),
         outer_keys AS ({outer_keys}),
         both_keys AS ({both_keys}),
-        agg AS (
-            SELECT k, i, bucket, CAST({aggregate} AS DOUBLE) AS v FROM both_keys GROUP BY k, i, bucket
-        )
+        agg AS ({agg})
         {ranked}
         SELECT k, i, bucket, v
         FROM agg
