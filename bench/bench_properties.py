@@ -27,7 +27,7 @@ from typing import Any
 import duckdb
 import httpx
 
-from bench.common import machine, median
+from bench.common import cpu_seconds, machine, median
 from mixhouse.engine.duckdb import DuckDBEngine
 from mixhouse.engine.duckdb.schema import user_key_sql
 from tests.server import PROJECT_ID, SA_SECRET, SA_USER, ServerProcess, seed_catalog
@@ -151,7 +151,8 @@ def main() -> None:
         typed = typed_copy(data_dir, base / "typed.duckdb")
         server = ServerProcess(data_dir).start(timeout=600)
         try:
-            run_all(server.url, baseline.url if baseline else None, typed, args.runs)
+            assert server.proc is not None
+            run_all(server.url, baseline.url if baseline else None, typed, args.runs, server.proc.pid)
         finally:
             server.stop()
             if baseline is not None:
@@ -159,7 +160,7 @@ def main() -> None:
             typed.close()
 
 
-def run_all(url: str, baseline: str | None, typed: duckdb.DuckDBPyConnection, runs: int) -> None:
+def run_all(url: str, baseline: str | None, typed: duckdb.DuckDBPyConnection, runs: int, pid: int) -> None:
     day = "CAST(to_timestamp(time_ms / 1000) AS DATE)"
     span = f"time_ms >= {START_MS} AND time_ms < {END_MS}"
     seg = {"event": "Purchase", "from_date": FROM, "to_date": TO, "unit": "day"}
@@ -202,15 +203,18 @@ def run_all(url: str, baseline: str | None, typed: duckdb.DuckDBPyConnection, ru
             f"SELECT count(plan), count(amount), count(tags) FROM typed WHERE {span}",
         ),
     ]
-    header = f"{'query':44s} {'mixhouse':>10s} {'typed':>9s} {'ratio':>6s}"
+    # cpu: the server's CPU time per request (the machine is shared: wall times carry others' load).
+    header = f"{'query':44s} {'mixhouse':>10s} {'cpu':>9s} {'typed':>9s} {'ratio':>6s}"
     print(header + (f" {'baseline':>10s} {'speed-up':>8s}" if baseline else ""))
     for label, request, sql in cases:
         fns = [lambda request=request: request(url), lambda sql=sql: typed.execute(sql).fetchall()]
         if baseline:
             fns.append(lambda request=request: request(baseline))
+        cpu0 = cpu_seconds(pid)
         figures = timed(fns, runs)
+        cpu = (cpu_seconds(pid) - cpu0) / (runs + 1)  # `timed` calls each once more, untimed
         (ours, answer), (floor, _) = figures[0], figures[1]
-        line = f"{label:44s} {ours * 1000:8.0f} ms {floor * 1000:6.0f} ms {ours / floor:5.1f}x"
+        line = f"{label:44s} {ours * 1000:8.0f} ms {cpu * 1000:6.0f} ms {floor * 1000:6.0f} ms {ours / floor:5.1f}x"
         if baseline:
             theirs, old = figures[2]
             assert old == answer, f"{label}: the two revisions disagree"

@@ -23,6 +23,13 @@ def start_server(tmp: Path) -> ServerProcess:
     return ServerProcess(data_dir).start()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far: on a shared machine, what a server spent, apart from
+    the wall time others' load adds."""
+    t = psutil.Process(pid).cpu_times()
+    return float(t.user + t.system)
+
+
 def peak_rss_mib(pid: int) -> float:
     """The process's high-water resident set size (VmHWM), in MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -305,3 +305,48 @@ def test_the_per_batch_split_is_the_per_value_split() -> None:
                     want = [r[k] for r in rows]
                     column = None if got is None else got[k]
                     assert (column or [None] * len(values)) == want, (values, k, got)
+
+
+def test_funnels_retention_and_insights_read_the_columns(tmp_path: Path) -> None:
+    """Their `where` and `on` read a slotted key from its column: with the column doctored (never so in a
+    real store), the answers show the column's value, not the JSON's."""
+    data_dir = tmp_path / "data"
+    records = [{"s": f"s{i % 3}", "n": i} for i in range(6)]
+    _write_old_store(data_dir, records)
+    conn = _db(data_dir)
+    try:
+        property_columns.migrate(conn)
+        slot = dict(conn.execute("SELECT name, slot FROM property_slots").fetchall())["s"]
+        ps = property_columns.columns(slot)[0]
+        conn.execute(f"UPDATE events SET {ps} = 'col-' || {ps}")
+    finally:
+        conn.close()
+    server = ServerProcess(data_dir).start()
+    try:
+        dates = {"project_id": PROJECT_ID, "from_date": DAY, "to_date": DAY}
+        body = {"name": "f", "steps": [{"event": "old", "where": 'properties["s"] == "col-s1"'}, {"event": "old"}]}
+        fid = httpx.post(f"{server.url}/api/app/projects/{PROJECT_ID}/funnels", json=body, auth=AUTH).json()
+        params = {**dates, "funnel_id": fid["results"]["funnel_id"], "on": 'properties["s"]'}
+        r = httpx.get(f"{server.url}/api/query/funnels", params=params, auth=AUTH)
+        assert r.status_code == 200, r.text
+        day = r.json()["data"][DAY]
+        assert day["$overall"][0]["count"] == 2  # u1 and u4, under the column's value
+        assert set(day) == {"$overall", "col-s1"}, day
+        r = httpx.get(
+            f"{server.url}/api/query/retention",
+            params={**dates, "born_event": "old", "on": 'properties["s"]', "born_where": 'properties["n"] >= 0'},
+            auth=AUTH,
+        )
+        assert r.status_code == 200, r.text
+        assert set(r.json()) >= {"col-s0", "col-s1", "col-s2"}, r.json()
+        query = {"event": "old", "from_date": DAY, "to_date": DAY, "unit": "day", "on": 'properties["s"]'}
+        saved = httpx.post(
+            f"{server.url}/api/app/projects/{PROJECT_ID}/bookmarks", json={"name": "b", "query": query}, auth=AUTH
+        ).json()["results"]
+        r = httpx.get(
+            f"{server.url}/api/query/insights", params={"project_id": PROJECT_ID, "bookmark_id": saved["id"]}, auth=AUTH
+        )
+        assert r.status_code == 200, r.text
+        assert set(r.json()["series"]["old"]) == {"col-s0", "col-s1", "col-s2"}, r.json()
+    finally:
+        server.stop()

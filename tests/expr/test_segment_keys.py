@@ -18,3 +18,27 @@ def test_string_key_is_the_text(runner: Runner, text: str) -> None:
     [listed] = runner.run(parse('properties["l"]'), event_scope())
     assert scalar.keys == [text]
     assert listed.keys == sorted({text, "x", "1", "null"})
+
+
+@pytest.mark.parametrize(
+    "listed",
+    [
+        [],
+        ["a", "b", "a"],
+        ["", "é", "😀", "a/b"],
+        ['q"u', "x"],  # escaped: the element-by-element path
+        ["back\\slash"],
+        ["line\nbreak", "x"],
+        ["1", "2.0", "true", "null"],  # strings that look like other kinds stay their text
+        ["a", 1],  # not all strings
+        ["a", ["b"]],
+        ["a", {"b": "c"}],
+    ],
+)
+def test_list_of_strings_keys(runner: Runner, listed: list[object]) -> None:
+    """A list of plain strings takes the cast to VARCHAR[] (printer._fan_out); it must give the keys the
+    interpreter gives, as must every list that does not qualify."""
+    runner.load([{"properties": {"l": listed}}])
+    [row] = runner.run(parse('properties["l"]'), event_scope())
+    expected = {str(v) if isinstance(v, str) else "1" for v in listed if not isinstance(v, list | dict)}
+    assert row.keys == sorted(expected)

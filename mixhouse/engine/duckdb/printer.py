@@ -31,6 +31,8 @@ MAX_SQL_LENGTH = 500_000
 # being written twice, so nesting cannot double the SQL at every level.
 _INLINE_LIMIT = 160
 _DT_FORMAT = "%Y-%m-%dT%H:%M:%S"
+# A compact JSON list whose elements are all strings without a quote or backslash inside (RE2).
+_PLAIN_STRINGS = r'\[("[^"\\]*"(,"[^"\\]*")*)?\]'
 
 
 def quote(text: str) -> str:
@@ -115,8 +117,8 @@ class DuckDBPrinter:
         if v.slot is not None:
             # The same CASE as for a JSON value below, on the columns: a string or number is one key.
             s, n, o = v.slot
-            t, e = _text(o), self._name("e")
-            fan_out = f"list_distinct(list_transform(json_extract({o}, '$[*]'), lambda {e}: {self._element_key(e)}))"
+            t = _text(o)
+            fan_out = self._fan_out(o, t)
             return (
                 f"CASE WHEN {s} IS NOT NULL THEN [{s}] "
                 f"WHEN {n} IS NOT NULL THEN [{_render_number(n)}] "
@@ -128,8 +130,8 @@ class DuckDBPrinter:
             # A bare property: one CASE on the value's first character. A string (the common case) becomes a
             # one-element list straight away; only a list pays for list_transform and list_distinct. Wrapping
             # the whole CASE in coalesce/list_distinct/CAST cost 3x on 10M string values (bench/bench_expr.py).
-            j, t, e = v.json, _text(v.json), self._name("e")
-            fan_out = f"list_distinct(list_transform(json_extract({j}, '$[*]'), lambda {e}: {self._element_key(e)}))"
+            j, t = v.json, _text(v.json)
+            fan_out = self._fan_out(j, t)
             return (
                 f"CASE WHEN starts_with({t}, '\"') THEN [{_unquote(j)}] "
                 f"WHEN starts_with({t}, '[') THEN {fan_out} "
@@ -587,6 +589,18 @@ class DuckDBPrinter:
         if s := v.parts.get(Kind.DATETIME):
             keys.append(self.render_datetime(s))
         return keys
+
+    def _fan_out(self, j: str, t: str) -> str:
+        """The distinct keys of the JSON list `j` (text `t`). A list of plain strings (no quote or backslash
+        inside, as compact JSON writes it: `["a","b"]`) is cast to VARCHAR[] straight away, each element its
+        own text as `_element_key` would give it; any other list takes the element-by-element path. The
+        cast skips the per-element lambda: 1.7x faster on a list `on` (bench/bench_properties.py)."""
+        e = self._name("e")
+        general = f"list_distinct(list_transform(json_extract({j}, '$[*]'), lambda {e}: {self._element_key(e)}))"
+        return (
+            f"CASE WHEN regexp_full_match({t}, {quote(_PLAIN_STRINGS)}) THEN list_distinct(CAST({j} AS VARCHAR[])) "
+            f"ELSE {general} END"
+        )
 
     def _element_key(self, e: str) -> str:
         t = _text(e)

@@ -18,10 +18,12 @@ from mixhouse.domain.query.funnels import FunnelSpec, StepFigures, StepPropertyN
 from mixhouse.engine import kernels
 from mixhouse.engine.common.funnels import kernel_columns as _columns
 from mixhouse.engine.common.funnels import step_figures as _figures
+from mixhouse.engine.duckdb import property_columns
 from mixhouse.engine.duckdb.buckets import bucket_day_sql
 from mixhouse.engine.duckdb.expressions import Scope, compile_filter, compile_segment_key
 from mixhouse.engine.duckdb.lookups import lookup_joins
 from mixhouse.engine.duckdb.printer import quote
+from mixhouse.engine.duckdb.property_columns import ready_slots
 from mixhouse.engine.duckdb.relations import has_merged_ids, scoped_events
 from mixhouse.engine.kernels.funnel import ENTRY_SHIFT, walk_funnel
 from mixhouse.engine.kernels.users import partition_by_user
@@ -31,8 +33,13 @@ from mixhouse.expr.plan import EventExpr, reads_distinct_id
 _SCOPE = Scope.events("e", lookups=True)
 
 
-def _filter(expr: EventExpr | None) -> str | None:
-    return compile_filter(expr, _SCOPE) if expr is not None else None
+def _scope(conn: duckdb.DuckDBPyConnection, project_id: int) -> Scope:
+    """Alias `e`, its slotted properties read from their columns (property_columns.py)."""
+    return _SCOPE.with_slots(ready_slots(conn, project_id))
+
+
+def _filter(expr: EventExpr | None, scope: Scope = _SCOPE) -> str | None:
+    return compile_filter(expr, scope) if expr is not None else None
 
 
 def bucket_sql(spec: FunnelSpec, time_sql: str) -> str:
@@ -41,7 +48,9 @@ def bucket_sql(spec: FunnelSpec, time_sql: str) -> str:
     return bucket_day_sql(spec.buckets, time_sql)
 
 
-def _rows_sql(spec: FunnelSpec, base: date, resolve_identity: bool) -> tuple[str, dict[str, Any]]:
+def _rows_sql(
+    spec: FunnelSpec, base: date, resolve_identity: bool, scope: Scope = _SCOPE
+) -> tuple[str, dict[str, Any]]:
     """The rows the funnel kernel walks: per event that matches a step, its user key, time, seq and
     INFO (step mask, entry bucket; see kernels/funnel.py); with `on`, one extra row per segment value
     of each step-1 event that can start an attempt. Identities are resolved on keys, so `distinct_id`
@@ -61,7 +70,7 @@ def _rows_sql(spec: FunnelSpec, base: date, resolve_identity: bool) -> tuple[str
     plain: dict[str, int] = {}
     terms = []
     for i, step in enumerate(spec.steps):
-        step_sql = _filter(step.where)
+        step_sql = _filter(step.where, scope)
         if step_sql:
             terms.append(f"CASE WHEN e.event = {quote(step.event)} AND ({step_sql}) THEN {1 << i} ELSE 0 END")
         else:
@@ -69,20 +78,20 @@ def _rows_sql(spec: FunnelSpec, base: date, resolve_identity: bool) -> tuple[str
     if plain:
         whens = " ".join(f"WHEN {quote(name)} THEN {bits}" for name, bits in plain.items())
         terms.append(f"CASE e.event {whens} ELSE 0 END")
-    where_sql = _filter(spec.where)
+    where_sql = _filter(spec.where, scope)
     where = f"WHERE {where_sql}" if where_sql else ""
     # Bucket keys are counted in days from `base`, + 1 so that 0 means "cannot start an attempt".
     bucket = f"CAST({bucket_sql(spec, 't')} - DATE '{base.isoformat()}' AS BIGINT) + 1"
     entry = f"CASE WHEN mask & 1 = 1 AND t >= $f_start AND t < $f_end THEN {bucket} ELSE 0 END"
     info = f"mask | ({entry} << {ENTRY_SHIFT})"
     # The segments of a step-1 event that can start an attempt (see _columns for the lane rows).
-    segment_sql = compile_segment_key(spec.segment, _SCOPE) if spec.segment is not None else None
+    segment_sql = compile_segment_key(spec.segment, scope) if spec.segment is not None else None
     segs = f", CASE WHEN {entry} > 0 THEN {segment_sql} END AS segs" if segment_sql else ""
     # The mask is computed one level down so that the expressions above can read it by name.
     sql = f"""
         SELECT k, t, s, {info} AS info {segs} FROM (
             SELECT e.user_key AS k, e.time_ms AS t, e.seq AS s, CAST({" | ".join(terms)} AS BIGINT) AS mask,
-                   e.properties, e.distinct_id, e.time_ms
+                   e.properties, e.distinct_id, e.time_ms, {property_columns.select_list()}
             FROM ({rel.sql}) e {lookup_joins(_SCOPE, spec.where, *(s.where for s in spec.steps))} {where}
         ) e {lookup_joins(_SCOPE, spec.segment)} {"WHERE mask <> 0" if any(s.where is not None for s in spec.steps) else ""}
     """
@@ -95,7 +104,7 @@ def funnel_figures(conn: duckdb.DuckDBPyConnection, spec: FunnelSpec) -> list[St
     # event in DuckDB, unless an expression reads the id itself (it must see the canonical id).
     merged = has_merged_ids(conn, spec.project_id)
     in_sql = merged and reads_distinct_id(spec.where, spec.segment, *(step.where for step in spec.steps))
-    sql, params = _rows_sql(spec, base, resolve_identity=in_sql)
+    sql, params = _rows_sql(spec, base, resolve_identity=in_sql, scope=_scope(conn, spec.project_id))
     chunks, segments = _columns(conn.sql(sql, params=params).to_arrow_table())
     kernels.wait_until_ready(remaining_seconds())
     data = partition_by_user(chunks, aliases=_aliases(conn, spec.project_id) if merged and not in_sql else None)
@@ -119,7 +128,7 @@ def _aliases(conn: duckdb.DuckDBPyConnection, project_id: int) -> tuple[npt.NDAr
 
 def step_property_names(conn: duckdb.DuckDBPyConnection, spec: StepPropertyNamesSpec) -> list[tuple[str, int]]:
     rel = scoped_events(spec.project_id, spec.start_ms, spec.end_ms, events=[spec.step.event])
-    step_sql = _filter(spec.step.where)
+    step_sql = _filter(spec.step.where, _scope(conn, spec.project_id))
     where = f"WHERE {step_sql}" if step_sql else ""
     rows = conn.execute(
         f"""SELECT k, count(*) AS n FROM (SELECT unnest(json_keys(e.properties)) AS k FROM ({rel.sql}) e {where})

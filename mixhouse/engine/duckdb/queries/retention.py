@@ -14,6 +14,7 @@ from mixhouse.domain.query.retention import AddictionSpec, CohortRow, EventReten
 from mixhouse.engine.duckdb.expressions import Scope, compile_filter, compile_segment_key
 from mixhouse.engine.duckdb.localtime import local_timestamp_sql
 from mixhouse.engine.duckdb.lookups import lookup_joins
+from mixhouse.engine.duckdb.property_columns import ready_slots
 from mixhouse.engine.duckdb.relations import user_events
 from mixhouse.expr.plan import EventExpr
 
@@ -21,12 +22,17 @@ from mixhouse.expr.plan import EventExpr
 _SCOPE = Scope.events("e", lookups=True)
 
 
-def _where(expr: EventExpr | None) -> str:
-    return f"WHERE {compile_filter(expr, _SCOPE)}" if expr is not None else ""
+def _scope(conn: duckdb.DuckDBPyConnection, project_id: int) -> Scope:
+    """Alias `e`, its slotted properties read from their columns (property_columns.py)."""
+    return _SCOPE.with_slots(ready_slots(conn, project_id))
 
 
-def _segment_sql(expr: EventExpr | None) -> str | None:
-    return compile_segment_key(expr, _SCOPE) if expr is not None else None
+def _where(expr: EventExpr | None, scope: Scope = _SCOPE) -> str:
+    return f"WHERE {compile_filter(expr, scope)}" if expr is not None else ""
+
+
+def _segment_sql(expr: EventExpr | None, scope: Scope = _SCOPE) -> str | None:
+    return compile_segment_key(expr, scope) if expr is not None else None
 
 
 def local_sql(timezone: str, time_sql: str, start_ms: int | None = None, end_ms: int | None = None) -> str:
@@ -87,9 +93,10 @@ def retention_rows(conn: duckdb.DuckDBPyConnection, spec: RetentionSpec) -> list
         conn, spec.project_id, spec.start_ms, _returns_end_ms(spec), events=[spec.event] if spec.event else None
     )
     params: dict[str, Any] = {**born.params, **ret.params, "start": spec.start_ms}
-    born_where = _where(spec.born_where)
-    ret_where = _where(spec.where)
-    segment_sql = _segment_sql(spec.segment)
+    scope = _scope(conn, spec.project_id)
+    born_where = _where(spec.born_where, scope)
+    ret_where = _where(spec.where, scope)
+    segment_sql = _segment_sql(spec.segment, scope)
     cohort = period_sql(spec.unit, local_sql(spec.timezone, "t", spec.start_ms, spec.end_ms), spec.first_period)
     # Births are kept only in [start, end): their local time needs the offsets of that span only.
     birth_local = local_sql(spec.timezone, "bt", spec.start_ms, spec.end_ms)
@@ -145,9 +152,10 @@ def retention_rows(conn: duckdb.DuckDBPyConnection, spec: RetentionSpec) -> list
 
 def addiction_rows(conn: duckdb.DuckDBPyConnection, spec: AddictionSpec) -> list[tuple[date, str, int, int]]:
     rel = user_events(conn, spec.project_id, spec.start_ms, spec.end_ms, events=[spec.event] if spec.event else None)
-    where = _where(spec.where)
+    scope = _scope(conn, spec.project_id)
+    where = _where(spec.where, scope)
     local = local_sql(spec.timezone, "e.time_ms", spec.start_ms, spec.end_ms)
-    segment_sql = _segment_sql(spec.segment)
+    segment_sql = _segment_sql(spec.segment, scope)
     seg = f"unnest({segment_sql})" if segment_sql else None
     runs = [f"'{OVERALL}'"] + ([seg] if seg else [])
     parts = [

@@ -18,7 +18,7 @@ from mixhouse.engine.duckdb.buckets import bucket_sql
 from mixhouse.engine.duckdb.expressions import compile_filter, compile_number, compile_segment_key
 from mixhouse.engine.duckdb.lookups import lookup_joins
 from mixhouse.engine.duckdb.property_columns import ready_slots
-from mixhouse.engine.duckdb.relations import Relation, scoped_events, user_events
+from mixhouse.engine.duckdb.relations import Relation, user_events
 from mixhouse.engine.duckdb.scope import PROFILE_ALIAS, Scope
 from mixhouse.expr.plan import EventExpr, reads_distinct_id, reads_user
 
@@ -27,6 +27,8 @@ _COUNTS = {
     CountType.UNIQUE: "count(DISTINCT uk)",
     CountType.AVERAGE: "count(*) / count(DISTINCT uk)",
 }
+# A number expression at most this long is written out at each use rather than bound through a lambda.
+_INLINE_NUMBER = 160
 _MEASURES = {Measure.SUM: "sum(coalesce(x, 0))", Measure.AVERAGE: "avg(coalesce(x, 0))"}
 
 
@@ -49,17 +51,24 @@ def _source(rel: Relation, scope: Scope, *exprs: EventExpr | None) -> str:
     )
 
 
-def _key(spec: SeriesSpec, scope: Scope, params: dict[str, Any]) -> str:
+def _key(spec: SeriesSpec, scope: Scope, params: dict[str, Any]) -> tuple[str, bool]:
+    """SQL of the event's keys, and whether it is one VARCHAR (NULL: no key) rather than a VARCHAR[]:
+    a numeric range or the event name is one key, and skips building and unnesting a list per row."""
     if spec.numeric is not None:
         n = spec.numeric
         params.update(lower=n.lower, width=n.width, nbuckets=n.count)
-        index = "CAST(least(greatest(floor((nb_x - $lower) / $width), 0), $nbuckets - 1) AS BIGINT)::VARCHAR"
         number = compile_number(n.number, scope)
-        keys = f"list_transform([{number}], lambda nb_x: CASE WHEN isfinite(nb_x) THEN {index} END)"
-        return f"list_filter({keys}, lambda nb_k: nb_k IS NOT NULL)"
+
+        def key(x: str) -> str:  # only a finite number has a range
+            index = f"CAST(least(greatest(floor(({x} - $lower) / $width), 0), $nbuckets - 1) AS BIGINT)::VARCHAR"
+            return f"CASE WHEN isfinite({x}) THEN {index} END"
+
+        if len(number) <= _INLINE_NUMBER:  # a column (a slotted property): written out twice
+            return f"({key(f'({number})')})", True
+        return f"list_transform([{number}], lambda nb_x: {key('nb_x')})[1]", True
     if spec.key is not None:
-        return compile_segment_key(spec.key, scope)
-    return "[e.event]"
+        return compile_segment_key(spec.key, scope), False
+    return "e.event", True
 
 
 def _needs_identity(spec: SeriesSpec, scope: Scope) -> bool:
@@ -87,11 +96,14 @@ def series_rows(conn: duckdb.DuckDBPyConnection, spec: SeriesSpec) -> list[Serie
     # Printed in the order the parameters are read (`where` first), so that an error names the first.
     where = compile_filter(spec.where, scope) if spec.where is not None else "TRUE"
     bucket = bucket_sql(buckets, "e.time_ms", params)
-    keys = _key(spec, scope, params)
+    keys, scalar = _key(spec, scope, params)
     if spec.values is not None:
         params["wanted"] = list(spec.values)
-        keys = f"list_filter({keys}, lambda w_k: list_contains($wanted, w_k))"
-    inner = compile_segment_key(spec.inner, scope) if spec.inner is not None else "[CAST(NULL AS VARCHAR)]"
+        if scalar:
+            keys = f"CASE WHEN list_contains($wanted, {keys}) THEN {keys} END"
+        else:
+            keys = f"list_filter({keys}, lambda w_k: list_contains($wanted, w_k))"
+    inner = compile_segment_key(spec.inner, scope) if spec.inner is not None else None
     value = compile_number(spec.value, scope) if spec.value is not None else "CAST(NULL AS DOUBLE)"
     aggregate = _COUNTS[spec.count_type] if spec.measure is Measure.COUNT else _MEASURES[spec.measure]
     ranked = ""
@@ -116,17 +128,31 @@ def series_rows(conn: duckdb.DuckDBPyConnection, spec: SeriesSpec) -> list[Serie
             filters.append("(k, i) IN (SELECT (k, i) FROM top_inner)")
     final_where = f"WHERE {' AND '.join(filters)}" if filters else ""
     source = _source(rel, scope, *spec.expressions())
+    # A list of keys fans out (one row per key); a single key or no inner key needs no unnest.
+    if scalar:
+        outer_keys = "SELECT uk, bucket, x, inner_keys, ks AS k FROM src WHERE ks IS NOT NULL"
+    else:
+        outer_keys = "SELECT uk, bucket, x, inner_keys, unnest(ks) AS k FROM src"
+    if inner is not None:
+        both_keys = "SELECT uk, bucket, x, k, unnest(inner_keys) AS i FROM outer_keys"
+    else:
+        both_keys = "SELECT uk, bucket, x, k FROM outer_keys"
+    # Without an inner key, grouping on a column of NULLs cost a third of the grouping (10M events).
+    agg = (
+        f"SELECT k, i, bucket, CAST({aggregate} AS DOUBLE) AS v FROM both_keys GROUP BY k, i, bucket"
+        if inner is not None
+        else f"SELECT k, CAST(NULL AS VARCHAR) AS i, bucket, CAST({aggregate} AS DOUBLE) AS v FROM both_keys GROUP BY k, bucket"
+    )
     sql = f"""
         WITH src AS (
-            SELECT e.user_key AS uk, {bucket} AS bucket, {value} AS x, {keys} AS ks, {inner} AS inner_keys
+            SELECT e.user_key AS uk, {bucket} AS bucket, {value} AS x, {keys} AS ks,
+                   {inner or "CAST(NULL AS VARCHAR)"} AS inner_keys
             FROM {source}
             WHERE {where}
         ),
-        outer_keys AS (SELECT uk, bucket, x, inner_keys, unnest(ks) AS k FROM src),
-        both_keys AS (SELECT uk, bucket, x, k, unnest(inner_keys) AS i FROM outer_keys),
-        agg AS (
-            SELECT k, i, bucket, CAST({aggregate} AS DOUBLE) AS v FROM both_keys GROUP BY k, i, bucket
-        )
+        outer_keys AS ({outer_keys}),
+        both_keys AS ({both_keys}),
+        agg AS ({agg})
         {ranked}
         SELECT k, i, bucket, v
         FROM agg
@@ -138,8 +164,12 @@ def series_rows(conn: duckdb.DuckDBPyConnection, spec: SeriesSpec) -> list[Serie
 
 
 def number_range(conn: duckdb.DuckDBPyConnection, spec: NumberRangeSpec) -> tuple[float, float] | None:
-    rel = scoped_events(spec.project_id, spec.start_ms, spec.end_ms, events=spec.events)
     scope = _scope(conn, spec.project_id, spec.number, spec.where)
+    # The range depends on the resolved id only when an expression reads it (or the profile).
+    needs_identity = scope.user_properties_sql is not None or reads_distinct_id(spec.number, spec.where)
+    rel = user_events(
+        conn, spec.project_id, spec.start_ms, spec.end_ms, events=spec.events, resolve_identity=needs_identity
+    )
     where = compile_filter(spec.where, scope) if spec.where is not None else "TRUE"
     number = compile_number(spec.number, scope)
     sql = f"""
