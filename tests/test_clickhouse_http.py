@@ -326,3 +326,4 @@ def test_mixhouse_backup_of_a_clickhouse_store_is_refused_clearly(
         "error": "mixhouse backup copies the embedded store only: back up a ClickHouse store with ClickHouse's"
         " BACKUP DATABASE (docs/scale-out.md, Backup)"
     }
+    assert not (tmp_path / "b").exists()  # a refused backup leaves no empty folder behind

@@ -49,6 +49,19 @@ def _new_folder(to: Path) -> None:
     private_dir(to)
 
 
+def _undo(to: Path, *, created: bool) -> None:
+    """Take away what a failed backup wrote: the folder itself if the backup made it, else (it was empty
+    before) its contents."""
+    if created:
+        shutil.rmtree(to, ignore_errors=True)
+        return
+    for child in to.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+
+
 def _copy_catalog(source: Path, target: Path) -> None:
     src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30)
     dst = sqlite3.connect(target)
@@ -64,15 +77,20 @@ def make_backup(data_dir: Path, to: Path, copy_events: EngineCopy, *, online: bo
     event store's copy starts first: everything acknowledged before the call is in it."""
     if not (data_dir / CATALOG_FILE).is_file():
         raise BackupError(f"no mixhouse data dir at {data_dir}")
+    created = not to.exists()
     _new_folder(to)
     started = time.time()
-    counts = copy_events(to / EVENTS_FILE)
-    _copy_catalog(data_dir / CATALOG_FILE, to / CATALOG_FILE)
-    retrievals = data_dir / RETRIEVALS_DIR
-    if retrievals.is_dir():
-        shutil.copytree(retrievals, to / RETRIEVALS_DIR)
-    for name in (EVENTS_FILE, CATALOG_FILE):
-        _fsync(to / name)
+    try:
+        counts = copy_events(to / EVENTS_FILE)
+        _copy_catalog(data_dir / CATALOG_FILE, to / CATALOG_FILE)
+        retrievals = data_dir / RETRIEVALS_DIR
+        if retrievals.is_dir():
+            shutil.copytree(retrievals, to / RETRIEVALS_DIR)
+        for name in (EVENTS_FILE, CATALOG_FILE):
+            _fsync(to / name)
+    except BaseException:
+        _undo(to, created=created)  # a refused or failed backup leaves no half-written folder behind
+        raise
     manifest = {
         "mixhouse": version("mixhouse"),
         "started_at": round(started, 3),
