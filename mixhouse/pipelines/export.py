@@ -1,5 +1,5 @@
-"""One export unit to its destination, through fsspec (local folders, S3 via s3fs; GCS via gcsfs and Azure
-via adlfs when those packages are installed).
+"""One export unit to its destination, through fsspec (local folders, S3 via s3fs, GCS via gcsfs, Azure
+Blob via adlfs).
 
 A unit's folder is `<bucket>/<prefix>/<project_id>/YYYY/MM/DD/full_day` (daily) or `.../DD/HH` (hourly),
 Mixpanel's raw layout. Its export is safe to repeat: whatever an earlier, interrupted attempt (or an
@@ -8,6 +8,7 @@ earlier sync) left in the folder is removed first, the parts are written under f
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +29,13 @@ COMPLETE = "complete"
 
 @dataclass(frozen=True)
 class Credentials:
-    """The server's S3 credentials (settings aws_access_key_id / aws_secret_access_key), never shown."""
+    """The server's object-store credentials (settings aws_access_key_id / aws_secret_access_key,
+    azure_storage_account_key), never shown. GCS takes Google's default credentials
+    (GOOGLE_APPLICATION_CREDENTIALS, the metadata server) through gcsfs."""
 
     key: str | None = None
     secret: str | None = None
+    azure_key: str | None = None
 
     def __repr__(self) -> str:
         return "Credentials(***)"
@@ -66,16 +70,30 @@ def filesystem(dest: Destination, credentials: Credentials, local_dir: Path | No
             options.update(key=credentials.key, secret=credentials.secret)
         return s3fs.S3FileSystem(**options), root
     if dest.store == "gcs":
-        try:
-            import gcsfs  # type: ignore[import-not-found]
-        except ImportError as exc:  # declared, not installed by default (docs/pipelines.md)
-            raise RuntimeError("GCS destinations need the gcsfs package installed") from exc
-        return gcsfs.GCSFileSystem(), root
-    try:
-        import adlfs  # type: ignore[import-not-found]
-    except ImportError as exc:
-        raise RuntimeError("Azure destinations need the adlfs package installed") from exc
-    return adlfs.AzureBlobFileSystem(account_name=dest.account), root
+        # gcsfs's core filesystem: the package's default one is an experimental variant that first asks a
+        # gRPC control plane for each bucket's layout (a minute's timeout against an emulator).
+        from gcsfs.core import GCSFileSystem  # type: ignore[import-untyped]
+
+        if not dest.endpoint_url:
+            return GCSFileSystem(skip_instance_cache=True), root
+        # A GCS-compatible store or emulator: Google's credentials when the server has a key file, else
+        # anonymous (Google's default chain would probe the metadata server first).
+        token = None if os.environ.get("GOOGLE_APPLICATION_CREDENTIALS") else "anon"
+        return GCSFileSystem(endpoint_url=dest.endpoint_url, token=token, skip_instance_cache=True), root
+    import adlfs  # type: ignore[import-untyped]
+
+    if dest.endpoint_url:
+        # A blob endpoint of its own (Azurite, Azure Stack, a private endpoint): a connection string
+        # naming it, signed with the server's account key.
+        parts = [f"AccountName={dest.account}", f"BlobEndpoint={dest.endpoint_url}"]
+        if credentials.azure_key:
+            parts.append(f"AccountKey={credentials.azure_key}")
+        return adlfs.AzureBlobFileSystem(connection_string=";".join(parts) + ";", skip_instance_cache=True), root
+    if credentials.azure_key:
+        return adlfs.AzureBlobFileSystem(
+            account_name=dest.account, account_key=credentials.azure_key, skip_instance_cache=True
+        ), root
+    return adlfs.AzureBlobFileSystem(account_name=dest.account, skip_instance_cache=True), root
 
 
 def unit_query(project_id: int, spec: PipelineSpec, unit: Unit, timezone: str, batch_rows: int) -> ScanQuery:

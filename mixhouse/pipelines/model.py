@@ -30,9 +30,13 @@ MAX_BOUNDED = 1  # event pipelines per project with a to_date
 # What a pipeline's destination is made of, per type: the parameters `create` reads (Mixpanel's names).
 _DESTINATION_PARAMS = {
     "s3": ("s3_bucket", "s3_prefix", "s3_region", "s3_endpoint_url"),
-    "gcs": ("gcs_bucket", "gcs_prefix", "gcs_region"),
-    "azure": ("azure_account_name", "azure_container_name", "azure_prefix"),
+    "gcs": ("gcs_bucket", "gcs_prefix", "gcs_region", "gcs_endpoint_url"),
+    "azure": ("azure_account_name", "azure_container_name", "azure_prefix", "azure_endpoint_url"),
 }
+# Other spellings of the Azure parameters that are taken too (Mixpanel's API reference does not list the
+# Azure ones; its Azure setup guide speaks of the storage account and container).
+_AZURE_ALIASES = {"azure_account_name": "storage_account", "azure_container_name": "container_name"}
+_URL = re.compile(r"https?://[^\s/]+(/[^\s]*)?")
 _BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,254}")
 
 
@@ -48,7 +52,7 @@ def store_of(pipeline_type: str) -> str:
 @dataclass(frozen=True)
 class Destination:
     """Where files go: an object store, bucket (or Azure container) and prefix; `endpoint_url` for a
-    self-hosted S3-compatible store; `local_prefix` for a folder under the pipeline_local_dir setting."""
+    self-hosted S3-compatible store, a GCS emulator or compatible store, or an Azure Blob endpoint; `local_prefix` for a folder under the pipeline_local_dir setting."""
 
     store: str  # s3, gcs, azure or local
     bucket: str
@@ -207,25 +211,28 @@ def _destination(params: Mapping[str, str], pipeline_type: str, limits: Limits) 
         return Destination("local", "", "/".join(parts))
     store = store_of(pipeline_type)
     names = _DESTINATION_PARAMS[store]
+    endpoint = (params.get(names[3]) or "").strip()
+    if endpoint and not _URL.fullmatch(endpoint):
+        raise BadRequest(f"Invalid parameter: {names[3]} must be an http(s) URL, got {endpoint!r}")
     if store == "azure":
-        account = (params.get("azure_account_name") or "").strip()
-        container = (params.get("azure_container_name") or "").strip()
+        account = (params.get("azure_account_name") or params.get(_AZURE_ALIASES["azure_account_name"]) or "").strip()
+        container = (
+            params.get("azure_container_name") or params.get(_AZURE_ALIASES["azure_container_name"]) or ""
+        ).strip()
         if not account:
             raise MissingParameter("azure_account_name")
         if not container:
             raise MissingParameter("azure_container_name")
-        return Destination("azure", container, _prefix(params.get("azure_prefix")), account=account)
+        if not _BUCKET.fullmatch(container):
+            raise BadRequest(f"Invalid parameter: azure_container_name is not a container name, got {container!r}")
+        prefix = _prefix(params.get("azure_prefix"))
+        return Destination("azure", container, prefix, endpoint_url=endpoint, account=account)
     bucket = (params.get(names[0]) or "").strip()
     if not bucket:
         raise MissingParameter(names[0])
     if not _BUCKET.fullmatch(bucket):
         raise BadRequest(f"Invalid parameter: {names[0]} is not a bucket name, got {bucket!r}")
     region = (params.get(names[2]) or "").strip()
-    endpoint = ""
-    if store == "s3":
-        endpoint = (params.get("s3_endpoint_url") or "").strip()
-        if endpoint and not re.fullmatch(r"https?://[^\s/]+(/[^\s]*)?", endpoint):
-            raise BadRequest(f"Invalid parameter: s3_endpoint_url must be an http(s) URL, got {endpoint!r}")
     return Destination(store, bucket, _prefix(params.get(names[1])), region, endpoint)
 
 

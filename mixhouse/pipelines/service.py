@@ -240,7 +240,9 @@ def stop_pipelines(runner: JobRunner) -> None:
 
 def pipeline_config(settings: Settings) -> PipelineConfig:
     return PipelineConfig(
-        credentials=Credentials(settings.aws_access_key_id, settings.aws_secret_access_key),
+        credentials=Credentials(
+            settings.aws_access_key_id, settings.aws_secret_access_key, settings.azure_storage_account_key
+        ),
         local_dir=settings.pipeline_local_dir,
         file_rows=settings.pipeline_file_rows,
         tick_seconds=settings.pipeline_tick_seconds,
