@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.objectstores import AZURE_ACCOUNT, AZURE_KEY, AzureServer, GcsServer
-from tests.server import PROJECT_ID, ServerProcess, seed_catalog
+from tests.server import PROJECT_ID, TOKEN, ServerProcess, seed_catalog
 from tests.test_pipelines import BASE, SA, _create, _event, _get, _import, _server, _wait_for
 
 DAY = "2024-05-01"
@@ -125,10 +125,61 @@ def test_a_schematized_pipeline_writes_parquet_to_azure_blob(azure: AzureServer,
         _cancel(mixhouse.url, "events-daily-azure-blob-monoschema")
 
 
+def _set(url: str, distinct_id: str, **props: Any) -> None:
+    profile = {"$token": TOKEN, "$distinct_id": distinct_id, "$set": props}
+    r = httpx.post(f"{url}/engage", data={"data": orjson.dumps([profile]).decode()}, timeout=30)
+    assert r.text == "1", r.text
+
+
+def test_a_people_pipeline_writes_mp_people_data_and_replaces_it_when_profiles_change(
+    gcs: GcsServer, mixhouse: ServerProcess
+) -> None:
+    _set(mixhouse.url, "u1", plan="free", **{"$email": "u1@example.com"})
+    _set(mixhouse.url, "u2", plan="paid", seats=3)
+    # A recurring people pipeline from a past day starts at yesterday: profiles have no past to backfill.
+    params = {"type": "gcs-schema", "data_source": "people", "gcs_bucket": BUCKET, "gcs_prefix": "people"}
+    r = _create(mixhouse.url, **params, gcs_endpoint_url=gcs.url, from_date=DAY)
+    assert r.json() == {"pipeline_names": ["people-daily-gcs-schema"]}, r.text
+    fs = gcs.fs()
+    folder = f"{BUCKET}/people/{PROJECT_ID}/mp_people_data"
+
+    def profiles() -> dict[str, dict[str, Any]]:
+        fs.invalidate_cache()
+        if not fs.exists(f"{folder}/complete"):
+            return {}
+        rows = pq.read_table(io.BytesIO(fs.cat_file(f"{folder}/part-00000.parquet"))).to_pylist()
+        return {row["distinct_id"]: row for row in rows}
+
+    try:
+        first = _wait_for(profiles)
+        assert sorted(first) == ["u1", "u2"]
+        assert (first["u1"]["plan"], first["u1"]["mp_email"], first["u2"]["seats"]) == ("free", "u1@example.com", 3.0)
+        assert _files(fs, f"{BUCKET}/people/{PROJECT_ID}") == [
+            f"{folder}/complete",
+            f"{folder}/part-00000.parquet",
+            f"{BUCKET}/people/{PROJECT_ID}/schema/people.json",
+        ]
+        mapping = orjson.loads(fs.cat_file(f"{BUCKET}/people/{PROJECT_ID}/schema/people.json"))
+        assert mapping["tables"]["mp_people_data"]["$email:string"] == "mp_email"
+        status = _get(mixhouse.url, "status", name="people-daily-gcs-schema")
+        assert status["succeeded"][0]["events"] == 2  # rows written: profiles here
+        # a profile changes: sync exports the table again, replaced, not appended to
+        _set(mixhouse.url, "u1", plan="paid")
+        _wait_for(lambda: profiles().get("u1", {}).get("plan") == "paid", what="the people re-export")
+        assert sorted(profiles()) == ["u1", "u2"]
+    finally:
+        _cancel(mixhouse.url, "people-daily-gcs-schema")
+
+
 @pytest.mark.parametrize(
     ("params", "says"),
     [
         ({"type": "gcs-raw", "from_date": DAY}, "gcs_bucket"),
+        ({"type": "gcs-raw", "gcs_bucket": BUCKET, "from_date": DAY, "data_source": "people"}, "events only"),
+        ({"type": "gcs-schema", "gcs_bucket": BUCKET, "from_date": DAY, "data_source": "people", "events": "A"},
+         "every profile"),
+        ({"type": "aws", "s3_bucket": BUCKET, "from_date": DAY, "data_source": "people", "schema_type": "multischema"},
+         "mp_people_data"),
         ({"type": "gcs-raw", "gcs_bucket": "a b", "from_date": DAY}, "not a bucket name"),
         ({"type": "gcs-schema", "gcs_bucket": BUCKET, "from_date": DAY, "gcs_endpoint_url": "ftp://x"}, "URL"),
         ({"type": "azure-raw", "azure_container_name": BUCKET, "from_date": DAY}, "azure_account_name"),

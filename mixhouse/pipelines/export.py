@@ -21,7 +21,14 @@ from mixhouse.domain.scan import ScanQuery
 from mixhouse.engine.base import Engine
 from mixhouse.errors import BadRequest
 from mixhouse.expr.plan import EventExpr
-from mixhouse.pipelines.files import Fingerprint, Schematizer, gzip_part, raw_lines
+from mixhouse.pipelines.files import (
+    PEOPLE_TABLE,
+    Fingerprint,
+    PeopleSchematizer,
+    Schematizer,
+    gzip_part,
+    raw_lines,
+)
 from mixhouse.pipelines.model import Destination, PipelineSpec, Unit
 
 COMPLETE = "complete"
@@ -97,6 +104,8 @@ def filesystem(dest: Destination, credentials: Credentials, local_dir: Path | No
 
 
 def unit_query(project_id: int, spec: PipelineSpec, unit: Unit, timezone: str, batch_rows: int) -> ScanQuery:
+    if spec.data_source == "people":  # every profile as it is now, whatever the unit's span
+        return ScanQuery(project_id=project_id, kind="profiles", batch_rows=batch_rows)
     start, end = unit.bounds_ms(timezone)
     where = EventExpr.parse(spec.where, timezone=timezone) if spec.where else None
     return ScanQuery(
@@ -136,7 +145,10 @@ def export_unit(
     root: str,
     file_rows: int,
 ) -> Outcome:
-    folder = f"{root}/{project_id}/{unit.folder()}"
+    people = spec.data_source == "people"
+    # Profiles have no day: each export replaces the one people table (Mixpanel: "the data in the table is
+    # replaced every time an export happens").
+    folder = f"{root}/{project_id}/{PEOPLE_TABLE}" if people else f"{root}/{project_id}/{unit.folder()}"
     if fs.exists(folder):
         # An interrupted attempt's parts, or the last sync's. The `complete` marker goes first, so that a
         # reader never finds it over a folder whose parts are being removed.
@@ -146,7 +158,15 @@ def export_unit(
     query = unit_query(project_id, spec, unit, timezone, min(file_rows, 50_000))
     digest = Fingerprint()
     files = 0
-    if spec.raw:
+    if people:
+        people_schema = PeopleSchematizer()
+        for batch in _batches(engine, query, digest):
+            people_schema.add(batch)
+        for name, data in people_schema.parquet_files(file_rows):
+            fs.pipe_file(f"{folder}/{name}", data)
+            files += 1
+        _merge_mapping(fs, f"{root}/{project_id}/schema/people.json", people_schema.mapping())
+    elif spec.raw:
         pending: list[bytes] = []
         for batch in _batches(engine, query, digest):
             for line in raw_lines(batch):
@@ -171,11 +191,13 @@ def export_unit(
 
 
 def _merge_mapping(fs: Any, path: str, mapping: dict[str, Any]) -> None:
-    """`schema/events.json`: original event and property names -> tables and columns, all units so far."""
-    current: dict[str, Any] = {"events": {}, "tables": {}}
+    """`schema/events.json` (`people.json`): original event and property names -> tables and columns, all
+    units so far."""
+    current: dict[str, Any] = {"tables": {}}
     if fs.exists(path):
         current = orjson.loads(fs.cat_file(path))
-    current["events"].update(mapping["events"])
+    if "events" in mapping:
+        current.setdefault("events", {}).update(mapping["events"])
     for table, columns in mapping["tables"].items():
         current["tables"].setdefault(table, {}).update(columns)
     fs.pipe_file(path, orjson.dumps(current, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2))

@@ -260,10 +260,15 @@ def parse_create(
             "use aws, gcs-schema or azure-blob for schematized files"
         )
     trial = _flag("trial", params.get("trial"), False)
-    data_source = _choice("data_source", params.get("data_source"), ("events", "people"), "events")
-    if data_source != "events":
-        raise BadRequest("Invalid parameter: data_source people is not supported; pipelines export events")
+    data_source = _choice("data_source", params.get("data_source"), ("events", "people"), "events") or "events"
     raw = pipeline_type in RAW_TYPES
+    people = data_source == "people"
+    if people and raw:
+        raise BadRequest(f"Invalid parameter: {pipeline_type} pipelines export events only; data_source people "
+                         "needs a schematized type (aws, gcs-schema, azure-blob)")  # fmt: skip
+    events = [e for e in events if e.strip()]
+    if people and (events or (params.get("where") or "").strip()):
+        raise BadRequest("Invalid parameter: events and where filter events; a people pipeline exports every profile")
     data_format = _choice("data_format", params.get("data_format"), ("json", "parquet"), "json" if raw else "parquet")
     assert data_format is not None
     if raw and data_format != "json":
@@ -272,6 +277,10 @@ def parse_create(
         raise BadRequest("Invalid parameter: schematized pipelines write parquet; data_format must be parquet")
     schema_type = _choice("schema_type", params.get("schema_type"), SCHEMAS, None if raw else "monoschema")
     if raw:
+        schema_type = None
+    if people:
+        if schema_type == "multischema":
+            raise BadRequest("Invalid parameter: schema_type is for events; people go to one table, mp_people_data")
         schema_type = None
     if trial:
         if schema_type == "multischema":
@@ -299,6 +308,9 @@ def parse_create(
             raise BadRequest(
                 f"Invalid parameter: from_date cannot be more than {limits.max_backfill_days} days in the past"
             )
+        if people and to_date is None and from_date < today - timedelta(days=1):
+            # Profiles have no past to backfill: every export writes them as they are now.
+            from_date = today - timedelta(days=1)
     return PipelineSpec(
         type=pipeline_type,
         data_source=data_source,

@@ -47,7 +47,7 @@ class PipelineConfig:
 
 class DataChanges:
     """Whether stored events may have changed since the last sync check: set by the engine's commit
-    observer (new events, maybe late) and by GDPR deletions (which also ask for a check at once)."""
+    observer (new events, maybe late, or profile updates) and by GDPR deletions (which also ask for a check at once)."""
 
     def __init__(self) -> None:
         self._dirty = threading.Event()
@@ -56,7 +56,7 @@ class DataChanges:
         self.wake: threading.Event | None = None
 
     def observe(self, commit: Commit) -> None:
-        if commit.events:
+        if commit.events or commit.profile_updates:  # profiles: what people pipelines export
             self._dirty.set()
 
     def deleted(self, project_id: int) -> None:
