@@ -101,6 +101,7 @@ class Settings:
     aws_access_key_id: str | None = dataclass_field(default=None, repr=False)
     aws_secret_access_key: str | None = dataclass_field(default=None, repr=False)
     azure_storage_account_key: str | None = dataclass_field(default=None, repr=False)
+    google_application_credentials: str | None = None
     # warehouse imports (docs/warehouse-imports.md)
     warehouse_files_dir: Path | None = None
     warehouse_batch_rows: int = 50_000
@@ -441,6 +442,13 @@ FIELDS: tuple[Field, ...] = (
         None,
         _text,
         "Azure Blob account key of pipelines (never shown)",
+    ),
+    Field(
+        "google_application_credentials",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        None,
+        _text,
+        "service-account key file GCS pipelines write with (unset: Google's default credentials)",
     ),
     Field(
         "warehouse_files_dir",

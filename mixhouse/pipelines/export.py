@@ -8,7 +8,6 @@ earlier sync) left in the folder is removed first, the parts are written under f
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,12 +36,12 @@ COMPLETE = "complete"
 @dataclass(frozen=True)
 class Credentials:
     """The server's object-store credentials (settings aws_access_key_id / aws_secret_access_key,
-    azure_storage_account_key), never shown. GCS takes Google's default credentials
-    (GOOGLE_APPLICATION_CREDENTIALS, the metadata server) through gcsfs."""
+    azure_storage_account_key, google_application_credentials: a key file's path), never shown."""
 
     key: str | None = None
     secret: str | None = None
     azure_key: str | None = None
+    google_key_file: str | None = None
 
     def __repr__(self) -> str:
         return "Credentials(***)"
@@ -81,12 +80,12 @@ def filesystem(dest: Destination, credentials: Credentials, local_dir: Path | No
         # gRPC control plane for each bucket's layout (a minute's timeout against an emulator).
         from gcsfs.core import GCSFileSystem  # type: ignore[import-untyped]
 
+        token: str | None = credentials.google_key_file  # None: Google's default chain
         if not dest.endpoint_url:
-            return GCSFileSystem(skip_instance_cache=True), root
-        # A GCS-compatible store or emulator: Google's credentials when the server has a key file, else
-        # anonymous (Google's default chain would probe the metadata server first).
-        token = None if os.environ.get("GOOGLE_APPLICATION_CREDENTIALS") else "anon"
-        return GCSFileSystem(endpoint_url=dest.endpoint_url, token=token, skip_instance_cache=True), root
+            return GCSFileSystem(token=token, skip_instance_cache=True), root
+        # A GCS-compatible store or emulator: the key file when the server has one, else anonymous (Google's
+        # default chain would first wait on a metadata server that is not there).
+        return GCSFileSystem(endpoint_url=dest.endpoint_url, token=token or "anon", skip_instance_cache=True), root
     import adlfs  # type: ignore[import-untyped]
 
     if dest.endpoint_url:

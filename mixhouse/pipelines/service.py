@@ -241,7 +241,10 @@ def stop_pipelines(runner: JobRunner) -> None:
 def pipeline_config(settings: Settings) -> PipelineConfig:
     return PipelineConfig(
         credentials=Credentials(
-            settings.aws_access_key_id, settings.aws_secret_access_key, settings.azure_storage_account_key
+            settings.aws_access_key_id,
+            settings.aws_secret_access_key,
+            settings.azure_storage_account_key,
+            settings.google_application_credentials,
         ),
         local_dir=settings.pipeline_local_dir,
         file_rows=settings.pipeline_file_rows,
