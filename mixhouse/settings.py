@@ -100,6 +100,8 @@ class Settings:
     pipeline_local_dir: Path | None = None
     aws_access_key_id: str | None = dataclass_field(default=None, repr=False)
     aws_secret_access_key: str | None = dataclass_field(default=None, repr=False)
+    azure_storage_account_key: str | None = dataclass_field(default=None, repr=False)
+    google_application_credentials: str | None = None
     # warehouse imports (docs/warehouse-imports.md)
     warehouse_files_dir: Path | None = None
     warehouse_batch_rows: int = 50_000
@@ -434,6 +436,20 @@ FIELDS: tuple[Field, ...] = (
     ),
     Field("aws_access_key_id", "AWS_ACCESS_KEY_ID", None, _text, "S3 key of pipelines (never shown)"),
     Field("aws_secret_access_key", "AWS_SECRET_ACCESS_KEY", None, _text, "S3 secret of pipelines (never shown)"),
+    Field(
+        "azure_storage_account_key",
+        "AZURE_STORAGE_ACCOUNT_KEY",
+        None,
+        _text,
+        "Azure Blob account key of pipelines (never shown)",
+    ),
+    Field(
+        "google_application_credentials",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        None,
+        _text,
+        "service-account key file GCS pipelines write with (unset: Google's default credentials)",
+    ),
     Field(
         "warehouse_files_dir",
         "MIXHOUSE_WAREHOUSE_FILES_DIR",

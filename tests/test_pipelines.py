@@ -416,7 +416,7 @@ def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProce
         ({"type": "s3-raw", "s3_bucket": BUCKET, "from_date": "2024-05-01", "where": 'properties["a" =='}, 400, ""),
         ({"type": "aws", "s3_bucket": BUCKET, "from_date": "2024-05-01", "sync": "false"}, 400, "sync must be true"),
         ({"type": "s3-raw", "s3_bucket": BUCKET, "from_date": "2024-05-01", "s3_endpoint_url": "ftp://x"}, 400, "URL"),
-        ({"type": "s3-raw", "s3_bucket": BUCKET, "from_date": "2024-05-01", "data_source": "people"}, 400, "people"),
+        ({"type": "s3-raw", "s3_bucket": BUCKET, "from_date": "2024-05-01", "data_source": "people"}, 400, "events only"),
         ({"type": "s3-raw", "local_prefix": "x", "from_date": "2024-05-01"}, 400, "pipeline_local_dir"),
     ],
 )  # fmt: skip

@@ -1,5 +1,5 @@
-"""One export unit to its destination, through fsspec (local folders, S3 via s3fs; GCS via gcsfs and Azure
-via adlfs when those packages are installed).
+"""One export unit to its destination, through fsspec (local folders, S3 via s3fs, GCS via gcsfs, Azure
+Blob via adlfs).
 
 A unit's folder is `<bucket>/<prefix>/<project_id>/YYYY/MM/DD/full_day` (daily) or `.../DD/HH` (hourly),
 Mixpanel's raw layout. Its export is safe to repeat: whatever an earlier, interrupted attempt (or an
@@ -20,7 +20,14 @@ from mixhouse.domain.scan import ScanQuery
 from mixhouse.engine.base import Engine
 from mixhouse.errors import BadRequest
 from mixhouse.expr.plan import EventExpr
-from mixhouse.pipelines.files import Fingerprint, Schematizer, gzip_part, raw_lines
+from mixhouse.pipelines.files import (
+    PEOPLE_TABLE,
+    Fingerprint,
+    PeopleSchematizer,
+    Schematizer,
+    gzip_part,
+    raw_lines,
+)
 from mixhouse.pipelines.model import Destination, PipelineSpec, Unit
 
 COMPLETE = "complete"
@@ -28,10 +35,13 @@ COMPLETE = "complete"
 
 @dataclass(frozen=True)
 class Credentials:
-    """The server's S3 credentials (settings aws_access_key_id / aws_secret_access_key), never shown."""
+    """The server's object-store credentials (settings aws_access_key_id / aws_secret_access_key,
+    azure_storage_account_key, google_application_credentials: a key file's path), never shown."""
 
     key: str | None = None
     secret: str | None = None
+    azure_key: str | None = None
+    google_key_file: str | None = None
 
     def __repr__(self) -> str:
         return "Credentials(***)"
@@ -66,19 +76,35 @@ def filesystem(dest: Destination, credentials: Credentials, local_dir: Path | No
             options.update(key=credentials.key, secret=credentials.secret)
         return s3fs.S3FileSystem(**options), root
     if dest.store == "gcs":
-        try:
-            import gcsfs  # type: ignore[import-not-found]
-        except ImportError as exc:  # declared, not installed by default (docs/pipelines.md)
-            raise RuntimeError("GCS destinations need the gcsfs package installed") from exc
-        return gcsfs.GCSFileSystem(), root
-    try:
-        import adlfs  # type: ignore[import-not-found]
-    except ImportError as exc:
-        raise RuntimeError("Azure destinations need the adlfs package installed") from exc
-    return adlfs.AzureBlobFileSystem(account_name=dest.account), root
+        # gcsfs's core filesystem: the package's default one is an experimental variant that first asks a
+        # gRPC control plane for each bucket's layout (a minute's timeout against an emulator).
+        from gcsfs.core import GCSFileSystem  # type: ignore[import-untyped]
+
+        token: str | None = credentials.google_key_file  # None: Google's default chain
+        if not dest.endpoint_url:
+            return GCSFileSystem(token=token, skip_instance_cache=True), root
+        # A GCS-compatible store or emulator: the key file when the server has one, else anonymous (Google's
+        # default chain would first wait on a metadata server that is not there).
+        return GCSFileSystem(endpoint_url=dest.endpoint_url, token=token or "anon", skip_instance_cache=True), root
+    import adlfs  # type: ignore[import-untyped]
+
+    if dest.endpoint_url:
+        # A blob endpoint of its own (Azurite, Azure Stack, a private endpoint): a connection string
+        # naming it, signed with the server's account key.
+        parts = [f"AccountName={dest.account}", f"BlobEndpoint={dest.endpoint_url}"]
+        if credentials.azure_key:
+            parts.append(f"AccountKey={credentials.azure_key}")
+        return adlfs.AzureBlobFileSystem(connection_string=";".join(parts) + ";", skip_instance_cache=True), root
+    if credentials.azure_key:
+        return adlfs.AzureBlobFileSystem(
+            account_name=dest.account, account_key=credentials.azure_key, skip_instance_cache=True
+        ), root
+    return adlfs.AzureBlobFileSystem(account_name=dest.account, skip_instance_cache=True), root
 
 
 def unit_query(project_id: int, spec: PipelineSpec, unit: Unit, timezone: str, batch_rows: int) -> ScanQuery:
+    if spec.data_source == "people":  # every profile as it is now, whatever the unit's span
+        return ScanQuery(project_id=project_id, kind="profiles", batch_rows=batch_rows)
     start, end = unit.bounds_ms(timezone)
     where = EventExpr.parse(spec.where, timezone=timezone) if spec.where else None
     return ScanQuery(
@@ -118,7 +144,10 @@ def export_unit(
     root: str,
     file_rows: int,
 ) -> Outcome:
-    folder = f"{root}/{project_id}/{unit.folder()}"
+    people = spec.data_source == "people"
+    # Profiles have no day: each export replaces the one people table (Mixpanel: "the data in the table is
+    # replaced every time an export happens").
+    folder = f"{root}/{project_id}/{PEOPLE_TABLE}" if people else f"{root}/{project_id}/{unit.folder()}"
     if fs.exists(folder):
         # An interrupted attempt's parts, or the last sync's. The `complete` marker goes first, so that a
         # reader never finds it over a folder whose parts are being removed.
@@ -128,7 +157,15 @@ def export_unit(
     query = unit_query(project_id, spec, unit, timezone, min(file_rows, 50_000))
     digest = Fingerprint()
     files = 0
-    if spec.raw:
+    if people:
+        people_schema = PeopleSchematizer()
+        for batch in _batches(engine, query, digest):
+            people_schema.add(batch)
+        for name, data in people_schema.parquet_files(file_rows):
+            fs.pipe_file(f"{folder}/{name}", data)
+            files += 1
+        _merge_mapping(fs, f"{root}/{project_id}/schema/people.json", people_schema.mapping())
+    elif spec.raw:
         pending: list[bytes] = []
         for batch in _batches(engine, query, digest):
             for line in raw_lines(batch):
@@ -153,11 +190,13 @@ def export_unit(
 
 
 def _merge_mapping(fs: Any, path: str, mapping: dict[str, Any]) -> None:
-    """`schema/events.json`: original event and property names -> tables and columns, all units so far."""
-    current: dict[str, Any] = {"events": {}, "tables": {}}
+    """`schema/events.json` (`people.json`): original event and property names -> tables and columns, all
+    units so far."""
+    current: dict[str, Any] = {"tables": {}}
     if fs.exists(path):
         current = orjson.loads(fs.cat_file(path))
-    current["events"].update(mapping["events"])
+    if "events" in mapping:
+        current.setdefault("events", {}).update(mapping["events"])
     for table, columns in mapping["tables"].items():
         current["tables"].setdefault(table, {}).update(columns)
     fs.pipe_file(path, orjson.dumps(current, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2))

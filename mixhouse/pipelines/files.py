@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 MASTER_TABLE = "mp_master_event"
+PEOPLE_TABLE = "mp_people_data"
 MAX_NAME = 128
 _SPECIAL = re.compile(r"[^a-z0-9_]")
 # Words a warehouse will not take as a column name bare; such names get `res_` in front.
@@ -85,7 +86,8 @@ class Fingerprint:
 
     def update(self, batch: pa.RecordBatch) -> None:
         self.rows += batch.num_rows
-        for name in ("insert_id", "time", "distinct_id", "properties"):
+        present = batch.schema.names  # events have all four; profiles only distinct_id and properties
+        for name in (n for n in ("insert_id", "time", "distinct_id", "properties") if n in present):
             column = batch.column(name)
             self._hash.update(orjson.dumps(column.to_pylist()))
 
@@ -138,6 +140,8 @@ def _kind(value: Any) -> str:
 
 
 _ARROW = {"boolean": pa.bool_(), "number": pa.float64(), "string": pa.string()}
+# The fixed columns a table may have, in the order they come first.
+_FIXED = {"time": pa.int64(), "distinct_id": pa.string(), "mp_event_name": pa.string(), "mp_insert_id": pa.string()}
 
 
 @dataclass
@@ -172,7 +176,7 @@ class Table:
     def add(self, fixed: dict[str, Any], props: dict[str, Any]) -> None:
         row = dict(fixed)
         for key, value in props.items():
-            if value is None or key == "$insert_id":  # a column of its own (mp_insert_id)
+            if value is None or (key == "$insert_id" and "mp_insert_id" in self.fixed):  # a column of its own
                 continue
             kind = _kind(value)
             if isinstance(value, list | dict):
@@ -181,10 +185,7 @@ class Table:
         self.rows.append(row)
 
     def arrow(self) -> pa.Table:
-        fields = [pa.field("time", pa.int64()), pa.field("distinct_id", pa.string())]
-        if "mp_event_name" in self.fixed:
-            fields.append(pa.field("mp_event_name", pa.string()))
-        fields.append(pa.field("mp_insert_id", pa.string()))
+        fields = [pa.field(name, kind) for name, kind in _FIXED.items() if name in self.fixed]
         fields += [pa.field(col, _ARROW[kind]) for (_, kind), col in self.columns.items()]
         schema = pa.schema(fields)
         data = {f.name: [row.get(f.name) for row in self.rows] for f in fields}
@@ -247,3 +248,28 @@ class Schematizer:
             "events": dict(sorted(self.event_tables.items())),
             "tables": {name: table.mapping() for name, table in sorted(self.tables.items())},
         }
+
+
+class PeopleSchematizer:
+    """User profiles into Mixpanel's one people table, `mp_people_data`: `distinct_id`, then one column per
+    profile property under the same transformation rules as events."""
+
+    def __init__(self) -> None:
+        self.table = Table(PEOPLE_TABLE, ("distinct_id",))
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        ids = batch.column("distinct_id").to_pylist()
+        props = batch.column("properties").to_pylist()
+        for did, p in zip(ids, props, strict=True):
+            self.table.add({"distinct_id": did}, orjson.loads(p) if p else {})
+
+    def parquet_files(self, file_rows: int) -> Iterator[tuple[str, bytes]]:
+        """(name, bytes) of every file: `part-00000.parquet`, ... (an empty table still gets one file)."""
+        whole = self.table.arrow()
+        for part, start in enumerate(range(0, max(whole.num_rows, 1), file_rows)):
+            buffer = io.BytesIO()
+            pq.write_table(whole.slice(start, file_rows), buffer, compression="snappy")
+            yield f"part-{part:05d}.parquet", buffer.getvalue()
+
+    def mapping(self) -> dict[str, Any]:
+        return {"tables": {PEOPLE_TABLE: self.table.mapping()}}

@@ -30,9 +30,13 @@ MAX_BOUNDED = 1  # event pipelines per project with a to_date
 # What a pipeline's destination is made of, per type: the parameters `create` reads (Mixpanel's names).
 _DESTINATION_PARAMS = {
     "s3": ("s3_bucket", "s3_prefix", "s3_region", "s3_endpoint_url"),
-    "gcs": ("gcs_bucket", "gcs_prefix", "gcs_region"),
-    "azure": ("azure_account_name", "azure_container_name", "azure_prefix"),
+    "gcs": ("gcs_bucket", "gcs_prefix", "gcs_region", "gcs_endpoint_url"),
+    "azure": ("azure_account_name", "azure_container_name", "azure_prefix", "azure_endpoint_url"),
 }
+# Other spellings of the Azure parameters that are taken too (Mixpanel's API reference does not list the
+# Azure ones; its Azure setup guide speaks of the storage account and container).
+_AZURE_ALIASES = {"azure_account_name": "storage_account", "azure_container_name": "container_name"}
+_URL = re.compile(r"https?://[^\s/]+(/[^\s]*)?")
 _BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,254}")
 
 
@@ -48,7 +52,7 @@ def store_of(pipeline_type: str) -> str:
 @dataclass(frozen=True)
 class Destination:
     """Where files go: an object store, bucket (or Azure container) and prefix; `endpoint_url` for a
-    self-hosted S3-compatible store; `local_prefix` for a folder under the pipeline_local_dir setting."""
+    self-hosted S3-compatible store, a GCS emulator or compatible store, or an Azure Blob endpoint; `local_prefix` for a folder under the pipeline_local_dir setting."""
 
     store: str  # s3, gcs, azure or local
     bucket: str
@@ -207,25 +211,28 @@ def _destination(params: Mapping[str, str], pipeline_type: str, limits: Limits) 
         return Destination("local", "", "/".join(parts))
     store = store_of(pipeline_type)
     names = _DESTINATION_PARAMS[store]
+    endpoint = (params.get(names[3]) or "").strip()
+    if endpoint and not _URL.fullmatch(endpoint):
+        raise BadRequest(f"Invalid parameter: {names[3]} must be an http(s) URL, got {endpoint!r}")
     if store == "azure":
-        account = (params.get("azure_account_name") or "").strip()
-        container = (params.get("azure_container_name") or "").strip()
+        account = (params.get("azure_account_name") or params.get(_AZURE_ALIASES["azure_account_name"]) or "").strip()
+        container = (
+            params.get("azure_container_name") or params.get(_AZURE_ALIASES["azure_container_name"]) or ""
+        ).strip()
         if not account:
             raise MissingParameter("azure_account_name")
         if not container:
             raise MissingParameter("azure_container_name")
-        return Destination("azure", container, _prefix(params.get("azure_prefix")), account=account)
+        if not _BUCKET.fullmatch(container):
+            raise BadRequest(f"Invalid parameter: azure_container_name is not a container name, got {container!r}")
+        prefix = _prefix(params.get("azure_prefix"))
+        return Destination("azure", container, prefix, endpoint_url=endpoint, account=account)
     bucket = (params.get(names[0]) or "").strip()
     if not bucket:
         raise MissingParameter(names[0])
     if not _BUCKET.fullmatch(bucket):
         raise BadRequest(f"Invalid parameter: {names[0]} is not a bucket name, got {bucket!r}")
     region = (params.get(names[2]) or "").strip()
-    endpoint = ""
-    if store == "s3":
-        endpoint = (params.get("s3_endpoint_url") or "").strip()
-        if endpoint and not re.fullmatch(r"https?://[^\s/]+(/[^\s]*)?", endpoint):
-            raise BadRequest(f"Invalid parameter: s3_endpoint_url must be an http(s) URL, got {endpoint!r}")
     return Destination(store, bucket, _prefix(params.get(names[1])), region, endpoint)
 
 
@@ -253,10 +260,15 @@ def parse_create(
             "use aws, gcs-schema or azure-blob for schematized files"
         )
     trial = _flag("trial", params.get("trial"), False)
-    data_source = _choice("data_source", params.get("data_source"), ("events", "people"), "events")
-    if data_source != "events":
-        raise BadRequest("Invalid parameter: data_source people is not supported; pipelines export events")
+    data_source = _choice("data_source", params.get("data_source"), ("events", "people"), "events") or "events"
     raw = pipeline_type in RAW_TYPES
+    people = data_source == "people"
+    if people and raw:
+        raise BadRequest(f"Invalid parameter: {pipeline_type} pipelines export events only; data_source people "
+                         "needs a schematized type (aws, gcs-schema, azure-blob)")  # fmt: skip
+    events = [e for e in events if e.strip()]
+    if people and (events or (params.get("where") or "").strip()):
+        raise BadRequest("Invalid parameter: events and where filter events; a people pipeline exports every profile")
     data_format = _choice("data_format", params.get("data_format"), ("json", "parquet"), "json" if raw else "parquet")
     assert data_format is not None
     if raw and data_format != "json":
@@ -265,6 +277,10 @@ def parse_create(
         raise BadRequest("Invalid parameter: schematized pipelines write parquet; data_format must be parquet")
     schema_type = _choice("schema_type", params.get("schema_type"), SCHEMAS, None if raw else "monoschema")
     if raw:
+        schema_type = None
+    if people:
+        if schema_type == "multischema":
+            raise BadRequest("Invalid parameter: schema_type is for events; people go to one table, mp_people_data")
         schema_type = None
     if trial:
         if schema_type == "multischema":
@@ -292,6 +308,9 @@ def parse_create(
             raise BadRequest(
                 f"Invalid parameter: from_date cannot be more than {limits.max_backfill_days} days in the past"
             )
+        if people and to_date is None and from_date < today - timedelta(days=1):
+            # Profiles have no past to backfill: every export writes them as they are now.
+            from_date = today - timedelta(days=1)
     return PipelineSpec(
         type=pipeline_type,
         data_source=data_source,

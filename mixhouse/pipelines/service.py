@@ -47,7 +47,7 @@ class PipelineConfig:
 
 class DataChanges:
     """Whether stored events may have changed since the last sync check: set by the engine's commit
-    observer (new events, maybe late) and by GDPR deletions (which also ask for a check at once)."""
+    observer (new events, maybe late, or profile updates) and by GDPR deletions (which also ask for a check at once)."""
 
     def __init__(self) -> None:
         self._dirty = threading.Event()
@@ -56,7 +56,7 @@ class DataChanges:
         self.wake: threading.Event | None = None
 
     def observe(self, commit: Commit) -> None:
-        if commit.events:
+        if commit.events or commit.profile_updates:  # profiles: what people pipelines export
             self._dirty.set()
 
     def deleted(self, project_id: int) -> None:
@@ -240,7 +240,12 @@ def stop_pipelines(runner: JobRunner) -> None:
 
 def pipeline_config(settings: Settings) -> PipelineConfig:
     return PipelineConfig(
-        credentials=Credentials(settings.aws_access_key_id, settings.aws_secret_access_key),
+        credentials=Credentials(
+            settings.aws_access_key_id,
+            settings.aws_secret_access_key,
+            settings.azure_storage_account_key,
+            settings.google_application_credentials,
+        ),
         local_dir=settings.pipeline_local_dir,
         file_rows=settings.pipeline_file_rows,
         tick_seconds=settings.pipeline_tick_seconds,
