@@ -39,6 +39,8 @@ _REPLACING = ("version", "deleted")  # a copied row is version 1 of its key: any
 class MigrateError(MixhouseError):
     """The migration cannot start or go on (the message says why)."""
 
+    code = "migrate_refused"
+
 
 @dataclass(frozen=True)
 class Table:
