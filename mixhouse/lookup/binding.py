@@ -16,6 +16,7 @@ from typing import Any, Protocol, TypeVar
 
 import pyarrow as pa
 
+from mixhouse.errors import Unavailable
 from mixhouse.expr import ast
 from mixhouse.expr.plan import LOOKUP_UNAVAILABLE, EventExpr
 
@@ -131,3 +132,27 @@ def bind_spec(
 
 def bound_refs(spec: Any) -> set[ast.LookupRef]:
     return {n.table for e in expressions(spec) for n in e.lookups() if n.table is not None}
+
+
+def bind_and_load(
+    spec: T,
+    project_id: int | None,
+    source: LookupSource | None,
+    load: Callable[[set[ast.LookupRef]], bool],
+    *,
+    supported: bool,
+    profiles: bool = False,
+) -> T:
+    """`spec` bound to the table versions mapped now, once `load` has loaded every version it reads into
+    the engine (`load` answers False when a version was replaced before it was read). A replace between
+    binding and loading binds again, to the new version, up to three times; then the query is refused as
+    retryable, never answered from a table half old, half new."""
+    if not has_lookups(spec):
+        return spec
+    for _ in range(3):
+        bound = bind_spec(
+            spec, project_id or 0, source, supported=supported and project_id is not None, profiles=profiles
+        )
+        if load(bound_refs(bound)):
+            return bound
+    raise Unavailable("a lookup table was replaced while the query started: try again")

@@ -40,9 +40,11 @@ from mixhouse.engine.clickhouse.scan import scan as scan_rows
 from mixhouse.engine.clickhouse.schema import ddl
 from mixhouse.engine.clickhouse.store import Store
 from mixhouse.engine.common.localtime import offset_segments
+from mixhouse.engine.common.lookups import lookup_reads
 from mixhouse.engine.common.writer import GroupCommitWriter
 from mixhouse.errors import NotSupportedByEngine, SettingsError, Unavailable
-from mixhouse.lookup.binding import LookupSource, bind_spec, bound_refs, has_lookups
+from mixhouse.expr.ast import LookupRef
+from mixhouse.lookup.binding import LookupSource, bind_and_load
 from mixhouse.private import private_dir
 from mixhouse.settings import Settings
 
@@ -261,22 +263,14 @@ class ClickHouseEngine:
 
     def _bind_lookups(self, spec: S, project_id: int | None, *, supported: bool, profiles: bool = False) -> S:
         """The spec with its lookup reads bound to the table versions mapped now, each loaded once."""
-        if not has_lookups(spec):
-            return spec
-        for _ in range(3):  # a replace between binding and loading: bind to the new version
-            bound = bind_spec(
-                spec,
-                project_id or 0,
-                self._lookups.source,
-                supported=supported and project_id is not None,
-                profiles=profiles,
-            )
+
+        def load(refs: set[LookupRef]) -> bool:
             try:
-                if all(self._lookups.load(ref) for ref in self._lookups.missing(bound_refs(bound))):
-                    return bound
+                return all(self._lookups.load(ref) for ref in self._lookups.missing(refs))
             except DriverError as exc:
                 raise unavailable(exc) from exc
-        raise Unavailable("a lookup table was replaced while the query started: try again")
+
+        return bind_and_load(spec, project_id, self._lookups.source, load, supported=supported, profiles=profiles)
 
     def _export_lines(self, query: ExportQuery, where_sql: str | None) -> Iterator[bytes]:
         params: dict[str, Any] = {"p": query.project.id, "start": query.start_ms, "end": query.end_ms}
@@ -330,16 +324,14 @@ class ClickHouseEngine:
         return scan_rows(self.store, query)
 
     def query(self, spec: Spec[R]) -> R:
-        from mixhouse.engine.clickhouse.queries import HANDLERS, LOOKUP_SPECS, PROFILE_LOOKUP_SPECS
+        from mixhouse.engine.clickhouse.queries import HANDLERS
 
         handler = HANDLERS.get(type(spec))
         if handler is None:
             raise NotSupportedByEngine(
                 f"this analysis ({type(spec).__name__}) is not available on the ClickHouse engine yet"
             )
-        # User profile queries read the tables mapped to profile properties (not group profiles).
-        profiles = type(spec) in PROFILE_LOOKUP_SPECS and getattr(spec, "group_key", None) is None
-        supported = type(spec) in LOOKUP_SPECS or profiles
+        supported, profiles = lookup_reads(spec)
         spec = self._bind_lookups(spec, getattr(spec, "project_id", None), supported=supported, profiles=profiles)
         try:
             with lookup_database(self.db):

@@ -25,6 +25,7 @@ from mixhouse.domain.spec import Spec
 from mixhouse.domain.writes import WriteBatch
 from mixhouse.engine import kernels
 from mixhouse.engine.base import CommitObserver, DeleteResult, EngineStats, UserData
+from mixhouse.engine.common.lookups import lookup_reads
 from mixhouse.engine.duckdb import deletes, identity, migrations, property_columns
 from mixhouse.engine.duckdb.backup import copy_database
 from mixhouse.engine.duckdb.deadline import interrupt_at_deadline
@@ -37,7 +38,8 @@ from mixhouse.engine.duckdb.schema import user_key_sql
 from mixhouse.engine.duckdb.writer import GroupCommitWriter
 from mixhouse.engine.kernels import memory as kernel_memory
 from mixhouse.errors import Unavailable
-from mixhouse.lookup.binding import LookupSource, bind_spec, bound_refs, has_lookups
+from mixhouse.expr.ast import LookupRef
+from mixhouse.lookup.binding import LookupSource, bind_and_load
 from mixhouse.private import private_dir, restrict_existing
 from mixhouse.settings import Settings
 
@@ -426,20 +428,12 @@ class DuckDBEngine:
 
     def _bind_lookups(self, spec: S, project_id: int | None, *, supported: bool, profiles: bool = False) -> S:
         """The spec with its lookup reads bound to the table versions mapped now, each loaded once."""
-        if not has_lookups(spec):
-            return spec
-        for _ in range(3):  # a replace between binding and loading: bind to the new version
-            bound = bind_spec(
-                spec,
-                project_id or 0,
-                self._lookups.source,
-                supported=supported and project_id is not None,
-                profiles=profiles,
-            )
+
+        def load(refs: set[LookupRef]) -> bool:
             with self._guard():
-                if all(self._lookups.load(self._db, ref) for ref in self._lookups.missing(bound_refs(bound))):
-                    return bound
-        raise Unavailable("a lookup table was replaced while the query started: try again")
+                return all(self._lookups.load(self._db, ref) for ref in self._lookups.missing(refs))
+
+        return bind_and_load(spec, project_id, self._lookups.source, load, supported=supported, profiles=profiles)
 
     def _export_lines(self, query: ExportQuery, where_sql: str | None, joins: str = "") -> Iterator[bytes]:
         if query.shift_to_project_timezone:
@@ -519,14 +513,12 @@ class DuckDBEngine:
 
     def query(self, spec: Spec[R]) -> R:
         """Run an analysis: the function registered for the spec's type, on this thread's connection."""
-        from mixhouse.engine.duckdb.queries import HANDLERS, LOOKUP_SPECS, PROFILE_LOOKUP_SPECS
+        from mixhouse.engine.duckdb.queries import HANDLERS
 
         handler = HANDLERS.get(type(spec))
         if handler is None:
             raise TypeError(f"the DuckDB engine has no handler for {type(spec).__name__}")
-        # User profile queries join the tables mapped to profile properties (not group profiles).
-        profiles = type(spec) in PROFILE_LOOKUP_SPECS and getattr(spec, "group_key", None) is None
-        supported = type(spec) in LOOKUP_SPECS or profiles
+        supported, profiles = lookup_reads(spec)
         spec = self._bind_lookups(spec, getattr(spec, "project_id", None), supported=supported, profiles=profiles)
         with self._reading(), self._guard():
             conn = self.reader()

@@ -55,16 +55,3 @@ HANDLERS: dict[type, QueryFunction] = {
     flags_readout.ReadoutSpec: flag_queries.readout_rows,
     jql_pushdown.AggregateSpec: jql_queries.aggregate_rows,
 }
-
-# The analyses that read lookup tables (as on the embedded engine); in any other, a lookup read is refused.
-LOOKUP_SPECS: frozenset[type] = frozenset(
-    {
-        segmentation_spec.SeriesSpec,
-        segmentation_spec.NumberRangeSpec,
-        funnels_spec.FunnelSpec,
-        retention_spec.RetentionSpec,
-        retention_spec.AddictionSpec,
-    }
-)
-# Profile queries whose `where` reads lookup tables mapped to profile properties.
-PROFILE_LOOKUP_SPECS: frozenset[type] = frozenset({engage_spec.EngageSpec})
