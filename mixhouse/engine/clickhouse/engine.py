@@ -200,16 +200,19 @@ class ClickHouseEngine:
         for r in rows:
             by_project.setdefault(int(r[0]), []).append(r)
         for project_id, mine in by_project.items():
-            times = [int(r[2]) for r in mine]
+            keys = sorted({(str(r[3]), str(r[4]), int(r[2]), str(r[5])) for r in mine})
             self.store.driver.command(
                 f"""INSERT INTO {self.db}.superseded_events (project_id, seq)
+                    WITH batch AS (SELECT arrayJoin({{keys:Array(Tuple(String, String, Int64, String))}}) AS k)
                     SELECT project_id, arrayJoin(arrayPopBack(arraySort(groupArray(seq)))) AS seq
                     FROM {self.db}.events
-                    WHERE project_id = {{p:Int64}} AND time_ms BETWEEN {{lo:Int64}} AND {{hi:Int64}}
-                      AND insert_id IS NOT NULL AND has({{ids:Array(String)}}, assumeNotNull(insert_id))
+                    WHERE project_id = {{p:Int64}}
+                      AND (user_key, time_ms) IN (SELECT sipHash64(k.2), k.3 FROM batch)
+                      AND insert_id IS NOT NULL
+                      AND (event, distinct_id, time_ms, assumeNotNull(insert_id)) IN (SELECT k FROM batch)
                     GROUP BY project_id, event, distinct_id, time_ms, insert_id
                     HAVING count() > 1""",
-                {"p": project_id, "lo": min(times), "hi": max(times), "ids": sorted({str(r[5]) for r in mine})},
+                {"p": project_id, "keys": keys},
             )
 
     def _profile_rows(self, updates: list[ProfileUpdate], *, group: bool) -> list[tuple[Any, ...]]:
