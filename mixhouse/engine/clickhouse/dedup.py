@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
+
 from mixhouse.engine.clickhouse.schema import user_key_sql
 from mixhouse.engine.clickhouse.store import Store
 
@@ -22,9 +24,11 @@ Key = tuple[str, str, int, str]  # event, distinct_id, time_ms, insert_id
 
 
 def superseded_select(db: str) -> str:
-    """The seqs of older copies of the keys in the parameter `keys` (Array(Tuple(String, String, Int64,
-    String))) of project `p`: every seq of a key but its highest."""
-    return f"""WITH batch AS (SELECT arrayJoin({{keys:Array(Tuple(String, String, Int64, String))}}) AS k)
+    """The seqs of older copies of the keys in the parameter `keys` of project `p`: every seq of a key but
+    its highest. `keys` is the JSON text of the keys (`keys_param`): ClickHouse parses 10,000 keys from JSON
+    in ~4 ms, from an Array(Tuple(...)) parameter in ~90 ms (chDB, measured)."""
+    return f"""WITH batch AS (
+            SELECT arrayJoin(JSONExtract({{keys:String}}, 'Array(Tuple(String, String, Int64, String))')) AS k)
         SELECT project_id, arrayJoin(arrayPopBack(arraySort(groupArray(seq)))) AS seq
         FROM {db}.events
         WHERE project_id = {{p:Int64}}
@@ -42,8 +46,12 @@ def mark_superseded(store: Store, keys_by_project: dict[int, set[Key]]) -> None:
         if keys:
             store.driver.command(
                 f"INSERT INTO {store.db}.superseded_events (project_id, seq)\n{superseded_select(store.db)}",
-                {"p": project_id, "keys": sorted(keys)},
+                {"p": project_id, "keys": keys_param(keys)},
             )
+
+
+def keys_param(keys: set[Key]) -> str:
+    return orjson.dumps(sorted(keys)).decode()
 
 
 def batch_keys(rows: Sequence[tuple[Any, ...]]) -> dict[int, set[Key]]:
