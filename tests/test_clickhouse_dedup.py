@@ -95,3 +95,11 @@ def test_the_look_up_reads_the_batchs_granules_not_the_stored_time_range(engine:
     assert read <= 2 * GRANULE + len(keys) < stored
     put(engine, *(StoredEvent(p, t, e, d, x, b'{"again":1}') for e, d, t, x in sorted(keys)[:3]))
     assert [props for _t, props in superseded(engine, p)] == ["{}"] * 3
+
+
+def test_keys_with_quotes_escapes_and_non_ascii_text(engine: ClickHouseEngine) -> None:
+    p = 106
+    who, iid, name = 'o\'ne "two"\\ \t\n€😀', "id\\n'\"\u00e9", "Événement «x»"
+    put(engine, StoredEvent(p, T, name, who, iid, b'{"n":1}'), StoredEvent(p, T, name, who + " ", iid, b'{"n":2}'))
+    put(engine, StoredEvent(p, T, name, who, iid, b'{"n":3}'))
+    assert superseded(engine, p) == [(0, '{"n":1}')]
