@@ -31,7 +31,7 @@ from mixhouse.domain.spec import Spec
 from mixhouse.domain.writes import WriteBatch
 from mixhouse.engine import kernels
 from mixhouse.engine.base import CommitObserver, DeleteResult, EngineStats, UserData
-from mixhouse.engine.clickhouse import deletes, identity
+from mixhouse.engine.clickhouse import dedup, deletes, identity
 from mixhouse.engine.clickhouse.driver import ChDBDriver, Driver, DriverError, DriverTimeout, HTTPDriver
 from mixhouse.engine.clickhouse.expressions import Scope, compile_filter
 from mixhouse.engine.clickhouse.lookups import LookupTables, lookup_database
@@ -187,30 +187,9 @@ class ClickHouseEngine:
         # 3. the events, then the dedup marks they cause, then the profiles
         if rows:
             store.insert("events", _EVENT_COLUMNS, rows)
-            self._mark_superseded([r for r in rows if r[5] is not None])
+            dedup.mark_superseded(store, dedup.batch_keys(rows))
         store.insert("profiles", _PROFILE_COLUMNS, profiles)
         store.insert("group_profiles", _GROUP_COLUMNS, groups)
-
-    def _mark_superseded(self, rows: list[tuple[Any, ...]]) -> None:
-        """Older copies of the incoming dedup keys (event, distinct_id, time, $insert_id): every row of a key
-        but the one with the highest seq (https://developer.mixpanel.com/reference/event-deduplication)."""
-        if not rows:
-            return
-        by_project: dict[int, list[tuple[Any, ...]]] = {}
-        for r in rows:
-            by_project.setdefault(int(r[0]), []).append(r)
-        for project_id, mine in by_project.items():
-            times = [int(r[2]) for r in mine]
-            self.store.driver.command(
-                f"""INSERT INTO {self.db}.superseded_events (project_id, seq)
-                    SELECT project_id, arrayJoin(arrayPopBack(arraySort(groupArray(seq)))) AS seq
-                    FROM {self.db}.events
-                    WHERE project_id = {{p:Int64}} AND time_ms BETWEEN {{lo:Int64}} AND {{hi:Int64}}
-                      AND insert_id IS NOT NULL AND has({{ids:Array(String)}}, assumeNotNull(insert_id))
-                    GROUP BY project_id, event, distinct_id, time_ms, insert_id
-                    HAVING count() > 1""",
-                {"p": project_id, "lo": min(times), "hi": max(times), "ids": sorted({str(r[5]) for r in mine})},
-            )
 
     def _profile_rows(self, updates: list[ProfileUpdate], *, group: bool) -> list[tuple[Any, ...]]:
         if not updates:
