@@ -108,10 +108,15 @@ class GroupCommitWriter:
         return free is not None and free < self.required_free_bytes()
 
     def _low_on_disk_for(self, rows: int) -> bool:
-        """low_on_disk(), looked up again only every DISK_CHECK_SECONDS or DISK_CHECK_ROWS admitted rows."""
+        """low_on_disk(), looked up again only every DISK_CHECK_SECONDS or DISK_CHECK_ROWS admitted rows while
+        there is room; while writes are refused, at every write, so that they resume as soon as space is freed."""
         self._rows_since_disk_check += rows
         now = time.monotonic()
-        if now - self._disk_checked_at >= DISK_CHECK_SECONDS or self._rows_since_disk_check >= DISK_CHECK_ROWS:
+        if (
+            self._disk_low
+            or now - self._disk_checked_at >= DISK_CHECK_SECONDS
+            or self._rows_since_disk_check >= DISK_CHECK_ROWS
+        ):
             self._disk_low = self.low_on_disk()
             self._disk_checked_at = now
             self._rows_since_disk_check = 0
