@@ -239,6 +239,28 @@ def test_while_the_database_is_away_each_process_counts_alone(postgres: Postgres
             first.acquire(PROJECT_ID + 1, Api.QUERY, rule)
 
 
+def test_an_away_database_is_not_asked_again_for_a_few_seconds() -> None:
+    """While PostgreSQL is down, a request must not wait out a connection attempt each: after one failure
+    the limiter counts in this process for RETRY_SECONDS, then tries the database again."""
+    rule = Rule(per_minute=100)
+    with Database(f"postgresql://nobody:x@127.0.0.1:{free_port()}/none") as away:
+        limiter = SharedLimiter(away)
+        asked: list[int] = []
+        connect = away.conn
+
+        def counted() -> Any:
+            asked.append(1)
+            return connect()
+
+        away.conn = counted  # type: ignore[method-assign]
+        for _ in range(5):
+            limiter.release(limiter.acquire(PROJECT_ID, Api.QUERY, rule))
+        assert len(asked) == 1
+        limiter._away_until = 0.0  # RETRY_SECONDS later
+        limiter.release(limiter.acquire(PROJECT_ID, Api.QUERY, rule))
+        assert len(asked) == 2
+
+
 def test_a_heartbeat_renews_the_lease_while_a_long_step_runs(postgres: PostgresCluster) -> None:
     with Database(postgres.uri) as db, psycopg.connect(postgres.uri, autocommit=True) as look:
 

@@ -31,14 +31,18 @@ from mixhouse.settings import Settings
 
 log = logging.getLogger(__name__)
 WARN_EVERY_SECONDS = 60.0
+RETRY_SECONDS = 5.0
 
 
 class SharedLimiter(Limiter):
+    blocking = True  # a round trip to PostgreSQL per admission
+
     def __init__(self, db: Database) -> None:
         super().__init__()
         self.db = db
         self._fallback = Limiter()  # the windows, while the database is away
         self._warned_at: float | None = None
+        self._away_until = 0.0  # monotonic time before which the database is not tried again
 
     def acquire(self, project_id: int, api: Api, rule: Rule, *, size: int = 0) -> Permit:
         windows = rule.windows()
@@ -48,21 +52,28 @@ class SharedLimiter(Limiter):
         if not windows:
             return permit
         try:
-            try:
-                self._shared(project_id, api, windows)
-            except (psycopg.Error, Unavailable) as exc:
-                self._database_away(exc)
-                windows_only = Rule(
-                    per_second=rule.per_second, per_minute=rule.per_minute, per_hour=rule.per_hour, per_day=rule.per_day
-                )
+            if time.monotonic() < self._away_until or not self._counted_shared(project_id, api, windows):
+                windows_only = replace(rule, concurrent=None, bytes_per_minute=None)
                 self._fallback.acquire(project_id, api, windows_only)
         except BaseException:
             self.release(permit)
             raise
         return permit
 
+    def _counted_shared(self, project_id: int, api: Api, windows: list[tuple[int, float]]) -> bool:
+        """Admit across processes (RateLimited when over); False when the database could not be asked."""
+        try:
+            self._shared(project_id, api, windows)
+        except (psycopg.Error, Unavailable) as exc:
+            self._database_away(exc)
+            return False
+        return True
+
     def _database_away(self, exc: Exception) -> None:
+        """Count in this process for RETRY_SECONDS before trying the database again: while it is down, a
+        request must not wait out a connection timeout each."""
         now = time.monotonic()
+        self._away_until = now + RETRY_SECONDS
         if self._warned_at is None or now - self._warned_at > WARN_EVERY_SECONDS:
             self._warned_at = now
             log.warning("rate limits counted in this process alone: the cluster database is away (%s)", exc)

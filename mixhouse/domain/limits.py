@@ -189,6 +189,10 @@ class Limiter:
     """Rolling-window counters and concurrency slots, per project and API. One lock makes the check and
     the count one step, so concurrent requests cannot slip past a limit between them."""
 
+    # Whether `acquire` may wait on I/O (a limiter shared across processes): the HTTP layer then calls it
+    # off the event loop, so one slow admission never holds up every other request.
+    blocking = False
+
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._lock = threading.Lock()

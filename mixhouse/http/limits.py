@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import anyio.to_thread
 from starlette.datastructures import Headers, QueryParams
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -77,7 +78,10 @@ class RateLimits:
         scope.setdefault("state", {})["project_id"] = project.id
         size = int(headers.get("content-length") or 0) if api is Api.INGESTION else 0
         try:
-            permit = self.limiter.acquire(project.id, api, rule, size=size)
+            if self.limiter.blocking:
+                permit = await anyio.to_thread.run_sync(lambda: self.limiter.acquire(project.id, api, rule, size=size))
+            else:
+                permit = self.limiter.acquire(project.id, api, rule, size=size)
         except RateLimited as exc:
             if self.on_limited is not None:
                 self.on_limited(api)
