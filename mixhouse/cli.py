@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from contextlib import suppress
+from collections.abc import Callable, Mapping
+from functools import cache
 from importlib.metadata import version
+from importlib.util import find_spec
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 import orjson
@@ -22,7 +24,6 @@ from mixhouse.catalog import CATALOG_FILE, Catalog
 from mixhouse.domain.project import MAX_PROJECT_ID, RESIDENCIES, IdMerge, Role, TimeMode
 from mixhouse.errors import MixhouseError
 from mixhouse.settings import ENGINES
-from mixhouse.web.cli import users
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
@@ -61,7 +62,25 @@ def new_or_existing_catalog(data_dir: Path) -> Catalog:
     return Catalog(data_dir)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose subcommands from other packages are imported only when one of them is run (or listed
+    by --help): `mixhouse serve` and `mixhouse projects` do not pay for the client's command line (typer,
+    rich, httpx), the backup engine or the job runner."""
+
+    def __init__(self, *args: Any, lazy: Mapping[str, Callable[[], click.Command]] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.lazy: dict[str, Callable[[], click.Command]] = dict(lazy or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(self.lazy))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy:
+            self.add_command(self.lazy[cmd_name](), cmd_name)
+        return self.commands.get(cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(version("mixhouse"), "--version", "-V", prog_name="mixhouse", message="%(prog)s %(version)s")
 def main() -> None:
     """mixhouse: a self-hosted analytics server that speaks Mixpanel's HTTP APIs."""
@@ -278,7 +297,7 @@ def projects_list(data_dir: Path, show_secrets: bool) -> None:
     _print(listed)
 
 
-@main.group("service-accounts")
+@main.group("service-accounts", cls=LazyGroup)
 def service_accounts() -> None:
     """Create, list, delete service accounts and rotate their secrets."""
 
@@ -306,25 +325,85 @@ def service_accounts_create(data_dir: Path, username: str, secret: str | None, p
     )
 
 
-# Commands of other packages, added last: they build on the helpers above.
-from mixhouse.accounts.cli import add_commands as add_service_account_commands  # noqa: E402
-from mixhouse.backup.cli import backup, restore  # noqa: E402
-from mixhouse.flags.cli import flags  # noqa: E402
-from mixhouse.gdpr.cli import gdpr_tokens  # noqa: E402
-from mixhouse.migrate.cli import migrate  # noqa: E402
+# Commands of other packages, imported when used (see LazyGroup). The client's command line
+# (clients/python, installed by `make deps`) adds import, export, query, engage, annotations and gdpr, and
+# its `flags eval` to the server's `flags` group.
+CLIENT_COMMANDS = ("annotations", "engage", "export", "gdpr", "import", "query")
 
-add_service_account_commands(service_accounts)  # list, delete, rotate
 
-main.add_command(flags)
-main.add_command(gdpr_tokens)
-main.add_command(backup)
-main.add_command(restore)
-main.add_command(users)
-main.add_command(migrate)
-with suppress(ImportError):  # import, export, query, engage: clients/python's command line (`make deps` installs it)
-    from mixhouse_client.cli import add_commands
+@cache
+def _client_commands() -> dict[str, click.Command]:
+    """The client's commands, merged with the server's `flags` group; {} without the client."""
+    from mixhouse.flags.cli import flags
 
-    add_commands(main)
+    host = click.Group(commands={"flags": flags})
+    if find_spec("mixhouse_client") is not None:
+        from mixhouse_client.cli import add_commands
+
+        add_commands(host)
+    return dict(host.commands)
+
+
+def _client_command(name: str) -> Callable[[], click.Command]:
+    return lambda: _client_commands()[name]
+
+
+def _service_account_command(name: str) -> Callable[[], click.Command]:
+    def load() -> click.Command:
+        from mixhouse.accounts import cli
+
+        command: click.Command = {"list": cli.list_accounts, "delete": cli.delete_account, "rotate": cli.rotate_secret}[
+            name
+        ]
+        return command
+
+    return load
+
+
+def _backup() -> click.Command:
+    from mixhouse.backup.cli import backup
+
+    return backup
+
+
+def _restore() -> click.Command:
+    from mixhouse.backup.cli import restore
+
+    return restore
+
+
+def _gdpr_tokens() -> click.Command:
+    from mixhouse.gdpr.cli import gdpr_tokens
+
+    return gdpr_tokens
+
+
+def _migrate() -> click.Command:
+    from mixhouse.migrate.cli import migrate
+
+    return migrate
+
+
+def _users() -> click.Command:
+    from mixhouse.web.cli import users
+
+    return users
+
+
+assert isinstance(main, LazyGroup) and isinstance(service_accounts, LazyGroup)
+service_accounts.lazy.update({name: _service_account_command(name) for name in ("list", "delete", "rotate")})
+main.lazy.update(
+    {
+        "backup": _backup,
+        "restore": _restore,
+        "gdpr-tokens": _gdpr_tokens,
+        "migrate": _migrate,
+        "users": _users,
+        "flags": _client_command("flags"),
+    }
+)
+if find_spec("mixhouse_client") is not None:
+    main.lazy.update({name: _client_command(name) for name in CLIENT_COMMANDS})
 
 if __name__ == "__main__":
     run()

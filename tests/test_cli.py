@@ -270,3 +270,21 @@ def test_version_and_masked_secrets(tmp_path: Path) -> None:
     assert project["token"] == project["api_secret"] == project["api_key"] == "********"
     shown = orjson.loads(run_cli("projects", "list", "--data-dir", str(data_dir), "--show-secrets").stdout)
     assert (shown[0]["token"], shown[0]["api_secret"]) == ("TOKEN123", "SECRET123")
+
+
+def test_commands_of_other_packages_are_imported_when_used() -> None:
+    """`mixhouse serve` and `mixhouse projects` do not import the client's command line, the backup engine
+    or the job runner; every command the client adds is still listed, and `flags` keeps the client's
+    `eval` beside the server's subcommands."""
+    probe = (
+        "import sys, click, typer, mixhouse.cli as c\n"
+        "c.main.get_command(None, 'serve'); c.main.get_command(None, 'projects')\n"
+        "print(sorted(m for m in ('mixhouse_client', 'mixhouse.backup.cli', 'mixhouse.jobs.runner') if m in sys.modules))\n"
+        "import mixhouse_client.cli as client\n"
+        "print(sorted(typer.main.get_group(client.app).commands) == sorted(c.CLIENT_COMMANDS + ('flags',)))\n"
+        "print(sorted(c.main.get_command(None, 'flags').commands))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out[0] == "[]"
+    assert out[1] == "True"
+    assert {"eval", "import", "show"} <= set(orjson.loads(out[2].replace("'", '"')))
