@@ -196,3 +196,25 @@ def test_bad_identity_and_people_parameters_are_400s_in_mixpanels_format(
     assert r.status_code == 400, r.text
     body = r.json()
     assert body["status"] == "error" and says in body["error"], body
+
+
+def test_mapping_parts_hold_file_rows_rows_and_an_empty_table_gets_one_part() -> None:
+    import pyarrow as pa
+
+    from mixhouse.pipelines.files import IDENTITY_SCHEMA, identity_parts
+
+    def batch(first: int, n: int) -> pa.RecordBatch:
+        ids = [f"d{i:03d}" for i in range(first, first + n)]
+        return pa.RecordBatch.from_arrays([pa.array(ids), pa.array(["u"] * n)], schema=IDENTITY_SCHEMA)
+
+    parts = list(identity_parts(iter([batch(0, 3), batch(3, 4), batch(7, 0), batch(7, 3)]), 4))
+    assert [name for name, _ in parts] == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
+    tables = [pq.read_table(io.BytesIO(data)) for _, data in parts]
+    assert [t.num_rows for t in tables] == [4, 4, 2]
+    assert [d for t in tables for d in t.column("distinct_id").to_pylist()] == [f"d{i:03d}" for i in range(10)]
+    (name, data), *more = identity_parts(iter([]), 4)
+    assert (name, more, pq.read_table(io.BytesIO(data)).schema.names) == (
+        "part-00000.parquet", [], ["distinct_id", "resolved_distinct_id"]
+    )  # fmt: skip
+    exact = list(identity_parts(iter([batch(0, 4)]), 4))
+    assert len(exact) == 1  # no empty part after a full one
