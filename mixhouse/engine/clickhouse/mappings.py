@@ -23,14 +23,18 @@ PAGE_ROWS = 200_000
 
 
 def _sql(store: Store) -> str:
+    # The page's bound and limit go into each half: the map's own rows are read in its sort order
+    # (project_id, distinct_id), so a page skips the ids before it; the canonical ids are few next to them.
     live = identity_map_sql(store.db, "p")
+    after = "({first:UInt8} = 1 OR %s > {after:String})"
     return f"""
         SELECT distinct_id, resolved_distinct_id FROM (
             SELECT m.distinct_id AS distinct_id, m.canonical_id AS resolved_distinct_id FROM {live} AS m
+            WHERE {after % "m.distinct_id"} ORDER BY distinct_id LIMIT {{limit:UInt64}}
             UNION ALL
             SELECT DISTINCT m.canonical_id AS distinct_id, m.canonical_id AS resolved_distinct_id FROM {live} AS m
+            WHERE {after % "m.canonical_id"} ORDER BY distinct_id LIMIT {{limit:UInt64}}
         )
-        WHERE {{first:UInt8}} = 1 OR distinct_id > {{after:String}}
         ORDER BY distinct_id
         LIMIT {{limit:UInt64}}
     """
