@@ -218,3 +218,34 @@ def test_mapping_parts_hold_file_rows_rows_and_an_empty_table_gets_one_part() ->
     )  # fmt: skip
     exact = list(identity_parts(iter([batch(0, 4)]), 4))
     assert len(exact) == 1  # no empty part after a full one
+
+
+def test_a_digest_does_not_depend_on_how_the_rows_are_cut_into_batches() -> None:
+    # An export reads batches of pipeline_file_rows rows at most, a sync check batches of 50,000: with
+    # fewer file rows, a digest that saw the batches would differ and every check would export again.
+    import pyarrow as pa
+
+    from mixhouse.domain.scan import EVENT_SCHEMA
+    from mixhouse.pipelines.files import Fingerprint
+
+    columns = [
+        pa.array(["e"] * 5),
+        pa.array([f"u{i}" for i in range(5)]),
+        pa.array(list(range(5)), pa.int64()),
+        pa.array([f"i{i}" for i in range(5)]),
+        pa.array(['{"a":1}'] * 5),
+    ]
+    whole = pa.RecordBatch.from_arrays(columns, schema=EVENT_SCHEMA)
+
+    def digest(*cuts: int) -> str:
+        fingerprint, start = Fingerprint(), 0
+        for end in [*cuts, 5]:
+            fingerprint.update(whole.slice(start, end - start))
+            start = end
+        return fingerprint.hexdigest()
+
+    assert digest() == digest(2) == digest(1, 3, 3, 4)
+    changed = pa.RecordBatch.from_arrays([*columns[:4], pa.array(['{"a":1}'] * 4 + ['{"a":2}'])], schema=EVENT_SCHEMA)
+    other = Fingerprint()
+    other.update(changed)
+    assert other.hexdigest() != digest() and other.hexdigest().startswith("5:")
