@@ -136,6 +136,8 @@ def test_a_people_pipeline_writes_mp_people_data_and_replaces_it_when_profiles_c
 ) -> None:
     _set(mixhouse.url, "u1", plan="free", **{"$email": "u1@example.com"})
     _set(mixhouse.url, "u2", plan="paid", seats=3)
+    # a device of u1's (Simplified ID Merge), a month before the events of the other tests
+    _import(mixhouse.url, [_event("Log In", "2024-04-01", 0, "u1", "link", **{"$device_id": "d9", "$user_id": "u1"})])
     # A recurring people pipeline from a past day starts at yesterday: profiles have no past to backfill.
     params = {"type": "gcs-schema", "data_source": "people", "gcs_bucket": BUCKET, "gcs_prefix": "people"}
     r = _create(mixhouse.url, **params, gcs_endpoint_url=gcs.url, from_date=DAY)
@@ -150,25 +152,54 @@ def test_a_people_pipeline_writes_mp_people_data_and_replaces_it_when_profiles_c
         rows = pq.read_table(io.BytesIO(fs.cat_file(f"{folder}/part-00000.parquet"))).to_pylist()
         return {row["distinct_id"]: row for row in rows}
 
+    ids = f"{BUCKET}/people/{PROJECT_ID}/mp_identity_mappings_data"
     try:
-        first = _wait_for(profiles)
+        first = _wait_for(lambda: fs.invalidate_cache() or (fs.exists(f"{ids}/complete") and profiles()))
         assert sorted(first) == ["u1", "u2"]
         assert (first["u1"]["plan"], first["u1"]["mp_email"], first["u2"]["seats"]) == ("free", "u1@example.com", 3.0)
         assert _files(fs, f"{BUCKET}/people/{PROJECT_ID}") == [
+            f"{ids}/complete",
+            f"{ids}/part-00000.parquet",
             f"{folder}/complete",
             f"{folder}/part-00000.parquet",
+            f"{BUCKET}/people/{PROJECT_ID}/schema/identities.json",
             f"{BUCKET}/people/{PROJECT_ID}/schema/people.json",
+        ]
+        mappings = pq.read_table(io.BytesIO(fs.cat_file(f"{ids}/part-00000.parquet"))).to_pylist()
+        assert [m for m in mappings if m["resolved_distinct_id"] == "u1"] == [
+            {"distinct_id": "$device:d9", "resolved_distinct_id": "u1"},
+            {"distinct_id": "u1", "resolved_distinct_id": "u1"},
         ]
         mapping = orjson.loads(fs.cat_file(f"{BUCKET}/people/{PROJECT_ID}/schema/people.json"))
         assert mapping["tables"]["mp_people_data"]["$email:string"] == "mp_email"
         status = _get(mixhouse.url, "status", name="people-daily-gcs-schema")
         assert status["succeeded"][0]["events"] == 2  # rows written: profiles here
+        assert status["succeeded"][0]["files"] == 2  # a part of each table
         # a profile changes: sync exports the table again, replaced, not appended to
         _set(mixhouse.url, "u1", plan="paid")
         _wait_for(lambda: profiles().get("u1", {}).get("plan") == "paid", what="the people re-export")
         assert sorted(profiles()) == ["u1", "u2"]
     finally:
         _cancel(mixhouse.url, "people-daily-gcs-schema")
+
+
+def test_a_people_pipeline_writes_the_identity_mappings_to_azure_blob(
+    azure: AzureServer, mixhouse: ServerProcess
+) -> None:
+    _import(mixhouse.url, [_event("Log In", "2024-04-02", 0, "u5", "link5", **{"$device_id": "d5", "$user_id": "u5"})])
+    params = {"type": "azure-blob", "data_source": "people", "azure_account_name": AZURE_ACCOUNT}
+    r = _create(mixhouse.url, **params, azure_container_name=BUCKET, azure_prefix="ids",
+                azure_endpoint_url=azure.endpoint, from_date=DAY)  # fmt: skip
+    assert r.json() == {"pipeline_names": ["people-daily-azure-blob"]}, r.text
+    fs = azure.fs()
+    folder = f"{BUCKET}/ids/{PROJECT_ID}/mp_identity_mappings_data"
+    try:
+        _wait_for(lambda: fs.invalidate_cache() or fs.exists(f"{folder}/complete"))
+        rows = pq.read_table(io.BytesIO(fs.cat_file(f"{folder}/part-00000.parquet"))).to_pylist()
+        assert {"distinct_id": "$device:d5", "resolved_distinct_id": "u5"} in rows
+        assert fs.exists(f"{BUCKET}/ids/{PROJECT_ID}/schema/identities.json")
+    finally:
+        _cancel(mixhouse.url, "people-daily-azure-blob")
 
 
 @pytest.mark.parametrize(

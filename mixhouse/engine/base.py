@@ -28,6 +28,9 @@ class Commit:
     seconds: float  # the write plus the fsync that acknowledges it
 
 
+IDENTITY_MAPPING_SCHEMA = pa.schema([("distinct_id", pa.string()), ("resolved_distinct_id", pa.string())])
+"""`Engine.identity_mappings` rows: an id of a merged identity cluster and the id the cluster resolves to."""
+
 CommitObserver = Callable[[Commit], None]
 """Called on the writer's thread after every commit; passed to the engine when it is opened."""
 
@@ -78,6 +81,13 @@ class Engine(Protocol):
         in the row count. Unavailable at once (before any batch) when the store is down."""
         ...
 
+    def identity_mappings(self, project_id: int, *, batch_rows: int = 50_000) -> Iterator[pa.RecordBatch]:
+        """Every id of every identity cluster of two or more ids, with the id the cluster resolves to (its
+        canonical id, listed too, mapped to itself), as batches of IDENTITY_MAPPING_SCHEMA sorted by
+        `distinct_id` (byte order), memory flat in the row count; an id merged with no other is absent.
+        Unavailable at once (before any batch) when the store is down."""
+        ...
+
     def profile(self, project_id: int, distinct_id: str) -> dict[str, object] | None: ...
 
     def group_profile(self, project_id: int, group_key: str, group_id: str) -> dict[str, object] | None: ...
@@ -118,4 +128,13 @@ class Engine(Protocol):
     def close(self) -> None: ...
 
 
-__all__ = ["Commit", "CommitObserver", "DeleteResult", "Engine", "EngineStats", "UserData", "WriteBatch"]
+__all__ = [
+    "IDENTITY_MAPPING_SCHEMA",
+    "Commit",
+    "CommitObserver",
+    "DeleteResult",
+    "Engine",
+    "EngineStats",
+    "UserData",
+    "WriteBatch",
+]

@@ -21,11 +21,14 @@ from mixhouse.engine.base import Engine
 from mixhouse.errors import BadRequest
 from mixhouse.expr.plan import EventExpr
 from mixhouse.pipelines.files import (
+    IDENTITY_TABLE,
     PEOPLE_TABLE,
     Fingerprint,
     PeopleSchematizer,
     Schematizer,
     gzip_part,
+    identity_mapping,
+    identity_parts,
     raw_lines,
 )
 from mixhouse.pipelines.model import Destination, PipelineSpec, Unit
@@ -120,17 +123,40 @@ def unit_query(project_id: int, spec: PipelineSpec, unit: Unit, timezone: str, b
 
 
 def fingerprint(engine: Engine, query: ScanQuery) -> str:
-    """The digest of what the unit holds now (sync compares it with the one of its last export)."""
+    """The digest of what the unit holds now (sync compares it with the one of its last export). A people
+    unit holds the profiles and the identity mappings: a merge changes it as a profile update does."""
     digest = Fingerprint()
     for batch in engine.scan(query):
         digest.update(batch)
-    return digest.hexdigest()
+    if query.kind != "profiles":
+        return digest.hexdigest()
+    mappings = Fingerprint()
+    for batch in engine.identity_mappings(query.project_id, batch_rows=query.batch_rows):
+        mappings.update(batch)
+    return _people_fingerprint(digest, mappings)
+
+
+def _people_fingerprint(profiles: Fingerprint, mappings: Fingerprint) -> str:
+    return f"{profiles.hexdigest()}+{mappings.hexdigest()}"
 
 
 def _batches(engine: Engine, query: ScanQuery, digest: Fingerprint) -> Iterator[pa.RecordBatch]:
-    for batch in engine.scan(query):
+    return _digested(engine.scan(query), digest)
+
+
+def _digested(batches: Iterator[pa.RecordBatch], digest: Fingerprint) -> Iterator[pa.RecordBatch]:
+    for batch in batches:
         digest.update(batch)
         yield batch
+
+
+def _clear(fs: Any, folder: str) -> None:
+    """Remove what a folder holds: an interrupted attempt's parts, or the last sync's. The `complete` marker
+    goes first, so that a reader never finds it over a folder whose parts are being removed."""
+    if fs.exists(folder):
+        if fs.exists(f"{folder}/{COMPLETE}"):
+            fs.rm(f"{folder}/{COMPLETE}")
+        fs.rm(folder, recursive=True)
 
 
 def export_unit(
@@ -148,24 +174,13 @@ def export_unit(
     # Profiles have no day: each export replaces the one people table (Mixpanel: "the data in the table is
     # replaced every time an export happens").
     folder = f"{root}/{project_id}/{PEOPLE_TABLE}" if people else f"{root}/{project_id}/{unit.folder()}"
-    if fs.exists(folder):
-        # An interrupted attempt's parts, or the last sync's. The `complete` marker goes first, so that a
-        # reader never finds it over a folder whose parts are being removed.
-        if fs.exists(f"{folder}/{COMPLETE}"):
-            fs.rm(f"{folder}/{COMPLETE}")
-        fs.rm(folder, recursive=True)
+    _clear(fs, folder)
     query = unit_query(project_id, spec, unit, timezone, min(file_rows, 50_000))
     digest = Fingerprint()
     files = 0
     if people:
-        people_schema = PeopleSchematizer()
-        for batch in _batches(engine, query, digest):
-            people_schema.add(batch)
-        for name, data in people_schema.parquet_files(file_rows):
-            fs.pipe_file(f"{folder}/{name}", data)
-            files += 1
-        _merge_mapping(fs, f"{root}/{project_id}/schema/people.json", people_schema.mapping())
-    elif spec.raw:
+        return _export_people(engine, query, fs=fs, root=root, file_rows=file_rows)
+    if spec.raw:
         pending: list[bytes] = []
         for batch in _batches(engine, query, digest):
             for line in raw_lines(batch):
@@ -189,9 +204,37 @@ def export_unit(
     return Outcome(events=digest.rows, files=files, fingerprint=digest.hexdigest())
 
 
+def _export_people(engine: Engine, query: ScanQuery, *, fs: Any, root: str, file_rows: int) -> Outcome:
+    """Every profile to `mp_people_data`, then, beside it, Mixpanel's identity mappings table
+    `mp_identity_mappings_data` (every project here has ID merge), each replaced whole, each with its
+    `complete` marker; the fingerprint covers both, so a merge makes a sync export them again as a profile
+    update does."""
+    project_id = query.project_id
+    people, mappings = Fingerprint(), Fingerprint()
+    files = 0
+    folder = f"{root}/{project_id}/{PEOPLE_TABLE}"  # cleared by the caller
+    schema = PeopleSchematizer()
+    for batch in _batches(engine, query, people):
+        schema.add(batch)
+    for name, data in schema.parquet_files(file_rows):
+        fs.pipe_file(f"{folder}/{name}", data)
+        files += 1
+    _merge_mapping(fs, f"{root}/{project_id}/schema/people.json", schema.mapping())
+    fs.pipe_file(f"{folder}/{COMPLETE}", b"")
+    folder = f"{root}/{project_id}/{IDENTITY_TABLE}"
+    _clear(fs, folder)
+    stream = engine.identity_mappings(project_id, batch_rows=query.batch_rows)
+    for name, data in identity_parts(_digested(stream, mappings), file_rows):
+        fs.pipe_file(f"{folder}/{name}", data)
+        files += 1
+    _merge_mapping(fs, f"{root}/{project_id}/schema/identities.json", identity_mapping())
+    fs.pipe_file(f"{folder}/{COMPLETE}", b"")
+    return Outcome(events=people.rows, files=files, fingerprint=_people_fingerprint(people, mappings))
+
+
 def _merge_mapping(fs: Any, path: str, mapping: dict[str, Any]) -> None:
-    """`schema/events.json` (`people.json`): original event and property names -> tables and columns, all
-    units so far."""
+    """`schema/events.json` (`people.json`, `identities.json`): original event and property names -> tables
+    and columns, all units so far."""
     current: dict[str, Any] = {"tables": {}}
     if fs.exists(path):
         current = orjson.loads(fs.cat_file(path))

@@ -12,7 +12,7 @@ import gzip
 import hashlib
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,8 +20,12 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mixhouse.engine.base import IDENTITY_MAPPING_SCHEMA
+
 MASTER_TABLE = "mp_master_event"
 PEOPLE_TABLE = "mp_people_data"
+IDENTITY_TABLE = "mp_identity_mappings_data"
+IDENTITY_SCHEMA = IDENTITY_MAPPING_SCHEMA  # Mixpanel's two columns are the engine's own
 MAX_NAME = 128
 _SPECIAL = re.compile(r"[^a-z0-9_]")
 # Words a warehouse will not take as a column name bare; such names get `res_` in front.
@@ -78,21 +82,32 @@ RESERVED = frozenset(
 
 class Fingerprint:
     """A digest of a unit's rows (insert id, time, id, properties): equal digests, equal data. Sync compares
-    it with a fresh scan to find days that late data or a deletion changed."""
+    it with a fresh scan to find days that late data or a deletion changed.
+
+    One hash per column, fed each batch's values as JSON without the list's brackets and with a comma after
+    the last: the digest is the same however the rows are cut into batches (an export reads batches of
+    `pipeline_file_rows` rows at most, a sync check batches of 50,000)."""
+
+    # events have the first four, profiles distinct_id and properties, identity mappings the last two
+    COLUMNS = ("insert_id", "time", "distinct_id", "properties", "resolved_distinct_id")
 
     def __init__(self) -> None:
-        self._hash = hashlib.blake2b(digest_size=16)
+        self._hashes = {name: hashlib.blake2b(digest_size=16) for name in self.COLUMNS}
         self.rows = 0
 
     def update(self, batch: pa.RecordBatch) -> None:
+        if not batch.num_rows:
+            return
         self.rows += batch.num_rows
-        present = batch.schema.names  # events have all four; profiles only distinct_id and properties
-        for name in (n for n in ("insert_id", "time", "distinct_id", "properties") if n in present):
-            column = batch.column(name)
-            self._hash.update(orjson.dumps(column.to_pylist()))
+        present = batch.schema.names
+        for name in (n for n in self.COLUMNS if n in present):
+            self._hashes[name].update(orjson.dumps(batch.column(name).to_pylist())[1:-1] + b",")
 
     def hexdigest(self) -> str:
-        return f"{self.rows}:{self._hash.hexdigest()}"
+        whole = hashlib.blake2b(digest_size=16)
+        for name in self.COLUMNS:
+            whole.update(self._hashes[name].digest())
+        return f"{self.rows}:{whole.hexdigest()}"
 
 
 def raw_lines(batch: pa.RecordBatch) -> Iterator[bytes]:
@@ -273,3 +288,42 @@ class PeopleSchematizer:
 
     def mapping(self) -> dict[str, Any]:
         return {"tables": {PEOPLE_TABLE: self.table.mapping()}}
+
+
+# -- identity mappings -------------------------------------------------------------------------------------
+
+
+def identity_parts(batches: Iterable[pa.RecordBatch], file_rows: int) -> Iterator[tuple[str, bytes]]:
+    """Mixpanel's identity mappings table, `mp_identity_mappings_data` (`distinct_id`,
+    `resolved_distinct_id`, both strings), from the engine's batches: (name, bytes) of each part,
+    `part-00000.parquet`, ..., `file_rows` rows each, written as the batches come (memory flat in the row
+    count); a project with no merged ids still gets one, empty, part."""
+    pending: list[pa.RecordBatch] = []
+    rows = 0
+    part = 0
+    for batch in batches:
+        while len(batch):
+            take = batch.slice(0, file_rows - rows)
+            pending.append(take)
+            rows += len(take)
+            batch = batch.slice(len(take))
+            if rows == file_rows:
+                yield _identity_part(part, pending)
+                part, pending, rows = part + 1, [], 0
+    if pending or part == 0:
+        yield _identity_part(part, pending)
+
+
+def _identity_part(part: int, batches: list[pa.RecordBatch]) -> tuple[str, bytes]:
+    buffer = io.BytesIO()
+    pq.write_table(pa.Table.from_batches(batches, schema=IDENTITY_SCHEMA), buffer, compression="snappy")
+    return f"part-{part:05d}.parquet", buffer.getvalue()
+
+
+def identity_mapping() -> dict[str, Any]:
+    """`schema/identities.json`: the table's columns under the `<name>:<type>` keys of people.json."""
+    return {
+        "tables": {
+            IDENTITY_TABLE: {"distinct_id:string": "distinct_id", "resolved_distinct_id:string": "resolved_distinct_id"}
+        }
+    }

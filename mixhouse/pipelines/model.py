@@ -23,6 +23,7 @@ SCHEMA_TYPES = ("aws", "gcs-schema", "azure-blob")
 WAREHOUSE_TYPES = ("bigquery", "snowflake")  # named by Mixpanel; refused here (no warehouse to load)
 ALL_TYPES = RAW_TYPES + SCHEMA_TYPES + WAREHOUSE_TYPES
 FREQUENCIES = ("daily", "hourly")
+IDENTITY_SOURCES = ("identity", "identities", "identity_mappings")  # refused with a pointer to people
 SCHEMAS = ("monoschema", "multischema")
 TRIAL_DAYS = 30  # https://docs.mixpanel.com/docs/data-pipelines/old-pipelines/overview#free-trial
 MAX_RECURRING = 2  # event pipelines per project with no to_date
@@ -260,6 +261,12 @@ def parse_create(
             "use aws, gcs-schema or azure-blob for schematized files"
         )
     trial = _flag("trial", params.get("trial"), False)
+    if (params.get("data_source") or "").strip().lower() in IDENTITY_SOURCES:
+        # The data source of Mixpanel's newer JSON pipelines; this API exports the mappings with profiles.
+        raise BadRequest(
+            "Invalid parameter: data_source must be one of events, people; identity mappings "
+            "(mp_identity_mappings_data) are exported by every people pipeline"
+        )
     data_source = _choice("data_source", params.get("data_source"), ("events", "people"), "events") or "events"
     raw = pipeline_type in RAW_TYPES
     people = data_source == "people"

@@ -47,7 +47,8 @@ class PipelineConfig:
 
 class DataChanges:
     """Whether stored events may have changed since the last sync check: set by the engine's commit
-    observer (new events, maybe late, or profile updates) and by GDPR deletions (which also ask for a check at once)."""
+    observer (new events, maybe late, or profile updates; an identity merge arrives in an event, so its
+    commit counts too) and by GDPR deletions (which also ask for a check at once)."""
 
     def __init__(self) -> None:
         self._dirty = threading.Event()
@@ -56,7 +57,7 @@ class DataChanges:
         self.wake: threading.Event | None = None
 
     def observe(self, commit: Commit) -> None:
-        if commit.events or commit.profile_updates:  # profiles: what people pipelines export
+        if commit.events or commit.profile_updates:  # profiles and merges: what people pipelines export
             self._dirty.set()
 
     def deleted(self, project_id: int) -> None:
@@ -205,6 +206,11 @@ class Scheduler:
 
     def _sync(self, store: PipelineStore, pipeline: Pipeline, tasks: list[Task], timezone: str, now: datetime) -> None:
         oldest = now.astimezone(ZoneInfo(timezone)).date() - timedelta(days=self.config.sync_days)
+        if pipeline.spec.data_source == "people" and tasks:
+            # Every unit of a people pipeline writes the same tables whole, so only the latest export's
+            # digest says whether they are current: one scan and at most one export per check, not one per
+            # unit of the window.
+            tasks = [max(tasks, key=lambda t: t.unit)]  # keys sort as their days and hours
         for task in tasks:
             unit = Unit.from_key(task.unit)
             if unit.day < oldest:

@@ -35,6 +35,7 @@ from mixhouse.engine.clickhouse import dedup, deletes, identity
 from mixhouse.engine.clickhouse.driver import ChDBDriver, Driver, DriverError, DriverTimeout, HTTPDriver
 from mixhouse.engine.clickhouse.expressions import Scope, compile_filter
 from mixhouse.engine.clickhouse.lookups import LookupTables, lookup_database
+from mixhouse.engine.clickhouse.mappings import identity_mappings as mapping_rows
 from mixhouse.engine.clickhouse.relations import identity_map_sql
 from mixhouse.engine.clickhouse.scan import scan as scan_rows
 from mixhouse.engine.clickhouse.schema import ddl
@@ -301,6 +302,9 @@ class ClickHouseEngine:
 
     def scan(self, query: ScanQuery) -> Iterator[pa.RecordBatch]:
         return scan_rows(self.store, query)
+
+    def identity_mappings(self, project_id: int, *, batch_rows: int = 50_000) -> Iterator[pa.RecordBatch]:
+        return mapping_rows(self.store, project_id, batch_rows)
 
     def query(self, spec: Spec[R]) -> R:
         from mixhouse.engine.clickhouse.queries import HANDLERS

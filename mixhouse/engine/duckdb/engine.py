@@ -33,6 +33,7 @@ from mixhouse.engine.duckdb.dedup import SeenKeys, mark_superseded
 from mixhouse.engine.duckdb.expressions import Scope, compile_filter
 from mixhouse.engine.duckdb.localtime import offset_ms_sql
 from mixhouse.engine.duckdb.lookups import LookupTables, lookup_joins
+from mixhouse.engine.duckdb.mappings import identity_mappings as mapping_rows
 from mixhouse.engine.duckdb.scan import scan as scan_rows
 from mixhouse.engine.duckdb.schema import user_key_sql
 from mixhouse.engine.duckdb.writer import GroupCommitWriter
@@ -504,6 +505,10 @@ class DuckDBEngine:
         query = self._bind_lookups(query, query.project_id, supported=False)
         self._check_usable()
         return self._counted(scan_rows(self._scan_cursor, self._guard, query))
+
+    def identity_mappings(self, project_id: int, *, batch_rows: int = 50_000) -> Iterator[pa.RecordBatch]:
+        self._check_usable()
+        return self._counted(mapping_rows(self._scan_cursor, self._guard, project_id, batch_rows))
 
     def _scan_cursor(self) -> duckdb.DuckDBPyConnection:
         conn = self._db.cursor()
