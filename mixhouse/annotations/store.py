@@ -11,16 +11,16 @@ from mixhouse.domain.catalog import CatalogStore
 from mixhouse.errors import BadRequest
 
 _SCHEMA = """
+CREATE TABLE IF NOT EXISTS annotation_users (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    name        TEXT NOT NULL UNIQUE     -- the service account's username
+);
 CREATE TABLE IF NOT EXISTS annotations (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     project_id  INTEGER NOT NULL,
     date        TEXT NOT NULL,           -- "YYYY-MM-DD HH:MM:SS", sorts as text
     description TEXT NOT NULL,
     user_id     INTEGER REFERENCES annotation_users (id)  -- NULL: made with project credentials
-);
-CREATE TABLE IF NOT EXISTS annotation_users (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    name        TEXT NOT NULL UNIQUE     -- the service account's username
 );
 CREATE INDEX IF NOT EXISTS annotations_by_date ON annotations (project_id, date);
 CREATE TABLE IF NOT EXISTS annotation_tags (
