@@ -14,12 +14,16 @@ import time
 from collections import OrderedDict
 from contextlib import suppress
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mixhouse.accounts import hashing
 from mixhouse.accounts.schema import DEFAULT_ORGANIZATION_ID, migrate
 from mixhouse.catalogdb import Connection, Database, IntegrityError, is_postgres_url
 from mixhouse.catalogdb.sqlite import SQLiteDatabase
+
+if TYPE_CHECKING:
+    from mixhouse.catalogdb.postgres import ChangeListener
 from mixhouse.domain.limits import normalize_setting
 from mixhouse.domain.project import MAX_PROJECT_ID, RESIDENCIES, IdMerge, Project, Role, ServiceAccount, TimeMode
 from mixhouse.errors import BadRequest, MixhouseError
@@ -98,6 +102,18 @@ PG_MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (username, project_id)
     );
     """,
+    # 2: every committed change to these tables notifies the listeners (the project cache of each process)
+    """-- postgresql
+    CREATE FUNCTION mixhouse_catalog_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_notify('mixhouse_catalog', TG_TABLE_NAME);
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER projects_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON projects
+        FOR EACH STATEMENT EXECUTE FUNCTION mixhouse_catalog_changed();
+    CREATE TRIGGER organizations_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON organizations
+        FOR EACH STATEMENT EXECUTE FUNCTION mixhouse_catalog_changed();
+    """,
 )
 
 _PROJECT_COLUMNS = (
@@ -109,6 +125,8 @@ LAST_USED_RESOLUTION_SECONDS = 60.0
 # limiter's, the handler's) cost nothing; short, so that an account created meanwhile by the CLI works.
 REFUSED_TTL_SECONDS = 5.0
 _REFUSED_MAX = 10_000
+# Projects kept by a process whose catalog is shared (PostgreSQL), dropped at every change notification.
+PROJECT_CACHE_MAX = 10_000
 
 
 def _row_to_project(row: tuple[object, ...]) -> Project:
@@ -150,15 +168,25 @@ class Catalog:
         verified_cache_entries: int = hashing.DEFAULT_CACHE_ENTRIES,
         *,
         url: str | None = None,
+        cache_projects: bool = False,
     ) -> None:
-        """The catalog of `data_dir` (SQLite), or the shared one at `url` (PostgreSQL)."""
+        """The catalog of `data_dir` (SQLite), or the shared one at `url` (PostgreSQL). `cache_projects`
+        (a server): with PostgreSQL, keep the projects found, each good until PostgreSQL notifies a change
+        of the projects table (LISTEN/NOTIFY); SQLite is read every time (a local read costs microseconds)."""
         self.database = open_database(data_dir, url)
         self.shared = self.database.dialect != "sqlite"  # several processes may share it
+        self._changes: ChangeListener | None = None
+        # (column, value) -> (listener's generation, this process's writes, the project)
+        self._projects: dict[tuple[str, object], tuple[int, int, Project]] = {}
+        self._writes = 0
         conn = self._conn()
         if self.shared:
+            from mixhouse.catalogdb.postgres import PostgresDatabase
             from mixhouse.catalogdb.postgres import migrate as pg_migrate
 
             pg_migrate(conn, PG_MIGRATIONS)
+            if cache_projects and isinstance(self.database, PostgresDatabase):
+                self._changes = self.database.changes()
             conn.execute(
                 "INSERT INTO organizations VALUES (?, 'default', ?) ON CONFLICT DO NOTHING",
                 (DEFAULT_ORGANIZATION_ID, time.time()),
@@ -186,6 +214,12 @@ class Catalog:
 
     def close(self) -> None:
         self.database.close()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- projects -------------------------------------------------------------------------------
 
@@ -246,6 +280,7 @@ class Catalog:
                 ),
             )
             pid = int(cur.fetchone()[0])
+            self._wrote()
         except IntegrityError as exc:
             raise BadRequest(f"project not created: {_integrity_reason(exc)}") from exc
         project = self.project_by_id(pid)
@@ -253,13 +288,35 @@ class Catalog:
         return project
 
     def _one_project(self, where: str, value: object) -> Project | None:
+        changes = self._changes
+        if changes is None or not changes.listening:
+            row = (
+                self._conn().execute(f"SELECT {_PROJECT_COLUMNS} FROM projects WHERE {where} = ?", (value,)).fetchone()
+            )
+            return _row_to_project(row) if row else None
+        key, generation, writes = (where, value), changes.generation, self._writes
+        cached = self._projects.get(key)
+        if cached is not None and cached[0] == generation and cached[1] == writes:
+            return cached[2]
         row = self._conn().execute(f"SELECT {_PROJECT_COLUMNS} FROM projects WHERE {where} = ?", (value,)).fetchone()
-        return _row_to_project(row) if row else None
+        if row is None:
+            return None  # never cached absent: a project created anywhere is found at once
+        project = _row_to_project(row)
+        if changes.listening and changes.generation == generation and self._writes == writes:
+            if len(self._projects) >= PROJECT_CACHE_MAX:
+                self._projects.clear()
+            self._projects[key] = (generation, writes, project)
+        return project
+
+    def _wrote(self) -> None:
+        """This process changed a project: its cache must not wait for the notification."""
+        self._writes += 1
 
     def set_rate_limits(self, project_id: int, setting: str) -> Project:
         """Change a project's rate limits ("none", "mixpanel" or JSON); a running server sees it at once."""
         text = normalize_setting(setting)
         cur = self._conn().execute("UPDATE projects SET rate_limits = ? WHERE id = ?", (text, project_id))
+        self._wrote()
         if cur.rowcount == 0:
             raise BadRequest(f"no project with id {project_id}")
         project = self.project_by_id(project_id)

@@ -6,6 +6,7 @@ database per test."""
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -294,3 +295,24 @@ def test_gdpr_tokens_and_web_users(catalog: Catalog) -> None:
     assert accounts.session(opened.token, now=1001.0) == opened.session
     accounts.close_session(opened.token)
     assert accounts.session(opened.token, now=1001.0) is None
+
+
+def test_postgres_project_cache_follows_changes_of_other_processes(postgres: PostgresCluster, tmp_path: Path) -> None:
+    """The server's catalog keeps projects it found until PostgreSQL notifies a change of the table; a
+    project is never kept as absent, so one created elsewhere is found at once."""
+    url = postgres.uri.rsplit("/", 1)[0] + "/cache_test"
+    postgres.execute("CREATE DATABASE cache_test", database="postgres")
+    with Catalog(tmp_path, url=url, cache_projects=True) as server, Catalog(tmp_path, url=url) as other:
+        assert server.project_by_token("T1") is None
+        other.create_project(project_id=1, token="T1", secret="S1")
+        found = server.project_by_token("T1")
+        assert found is not None and server.project_by_token("T1") is found  # the second from the cache
+        other.set_rate_limits(1, "mixpanel")  # another process's change: seen once notified
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            current = server.project_by_token("T1")
+            if current is not None and current.rate_limits == "mixpanel":
+                break
+        assert current is not None and current.rate_limits == "mixpanel"
+        assert server.set_rate_limits(1, "none").rate_limits == "none"  # its own change: at once
+        assert server.project_by_token("T1").rate_limits == "none"  # type: ignore[union-attr]

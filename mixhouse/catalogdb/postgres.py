@@ -112,12 +112,16 @@ class PostgresConnection:
 
     def execute(self, sql: str, params: Params = ()) -> Cursor:
         try:
+            if not params:  # verbatim (no placeholders to map; may hold several statements)
+                return self.raw.execute(sql)
             return self.raw.execute(translate(sql), self._params(params))
         except psycopg.errors.IntegrityError as exc:
             raise integrity_error(exc) from exc
         except psycopg.OperationalError as exc:
             self.database.forget(self)
             raise Unavailable(f"the catalog database is not reachable: {exc}".strip()) from exc
+        except psycopg.Error as exc:
+            raise DatabaseError(f"the catalog database refused a statement: {exc}".strip()) from exc
 
     def executemany(self, sql: str, rows: Iterable[Params]) -> None:
         batch = [self._params(r) for r in rows]
@@ -131,6 +135,8 @@ class PostgresConnection:
         except psycopg.OperationalError as exc:
             self.database.forget(self)
             raise Unavailable(f"the catalog database is not reachable: {exc}".strip()) from exc
+        except psycopg.Error as exc:
+            raise DatabaseError(f"the catalog database refused a statement: {exc}".strip()) from exc
 
     def executescript(self, ddl: str) -> None:
         self.database.apply(self, ddl)
@@ -181,10 +187,55 @@ def migrate(conn: Connection, steps: tuple[str, ...], table: str = "mixhouse_cat
         row = conn.execute(f"SELECT COALESCE(MAX(version), 0) FROM {table}").fetchone()
         done = int(row[0]) if row else 0
         for version, step in enumerate(steps[done:], start=done + 1):
-            for statement in translate_ddl(step):
+            verbatim = step.lstrip().startswith(VERBATIM)  # PostgreSQL's own DDL (a function body holds ;)
+            for statement in [step] if verbatim else translate_ddl(step):
                 conn.execute(statement)  # literal DDL from the catalog's own code
             conn.execute(f"INSERT INTO {table} VALUES (?, now())", (version,))
     return len(steps)
+
+
+VERBATIM = "-- postgresql"  # a migration step that starts so is PostgreSQL's DDL, run as it is
+CHANGES_CHANNEL = "mixhouse_catalog"
+LISTEN_RETRY_SECONDS = 2.0
+
+
+class ChangeListener:
+    """Learns of every committed change to the catalog's core tables, from any process, through
+    PostgreSQL's LISTEN/NOTIFY (triggers on the tables notify CHANGES_CHANNEL at commit). `generation`
+    moves on at each notification; `listening` is False while the listening connection is down (then
+    nothing may be trusted from a cache: read the database)."""
+
+    def __init__(self, database: PostgresDatabase) -> None:
+        self.database = database
+        self.generation = 0
+        self.listening = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="mixhouse-catalog-listen", daemon=True)
+        self._ready = threading.Event()
+        self._thread.start()
+        self._ready.wait(CONNECT_TIMEOUT_SECONDS)  # the first lookups find the cache in use
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with self.database.connect() as conn:
+                    conn.execute(f"LISTEN {CHANGES_CHANNEL}")
+                    self.generation += 1  # whatever changed while no one listened
+                    self.listening = True
+                    self._ready.set()
+                    while not self._stop.is_set():
+                        for _ in conn.notifies(timeout=1.0):
+                            self.generation += 1
+            except Exception:  # the server is away: read through until it is back
+                pass
+            finally:
+                self.listening = False
+                self.generation += 1
+                self._ready.set()
+            self._stop.wait(LISTEN_RETRY_SECONDS)
+
+    def close(self) -> None:
+        self._stop.set()
 
 
 class PostgresDatabase:
@@ -197,6 +248,14 @@ class PostgresDatabase:
         self._lock = threading.Lock()
         self._applied: set[str] = set()  # DDL scripts run by this process
         self._all: list[psycopg.Connection[Any]] = []
+        self._listener: ChangeListener | None = None
+
+    def changes(self) -> ChangeListener:
+        """The listener of this database's change notifications (started at the first call)."""
+        with self._lock:
+            if self._listener is None:
+                self._listener = ChangeListener(self)
+            return self._listener
 
     def connect(self) -> psycopg.Connection[Any]:
         try:
@@ -241,5 +300,8 @@ class PostgresDatabase:
     def close(self) -> None:
         with self._lock:
             conns, self._all = self._all, []
+            if self._listener is not None:
+                self._listener.close()
+                self._listener = None
         for raw in conns:
             raw.close()

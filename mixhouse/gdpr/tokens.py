@@ -71,7 +71,8 @@ class GdprTokens(CatalogStore):
     def verify(self, token: str, *, now: float | None = None) -> GdprToken | None:
         """What the token grants, or None when it is unknown or expired."""
         rows = self._conn.execute(
-            "SELECT project_id, \"user\", created_at, expires_at FROM gdpr_tokens WHERE token_sha256 = ?", [_digest(token)]
+            'SELECT project_id, "user", created_at, expires_at FROM gdpr_tokens WHERE token_sha256 = ?',
+            [_digest(token)],
         ).fetchall()
         if not rows:
             return None
