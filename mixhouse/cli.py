@@ -21,6 +21,7 @@ import click
 import orjson
 
 from mixhouse.catalog import CATALOG_FILE, Catalog
+from mixhouse.catalogdb.cli import CATALOG_URL
 from mixhouse.domain.project import MAX_PROJECT_ID, RESIDENCIES, IdMerge, Role, TimeMode
 from mixhouse.errors import MixhouseError
 from mixhouse.settings import ENGINES
@@ -35,12 +36,6 @@ DATA_DIR = click.option(
     help="Folder holding the catalog and the event store.",
 )
 PROJECT_ID = click.IntRange(1, MAX_PROJECT_ID)
-CATALOG_URL = click.option(
-    "--catalog-url",
-    envvar="MIXHOUSE_CATALOG_URL",
-    default=None,
-    help="The shared catalog in PostgreSQL (postgresql://...; or MIXHOUSE_CATALOG_URL) instead of DATA_DIR's.",
-)
 
 
 def _print(payload: object) -> None:

@@ -165,42 +165,6 @@ def test_a_changed_project_reaches_the_others_cache(shared: tuple[str, list[Serv
     assert refused.status_code == 429 and "2 queries per minute" in refused.json()["error"]
 
 
-def _wait(store: JobStore, job_id: str, timeout: float) -> Job:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = store.get(job_id)
-        if job is not None and job.state in (JobState.SUCCESS, JobState.FAILURE):
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job not done: {store.get(job_id)}")
-
-
-def test_jobs_run_in_the_lease_holder_and_move_when_it_dies(shared: tuple[str, list[ServerProcess]]) -> None:
-    """A GDPR deletion runs on the engine of the process that runs it: a has 2 events of each user, b 1,
-    so the count it reports names the process."""
-    url, servers = shared
-    for user in ("gone1", "gone2"):
-        _track(servers[0], TOKEN, user, 2)
-        _track(servers[1], TOKEN, user, 1)
-    counts = {servers[0].proc.pid: 2, servers[1].proc.pid: 1}  # type: ignore[union-attr]
-    with Catalog(Path("/nonexistent"), url=url) as catalog, Database(url) as db:
-        store = JobStore(catalog)
-        job = _wait(store, store.create(DELETION, PROJECT_ID, {"distinct_ids": ["gone1"]}).id, 30)
-        holder = Leases(db).holder_of(JOBS_LEASE)
-        assert holder is not None
-        holder_pid = int(holder.split(":")[1])
-        assert job.state is JobState.SUCCESS and job.attempts == 1
-        assert job.result is not None and job.result["events"] == counts[holder_pid]  # run there, once
-        dead = next(s for s in servers if s.proc is not None and s.proc.pid == holder_pid)
-        survivor = next(s for s in servers if s is not dead)
-        dead.kill()  # SIGKILL: the lease is not released; it expires after LEASE_SECONDS
-        job = _wait(store, store.create(DELETION, PROJECT_ID, {"distinct_ids": ["gone2"]}).id, LEASE_SECONDS * 10)
-        assert job.state is JobState.SUCCESS and job.result is not None
-        assert job.result["events"] == counts[survivor.proc.pid]  # type: ignore[union-attr]
-        new_holder = Leases(db).holder_of(JOBS_LEASE)
-        assert new_holder is not None and int(new_holder.split(":")[1]) == survivor.proc.pid  # type: ignore[union-attr]
-
-
 def test_copy_a_sqlite_catalog_into_postgres(postgres: PostgresCluster, tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     source = Catalog(data_dir)
@@ -238,3 +202,90 @@ def test_copy_a_sqlite_catalog_into_postgres(postgres: PostgresCluster, tmp_path
         timeout=120,
     )
     assert again.returncode == 1 and b"holds projects already" in again.stdout
+
+
+def test_the_other_catalog_commands_take_the_shared_catalog(
+    shared: tuple[str, list[ServerProcess]], tmp_path: Path
+) -> None:
+    url, (a, b) = shared
+    _cli(
+        "service-accounts",
+        "create",
+        "--catalog-url",
+        url,
+        "--username",
+        "rot.sa",
+        "--secret",
+        "old-secret",
+        "--project",
+        str(PROJECT_ID),
+    )
+    assert _names(a, PROJECT_ID, ("rot.sa", "old-secret")).status_code == 200  # a caches the verification
+    rotated = _cli("service-accounts", "rotate", "--catalog-url", url, "--username", "rot.sa")
+    assert _names(a, PROJECT_ID, ("rot.sa", "old-secret")).status_code == 401  # the stored hash changed
+    assert _names(b, PROJECT_ID, ("rot.sa", rotated["secret"])).status_code == 200
+    listed = _cli("service-accounts", "list", "--catalog-url", url)
+    assert "rot.sa" in [account["username"] for account in listed]
+    token = _cli(
+        "gdpr-tokens", "create", "--data-dir", str(tmp_path), "--catalog-url", url, "--project", str(PROJECT_ID)
+    )
+    with Catalog(tmp_path, url=url) as catalog:
+        from mixhouse.gdpr.tokens import GdprTokens
+
+        assert GdprTokens(catalog).verify(token["token"]) is not None
+    flags = tmp_path / "flags.json"
+    flags.write_bytes(orjson.dumps({"flags": []}))
+    _cli("flags", "import", "--data-dir", str(tmp_path), "--catalog-url", url, "--project", str(PROJECT_ID), str(flags))
+    _cli(
+        "users",
+        "create",
+        "--catalog-url",
+        url,
+        "--email",
+        "ann@example.com",
+        "--password",
+        "long enough pw",
+        "--project",
+        str(PROJECT_ID),
+    )
+    login = httpx.post(
+        f"{b.url}/web/login", json={"email": "ann@example.com", "password": "long enough pw"}, timeout=30
+    )
+    assert login.status_code == 200, login.text
+
+
+def _wait(store: JobStore, job_id: str, timeout: float) -> Job:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = store.get(job_id)
+        if job is not None and job.state in (JobState.SUCCESS, JobState.FAILURE):
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job not done: {store.get(job_id)}")
+
+
+def test_jobs_run_in_the_lease_holder_and_move_when_it_dies(shared: tuple[str, list[ServerProcess]]) -> None:
+    # (last in the module: it kills a server)
+    """A GDPR deletion runs on the engine of the process that runs it: a has 2 events of each user, b 1,
+    so the count it reports names the process."""
+    url, servers = shared
+    for user in ("gone1", "gone2"):
+        _track(servers[0], TOKEN, user, 2)
+        _track(servers[1], TOKEN, user, 1)
+    counts = {servers[0].proc.pid: 2, servers[1].proc.pid: 1}  # type: ignore[union-attr]
+    with Catalog(Path("/nonexistent"), url=url) as catalog, Database(url) as db:
+        store = JobStore(catalog)
+        job = _wait(store, store.create(DELETION, PROJECT_ID, {"distinct_ids": ["gone1"]}).id, 30)
+        holder = Leases(db).holder_of(JOBS_LEASE)
+        assert holder is not None
+        holder_pid = int(holder.split(":")[1])
+        assert job.state is JobState.SUCCESS and job.attempts == 1
+        assert job.result is not None and job.result["events"] == counts[holder_pid]  # run there, once
+        dead = next(s for s in servers if s.proc is not None and s.proc.pid == holder_pid)
+        survivor = next(s for s in servers if s is not dead)
+        dead.kill()  # SIGKILL: the lease is not released; it expires after LEASE_SECONDS
+        job = _wait(store, store.create(DELETION, PROJECT_ID, {"distinct_ids": ["gone2"]}).id, LEASE_SECONDS * 10)
+        assert job.state is JobState.SUCCESS and job.result is not None
+        assert job.result["events"] == counts[survivor.proc.pid]  # type: ignore[union-attr]
+        new_holder = Leases(db).holder_of(JOBS_LEASE)
+        assert new_holder is not None and int(new_holder.split(":")[1]) == survivor.proc.pid  # type: ignore[union-attr]

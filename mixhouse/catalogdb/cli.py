@@ -8,7 +8,23 @@ from pathlib import Path
 import click
 import orjson
 
+from mixhouse.catalog import CATALOG_FILE, Catalog
 from mixhouse.errors import MixhouseError
+
+# Every command that opens the catalog takes it (or the variable, as `serve` takes MIXHOUSE_CATALOG_URL).
+CATALOG_URL = click.option(
+    "--catalog-url",
+    envvar="MIXHOUSE_CATALOG_URL",
+    default=None,
+    help="The shared catalog in PostgreSQL (postgresql://...; or MIXHOUSE_CATALOG_URL) instead of DATA_DIR's.",
+)
+
+
+def existing(data_dir: Path, catalog_url: str | None) -> Catalog | None:
+    """The shared catalog at `catalog_url`, or DATA_DIR's when it has one (None: no such data dir)."""
+    if catalog_url:
+        return Catalog(data_dir, url=catalog_url)
+    return Catalog(data_dir) if (data_dir / CATALOG_FILE).is_file() else None
 
 
 @click.group("catalog")
