@@ -20,7 +20,7 @@ from mixhouse.catalogdb.postgres import translate, translate_ddl
 from mixhouse.domain.project import Role
 from mixhouse.domain.saved.bookmarks import BookmarkStore
 from mixhouse.domain.saved.cohorts import CohortStore
-from mixhouse.errors import BadRequest
+from mixhouse.errors import BadRequest, Unavailable
 from mixhouse.flags.store import FlagStore
 from mixhouse.gdpr.tokens import GdprTokens
 from mixhouse.imports.model import ImportSpec, ImportType, RunStatus, SourceSpec, SourceType, SyncMode
@@ -316,3 +316,24 @@ def test_postgres_project_cache_follows_changes_of_other_processes(postgres: Pos
         assert current is not None and current.rate_limits == "mixpanel"
         assert server.set_rate_limits(1, "none").rate_limits == "none"  # its own change: at once
         assert server.project_by_token("T1").rate_limits == "none"  # type: ignore[union-attr]
+
+
+def test_postgres_a_lost_connection_is_a_503_then_reopened(postgres: PostgresCluster, tmp_path: Path) -> None:
+    postgres.execute("CREATE DATABASE lost_test", database="postgres")
+    with Catalog(tmp_path, url=postgres.uri.rsplit("/", 1)[0] + "/lost_test") as catalog:
+        jobs = JobStore(catalog)  # a store made once, used after the server dropped its connection
+        job = jobs.create("k", 1, {})
+        postgres.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = 'lost_test' AND pid <> pg_backend_pid()"
+        )
+        with pytest.raises(Unavailable, match="not reachable"):
+            jobs.get(job.id)
+        assert jobs.get(job.id) == job  # the next statement reconnects
+        postgres.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = 'lost_test' AND pid <> pg_backend_pid()"
+        )
+        with pytest.raises(Unavailable):
+            jobs.transition(job.id, [JobState.PENDING], JobState.STARTED)
+        assert jobs.transition(job.id, [JobState.PENDING], JobState.STARTED)  # the write was not applied

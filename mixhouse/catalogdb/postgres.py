@@ -101,10 +101,28 @@ class PostgresConnection:
     dialect = "postgresql"
     errors: tuple[type[Exception], ...] = (psycopg.Error,)
 
-    def __init__(self, database: PostgresDatabase, raw: psycopg.Connection[Any]) -> None:
+    def __init__(self, database: PostgresDatabase) -> None:
         self.database = database
-        self.raw = raw
+        self._raw: psycopg.Connection[Any] | None = None
         self._depth = 0  # write()/read() nesting (a connection belongs to one thread)
+
+    @property
+    def raw(self) -> psycopg.Connection[Any]:
+        """The server connection, opened again after one was lost (outside a transaction), so that a
+        store holding this wrapper keeps working after a server restart."""
+        raw = self._raw
+        if raw is None or (self._depth == 0 and (raw.closed or raw.broken)):
+            self.drop()
+            raw = self._raw = self.database.connect()
+            self.database.opened(raw)
+        return raw
+
+    def drop(self) -> None:
+        """Close the server connection (a lost one); the next statement opens another."""
+        raw, self._raw = self._raw, None
+        if raw is not None:
+            self.database.closed(raw)
+            raw.close()
 
     @staticmethod
     def _params(params: Params) -> list[Any]:
@@ -118,7 +136,7 @@ class PostgresConnection:
         except psycopg.errors.IntegrityError as exc:
             raise integrity_error(exc) from exc
         except psycopg.OperationalError as exc:
-            self.database.forget(self)
+            self.drop()
             raise Unavailable(f"the catalog database is not reachable: {exc}".strip()) from exc
         except psycopg.Error as exc:
             raise DatabaseError(f"the catalog database refused a statement: {exc}".strip()) from exc
@@ -133,7 +151,7 @@ class PostgresConnection:
         except psycopg.errors.IntegrityError as exc:
             raise integrity_error(exc) from exc
         except psycopg.OperationalError as exc:
-            self.database.forget(self)
+            self.drop()
             raise Unavailable(f"the catalog database is not reachable: {exc}".strip()) from exc
         except psycopg.Error as exc:
             raise DatabaseError(f"the catalog database refused a statement: {exc}".strip()) from exc
@@ -146,13 +164,14 @@ class PostgresConnection:
         if self._depth:
             yield self
             return
+        raw = self.raw  # (opened again here if it was lost: not inside the transaction)
         self._depth += 1
         try:
-            with self.raw.transaction():
-                self.raw.execute("SELECT pg_advisory_xact_lock(%s)", (CATALOG_LOCK,))
+            with raw.transaction():
+                raw.execute("SELECT pg_advisory_xact_lock(%s)", (CATALOG_LOCK,))
                 yield self
         except psycopg.OperationalError as exc:
-            self.database.forget(self)
+            self.drop()
             raise Unavailable(f"the catalog database is not reachable: {exc}".strip()) from exc
         finally:
             self._depth -= 1
@@ -162,10 +181,11 @@ class PostgresConnection:
         if self._depth:
             yield self
             return
+        raw = self.raw
         self._depth += 1
         try:
-            with self.raw.transaction():
-                self.raw.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            with raw.transaction():
+                raw.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                 yield self
         finally:
             self._depth -= 1
@@ -265,15 +285,18 @@ class PostgresDatabase:
 
     def connection(self) -> PostgresConnection:
         conn: PostgresConnection | None = getattr(self._local, "conn", None)
-        if conn is not None and (conn.raw.closed or conn.raw.broken):
-            self.forget(conn)
-            conn = None
         if conn is None:
-            conn = PostgresConnection(self, self.connect())
-            with self._lock:
-                self._all.append(conn.raw)
-            self._local.conn = conn
+            conn = self._local.conn = PostgresConnection(self)
         return conn
+
+    def opened(self, raw: psycopg.Connection[Any]) -> None:
+        with self._lock:
+            self._all.append(raw)
+
+    def closed(self, raw: psycopg.Connection[Any]) -> None:
+        with self._lock:
+            if raw in self._all:
+                self._all.remove(raw)
 
     def apply(self, conn: PostgresConnection, ddl: str) -> None:
         """Run a store's DDL once in this process (under the writers' lock, so that two processes
@@ -288,14 +311,6 @@ class PostgresDatabase:
             raise DatabaseError(f"the catalog's tables could not be created: {exc}".strip()) from exc
         with self._lock:
             self._applied.add(ddl)
-
-    def forget(self, conn: PostgresConnection) -> None:
-        with self._lock:
-            if conn.raw in self._all:
-                self._all.remove(conn.raw)
-        if getattr(self._local, "conn", None) is conn:
-            self._local.conn = None
-        conn.raw.close()
 
     def close(self) -> None:
         with self._lock:
