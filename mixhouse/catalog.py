@@ -21,13 +21,13 @@ from mixhouse.accounts import hashing
 from mixhouse.accounts.schema import DEFAULT_ORGANIZATION_ID, migrate
 from mixhouse.catalogdb import Connection, Database, IntegrityError, is_postgres_url
 from mixhouse.catalogdb.sqlite import SQLiteDatabase
-
-if TYPE_CHECKING:
-    from mixhouse.catalogdb.postgres import ChangeListener
 from mixhouse.domain.limits import normalize_setting
 from mixhouse.domain.project import MAX_PROJECT_ID, RESIDENCIES, IdMerge, Project, Role, ServiceAccount, TimeMode
 from mixhouse.errors import BadRequest, MixhouseError
 from mixhouse.private import private_dir, private_file, restrict_existing
+
+if TYPE_CHECKING:
+    from mixhouse.catalogdb.postgres import ChangeListener
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS projects (
