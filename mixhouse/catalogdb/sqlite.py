@@ -78,11 +78,6 @@ class SQLiteConnection:
     def columns(self, table: str) -> set[str]:
         return {str(row[1]) for row in self.raw.execute(f"PRAGMA table_info({table})")}
 
-    def data_version(self) -> int:
-        """Changes by other connections (any process) since this one opened move it on."""
-        row = self.raw.execute("PRAGMA data_version").fetchone()
-        return int(row[0])
-
 
 class SQLiteDatabase:
     dialect = "sqlite"
