@@ -18,13 +18,16 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from mixhouse.errors import MixhouseError
+from mixhouse.errors import BadRequest, MixhouseError
 
 Params = Sequence[Any]
 
 
-class IntegrityError(MixhouseError):
-    """A constraint refused a write: `table` and `columns` say which (when the database says)."""
+class IntegrityError(BadRequest):
+    """A constraint refused a write: `table` and `columns` say which (when the database says). Stores turn
+    the ones they expect into their own messages; one they do not expect is a 400 with the database's."""
+
+    code = "constraint_violated"
 
     def __init__(self, message: str, table: str = "", columns: tuple[str, ...] = ()) -> None:
         super().__init__(message)
@@ -33,7 +36,9 @@ class IntegrityError(MixhouseError):
 
 
 class DatabaseError(MixhouseError):
-    """The catalog database failed a statement (other than a constraint)."""
+    """The catalog database failed a statement (other than a constraint or a lost connection)."""
+
+    code = "catalog_database_error"
 
 
 class Cursor(Protocol):
