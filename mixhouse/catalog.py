@@ -1,27 +1,33 @@
-"""The catalog: projects and service accounts, in SQLite beside the event store.
+"""The catalog: projects and service accounts, in the catalog database (mixhouse/catalogdb).
 
-SQLite because the catalog must be writable by the CLI while a server runs on the same data dir
-(the event engine holds an exclusive lock on its own file), and every change must be visible to the
-server at once. The server re-reads a project only when SQLite's data_version says something changed.
+By default that is SQLite beside the event store (`catalog.sqlite3`), writable by the CLI while a server
+runs on the same data dir (the event engine holds an exclusive lock on its own file), every change
+visible to the server at once. With `--catalog-url postgresql://...` it is one PostgreSQL database that
+several server processes and the CLI share (docs/scale-out.md#a-shared-catalog).
 """
 
 from __future__ import annotations
 
 import secrets
-import sqlite3
 import threading
 import time
 from collections import OrderedDict
 from contextlib import suppress
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mixhouse.accounts import hashing
 from mixhouse.accounts.schema import DEFAULT_ORGANIZATION_ID, migrate
+from mixhouse.catalogdb import Connection, Database, IntegrityError, is_postgres_url
+from mixhouse.catalogdb.sqlite import SQLiteDatabase
 from mixhouse.domain.limits import normalize_setting
 from mixhouse.domain.project import MAX_PROJECT_ID, RESIDENCIES, IdMerge, Project, Role, ServiceAccount, TimeMode
-from mixhouse.errors import BadRequest
+from mixhouse.errors import BadRequest, MixhouseError
 from mixhouse.private import private_dir, private_file, restrict_existing
+
+if TYPE_CHECKING:
+    from mixhouse.catalogdb.postgres import ChangeListener
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS projects (
@@ -52,6 +58,64 @@ CREATE TABLE IF NOT EXISTS service_account_projects (
 );
 """
 
+# The PostgreSQL catalog's migrations, numbered as the cluster database's are (mixhouse/catalogdb/postgres.py):
+# append only. Step 1 is the shape the SQLite catalog reaches after its own migrations (accounts/schema.py).
+PG_MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE organizations (
+        id         INTEGER PRIMARY KEY,
+        name       TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE projects (
+        id         INTEGER PRIMARY KEY,
+        name       TEXT NOT NULL,
+        token      TEXT NOT NULL UNIQUE,
+        secret     TEXT NOT NULL UNIQUE,
+        api_key    TEXT NOT NULL UNIQUE,
+        timezone   TEXT NOT NULL,
+        id_merge   TEXT NOT NULL,
+        time_mode  TEXT NOT NULL,
+        residency  TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        rate_limits TEXT NOT NULL DEFAULT 'none',
+        organization_id INTEGER NOT NULL DEFAULT 1
+    );
+    CREATE TABLE service_accounts (
+        username    TEXT PRIMARY KEY,
+        secret_salt BLOB NOT NULL,
+        secret_hash BLOB NOT NULL,
+        expires_at  REAL,
+        created_at  REAL NOT NULL,
+        id          INTEGER,
+        organization_id INTEGER NOT NULL DEFAULT 1,
+        role        TEXT,
+        secret_phc  TEXT,
+        creator     TEXT,
+        last_used   REAL
+    );
+    CREATE UNIQUE INDEX service_accounts_by_id ON service_accounts(id);
+    CREATE TABLE service_account_projects (
+        username   TEXT NOT NULL REFERENCES service_accounts(username),
+        project_id INTEGER NOT NULL REFERENCES projects(id),
+        role       TEXT NOT NULL,
+        PRIMARY KEY (username, project_id)
+    );
+    """,
+    # 2: every committed change to these tables notifies the listeners (the project cache of each process)
+    """-- postgresql
+    CREATE FUNCTION mixhouse_catalog_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_notify('mixhouse_catalog', TG_TABLE_NAME);
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER projects_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON projects
+        FOR EACH STATEMENT EXECUTE FUNCTION mixhouse_catalog_changed();
+    CREATE TRIGGER organizations_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON organizations
+        FOR EACH STATEMENT EXECUTE FUNCTION mixhouse_catalog_changed();
+    """,
+)
+
 _PROJECT_COLUMNS = (
     "id, name, token, secret, api_key, timezone, id_merge, time_mode, residency, rate_limits, organization_id"
 )
@@ -61,6 +125,8 @@ LAST_USED_RESOLUTION_SECONDS = 60.0
 # limiter's, the handler's) cost nothing; short, so that an account created meanwhile by the CLI works.
 REFUSED_TTL_SECONDS = 5.0
 _REFUSED_MAX = 10_000
+# Projects kept by a process whose catalog is shared (PostgreSQL), dropped at every change notification.
+PROJECT_CACHE_MAX = 10_000
 
 
 def _row_to_project(row: tuple[object, ...]) -> Project:
@@ -83,38 +149,77 @@ def _row_to_project(row: tuple[object, ...]) -> Project:
 CATALOG_FILE = "catalog.sqlite3"
 
 
+def open_database(data_dir: Path, url: str | None = None) -> Database:
+    """The catalog database: PostgreSQL at `url`, else `catalog.sqlite3` in `data_dir`."""
+    if url:
+        if not is_postgres_url(url):
+            raise BadRequest(f"a catalog URL starts with postgresql://: {url!r}")
+        from mixhouse.catalogdb.postgres import PostgresDatabase
+
+        return PostgresDatabase(url)
+    private_dir(data_dir)
+    return SQLiteDatabase(private_file(data_dir / CATALOG_FILE))  # its WAL and shm files take its mode
+
+
 class Catalog:
-    def __init__(self, data_dir: Path, verified_cache_entries: int = hashing.DEFAULT_CACHE_ENTRIES) -> None:
-        private_dir(data_dir)
-        self._path = private_file(data_dir / CATALOG_FILE)  # its WAL and shm files take its mode
-        self._local = threading.local()
-        with self._conn() as conn:
+    def __init__(
+        self,
+        data_dir: Path,
+        verified_cache_entries: int = hashing.DEFAULT_CACHE_ENTRIES,
+        *,
+        url: str | None = None,
+        cache_projects: bool = False,
+    ) -> None:
+        """The catalog of `data_dir` (SQLite), or the shared one at `url` (PostgreSQL). `cache_projects`
+        (a server): with PostgreSQL, keep the projects found, each good until PostgreSQL notifies a change
+        of the projects table (LISTEN/NOTIFY); SQLite is read every time (a local read costs microseconds)."""
+        self.database = open_database(data_dir, url)
+        self.shared = self.database.dialect != "sqlite"  # several processes may share it
+        self._changes: ChangeListener | None = None
+        # (column, value) -> (listener's generation, this process's writes, the project)
+        self._projects: dict[tuple[str, object], tuple[int, int, Project]] = {}
+        self._writes = 0
+        conn = self._conn()
+        if self.shared:
+            from mixhouse.catalogdb.postgres import PostgresDatabase
+            from mixhouse.catalogdb.postgres import migrate as pg_migrate
+
+            pg_migrate(conn, PG_MIGRATIONS)
+            if cache_projects and isinstance(self.database, PostgresDatabase):
+                self._changes = self.database.changes()
+            conn.execute(
+                "INSERT INTO organizations VALUES (?, 'default', ?) ON CONFLICT DO NOTHING",
+                (DEFAULT_ORGANIZATION_ID, time.time()),
+            )
+        else:
             conn.executescript(_SCHEMA)
-            columns = {row[1] for row in conn.execute("PRAGMA table_info(projects)")}
-            if "rate_limits" not in columns:  # a catalog from before per-project rate limits
+            if "rate_limits" not in conn.columns("projects"):  # a catalog from before per-project rate limits
                 conn.execute("ALTER TABLE projects ADD COLUMN rate_limits TEXT NOT NULL DEFAULT 'none'")
             migrate(conn)  # organisations, service-account ids and argon2id (mixhouse/accounts/schema.py)
-        restrict_existing(data_dir, ("catalog.sqlite3-wal", "catalog.sqlite3-shm"))
+            restrict_existing(data_dir, ("catalog.sqlite3-wal", "catalog.sqlite3-shm"))
         # Verifying a service-account secret costs an argon2 verification; successes are cached per
         # process, bounded and keyed by a keyed hash (mixhouse/accounts/hashing.py).
         self._verified = hashing.VerifiedCache(verified_cache_entries)
         self._refused: OrderedDict[tuple[str, bytes], float] = OrderedDict()
         self._refused_lock = threading.Lock()
 
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self._path, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            self._local.conn = conn
-        return conn
+    def _conn(self) -> Connection:
+        return self.database.connection()
 
-    def connection(self) -> sqlite3.Connection:
+    def connection(self) -> Connection:
         """This thread's connection, for stores of saved objects (funnels, cohorts, bookmarks, ...)
-        that keep their own tables in the catalog database: create them with CREATE TABLE IF NOT EXISTS."""
+        that keep their own tables in the catalog database: create them with CREATE TABLE IF NOT EXISTS
+        (in SQLite's dialect: mixhouse/catalogdb maps it for PostgreSQL)."""
         return self._conn()
+
+    def close(self) -> None:
+        self.database.close()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- projects -------------------------------------------------------------------------------
 
@@ -150,12 +255,15 @@ class Catalog:
         conn = self._conn()
         # An organisation comes into being with its first project (there is nothing else to configure).
         conn.execute(
-            "INSERT OR IGNORE INTO organizations VALUES (?, ?, ?)",
+            "INSERT INTO organizations VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
             (organization_id, f"organization {organization_id}", time.time()),
         )
+        # SQLite numbers a NULL id itself (one more than the highest); PostgreSQL is told to.
+        id_value = "?" if conn.dialect == "sqlite" else "COALESCE(?, (SELECT COALESCE(MAX(id), 0) + 1 FROM projects))"
         try:
             cur = conn.execute(
-                f"INSERT INTO projects ({_PROJECT_COLUMNS}, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO projects ({_PROJECT_COLUMNS}, created_at)"
+                f" VALUES ({id_value},?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
                 (
                     project_id,
                     name,
@@ -171,21 +279,44 @@ class Catalog:
                     time.time(),
                 ),
             )
-        except sqlite3.IntegrityError as exc:
+            pid = int(cur.fetchone()[0])
+            self._wrote()
+        except IntegrityError as exc:
             raise BadRequest(f"project not created: {_integrity_reason(exc)}") from exc
-        pid = project_id if project_id is not None else cur.lastrowid
-        project = self.project_by_id(int(pid or 0))
+        project = self.project_by_id(pid)
         assert project is not None
         return project
 
     def _one_project(self, where: str, value: object) -> Project | None:
+        changes = self._changes
+        if changes is None or not changes.listening:
+            row = (
+                self._conn().execute(f"SELECT {_PROJECT_COLUMNS} FROM projects WHERE {where} = ?", (value,)).fetchone()
+            )
+            return _row_to_project(row) if row else None
+        key, generation, writes = (where, value), changes.generation, self._writes
+        cached = self._projects.get(key)
+        if cached is not None and cached[0] == generation and cached[1] == writes:
+            return cached[2]
         row = self._conn().execute(f"SELECT {_PROJECT_COLUMNS} FROM projects WHERE {where} = ?", (value,)).fetchone()
-        return _row_to_project(row) if row else None
+        if row is None:
+            return None  # never cached absent: a project created anywhere is found at once
+        project = _row_to_project(row)
+        if changes.listening and changes.generation == generation and self._writes == writes:
+            if len(self._projects) >= PROJECT_CACHE_MAX:
+                self._projects.clear()
+            self._projects[key] = (generation, writes, project)
+        return project
+
+    def _wrote(self) -> None:
+        """This process changed a project: its cache must not wait for the notification."""
+        self._writes += 1
 
     def set_rate_limits(self, project_id: int, setting: str) -> Project:
         """Change a project's rate limits ("none", "mixpanel" or JSON); a running server sees it at once."""
         text = normalize_setting(setting)
         cur = self._conn().execute("UPDATE projects SET rate_limits = ? WHERE id = ?", (text, project_id))
+        self._wrote()
         if cur.rowcount == 0:
             raise BadRequest(f"no project with id {project_id}")
         project = self.project_by_id(project_id)
@@ -243,23 +374,19 @@ class Catalog:
                     f"project {project_id} to organization {project.organization_id}"
                 )
         phc = hashing.hash_secret(secret) if row is None else None  # argon2 outside the write lock
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with conn.write():
             if phc is not None:
                 conn.execute(
                     "INSERT INTO service_accounts (username, secret_salt, secret_hash, expires_at, created_at, id,"
-                    " organization_id, role, secret_phc) VALUES (?, x'', x'', ?, ?,"
+                    " organization_id, role, secret_phc) VALUES (?, ?, ?, ?, ?,"
                     " (SELECT COALESCE(MAX(id), 0) + 1 FROM service_accounts), ?, ?, ?)",
-                    (username, expires_at, time.time(), project.organization_id, role.value, phc),
+                    (username, b"", b"", expires_at, time.time(), project.organization_id, role.value, phc),
                 )
             conn.execute(
-                "INSERT OR REPLACE INTO service_account_projects VALUES (?,?,?)",
+                "INSERT INTO service_account_projects VALUES (?,?,?)"
+                " ON CONFLICT (username, project_id) DO UPDATE SET role = excluded.role",
                 (username, project_id, role.value),
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         with self._refused_lock:
             self._refused.clear()
         account = self.service_account(username)
@@ -342,11 +469,11 @@ class Catalog:
             if verdict.rehash is not None:
                 # Only if the row still holds what was verified (a concurrent rotation wins). A catalog
                 # that cannot be written now (locked, read-only) upgrades at a later login instead.
-                with suppress(sqlite3.Error):
+                with suppress(MixhouseError, *conn.errors):
                     cur = conn.execute(
-                        "UPDATE service_accounts SET secret_phc = ?, secret_salt = x'', secret_hash = x''"
-                        " WHERE username = ? AND secret_phc IS ? AND secret_hash = ?",
-                        (verdict.rehash, username, stored.phc, stored.legacy_hash),
+                        "UPDATE service_accounts SET secret_phc = ?, secret_salt = ?, secret_hash = ?"
+                        " WHERE username = ? AND COALESCE(secret_phc, '') = COALESCE(?, '') AND secret_hash = ?",
+                        (verdict.rehash, b"", b"", username, stored.phc, stored.legacy_hash),
                     )
                     if cur.rowcount == 1:
                         fingerprint = verdict.rehash
@@ -354,14 +481,12 @@ class Catalog:
         if expires_at is not None and expires_at < now:
             return None
         if last_used is None or now - float(last_used) > LAST_USED_RESOLUTION_SECONDS:
-            with suppress(sqlite3.Error):  # bookkeeping: never the reason a login fails
+            with suppress(MixhouseError, *conn.errors):  # bookkeeping: never the reason a login fails
                 conn.execute("UPDATE service_accounts SET last_used = ? WHERE username = ?", (now, username))
         return self.service_account(username)
 
 
-def _integrity_reason(exc: sqlite3.IntegrityError) -> str:
-    text = str(exc)
-    for column in ("id", "token", "secret", "api_key"):
-        if text.endswith(f"projects.{column}"):
-            return f"another project has this {column}"
-    return text
+def _integrity_reason(exc: IntegrityError) -> str:
+    if exc.table == "projects" and len(exc.columns) == 1 and exc.columns[0] in ("id", "token", "secret", "api_key"):
+        return f"another project has this {exc.columns[0]}"
+    return exc.message

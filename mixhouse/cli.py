@@ -21,6 +21,7 @@ import click
 import orjson
 
 from mixhouse.catalog import CATALOG_FILE, Catalog
+from mixhouse.catalogdb.cli import CATALOG_URL
 from mixhouse.domain.project import MAX_PROJECT_ID, RESIDENCIES, IdMerge, Role, TimeMode
 from mixhouse.errors import MixhouseError
 from mixhouse.settings import ENGINES
@@ -47,16 +48,21 @@ def _fail(message: str) -> NoReturn:
     sys.exit(1)
 
 
-def existing_catalog(data_dir: Path) -> Catalog:
+def existing_catalog(data_dir: Path, catalog_url: str | None = None) -> Catalog:
     """The catalog of a data dir that must already exist: a mistyped --data-dir is an error, not a new
-    empty store."""
+    empty store. With `catalog_url`, the shared catalog there (created if empty)."""
+    if catalog_url:
+        return Catalog(data_dir, url=catalog_url)
     if not (data_dir / CATALOG_FILE).is_file():
         _fail(f"no mixhouse data dir at {data_dir} (create one with `mixhouse projects create` or `mixhouse serve`)")
     return Catalog(data_dir)
 
 
-def new_or_existing_catalog(data_dir: Path) -> Catalog:
-    """The catalog of a data dir, created (and said so on stderr) when the folder holds none yet."""
+def new_or_existing_catalog(data_dir: Path, catalog_url: str | None = None) -> Catalog:
+    """The catalog of a data dir, created (and said so on stderr) when the folder holds none yet; with
+    `catalog_url`, the shared catalog there."""
+    if catalog_url:
+        return Catalog(data_dir, url=catalog_url)
     if not (data_dir / CATALOG_FILE).is_file():
         click.echo(f"mixhouse: creating a new data dir at {data_dir.resolve()}", err=True)
     return Catalog(data_dir)
@@ -155,6 +161,9 @@ def _log_to_stderr(level: str) -> None:
     "--clickhouse-cluster", default=None, help="Create the tables ON CLUSTER this cluster (docs/scale-out.md)."
 )
 @click.option("--cluster-url", default=None, help="PostgreSQL URL shared by several mixhouse processes.")
+@click.option(
+    "--catalog-url", default=None, help="PostgreSQL URL of a catalog shared by several processes (docs/scale-out.md)."
+)
 def serve(config: Path | None, **flags: object) -> None:
     """Serve every API family on one port. Settings: docs/operations.md#settings."""
     import uvicorn
@@ -172,12 +181,15 @@ def serve(config: Path | None, **flags: object) -> None:
     except MixhouseError as exc:
         raise click.UsageError(exc.message) from exc
     data_dir = settings.data_dir
-    catalog = new_or_existing_catalog(data_dir)
-    if not catalog.projects():
-        project = catalog.create_project(name="default")
-        account, secret = catalog.create_service_account(
-            username="mixhouse-admin", secret=None, project_id=project.id, role=Role.OWNER
-        )
+    catalog = new_or_existing_catalog(data_dir, settings.catalog_url)
+    with catalog.connection().write():  # (servers starting together on a shared catalog: one creates it)
+        fresh = not catalog.projects()
+        if fresh:
+            project = catalog.create_project(name="default")
+            account, secret = catalog.create_service_account(
+                username="mixhouse-admin", secret=None, project_id=project.id, role=Role.OWNER
+            )
+    if fresh:
         _print(
             {
                 "created": "default project and service account (keep these)",
@@ -208,6 +220,7 @@ def projects() -> None:
 
 @projects.command("create")
 @DATA_DIR
+@CATALOG_URL
 @click.option("--id", "project_id", type=PROJECT_ID, default=None)
 @click.option("--name", default="default")
 @click.option("--token", default=None, help="Project token (generated if omitted).")
@@ -239,6 +252,7 @@ def projects() -> None:
 )
 def projects_create(
     data_dir: Path,
+    catalog_url: str | None,
     project_id: int | None,
     name: str,
     token: str | None,
@@ -253,7 +267,7 @@ def projects_create(
 ) -> None:
     """Create a project (works whether or not a server runs on DATA_DIR)."""
     try:
-        project = new_or_existing_catalog(data_dir).create_project(
+        project = new_or_existing_catalog(data_dir, catalog_url).create_project(
             project_id=project_id,
             name=name,
             token=token,
@@ -273,12 +287,13 @@ def projects_create(
 
 @projects.command("set-rate-limits")
 @DATA_DIR
+@CATALOG_URL
 @click.option("--id", "project_id", type=PROJECT_ID, required=True)
 @click.argument("rate_limits")
-def projects_set_rate_limits(data_dir: Path, project_id: int, rate_limits: str) -> None:
+def projects_set_rate_limits(data_dir: Path, catalog_url: str | None, project_id: int, rate_limits: str) -> None:
     """Set a project's RATE_LIMITS: none, mixpanel or a JSON object; a running server applies it at once."""
     try:
-        project = existing_catalog(data_dir).set_rate_limits(project_id, rate_limits)
+        project = existing_catalog(data_dir, catalog_url).set_rate_limits(project_id, rate_limits)
     except MixhouseError as exc:
         _fail(exc.message)
     _print(project.public_dict())
@@ -286,10 +301,11 @@ def projects_set_rate_limits(data_dir: Path, project_id: int, rate_limits: str) 
 
 @projects.command("list")
 @DATA_DIR
+@CATALOG_URL
 @click.option("--show-secrets", is_flag=True, help="Print tokens, API secrets and API keys (hidden otherwise).")
-def projects_list(data_dir: Path, show_secrets: bool) -> None:
+def projects_list(data_dir: Path, catalog_url: str | None, show_secrets: bool) -> None:
     """List the projects of DATA_DIR; credentials are masked unless --show-secrets."""
-    listed = [p.public_dict() for p in existing_catalog(data_dir).projects()]
+    listed = [p.public_dict() for p in existing_catalog(data_dir, catalog_url).projects()]
     if not show_secrets:
         for project in listed:
             for key in ("token", "api_secret", "api_key"):
@@ -304,14 +320,17 @@ def service_accounts() -> None:
 
 @service_accounts.command("create")
 @DATA_DIR
+@CATALOG_URL
 @click.option("--username", required=True)
 @click.option("--secret", default=None, help="Generated if omitted.")
 @click.option("--project", "project_id", type=PROJECT_ID, required=True)
 @click.option("--role", type=click.Choice([r.value for r in Role]), default=Role.OWNER.value, show_default=True)
-def service_accounts_create(data_dir: Path, username: str, secret: str | None, project_id: int, role: str) -> None:
+def service_accounts_create(
+    data_dir: Path, catalog_url: str | None, username: str, secret: str | None, project_id: int, role: str
+) -> None:
     """Create a service account, or grant an existing one a role on another project."""
     try:
-        account, secret = existing_catalog(data_dir).create_service_account(
+        account, secret = existing_catalog(data_dir, catalog_url).create_service_account(
             username=username, secret=secret, project_id=project_id, role=Role(role)
         )
     except MixhouseError as exc:
@@ -390,6 +409,12 @@ def _users() -> click.Command:
     return users
 
 
+def _catalog() -> click.Command:
+    from mixhouse.catalogdb.cli import catalog
+
+    return catalog
+
+
 assert isinstance(main, LazyGroup) and isinstance(service_accounts, LazyGroup)
 service_accounts.lazy.update({name: _service_account_command(name) for name in ("list", "delete", "rotate")})
 main.lazy.update(
@@ -399,6 +424,7 @@ main.lazy.update(
         "gdpr-tokens": _gdpr_tokens,
         "migrate": _migrate,
         "users": _users,
+        "catalog": _catalog,
         "flags": _client_command("flags"),
     }
 )

@@ -38,4 +38,9 @@ def open_engine(
 
 
 def open_catalog(settings: Settings) -> CatalogPort:
-    return Catalog(settings.data_dir, verified_cache_entries=settings.auth_cache_entries)
+    return Catalog(
+        settings.data_dir,
+        verified_cache_entries=settings.auth_cache_entries,
+        url=settings.catalog_url,
+        cache_projects=True,
+    )

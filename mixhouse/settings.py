@@ -76,6 +76,8 @@ class Settings:
     clickhouse_cluster: str = ""  # empty: a single node; else the cluster the engine creates its tables ON
     # several processes (docs/scale-out.md#several-api-processes)
     cluster_url: str | None = dataclass_field(default=None, repr=False)
+    catalog_url: str | None = dataclass_field(default=None, repr=False)  # None: catalog.sqlite3 in data_dir
+    job_lease_seconds: float = 30.0
     # compliance and lookup tables
     gdpr_max_ids: int = 2000
     gdpr_cancel_window_seconds: float = 0.0
@@ -349,7 +351,21 @@ FIELDS: tuple[Field, ...] = (
         "MIXHOUSE_CLUSTER_URL",
         "--cluster-url",
         _postgres_url,
-        "PostgreSQL URL shared by several processes (rate-limit windows)",
+        "PostgreSQL URL shared by several processes (rate-limit windows, job lease; default: catalog_url)",
+    ),
+    Field(
+        "catalog_url",
+        "MIXHOUSE_CATALOG_URL",
+        "--catalog-url",
+        _postgres_url,
+        "PostgreSQL URL of the catalog shared by several processes; none: catalog.sqlite3 in data_dir",
+    ),
+    Field(
+        "job_lease_seconds",
+        "MIXHOUSE_JOB_LEASE_SECONDS",
+        None,
+        _seconds(),
+        "with a shared catalog: how long the job runner's lease lasts unrenewed (another process takes over after)",
     ),
     Field("gdpr_max_ids", "MIXHOUSE_GDPR_MAX_IDS", None, _int(1), "distinct ids a GDPR request may name"),
     Field(

@@ -18,7 +18,7 @@ import orjson
 
 from mixhouse.accounts.api import account_shape
 from mixhouse.accounts.store import AccountStore
-from mixhouse.catalog import CATALOG_FILE, Catalog
+from mixhouse.catalogdb.cli import CATALOG_URL, existing
 from mixhouse.errors import MixhouseError
 
 _DATA_DIR = click.option(
@@ -40,30 +40,33 @@ def _fail(message: str) -> NoReturn:
     sys.exit(1)
 
 
-def _store(data_dir: Path) -> AccountStore:
-    if not (data_dir / CATALOG_FILE).is_file():
+def _store(data_dir: Path, catalog_url: str | None) -> AccountStore:
+    catalog = existing(data_dir, catalog_url)
+    if catalog is None:
         _fail(f"no mixhouse data dir at {data_dir} (create one with `mixhouse projects create` or `mixhouse serve`)")
-    return AccountStore(Catalog(data_dir))
+    return AccountStore(catalog)
 
 
 @click.command("list")
 @_DATA_DIR
+@CATALOG_URL
 @click.option(
     "--organization", "organization_id", type=click.IntRange(1), default=None, help="Only this organisation's."
 )
-def list_accounts(data_dir: Path, organization_id: int | None) -> None:
+def list_accounts(data_dir: Path, catalog_url: str | None, organization_id: int | None) -> None:
     """List service accounts (ids, roles, projects, expiry, last use; never secrets)."""
-    store = _store(data_dir)
+    store = _store(data_dir, catalog_url)
     accounts = store.all() if organization_id is None else store.in_organization(organization_id)
     _print([{**account_shape(a), "organization_id": a.organization_id} for a in accounts])
 
 
 @click.command("delete")
 @_DATA_DIR
+@CATALOG_URL
 @click.option("--username", required=True)
-def delete_account(data_dir: Path, username: str) -> None:
+def delete_account(data_dir: Path, catalog_url: str | None, username: str) -> None:
     """Delete a service account and its project roles."""
-    store = _store(data_dir)
+    store = _store(data_dir, catalog_url)
     try:
         account = store.by_username(username)
         store.delete(account)
@@ -74,10 +77,11 @@ def delete_account(data_dir: Path, username: str) -> None:
 
 @click.command("rotate")
 @_DATA_DIR
+@CATALOG_URL
 @click.option("--username", required=True)
-def rotate_secret(data_dir: Path, username: str) -> None:
+def rotate_secret(data_dir: Path, catalog_url: str | None, username: str) -> None:
     """Give a service account a new secret (printed once); the old one stops working at once."""
-    store = _store(data_dir)
+    store = _store(data_dir, catalog_url)
     try:
         account = store.by_username(username)
         secret = store.rotate(account)

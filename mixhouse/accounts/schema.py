@@ -11,8 +11,9 @@ Opening one adds (idempotently, in one transaction):
 
 from __future__ import annotations
 
-import sqlite3
 import time
+
+from mixhouse.catalogdb import Connection
 
 DEFAULT_ORGANIZATION_ID = 1
 
@@ -37,21 +38,22 @@ _SERVICE_ACCOUNT_COLUMNS = (
 _ROLE_RANK = ("owner", "admin", "analyst", "consumer")
 
 
-def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
-    return {str(row[1]) for row in conn.execute(f"PRAGMA table_info({table})")}
+def _columns(conn: Connection, table: str) -> set[str]:
+    return conn.columns(table)
 
 
-def migrate(conn: sqlite3.Connection) -> None:
-    """Bring a catalog (tables `projects`, `service_accounts`, `service_account_projects` already there)
-    to the current shape. Safe to run on every open; concurrent opens serialise on the write lock."""
+def migrate(conn: Connection) -> None:
+    """Bring a SQLite catalog (tables `projects`, `service_accounts`, `service_account_projects` already
+    there) to the current shape. Safe to run on every open; concurrent opens serialise on the write lock.
+    (A PostgreSQL catalog is created in this shape: mixhouse/catalog.py PG_MIGRATIONS.)"""
     if "role" in _columns(conn, "service_accounts") and "organization_id" in _columns(conn, "projects"):
         conn.executescript(_ORGANIZATIONS)  # (cheap) in case a table was dropped by hand
         return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with conn.write():
         conn.execute(_ORGANIZATIONS)
         conn.execute(
-            "INSERT OR IGNORE INTO organizations VALUES (?, 'default', ?)", (DEFAULT_ORGANIZATION_ID, time.time())
+            "INSERT INTO organizations VALUES (?, 'default', ?) ON CONFLICT DO NOTHING",
+            (DEFAULT_ORGANIZATION_ID, time.time()),
         )
         if "organization_id" not in _columns(conn, "projects"):
             conn.execute(
@@ -78,7 +80,3 @@ def migrate(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "UPDATE service_accounts SET role = ? WHERE username = ?", (best.get(username, "consumer"), username)
             )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise

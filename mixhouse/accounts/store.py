@@ -41,6 +41,10 @@ class AccountRecord:
 
 
 _COLUMNS = "id, username, organization_id, role, expires_at, created_at, last_used, creator"
+_GRANT = (
+    "INSERT INTO service_account_projects VALUES (?, ?, ?)"
+    " ON CONFLICT (username, project_id) DO UPDATE SET role = excluded.role"
+)
 
 
 class AccountStore:
@@ -115,37 +119,36 @@ class AccountStore:
         self._check_projects(organization_id, (p for p, _ in projects))
         secret = hashing.new_secret()
         phc = hashing.hash_secret(secret)  # before the write lock: argon2 takes tens of milliseconds
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._conn.write() as conn:
             if conn.execute("SELECT 1 FROM service_accounts WHERE username = ?", (username,)).fetchone():
                 raise BadRequest(f"a service account named {username!r} already exists")
             account_id = int(conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM service_accounts").fetchone()[0])
             conn.execute(
                 "INSERT INTO service_accounts (username, secret_salt, secret_hash, expires_at, created_at, id,"
-                " organization_id, role, secret_phc, creator) VALUES (?, x'', x'', ?, ?, ?, ?, ?, ?, ?)",
-                (username, expires_at, time.time(), account_id, organization_id, role.value, phc, creator),
+                " organization_id, role, secret_phc, creator) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    username,
+                    b"",
+                    b"",
+                    expires_at,
+                    time.time(),
+                    account_id,
+                    organization_id,
+                    role.value,
+                    phc,
+                    None if creator is None else str(creator),  # a TEXT column (its older values are names)
+                ),
             )
             conn.executemany(
-                "INSERT OR REPLACE INTO service_account_projects VALUES (?, ?, ?)",
+                _GRANT,
                 [(username, project_id, project_role.value) for project_id, project_role in projects],
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         return self.get(organization_id, account_id), secret
 
     def delete(self, account: AccountRecord) -> None:
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._conn.write() as conn:
             conn.execute("DELETE FROM service_account_projects WHERE username = ?", (account.username,))
             conn.execute("DELETE FROM service_accounts WHERE id = ?", (account.id,))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         self._catalog.forget_verified()
 
     def rotate(self, account: AccountRecord) -> str:
@@ -153,8 +156,8 @@ class AccountStore:
         stored hash changes, and cached verifications are checked against it)."""
         secret = hashing.new_secret()
         self._conn.execute(
-            "UPDATE service_accounts SET secret_phc = ?, secret_salt = x'', secret_hash = x'' WHERE id = ?",
-            (hashing.hash_secret(secret), account.id),
+            "UPDATE service_accounts SET secret_phc = ?, secret_salt = ?, secret_hash = ? WHERE id = ?",
+            (hashing.hash_secret(secret), b"", b"", account.id),
         )
         self._catalog.forget_verified()
         return secret
@@ -165,7 +168,7 @@ class AccountStore:
         accounts = [self.get(organization_id, account_id) for account_id in account_ids]
         self._check_projects(organization_id, (p for p, _ in projects))
         self._conn.executemany(
-            "INSERT OR REPLACE INTO service_account_projects VALUES (?, ?, ?)",
+            _GRANT,
             [(a.username, project_id, role.value) for a in accounts for project_id, role in projects],
         )
 

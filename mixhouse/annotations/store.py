@@ -1,26 +1,26 @@
-"""Annotations and their tags in the catalog's SQLite database. Every statement names the project, so an
+"""Annotations and their tags in the catalog database. Every statement names the project, so an
 id of another project is simply not found."""
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from mixhouse.annotations.model import Annotation, AnnotationUser, Tag
+from mixhouse.catalogdb import Connection
 from mixhouse.domain.catalog import CatalogStore
 from mixhouse.errors import BadRequest
 
 _SCHEMA = """
+CREATE TABLE IF NOT EXISTS annotation_users (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    name        TEXT NOT NULL UNIQUE     -- the service account's username
+);
 CREATE TABLE IF NOT EXISTS annotations (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     project_id  INTEGER NOT NULL,
     date        TEXT NOT NULL,           -- "YYYY-MM-DD HH:MM:SS", sorts as text
     description TEXT NOT NULL,
     user_id     INTEGER REFERENCES annotation_users (id)  -- NULL: made with project credentials
-);
-CREATE TABLE IF NOT EXISTS annotation_users (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    name        TEXT NOT NULL UNIQUE     -- the service account's username
 );
 CREATE INDEX IF NOT EXISTS annotations_by_date ON annotations (project_id, date);
 CREATE TABLE IF NOT EXISTS annotation_tags (
@@ -68,7 +68,8 @@ class AnnotationStore(CatalogStore):
         """Annotations dated within [start, end] (either open), oldest first."""
         rows = self._conn.execute(
             _SELECT + " WHERE a.project_id = ?"
-            " AND (? IS NULL OR a.date >= ?) AND (? IS NULL OR a.date <= ?) ORDER BY a.date, a.id",
+            " AND (CAST(? AS TEXT) IS NULL OR a.date >= ?) AND (CAST(? AS TEXT) IS NULL OR a.date <= ?)"
+            " ORDER BY a.date, a.id",
             (project_id, start, start, end, end),
         ).fetchall()
         tags = self._tags_of([r[0] for r in rows])
@@ -83,7 +84,7 @@ class AnnotationStore(CatalogStore):
             return None
         return _annotation(row, self._tags_of([row[0]])[row[0]])
 
-    def _check_tags(self, conn: sqlite3.Connection, project_id: int, tag_ids: list[int]) -> None:
+    def _check_tags(self, conn: Connection, project_id: int, tag_ids: list[int]) -> None:
         for tag_id in tag_ids:
             row = conn.execute(
                 "SELECT 1 FROM annotation_tags WHERE project_id = ? AND id = ?", (project_id, tag_id)
@@ -91,7 +92,7 @@ class AnnotationStore(CatalogStore):
             if row is None:
                 raise BadRequest(f"no annotation tag with id {tag_id} in this project")
 
-    def _link(self, conn: sqlite3.Connection, annotation_id: int, tag_ids: list[int]) -> None:
+    def _link(self, conn: Connection, annotation_id: int, tag_ids: list[int]) -> None:
         conn.execute("DELETE FROM annotation_tag_links WHERE annotation_id = ?", (annotation_id,))
         conn.executemany(
             "INSERT INTO annotation_tag_links (annotation_id, tag_id) VALUES (?, ?)",
@@ -103,13 +104,13 @@ class AnnotationStore(CatalogStore):
             self._check_tags(conn, project_id, tag_ids)
             user_id = None
             if user is not None:
-                conn.execute("INSERT OR IGNORE INTO annotation_users (name) VALUES (?)", (user,))
+                conn.execute("INSERT INTO annotation_users (name) VALUES (?) ON CONFLICT DO NOTHING", (user,))
                 user_id = conn.execute("SELECT id FROM annotation_users WHERE name = ?", (user,)).fetchone()[0]
             cursor = conn.execute(
-                "INSERT INTO annotations (project_id, date, description, user_id) VALUES (?, ?, ?, ?)",
+                "INSERT INTO annotations (project_id, date, description, user_id) VALUES (?, ?, ?, ?) RETURNING id",
                 (project_id, date, description, user_id),
             )
-            annotation_id = int(cursor.lastrowid or 0)
+            annotation_id = int(cursor.fetchone()[0])
             self._link(conn, annotation_id, tag_ids)
         return annotation_id
 
@@ -164,6 +165,8 @@ class AnnotationStore(CatalogStore):
             ).fetchone()
             if taken:
                 raise BadRequest(f"an annotation tag named {name!r} already exists in this project")
-            cursor = conn.execute("INSERT INTO annotation_tags (project_id, name) VALUES (?, ?)", (project_id, name))
-            tag_id = int(cursor.lastrowid or 0)
+            cursor = conn.execute(
+                "INSERT INTO annotation_tags (project_id, name) VALUES (?, ?) RETURNING id", (project_id, name)
+            )
+            tag_id = int(cursor.fetchone()[0])
         return Tag(tag_id, project_id, name, False)

@@ -24,7 +24,7 @@ from typing import Any
 
 import psycopg
 
-from mixhouse.cluster.pg import Database
+from mixhouse.cluster.pg import Database, coordination_url
 from mixhouse.domain.limits import _BUCKET, _WINDOW_NAMES, Api, Limiter, Permit, Rule, _ceil, _limit_message
 from mixhouse.errors import RateLimited, Unavailable
 from mixhouse.settings import Settings
@@ -115,5 +115,7 @@ class SharedLimiter(Limiter):
 
 
 def shared_limiter(settings: Settings) -> Limiter | None:
-    """The limiter of `--cluster-url` (None: the in-process one). It connects at its first request."""
-    return SharedLimiter(Database(settings.cluster_url)) if settings.cluster_url else None
+    """The limiter of `--cluster-url` or, without it, of a shared catalog's database (None: the in-process
+    one). It connects at its first request."""
+    url = coordination_url(settings)
+    return SharedLimiter(Database(url)) if url else None

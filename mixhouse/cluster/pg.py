@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 
 from mixhouse.errors import SettingsError, Unavailable
+from mixhouse.settings import Settings
 
 # pg_advisory_xact_lock key of the migrations (any constant no other code uses).
 MIGRATION_LOCK = 0x6D697868_6F757365 & 0x7FFFFFFFFFFFFFFF
@@ -37,6 +38,11 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX rate_hits_window ON rate_hits (project_id, bucket, at)
     """,
 )
+
+
+def coordination_url(settings: Settings) -> str | None:
+    """The database the processes coordinate through: `cluster_url`, else the shared catalog's."""
+    return settings.cluster_url or settings.catalog_url
 
 
 def check_url(url: str) -> str:

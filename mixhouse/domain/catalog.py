@@ -1,19 +1,19 @@
 """The catalog as its callers see it: projects and their credentials, service accounts, and a database
-connection for the stores of saved objects. `mixhouse.catalog.Catalog` (SQLite in the data folder)
-implements it; a catalog in a shared database can implement the same methods later."""
+connection for the stores of saved objects. `mixhouse.catalog.Catalog` implements it, on SQLite in the
+data folder or on a shared PostgreSQL database (mixhouse/catalogdb)."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import ClassVar, Protocol
 
+from mixhouse.catalogdb import Connection
 from mixhouse.domain.project import Project, ServiceAccount
 
 
 class CatalogPort(Protocol):
-    def connection(self) -> sqlite3.Connection:
+    def connection(self) -> Connection:
         """This thread's connection to the catalog database (saved objects keep their tables there)."""
         ...
 
@@ -40,13 +40,13 @@ class CatalogPort(Protocol):
 
 class CatalogStore:
     """Base of a capability's tables in the catalog database (annotations, flags, jobs, lookup tables,
-    GDPR tokens): its `schema` script runs once per connection (the catalog keeps one connection per
-    thread), and `_write()` is one immediate transaction."""
+    GDPR tokens): its `schema` script (SQLite's dialect, mapped for PostgreSQL) runs once per connection
+    (the catalog keeps one connection per thread), and `_write()` is one transaction no other writer
+    interleaves with."""
 
     schema: ClassVar[str]
-    # (schema, id of a connection) -> the connection, held so that its id is never reused for another
-    # (sqlite3 connections take no weak references).
-    _ready: ClassVar[dict[tuple[str, int], sqlite3.Connection]] = {}
+    # (schema, id of a connection) -> the connection, held so that its id is never reused for another.
+    _ready: ClassVar[dict[tuple[str, int], Connection]] = {}
 
     def __init__(self, catalog: CatalogPort) -> None:
         self._conn = catalog.connection()
@@ -56,12 +56,6 @@ class CatalogStore:
             CatalogStore._ready[key] = self._conn
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+    def _write(self) -> Iterator[Connection]:
+        with self._conn.write() as conn:
             yield conn
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise

@@ -14,7 +14,7 @@ from typing import NoReturn
 import click
 import orjson
 
-from mixhouse.catalog import CATALOG_FILE, Catalog
+from mixhouse.catalogdb.cli import CATALOG_URL, existing
 from mixhouse.domain.project import MAX_PROJECT_ID
 from mixhouse.errors import MixhouseError
 from mixhouse.flags.service import FlagService
@@ -38,12 +38,13 @@ def flags() -> None:
 @flags.command("import")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option("--project", "project_id", type=click.IntRange(1, MAX_PROJECT_ID), required=True)
+@CATALOG_URL
 @click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-def import_(data_dir: Path, project_id: int, file: Path) -> None:
+def import_(data_dir: Path, project_id: int, catalog_url: str | None, file: Path) -> None:
     """Import FILE ({"flags": [...]} as /flags/definitions returns it) into project ID."""
-    if not (data_dir / CATALOG_FILE).is_file():
+    catalog = existing(data_dir, catalog_url)
+    if catalog is None:
         _fail(f"no mixhouse data dir at {data_dir}")
-    catalog = Catalog(data_dir)
     project = catalog.project_by_id(project_id)
     if project is None:
         _fail(f"no project with id {project_id}")

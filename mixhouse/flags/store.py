@@ -1,4 +1,4 @@
-"""Feature flags of each project in the catalog's SQLite database, one JSON document a flag.
+"""Feature flags of each project in the catalog database, one JSON document a flag.
 
 Every write bumps the project's revision in the same transaction, so a server caching compiled
 definitions sees writes made by any process (the `mixhouse flags import` command, another worker) with
@@ -6,11 +6,11 @@ one indexed read per request."""
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 import orjson
 
+from mixhouse.catalogdb import Connection
 from mixhouse.domain.catalog import CatalogStore
 from mixhouse.errors import BadRequest
 
@@ -29,10 +29,10 @@ CREATE TABLE IF NOT EXISTS feature_flag_revisions (
 """
 
 
-def _bump(conn: sqlite3.Connection, project_id: int) -> None:
+def _bump(conn: Connection, project_id: int) -> None:
     conn.execute(
         "INSERT INTO feature_flag_revisions (project_id, revision) VALUES (?, 1)"
-        " ON CONFLICT(project_id) DO UPDATE SET revision = revision + 1",
+        " ON CONFLICT(project_id) DO UPDATE SET revision = feature_flag_revisions.revision + 1",
         (project_id,),
     )
 
@@ -66,9 +66,7 @@ class FlagStore(CatalogStore):
 
     def put(self, project_id: int, docs: list[dict[str, Any]]) -> None:
         """Insert or replace these flags (by id) in one transaction; a key taken by another flag is refused."""
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._write() as conn:
             for doc in docs:
                 taken = conn.execute(
                     "SELECT id FROM feature_flags WHERE project_id = ? AND key = ? AND id != ?",
@@ -88,21 +86,11 @@ class FlagStore(CatalogStore):
                     (doc["id"], project_id, doc["key"], orjson.dumps(doc).decode()),
                 )
             _bump(conn, project_id)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     def delete(self, project_id: int, flag_id: str) -> bool:
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._write() as conn:
             deleted = conn.execute(
                 "DELETE FROM feature_flags WHERE project_id = ? AND id = ?", (project_id, flag_id)
             ).rowcount
             _bump(conn, project_id)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         return deleted > 0

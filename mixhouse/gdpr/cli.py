@@ -11,7 +11,7 @@ from typing import NoReturn
 import click
 import orjson
 
-from mixhouse.catalog import CATALOG_FILE, Catalog
+from mixhouse.catalogdb.cli import CATALOG_URL, existing
 from mixhouse.domain.project import MAX_PROJECT_ID
 from mixhouse.errors import MixhouseError
 from mixhouse.gdpr.tokens import DEFAULT_DAYS, GdprTokens
@@ -32,12 +32,14 @@ def gdpr_tokens() -> None:
 @click.option("--project", "project_id", type=click.IntRange(1, MAX_PROJECT_ID), required=True)
 @click.option("--user", default="gdpr-admin", show_default=True, help="The requesting_user of its requests.")
 @click.option("--days", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_DAYS, show_default=True)
-def create(data_dir: Path, project_id: int, user: str, days: float) -> None:
+@CATALOG_URL
+def create(data_dir: Path, project_id: int, user: str, days: float, catalog_url: str | None) -> None:
     """Create a token for project ID and print it (once) with its expiry."""
-    if not (data_dir / CATALOG_FILE).is_file():
+    catalog = existing(data_dir, catalog_url)
+    if catalog is None:
         _fail(f"no mixhouse data dir at {data_dir}")
     try:
-        token, grant = GdprTokens(Catalog(data_dir)).create(project_id, user, days=days)
+        token, grant = GdprTokens(catalog).create(project_id, user, days=days)
     except MixhouseError as exc:
         _fail(exc.message)
     expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(grant.expires_at))

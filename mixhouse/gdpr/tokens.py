@@ -23,7 +23,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS gdpr_tokens (
     token_sha256 TEXT PRIMARY KEY,
     project_id   INTEGER NOT NULL REFERENCES projects(id),
-    user         TEXT NOT NULL,    -- `requesting_user` of the requests made with it
+    "user"       TEXT NOT NULL,    -- `requesting_user` of the requests made with it
     created_at   REAL NOT NULL,
     expires_at   REAL NOT NULL
 );
@@ -71,7 +71,8 @@ class GdprTokens(CatalogStore):
     def verify(self, token: str, *, now: float | None = None) -> GdprToken | None:
         """What the token grants, or None when it is unknown or expired."""
         rows = self._conn.execute(
-            "SELECT project_id, user, created_at, expires_at FROM gdpr_tokens WHERE token_sha256 = ?", [_digest(token)]
+            'SELECT project_id, "user", created_at, expires_at FROM gdpr_tokens WHERE token_sha256 = ?',
+            [_digest(token)],
         ).fetchall()
         if not rows:
             return None

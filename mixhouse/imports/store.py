@@ -1,4 +1,4 @@
-"""Warehouse sources, imports and their runs in the catalog's SQLite database (durable on commit). The
+"""Warehouse sources, imports and their runs in the catalog database (durable on commit). The
 schedule (`next_run`) and the time_based cursor live here, so a restart loses neither."""
 
 from __future__ import annotations
@@ -125,7 +125,8 @@ class ImportStore(CatalogStore):
     def create_source(self, project_id: int, spec: SourceSpec) -> WarehouseSource:
         with self._write() as conn:
             cursor = conn.execute(
-                "INSERT INTO warehouse_sources (project_id, type, name, params, password, created) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO warehouse_sources (project_id, type, name, params, password, created)"
+                " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
                 [
                     project_id,
                     spec.type.value,
@@ -135,7 +136,7 @@ class ImportStore(CatalogStore):
                     time.time(),
                 ],
             )
-            source_id = int(cursor.lastrowid or 0)
+            source_id = int(cursor.fetchone()[0])
         found = self.source(project_id, source_id)
         assert found is not None
         return found
@@ -162,8 +163,8 @@ class ImportStore(CatalogStore):
         now = time.time()
         with self._write() as conn:
             cursor = conn.execute(
-                f"""INSERT INTO warehouse_imports ({_IMPORT_COLUMNS})
-                    VALUES (NULL, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, NULL, NULL, NULL, NULL, 0)""",
+                f"""INSERT INTO warehouse_imports ({_IMPORT_COLUMNS.removeprefix("id, ")})
+                    VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, NULL, NULL, NULL, NULL, 0) RETURNING id""",
                 [
                     project_id,
                     spec.import_type.value,
@@ -177,7 +178,7 @@ class ImportStore(CatalogStore):
                     creator_name,
                 ],
             )
-            import_id = int(cursor.lastrowid or 0)
+            import_id = int(cursor.fetchone()[0])
         found = self.get(project_id, import_id)
         assert found is not None
         return found

@@ -1,5 +1,5 @@
-"""Jobs in the catalog's SQLite database (beside projects and saved reports): durable on commit
-(the catalog runs SQLite with synchronous=FULL), readable by the server and the command line alike.
+"""Jobs in the catalog database (beside projects and saved reports): durable on commit
+(SQLite with synchronous=FULL, or PostgreSQL), readable by the server and the command line alike.
 Every change of state is a compare-and-set on the current state, so a cancel and a start that race
 cannot both win."""
 
@@ -68,13 +68,14 @@ class JobStore(CatalogStore):
 
     def get(self, job_id: str, *, kind: str | None = None, project_id: int | None = None) -> Job | None:
         """The job, or None when there is none of this id (of this kind, in this project)."""
-        where, args = ["id = ?"], [job_id]
+        where: list[str] = ["id = ?"]
+        args: list[object] = [job_id]
         if kind is not None:
             where.append("kind = ?")
             args.append(kind)
         if project_id is not None:
             where.append("project_id = ?")
-            args.append(str(project_id))
+            args.append(project_id)
         rows = self._conn.execute(f"SELECT {_COLUMNS} FROM jobs WHERE {' AND '.join(where)}", args).fetchall()
         return _job(rows[0]) if rows else None
 

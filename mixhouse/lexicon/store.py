@@ -8,13 +8,13 @@ a bulk request is applied entirely or not at all.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Sequence
 from typing import TypeAlias
 
 import orjson
 
+from mixhouse.catalogdb import Connection
 from mixhouse.domain.catalog import CatalogStore
 from mixhouse.errors import BadRequest
 from mixhouse.lexicon.model import PatchEntry, SchemaEntry, merge_patch, validate_schema
@@ -93,11 +93,14 @@ class SchemaStore(CatalogStore):
         return len(entries), max(deleted, 0)
 
     @staticmethod
-    def _upsert(conn: sqlite3.Connection, project_id: int, entries: Sequence[SchemaEntry]) -> None:
+    def _upsert(conn: Connection, project_id: int, entries: Sequence[SchemaEntry]) -> None:
         now = time.time()
         conn.executemany(
-            "INSERT OR REPLACE INTO lexicon_schemas (project_id, entity_type, name, schema_json, hidden, dropped,"
-            " updated_at, dropped_properties) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO lexicon_schemas (project_id, entity_type, name, schema_json, hidden, dropped,"
+            " updated_at, dropped_properties) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (project_id, entity_type, name) DO UPDATE SET schema_json = excluded.schema_json,"
+            " hidden = excluded.hidden, dropped = excluded.dropped, updated_at = excluded.updated_at,"
+            " dropped_properties = excluded.dropped_properties",
             [
                 (
                     project_id,

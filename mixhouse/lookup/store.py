@@ -1,9 +1,8 @@
-"""Lookup tables in the catalog's SQLite database. A replace is one transaction: readers see the old
+"""Lookup tables in the catalog database. A replace is one transaction: readers see the old
 rows or the new ones, never a mix, and a failed upload changes nothing."""
 
 from __future__ import annotations
 
-import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from mixhouse.catalogdb import IntegrityError
 from mixhouse.domain.catalog import CatalogStore
 from mixhouse.errors import BadRequest
 from mixhouse.lookup.csvtable import Table
@@ -82,7 +82,7 @@ class LookupStore(CatalogStore):
             self._conn.execute(
                 "INSERT INTO lookup_tables VALUES (?, ?, ?, '[]', 0, ?, ?)", [table_id, project_id, name, now, now]
             )
-        except sqlite3.IntegrityError as exc:
+        except IntegrityError as exc:
             raise BadRequest(f"a lookup table named {name!r} exists already in this project") from exc
         found = self.get(project_id, table_id)
         assert found is not None
@@ -142,7 +142,7 @@ class LookupStore(CatalogStore):
         """Typed rows in upload order (datetimes as {"$datetime": ...})."""
         rows = self._conn.execute(
             'SELECT "values" FROM lookup_rows WHERE table_id = ? ORDER BY position LIMIT ? OFFSET ?',
-            [table_id, -1 if limit is None else limit, offset],
+            [table_id, 2**62 if limit is None else limit, offset],  # (no limit: both accept a large one)
         ).fetchall()
         return [orjson.loads(r[0]) for r in rows]
 
@@ -204,9 +204,7 @@ class LookupStore(CatalogStore):
     def version_rows(self, table_id: str, updated_at: float) -> list[tuple[str, str]] | None:
         """(row id, typed values as JSON) of the table if it is still at that version, in one read
         transaction (a replace commits between two statements otherwise); None when it moved on."""
-        conn = self._conn
-        conn.execute("BEGIN")
-        try:
+        with self._conn.read() as conn:
             row = conn.execute("SELECT updated_at FROM lookup_tables WHERE id = ?", [table_id]).fetchone()
             if row is None or float(row[0]) != updated_at:
                 return None
@@ -214,8 +212,6 @@ class LookupStore(CatalogStore):
                 (str(k), str(v))
                 for k, v in conn.execute('SELECT key, "values" FROM lookup_rows WHERE table_id = ?', [table_id])
             ]
-        finally:
-            conn.execute("COMMIT")
 
     # -- the replace budget ---------------------------------------------------------------------------
 

@@ -121,10 +121,10 @@ class PipelineStore(CatalogStore):
     def create(self, project_id: int, name: str, spec: PipelineSpec) -> Pipeline:
         with self._write() as conn:
             cur = conn.execute(
-                "INSERT INTO pipelines (project_id, name, spec, created_at) VALUES (?, ?, ?, ?)",
+                "INSERT INTO pipelines (project_id, name, spec, created_at) VALUES (?, ?, ?, ?) RETURNING id",
                 [project_id, name, orjson.dumps(spec.to_json()).decode(), time.time()],
             )
-            pipeline_id = int(cur.lastrowid or 0)
+            pipeline_id = int(cur.fetchone()[0])
         found = self.get_id(pipeline_id)
         assert found is not None
         return found

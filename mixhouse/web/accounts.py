@@ -13,7 +13,6 @@ import hashlib
 import hmac
 import re
 import secrets
-import sqlite3
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -22,6 +21,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from mixhouse.catalog import Catalog
+from mixhouse.catalogdb import Connection
 from mixhouse.domain.project import Role
 from mixhouse.errors import BadRequest
 
@@ -94,7 +94,7 @@ class Accounts:
         """`session_seconds`: how long a session lasts from login (the web_session_seconds setting)."""
         self._catalog = catalog
         self._session_seconds = session_seconds
-        self._conn: sqlite3.Connection = catalog.connection()
+        self._conn: Connection = catalog.connection()
         self._conn.executescript(_SCHEMA)
 
     # -- users ----------------------------------------------------------------------------------
@@ -108,19 +108,17 @@ class Accounts:
             raise BadRequest(f"the password must have {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters")
         if self._catalog.project_by_id(project_id) is None:
             raise BadRequest(f"no project with id {project_id}")
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._conn.write() as conn:
             row = conn.execute("SELECT password_hash FROM web_users WHERE email = ?", (email,)).fetchone()
             if row is None:
                 conn.execute("INSERT INTO web_users VALUES (?,?,?)", (email, _hasher.hash(password), time.time()))
             elif not _verify(row[0], password):
                 raise BadRequest(f"user {email!r} exists with another password")
-            conn.execute("INSERT OR REPLACE INTO web_user_projects VALUES (?,?,?)", (email, project_id, role.value))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+            conn.execute(
+                "INSERT INTO web_user_projects VALUES (?,?,?)"
+                " ON CONFLICT (email, project_id) DO UPDATE SET role = excluded.role",
+                (email, project_id, role.value),
+            )
         user = self.user(email)
         assert user is not None
         return user

@@ -4,12 +4,12 @@ come from this package's own code, never from a request; values always travel as
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
 from mixhouse.catalog import Catalog
+from mixhouse.catalogdb import Connection
 
 T = TypeVar("T")
 
@@ -18,7 +18,7 @@ class SavedTable(Generic[T]):
     def __init__(
         self, catalog: Catalog, *, schema: str, table: str, columns: str, row: Callable[[tuple[Any, ...]], T]
     ) -> None:
-        self._conn: sqlite3.Connection = catalog.connection()
+        self._conn: Connection = catalog.connection()
         self._conn.executescript(schema)
         self._table = table
         self._columns = columns  # "id, project_id, ..., created_at", in the order `row` reads them
@@ -27,10 +27,10 @@ class SavedTable(Generic[T]):
     def insert(self, project_id: int, values: Mapping[str, object]) -> T:
         fields = {"project_id": project_id, **values, "created_at": time.time()}
         cur = self._conn.execute(
-            f"INSERT INTO {self._table} ({', '.join(fields)}) VALUES ({', '.join('?' * len(fields))})",
+            f"INSERT INTO {self._table} ({', '.join(fields)}) VALUES ({', '.join('?' * len(fields))}) RETURNING id",
             tuple(fields.values()),
         )
-        saved = self.get(project_id, int(cur.lastrowid or 0))
+        saved = self.get(project_id, int(cur.fetchone()[0]))
         assert saved is not None
         return saved
 
