@@ -181,7 +181,9 @@ class HTTPDriver:
         self.database = database
         self._errors: tuple[type[BaseException], ...] = (ClickHouseError, OSError)
         try:
-            self._client = clickhouse_connect.get_client(dsn=url, username=user, password=password)
+            self._client = clickhouse_connect.get_client(
+                dsn=url, username=user, password=password, autogenerate_session_id=False
+            )
             self._client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
         except self._errors as exc:
             raise DriverError(str(exc)) from exc
