@@ -112,7 +112,8 @@ def statements(db: str) -> list[str]:
             distinct_id String,
             created_ms  Int64
         ) ENGINE = MergeTree ORDER BY (project_id, session_id, list_id, distinct_id)
-        TTL toDateTime(intDiv(created_ms, 1000)) + INTERVAL 1 DAY""",
+        TTL toDateTime(intDiv(created_ms, 1000)) + INTERVAL 1 DAY
+        SETTINGS {_DURABLE}""",
         f"""CREATE TABLE IF NOT EXISTS {db}.engage_sessions (
             project_id Int64,
             session_id String,
@@ -121,7 +122,8 @@ def statements(db: str) -> list[str]:
             total      UInt64,
             created_ms Int64
         ) ENGINE = MergeTree ORDER BY (project_id, session_id, query_key)
-        TTL toDateTime(intDiv(created_ms, 1000)) + INTERVAL 1 DAY""",
+        TTL toDateTime(intDiv(created_ms, 1000)) + INTERVAL 1 DAY
+        SETTINGS {_DURABLE}""",
     ]
 
 
