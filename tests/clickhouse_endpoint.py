@@ -373,8 +373,6 @@ def make_handler(backend: Backend) -> type[BaseHTTPRequestHandler]:
                 if content_type.startswith("multipart/form-data"):
                     args.update(_form_fields(body, content_type))
                     body = b""
-                if os.environ.get("CH_ENDPOINT_TRACE"):
-                    print(self.command, {k: v[:80] for k, v in args.items()}, dict(self.headers), flush=True)
                 query_id = args.get("query_id") or query_id
                 base["X-ClickHouse-Query-Id"] = query_id
                 sql = args.get("query", "")

@@ -101,9 +101,7 @@ def processes(
 
 
 def send(server: ServerProcess, project: int, events: list[dict[str, Any]]) -> None:
-    r = httpx.post(
-        f"{server.url}/import", params={"strict": "1"}, json=events, auth=(secret(project), ""), timeout=60
-    )
+    r = httpx.post(f"{server.url}/import", params={"strict": "1"}, json=events, auth=(secret(project), ""), timeout=60)
     assert r.status_code == 200, r.text
 
 
@@ -221,7 +219,9 @@ def test_identity_merges_through_both_processes(
     for server in (a, b):
         for event in ("view", "buy"):
             params = {"event": event, "type": "unique", "unit": "day", **DATES}
-            assert query(server, "segmentation", project, **params) == query(reference, "segmentation", project, **params)
+            assert query(server, "segmentation", project, **params) == query(
+                reference, "segmentation", project, **params
+            )
         assert unclocked(export(server, project)) == unclocked(export(reference, project))
     unique = query(b, "segmentation", project, event="buy", type="unique", unit="month", **DATES)
     assert unique["data"]["values"]["buy"]["2024-01-01"] == 2  # alice and bob, each merged with a device
