@@ -13,6 +13,10 @@ import orjson
 import pytest
 
 from mixhouse.domain.limits import query_deadline
+from mixhouse.domain.profiles import ProfileUpdate
+from mixhouse.domain.query.engage import EngageSpec
+from mixhouse.domain.writes import WriteBatch
+from mixhouse.engine.clickhouse import ClickHouseEngine
 from mixhouse.engine.clickhouse.driver import DriverError, DriverTimeout, HTTPDriver
 from tests.clickhouse_endpoint import ClickHouseEndpoint
 
@@ -147,3 +151,30 @@ def test_an_http_session_runs_one_query_at_a_time(endpoint: ClickHouseEndpoint) 
     refused = [r for r in answers if r.status_code != 200]
     assert refused and all(r.headers["X-ClickHouse-Exception-Code"] == "373" for r in refused)
     assert "(SESSION_IS_LOCKED)" in refused[0].text and len(refused) < len(answers)
+
+
+def _profiles(project: int, ids: list[str]) -> WriteBatch:
+    ops = (("$set", {"seen": True}),)
+    return WriteBatch(profile_updates=[ProfileUpdate(project, (d,), ops, 1_704_067_200_000, False) for d in ids])
+
+
+def test_paging_lists_are_shared_and_dropped_by_a_deletion(endpoint: ClickHouseEndpoint) -> None:
+    """Two engines on one ClickHouse (what two API processes hold): page 0 on one, the next pages on the
+    other read the list page 0 counted; a GDPR deletion through either drops the project's lists, so a later
+    page is recomputed without the deleted user (rather than listing an id whose profile is gone)."""
+    first, second = (ClickHouseEngine(HTTPDriver(endpoint.url, "paging")) for _ in range(2))
+    try:
+        first.submit(_profiles(77, [f"p{i}" for i in range(0, 10, 2)])).result(timeout=30)
+        page0 = first.query(EngageSpec(77, page=0, page_size=2, session_id="1704067200000-AAAAAA"))
+        assert (page0.total, [d for d, _ in page0.rows]) == (5, ["p0", "p2"])
+        second.submit(_profiles(77, ["p1", "p3"])).result(timeout=30)
+        page1 = second.query(EngageSpec(77, page=1, page_size=2, session_id="1704067200000-AAAAAA"))
+        assert (page1.total, [d for d, _ in page1.rows]) == (5, ["p4", "p6"])  # page 0's list, not p1, p3
+        second.delete_users(77, ["p6"])
+        page1 = first.query(EngageSpec(77, page=1, page_size=2, session_id="1704067200000-AAAAAA"))
+        assert (page1.total, [d for d, _ in page1.rows]) == (6, ["p2", "p3"])  # recomputed: p0 p1 p2 p3 p4 p8
+        other = first.query(EngageSpec(77, page=1, page_size=2, session_id="1704067200000-BBBBBB"))
+        assert [d for d, _ in other.rows] == ["p2", "p3"]
+    finally:
+        first.close()
+        second.close()
