@@ -104,7 +104,7 @@ class ClickHouseEngine:
             driver.close()
             raise
         try:
-            self._lookups = LookupTables(self.store, lookups)
+            self._lookups = LookupTables(self.store, lookups, cluster)
         except DriverError as exc:
             driver.close()
             raise unavailable(exc) from exc
