@@ -291,8 +291,8 @@ def test_an_engage_session_started_on_one_process_pages_on_the_other(
 def test_no_sequence_number_is_given_twice(
     processes: tuple[ServerProcess, ServerProcess, ServerProcess, ClickHouseEndpoint],
 ) -> None:
-    """Both processes wrote events (the tests above, and these, sent to both at once): every stored event
-    has its own seq, across processes and projects."""
+    """Both processes wrote events (these, sent to both at once, and the tests' above when they ran on the
+    same pytest worker): every stored event has its own seq, across processes and projects."""
     a, b, _, endpoint = processes
     batches = [
         [{"event": "ping", "properties": {"time": T0 + n * 60 + i, "distinct_id": f"p{i}"}} for i in range(20)]
@@ -307,4 +307,4 @@ def test_no_sequence_number_is_given_twice(
         stored, distinct = client.query("SELECT count(), uniqExact(seq) FROM mixhouse.events").result_rows[0]
     finally:
         client.close()
-    assert stored >= 120 + 24 + 310 and stored == distinct
+    assert stored >= 120 and stored == distinct
