@@ -8,6 +8,7 @@ speaks as much of ClickHouse's HTTP interface (https://clickhouse.com/docs/inter
 clickhouse-connect, the engine's HTTP driver, uses:
 
 - `GET/HEAD /ping` answers `Ok.`; `GET /` without a query answers `Ok.` too;
+- a request line longer than ClickHouse's `http_max_uri_size` default (1 MiB) is refused with 414;
 - the query comes as the `query` URL parameter and/or the request body (the URL part first, as ClickHouse
   joins them: an INSERT's rows follow its statement), or as `multipart/form-data` fields, which
   clickhouse-connect sends when the parameters are too long for a URL;
@@ -64,6 +65,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 TIMEZONE = "UTC"
+MAX_URI_SIZE = 1024 * 1024  # http_max_uri_size's default (https://clickhouse.com/docs/operations/settings/settings)
 DISPLAY_NAME = "mixhouse-test-clickhouse"
 
 # URL parameters of ClickHouse's HTTP interface that are not settings
@@ -316,6 +318,26 @@ def make_handler(backend: Backend) -> type[BaseHTTPRequestHandler]:
 
         def log_message(self, format: str, *args: Any) -> None:  # quiet; failures are answered, not logged
             pass
+
+        def handle_one_request(self) -> None:
+            """As the standard library's, with ClickHouse's URI limit (`http_max_uri_size`, 1 MiB by default)
+            instead of 64 KiB: parameters in the URL beyond it are refused with 414, as by the server."""
+            self.raw_requestline = self.rfile.readline(MAX_URI_SIZE + 1)
+            if len(self.raw_requestline) > MAX_URI_SIZE:
+                self.requestline, self.request_version, self.command = "", "", ""
+                self.send_error(414, "URI Too Long")
+                return
+            if not self.raw_requestline:
+                self.close_connection = True
+                return
+            if not self.parse_request():
+                return
+            method = getattr(self, "do_" + self.command, None)
+            if method is None:
+                self.send_error(501, f"Unsupported method ({self.command!r})")
+                return
+            method()
+            self.wfile.flush()
 
         def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
             self.send_response(status)

@@ -5,6 +5,7 @@ answers it (https://clickhouse.com/docs/interfaces/http), on real chDB."""
 from __future__ import annotations
 
 import concurrent.futures
+import http.client
 from collections.abc import Iterator
 
 import clickhouse_connect
@@ -178,3 +179,21 @@ def test_paging_lists_are_shared_and_dropped_by_a_deletion(endpoint: ClickHouseE
     finally:
         first.close()
         second.close()
+
+
+def test_a_statement_with_parameters_past_the_uri_limit_runs(endpoint: ClickHouseEndpoint, driver: HTTPDriver) -> None:
+    """The dedup keys of a large batch and an engage id list travel as one JSON parameter of an
+    INSERT ... SELECT: more than a server's URI limit (1 MiB), so they must not go in the URL."""
+    conn = http.client.HTTPConnection("127.0.0.1", endpoint.port, timeout=30)
+    try:
+        conn.request("POST", "/?param_x=" + "k" * (1024 * 1024), body=b"SELECT 1")
+        assert conn.getresponse().status == 414
+    finally:
+        conn.close()
+    driver.command("CREATE TABLE IF NOT EXISTS drv.ids (id String) ENGINE = MergeTree ORDER BY id")
+    ids = [f"user-{i:08d}-{'x' * 20}" for i in range(60_000)]  # ~2.3 MB of JSON
+    driver.command(
+        "INSERT INTO drv.ids SELECT arrayJoin(JSONExtract({ids:String}, 'Array(String)'))",
+        {"ids": orjson.dumps(ids).decode()},
+    )
+    assert driver.arrow("SELECT count() AS c FROM drv.ids")[0][0].as_py() == 60_000
