@@ -313,6 +313,7 @@ def _form_fields(body: bytes, content_type: str) -> dict[str, str]:
 def make_handler(backend: Backend) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms wait for a delayed ACK
         server_version = "ClickHouse"
         sys_version = ""
 
