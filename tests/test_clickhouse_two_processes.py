@@ -26,7 +26,9 @@ import httpx
 import orjson
 import pytest
 
+from mixhouse.cluster.pg import Database
 from mixhouse.domain.project import IdMerge
+from mixhouse.engine.clickhouse.sequence import SharedSequence
 from tests.clickhouse_endpoint import ClickHouseEndpoint
 from tests.postgres import PostgresCluster, postgres_cluster  # noqa: F401  (registers the fixture)
 from tests.server import SA_SECRET, SA_USER, ServerProcess, seed_catalog
@@ -308,3 +310,16 @@ def test_no_sequence_number_is_given_twice(
     finally:
         client.close()
     assert stored >= 120 and stored == distinct
+
+
+def test_the_shared_counter_starts_after_the_store_and_never_repeats(postgres: PostgresCluster) -> None:
+    """What each process does at start (`start_after` the largest stored seq) and per batch (`take`)."""
+    with Database(postgres.uri) as db_a, Database(postgres.uri) as db_b:
+        a, b = SharedSequence(db_a, "counter-test"), SharedSequence(db_b, "counter-test")
+        a.start_after(100)
+        b.start_after(40)  # a process that saw an older maximum does not move the counter back
+        assert a.take(10) == 101
+        assert b.take(5) == 111
+        assert a.take(1) == 116
+        b.start_after(1000)  # a store that grew meanwhile (a migration) moves it on
+        assert a.take(1) == 1001

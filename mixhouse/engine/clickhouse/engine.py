@@ -412,6 +412,7 @@ class ClickHouseEngine:
     def close(self) -> None:
         self._writer.close()
         self._driver.close()
+        self._sequence.close()
 
 
 class _Shift:

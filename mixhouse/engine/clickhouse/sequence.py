@@ -32,6 +32,8 @@ class Sequence(Protocol):
         """The first of `count` consecutive numbers that nobody else gets."""
         ...
 
+    def close(self) -> None: ...
+
 
 class LocalSequence:
     """One process writing to the store: a counter in memory."""
@@ -49,6 +51,9 @@ class LocalSequence:
             first = self._next
             self._next += count
             return first
+
+    def close(self) -> None:
+        pass
 
 
 class SharedSequence:
@@ -89,3 +94,6 @@ class SharedSequence:
         if row is None:
             raise Unavailable(f"the event counter {self.name!r} is missing from the cluster database")
         return int(row[0])
+
+    def close(self) -> None:
+        self._db.close()
