@@ -22,7 +22,7 @@ from typing import Any, TypeVar, cast
 import orjson
 import pyarrow as pa
 
-from mixhouse.cluster.pg import Database
+from mixhouse.cluster.pg import Database, coordination_url
 from mixhouse.domain.export import ExportQuery
 from mixhouse.domain.limits import QueryTimedOut, timed_out
 from mixhouse.domain.profiles import ProfileUpdate, apply_update
@@ -145,12 +145,9 @@ class ClickHouseEngine:
             )
         except DriverError as exc:
             raise unavailable(exc) from exc
-        # Several processes may write to one server: with the cluster database, they share one counter.
-        sequence = (
-            SharedSequence(Database(settings.cluster_url), settings.clickhouse_database)
-            if settings.cluster_url
-            else None
-        )
+        # Several processes may write to one server: with a database they coordinate through, one counter.
+        shared = coordination_url(settings)
+        sequence = SharedSequence(Database(shared), settings.clickhouse_database) if shared else None
         return cls(
             driver,
             commit_observers=commit_observers,
