@@ -76,3 +76,24 @@ CREATE TABLE IF NOT EXISTS mixhouse.identity_links ON CLUSTER mixhouse (
         ) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/mixhouse/identity_links', '{replica}', version, deleted) ORDER BY (project_id, primary_id, other_id, kind, time_ms)
         SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
 
+CREATE TABLE IF NOT EXISTS mixhouse.engage_lists ON CLUSTER mixhouse (
+            project_id  Int64,
+            session_id  String,
+            list_id     String,
+            distinct_id String,
+            created_ms  Int64
+        ) ENGINE = ReplicatedMergeTree('/clickhouse/tables/all/mixhouse/engage_lists', '{replica}') ORDER BY (project_id, session_id, list_id, distinct_id)
+        TTL toDateTime(intDiv(created_ms, 1000)) + INTERVAL 1 DAY
+        SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
+CREATE TABLE IF NOT EXISTS mixhouse.engage_sessions ON CLUSTER mixhouse (
+            project_id Int64,
+            session_id String,
+            query_key  String,
+            list_id    String,
+            total      UInt64,
+            created_ms Int64
+        ) ENGINE = ReplicatedMergeTree('/clickhouse/tables/all/mixhouse/engage_sessions', '{replica}') ORDER BY (project_id, session_id, query_key)
+        TTL toDateTime(intDiv(created_ms, 1000)) + INTERVAL 1 DAY
+        SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+

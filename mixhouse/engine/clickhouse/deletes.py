@@ -123,7 +123,7 @@ def delete_users(store: Store, project_id: int, distinct_ids: list[str]) -> Dele
     )
     from mixhouse.engine.clickhouse.queries.engage import forget_snapshots
 
-    forget_snapshots(project_id)
+    forget_snapshots(store, project_id)
     return DeleteResult(tuple(ids), events, len(live))
 
 

@@ -181,14 +181,23 @@ class HTTPDriver:
         self.database = database
         self._errors: tuple[type[BaseException], ...] = (ClickHouseError, OSError)
         try:
-            self._client = clickhouse_connect.get_client(dsn=url, username=user, password=password)
+            self._client = clickhouse_connect.get_client(
+                dsn=url, username=user, password=password, autogenerate_session_id=False
+            )
             self._client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
         except self._errors as exc:
             raise DriverError(str(exc)) from exc
 
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        """clickhouse-connect's `command` always puts parameters in the URL, which a server refuses past its
+        `http_max_uri_size` (1 MiB by default): the dedup keys of a large batch and an engage id list are
+        larger. A statement with parameters goes through `raw_query`, which moves long parameters into a
+        multipart/form-data body."""
         try:
-            self._client.command(sql, parameters=dict(params) if params else None)
+            if params:
+                self._client.raw_query(sql, parameters=dict(params))
+            else:
+                self._client.command(sql)
         except self._errors as exc:
             raise DriverError(str(exc)) from exc
 

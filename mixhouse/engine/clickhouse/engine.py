@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import bisect
 import logging
-import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any, TypeVar, cast
 import orjson
 import pyarrow as pa
 
+from mixhouse.cluster.pg import Database, coordination_url
 from mixhouse.domain.export import ExportQuery
 from mixhouse.domain.limits import QueryTimedOut, timed_out
 from mixhouse.domain.profiles import ProfileUpdate, apply_update
@@ -39,6 +39,7 @@ from mixhouse.engine.clickhouse.mappings import identity_mappings as mapping_row
 from mixhouse.engine.clickhouse.relations import identity_map_sql
 from mixhouse.engine.clickhouse.scan import scan as scan_rows
 from mixhouse.engine.clickhouse.schema import ddl
+from mixhouse.engine.clickhouse.sequence import LocalSequence, Sequence, SharedSequence
 from mixhouse.engine.clickhouse.store import Store
 from mixhouse.engine.common.localtime import offset_segments
 from mixhouse.engine.common.lookups import lookup_reads
@@ -80,10 +81,12 @@ class ClickHouseEngine:
         disk_reserve_bytes: int | None = None,
         lookups: LookupSource | None = None,
         cluster: str | None = None,
+        sequence: Sequence | None = None,
     ) -> None:
         """`data_dir`: the folder whose free space the writer watches (chDB's store); None for a server.
         `lookups`: where lookup tables mapped to properties are read from (None: queries cannot read them).
-        `cluster`: create the tables ON CLUSTER, replicated and sharded (schema.py); None: one node."""
+        `cluster`: create the tables ON CLUSTER, replicated and sharded (schema.py); None: one node.
+        `sequence`: where events' sequence numbers come from (sequence.py); None: this process alone."""
         self._driver = driver
         self.store = Store(driver)
         self.db = driver.database
@@ -94,13 +97,17 @@ class ClickHouseEngine:
         except DriverError as exc:
             driver.close()
             raise unavailable(exc) from exc
-        self._next_seq = int(rows[0]["s"] or 0) + 1 if rows else 1
+        self._sequence = sequence or LocalSequence()
         try:
-            self._lookups = LookupTables(self.store, lookups)
+            self._sequence.start_after(int(rows[0]["s"] or 0) if rows else 0)
+        except Unavailable:
+            driver.close()
+            raise
+        try:
+            self._lookups = LookupTables(self.store, lookups, cluster)
         except DriverError as exc:
             driver.close()
             raise unavailable(exc) from exc
-        self._seq_lock = threading.Lock()
         self._writer = GroupCommitWriter(
             self._write_group,
             disk_path=data_dir,
@@ -138,8 +145,15 @@ class ClickHouseEngine:
             )
         except DriverError as exc:
             raise unavailable(exc) from exc
+        # Several processes may write to one server: with a database they coordinate through, one counter.
+        shared = coordination_url(settings)
+        sequence = SharedSequence(Database(shared), settings.clickhouse_database) if shared else None
         return cls(
-            driver, commit_observers=commit_observers, lookups=lookups, cluster=settings.clickhouse_cluster or None
+            driver,
+            commit_observers=commit_observers,
+            lookups=lookups,
+            cluster=settings.clickhouse_cluster or None,
+            sequence=sequence,
         )
 
     # -- writes ---------------------------------------------------------------------------------
@@ -155,9 +169,7 @@ class ClickHouseEngine:
         another group) writes the same rows, so its insert's deduplication token is the same."""
         first = getattr(batch, "_clickhouse_first_seq", None)
         if first is None:
-            with self._seq_lock:
-                first = self._next_seq
-                self._next_seq += len(batch.events)
+            first = self._sequence.take(len(batch.events)) if batch.events else 0
             batch._clickhouse_first_seq = first  # type: ignore[attr-defined]
         return int(first)
 
@@ -397,6 +409,7 @@ class ClickHouseEngine:
     def close(self) -> None:
         self._writer.close()
         self._driver.close()
+        self._sequence.close()
 
 
 class _Shift:

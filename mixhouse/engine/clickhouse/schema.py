@@ -103,6 +103,27 @@ def statements(db: str) -> list[str]:
             deleted    UInt8
         ) ENGINE = ReplacingMergeTree(version, deleted) ORDER BY (project_id, primary_id, other_id, kind, time_ms)
         SETTINGS {_DURABLE}""",
+        # Engage paging: the ordered id list of a query's session (queries/engage.py), shared by every API
+        # process; a list is found through its session row, written once the list is complete. Kept a day.
+        f"""CREATE TABLE IF NOT EXISTS {db}.engage_lists (
+            project_id  Int64,
+            session_id  String,
+            list_id     String,
+            distinct_id String,
+            created_ms  Int64
+        ) ENGINE = MergeTree ORDER BY (project_id, session_id, list_id, distinct_id)
+        TTL toDateTime(intDiv(created_ms, 1000)) + INTERVAL 1 DAY
+        SETTINGS {_DURABLE}""",
+        f"""CREATE TABLE IF NOT EXISTS {db}.engage_sessions (
+            project_id Int64,
+            session_id String,
+            query_key  String,
+            list_id    String,
+            total      UInt64,
+            created_ms Int64
+        ) ENGINE = MergeTree ORDER BY (project_id, session_id, query_key)
+        TTL toDateTime(intDiv(created_ms, 1000)) + INTERVAL 1 DAY
+        SETTINGS {_DURABLE}""",
     ]
 
 

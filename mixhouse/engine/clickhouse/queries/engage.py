@@ -1,15 +1,26 @@
 """Profile queries on ClickHouse: `/engage` pages and live cohort counts, as the embedded engine answers
 them (mixhouse/engine/duckdb/queries/engage.py): the ordered list of matching ids first, kept per session
-id for later pages, then only the page's profiles. The id lists live in this process: with several API
-processes, a later page may land on a process that recomputes the list (same order, same answer while the
-data does not change; docs/scale-out.md)."""
+id for later pages, then only the page's profiles.
+
+The id lists are kept in ClickHouse, not in the process, so that every API process sharing the store
+answers a later page from the same list, whichever process made page 0: a list longer than one page is
+written to `engage_lists` under a new list id, then one row of `engage_sessions` names it (with the
+query's key and the total), so a list is found only once it is complete. Two processes answering page 0
+of one session at once write two lists; every reader takes the earliest session row, so all later pages
+read one list. A GDPR deletion drops the project's session rows (later pages recompute, as after
+expiry). Rows expire after a day (the tables' TTL); a later page of an expired or unknown session
+recomputes the list at the session's snapshot time (docs/scale-out.md)."""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import time
+import uuid
 from typing import Any
 
+import orjson
 import pyarrow as pa
 
 from mixhouse.domain.query.engage import BehaviorCount, CohortCountSpec, EngagePage, EngageSpec, MembershipRule
@@ -17,17 +28,15 @@ from mixhouse.engine.clickhouse.expressions import Scope, compile_filter
 from mixhouse.engine.clickhouse.printer import quote
 from mixhouse.engine.clickhouse.relations import Relation, identity_map_sql, scoped_events
 from mixhouse.engine.clickhouse.store import Store
-from mixhouse.engine.common.snapshots import IdListCache
 
 PROFILE_SCOPE = Scope.profiles("p", timezone="UTC")
 BEHAVIOR_SCOPE = dataclasses.replace(PROFILE_SCOPE, behaviors_sql="p.behaviors")
 EVENT_SCOPE = Scope.events("e")
 
-_SNAPSHOTS = IdListCache()
 
-
-def forget_snapshots(project_id: int) -> None:
-    _SNAPSHOTS.forget(project_id)
+def forget_snapshots(store: Store, project_id: int) -> None:
+    """Drop the project's paging sessions (its users changed: a deletion); later pages recompute."""
+    store.driver.command(f"DELETE FROM {store.db}.engage_sessions WHERE project_id = {{p:Int64}}", {"p": project_id})
 
 
 def profiles_relation(store: Store, project_id: int, group_key: str | None = None) -> Relation:
@@ -98,7 +107,8 @@ def _with_behaviors(store: Store, spec: EngageSpec, base: Relation) -> Relation:
     return Relation(sql, params)
 
 
-def _matching_ids(store: Store, spec: EngageSpec) -> pa.Array:
+def _matching_sql(store: Store, spec: EngageSpec) -> tuple[str, dict[str, Any]]:
+    """A query of one column, distinct_id: the ids matching the spec (not yet ordered)."""
     if spec.cohort is not None:
         base = members_relation(store, spec.project_id, spec.cohort, "c")
     else:
@@ -122,30 +132,87 @@ def _matching_ids(store: Store, spec: EngageSpec) -> pa.Array:
             filters.append("has({q_ids:Array(String)}, p.distinct_id)")
     if spec.where is not None:
         filters.append(compile_filter(spec.where, BEHAVIOR_SCOPE if spec.behaviors else PROFILE_SCOPE))
-    sql = f"SELECT p.distinct_id AS distinct_id FROM ({rel.sql}) AS p WHERE {' AND '.join(filters)} ORDER BY p.distinct_id"
-    table = store.driver.arrow(sql, params)
+    return f"SELECT p.distinct_id AS distinct_id FROM ({rel.sql}) AS p WHERE {' AND '.join(filters)}", params
+
+
+def _matching_ids(store: Store, spec: EngageSpec) -> pa.Array:
+    sql, params = _matching_sql(store, spec)
+    table = store.driver.arrow(f"{sql} ORDER BY distinct_id", params)
     return table.column(0).combine_chunks() if table.num_rows else pa.array([], pa.string())
 
 
+def query_key(spec: EngageSpec) -> str:
+    """What identifies a paging session's query in every process: the spec of page 0 (its repr is made
+    of dataclasses, strings and numbers only, so the same query gives the same key in any process)."""
+    identity = dataclasses.replace(spec, page=0, session_id="")
+    return hashlib.sha256(repr(identity).encode()).hexdigest()
+
+
+def _stored_list(store: Store, spec: EngageSpec, key: str) -> tuple[str, int] | None:
+    rows = store.rows(
+        f"""SELECT list_id, total FROM {store.db}.engage_sessions
+            WHERE project_id = {{p:Int64}} AND session_id = {{s:String}} AND query_key = {{k:String}}
+            ORDER BY created_ms, list_id LIMIT 1""",
+        {"p": spec.project_id, "s": spec.session_id, "k": key},
+    )
+    return (str(rows[0]["list_id"]), int(rows[0]["total"])) if rows else None
+
+
+def _store_list(store: Store, spec: EngageSpec, key: str, ids: pa.Array) -> None:
+    """Write the whole list, then the session row that makes it visible."""
+    list_id, now_ms = uuid.uuid4().hex, int(time.time() * 1000)
+    store.driver.command(
+        f"""INSERT INTO {store.db}.engage_lists (project_id, session_id, list_id, distinct_id, created_ms)
+            SELECT {{p:Int64}}, {{s:String}}, {{l:String}}, arrayJoin(JSONExtract({{ids:String}}, 'Array(String)')),
+                   {{now:Int64}}""",
+        {
+            "p": spec.project_id,
+            "s": spec.session_id,
+            "l": list_id,
+            "ids": orjson.dumps(ids.to_pylist()).decode(),
+            "now": now_ms,
+        },
+    )
+    store.insert(
+        "engage_sessions",
+        ("project_id", "session_id", "query_key", "list_id", "total", "created_ms"),
+        [(spec.project_id, spec.session_id, key, list_id, len(ids), now_ms)],
+        token=False,
+    )
+
+
+def _page_of_list(store: Store, spec: EngageSpec, list_id: str, start: int) -> list[str]:
+    rows = store.rows(
+        f"""SELECT distinct_id FROM {store.db}.engage_lists
+            WHERE project_id = {{p:Int64}} AND session_id = {{s:String}} AND list_id = {{l:String}}
+            ORDER BY distinct_id LIMIT {{n:UInt64}} OFFSET {{o:UInt64}}""",
+        {"p": spec.project_id, "s": spec.session_id, "l": list_id, "n": spec.page_size, "o": start},
+    )
+    return [str(r["distinct_id"]) for r in rows]
+
+
 def engage_page(store: Store, spec: EngageSpec) -> EngagePage:
-    identity = dataclasses.replace(spec, page=0)
-    key = (spec.project_id, spec.session_id)
-    ids = _SNAPSHOTS.get(key, identity)
-    if ids is None:
-        ids = _matching_ids(store, spec)
-        if len(ids) > spec.page_size:
-            _SNAPSHOTS.put(key, identity, ids)
+    key = query_key(spec)
     start = spec.page * spec.page_size
-    page_ids: list[str] = ids.slice(start, spec.page_size).to_pylist() if start < len(ids) else []
+    stored = _stored_list(store, spec, key)
+    if stored is not None:
+        list_id, total = stored
+        page_ids = _page_of_list(store, spec, list_id, start) if start < total else []
+    else:
+        ids = _matching_ids(store, spec)
+        total = len(ids)
+        if total > spec.page_size:
+            _store_list(store, spec, key, ids)
+        page_ids = ids.slice(start, spec.page_size).to_pylist() if start < total else []
     if not page_ids:
-        return EngagePage(len(ids), [])
+        return EngagePage(total, [])
     prof = profiles_relation(store, spec.project_id, spec.group_key)
     rows = store.rows(
         f"SELECT distinct_id, properties FROM ({prof.sql}) WHERE has({{page_ids:Array(String)}}, distinct_id)",
         {**prof.params, "page_ids": page_ids},
     )
     found = {str(r["distinct_id"]): str(r["properties"]) for r in rows}
-    return EngagePage(len(ids), [(d, found.get(d, "{}")) for d in page_ids])
+    return EngagePage(total, [(d, found.get(d, "{}")) for d in page_ids])
 
 
 def cohort_counts(store: Store, spec: CohortCountSpec) -> list[int]:
