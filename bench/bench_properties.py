@@ -165,11 +165,11 @@ def main() -> None:
             t0 = time.perf_counter()
             chdb = ServerProcess(base / "chdb" / "data", env={"MIXHOUSE_ENGINE": "chdb"})
             if kept is not None and (kept / "chdb").exists():
-                shutil.copytree(kept / "chdb", chdb.data_dir)
+                shutil.copytree(kept / "chdb", chdb.data_dir, symlinks=True)  # chDB links its tables
             else:
                 chdb_copy(data_dir, chdb.data_dir)
                 if kept is not None:
-                    shutil.copytree(chdb.data_dir, kept / "chdb")
+                    shutil.copytree(chdb.data_dir, kept / "chdb", symlinks=True)
             print(f"chDB copy (mixhouse migrate) in {time.perf_counter() - t0:.1f} s")
             chdb.start(timeout=600)
         baseline = None
