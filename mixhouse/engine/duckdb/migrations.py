@@ -62,7 +62,7 @@ def _stamp_v2(conn: duckdb.DuckDBPyConnection) -> None:
 MIGRATIONS: list[Migration] = [
     Migration(2, "version stamp (user keys and superseded copies filled where missing)", _stamp_v2),
     Migration(3, "property key counts per hour and event (property_counts.py)", property_counts.rebuild),
-    # Next: Migration(3, "...", migrate) -- a step's `apply(conn)` gets the write connection inside the
+    # Next: Migration(4, "...", migrate) -- a step's `apply(conn)` gets the write connection inside the
     # step's transaction; it must not commit. Add it here and describe the layout in SCHEMA.
 ]
 
