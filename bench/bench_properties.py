@@ -10,14 +10,18 @@ a store written before the property columns existed; the server's start then upg
 (a list, on a third of the events), $current_url and mp_lib. Every mixhouse figure is the median latency
 of an HTTP request; "typed" is DuckDB answering the same question by hand over a table with one typed
 column per property (plan VARCHAR, amount DOUBLE, tags VARCHAR[]) holding the same rows, run in this
-process: the floor that a layout of typed columns reaches. `--baseline` also serves the data dir from
-another checkout (e.g. main, before the property columns), its requests alternating with ours.
+process: the floor that a layout of typed columns reaches. "chdb" is the same request to a second server
+running the ClickHouse engine in process (`--engine chdb`) on the same rows, copied into it with
+`mixhouse migrate` (kept with `--keep` too; `--no-chdb` leaves it out). `--baseline` also serves the data
+dir from another checkout (e.g. main, before the property columns), its requests alternating with ours.
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -67,6 +71,9 @@ def write_events(data_dir: Path, events: int, users: int) -> None:
     )
     # Rows written without the layout: forget the slots handed out for the (empty) project at open.
     db.execute("DELETE FROM property_slots; DELETE FROM property_layout")
+    # Nor the property counts: stamped as the version before them (a baseline checkout of then opens it).
+    db.execute("DROP TABLE property_counts; DROP TABLE property_counts_recent")
+    db.execute("UPDATE engine_meta SET value = '2' WHERE key = 'schema_version'")
     db.execute("CHECKPOINT")
     db.close()
 
@@ -84,6 +91,19 @@ def typed_copy(data_dir: Path, path: Path) -> duckdb.DuckDBPyConnection:
     db.execute("DETACH src")
     db.execute("CHECKPOINT")
     return db
+
+
+def chdb_copy(data_dir: Path, target: Path) -> None:
+    """The events of `data_dir` in a data dir of the ClickHouse engine (chDB), with the same catalog."""
+    subprocess.run(
+        [sys.executable, "-m", "mixhouse", "migrate", "--from", str(data_dir), "--to-engine", "chdb"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    target.mkdir(parents=True, mode=0o700)
+    shutil.move(data_dir / "clickhouse", target / "clickhouse")
+    (data_dir / "migrate-chdb.json").unlink()
+    shutil.copy(data_dir / "catalog.sqlite3", target / "catalog.sqlite3")
 
 
 def get(url: str, path: str, **params: Any) -> Any:
@@ -124,6 +144,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--keep", type=Path, help="a folder to keep the written (old-layout) events in between runs")
     parser.add_argument("--baseline", type=Path, help="another checkout whose server answers the same requests")
+    parser.add_argument("--no-chdb", action="store_true", help="leave out the server on the ClickHouse engine (chDB)")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     print(f"data: {args.events:,} events, {args.users:,} users, {DAYS} days")
@@ -139,6 +160,18 @@ def main() -> None:
             if kept is not None:
                 shutil.copytree(data_dir, kept / "data")
         print(f"written (old layout) in {time.perf_counter() - t0:.1f} s")
+        chdb = None
+        if not args.no_chdb:
+            t0 = time.perf_counter()
+            chdb = ServerProcess(base / "chdb" / "data", env={"MIXHOUSE_ENGINE": "chdb"})
+            if kept is not None and (kept / "chdb").exists():
+                shutil.copytree(kept / "chdb", chdb.data_dir, symlinks=True)  # chDB links its tables
+            else:
+                chdb_copy(data_dir, chdb.data_dir)
+                if kept is not None:
+                    shutil.copytree(chdb.data_dir, kept / "chdb", symlinks=True)
+            print(f"chDB copy (mixhouse migrate) in {time.perf_counter() - t0:.1f} s")
+            chdb.start(timeout=600)
         baseline = None
         if args.baseline is not None:
             # The old revision reads the data dir first, before it is upgraded (it ignores columns it lacks).
@@ -147,20 +180,31 @@ def main() -> None:
             baseline.start(timeout=600)
         t0 = time.perf_counter()
         DuckDBEngine(data_dir).close()  # the upgrade the server would run at start
-        print(f"upgrade (slot columns filled) in {time.perf_counter() - t0:.1f} s")
+        print(f"upgrade (slot columns filled, property counts built) in {time.perf_counter() - t0:.1f} s")
         typed = typed_copy(data_dir, base / "typed.duckdb")
         server = ServerProcess(data_dir).start(timeout=600)
         try:
             assert server.proc is not None
-            run_all(server.url, baseline.url if baseline else None, typed, args.runs, server.proc.pid)
+            run_all(
+                server.url,
+                chdb.url if chdb else None,
+                baseline.url if baseline else None,
+                typed,
+                args.runs,
+                server.proc.pid,
+            )
         finally:
             server.stop()
+            if chdb is not None:
+                chdb.stop()
             if baseline is not None:
                 baseline.stop()
             typed.close()
 
 
-def run_all(url: str, baseline: str | None, typed: duckdb.DuckDBPyConnection, runs: int, pid: int) -> None:
+def run_all(
+    url: str, chdb: str | None, baseline: str | None, typed: duckdb.DuckDBPyConnection, runs: int, pid: int
+) -> None:
     day = "CAST(to_timestamp(time_ms / 1000) AS DATE)"
     span = f"time_ms >= {START_MS} AND time_ms < {END_MS}"
     seg = {"event": "Purchase", "from_date": FROM, "to_date": TO, "unit": "day"}
@@ -205,30 +249,37 @@ def run_all(url: str, baseline: str | None, typed: duckdb.DuckDBPyConnection, ru
     ]
     # cpu: the server's CPU time per request (the machine is shared: wall times carry others' load).
     header = f"{'query':44s} {'mixhouse':>10s} {'cpu':>9s} {'typed':>9s} {'ratio':>6s}"
+    header += f" {'chdb':>9s}" if chdb else ""
     print(header + (f" {'baseline':>10s} {'speed-up':>8s}" if baseline else ""))
     for label, request, sql in cases:
         fns = [lambda request=request: request(url), lambda sql=sql: typed.execute(sql).fetchall()]
-        if baseline:
-            fns.append(lambda request=request: request(baseline))
+        others = [u for u in (chdb, baseline) if u]
+        fns += [lambda request=request, u=u: request(u) for u in others]
         cpu0 = cpu_seconds(pid)
         figures = timed(fns, runs)
         cpu = (cpu_seconds(pid) - cpu0) / (runs + 1)  # `timed` calls each once more, untimed
         (ours, answer), (floor, _) = figures[0], figures[1]
         line = f"{label:44s} {ours * 1000:8.0f} ms {cpu * 1000:6.0f} ms {floor * 1000:6.0f} ms {ours / floor:5.1f}x"
+        rest = figures[2:]
+        if chdb:
+            (theirs, other), *rest = rest
+            line += f" {theirs * 1000:6.0f} ms" + ("" if other == answer else " (answer differs!)")
         if baseline:
-            theirs, old = figures[2]
+            theirs, old = rest[0]
             assert old == answer, f"{label}: the two revisions disagree"
             line += f" {theirs * 1000:7.0f} ms {theirs / ours:7.1f}x"
         print(line, flush=True)
     where = 'properties["amount"] > 900'
-    fns = [lambda: export_rows(url, where)]
-    if baseline:
-        fns.append(lambda: export_rows(baseline, where))
-    figures = timed(fns, runs)
+    urls = [u for u in (url, chdb, baseline) if u]
+    figures = timed([lambda u=u: export_rows(u, where) for u in urls], runs)
     ours, rows = figures[0]
-    line = f"{'export, numeric `where` (rows/s)':44s} {rows / ours:10,.0f} {'':9s} {'':6s}"
+    line = f"{'export, numeric `where` (rows/s)':44s} {rows / ours:10,.0f} {'':9s} {'':9s} {'':6s}"
+    rest = figures[1:]
+    if chdb:
+        (theirs, other_rows), *rest = rest
+        line += f" {other_rows / theirs:9,.0f}" + ("" if other_rows == rows else " (rows differ!)")
     if baseline:
-        theirs, old_rows = figures[1]
+        theirs, old_rows = rest[0]
         assert old_rows == rows
         line += f" {old_rows / theirs:10,.0f} {theirs / ours:7.1f}x"
     print(line + f"   ({rows:,} of the events match; {ours * 1000:.0f} ms)", flush=True)

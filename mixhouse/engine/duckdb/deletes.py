@@ -21,6 +21,7 @@ import orjson
 import pyarrow as pa
 
 from mixhouse.engine.base import DeleteResult
+from mixhouse.engine.duckdb import property_counts
 
 EVENT_BATCH_ROWS = 10_000
 
@@ -65,6 +66,9 @@ def delete_users(
                    SELECT seq FROM events WHERE project_id = $p AND distinct_id IN (SELECT id FROM doomed_ids))""",
             {"p": project_id},
         )
+        property_counts.subtract(
+            conn, "project_id = $p AND distinct_id IN (SELECT id FROM doomed_ids)", {"p": project_id}
+        )
         events = _count(
             conn, "DELETE FROM events WHERE project_id = $p AND distinct_id IN (SELECT id FROM doomed_ids)", project_id
         )
@@ -105,6 +109,9 @@ def delete_events(conn: duckdb.DuckDBPyConnection, project_id: int, insert_ids: 
                 """DELETE FROM superseded_events WHERE project_id = $p AND seq IN (
                        SELECT seq FROM events WHERE project_id = $p AND insert_id IN (SELECT id FROM doomed_insert_ids))""",
                 {"p": project_id},
+            )
+            property_counts.subtract(
+                conn, "project_id = $p AND insert_id IN (SELECT id FROM doomed_insert_ids)", {"p": project_id}
             )
             deleted = _count(
                 conn,

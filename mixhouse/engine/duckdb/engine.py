@@ -26,7 +26,7 @@ from mixhouse.domain.writes import WriteBatch
 from mixhouse.engine import kernels
 from mixhouse.engine.base import CommitObserver, DeleteResult, EngineStats, UserData
 from mixhouse.engine.common.lookups import lookup_reads
-from mixhouse.engine.duckdb import deletes, identity, migrations, property_columns
+from mixhouse.engine.duckdb import deletes, identity, migrations, property_columns, property_counts
 from mixhouse.engine.duckdb.backup import copy_database
 from mixhouse.engine.duckdb.deadline import interrupt_at_deadline
 from mixhouse.engine.duckdb.dedup import SeenKeys, mark_superseded
@@ -161,6 +161,7 @@ class DuckDBEngine:
             # The slot columns, filled for a store written without them (property_columns.migrate).
             property_columns.migrate(write_conn)
             slot_writer = property_columns.SlotWriter(write_conn)
+            count_writer = property_counts.CountWriter(write_conn)
         except BaseException:
             db.close()
             raise
@@ -169,6 +170,7 @@ class DuckDBEngine:
         self._write_conn = write_conn
         self._seen_keys: SeenKeys | None = seen
         self._slot_writer = slot_writer
+        self._count_writer = count_writer
         self._cursors.add(write_conn)
 
     # -- failure and recovery -------------------------------------------------------------------
@@ -242,6 +244,7 @@ class DuckDBEngine:
         about twice the CPU of the same rows read back from the file (bench/bench_sustained.py), so queries
         stayed slower after sustained ingestion until a restart."""
         with self._lock, self._guard():
+            self._count_writer.compact(self._write_conn)
             if self.wal_bytes():
                 # With readers running DuckDB may refuse; its own checkpoint or the next pause will do it.
                 with suppress(duckdb.TransactionException):
@@ -361,6 +364,7 @@ class DuckDBEngine:
                 # The rows just inserted, read back by seq (zone maps): each scan of the registered Arrow
                 # table costs Python work under the GIL, a scan of the table's newest rows does not.
                 inserted = f"(SELECT * FROM events WHERE seq BETWEEN {first} AND {first + len(events) - 1})"
+                self._count_writer.record(conn, events, prepared.parsed, inserted)
                 self._seen_keys = mark_superseded(conn, inserted, events, self._seen_keys)
                 # The identity map changes in the same transaction as the events that carry its links.
                 links = [(e.project_id, e.identity) for e in events if e.identity is not None]

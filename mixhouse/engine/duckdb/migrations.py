@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import duckdb
 
+from mixhouse.engine.duckdb import property_counts
 from mixhouse.engine.duckdb.dedup import fill_superseded
 from mixhouse.engine.duckdb.schema import SCHEMA, add_user_keys
 from mixhouse.errors import MixhouseError
@@ -60,7 +61,8 @@ def _stamp_v2(conn: duckdb.DuckDBPyConnection) -> None:
 
 MIGRATIONS: list[Migration] = [
     Migration(2, "version stamp (user keys and superseded copies filled where missing)", _stamp_v2),
-    # Next: Migration(3, "...", migrate) -- a step's `apply(conn)` gets the write connection inside the
+    Migration(3, "property key counts per hour and event (property_counts.py)", property_counts.rebuild),
+    # Next: Migration(4, "...", migrate) -- a step's `apply(conn)` gets the write connection inside the
     # step's transaction; it must not commit. Add it here and describe the layout in SCHEMA.
 ]
 

@@ -79,6 +79,26 @@ CREATE TABLE IF NOT EXISTS superseded_events (
     seq        BIGINT NOT NULL
 );
 
+-- How many stored events carry each property key, per project, UTC hour and event name; kept by the
+-- writer (property_counts.py).
+CREATE TABLE IF NOT EXISTS property_counts (
+    project_id BIGINT  NOT NULL,
+    hour       BIGINT  NOT NULL,   -- floor(time_ms / 3600000): the UTC hour of the events
+    event      VARCHAR NOT NULL,
+    name       VARCHAR NOT NULL,   -- a property key
+    n          BIGINT  NOT NULL,   -- stored events of that hour and name carrying the key
+    PRIMARY KEY (project_id, hour, event, name)
+);
+
+-- Counts added since the last fold into property_counts (negative for deleted rows); same columns.
+CREATE TABLE IF NOT EXISTS property_counts_recent (
+    project_id BIGINT  NOT NULL,
+    hour       BIGINT  NOT NULL,
+    event      VARCHAR NOT NULL,
+    name       VARCHAR NOT NULL,
+    n          BIGINT  NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS engine_meta (
     key   VARCHAR PRIMARY KEY,
     value VARCHAR NOT NULL

@@ -16,7 +16,7 @@ from mixhouse.domain.query.events import (
     PropertyValuesSpec,
 )
 from mixhouse.domain.query.params import CountType
-from mixhouse.engine.duckdb import property_columns
+from mixhouse.engine.duckdb import property_counts
 from mixhouse.engine.duckdb.expressions import compile_filter, compile_segment_key
 from mixhouse.engine.duckdb.property_columns import ready_slots
 from mixhouse.engine.duckdb.relations import scoped_events, user_events
@@ -61,28 +61,8 @@ def event_top(conn: duckdb.DuckDBPyConnection, spec: EventTopSpec) -> list[Event
 
 
 def property_names(conn: duckdb.DuckDBPyConnection, spec: PropertyNamesSpec) -> list[tuple[str, int]]:
-    rel = scoped_events(
-        spec.project_id, spec.start_ms, spec.end_ms, events=spec.events, resolve_identity=False, dedup=False
-    )
-    if property_columns.complete(conn, spec.project_id):
-        # Every key of the project has a slot: count the filled slots, without parsing any JSON.
-        slots = property_columns.ready_slots(conn, spec.project_id)
-        hidden = set(spec.hidden)
-        names = [name for name in slots if name not in hidden]
-        if not names:
-            return []
-        # A present key fills exactly one of its three columns; count(column) reads only validity masks.
-        counts = ", ".join(" + ".join(f"count({c})" for c in property_columns.columns(slots[name])) for name in names)
-        row = conn.execute(f"SELECT {counts} FROM ({rel.sql})", rel.params).fetchall()[0]
-        found = sorted(((name, int(n)) for name, n in zip(names, row, strict=True) if n), key=lambda r: (-r[1], r[0]))
-        return found[: spec.limit]
-    sql = f"""
-        SELECT name, count(*) AS n FROM (SELECT unnest(json_keys(properties)) AS name FROM ({rel.sql}))
-        WHERE NOT list_contains(CAST($hidden AS VARCHAR[]), name)
-        GROUP BY name ORDER BY n DESC, name LIMIT $limit
-    """
-    rows = conn.execute(sql, {**rel.params, "limit": spec.limit, "hidden": list(spec.hidden)}).fetchall()
-    return [(r[0], int(r[1])) for r in rows]
+    # Counted by the writer per hour and event (property_counts.py): a few thousand rows, not every event.
+    return property_counts.property_names(conn, spec)
 
 
 def property_values(conn: duckdb.DuckDBPyConnection, spec: PropertyValuesSpec) -> list[str]:
