@@ -360,11 +360,19 @@ class DuckDBEngine:
                     "event": pa.array([e.event for e in events], pa.string()),
                     "distinct_id": pa.array([e.distinct_id for e in events], pa.string()),
                     "insert_id": pa.array([e.insert_id for e in events], pa.string()),
-                    "properties": pa.array([e.properties for e in events], pa.binary()).cast(pa.string()),
+                    # orjson wrote them (valid UTF-8): viewed as text without a validating cast.
+                    "properties": pa.array([e.properties for e in events], pa.binary()).view(pa.string()),
                 }
             )
             # Slots for new keys, and their columns, before the transaction (see property_columns.py).
-            prepared = self._slot_writer.prepare(conn, "incoming_events", table, [e.properties for e in events])
+            parsed = [e.values for e in events]
+            prepared = self._slot_writer.prepare(
+                conn,
+                "incoming_events",
+                table,
+                [e.properties for e in events],
+                None if None in parsed else cast("list[dict[str, Any]]", parsed),
+            )
         conn.execute("BEGIN TRANSACTION")
         try:
             if events:
