@@ -10,7 +10,8 @@ import orjson
 import pytest
 
 from mixhouse.domain import events as ev
-from mixhouse.domain.project import Project
+from mixhouse.domain.identity import LinkKind, link_of
+from mixhouse.domain.project import IdMerge, Project
 
 PROJECT = Project(id=7, name="p", token="t", secret="s", api_key="k")
 CTX = ev.IngestContext(endpoint=ev.Endpoint.IMPORT, received_ms=1_704_153_600_000, api_host="127.0.0.1")
@@ -80,3 +81,33 @@ def test_the_senders_properties_are_left_as_they_were() -> None:
     before = orjson.dumps(rec)
     prepared([rec])
     assert orjson.dumps(rec) == before
+
+
+LINK_CASES = [
+    ("Viewed", {"$user_id": "u", "$device_id": "d"}),
+    ("Viewed", {"$user_id": "u"}),
+    ("Viewed", {"$device_id": "d"}),
+    ("Viewed", {"$user_id": "u", "$device_id": "$device:"}),
+    ("$identify", {"$identified_id": "u", "$anon_id": "a"}),
+    ("$identify", {"distinct_id": "u", "$anon_distinct_id": "a"}),
+    ("$create_alias", {"distinct_id": "u", "alias": "a"}),
+    ("$merge", {"$distinct_ids": ["a", "b"]}),
+    ("Viewed", {"$identified_id": "u", "$anon_id": "a", "alias": "x", "$distinct_ids": ["a", "b"]}),
+]
+
+
+@pytest.mark.parametrize("id_merge", list(IdMerge))
+@pytest.mark.parametrize(("name", "extra"), LINK_CASES)
+def test_events_that_skip_the_identity_look_carry_no_link(name: str, extra: dict[str, Any], id_merge: IdMerge) -> None:
+    """_prepare_one calls identity.link_of only for the events that may carry a link; the others must be
+    exactly those for which it returns None."""
+    assert {k.value for k in LinkKind if k is not LinkKind.DEVICE} == ev.IDENTITY_EVENTS
+    project = Project(id=7, name="p", token="t", secret="s", api_key="k", id_merge=id_merge)
+    props = {"time": 1_704_067_200, "distinct_id": "u1", **extra}
+    ctx = ev.IngestContext(endpoint=ev.Endpoint.IMPORT, received_ms=1_704_153_600_000, api_host="h", merge_allowed=True)
+    expected = link_of(name, props, 1_704_067_200_000, id_merge, merge_allowed=True)
+    batch = ev.prepare_events([{"event": name, "properties": props}], lambda _props: project, ctx)
+    if batch.failed:  # Simplified refuses identity events before this point (ingestion.import_events)
+        return
+    (stored,) = batch.events
+    assert stored.identity == expected

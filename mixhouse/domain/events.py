@@ -305,13 +305,19 @@ def _prepare_one(
             elif kind is not int and kind is not float and kind is not bool and value is not None:
                 value = _check_value(value, key, 0)
             stored[key if len(key) <= MAX_STRING_CHARS else key[:MAX_STRING_CHARS]] = value
-    stored.update(geolocation.properties(location, geolocation.EVENT_GEO))
+    if location is not None:
+        stored.update(geolocation.properties(location, geolocation.EVENT_GEO))
     if ctx.endpoint is Endpoint.IMPORT:
         stored["$import"] = True
     stored["$mp_api_endpoint"] = ctx.api_host
     stored["$mp_api_timestamp_ms"] = now
     stored["$mp_event_size"] = size
     stored["mp_processing_time_ms"] = now
+    # Only these events can carry a link (identity.link_of): the others skip the call, once per event.
+    if project.id_merge is IdMerge.SIMPLIFIED:
+        may_link = "$user_id" in props and "$device_id" in props
+    else:
+        may_link = name in IDENTITY_EVENTS
     return StoredEvent(
         project_id=project.id,
         time_ms=time_ms,
@@ -326,7 +332,9 @@ def _prepare_one(
             time_ms,
             project.id_merge,
             merge_allowed=ctx.endpoint is Endpoint.IMPORT and ctx.merge_allowed,
-        ),
+        )
+        if may_link
+        else None,
     )
 
 
@@ -337,9 +345,14 @@ def prepare_events(records: list[Any], project_for: ProjectFor, ctx: IngestConte
     when it has none (a missing token on /track)."""
     batch = PreparedBatch()
     # Every address of the batch located at once, each distinct one once (off the per-event loop).
+    # Without the request's address to fall back on, only an event with an `ip` or `$ip` can be located
+    # (geolocation.event_ip): the others are not looked at (an /import batch usually has none).
     ips = [
         geolocation.event_ip(r["properties"], ctx.client_ip, ctx.locate_request)
-        if ctx.geo is not None and isinstance(r, dict) and isinstance(r.get("properties"), dict)
+        if ctx.geo is not None
+        and isinstance(r, dict)
+        and isinstance(r.get("properties"), dict)
+        and (ctx.locate_request or "ip" in r["properties"] or "$ip" in r["properties"])
         else None
         for r in records
     ]
