@@ -7,6 +7,9 @@ and the p99 acknowledgement latency of those requests, requests/s into /track (s
 p99 latency, each the median of several runs; export events/s and the server's peak RSS while exporting
 1M events. The load generator runs on the same machine and shares its cores with the server.
 
+`--checkpoint-thresholds 16777216,268435456` compares /import (events/s, p99, CPU) between servers of this
+checkout that differ only in that setting, alternating which goes first.
+
 `--ref REV` serves another git revision (a temporary worktree, same venv) beside this checkout and runs
 every ingestion round against both, alternating which goes first, so that a shared machine's noise falls
 on both alike: the figures print side by side (before/after), with the server's CPU time per event or
@@ -184,6 +187,38 @@ def side_by_side(ref: str, runs: int, import_batches: int, track_seconds: int, k
         print(f"  {name}: " + "; ".join(f"{k} {', '.join(f'{v:,.0f}' for v in vs)}" for k, vs in values.items()))
 
 
+def by_checkpoint_threshold(thresholds: list[int], runs: int, import_batches: int) -> None:
+    """/import against servers of this checkout that differ only in MIXHOUSE_CHECKPOINT_THRESHOLD_BYTES,
+    in alternating order each round: events/s, p99 acknowledgement and server CPU per event."""
+    with tempfile.TemporaryDirectory() as tmp:
+        servers: dict[int, ServerProcess] = {}
+        for threshold in thresholds:
+            data_dir = Path(tmp) / str(threshold) / "data"
+            seed_catalog(data_dir)
+            env = {"MIXHOUSE_CHECKPOINT_THRESHOLD_BYTES": str(threshold)}
+            servers[threshold] = ServerProcess(data_dir, env=env).start(timeout=120)
+        figures: dict[int, dict[str, list[float]]] = {t: {"rate": [], "p99": [], "cpu": []} for t in servers}
+        try:
+            for run in range(runs):
+                batches = _import_batches(run * import_batches * 2000, import_batches)
+                for threshold in thresholds if run % 2 == 0 else list(reversed(thresholds)):
+                    server = servers[threshold]
+                    cpu = _cpu_seconds(server)
+                    seconds, latencies = asyncio.run(_import_timed(server.url, batches, concurrency=4))
+                    figures[threshold]["cpu"].append((_cpu_seconds(server) - cpu) / (import_batches * 2000) * 1e6)
+                    figures[threshold]["rate"].append(import_batches * 2000 / seconds)
+                    figures[threshold]["p99"].append(p99(latencies) * 1000)
+        finally:
+            for server in servers.values():
+                server.stop()
+    print(f"/import by checkpoint threshold, medians of {runs} rounds of {import_batches} 2000-event batches:")
+    for threshold, f in figures.items():
+        print(
+            f"  {threshold:>12,} bytes: {median(f['rate']):>9,.0f} events/s, p99 {median(f['p99']):>7,.0f} ms, "
+            f"max p99 {max(f['p99']):>7,.0f} ms, server CPU {median(f['cpu']):5.1f} us/event"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
@@ -192,8 +227,16 @@ def main() -> None:
     parser.add_argument("--export-events", type=int, default=1_000_000)
     parser.add_argument("--ref", help="a git revision to measure side by side with this checkout (e.g. fc873be)")
     parser.add_argument("--ref-worktree", type=Path, help="keep the revision's worktree here and reuse it")
+    parser.add_argument(
+        "--checkpoint-thresholds",
+        help="comma-separated MIXHOUSE_CHECKPOINT_THRESHOLD_BYTES values to compare on /import (then exit)",
+    )
     args = parser.parse_args()
     print(f"machine: {machine()}")
+    if args.checkpoint_thresholds:
+        values = [int(v) for v in args.checkpoint_thresholds.split(",")]
+        by_checkpoint_threshold(values, args.runs, args.import_batches)
+        return
     if args.ref:
         side_by_side(args.ref, args.runs, args.import_batches, args.track_seconds, args.ref_worktree)
         if not args.export_events:

@@ -65,6 +65,7 @@ class Settings:
     memory_limit: str = "2GB"
     disk_reserve_bytes: int = 64 * 1024 * 1024
     idle_checkpoint_seconds: float = 5.0
+    checkpoint_threshold_bytes: int = 256 * 1024 * 1024
     reopen_after_rows: int = 200_000
     kernel_cache_bytes: int = 1 << 30
     delete_drill_pause_seconds: float = 0.0
@@ -304,6 +305,13 @@ FIELDS: tuple[Field, ...] = (
         None,
         _seconds(),
         "checkpoint once writes pause this long",
+    ),
+    Field(
+        "checkpoint_threshold_bytes",
+        "MIXHOUSE_CHECKPOINT_THRESHOLD_BYTES",
+        None,
+        _int(1),
+        "WAL size at which a commit also checkpoints (DuckDB's checkpoint_threshold)",
     ),
     Field(
         "reopen_after_rows",

@@ -68,6 +68,9 @@ def test_an_invalidated_store_answers_unavailable_and_reopens_when_space_returns
     tmpfs: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MIXHOUSE_DISK_RESERVE_BYTES", "0")
+    monkeypatch.setenv(
+        "MIXHOUSE_CHECKPOINT_THRESHOLD_BYTES", str(16 * MB)
+    )  # DuckDB's own: the drill below counts on it
     engine = DuckDBEngine.from_settings(load_settings({"data_dir": tmpfs / "data"}))  # the environment set above
     try:
         engine.submit(batch(0)).result()

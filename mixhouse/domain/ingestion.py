@@ -88,7 +88,12 @@ def import_events(
     if project.id_merge is IdMerge.SIMPLIFIED and ev.has_identity_events(records):
         # Mixpanel refuses the whole batch, with failed_records as plain strings (https://developer.mixpanel.com/reference/import-events).
         return IngestResult(failed_messages=[ev.SIMPLIFIED_REFUSES_IDENTITY])
-    records, kept_index, dropped_failures = lexicon.split_dropped(records, lambda _r: project.id, lambda _p: dropped)
+    if dropped.events or dropped.properties:
+        records, kept_index, dropped_failures = lexicon.split_dropped(
+            records, lambda _r: project.id, lambda _p: dropped
+        )
+    else:  # the usual project: nothing to drop, no pass over the records
+        kept_index, dropped_failures = [], []
     prepared = ev.prepare_events(records, lambda _props: project, ctx)
     lexicon.merge_failures(prepared, kept_index, dropped_failures)
     result = IngestResult(accepted=prepared.accepted)

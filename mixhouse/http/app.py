@@ -12,9 +12,11 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 
+from mixhouse import heap
 from mixhouse.backup.server import start_control
 from mixhouse.cluster.limits import shared_limiter
 from mixhouse.compose import check_engine, open_catalog, open_engine
+from mixhouse.engine import kernels
 from mixhouse.errors import MethodNotAllowed, NotFound
 from mixhouse.flags.cohorts import CohortMembers
 from mixhouse.geo import open_locator
@@ -63,6 +65,7 @@ def create_app(settings: Settings | Path, geoip: str | None = None) -> Starlette
             settings, app.state.catalog, app.state.engine, app.state.flag_cohorts.forget, changes
         )
         control = start_control(settings.data_dir, app.state.engine)  # `mixhouse backup` (docs/storage.md)
+        heap.freeze_after(kernels.warm)  # start-up objects out of the collector's scans (mixhouse/heap.py)
         try:
             yield
         finally:

@@ -49,7 +49,13 @@ R = TypeVar("R")
 S = TypeVar("S")
 
 DEFAULT_MEMORY_LIMIT = "2GB"
-CHECKPOINT_THRESHOLD_BYTES = 16 * 1024 * 1024  # DuckDB's checkpoint_threshold (wal_autocheckpoint) default
+# DuckDB's own checkpoint_threshold (wal_autocheckpoint) default: the least WAL a checkpoint reserve counts.
+DUCKDB_CHECKPOINT_THRESHOLD_BYTES = 16 * 1024 * 1024
+# A commit that takes the WAL past this also checkpoints, inside the COMMIT, before any request of its
+# group is acknowledged. At DuckDB's 16 MB that was every ~14th 2000-event /import batch, each checkpoint
+# hundreds of milliseconds: the p99 acknowledgement (bench/bench_ingest.py). Larger, it happens seldom
+# under sustained load, and the idle checkpoint folds the WAL in as soon as writes pause (docs/operations.md).
+DEFAULT_CHECKPOINT_THRESHOLD_BYTES = 256 * 1024 * 1024
 REOPEN_INTERVAL_SECONDS = 1.0
 DEFAULT_IDLE_CHECKPOINT_SECONDS = 5.0
 DEFAULT_REOPEN_AFTER_ROWS = 200_000
@@ -82,10 +88,12 @@ class DuckDBEngine:
         lookups: LookupSource | None = None,
         reopen_after_rows: int = DEFAULT_REOPEN_AFTER_ROWS,
         migration_drill_pause_seconds: float = 0.0,
+        checkpoint_threshold_bytes: int = DEFAULT_CHECKPOINT_THRESHOLD_BYTES,
     ) -> None:
         """`memory_limit`: DuckDB's (its buffer pool: caches, sorts, hash tables; beyond it, work spills
         to tmp/ in the data folder). Checkpoints once no write has arrived for `idle_checkpoint_seconds`.
         `disk_reserve_bytes`: see GroupCommitWriter. `reopen_after_rows`: see `checkpoint_when_idle` (0: never).
+        `checkpoint_threshold_bytes`: the WAL size at which a commit also checkpoints (DuckDB's setting).
         The server opens it with `from_settings`."""
         private_dir(data_dir)
         self._delete_drill_pause_seconds = delete_drill_pause_seconds
@@ -93,6 +101,7 @@ class DuckDBEngine:
         restrict_existing(data_dir, ("events.duckdb", "events.duckdb.wal", "tmp"))
         self._data_dir = data_dir
         self._memory_limit = memory_limit or DEFAULT_MEMORY_LIMIT
+        self._checkpoint_threshold_bytes = checkpoint_threshold_bytes
         self._local = threading.local()
         self._lock = threading.RLock()  # held while the database is used for writing or swapped
         self._generation = 0
@@ -140,6 +149,7 @@ class DuckDBEngine:
             delete_drill_pause_seconds=settings.delete_drill_pause_seconds,
             reopen_after_rows=settings.reopen_after_rows,
             migration_drill_pause_seconds=settings.migration_drill_pause_seconds,
+            checkpoint_threshold_bytes=settings.checkpoint_threshold_bytes,
         )
 
     def _open(self, *, keep_seen_keys: bool = False) -> None:
@@ -150,6 +160,7 @@ class DuckDBEngine:
             db.execute(f"SET memory_limit = '{self._memory_limit}'")
             db.execute(f"SET temp_directory = '{self._data_dir / 'tmp'}'")
             db.execute("SET preserve_insertion_order = false")
+            db.execute(f"SET checkpoint_threshold = '{int(self._checkpoint_threshold_bytes)}b'")
             migrations.open_store(db, drill_pause_seconds=self._migration_drill_pause_seconds)
             self._lookups.attach(db)
             # fetchall, not fetchone: a result left unread keeps its transaction open, and an open
@@ -177,9 +188,10 @@ class DuckDBEngine:
 
     def checkpoint_reserve_bytes(self) -> int:
         """Free space a checkpoint may need before it frees anything: it writes the WAL's rows into new
-        blocks of the database file, then drops the WAL. Twice the larger of the WAL and the size at which
-        DuckDB checkpoints by itself (16 MB), measured in bench/bench_store.py."""
-        return 2 * max(self.wal_bytes(), CHECKPOINT_THRESHOLD_BYTES)
+        blocks of the database file, then drops the WAL. Twice the larger of the WAL and 16 MB (DuckDB's own
+        threshold), measured in bench/bench_store.py. It follows the WAL as it grows (the writer looks at free
+        space at least every 50 ms or 1000 rows) rather than counting the whole checkpoint threshold up front."""
+        return 2 * max(self.wal_bytes(), DUCKDB_CHECKPOINT_THRESHOLD_BYTES)
 
     def _check_usable(self) -> None:
         if self._broken is not None:
@@ -351,11 +363,19 @@ class DuckDBEngine:
                     "event": pa.array([e.event for e in events], pa.string()),
                     "distinct_id": pa.array([e.distinct_id for e in events], pa.string()),
                     "insert_id": pa.array([e.insert_id for e in events], pa.string()),
-                    "properties": pa.array([e.properties for e in events], pa.binary()).cast(pa.string()),
+                    # orjson wrote them (valid UTF-8): viewed as text without a validating cast.
+                    "properties": pa.array([e.properties for e in events], pa.binary()).view(pa.string()),
                 }
             )
             # Slots for new keys, and their columns, before the transaction (see property_columns.py).
-            prepared = self._slot_writer.prepare(conn, "incoming_events", table, [e.properties for e in events])
+            parsed = [e.values for e in events]
+            prepared = self._slot_writer.prepare(
+                conn,
+                "incoming_events",
+                table,
+                [e.properties for e in events],
+                None if None in parsed else cast("list[dict[str, Any]]", parsed),
+            )
         conn.execute("BEGIN TRANSACTION")
         try:
             if events:

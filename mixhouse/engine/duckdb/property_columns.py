@@ -186,17 +186,25 @@ class SlotWriter:
         self._width = width(conn)
 
     def prepare(
-        self, conn: duckdb.DuckDBPyConnection, name: str, table: pa.Table, documents: Sequence[bytes]
+        self,
+        conn: duckdb.DuckDBPyConnection,
+        name: str,
+        table: pa.Table,
+        documents: Sequence[bytes],
+        values: list[dict[str, Any]] | None = None,
     ) -> Prepared:
         """Before the write transaction: slots for the batch's new keys (committed on their own: a slot
         without rows is harmless) and their columns (an ALTER TABLE, which must not share a transaction
         with inserts). `table` has columns project_id, seq, time_ms, event, distinct_id, insert_id,
-        properties; `documents` are its rows' properties, parsed here (a few microseconds a row)."""
+        properties; `documents` are its rows' properties, parsed here (a few microseconds a row) unless
+        `values` holds them already parsed (the dicts ingestion wrote them from: never changed here)."""
         projects = table.column("project_id").to_pylist()
-        try:
-            parsed: list[dict[str, Any]] | None = [orjson.loads(d) for d in documents]
-        except orjson.JSONDecodeError:  # none from the ingestion path (orjson wrote them); DuckDB then splits
-            parsed = None
+        parsed: list[dict[str, Any]] | None = values
+        if parsed is None:
+            try:
+                parsed = [orjson.loads(d) for d in documents]
+            except orjson.JSONDecodeError:  # none from the ingestion path (orjson wrote them); DuckDB then splits
+                parsed = None
         if parsed is None:
             conn.register(name, table)
             try:
