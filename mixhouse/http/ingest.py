@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import time
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from mixhouse.domain.payloads import decode_data
 from mixhouse.domain.writes import WriteBatch
 from mixhouse.engine.base import Engine
 from mixhouse.errors import BadRequest, Forbidden
+from mixhouse.http.acks import acknowledged
 from mixhouse.http.callers import caller_for
 from mixhouse.http.endpoint import Auth
 from mixhouse.http.incoming import Incoming, read_incoming
@@ -43,7 +43,7 @@ async def _commit(engine: Engine, batch: WriteBatch, request: Request | None = N
     if request is not None and batch.project_id is not None:
         request.state.project_id = batch.project_id  # the access log's `project`
     if len(batch):
-        await asyncio.wrap_future(engine.submit(batch))
+        await acknowledged(engine.submit(batch))  # once the writer's commit is on disk (mixhouse/http/acks.py)
 
 
 def api_host(header: str | None) -> str:
