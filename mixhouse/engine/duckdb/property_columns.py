@@ -279,28 +279,31 @@ class SlotWriter:
                     ps, pn, po = rows[at]
                     ps[row], pn[row], po[row] = _split_value(value)
             filled.update(rows)
-        targets = ""
+        extra: list[tuple[str, list[Any], pa.DataType]] = []  # the slot columns this batch fills
         for slot, triple in sorted(filled.items()):
             for column, built, kind in zip(
                 columns(slot), triple, (pa.string(), pa.float64(), pa.string()), strict=True
             ):
                 if built is not None:
-                    table = table.append_column(column, pa.array(built, kind))
-                    targets += f", {column}"
+                    extra.append((column, built, kind))
+        targets = "".join(f", {column}" for column, _, _ in extra)
         base = "project_id, seq, time_ms, event, distinct_id, insert_id, properties"
         tail = f" RETURNING {returning}" if returning else ""
         if n <= PARAMETER_ROWS:
             # A few rows (the usual /track group): list parameters, zipped by unnest. Registering and
             # scanning an Arrow table costs about a millisecond of Python work per statement here, more
             # than the insert of a few rows itself (bench/bench_ingest.py --track-only).
-            names = table.column_names
+            names = [*table.column_names, *(column for column, _, _ in extra)]
+            values = [table.column(column).to_pylist() for column in table.column_names]
             unnested = ", ".join(f"unnest(${i}) AS {column}" for i, column in enumerate(names, start=1))
-            source = f"(SELECT {unnested})"
             result = conn.execute(
-                f"INSERT INTO events ({base}, user_key{targets}) SELECT {base}, {rest}{targets} FROM {source}{tail}",
-                [table.column(column).to_pylist() for column in names],
+                f"INSERT INTO events ({base}, user_key{targets}) SELECT {base}, {rest}{targets} "
+                f"FROM (SELECT {unnested}){tail}",
+                [*values, *(built for _, built, _ in extra)],
             )
         else:
+            for column, built, kind in extra:
+                table = table.append_column(column, pa.array(built, kind))
             conn.register(name, table)
             result = conn.execute(
                 f"INSERT INTO events ({base}, user_key{targets}) SELECT {base}, {rest}{targets} FROM {name}{tail}"
