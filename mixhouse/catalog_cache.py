@@ -29,6 +29,7 @@ from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from mixhouse.catalogdb import Connection
 from mixhouse.domain.catalog import CatalogPort
 from mixhouse.domain.project import Project, ServiceAccount
 
@@ -97,14 +98,20 @@ class WalIndex:
         return head if head[12] == 1 else None  # isInit
 
 
+def _sqlite(conn: object) -> sqlite3.Connection | None:
+    """The sqlite3 connection under the catalog's connection (mixhouse/catalogdb wraps it), if it is one."""
+    raw = getattr(conn, "raw", conn)
+    return raw if isinstance(raw, sqlite3.Connection) else None
+
+
 def change_stamp(catalog: CatalogPort, wal_index: WalIndex | None = None) -> Hashable | None:
     """A value that differs whenever the catalog may have changed since it was last taken on this thread;
     None when no answer may be kept now. `wal_index`: the catalog's, when it has one."""
     own: Callable[[], Hashable | None] | None = getattr(catalog, "change_stamp", None)
     if own is not None:
         return own()
-    conn = catalog.connection()
-    if not isinstance(conn, sqlite3.Connection) or conn.in_transaction:
+    conn = _sqlite(catalog.connection())
+    if conn is None or conn.in_transaction:
         return None
     if wal_index is not None:
         head = wal_index.header()
@@ -128,8 +135,8 @@ class CachedCatalog:
         self.catalog = catalog
         self.max_entries = max_entries
         self._kept = _Kept()
-        conn = catalog.connection() if getattr(catalog, "change_stamp", None) is None else None
-        self._wal_index = WalIndex.of(conn) if isinstance(conn, sqlite3.Connection) else None
+        conn = _sqlite(catalog.connection()) if getattr(catalog, "change_stamp", None) is None else None
+        self._wal_index = WalIndex.of(conn) if conn is not None else None
 
     def current(self) -> CatalogView:
         """A view of the catalog as it is now, for one request: lookups through it are kept, or answered
@@ -163,7 +170,7 @@ class CatalogView:
 
     # -- CatalogPort ------------------------------------------------------------------------------
 
-    def connection(self) -> sqlite3.Connection:
+    def connection(self) -> Connection:
         return self.catalog.connection()
 
     def project_by_id(self, project_id: int) -> Project | None:

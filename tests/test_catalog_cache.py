@@ -29,7 +29,7 @@ def catalog(tmp_path: Path) -> Catalog:
 def _queries(catalog: Catalog) -> list[str]:
     """The statements this thread's connection runs from now on."""
     statements: list[str] = []
-    catalog.connection().set_trace_callback(statements.append)
+    catalog.connection().raw.set_trace_callback(statements.append)  # type: ignore[attr-defined]
     return statements
 
 
@@ -78,7 +78,7 @@ def test_writes_of_this_thread_and_of_other_threads_are_seen_at_once(catalog: Ca
 def test_nothing_is_kept_inside_a_transaction(catalog: Catalog) -> None:
     """A rollback would leave answers that never were: inside a transaction every lookup asks."""
     cached = CachedCatalog(catalog)
-    conn = catalog.connection()
+    conn = catalog.connection().raw  # type: ignore[attr-defined]  # the sqlite3 connection under the wrapper
     conn.execute("BEGIN")
     conn.execute("UPDATE projects SET token = 'ROLLED-BACK' WHERE id = ?", (PROJECT_ID,))
     assert cached.current().project_by_token("ROLLED-BACK") is not None
