@@ -1,6 +1,7 @@
 """Ingestion and export throughput, with fsync on (every acknowledged write is on disk).
 
     .venv/bin/python -m bench.bench_ingest [--runs 5] [--export-events 1000000] [--ref fc873be]
+    .venv/bin/python -m bench.bench_ingest --ref main --track-only [--connections 32] [--track-seconds 5]
 
 Needs `wrk` (Debian package) for the /track figure. Prints: events/s into /import (2000-event batches)
 and the p99 acknowledgement latency of those requests, requests/s into /track (single events) and wrk's
@@ -13,7 +14,8 @@ checkout that differ only in that setting, alternating which goes first.
 `--ref REV` serves another git revision (a temporary worktree, same venv) beside this checkout and runs
 every ingestion round against both, alternating which goes first, so that a shared machine's noise falls
 on both alike: the figures print side by side (before/after), with the server's CPU time per event or
-request (steadier than the rates when other work shares the cores). `--export-events 0` skips the export.
+request (steadier than the rates when other work shares the cores). `--export-events 0` skips the export;
+`--track-only` measures /track alone (wrk's p50 and p99 acknowledgement latency beside the rate).
 """
 
 from __future__ import annotations
@@ -72,14 +74,23 @@ async def _import_run(url: str, batches: list[bytes], concurrency: int) -> float
     return (await _import_timed(url, batches, concurrency))[0]
 
 
+# Each event carries a `$insert_id` unique across wrk's threads, as the SDKs send one: the writer's dedup
+# step runs as it does for real traffic.
 TRACK_LUA = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
 counter = 0
 request = function()
   counter = counter + 1
+  local id = tid .. "-" .. counter
   return wrk.format(nil, "/track", nil,
-    'data={"event":"Tracked","properties":{"token":"%(token)s","distinct_id":"t' .. counter .. '","time":%(now)d}}')
+    'data={"event":"Tracked","properties":{"token":"%(token)s","distinct_id":"t' .. id ..
+    '","time":%(now)d,"$insert_id":"i' .. id .. '"}}')
 end
 """
 
@@ -87,9 +98,9 @@ end
 _UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
-def _track_timed(url: str, seconds: int, connections: int) -> tuple[float, float]:
-    """(requests/s, p99 latency in ms) that wrk (a C load generator; Python clients top out first) gets
-    through /track."""
+def _track_timed(url: str, seconds: int, connections: int) -> tuple[float, float, float]:
+    """(requests/s, p50 and p99 latency in ms) that wrk (a C load generator; Python clients top out first)
+    gets through /track."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
         script.write(TRACK_LUA % {"token": TOKEN, "now": int(time.time())})
         script.flush()
@@ -102,9 +113,12 @@ def _track_timed(url: str, seconds: int, connections: int) -> tuple[float, float
     if "Non-2xx" in out:
         raise RuntimeError(out)
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    found = re.search(r"\s99%\s+([\d.]+)(us|ms|s)\b", out)
-    latency = float(found.group(1)) * _UNIT_MS[found.group(2)] if found else float("nan")
-    return rate, latency
+
+    def percentile(p: int) -> float:
+        found = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)\b", out)
+        return float(found.group(1)) * _UNIT_MS[found.group(2)] if found else float("nan")
+
+    return rate, percentile(50), percentile(99)
 
 
 def _import_batches(start: int, count: int, size: int = 2000) -> list[bytes]:
@@ -135,8 +149,18 @@ def _revision(ref: str, base: Path, kept: Path | None = None) -> Iterator[Path]:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)], check=True)
 
 
-def side_by_side(ref: str, runs: int, import_batches: int, track_seconds: int, kept: Path | None = None) -> None:
-    """Each round: /import then /track against this checkout and `ref`, in alternating order."""
+def side_by_side(
+    ref: str,
+    runs: int,
+    import_batches: int,
+    track_seconds: int,
+    kept: Path | None = None,
+    *,
+    track_only: bool = False,
+    connections: int = 32,
+) -> None:
+    """Each round: /import (unless `track_only`) then /track against this checkout and `ref`, in
+    alternating order."""
     with tempfile.TemporaryDirectory() as tmp, _revision(ref, Path(tmp), kept) as worktree:
         servers: dict[str, ServerProcess] = {}
         for name, source in (("this", None), (ref, worktree)):
@@ -144,12 +168,12 @@ def side_by_side(ref: str, runs: int, import_batches: int, track_seconds: int, k
             seed_catalog(data_dir)
             servers[name] = ServerProcess(data_dir, source_dir=source).start(timeout=120)
         try:
-            keys = ("import", "import_p99", "import_cpu", "track", "track_p99", "track_cpu")
+            keys = ("import", "import_p99", "import_cpu", "track", "track_p50", "track_p99", "track_cpu")
             figures: dict[str, dict[str, list[float]]] = {name: {k: [] for k in keys} for name in servers}
             for run in range(runs):
                 order = list(servers) if run % 2 == 0 else list(reversed(servers))
                 batches = _import_batches(run * import_batches * 2000, import_batches)
-                for name in order:
+                for name in [] if track_only else order:
                     cpu = _cpu_seconds(servers[name])
                     seconds, latencies = asyncio.run(_import_timed(servers[name].url, batches, concurrency=4))
                     figures[name]["import_cpu"].append(
@@ -159,12 +183,13 @@ def side_by_side(ref: str, runs: int, import_batches: int, track_seconds: int, k
                     figures[name]["import_p99"].append(p99(latencies) * 1000)
                 for name in order:
                     cpu = _cpu_seconds(servers[name])
-                    rate, latency = _track_timed(servers[name].url, track_seconds, connections=32)
+                    rate, p50, p99_ms = _track_timed(servers[name].url, track_seconds, connections=connections)
                     figures[name]["track_cpu"].append(
                         (_cpu_seconds(servers[name]) - cpu) / (rate * track_seconds) * 1e6
                     )
                     figures[name]["track"].append(rate)
-                    figures[name]["track_p99"].append(latency)
+                    figures[name]["track_p50"].append(p50)
+                    figures[name]["track_p99"].append(p99_ms)
         finally:
             for server in servers.values():
                 server.stop()
@@ -174,11 +199,14 @@ def side_by_side(ref: str, runs: int, import_batches: int, track_seconds: int, k
         ("/import events/s (2000-event batches, 4 clients)", "import", True),
         ("/import p99 acknowledgement (ms)", "import_p99", False),
         ("/import server CPU per event (us)", "import_cpu", False),
-        ("/track requests/s (single events, 32 conns)", "track", True),
+        (f"/track requests/s (single events, {connections} conns)", "track", True),
+        ("/track p50 acknowledgement (ms)", "track_p50", False),
         ("/track p99 acknowledgement (ms)", "track_p99", False),
         ("/track server CPU per request (us)", "track_cpu", False),
     )
     for label, key, more_is_better in rows:
+        if not figures["this"][key]:
+            continue
         ours, theirs = median(figures["this"][key]), median(figures[ref][key])
         ratio = ours / theirs if more_is_better else theirs / ours
         print(f"{label:<44} {ours:>12,.1f} {theirs:>12,.1f} {ratio:>6.2f}x")
@@ -231,6 +259,8 @@ def main() -> None:
         "--checkpoint-thresholds",
         help="comma-separated MIXHOUSE_CHECKPOINT_THRESHOLD_BYTES values to compare on /import (then exit)",
     )
+    parser.add_argument("--track-only", action="store_true", help="with --ref: measure /track alone")
+    parser.add_argument("--connections", type=int, default=32, help="wrk's connections against /track")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     if args.checkpoint_thresholds:
@@ -238,8 +268,16 @@ def main() -> None:
         by_checkpoint_threshold(values, args.runs, args.import_batches)
         return
     if args.ref:
-        side_by_side(args.ref, args.runs, args.import_batches, args.track_seconds, args.ref_worktree)
-        if not args.export_events:
+        side_by_side(
+            args.ref,
+            args.runs,
+            args.import_batches,
+            args.track_seconds,
+            args.ref_worktree,
+            track_only=args.track_only,
+            connections=args.connections,
+        )
+        if not args.export_events or args.track_only:
             return
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -257,11 +295,12 @@ def main() -> None:
                 f"p99 acknowledgement {median(latencies):,.0f} ms (runs: {', '.join(f'{r:,.0f}' for r in rates)})"
             )
 
-            tracked = [_track_timed(server.url, args.track_seconds, connections=32) for _ in range(args.runs)]
-            rates = [rate for rate, _ in tracked]
+            tracked = [_track_timed(server.url, args.track_seconds, args.connections) for _ in range(args.runs)]
+            rates = [rate for rate, _, _ in tracked]
             print(
-                f"/track single events, 32 connections: median {median(rates):,.0f} requests/s, "
-                f"p99 acknowledgement {median([lat for _, lat in tracked]):,.1f} ms "
+                f"/track single events, {args.connections} connections: median {median(rates):,.0f} requests/s, "
+                f"p50 acknowledgement {median([p50 for _, p50, _ in tracked]):,.1f} ms, "
+                f"p99 {median([p99_ms for _, _, p99_ms in tracked]):,.1f} ms "
                 f"(runs: {', '.join(f'{r:,.0f}' for r in rates)})"
             )
 

@@ -13,7 +13,7 @@ import pytest
 
 from mixhouse.domain.events import StoredEvent
 from mixhouse.domain.writes import WriteBatch
-from mixhouse.engine.duckdb import DuckDBEngine, dedup
+from mixhouse.engine.duckdb import DuckDBEngine, dedup, property_columns
 from tests.conftest import export
 from tests.server import PROJECT_ID, SA_SECRET, SA_USER, SECRET, ServerProcess, seed_catalog
 
@@ -126,3 +126,25 @@ def test_the_writers_key_filter_misses_no_copy_across_rebuilds_and_restarts(
     latest = {key: s for s, key in sent}
     assert superseded == {s for s, key in sent if latest[key] != s}
     assert len(superseded) > 100  # copies in the same batch, in later batches and after reopening
+
+
+@pytest.mark.parametrize("parameter_rows", [0, 1000], ids=["arrow-insert", "parameter-insert"])
+def test_copies_sent_after_a_reopen_supersede_the_stored_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parameter_rows: int
+) -> None:
+    """With the filter at its real size (sparse: no false positive to hide a wrong key), the keys an insert
+    returns must be the very hashes the filter is rebuilt from at the next open, or a copy sent after a
+    restart would not be joined with the one stored before it."""
+    monkeypatch.setattr(property_columns, "PARAMETER_ROWS", parameter_rows)
+    data_dir = tmp_path / "data"
+    seed_catalog(data_dir)
+    events = [StoredEvent(PROJECT_ID, T0 * 1000 + k, "e", f"u{k}", f"k{k}", b'{"p": 1}') for k in range(20)]
+    for _ in range(2):
+        engine = DuckDBEngine(data_dir)
+        try:
+            for event in events:  # one a commit: no copy in the same batch forces the join
+                engine.submit(WriteBatch(events=[event])).result()
+            superseded = engine.reader().execute("SELECT count(*) FROM superseded_events").fetchall()[0][0]
+        finally:
+            engine.close()
+    assert superseded == len(events)

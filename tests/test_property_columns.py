@@ -12,6 +12,7 @@ import duckdb
 import httpx
 import orjson
 import pyarrow as pa
+import pytest
 
 from mixhouse.engine.duckdb import property_columns
 from mixhouse.engine.duckdb.printer import quote
@@ -249,10 +250,13 @@ _BY_KIND: dict[str, list[Any]] = {
 }
 
 
-def test_the_writer_fills_only_the_columns_a_kind_needs() -> None:
+@pytest.mark.parametrize("parameter_rows", [0, 1000], ids=["arrow-insert", "parameter-insert"])
+def test_the_writer_fills_only_the_columns_a_kind_needs(monkeypatch: pytest.MonkeyPatch, parameter_rows: int) -> None:
     """A key holding one kind of value across a batch fills that kind's column alone (the other two stay
     NULL and are not written), with the same values as the JSON they copy; so do keys missing in some
-    events, and a key of every kind."""
+    events, and a key of every kind. The same whether the batch is inserted from a registered Arrow table
+    or from list parameters (a small batch, property_columns.PARAMETER_ROWS)."""
+    monkeypatch.setattr(property_columns, "PARAMETER_ROWS", parameter_rows)
     conn = duckdb.connect()
     conn.execute(SCHEMA)
     property_columns.ensure_tables(conn)

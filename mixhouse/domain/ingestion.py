@@ -65,12 +65,18 @@ def _project_id_of_token(projects: _TokenProjects) -> Callable[[Any], int | None
     return project_id
 
 
-def track(catalog: CatalogPort, records: list[Any], ctx: ev.IngestContext) -> IngestResult:
+def track(
+    catalog: CatalogPort,
+    records: list[Any],
+    ctx: ev.IngestContext,
+    dropped_by: Callable[[int], lexicon.Drops] | None = None,
+) -> IngestResult:
+    """`dropped_by`: what a project's Lexicon schemas drop (default: asked of the catalog once per project)."""
     check_batch_size(records)
     projects = _TokenProjects(catalog)
     # Events a Lexicon schema drops fail like invalid records (mixhouse/lexicon/effects.py).
     records, kept_index, dropped = lexicon.split_dropped(
-        records, _project_id_of_token(projects), lexicon.DroppedEvents(catalog)
+        records, _project_id_of_token(projects), dropped_by or lexicon.DroppedEvents(catalog)
     )
     prepared = ev.prepare_events(records, lambda props: projects(props.get("token")), ctx)
     lexicon.merge_failures(prepared, kept_index, dropped)

@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from mixhouse import heap
 from mixhouse.backup.server import start_control
+from mixhouse.catalog_cache import CachedCatalog
 from mixhouse.cluster.limits import shared_limiter
 from mixhouse.compose import check_engine, open_catalog, open_engine
 from mixhouse.engine import kernels
@@ -56,6 +57,7 @@ def create_app(settings: Settings | Path, geoip: str | None = None) -> Starlette
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.geo = locator
         app.state.catalog = open_catalog(settings)
+        app.state.cached_catalog = CachedCatalog(app.state.catalog)  # tracking's lookups (mixhouse/catalog_cache.py)
         changes = DataChanges()  # pipelines' sync learns of new events here (mixhouse/pipelines)
         app.state.engine = open_engine(
             settings, commit_observers=(observability.observe_commit, changes.observe), catalog=app.state.catalog

@@ -2,28 +2,29 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from mixhouse.catalog_cache import CatalogView
 from mixhouse.domain import ingestion
 from mixhouse.domain.auth import Via
-from mixhouse.domain.catalog import CatalogPort
 from mixhouse.domain.events import Endpoint, IngestContext
 from mixhouse.domain.payloads import decode_data
 from mixhouse.domain.writes import WriteBatch
 from mixhouse.engine.base import Engine
 from mixhouse.errors import BadRequest, Forbidden
+from mixhouse.http.acks import acknowledged
 from mixhouse.http.callers import caller_for
 from mixhouse.http.endpoint import Auth
 from mixhouse.http.incoming import Incoming, read_incoming
 from mixhouse.http.responses import json_response, jsonp, valid_callback
-from mixhouse.lexicon.effects import DroppedEvents
+from mixhouse.lexicon.effects import DroppedEvents, Drops
 
 # A 1x1 transparent GIF, for img=1 (tracking pixels).
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
@@ -42,7 +43,7 @@ async def _commit(engine: Engine, batch: WriteBatch, request: Request | None = N
     if request is not None and batch.project_id is not None:
         request.state.project_id = batch.project_id  # the access log's `project`
     if len(batch):
-        await asyncio.wrap_future(engine.submit(batch))
+        await acknowledged(engine.submit(batch))  # once the writer's commit is on disk (mixhouse/http/acks.py)
 
 
 def api_host(header: str | None) -> str:
@@ -114,19 +115,25 @@ def _strict_failure(result: ingestion.IngestResult) -> Response:
     )
 
 
+def _dropped_by(catalog: CatalogView) -> Callable[[int], Drops]:
+    """A project's Lexicon drops, kept until the catalog changes."""
+    return lambda project_id: catalog.remember(("drops", project_id), lambda: DroppedEvents(catalog)(project_id))
+
+
 async def track(request: Request) -> Response:
-    catalog: CatalogPort = request.app.state.catalog
     incoming = await read_incoming(request)
     request.state.params = incoming.params
-    result = ingestion.track(catalog, _records(incoming), _context(request, incoming, Endpoint.TRACK))
+    catalog: CatalogView = request.app.state.cached_catalog.current()
+    context = _context(request, incoming, Endpoint.TRACK)
+    result = ingestion.track(catalog, _records(incoming), context, _dropped_by(catalog))
     await _commit(request.app.state.engine, result.batch, request)
     return _track_reply(incoming, result)
 
 
 async def _profiles(request: Request, *, group: bool) -> Response:
-    catalog: CatalogPort = request.app.state.catalog
     incoming = await read_incoming(request)
     request.state.params = incoming.params
+    catalog: CatalogView = request.app.state.cached_catalog.current()
     result = ingestion.update_profiles(
         catalog,
         _records(incoming),

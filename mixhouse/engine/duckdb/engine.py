@@ -29,7 +29,7 @@ from mixhouse.engine.common.lookups import lookup_reads
 from mixhouse.engine.duckdb import deletes, identity, migrations, property_columns, property_counts
 from mixhouse.engine.duckdb.backup import copy_database
 from mixhouse.engine.duckdb.deadline import interrupt_at_deadline
-from mixhouse.engine.duckdb.dedup import SeenKeys, mark_superseded
+from mixhouse.engine.duckdb.dedup import RETURNED_KEYS, SeenKeys, mark_superseded
 from mixhouse.engine.duckdb.expressions import Scope, compile_filter
 from mixhouse.engine.duckdb.localtime import offset_ms_sql
 from mixhouse.engine.duckdb.lookups import LookupTables, lookup_joins
@@ -379,13 +379,16 @@ class DuckDBEngine:
         conn.execute("BEGIN TRANSACTION")
         try:
             if events:
-                self._slot_writer.insert(conn, "incoming_events", table, prepared, user_key_sql("distinct_id"))
+                # The insert returns the rows' dedup keys (no statement to read them back).
+                keys = self._slot_writer.insert(
+                    conn, "incoming_events", table, prepared, user_key_sql("distinct_id"), returning=RETURNED_KEYS
+                )
                 conn.unregister("incoming_events")
-                # The rows just inserted, read back by seq (zone maps): each scan of the registered Arrow
-                # table costs Python work under the GIL, a scan of the table's newest rows does not.
+                # The rows just inserted, read back by seq (zone maps) when the join needs them: each scan of
+                # the registered Arrow table costs Python work under the GIL, a scan of the newest rows does not.
                 inserted = f"(SELECT * FROM events WHERE seq BETWEEN {first} AND {first + len(events) - 1})"
                 self._count_writer.record(conn, events, prepared.parsed, inserted)
-                self._seen_keys = mark_superseded(conn, inserted, events, self._seen_keys)
+                self._seen_keys = mark_superseded(conn, inserted, events, self._seen_keys, keys)
                 # The identity map changes in the same transaction as the events that carry its links.
                 links = [(e.project_id, e.identity) for e in events if e.identity is not None]
                 if links:

@@ -44,6 +44,9 @@ log = logging.getLogger(__name__)
 
 # Column triples in the events table (a layout constant: changing it changes the table).
 SLOTS = 16
+# Batches of up to this many rows are inserted from list parameters rather than a registered Arrow table
+# (SlotWriter.insert): below it the registration's fixed cost is the larger, above it the parameters'.
+PARAMETER_ROWS = 64
 # Rows filled per committed step of a backfill.
 BACKFILL_CHUNK_ROWS = 1_000_000
 
@@ -233,15 +236,24 @@ class SlotWriter:
         return Prepared(projects, parsed)
 
     def insert(
-        self, conn: duckdb.DuckDBPyConnection, name: str, table: pa.Table, prepared: Prepared, rest: str
-    ) -> None:
-        """Register `table` as `name` and INSERT it into events with the column list `rest` (SQL over its
-        columns, e.g. the user key) and the slot columns; inside the caller's transaction."""
+        self,
+        conn: duckdb.DuckDBPyConnection,
+        name: str,
+        table: pa.Table,
+        prepared: Prepared,
+        rest: str,
+        returning: str = "",
+    ) -> dict[str, Any] | None:
+        """INSERT `table` into events with the column list `rest` (SQL over its columns, e.g. the user key)
+        and the slot columns; inside the caller's transaction. A batch of up to PARAMETER_ROWS rows is
+        passed as list parameters, a larger one registered as `name` (left registered). With `returning`
+        (SQL over the inserted rows), the inserted rows' values of it as numpy arrays by name (None when
+        DuckDB split the values: the caller reads them back)."""
         projects, parsed = prepared.projects, prepared.parsed
         if parsed is None:
             conn.register(name, table)
             self._insert_sql(conn, name, sorted(set(projects)), rest)
-            return
+            return None
         n = len(projects)
         # Per slot, the columns that hold a value in this batch; a column left out is NULL in every row.
         filled: dict[int, tuple[list[str | None] | None, list[float | None] | None, list[str | None] | None]] = {}
@@ -267,17 +279,36 @@ class SlotWriter:
                     ps, pn, po = rows[at]
                     ps[row], pn[row], po[row] = _split_value(value)
             filled.update(rows)
-        targets = ""
+        extra: list[tuple[str, list[Any], pa.DataType]] = []  # the slot columns this batch fills
         for slot, triple in sorted(filled.items()):
             for column, built, kind in zip(
                 columns(slot), triple, (pa.string(), pa.float64(), pa.string()), strict=True
             ):
                 if built is not None:
-                    table = table.append_column(column, pa.array(built, kind))
-                    targets += f", {column}"
-        conn.register(name, table)
+                    extra.append((column, built, kind))
+        targets = "".join(f", {column}" for column, _, _ in extra)
         base = "project_id, seq, time_ms, event, distinct_id, insert_id, properties"
-        conn.execute(f"INSERT INTO events ({base}, user_key{targets}) SELECT {base}, {rest}{targets} FROM {name}")
+        tail = f" RETURNING {returning}" if returning else ""
+        if n <= PARAMETER_ROWS:
+            # A few rows (the usual /track group): list parameters, zipped by unnest. Registering and
+            # scanning an Arrow table costs about a millisecond of Python work per statement here, more
+            # than the insert of a few rows itself (bench/bench_ingest.py --track-only).
+            names = [*table.column_names, *(column for column, _, _ in extra)]
+            values = [table.column(column).to_pylist() for column in table.column_names]
+            unnested = ", ".join(f"unnest(${i}) AS {column}" for i, column in enumerate(names, start=1))
+            result = conn.execute(
+                f"INSERT INTO events ({base}, user_key{targets}) SELECT {base}, {rest}{targets} "
+                f"FROM (SELECT {unnested}){tail}",
+                [*values, *(built for _, built, _ in extra)],
+            )
+        else:
+            for column, built, kind in extra:
+                table = table.append_column(column, pa.array(built, kind))
+            conn.register(name, table)
+            result = conn.execute(
+                f"INSERT INTO events ({base}, user_key{targets}) SELECT {base}, {rest}{targets} FROM {name}{tail}"
+            )
+        return result.fetchnumpy() if returning else None
 
     def _closed(self, project: int) -> bool:
         """Whether no key can get a slot any more and the project already knows some have none."""

@@ -1,0 +1,66 @@
+"""Waiting for the writer's acknowledgements (mixhouse/http/acks.py): every request's future ends as the
+writer's did (its result or its exception), a whole group commit wakes the event loop once, a request
+cancelled meanwhile neither cancels the writer's future nor keeps the others waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import Future
+
+import pytest
+
+from mixhouse.errors import Unavailable
+from mixhouse.http.acks import Acknowledgements, acknowledged
+
+
+def test_a_group_resolved_on_another_thread_wakes_the_loop_once() -> None:
+    async def run() -> tuple[list[object], int]:
+        loop = asyncio.get_running_loop()
+        acks = Acknowledgements(loop)
+        wakes = 0
+        threadsafe = loop.call_soon_threadsafe
+
+        def counting(callback: object, *args: object) -> asyncio.Handle:
+            nonlocal wakes
+            wakes += 1
+            return threadsafe(callback, *args)  # type: ignore[arg-type]
+
+        loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+        futures: list[Future[None]] = [Future() for _ in range(30)]
+        waiters = [acks.wait(f) for f in futures]
+        cancelled = waiters[5]
+        cancelled.cancel()
+
+        def writer() -> None:  # as GroupCommitWriter._commit resolves a group, one future after another
+            for i, future in enumerate(futures):
+                if i == 7:
+                    future.set_exception(Unavailable("the write failed and was not stored; retry with backoff"))
+                else:
+                    future.set_result(None)
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        thread.join()
+        outcomes = await asyncio.gather(*(w for w in waiters if w is not cancelled), return_exceptions=True)
+        assert not any(f.cancelled() for f in futures)
+        return outcomes, wakes
+
+    outcomes, wakes = asyncio.run(run())
+    assert wakes == 1
+    assert [type(o).__name__ for o in outcomes].count("Unavailable") == 1
+    assert outcomes.count(None) == 28
+
+
+def test_a_future_already_done_and_the_running_loops_own_queue() -> None:
+    async def run() -> None:
+        done: Future[None] = Future()
+        done.set_result(None)
+        assert await acknowledged(done) is None
+        failed: Future[None] = Future()
+        failed.set_exception(Unavailable("the server is shutting down"))
+        with pytest.raises(Unavailable):
+            await acknowledged(failed)
+
+    asyncio.run(run())
+    asyncio.run(run())  # another loop gets its own queue
