@@ -64,3 +64,36 @@ def test_a_future_already_done_and_the_running_loops_own_queue() -> None:
 
     asyncio.run(run())
     asyncio.run(run())  # another loop gets its own queue
+
+
+def test_a_future_cancelled_while_its_group_commits_leaves_the_writer_running() -> None:
+    """The writer resolves each caller's future after the commit; one the caller cancelled meanwhile is
+    skipped (its write stands), and the writer thread keeps serving the next writes and tasks."""
+    from mixhouse.domain.writes import WriteBatch
+    from mixhouse.engine.common.writer import GroupCommitWriter
+
+    entered, release = threading.Event(), threading.Event()
+    groups: list[int] = []
+
+    def write_group(batches: list[WriteBatch]) -> None:
+        groups.append(len(batches))
+        entered.set()
+        release.wait(10)
+
+    writer = GroupCommitWriter(write_group)
+    try:
+        first = writer.submit(WriteBatch())
+        assert entered.wait(10)
+        second = writer.submit(WriteBatch())  # queued behind the commit in progress
+        assert second.cancel()
+        task = writer.call(lambda: "between commits")
+        assert task.cancel()
+        release.set()
+        assert first.result(10) is None
+        third = writer.submit(WriteBatch())
+        assert third.result(10) is None
+        assert writer.call(lambda: "still running").result(10) == "still running"
+        assert writer.health() == []
+    finally:
+        release.set()
+        writer.close()

@@ -19,7 +19,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,18 @@ class _Task:
 
     fn: Callable[[], Any]
     future: Future[Any]
+
+
+def _settle(future: Future[Any], result: object, error: BaseException | None) -> None:
+    """Resolve a caller's future, unless the caller cancelled it meanwhile: the write stands either way, and
+    the writer thread must not die of a caller that stopped waiting (set_* on a cancelled future raises)."""
+    try:
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)
+    except InvalidStateError:
+        pass
 
 
 class GroupCommitWriter:
@@ -209,9 +221,11 @@ class GroupCommitWriter:
     @staticmethod
     def _run_task(task: _Task) -> None:
         try:
-            task.future.set_result(task.fn())
+            result = task.fn()
         except BaseException as exc:
-            task.future.set_exception(exc)
+            _settle(task.future, None, exc)
+        else:
+            _settle(task.future, result, None)
 
     def _commit(self, group: list[tuple[WriteBatch, Future[None]]]) -> None:
         started = time.perf_counter()
@@ -245,7 +259,4 @@ class GroupCommitWriter:
             except Exception:
                 log.exception("commit observer failed")
         for (_, future), error in zip(group, results, strict=True):
-            if error is None:
-                future.set_result(None)
-            else:
-                future.set_exception(error)
+            _settle(future, None, error)
