@@ -93,7 +93,16 @@ class ClickHouseEngine:
         self.store = Store(driver)
         self.db = driver.database
         try:
+            tables = {
+                str(r["name"])
+                for r in self.store.rows("SELECT name FROM system.tables WHERE database = {db:String}", {"db": self.db})
+            }
             for sql in ddl(self.db, cluster):
+                if f"{self.db}.dedup_keys " in sql and "events" in tables and "dedup_keys" not in tables:
+                    log.info("clickhouse: filling dedup_keys from the stored events (once, after an upgrade)")
+                    for step in dedup.backfill_statements(self.db, sql, cluster):
+                        driver.command(step)
+                    continue
                 driver.command(sql)
             rows = self.store.rows(f"SELECT max(seq) AS s FROM {self.db}.events")
         except DriverError as exc:
@@ -201,8 +210,9 @@ class ClickHouseEngine:
         user_updates = identity.resolve_profile_updates(store, [u for b in batches for u in b.profile_updates])
         profiles = self._profile_rows(user_updates, group=False)
         groups = self._profile_rows([u for b in batches for u in b.group_updates], group=True)
-        # 3. the events, then the dedup marks they cause, then the profiles
+        # 3. the dedup keys, the events, then the dedup marks they cause, then the profiles
         if rows:
+            dedup.record_keys(store, rows)
             store.insert("events", _EVENT_COLUMNS, rows)
             dedup.mark_superseded(store, dedup.batch_keys(rows))
         store.insert("profiles", _PROFILE_COLUMNS, profiles)
