@@ -114,3 +114,26 @@ def test_keys_with_quotes_escapes_and_non_ascii_text(engine: ClickHouseEngine) -
     put(engine, StoredEvent(p, T, name, who, iid, b'{"n":1}'), StoredEvent(p, T, name, who + " ", iid, b'{"n":2}'))
     put(engine, StoredEvent(p, T, name, who, iid, b'{"n":3}'))
     assert superseded(engine, p) == [(0, '{"n":1}')]
+
+
+def test_deleting_a_users_events_deletes_their_key_hashes(engine: ClickHouseEngine) -> None:
+    p = 107
+    put(
+        engine,
+        StoredEvent(p, T, "e", "gone", "a", b"{}"),
+        StoredEvent(p, T + 1, "e", "gone", "b", b"{}"),
+        StoredEvent(p, T + 2, "e", "kept", "c", b"{}"),
+    )
+    put(engine, StoredEvent(p, T + 3, "e", "kept", "d", b"{}"), StoredEvent(p + 1, T, "e", "x", "y", b"{}"))
+
+    def hashes(project: int) -> int:
+        rows = engine.store.rows(
+            f"SELECT count() AS n FROM {engine.db}.dedup_keys WHERE project_id = {{p:Int64}}", {"p": project}
+        )
+        return int(rows[0]["n"])
+
+    assert hashes(p) == 4
+    engine.delete_users(p, ["gone"])  # GDPR: no hash of the deleted user's keys is left behind
+    assert hashes(p) == 2
+    assert engine.delete_events(p, ["d"]) == 1
+    assert (hashes(p), hashes(p + 1)) == (1, 1)

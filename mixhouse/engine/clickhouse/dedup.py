@@ -128,6 +128,14 @@ def backfill_statements(db: str, create_sql: str, cluster: str | None) -> list[s
     ]
 
 
+def forget_statement(db: str, events_where: str) -> str:
+    """Delete the `dedup_keys` rows of the events matching `events_where` (run before those events are deleted:
+    a GDPR deletion leaves no hash of the ids behind)."""
+    key_hash = KEY_HASH.format("event", "distinct_id", "time_ms", "assumeNotNull(insert_id)")
+    return f"""DELETE FROM {db}.dedup_keys WHERE project_id = {{p:Int64}} AND key_hash IN (
+        SELECT {key_hash} FROM {db}.events WHERE {events_where} AND insert_id IS NOT NULL)"""
+
+
 def keys_param(keys: Iterable[Key]) -> str:
     return orjson.dumps(sorted(keys)).decode()
 
