@@ -1,8 +1,8 @@
 """The ClickHouse engine's dedup marks (mixhouse/engine/clickhouse/dedup.py) on chDB: the older copies of a
 key (event, distinct_id, time, $insert_id) are listed whether they arrive in one batch or later ones, a key
-differing in any part is not a copy, and the look-up reads the granules of the batch's own (user, time)
-pairs, not every stored event of the batch's time range (which made ingestion slow down as the store
-grew)."""
+differing in any part is not a copy, and the look-up reads the small granules of dedup_keys holding the
+batch's key hashes, then (only for repeated hashes) the granules of those keys' own (user, time) pairs, not
+every stored event of the batch's time range (which made ingestion slow down as the store grew)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from mixhouse.settings import load_settings
 
 T = 1_704_103_200_000  # 2024-01-01T10:00:00Z
 GRANULE = 8192  # the events table's index_granularity (ClickHouse's default)
+KEY_GRANULE = 256  # dedup_keys' index_granularity
 
 
 @pytest.fixture(scope="module")
@@ -86,12 +87,22 @@ def test_the_look_up_reads_the_batchs_granules_not_the_stored_time_range(engine:
     put(engine, *(StoredEvent(p, T + i % 60_000, "e", "heavy", f"h{i}", b"{}") for i in range(stored)))
     keys = {("e", f"u{i}", T + i * 6_000, f"x{i}") for i in range(10)}
     put(engine, *(StoredEvent(p, t, e, d, x, b"{}") for e, d, t, x in keys))
+    params = {"p": p, "keys": dedup.keys_param(keys)}
+    # The first look-up reads dedup_keys only, at most one of its small granules per key of the batch.
+    estimate = engine.store.rows(f"EXPLAIN ESTIMATE {dedup.repeated_select(engine.db)}", params)
+    assert [r["table"] for r in estimate] == ["dedup_keys"]
+    assert sum(int(r["rows"]) for r in estimate) <= len(keys) * KEY_GRANULE + len(keys) < stored
+    assert engine.store.rows(dedup.repeated_select(engine.db), params) == []  # no key is there twice
+    # Were every key repeated, the exact match would read at most the two granules the heavy user's rows
+    # share with the batch's users once parts merge (the heavy user's key sorts between theirs); the time
+    # range alone would read every stored row.
+    hashes = engine.store.rows(
+        f"{dedup._BATCH} SELECT groupArray({dedup._batch_hash()}) AS h FROM batch", {"keys": params["keys"]}
+    )[0]["h"]
     estimate = engine.store.rows(
-        f"EXPLAIN ESTIMATE {dedup.superseded_select(engine.db)}", {"p": p, "keys": dedup.keys_param(keys)}
+        f"EXPLAIN ESTIMATE {dedup.superseded_select(engine.db)}", {**params, "repeated": list(hashes)}
     )
     read = sum(int(r["rows"]) for r in estimate)
-    # At most the two granules the heavy user's rows share with the batch's users once parts merge (the
-    # heavy user's key sorts between theirs); the time range alone would read every stored row.
     assert read <= 2 * GRANULE + len(keys) < stored
     put(engine, *(StoredEvent(p, t, e, d, x, b'{"again":1}') for e, d, t, x in sorted(keys)[:3]))
     assert [props for _t, props in superseded(engine, p)] == ["{}"] * 3
@@ -103,3 +114,26 @@ def test_keys_with_quotes_escapes_and_non_ascii_text(engine: ClickHouseEngine) -
     put(engine, StoredEvent(p, T, name, who, iid, b'{"n":1}'), StoredEvent(p, T, name, who + " ", iid, b'{"n":2}'))
     put(engine, StoredEvent(p, T, name, who, iid, b'{"n":3}'))
     assert superseded(engine, p) == [(0, '{"n":1}')]
+
+
+def test_deleting_a_users_events_deletes_their_key_hashes(engine: ClickHouseEngine) -> None:
+    p = 107
+    put(
+        engine,
+        StoredEvent(p, T, "e", "gone", "a", b"{}"),
+        StoredEvent(p, T + 1, "e", "gone", "b", b"{}"),
+        StoredEvent(p, T + 2, "e", "kept", "c", b"{}"),
+    )
+    put(engine, StoredEvent(p, T + 3, "e", "kept", "d", b"{}"), StoredEvent(p + 1, T, "e", "x", "y", b"{}"))
+
+    def hashes(project: int) -> int:
+        rows = engine.store.rows(
+            f"SELECT count() AS n FROM {engine.db}.dedup_keys WHERE project_id = {{p:Int64}}", {"p": project}
+        )
+        return int(rows[0]["n"])
+
+    assert hashes(p) == 4
+    engine.delete_users(p, ["gone"])  # GDPR: no hash of the deleted user's keys is left behind
+    assert hashes(p) == 2
+    assert engine.delete_events(p, ["d"]) == 1
+    assert (hashes(p), hashes(p + 1)) == (1, 1)

@@ -27,6 +27,7 @@ from typing import Any
 import duckdb
 import orjson
 
+from mixhouse.engine.clickhouse import dedup
 from mixhouse.engine.clickhouse.engine import ClickHouseEngine
 from mixhouse.errors import MixhouseError
 
@@ -186,6 +187,7 @@ def _copy_events(
             [next_seq, end],
         ).fetchall()
         if rows:
+            dedup.record_keys(target.store, rows)  # the engine's $insert_id look-up reads these first
             target.store.insert("events", EVENT_COLUMNS, rows)
         next_seq = end
         done += len(rows)

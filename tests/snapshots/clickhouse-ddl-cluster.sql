@@ -23,6 +23,13 @@ CREATE TABLE IF NOT EXISTS mixhouse.superseded_events ON CLUSTER mixhouse (
         ) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/mixhouse/superseded_events', '{replica}') ORDER BY (project_id, seq)
         SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
 
+CREATE TABLE IF NOT EXISTS mixhouse.dedup_keys ON CLUSTER mixhouse (
+            project_id Int64,
+            key_hash   UInt64                -- dedup.KEY_HASH of an event's (event, distinct_id, time, $insert_id)
+        ) ENGINE = ReplicatedMergeTree('/clickhouse/tables/all/mixhouse/dedup_keys', '{replica}') ORDER BY (project_id, key_hash)
+        SETTINGS index_granularity = 256, min_compress_block_size = 4096, max_compress_block_size = 8192,
+            fsync_after_insert = 1, fsync_part_directory = 1;
+
 CREATE TABLE IF NOT EXISTS mixhouse.profiles ON CLUSTER mixhouse (
             project_id  Int64,
             distinct_id String,

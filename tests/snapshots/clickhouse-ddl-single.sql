@@ -18,6 +18,13 @@ CREATE TABLE IF NOT EXISTS mixhouse.superseded_events (
         ) ENGINE = ReplacingMergeTree ORDER BY (project_id, seq)
         SETTINGS non_replicated_deduplication_window = 1000, fsync_after_insert = 1, fsync_part_directory = 1;
 
+CREATE TABLE IF NOT EXISTS mixhouse.dedup_keys (
+            project_id Int64,
+            key_hash   UInt64                -- dedup.KEY_HASH of an event's (event, distinct_id, time, $insert_id)
+        ) ENGINE = MergeTree ORDER BY (project_id, key_hash)
+        SETTINGS index_granularity = 256, min_compress_block_size = 4096, max_compress_block_size = 8192,
+            non_replicated_deduplication_window = 1000, fsync_after_insert = 1, fsync_part_directory = 1;
+
 CREATE TABLE IF NOT EXISTS mixhouse.profiles (
             project_id  Int64,
             distinct_id String,

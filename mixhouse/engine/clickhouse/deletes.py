@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from mixhouse.engine.base import DeleteResult
+from mixhouse.engine.clickhouse import dedup
 from mixhouse.engine.clickhouse.relations import identity_map_sql
 from mixhouse.engine.clickhouse.store import Store
 
@@ -50,6 +51,7 @@ def delete_events(store: Store, project_id: int, insert_ids: list[str]) -> int:
     counted = store.rows(f"SELECT count() AS n FROM {db}.events WHERE {where}", params)
     events = int(counted[0]["n"]) if counted else 0
     if events:
+        store.driver.command(dedup.forget_statement(db, where), params)
         store.driver.command(
             f"DELETE FROM {db}.superseded_events WHERE project_id = {{p:Int64}} AND seq IN ("
             f" SELECT seq FROM {db}.events WHERE {where})",
@@ -69,6 +71,8 @@ def delete_users(store: Store, project_id: int, distinct_ids: list[str]) -> Dele
     )
     events = int(counted[0]["n"]) if counted else 0
     if events:
+        user_events = "project_id = {p:Int64} AND has({ids:Array(String)}, distinct_id)"
+        store.driver.command(dedup.forget_statement(db, user_events), params)
         store.driver.command(
             f"DELETE FROM {db}.superseded_events WHERE project_id = {{p:Int64}} AND seq IN ("
             f" SELECT seq FROM {db}.events WHERE project_id = {{p:Int64}} AND has({{ids:Array(String)}}, distinct_id))",

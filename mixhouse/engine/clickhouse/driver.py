@@ -55,6 +55,9 @@ def deadline_settings() -> dict[str, Any]:
 
 class Driver(Protocol):
     database: str
+    # Whether the engine may keep scratch tables of its own on the store (large exports stage their rows):
+    # true when one process owns the store, so tables left by a crash can be dropped at the next start.
+    staging: bool
 
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         """Run a statement that returns nothing (DDL, INSERT ... SELECT, mutations)."""
@@ -119,6 +122,8 @@ class ChDBDriver:
     """chDB keeps one ClickHouse instance per process, so statements are serialised here: results are
     read whole (the engine reads large results in windows)."""
 
+    staging = True  # one process owns a chDB folder
+
     def __init__(self, path: Path, database: str = "mixhouse") -> None:
         from chdb import session
 
@@ -173,6 +178,10 @@ class ChDBDriver:
 class HTTPDriver:
     """A ClickHouse server (or a cluster's load balancer) over HTTP; clickhouse-connect pools connections
     and is safe to share between threads."""
+
+    # Several processes may share the server (and a load balancer may send each statement to another
+    # node), so the engine keeps no scratch tables there.
+    staging = False
 
     def __init__(self, url: str, database: str = "mixhouse", user: str = "default", password: str = "") -> None:
         import clickhouse_connect

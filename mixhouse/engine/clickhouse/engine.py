@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
@@ -56,6 +57,7 @@ S = TypeVar("S")
 
 EXPORT_WINDOW_ROWS = 50_000
 EXPORT_BATCH_ROWS = 10_000
+STAGING_PREFIX = "export_staging_"  # tables of exports in progress (one node only)
 _HOUR_MS = 3_600_000
 _EVENT_COLUMNS = ("project_id", "seq", "time_ms", "event", "distinct_id", "insert_id", "properties")
 _PROFILE_COLUMNS = ("project_id", "distinct_id", "properties", "updated_ms", "version", "deleted")
@@ -91,7 +93,16 @@ class ClickHouseEngine:
         self.store = Store(driver)
         self.db = driver.database
         try:
+            tables = {
+                str(r["name"])
+                for r in self.store.rows("SELECT name FROM system.tables WHERE database = {db:String}", {"db": self.db})
+            }
             for sql in ddl(self.db, cluster):
+                if f"{self.db}.dedup_keys " in sql and "events" in tables and "dedup_keys" not in tables:
+                    log.info("clickhouse: filling dedup_keys from the stored events (once, after an upgrade)")
+                    for step in dedup.backfill_statements(self.db, sql, cluster):
+                        driver.command(step)
+                    continue
                 driver.command(sql)
             rows = self.store.rows(f"SELECT max(seq) AS s FROM {self.db}.events")
         except DriverError as exc:
@@ -105,6 +116,8 @@ class ClickHouseEngine:
             raise
         try:
             self._lookups = LookupTables(self.store, lookups, cluster)
+            if driver.staging:
+                self._drop_staging()
         except DriverError as exc:
             driver.close()
             raise unavailable(exc) from exc
@@ -197,8 +210,9 @@ class ClickHouseEngine:
         user_updates = identity.resolve_profile_updates(store, [u for b in batches for u in b.profile_updates])
         profiles = self._profile_rows(user_updates, group=False)
         groups = self._profile_rows([u for b in batches for u in b.group_updates], group=True)
-        # 3. the events, then the dedup marks they cause, then the profiles
+        # 3. the dedup keys, the events, then the dedup marks they cause, then the profiles
         if rows:
+            dedup.record_keys(store, rows)
             store.insert("events", _EVENT_COLUMNS, rows)
             dedup.mark_superseded(store, dedup.batch_keys(rows))
         store.insert("profiles", _PROFILE_COLUMNS, profiles)
@@ -270,31 +284,83 @@ class ClickHouseEngine:
         if query.events is not None:
             filters.append("has({events:Array(String)}, s.event)")
             params["events"] = list(query.events)
-        outer = f"WHERE ({where_sql})" if where_sql else ""
-        # Rows show their canonical id (https://developer.mixpanel.com/reference/raw-event-export); rows
-        # re-attributed keep the id they were sent with in $distinct_id_before_identity.
-        sql = f"""
-            SELECT e.time_ms AS t, e.event AS event, e.distinct_id AS distinct_id, e.original AS original,
-                   e.properties AS properties
-            FROM (
-                SELECT s.seq AS seq, s.time_ms AS time_ms, s.event AS event,
-                       if(m.canonical_id = '', s.distinct_id, m.canonical_id) AS distinct_id,
-                       s.distinct_id AS original, s.properties AS properties
-                FROM {self.db}.events AS s
-                LEFT JOIN {identity_map_sql(self.db, "p")} AS m ON m.distinct_id = s.distinct_id
-                WHERE {" AND ".join(filters)} AND s.time_ms >= {{ws:Int64}} AND s.time_ms < {{we:Int64}}
-            ) AS e {outer}
-            ORDER BY e.time_ms, e.seq LIMIT {{limit:UInt64}}
-        """
         try:
-            counts = self.store.driver.arrow(
-                f"SELECT intDiv(s.time_ms, {_HOUR_MS}) AS h, count() AS n FROM {self.db}.events AS s"
-                f" WHERE {' AND '.join(filters)} GROUP BY h ORDER BY h",
-                params,
-            ).to_pylist()
+            counts = [
+                (int(c["h"]), int(c["n"]))
+                for c in self.store.driver.arrow(
+                    f"SELECT intDiv(s.time_ms, {_HOUR_MS}) AS h, count() AS n FROM {self.db}.events AS s"
+                    f" WHERE {' AND '.join(filters)} GROUP BY h ORDER BY h",
+                    params,
+                ).to_pylist()
+            ]
         except DriverError as exc:
             raise unavailable(exc) from exc
-        return self._export_windows(query, sql, params, [(int(c["h"]), int(c["n"])) for c in counts])
+        limit = query.limit if query.limit is not None else 2**62
+        if self._driver.staging and sum(n for _h, n in counts) > EXPORT_WINDOW_ROWS and limit > EXPORT_WINDOW_ROWS:
+            return self._staged_export(query, _export_rows_sql(self.db, filters, where_sql), params, counts)
+        sql = f"""
+            SELECT e.t AS t, e.event AS event, e.distinct_id AS distinct_id, e.original AS original,
+                   e.properties AS properties
+            FROM ({_export_rows_sql(self.db, [*filters, "s.time_ms >= {ws:Int64}", "s.time_ms < {we:Int64}"], where_sql)}) AS e
+            ORDER BY e.t, e.seq LIMIT {{limit:UInt64}}
+        """
+        return self._export_windows(query, sql, params, counts)
+
+    def _staged_export(
+        self, query: ExportQuery, rows_sql: str, params: dict[str, Any], counts: list[tuple[int, int]]
+    ) -> Iterator[bytes]:
+        """A large export on one node: the range's rows are copied once into a staging table ordered by
+        (time, seq), and the windows are read from it, each reading only its own granules. Read straight from
+        the events table, every window would read every granule of the range (events are ordered by user,
+        so any hour's rows are spread over all of them): the cost grew with windows x rows, 130 s for 10M
+        events. The staging table is dropped when the export ends or is abandoned, and at the next start
+        after a crash (`_drop_staging`)."""
+        name = f"{self.db}.{STAGING_PREFIX}{uuid.uuid4().hex}"
+        end_ms = query.end_ms
+        if query.limit is not None and query.where is None:
+            # rows past the hour where the limit is reached are never written: they need not be staged
+            seen = 0
+            for hour, n in counts:
+                seen += n
+                if seen >= query.limit:
+                    end_ms = min(end_ms, (hour + 1) * _HOUR_MS)
+                    break
+        try:
+            try:
+                self._driver.command(
+                    f"""CREATE TABLE {name} (t Int64, seq Int64, event String, distinct_id String,
+                        original String, properties String) ENGINE = MergeTree ORDER BY (t, seq)"""
+                )
+                self._driver.command(
+                    f"INSERT INTO {name} SELECT t, seq, event, distinct_id, original, properties FROM ({rows_sql})"
+                    " WHERE t < {staged_end:Int64}",
+                    {**params, "staged_end": end_ms},
+                )
+                staged = self.store.driver.arrow(
+                    f"SELECT intDiv(t, {_HOUR_MS}) AS h, count() AS n FROM {name} GROUP BY h ORDER BY h"
+                ).to_pylist()
+            except DriverError as exc:
+                raise unavailable(exc) from exc
+            sql = f"""SELECT t, event, distinct_id, original, properties FROM {name}
+                WHERE t >= {{ws:Int64}} AND t < {{we:Int64}} ORDER BY t, seq LIMIT {{limit:UInt64}}"""
+            yield from self._export_windows(query, sql, {}, [(int(c["h"]), int(c["n"])) for c in staged])
+        finally:
+            self._drop_table(name)
+
+    def _drop_table(self, name: str) -> None:
+        try:
+            self._driver.command(f"DROP TABLE IF EXISTS {name} SYNC")
+        except DriverError:
+            log.warning("clickhouse: dropping %s failed (it is dropped at the next start)", name, exc_info=True)
+
+    def _drop_staging(self) -> None:
+        """Staging tables left by exports running when the process stopped (one process owns a chDB store)."""
+        rows = self.store.rows(
+            "SELECT name FROM system.tables WHERE database = {db:String} AND startsWith(name, {prefix:String})",
+            {"db": self.db, "prefix": STAGING_PREFIX},
+        )
+        for row in rows:
+            self._drop_table(f"{self.db}.{row['name']}")
 
     def _export_windows(
         self, query: ExportQuery, sql: str, params: dict[str, Any], counts: list[tuple[int, int]]
@@ -410,6 +476,25 @@ class ClickHouseEngine:
         self._writer.close()
         self._driver.close()
         self._sequence.close()
+
+
+def _export_rows_sql(db: str, filters: list[str], where_sql: str | None) -> str:
+    """The rows an export writes (t, seq, event, distinct_id, original, properties), unordered. Rows show
+    their canonical id (https://developer.mixpanel.com/reference/raw-event-export); rows re-attributed keep
+    the id they were sent with in $distinct_id_before_identity."""
+    outer = f"WHERE ({where_sql})" if where_sql else ""
+    return f"""
+        SELECT e.time_ms AS t, e.seq AS seq, e.event AS event, e.distinct_id AS distinct_id, e.original AS original,
+               e.properties AS properties
+        FROM (
+            SELECT s.seq AS seq, s.time_ms AS time_ms, s.event AS event,
+                   if(m.canonical_id = '', s.distinct_id, m.canonical_id) AS distinct_id,
+                   s.distinct_id AS original, s.properties AS properties
+            FROM {db}.events AS s
+            LEFT JOIN {identity_map_sql(db, "p")} AS m ON m.distinct_id = s.distinct_id
+            WHERE {" AND ".join(filters)}
+        ) AS e {outer}
+    """
 
 
 class _Shift:

@@ -55,6 +55,12 @@ def statements(db: str) -> list[str]:
             seq        Int64
         ) ENGINE = ReplacingMergeTree ORDER BY (project_id, seq)
         SETTINGS non_replicated_deduplication_window = 1000, {_DURABLE}""",
+        f"""CREATE TABLE IF NOT EXISTS {db}.dedup_keys (
+            project_id Int64,
+            key_hash   UInt64                -- dedup.KEY_HASH of an event's (event, distinct_id, time, $insert_id)
+        ) ENGINE = MergeTree ORDER BY (project_id, key_hash)
+        SETTINGS index_granularity = 256, min_compress_block_size = 4096, max_compress_block_size = 8192,
+            non_replicated_deduplication_window = 1000, {_DURABLE}""",
         f"""CREATE TABLE IF NOT EXISTS {db}.profiles (
             project_id  Int64,
             distinct_id String,
@@ -180,6 +186,7 @@ def ddl(db: str, cluster: str | None) -> list[str]:
 TABLES = (
     "events",
     "superseded_events",
+    "dedup_keys",
     "profiles",
     "group_profiles",
     "identity_map",

@@ -87,6 +87,7 @@ def retention_rows(store: Store, spec: RetentionSpec) -> list[CohortRow]:
     fanned = f"SELECT u, bt, {cohort} AS cohort, '{OVERALL}' AS seg FROM births"
     if segment_sql:
         fanned += f" UNION ALL SELECT u, bt, {cohort} AS cohort, arrayJoin(segs) AS seg FROM births"
+    size = spec.interval_count + 1
     index = _interval_index(
         spec,
         _local(spec.timezone, "b.bt", spec.start_ms, spec.end_ms),
@@ -100,14 +101,20 @@ def retention_rows(store: Store, spec: RetentionSpec) -> list[CohortRow]:
             SELECT DISTINCT b.u AS u, b.cohort AS cohort, b.seg AS seg, {index} AS i
             FROM cohorts AS b INNER JOIN ret AS r ON r.u = b.u WHERE r.t > b.bt
         ),
-        kept AS (SELECT * FROM idx WHERE i <= {spec.interval_count})
-        SELECT 'first' AS kind, cohort, seg, toInt64(0) AS i, count() AS n FROM cohorts GROUP BY cohort, seg
-        UNION ALL SELECT 'returned' AS kind, cohort, seg, toInt64(i) AS i, count() AS n FROM kept GROUP BY cohort, seg, i
-        UNION ALL SELECT 'reached' AS kind, cohort, seg, toInt64(m) AS i, count() AS n FROM (
-            SELECT cohort, seg, u, max(i) AS m FROM kept GROUP BY cohort, seg, u
-        ) GROUP BY cohort, seg, m
+        kept AS (
+            SELECT cohort, seg, u, groupArray(i) AS ks FROM idx WHERE i <= {spec.interval_count} GROUP BY cohort, seg, u
+        )
+        SELECT 'first' AS kind, cohort, seg, count() AS n, CAST([] AS Array(UInt64)) AS returned,
+               CAST([] AS Array(UInt64)) AS reached
+        FROM cohorts GROUP BY cohort, seg
+        UNION ALL
+        SELECT 'returns' AS kind, cohort, seg, toUInt64(0) AS n,
+               sumForEach(arrayMap(j -> toUInt64(has(ks, j)), range({size}))) AS returned,
+               sumForEach(arrayMap(j -> toUInt64(arrayMax(ks) = j), range({size}))) AS reached
+        FROM kept GROUP BY cohort, seg
     """
-    size = spec.interval_count + 1
+    # One pass over the per-user intervals (`kept`) gives both the returns and the furthest interval reached:
+    # ClickHouse evaluates a CTE at each use, and the join of births and returns is most of the query.
     table: dict[tuple[date, str], dict[str, Any]] = {}
     for row in store.rows(sql, params):
         day = _EPOCH + timedelta(days=int(row["cohort"]))
@@ -115,7 +122,8 @@ def retention_rows(store: Store, spec: RetentionSpec) -> list[CohortRow]:
         if row["kind"] == "first":
             cell["first"] = int(row["n"])
         else:
-            cell[row["kind"]][int(row["i"])] = int(row["n"])
+            cell["returned"] = [int(n) for n in row["returned"]]
+            cell["reached"] = [int(n) for n in row["reached"]]
     return [
         CohortRow(day, seg, c["first"], tuple(c["returned"]), tuple(c["reached"])) for (day, seg), c in table.items()
     ]

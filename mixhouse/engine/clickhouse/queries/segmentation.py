@@ -81,19 +81,17 @@ def series_rows(store: Store, spec: SeriesSpec) -> list[SeriesRow]:
     )
     value = compile_number(spec.value, scope) if spec.value is not None else "CAST(NULL AS Nullable(Float64))"
     aggregate = _COUNTS[spec.count_type] if spec.measure is Measure.COUNT else _MEASURES[spec.measure]
-    ranked = ""
-    filters = []
+    # Every WITH subquery is used once: ClickHouse evaluates a WITH subquery again at each use, so ranking the
+    # top keys from `agg` in a subquery of their own read and aggregated the events twice.
+    ranked = "SELECT * FROM totals"
     if spec.limit is not None:
         params["limit"] = spec.limit
-        ranked = ", top_keys AS (SELECT k FROM agg GROUP BY k ORDER BY sum(v) DESC, k LIMIT {limit:UInt64})"
-        filters.append("k IN (SELECT k FROM top_keys)")
-        if spec.inner is not None:
-            ranked += """, top_inner AS (
-                SELECT k, i FROM (SELECT k, i, sum(v) AS t FROM agg GROUP BY k, i)
-                ORDER BY t DESC, i LIMIT {limit:UInt64} BY k
-            )"""
-            filters.append("(k, i) IN (SELECT k, i FROM top_inner)")
-    final_where = f"WHERE {' AND '.join(filters)}" if filters else ""
+        kept = ["kr <= {limit:UInt64}"] + (["ir <= {limit:UInt64}"] if spec.inner is not None else [])
+        ranked = f"""SELECT * FROM (
+                SELECT *, dense_rank() OVER (ORDER BY kt DESC, k) AS kr,
+                       dense_rank() OVER (PARTITION BY k ORDER BY it DESC, i) AS ir
+                FROM totals
+            ) WHERE {" AND ".join(kept)}"""
     sql = f"""
         WITH src AS (
             SELECT e.user_key AS uk, {bucket} AS bucket, {value} AS x, {keys} AS ks, {inner} AS inner_keys
@@ -101,10 +99,12 @@ def series_rows(store: Store, spec: SeriesSpec) -> list[SeriesRow]:
             WHERE {where}
         ),
         both_keys AS (SELECT uk, bucket, x, k, i FROM src ARRAY JOIN ks AS k ARRAY JOIN inner_keys AS i),
-        agg AS (SELECT k, i, bucket, toFloat64({aggregate}) AS v FROM both_keys GROUP BY k, i, bucket)
-        {ranked}
-        SELECT k, i, bucket, v, sum(v) OVER (PARTITION BY k) AS kt, sum(v) OVER (PARTITION BY k, i) AS it
-        FROM agg {final_where}
+        agg AS (SELECT k, i, bucket, toFloat64({aggregate}) AS v FROM both_keys GROUP BY k, i, bucket),
+        totals AS (
+            SELECT k, i, bucket, v, sum(v) OVER (PARTITION BY k) AS kt, sum(v) OVER (PARTITION BY k, i) AS it
+            FROM agg
+        )
+        SELECT k, i, bucket, v, kt, it FROM ({ranked})
         ORDER BY kt DESC, k, it DESC, i, bucket
     """
     rows = store.rows(sql, params)
