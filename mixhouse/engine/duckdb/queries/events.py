@@ -53,7 +53,8 @@ def event_top(conn: duckdb.DuckDBPyConnection, spec: EventTopSpec) -> list[Event
         LIMIT $limit
     """
     params: dict[str, Any] = {**rel.params, "today": spec.today_start_ms, "limit": spec.limit}
-    return [EventTopRow(r[0], float(r[1]), float(r[2])) for r in conn.execute(sql, params).fetchall()]
+    rows = conn.execute(sql, params).fetchall()[: spec.limit]  # DuckDB 2.0.0 can drop a LIMIT (see export_lines)
+    return [EventTopRow(r[0], float(r[1]), float(r[2])) for r in rows]
 
 
 # Discovery counts stored events as /events/names does: duplicates included, no identity join (both

@@ -26,4 +26,4 @@ def stream_events(conn: duckdb.DuckDBPyConnection, spec: StreamSpec) -> list[str
         LIMIT $limit
     """
     rows = conn.execute(sql, {**rel.params, "ids": list(spec.distinct_ids), "limit": spec.limit}).fetchall()
-    return [r[0] for r in rows]
+    return [r[0] for r in rows[: spec.limit]]  # DuckDB 2.0.0 can drop a large LIMIT (see export_lines)
