@@ -124,7 +124,13 @@ def test_an_export_failing_mid_stream_is_visibly_broken(tmpfs: Path) -> None:
     disk is full, so sorting the second window (30 MB of events in one hour) fails."""
     data_dir = tmpfs / "data"
     seed_catalog(data_dir)
-    env = {"MIXHOUSE_DISK_RESERVE_BYTES": "0", "MIXHOUSE_MEMORY_LIMIT": "10MB"}
+    # DuckDB's own 16 MB checkpoint threshold: with the default (256 MiB) the 30 MB loaded stay in the WAL,
+    # whose checkpoint room (twice the WAL) a 64 MB disk cannot keep, so the load itself would be refused.
+    env = {
+        "MIXHOUSE_DISK_RESERVE_BYTES": "0",
+        "MIXHOUSE_MEMORY_LIMIT": "10MB",
+        "MIXHOUSE_CHECKPOINT_THRESHOLD_BYTES": str(16 * 1024 * 1024),
+    }
     server = ServerProcess(data_dir, env=env)
     server.log_path = tmpfs.parent / "server.log"
     server.start()
