@@ -15,6 +15,7 @@ import duckdb
 import pyarrow as pa
 
 from mixhouse.engine.base import IDENTITY_MAPPING_SCHEMA
+from mixhouse.engine.duckdb.scan import typed_batches
 
 _SQL = """
     SELECT distinct_id, canonical_id AS resolved_distinct_id FROM identity_map WHERE project_id = $p
@@ -38,14 +39,6 @@ def identity_mappings(
     try:
         with guard():
             reader = conn.sql(_SQL, params={"p": project_id}).to_arrow_reader(batch_rows)
-        while True:
-            with guard():
-                batch = next(reader, None)
-            if batch is None:
-                break
-            if len(batch):
-                yield pa.RecordBatch.from_arrays(
-                    [batch.column(i).cast(field.type) for i, field in enumerate(schema)], schema=schema
-                )
+        yield from typed_batches(reader, schema, guard)
     finally:
         conn.close()

@@ -22,6 +22,21 @@ _HOUR_MS = 3_600_000
 _FAR = 2**62
 
 
+def typed_batches(
+    reader: pa.RecordBatchReader, schema: pa.Schema, guard: Callable[[], Any]
+) -> Iterator[pa.RecordBatch]:
+    """The reader's non-empty batches cast to `schema`, each read under the engine's guard."""
+    while True:
+        with guard():
+            batch = next(reader, None)
+        if batch is None:
+            return
+        if len(batch):
+            yield pa.RecordBatch.from_arrays(
+                [batch.column(i).cast(field.type) for i, field in enumerate(schema)], schema=schema
+            )
+
+
 def _event_sql(query: ScanQuery) -> tuple[str, dict[str, Any]]:
     source, where, params = matching_events(query)
     order = "e.time_ms, e.seq" if query.order == "time" else "e.distinct_id, e.time_ms, e.seq"
@@ -100,14 +115,6 @@ def scan(
             bound = params if query.kind == "profiles" else {**params, "w_start": w_start, "w_end": w_end}
             with guard():
                 reader = conn.sql(sql, params=bound).to_arrow_reader(query.batch_rows)
-            while True:
-                with guard():
-                    batch = next(reader, None)
-                if batch is None:
-                    break
-                if len(batch):
-                    yield pa.RecordBatch.from_arrays(
-                        [batch.column(i).cast(field.type) for i, field in enumerate(schema)], schema=schema
-                    )
+            yield from typed_batches(reader, schema, guard)
     finally:
         conn.close()
