@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from concurrent.futures import Future
+from pathlib import Path
 
 import pytest
 
@@ -96,4 +97,35 @@ def test_a_future_cancelled_while_its_group_commits_leaves_the_writer_running() 
         assert writer.health() == []
     finally:
         release.set()
+        writer.close()
+
+
+def test_a_write_refused_for_disk_space_has_the_checkpoint_run_at_once(tmp_path: Path) -> None:
+    """Writes keep room for the next checkpoint (twice the WAL); when that room is what refuses a write,
+    the writer runs its maintenance (the checkpoint, which folds the WAL in) at once instead of after
+    `idle_seconds` without writes, and the retried write is taken."""
+    from mixhouse.domain.writes import WriteBatch
+    from mixhouse.engine.common.writer import GroupCommitWriter
+
+    wal = {"room": 10**18}  # more than any disk has
+    checkpoints = threading.Event()
+
+    def checkpoint() -> None:
+        wal["room"] = 0
+        checkpoints.set()
+
+    writer = GroupCommitWriter(
+        lambda batches: None,
+        disk_path=tmp_path,
+        disk_reserve_bytes=0,
+        checkpoint_reserve=lambda: wal["room"],
+        on_idle=checkpoint,
+        idle_seconds=3600,
+    )
+    try:
+        with pytest.raises(Unavailable, match="low on disk"):
+            writer.submit(WriteBatch())
+        assert checkpoints.wait(10)
+        assert writer.submit(WriteBatch()).result(10) is None
+    finally:
         writer.close()

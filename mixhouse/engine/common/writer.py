@@ -96,6 +96,8 @@ class GroupCommitWriter:
         self._disk_low = False
         self._lock = threading.Lock()
         self._closed = False
+        self._maintenance_queued = False  # a maintenance task asked for by a refused write is waiting
+        self._maintenance_asked_at = -1.0
         self.commits = 0
         self.last_commit_seconds = 0.0
         self._thread = threading.Thread(target=self._run, name="mixhouse-writer", daemon=True)
@@ -154,6 +156,7 @@ class GroupCommitWriter:
         future: Future[None] = Future()
         rows = len(batch)
         if self._low_on_disk_for(rows):
+            self._maintain_now()
             raise Unavailable("the server is low on disk space; retry with backoff")
         with self._lock:
             if self._closed:
@@ -163,6 +166,31 @@ class GroupCommitWriter:
             self._pending_rows += rows
         self._queue.put((batch, future))
         return future
+
+    def _maintain_now(self) -> None:
+        """A write was refused for disk space: run the idle maintenance (the engine's checkpoint, which folds
+        the WAL in and so gives back the room kept for it) now, rather than after `idle_seconds` without
+        writes. At most one is queued, and at most one a second."""
+        if self._on_idle is None:
+            return
+        now = time.monotonic()
+        with self._lock:
+            if self._closed or self._maintenance_queued or now - self._maintenance_asked_at < 1.0:
+                return
+            self._maintenance_queued = True
+            self._maintenance_asked_at = now
+        on_idle = self._on_idle
+
+        def maintain() -> None:
+            try:
+                on_idle()
+            except Exception as exc:
+                log.warning("maintenance after a write refused for disk space failed: %s", exc)
+            finally:
+                with self._lock:
+                    self._maintenance_queued = False
+
+        self._queue.put(_Task(maintain, Future()))
 
     def call(self, fn: Callable[[], Any]) -> Future[Any]:
         """Run `fn` on the writer thread between two group commits, never beside a write."""
