@@ -7,6 +7,7 @@ from mixhouse.catalog import Catalog
 from mixhouse.domain.catalog import CatalogPort
 from mixhouse.engine.base import CommitObserver, Engine
 from mixhouse.errors import SettingsError
+from mixhouse.private import private_dir
 from mixhouse.settings import ENGINES, Settings
 
 
@@ -38,6 +39,9 @@ def open_engine(
 
 
 def open_catalog(settings: Settings) -> CatalogPort:
+    # The data folder holds the backup control socket (and the embedded engines' stores) whichever database
+    # the catalog is in: with a shared catalog and a ClickHouse server nothing else would make it.
+    private_dir(settings.data_dir)
     return Catalog(
         settings.data_dir,
         verified_cache_entries=settings.auth_cache_entries,

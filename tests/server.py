@@ -43,8 +43,9 @@ def seed_catalog(
     sa_secret: str = SA_SECRET,
     role: Role = Role.OWNER,
     organization_id: int = 1,
+    catalog_url: str | None = None,
 ) -> None:
-    catalog = Catalog(data_dir)
+    catalog = Catalog(data_dir, url=catalog_url) if catalog_url else Catalog(data_dir)
     catalog.create_project(
         project_id=project_id,
         name=f"p{project_id}",
@@ -58,6 +59,8 @@ def seed_catalog(
     )
     if sa_user:
         catalog.create_service_account(username=sa_user, secret=sa_secret, project_id=project_id, role=role)
+    if catalog_url:
+        catalog.close()
 
 
 class ServerProcess:

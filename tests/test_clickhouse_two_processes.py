@@ -1,8 +1,9 @@
 """Two `mixhouse serve --engine clickhouse` processes on one ClickHouse, as behind a load balancer.
 
 Both processes (A and B, two ports) reach one ClickHouse over HTTP through the engine's HTTP driver
-(clickhouse-connect), share one catalog folder (SQLite, which several processes may open) and one
-PostgreSQL database (`--cluster-url`, from which the event sequence numbers are taken). The ClickHouse is
+(clickhouse-connect), each with a data folder of its own, and share one PostgreSQL database: the catalog
+(`MIXHOUSE_CATALOG_URL`) and the cluster state (`--cluster-url`: rate limits, the job lease, the event
+sequence numbers). The ClickHouse is
 `tests/clickhouse_endpoint.py`: real chDB behind ClickHouse's HTTP interface, one node, statements run one
 at a time (what that leaves out: replication, Keeper, ON CLUSTER, concurrent statements; see its
 docstring and docs/scale-out.md). A third process, a single `--engine chdb` server, gets the same requests
@@ -55,7 +56,7 @@ def token(project: int) -> str:
     return f"T{project}"
 
 
-def seed(data_dir: Path) -> None:
+def seed(data_dir: Path, catalog_url: str | None = None) -> None:
     for project, id_merge in PROJECTS.items():
         seed_catalog(
             data_dir,
@@ -64,6 +65,7 @@ def seed(data_dir: Path) -> None:
             secret=secret(project),
             api_key=f"K{project}",
             id_merge=id_merge,
+            catalog_url=catalog_url,
         )  # one service account (SA_USER), granted every project
 
 
@@ -71,7 +73,7 @@ class ClickHouseServer(ServerProcess):
     """`mixhouse serve --engine clickhouse --clickhouse-url URL --cluster-url PG` on its own port."""
 
     def __init__(self, data_dir: Path, clickhouse_url: str, cluster_url: str) -> None:
-        super().__init__(data_dir)
+        super().__init__(data_dir, env={"MIXHOUSE_CATALOG_URL": cluster_url})
         self.clickhouse_url = clickhouse_url
         self.cluster_url = cluster_url
 
@@ -88,10 +90,12 @@ def processes(
     started: list[ServerProcess] = []
     endpoint = ClickHouseEndpoint(root / "clickhouse").start()
     try:
-        shared = root / "shared" / "data"
-        seed(shared)
-        for _ in range(2):
-            started.append(ClickHouseServer(shared, endpoint.url, postgres.uri).start())
+        postgres.execute("CREATE DATABASE two_processes", database="postgres")
+        shared = postgres.uri.rsplit("/", 1)[0] + "/two_processes"
+        seed(root / "seed", shared)
+        for name in ("a", "b"):
+            (root / name).mkdir()
+            started.append(ClickHouseServer(root / name / "data", endpoint.url, shared).start())
         reference = root / "reference" / "data"
         seed(reference)
         started.append(ServerProcess(reference, env={"MIXHOUSE_ENGINE": "chdb"}).start())
