@@ -150,6 +150,14 @@ def test_refusals(tmp_path: Path) -> None:
         assert "already holds a store" in reply["error"]
     finally:
         server.stop()
+    # A data dir whose catalog is elsewhere (a shared PostgreSQL catalog): said so, with what to do.
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "events.duckdb").write_bytes(b"")
+    status, reply = mixhouse("backup", "--data-dir", str(shared), "--to", str(tmp_path / "c"))
+    assert status == 1
+    assert "shared PostgreSQL catalog" in reply["error"] and "pg_dump" in reply["error"]
+    assert not (tmp_path / "c").exists()
     (tmp_path / "b" / "backup.json").unlink()  # as if the backup had been interrupted
     status, reply = mixhouse("restore", "--from", str(tmp_path / "b"), "--data-dir", str(tmp_path / "r"))
     assert status == 1

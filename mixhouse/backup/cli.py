@@ -16,7 +16,6 @@ import duckdb
 import orjson
 
 from mixhouse.backup import control, service
-from mixhouse.catalog import CATALOG_FILE
 from mixhouse.engine.duckdb.backup import copy_file, table_counts
 from mixhouse.errors import MixhouseError
 
@@ -57,9 +56,8 @@ def _offline(data_dir: Path, to: Path) -> dict[str, object]:
 @click.option("--to", "to", type=FOLDER, required=True, help="A new (or empty) folder for the backup.")
 def backup(data_dir: Path, to: Path) -> None:
     """Back up a data folder, online: the server that has it open makes the copy while it takes writes."""
-    if not (data_dir / CATALOG_FILE).is_file():
-        _fail(f"no mixhouse data dir at {data_dir}")
     try:
+        service.check_backup_source(data_dir)
         reply = control.ask(data_dir, {"op": "backup", "to": str(to.resolve())})
         manifest = reply if reply is not None else _offline(data_dir, to)
     except MixhouseError as exc:

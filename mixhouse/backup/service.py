@@ -72,11 +72,24 @@ def _copy_catalog(source: Path, target: Path) -> None:
         src.close()
 
 
+def check_backup_source(data_dir: Path) -> None:
+    """Refuse a folder that is no data dir, and one whose catalog is not in it (a shared PostgreSQL
+    catalog, `--catalog-url`), which `mixhouse backup` cannot copy."""
+    if (data_dir / CATALOG_FILE).is_file():
+        return
+    if (data_dir / EVENTS_FILE).is_file():
+        raise BackupError(
+            f"the catalog of {data_dir} is not in it (a shared PostgreSQL catalog, --catalog-url): mixhouse "
+            "backup copies a data dir together with its SQLite catalog; back a shared catalog up with pg_dump "
+            "(docs/scale-out.md)"
+        )
+    raise BackupError(f"no mixhouse data dir at {data_dir}")
+
+
 def make_backup(data_dir: Path, to: Path, copy_events: EngineCopy, *, online: bool) -> dict[str, Any]:
     """Write a backup of `data_dir` into the new folder `to`; `copy_events` copies the event store. The
     event store's copy starts first: everything acknowledged before the call is in it."""
-    if not (data_dir / CATALOG_FILE).is_file():
-        raise BackupError(f"no mixhouse data dir at {data_dir}")
+    check_backup_source(data_dir)
     created = not to.exists()
     _new_folder(to)
     started = time.time()
