@@ -29,7 +29,9 @@ def lines_of(server: ServerProcess, call: Any) -> list[dict[str, Any]]:
     call()
     time.sleep(0.2)
     new = server.log_path.read_text()[before:]
-    return [orjson.loads(line) for line in new.splitlines() if line.startswith("{")]
+    # The line of the start-up's last /healthz poll may be written after its answer reached the poller.
+    lines = [orjson.loads(line) for line in new.splitlines() if line.startswith("{")]
+    return [line for line in lines if line["path"] != "/healthz"]
 
 
 def test_a_project_id_above_2_63_keeps_the_line_of_a_stored_track_write(logged: ServerProcess) -> None:
