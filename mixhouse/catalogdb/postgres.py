@@ -128,11 +128,12 @@ class PostgresConnection:
     def _params(params: Params) -> list[Any]:
         return [int(p) if isinstance(p, bool) else p for p in params]
 
-    def execute(self, sql: str, params: Params = ()) -> Cursor:
+    @contextmanager
+    def _statement(self) -> Iterator[None]:
+        """psycopg's errors as the catalog's: a constraint, a lost connection (dropped, made again by the
+        next statement), anything else the database refused."""
         try:
-            if not params:  # verbatim (no placeholders to map; may hold several statements)
-                return self.raw.execute(sql)
-            return self.raw.execute(translate(sql), self._params(params))
+            yield
         except psycopg.errors.IntegrityError as exc:
             raise integrity_error(exc) from exc
         except psycopg.OperationalError as exc:
@@ -141,20 +142,18 @@ class PostgresConnection:
         except psycopg.Error as exc:
             raise DatabaseError(f"the catalog database refused a statement: {exc}".strip()) from exc
 
+    def execute(self, sql: str, params: Params = ()) -> Cursor:
+        with self._statement():
+            if not params:  # verbatim (no placeholders to map; may hold several statements)
+                return self.raw.execute(sql)
+            return self.raw.execute(translate(sql), self._params(params))
+
     def executemany(self, sql: str, rows: Iterable[Params]) -> None:
         batch = [self._params(r) for r in rows]
         if not batch:
             return
-        try:
-            with self.raw.cursor() as cur:
-                cur.executemany(translate(sql), batch)
-        except psycopg.errors.IntegrityError as exc:
-            raise integrity_error(exc) from exc
-        except psycopg.OperationalError as exc:
-            self.drop()
-            raise Unavailable(f"the catalog database is not reachable: {exc}".strip()) from exc
-        except psycopg.Error as exc:
-            raise DatabaseError(f"the catalog database refused a statement: {exc}".strip()) from exc
+        with self._statement(), self.raw.cursor() as cur:
+            cur.executemany(translate(sql), batch)
 
     def executescript(self, ddl: str) -> None:
         self.database.apply(self, ddl)
