@@ -1,6 +1,7 @@
-"""The DuckDB engine's property key counts (engine/duckdb/property_counts.py): what the writer keeps equals
-a recount of the stored events after writes (folded in within a write or at a pause), from either of its
-two ways of counting, and an older store gets them built by its upgrade, also when killed midway."""
+"""The DuckDB engine's property key counts (engine/duckdb/property_counts.py): what the writer keeps, with
+the events past its watermark counted from their rows, equals a recount of the stored events after writes
+(counted and folded in within a write or at a pause) and after deletions on both sides of the watermark;
+and an older store gets them built by its upgrade, also when killed midway."""
 
 from __future__ import annotations
 
@@ -25,11 +26,14 @@ T0_MS = 1_700_000_000_000
 RECOUNT = f"""
     SELECT project_id, hour, event, name, n FROM ({property_counts._counts_sql("events")}) ORDER BY ALL
 """
-KEPT = """
+TAIL = f"(SELECT * FROM events WHERE seq > {property_counts.THROUGH_SQL})"
+KEPT = f"""
     SELECT project_id, hour, event, name, sum(n)::BIGINT AS n FROM (
-        SELECT * FROM property_counts UNION ALL SELECT * FROM property_counts_recent)
+        SELECT * FROM property_counts UNION ALL SELECT * FROM property_counts_recent
+        UNION ALL {property_counts._counts_sql(TAIL)})
     GROUP BY ALL HAVING sum(n) <> 0 ORDER BY ALL
 """
+THROUGH = f"SELECT {property_counts.THROUGH_SQL}"
 
 
 def _events(first: int, n: int) -> list[StoredEvent]:
@@ -47,37 +51,45 @@ def _kept(conn: duckdb.DuckDBPyConnection) -> list[tuple[object, ...]]:
 
 
 def test_the_writer_keeps_the_counts_of_a_recount(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(property_counts, "COMPACT_ROWS", 200)  # folded within a write now and then
+    monkeypatch.setattr(property_counts, "COUNT_EVENTS", 50)  # counted within a write every other batch
+    monkeypatch.setattr(property_counts, "COMPACT_ROWS", 200)  # and folded in now and then
     engine = DuckDBEngine(tmp_path / "data", idle_checkpoint_seconds=3600)
     try:
-        for first in range(0, 300, 30):
+        for first in range(0, 270, 30):
             engine.submit(WriteBatch(events=_events(first, 30))).result()
         conn = engine.reader()
+        assert conn.execute(THROUGH).fetchall() == [(240,)]  # counted at 60, 120, 180 and 240 events
+        assert conn.execute(f"SELECT count(*) FROM {TAIL}").fetchall() == [(30,)]
         recent = conn.execute("SELECT count(*) FROM property_counts_recent").fetchall()[0][0]
-        assert 0 < recent < 200 + 30 * 7  # what is left is less than a fold and a batch
+        assert recent < 200 + 60 * 7  # what is left is less than a fold and a count
         assert conn.execute("SELECT count(*) FROM property_counts").fetchall()[0][0] > 0  # folded in a write
         assert _kept(conn) == conn.execute(RECOUNT).fetchall()
-        engine.checkpoint_when_idle()  # the pause folds the rest in
+        engine.checkpoint_when_idle()  # the pause counts the rest and folds everything in
+        assert conn.execute(THROUGH).fetchall() == [(270,)]
         assert conn.execute("SELECT count(*) FROM property_counts_recent").fetchall()[0][0] == 0
         assert _kept(conn) == conn.execute(RECOUNT).fetchall()
     finally:
         engine.close()
 
 
-def test_counting_in_sql_gives_the_same_rows() -> None:
-    """Without parsed documents the writer counts with json_keys over the inserted rows."""
-    conn = duckdb.connect()
-    conn.execute(migrations.SCHEMA)
-    events = _events(0, 200)
-    conn.executemany(
-        "INSERT INTO events (project_id, seq, time_ms, event, distinct_id, insert_id, properties) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [[e.project_id, i, e.time_ms, e.event, e.distinct_id, e.insert_id, e.properties.decode()] for i, e in enumerate(events)],
-    )  # fmt: skip
-    property_counts.CountWriter(conn).record(conn, events, None, "(SELECT * FROM events WHERE seq < 100)")
-    property_counts.CountWriter(conn).record(
-        conn, events[100:], [orjson.loads(e.properties) for e in events[100:]], "unused"
-    )
-    assert _kept(conn) == conn.execute(RECOUNT).fetchall()
+def test_deletions_on_both_sides_of_the_watermark(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A deletion subtracts only the rows the counts cover; the rows past the watermark leave the tail."""
+    monkeypatch.setattr(property_counts, "COUNT_EVENTS", 100)
+    engine = DuckDBEngine(tmp_path / "data", idle_checkpoint_seconds=3600)
+    try:
+        for first in range(0, 150, 50):
+            engine.submit(WriteBatch(events=_events(first, 50))).result()
+        conn = engine.reader()
+        assert conn.execute(THROUGH).fetchall() == [(100,)]
+        # Users u90..u129 have rows on both sides of seq 100 (seq = i + 1 for u{i}); insert ids likewise.
+        engine.delete_users(1, [f"u{i}" for i in range(90, 130)])
+        engine.delete_events(2, [f"i{i}" for i in range(60, 140)])
+        assert _kept(conn) == conn.execute(RECOUNT).fetchall()
+        engine.checkpoint_when_idle()
+        assert _kept(conn) == conn.execute(RECOUNT).fetchall()
+        assert conn.execute(f"SELECT count(*) FROM {TAIL}").fetchall() == [(0,)]
+    finally:
+        engine.close()
 
 
 _KILLED_IN_STEP_3 = textwrap.dedent(
@@ -118,5 +130,27 @@ def test_an_upgrade_builds_the_counts_and_survives_kill_9(tmp_path: Path) -> Non
     try:
         kept = _kept(conn)
         assert kept and kept == conn.execute(RECOUNT).fetchall()
+    finally:
+        conn.close()
+
+
+def test_a_version_3_store_gets_a_watermark_that_covers_every_event(tmp_path: Path) -> None:
+    """Version 3's writer counted every commit: the step to version 4 marks all stored events counted
+    (else a reader would count them twice: from the counts and from their rows)."""
+    data_dir = v1_data_dir(tmp_path)
+    conn = duckdb.connect(str(data_dir / "events.duckdb"))
+    try:
+        migrations.open_store(conn, migrations=migrations.MIGRATIONS[:2])  # to version 3
+        conn.execute("DROP TABLE property_counts_through")  # as version 3 wrote it
+        assert conn.execute("SELECT count(*) FROM events").fetchall()[0][0] > 0
+    finally:
+        conn.close()
+    assert version_of(data_dir) == 3
+    DuckDBEngine(data_dir).close()
+    assert version_of(data_dir) == migrations.CURRENT_VERSION
+    conn = duckdb.connect(str(data_dir / "events.duckdb"), read_only=True)
+    try:
+        assert conn.execute(THROUGH).fetchall() == conn.execute("SELECT max(seq) FROM events").fetchall()
+        assert _kept(conn) == conn.execute(RECOUNT).fetchall()
     finally:
         conn.close()

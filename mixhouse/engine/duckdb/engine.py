@@ -256,7 +256,7 @@ class DuckDBEngine:
         about twice the CPU of the same rows read back from the file (bench/bench_sustained.py), so queries
         stayed slower after sustained ingestion until a restart."""
         with self._lock, self._guard():
-            self._count_writer.compact(self._write_conn)
+            self._count_writer.compact(self._write_conn, self._next_seq - 1)
             if self.wal_bytes():
                 # With readers running DuckDB may refuse; its own checkpoint or the next pause will do it.
                 with suppress(duckdb.TransactionException):
@@ -387,7 +387,7 @@ class DuckDBEngine:
                 # The rows just inserted, read back by seq (zone maps) when the join needs them: each scan of
                 # the registered Arrow table costs Python work under the GIL, a scan of the newest rows does not.
                 inserted = f"(SELECT * FROM events WHERE seq BETWEEN {first} AND {first + len(events) - 1})"
-                self._count_writer.record(conn, events, prepared.parsed, inserted)
+                self._count_writer.after_insert(conn, first + len(events) - 1)
                 self._seen_keys = mark_superseded(conn, inserted, events, self._seen_keys, keys)
                 # The identity map changes in the same transaction as the events that carry its links.
                 links = [(e.project_id, e.identity) for e in events if e.identity is not None]
@@ -401,6 +401,7 @@ class DuckDBEngine:
             with suppress(duckdb.Error):  # an invalidated database refuses the rollback too
                 conn.execute("ROLLBACK")
                 self._slot_writer.reload(conn)  # slots handed out in the rolled-back transaction
+                self._count_writer.reload(conn)  # a watermark moved in it
             raise
         self._next_seq += len(events)
         self._appended_rows += len(events)

@@ -62,7 +62,8 @@ def _stamp_v2(conn: duckdb.DuckDBPyConnection) -> None:
 MIGRATIONS: list[Migration] = [
     Migration(2, "version stamp (user keys and superseded copies filled where missing)", _stamp_v2),
     Migration(3, "property key counts per hour and event (property_counts.py)", property_counts.rebuild),
-    # Next: Migration(4, "...", migrate) -- a step's `apply(conn)` gets the write connection inside the
+    Migration(4, "the property key counts' watermark (property_counts.py)", property_counts.cover_all),
+    # Next: Migration(5, "...", migrate) -- a step's `apply(conn)` gets the write connection inside the
     # step's transaction; it must not commit. Add it here and describe the layout in SCHEMA.
 ]
 

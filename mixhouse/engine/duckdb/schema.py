@@ -99,6 +99,12 @@ CREATE TABLE IF NOT EXISTS property_counts_recent (
     n          BIGINT  NOT NULL
 );
 
+-- One row at most: the events with seq up to this one are in the counts above; later ones are counted
+-- from the events themselves until the writer counts them (none: nothing is counted yet).
+CREATE TABLE IF NOT EXISTS property_counts_through (
+    seq BIGINT NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS engine_meta (
     key   VARCHAR PRIMARY KEY,
     value VARCHAR NOT NULL
