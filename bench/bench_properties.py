@@ -72,7 +72,7 @@ def write_events(data_dir: Path, events: int, users: int) -> None:
     # Rows written without the layout: forget the slots handed out for the (empty) project at open.
     db.execute("DELETE FROM property_slots; DELETE FROM property_layout")
     # Nor the property counts: stamped as the version before them (a baseline checkout of then opens it).
-    db.execute("DROP TABLE property_counts; DROP TABLE property_counts_recent")
+    db.execute("DROP TABLE property_counts; DROP TABLE property_counts_recent; DROP TABLE property_counts_through")
     db.execute("UPDATE engine_meta SET value = '2' WHERE key = 'schema_version'")
     db.execute("CHECKPOINT")
     db.close()
