@@ -376,14 +376,20 @@ class DuckDBEngine:
                 [e.properties for e in events],
                 None if None in parsed else cast("list[dict[str, Any]]", parsed),
             )
-        conn.execute("BEGIN TRANSACTION")
         try:
             if events:
-                # The insert returns the rows' dedup keys (no statement to read them back).
+                # The insert opens the transaction and returns the rows' dedup keys, in one call.
                 keys = self._slot_writer.insert(
-                    conn, "incoming_events", table, prepared, user_key_sql("distinct_id"), returning=RETURNED_KEYS
+                    conn,
+                    "incoming_events",
+                    table,
+                    prepared,
+                    user_key_sql("distinct_id"),
+                    returning=RETURNED_KEYS,
+                    begin=True,
                 )
-                conn.unregister("incoming_events")
+                if prepared.parsed is None or len(events) > property_columns.PARAMETER_ROWS:
+                    conn.unregister("incoming_events")  # registered by the insert
                 # The rows just inserted, read back by seq (zone maps) when the join needs them: each scan of
                 # the registered Arrow table costs Python work under the GIL, a scan of the newest rows does not.
                 inserted = f"(SELECT * FROM events WHERE seq BETWEEN {first} AND {first + len(events) - 1})"
@@ -393,6 +399,8 @@ class DuckDBEngine:
                 links = [(e.project_id, e.identity) for e in events if e.identity is not None]
                 if links:
                     identity.apply_links(conn, links)
+            else:
+                conn.execute("BEGIN TRANSACTION")
             profile_updates = identity.resolve_profile_updates(conn, [u for b in batches for u in b.profile_updates])
             self._apply_profiles(conn, profile_updates, group=False)
             self._apply_profiles(conn, [u for b in batches for u in b.group_updates], group=True)

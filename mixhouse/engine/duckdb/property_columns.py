@@ -243,14 +243,20 @@ class SlotWriter:
         prepared: Prepared,
         rest: str,
         returning: str = "",
+        *,
+        begin: bool = False,
     ) -> dict[str, Any] | None:
         """INSERT `table` into events with the column list `rest` (SQL over its columns, e.g. the user key)
         and the slot columns; inside the caller's transaction. A batch of up to PARAMETER_ROWS rows is
         passed as list parameters, a larger one registered as `name` (left registered). With `returning`
         (SQL over the inserted rows), the inserted rows' values of it as numpy arrays by name (None when
-        DuckDB split the values: the caller reads them back)."""
+        DuckDB split the values: the caller reads them back). `begin`: open the caller's transaction first,
+        in the same call as the insert (a call costs ~0.2 ms of CPU and a wait for the GIL under load)."""
         projects, parsed = prepared.projects, prepared.parsed
+        start = "BEGIN TRANSACTION; " if begin else ""
         if parsed is None:
+            if begin:
+                conn.execute("BEGIN TRANSACTION")
             conn.register(name, table)
             self._insert_sql(conn, name, sorted(set(projects)), rest)
             return None
@@ -297,7 +303,7 @@ class SlotWriter:
             values = [table.column(column).to_pylist() for column in table.column_names]
             unnested = ", ".join(f"unnest(${i}) AS {column}" for i, column in enumerate(names, start=1))
             result = conn.execute(
-                f"INSERT INTO events ({base}, user_key{targets}) SELECT {base}, {rest}{targets} "
+                f"{start}INSERT INTO events ({base}, user_key{targets}) SELECT {base}, {rest}{targets} "
                 f"FROM (SELECT {unnested}){tail}",
                 [*values, *(built for _, built, _ in extra)],
             )
@@ -306,7 +312,7 @@ class SlotWriter:
                 table = table.append_column(column, pa.array(built, kind))
             conn.register(name, table)
             result = conn.execute(
-                f"INSERT INTO events ({base}, user_key{targets}) SELECT {base}, {rest}{targets} FROM {name}{tail}"
+                f"{start}INSERT INTO events ({base}, user_key{targets}) SELECT {base}, {rest}{targets} FROM {name}{tail}"
             )
         return result.fetchnumpy() if returning else None
 
