@@ -54,14 +54,23 @@ def test_acknowledged_imports_survive_kill_9(tmp_path: Path) -> None:
                     assert r.json()["num_records_imported"] == BATCH
                     acked.extend(ids)
 
+    def acknowledged_more(than: int) -> None:
+        """Wait until the client has two more batches acknowledged (however slowly a loaded machine
+        restarts the server), so that every kill lands in the middle of acknowledged ingestion."""
+        deadline = time.monotonic() + 120
+        while len(acked) < than + 2 * BATCH:
+            assert time.monotonic() < deadline, "the server acknowledged nothing for two minutes"
+            time.sleep(0.02)
+
     thread = threading.Thread(target=client)
     thread.start()
     try:
         for _ in range(KILLS):
-            time.sleep(0.8)
+            acknowledged_more(len(acked))
+            time.sleep(0.1)  # and some in flight
             server.kill()
             server.start()
-        time.sleep(0.5)
+        acknowledged_more(len(acked))
     finally:
         stop.set()
         thread.join()
