@@ -97,26 +97,33 @@ def _serve(tmp_path_factory: pytest.TempPathFactory, engine: str) -> ServerProce
     data_dir = tmp_path_factory.mktemp(engine) / "data"
     seed_catalog(data_dir)
     server = ServerProcess(data_dir, env={"MIXHOUSE_ENGINE": engine}).start()
-    events = _events() + _experiment_events() + _recent_events()
-    for i in range(0, len(events), 200):
-        r = httpx.post(f"{server.url}/import", params={"strict": "1"}, json=events[i : i + 200], auth=(SECRET, ""))
-        assert r.status_code == 200, r.text
-    updates = [
-        {"$token": TOKEN, "$distinct_id": f"user-{n}", "$set": {"tier": ["gold", "silver"][n % 2]}} for n in range(40)
-    ]
-    # Revenue: `people.track_charge` appends to `$transactions`; some items are not transactions.
-    charges: list[object] = [
-        {"$time": f"2024-01-{1 + n % 12:02d}T{n % 24:02d}:30:00", "$amount": [9.99, 20, -5, "7", 0.5][n % 5]}
-        for n in range(60)
-    ]
-    charges += ["not an object", {"$time": "2024-01-03T10:00:00"}, {"$time": 20240103, "$amount": 3}]
-    updates += [
-        {"$token": TOKEN, "$distinct_id": f"user-{n % 40}", "$append": {"$transactions": charge}}
-        for n, charge in enumerate(charges)
-    ]
-    updates.append({"$token": TOKEN, "$distinct_id": "user-39", "$set": {"$transactions": "not a list"}})
-    r = httpx.post(f"{server.url}/engage", data={"data": orjson.dumps(updates).decode()})
-    assert r.status_code == 200 and r.text == "1", r.text
+    try:  # a failed load must not leave the server running (the fixture never gets to stop it)
+        events = _events() + _experiment_events() + _recent_events()
+        for i in range(0, len(events), 200):
+            r = httpx.post(
+                f"{server.url}/import", params={"strict": "1"}, json=events[i : i + 200], auth=(SECRET, ""), timeout=60
+            )
+            assert r.status_code == 200, r.text
+        updates = [
+            {"$token": TOKEN, "$distinct_id": f"user-{n}", "$set": {"tier": ["gold", "silver"][n % 2]}}
+            for n in range(40)
+        ]
+        # Revenue: `people.track_charge` appends to `$transactions`; some items are not transactions.
+        charges: list[object] = [
+            {"$time": f"2024-01-{1 + n % 12:02d}T{n % 24:02d}:30:00", "$amount": [9.99, 20, -5, "7", 0.5][n % 5]}
+            for n in range(60)
+        ]
+        charges += ["not an object", {"$time": "2024-01-03T10:00:00"}, {"$time": 20240103, "$amount": 3}]
+        updates += [
+            {"$token": TOKEN, "$distinct_id": f"user-{n % 40}", "$append": {"$transactions": charge}}
+            for n, charge in enumerate(charges)
+        ]
+        updates.append({"$token": TOKEN, "$distinct_id": "user-39", "$set": {"$transactions": "not a list"}})
+        r = httpx.post(f"{server.url}/engage", data={"data": orjson.dumps(updates).decode()}, timeout=60)
+        assert r.status_code == 200 and r.text == "1", r.text
+    except BaseException:
+        server.stop()
+        raise
     return server
 
 
