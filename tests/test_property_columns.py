@@ -195,11 +195,20 @@ def test_the_writer_fills_the_columns_of_each_kind_a_key_takes(fresh_server: Ser
         r = httpx.post(f"{fresh_server.url}/import", json=events, auth=(SECRET, ""))
         assert r.status_code == 200, r.text
     _check_reports(fresh_server, records)
+    # A key the server adds to every event has no slot: read from the JSON, with the same answer.
+    imported = [{**r, "$import": True} for r in records]
+    on = 'properties["$import"]'
+    assert _segmentation(fresh_server, "old", on=on, where='defined(properties["n"])') == _expected(
+        imported, on, 'defined(properties["n"])'
+    )
     fresh_server.stop()
     conn = _db(fresh_server.data_dir)
     try:
-        assert {r[0] for r in conn.execute("SELECT name FROM property_slots").fetchall()} >= {"v", "n", "s"}
-        assert _columns_match_json(conn) > sum(len(r) for r in records)  # and the ingestion-time keys
+        slotted = {r[0] for r in conn.execute("SELECT name FROM property_slots").fetchall()}
+        assert slotted >= {"v", "n", "s"}
+        # The keys the server adds to every event take no slot (read from the JSON when asked for).
+        assert not slotted & property_columns.UNSLOTTED
+        assert _columns_match_json(conn) == sum(len(r) for r in records)
     finally:
         conn.close()
     fresh_server.start()

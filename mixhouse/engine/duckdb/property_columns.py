@@ -19,6 +19,12 @@ the key (most frequent key of the batch first), so every stored row carrying a s
 slot filled. The table gets a slot's columns when some project first takes that slot: every column
 costs each insert, NULL or not. When a project's slots are full, later keys stay JSON-only (`property_layout.overflow`).
 
+The keys the server adds to every event (`UNSLOTTED`: `$mp_api_endpoint`, `$mp_api_timestamp_ms`,
+`$mp_event_size`, `mp_processing_time_ms`, `$import`) get no slot: bookkeeping that reports rarely read,
+and being on every event they would have taken the first five slots of every project and filled five
+columns of every insert. They are read from the JSON like any key without a slot. (Stores whose projects
+gave them slots before keep those slots: a slot is never taken back.)
+
 A store written before these columns existed is upgraded by `migrate`: it adds the columns and tables,
 takes each project's census of keys (the most frequent get the slots) and fills the slots of the rows
 already stored, in chunks, committing the progress with each chunk (`property_layout.backfill_next`),
@@ -38,6 +44,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 
+from mixhouse.domain.events import SERVER_ADDED
 from mixhouse.engine.duckdb.printer import quote
 
 log = logging.getLogger(__name__)
@@ -47,6 +54,8 @@ SLOTS = 16
 # Batches of up to this many rows are inserted from list parameters rather than a registered Arrow table
 # (SlotWriter.insert): below it the registration's fixed cost is the larger, above it the parameters'.
 PARAMETER_ROWS = 64
+# Keys that never get a slot (see above).
+UNSLOTTED = SERVER_ADDED
 # Rows filled per committed step of a backfill.
 BACKFILL_CHUNK_ROWS = 1_000_000
 
@@ -174,6 +183,7 @@ class SlotWriter:
 
     def __init__(self, conn: duckdb.DuckDBPyConnection) -> None:
         self._slots: dict[int, dict[str, int]] = {}
+        self._settled: dict[int, frozenset[str]] = {}  # per project: its slotted keys and UNSLOTTED
         self._overflow: set[int] = set()
         self._known: set[int] = set()
         self._width = 0
@@ -186,7 +196,15 @@ class SlotWriter:
         overflow = {int(r[0]) for r in conn.execute("SELECT project_id FROM property_layout WHERE overflow").fetchall()}
         known = {int(r[0]) for r in conn.execute("SELECT project_id FROM property_layout").fetchall()}
         self._slots, self._overflow, self._known = slots, overflow, known
+        self._settled = {}
         self._width = width(conn)
+
+    def _settled_keys(self, project: int) -> frozenset[str]:
+        """The keys of `project` that need nothing more: slotted ones, and those that never get a slot."""
+        settled = self._settled.get(project)
+        if settled is None:
+            settled = self._settled[project] = frozenset(self._slots.get(project, {})) | UNSLOTTED
+        return settled
 
     def prepare(
         self,
@@ -217,15 +235,15 @@ class SlotWriter:
         else:
             census: dict[int, Counter[str]] = {}
             only = projects[0] if projects and projects.count(projects[0]) == len(projects) else None
-            if only is not None and only in self._known and set().union(*parsed) <= self._slots.get(only, {}).keys():
-                counted: list[dict[str, Any]] = []  # one known project, every key slotted (the usual batch)
+            if only is not None and only in self._known and set().union(*parsed) <= self._settled_keys(only):
+                counted: list[dict[str, Any]] = []  # one known project, every key settled (the usual batch)
             else:
                 counted = parsed
             for project, doc in zip(projects, counted, strict=False):
                 if project not in self._known:
                     census.setdefault(project, Counter())
                 # Only a document with a key the project has no slot for can change anything.
-                if not (self._slots.get(project, {}).keys() >= doc.keys()) and not self._closed(project):
+                if not (self._settled_keys(project) >= doc.keys()) and not self._closed(project):
                     census.setdefault(project, Counter()).update(doc.keys())
             for project, counts in census.items():
                 self._add_slots(conn, project, sorted(counts, key=lambda k: (-counts[k], k)))
@@ -357,8 +375,9 @@ class SlotWriter:
             conn.execute("INSERT OR IGNORE INTO property_layout VALUES (?, FALSE, NULL, NULL)", [project])
             self._known.add(project)
         slots = self._slots.setdefault(project, {})
+        self._settled.pop(project, None)
         for name in names:
-            if name in slots:
+            if name in slots or name in UNSLOTTED:
                 continue
             if len(slots) >= SLOTS or "\0" in name:  # a key with a NUL cannot be quoted in SQL
                 if project not in self._overflow:
@@ -462,14 +481,15 @@ def migrate(conn: duckdb.DuckDBPyConnection, chunk_rows: int = BACKFILL_CHUNK_RO
                 [project],
             ).fetchall()
             span = conn.execute("SELECT min(seq), max(seq) + 1 FROM events WHERE project_id = ?", [project]).fetchall()
-            chosen = [n for (n,) in names if "\0" not in n][:SLOTS]  # a key with a NUL cannot be quoted
+            candidates = [n for (n,) in names if n not in UNSLOTTED]
+            chosen = [n for n in candidates if "\0" not in n][:SLOTS]  # a key with a NUL cannot be quoted
             if chosen:
                 conn.executemany(
                     "INSERT INTO property_slots VALUES (?, ?, ?)", [[project, n, i] for i, n in enumerate(chosen)]
                 )
             lo, hi = span[0]
             widen(conn, len(chosen))
-            overflow = len(chosen) < len(names)
+            overflow = len(chosen) < len(candidates)
             conn.execute("INSERT INTO property_layout VALUES (?, ?, ?, ?)", [project, overflow, lo, hi])
             conn.execute("COMMIT")
         except BaseException:
