@@ -268,7 +268,8 @@ class GroupCommitWriter:
                     self._write_group([batch])
                     results.append(None)
                 except self.RETRYABLE as exc:  # a full or failing disk: nothing was written, the client may retry
-                    results.append(Unavailable(f"the write failed and was not stored; retry with backoff ({exc})"))
+                    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    results.append(Unavailable(f"the write failed and was not stored; retry with backoff ({reason})"))
                 except Exception as exc:
                     results.append(exc)
         self.last_commit_seconds = time.perf_counter() - started

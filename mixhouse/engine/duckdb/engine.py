@@ -353,6 +353,8 @@ class DuckDBEngine:
 
     def _write_group_on(self, conn: duckdb.DuckDBPyConnection, batches: list[WriteBatch]) -> None:
         events = [e for b in batches for e in b.events]
+        # The property counts catch up now and then, apart from the write (property_counts.py).
+        self._count_writer.before_write(conn, self._next_seq - 1)
         if events:
             first = self._next_seq
             table = pa.table(
@@ -393,7 +395,6 @@ class DuckDBEngine:
                 # The rows just inserted, read back by seq (zone maps) when the join needs them: each scan of
                 # the registered Arrow table costs Python work under the GIL, a scan of the newest rows does not.
                 inserted = f"(SELECT * FROM events WHERE seq BETWEEN {first} AND {first + len(events) - 1})"
-                self._count_writer.after_insert(conn, first + len(events) - 1)
                 self._seen_keys = mark_superseded(conn, inserted, events, self._seen_keys, keys)
                 # The identity map changes in the same transaction as the events that carry its links.
                 links = [(e.project_id, e.identity) for e in events if e.identity is not None]
@@ -409,7 +410,6 @@ class DuckDBEngine:
             with suppress(duckdb.Error):  # an invalidated database refuses the rollback too
                 conn.execute("ROLLBACK")
                 self._slot_writer.reload(conn)  # slots handed out in the rolled-back transaction
-                self._count_writer.reload(conn)  # a watermark moved in it
             raise
         self._next_seq += len(events)
         self._appended_rows += len(events)

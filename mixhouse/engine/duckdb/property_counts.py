@@ -11,8 +11,9 @@ the newest, are counted from their rows by whoever reads:
 
 - the writer does not count per commit. Once `COUNT_EVENTS` events are past the watermark it counts them
   with one `json_keys` scan of their rows (by seq: zone maps, the newest row groups) and moves the
-  watermark, in the same transaction as the commit that got there (`CountWriter.after_insert`); and when
-  writes pause (`CountWriter.compact`). Counting per commit in Python cost a /track commit of 16 events
+  watermark, in a transaction of its own before the next write (`CountWriter.before_write`); and when
+  writes pause (`CountWriter.compact`). A count that fails (say, out of memory) never fails a write: it
+  is tried again later, and readers count the events the watermark does not cover. Counting per commit in Python cost a /track commit of 16 events
   about 2.3 ms of its ~8 ms of CPU, and /import about a microsecond an event under the GIL;
 - a reader adds the events past the watermark, counted from their rows, in the same statement (one
   snapshot: the watermark and the counts always agree);
@@ -34,12 +35,16 @@ events, so every range is exact.
 
 from __future__ import annotations
 
+import logging
+from contextlib import suppress
 from typing import Any
 
 import duckdb
 
 from mixhouse.domain.query.events import PropertyNamesSpec
 from mixhouse.engine.duckdb.printer import quote
+
+log = logging.getLogger(__name__)
 
 HOUR_MS = 3_600_000
 # Appended rows folded into property_counts within a write once there are this many (a fold of 100k rows
@@ -69,6 +74,7 @@ class CountWriter:
     def __init__(self, conn: duckdb.DuckDBPyConnection) -> None:
         self._recent = 0
         self._through = 0
+        self._retry_at = 0  # after a failed count: the seq from which to try again
         self.reload(conn)
 
     def reload(self, conn: duckdb.DuckDBPyConnection) -> None:
@@ -78,21 +84,18 @@ class CountWriter:
         (row,) = conn.execute(f"SELECT {THROUGH_SQL}").fetchall()
         self._through = int(row[0])
 
-    def after_insert(self, conn: duckdb.DuckDBPyConnection, last_seq: int) -> None:
-        """Inside the write transaction, after its insert (`last_seq`: the last seq stored): once
-        COUNT_EVENTS events are past the watermark, count them and move it."""
-        if last_seq - self._through >= COUNT_EVENTS:
-            self._count_through(conn, last_seq)
-
-    def _count_through(self, conn: duckdb.DuckDBPyConnection, last_seq: int) -> None:
-        rows = f"(SELECT * FROM events WHERE seq > {int(self._through)} AND seq <= {int(last_seq)})"
-        added = conn.execute(f"INSERT INTO property_counts_recent {_counts_sql(rows)} RETURNING 1").fetchall()
-        _set_through(conn, last_seq)
-        self._through = last_seq
-        self._recent += len(added)
-        if self._recent >= COMPACT_ROWS:
-            fold(conn)
-            self._recent = 0
+    def before_write(self, conn: duckdb.DuckDBPyConnection, last_seq: int) -> None:
+        """On the writer, before a write's transaction (`last_seq`: the last seq committed): once
+        COUNT_EVENTS events are past the watermark, count them and move it, in a transaction of its own.
+        A count that fails (memory, disk) is logged and tried again COUNT_EVENTS events later: the write
+        goes on, and readers count what the watermark does not cover."""
+        if last_seq - self._through < COUNT_EVENTS or last_seq < self._retry_at:
+            return
+        try:
+            self._count(conn, last_seq, fold_all=False)
+        except duckdb.Error as exc:
+            self._retry_at = last_seq + COUNT_EVENTS
+            log.warning("counting property keys failed, will retry later: %s", str(exc).splitlines()[0][:300])
 
     def compact(self, conn: duckdb.DuckDBPyConnection, last_seq: int) -> None:
         """When writes pause: count the events past the watermark and fold the recent rows in, in a
@@ -101,20 +104,29 @@ class CountWriter:
         if not row[0] and last_seq <= self._through:
             self._recent = 0
             return
+        self._count(conn, last_seq, fold_all=True)
+
+    def _count(self, conn: duckdb.DuckDBPyConnection, last_seq: int, *, fold_all: bool) -> None:
         conn.execute("BEGIN TRANSACTION")
         try:
+            recent = self._recent
             if last_seq > self._through:
                 rows = f"(SELECT * FROM events WHERE seq > {int(self._through)} AND seq <= {int(last_seq)})"
-                conn.execute(f"INSERT INTO property_counts_recent {_counts_sql(rows)}")
+                added = conn.execute(f"INSERT INTO property_counts_recent {_counts_sql(rows)} RETURNING 1").fetchall()
                 _set_through(conn, last_seq)
-            fold(conn)
+                recent += len(added)
+            if fold_all or recent >= COMPACT_ROWS:
+                fold(conn)
+                recent = 0
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
-            self.reload(conn)
+            with suppress(duckdb.Error):
+                conn.execute("ROLLBACK")
+                self.reload(conn)
             raise
         self._through = max(self._through, last_seq)
-        self._recent = 0
+        self._recent = recent
+        self._retry_at = 0
 
 
 def _set_through(conn: duckdb.DuckDBPyConnection, seq: int) -> None:
