@@ -154,3 +154,28 @@ def test_a_version_3_store_gets_a_watermark_that_covers_every_event(tmp_path: Pa
         assert _kept(conn) == conn.execute(RECOUNT).fetchall()
     finally:
         conn.close()
+
+
+def test_a_count_that_fails_never_fails_a_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The watermark's count runs apart from the write: when it fails (here: SQL DuckDB refuses; in CI: out
+    of memory), the write is stored, the watermark stays, readers still agree with a recount, and the count
+    is tried again COUNT_EVENTS events later."""
+    monkeypatch.setattr(property_counts, "COUNT_EVENTS", 50)
+    engine = DuckDBEngine(tmp_path / "data", idle_checkpoint_seconds=3600)
+    try:
+        working = property_counts._counts_sql
+        monkeypatch.setattr(property_counts, "_counts_sql", lambda rows, sign=1: "SELECT no_such_column")
+        for first in range(0, 90, 30):
+            engine.submit(WriteBatch(events=_events(first, 30))).result()  # the count at 60 fails
+        conn = engine.reader()
+        assert conn.execute("SELECT count(*) FROM events").fetchall() == [(90,)]
+        assert conn.execute(THROUGH).fetchall() == [(0,)]
+        monkeypatch.setattr(property_counts, "_counts_sql", working)
+        assert _kept(conn) == conn.execute(RECOUNT).fetchall()
+        engine.submit(WriteBatch(events=_events(90, 30))).result()  # 90 < 60 + 50: not yet again
+        assert conn.execute(THROUGH).fetchall() == [(0,)]
+        engine.submit(WriteBatch(events=_events(120, 30))).result()  # before it: 120 >= 110, counted
+        assert conn.execute(THROUGH).fetchall() == [(120,)]
+        assert _kept(conn) == conn.execute(RECOUNT).fetchall()
+    finally:
+        engine.close()
