@@ -162,15 +162,6 @@ def ready_slots(conn: duckdb.DuckDBPyConnection, project_id: int) -> dict[str, i
     return {r[0]: int(r[1]) for r in rows}
 
 
-def complete(conn: duckdb.DuckDBPyConnection, project_id: int) -> bool:
-    """Whether every key of the project's stored events has a readable slot (no overflow, no backfill):
-    then the slot columns alone tell which keys an event has."""
-    row = conn.execute(
-        "SELECT NOT overflow AND backfill_next IS NULL FROM property_layout WHERE project_id = ?", [project_id]
-    ).fetchall()
-    return bool(row and row[0][0])
-
-
 @dataclass(frozen=True)
 class Prepared:
     projects: list[int]
