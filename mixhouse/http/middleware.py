@@ -10,6 +10,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mixhouse.http.endpoint import DirectEndpoint
+from mixhouse.http.incoming import header
 from mixhouse.http.routes import budget_of
 
 ALLOWED_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
@@ -40,11 +41,11 @@ class Cors:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
-        origin = headers.get("origin")
+        origin = header(scope, b"origin")  # (most requests carry none: no Headers built for them)
         if origin is None:
             await self.app(scope, receive, send)
             return
+        headers = Headers(scope=scope)
         cors = [
             (b"access-control-allow-origin", origin.encode("latin-1")),
             (b"access-control-allow-credentials", b"true"),
