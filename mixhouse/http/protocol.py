@@ -268,8 +268,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         header_bytes = sum(len(name) + len(value) + 4 for name, value in self.headers)
         if header_bytes > self.limits.max_header_bytes:
             self._too_long(431, f"the request headers are larger than {self.limits.max_header_bytes} bytes")
+        previous = self.cycle
         super().on_headers_complete()
-        if type(self.cycle) is RequestResponseCycle:
+        if self.cycle is not previous and type(self.cycle) is RequestResponseCycle:
             self.cycle.__class__ = OneWriteCycle  # (its task has not run yet: it sends through OneWriteCycle)
         self._head_bytes = 0
         self._cancel_body_timer()
