@@ -81,7 +81,7 @@ class DirectRoutes:
     give it: the route, its endpoint, no path parameters). Anything else goes down the whole stack: a
     method the route does not take still gets the router's 405.
 
-    On /track this takes five coroutine frames and a send wrapper off every request (docs/ingestion.md,
+    On /track this takes six coroutine frames and a send wrapper off every request (docs/ingestion.md,
     "The /track fast path")."""
 
     def __init__(self, app: ASGIApp, routes: Iterable[BaseRoute]) -> None:
