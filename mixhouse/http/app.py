@@ -24,7 +24,7 @@ from mixhouse.geo import open_locator
 from mixhouse.http import observability
 from mixhouse.http.credentials import CredentialCheck
 from mixhouse.http.limits import RateLimits
-from mixhouse.http.middleware import Cors, TrailingSlash
+from mixhouse.http.middleware import Cors, DirectRoutes, TrailingSlash
 from mixhouse.http.responses import error_response
 from mixhouse.http.routes import family_of, routes
 from mixhouse.jobs.registry import start_jobs
@@ -85,6 +85,7 @@ def create_app(settings: Settings | Path, geoip: str | None = None) -> Starlette
     app.state.flag_cohorts = CohortMembers(settings.flags_cohort_ttl_s)
     app.state.login_throttle = LoginThrottle(settings.web_login_failures)
     app.add_middleware(RateLimits, on_limited=observability.rate_limited, limiter=shared_limiter(settings))
+    app.add_middleware(DirectRoutes, routes=app.routes)  # /track, /engage, /groups past the router
     app.add_middleware(CredentialCheck, per_minute=settings.auth_failures_per_minute)
     app.add_middleware(Cors)
     app.add_middleware(observability.AccessLog)

@@ -18,13 +18,13 @@ import time
 from collections import deque
 
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mixhouse.domain.auth import parse_basic
 from mixhouse.domain.catalog import CatalogPort
 from mixhouse.errors import RateLimited
+from mixhouse.http.incoming import header
 from mixhouse.http.responses import error_response
 from mixhouse.http.routes import family_of
 
@@ -73,7 +73,7 @@ class CredentialCheck:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        credentials = parse_basic(Headers(scope=scope).get("authorization"))
+        credentials = parse_basic(header(scope, b"authorization"))  # (no Headers built: most requests have none)
         if credentials is None or not credentials.user or not credentials.password:
             await self.app(scope, receive, send)  # no service account: no key derivation to protect
             return

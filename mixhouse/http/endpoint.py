@@ -1,5 +1,11 @@
 """What an endpoint is (`Endpoint`: one row of the route table, mixhouse/http/routes.py) and the wrapper
-every route goes through: errors rendered in the API family's envelope."""
+every route goes through: errors rendered in the API family's envelope.
+
+Most handlers take a Starlette `Request` and return a `Response`. A handler on the ingestion hot path
+(`/track`, `/engage`, `/groups`: one small request per event from every SDK) is `Direct`: it speaks ASGI
+itself, so that a request is not wrapped in Starlette's request/response machinery on its way through, and
+the route is an ASGI application (`DirectEndpoint`) that `mixhouse.http.middleware.DirectRoutes` can call
+without the router. Its errors are rendered exactly as `endpoint` renders a Request handler's."""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ from enum import StrEnum
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mixhouse.domain.limits import Api
 from mixhouse.domain.permissions import Action
@@ -19,7 +25,26 @@ from mixhouse.http.responses import Family, error_response
 
 log = logging.getLogger("mixhouse.http")
 
-Handler = Callable[[Request], Awaitable[Response]]
+# A direct handler's reply: any ASGI application that sends one response (a Starlette Response, or a
+# mixhouse.http.responses.Fixed).
+Reply = Callable[[Scope, Receive, Send], Awaitable[None]]
+AsgiHandler = Callable[[Scope, Receive], Awaitable[Reply]]
+
+
+@dataclass(frozen=True)
+class Direct:
+    """A handler that reads the ASGI scope and `receive` itself and returns its reply (see the module's
+    docstring). Called as an ASGI application it sends that reply (an endpoint of no family, whose errors
+    are the server's 500); `endpoint` gives it its family's error envelope."""
+
+    handler: AsgiHandler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        reply = await self.handler(scope, receive)
+        await reply(scope, receive, send)
+
+
+Handler = Callable[[Request], Awaitable[Response]] | Direct
 
 
 class Auth(StrEnum):
@@ -76,8 +101,10 @@ def _params(request: Request) -> dict[str, str]:
     return params if params is not None else dict(request.query_params)
 
 
-def endpoint(handler: Handler, family: Family) -> Handler:
+def endpoint(handler: Handler, family: Family) -> Callable[[Request], Awaitable[Response]] | ASGIApp:
     """Render MixhouseErrors in the family's format; anything else is a bug, logged, never a traceback."""
+    if isinstance(handler, Direct):
+        return DirectEndpoint(handler.handler, family)
 
     async def wrapped(request: Request) -> Response:
         try:
@@ -94,3 +121,29 @@ def endpoint(handler: Handler, family: Family) -> Handler:
             return error_response(family, request, MixhouseError("internal server error"), _params(request))
 
     return wrapped
+
+
+class DirectEndpoint:
+    """The ASGI application of a `Direct` handler (an instance, so that Starlette's Route calls it as ASGI),
+    with `endpoint`'s error envelope."""
+
+    def __init__(self, handler: AsgiHandler, family: Family) -> None:
+        self.handler = handler
+        self.family = family
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response: Reply
+        try:
+            response = await self.handler(scope, receive)
+        except ClientDisconnect:
+            request = Request(scope, receive)
+            log.warning("client closed the connection during %s %s", request.method, request.url.path)
+            response = Response(status_code=CLIENT_CLOSED)
+        except MixhouseError as exc:
+            request = Request(scope, receive)
+            response = error_response(self.family, request, exc, _params(request))
+        except Exception:
+            request = Request(scope, receive)
+            log.exception("unhandled error on %s %s", request.method, request.url.path)
+            response = error_response(self.family, request, MixhouseError("internal server error"), _params(request))
+        await response(scope, receive, send)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 from starlette.requests import Request
+from starlette.types import Scope
 
 from mixhouse.domain import payloads
 from mixhouse.errors import BadRequest
@@ -65,6 +67,23 @@ async def read_raw_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def query_params(scope: Scope) -> dict[str, str]:
+    """The query string's parameters, the last of a repeated name winning: what `dict(request.query_params)`
+    gives, without building Starlette's multi-dict (and nothing to parse for the common empty string)."""
+    raw: bytes = scope.get("query_string", b"")
+    return dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True)) if raw else {}
+
+
+def header(scope: Scope, name: bytes) -> str | None:
+    """The first value of the header `name` (lower case, as servers give names in the scope): what
+    `request.headers.get(name)` answers, without building Starlette's `Headers`."""
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    for key, value in headers:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
 _MEMO = "mixhouse.incoming"
 
 
@@ -85,12 +104,13 @@ async def read_incoming(request: Request, *, limit: int = payloads.MAX_BODY_BYTE
 
 
 async def _read_incoming(request: Request, limit: int) -> Incoming:
-    params = dict(request.query_params)
+    scope = request.scope
+    params = query_params(scope)
     reject_nul(params)
-    if request.method in ("GET", "HEAD", "OPTIONS"):
+    if scope["method"] in ("GET", "HEAD", "OPTIONS"):
         return Incoming(params=params)
     raw = await read_raw_body(request, limit)
-    body = payloads.decompress(raw, request.headers.get("content-encoding"), limit)
+    body = payloads.decompress(raw, header(scope, b"content-encoding"), limit)
     incoming = Incoming(params=params, body=body)
     if not body.strip():
         return incoming

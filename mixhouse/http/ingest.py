@@ -10,6 +10,7 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
+from starlette.types import Receive, Scope
 
 from mixhouse.catalog_cache import CatalogView
 from mixhouse.domain import ingestion
@@ -21,13 +22,17 @@ from mixhouse.engine.base import Engine
 from mixhouse.errors import BadRequest, Forbidden
 from mixhouse.http.acks import acknowledged
 from mixhouse.http.callers import caller_for
-from mixhouse.http.endpoint import Auth
-from mixhouse.http.incoming import Incoming, read_incoming
-from mixhouse.http.responses import json_response, jsonp, valid_callback
+from mixhouse.http.endpoint import Auth, Direct
+from mixhouse.http.incoming import Incoming, header, read_incoming
+from mixhouse.http.responses import Fixed, json_response, jsonp, valid_callback
 from mixhouse.lexicon.effects import DroppedEvents, Drops
 
 # A 1x1 transparent GIF, for img=1 (tracking pixels).
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+
+# The plain tracking replies, made once (mixhouse/http/responses.py `Fixed`).
+ONE = Fixed(b"1", media_type="text/plain")
+ZERO = Fixed(b"0", media_type="text/plain")
 
 
 def _records(incoming: Incoming) -> list[Any]:
@@ -39,9 +44,11 @@ def _records(incoming: Incoming) -> list[Any]:
     raise BadRequest("data, missing or empty")
 
 
-async def _commit(engine: Engine, batch: WriteBatch, request: Request | None = None) -> None:
-    if request is not None and batch.project_id is not None:
-        request.state.project_id = batch.project_id  # the access log's `project`
+async def _commit(engine: Engine, batch: WriteBatch, state: dict[str, Any] | None = None) -> None:
+    """Hand `batch` to the writer and wait for its fsync; `state`: the request's scope state, which gets
+    the access log's `project`."""
+    if state is not None and batch.project_id is not None:
+        state["project_id"] = batch.project_id
     if len(batch):
         await acknowledged(engine.submit(batch))  # once the writer's commit is on disk (mixhouse/http/acks.py)
 
@@ -59,15 +66,15 @@ def api_host(header: str | None) -> str:
 
 
 def _context(request: Request, incoming: Incoming, endpoint: Endpoint) -> IngestContext:
-    host = api_host(request.headers.get("host"))
-    client = request.client.host if request.client else None
+    scope = request.scope
+    client = scope.get("client")  # what request.client.host reads, without the Address it builds
     return IngestContext(
         endpoint=endpoint,
         received_ms=int(time.time() * 1000),
-        api_host=host,
-        client_ip=client,
+        api_host=api_host(header(scope, b"host")),
+        client_ip=client[0] if client else None,
         use_ip=incoming.flag("ip"),
-        geo=request.app.state.geo,
+        geo=scope["app"].state.geo,
         # /track locates by the request's address unless ?ip=0 (why Mixpanel's server-side SDKs send it);
         # /import, a bulk load from some server, only when asked with ?ip=1.
         locate_request=incoming.flag("ip", default=endpoint is Endpoint.TRACK),
@@ -99,7 +106,7 @@ def _track_reply(incoming: Incoming, result: ingestion.IngestResult) -> Response
         if incoming.json_body is not None and ok:
             payload["num_good_events"] = result.accepted
         return json_response(payload, 400 if not ok and incoming.get("verbose") == "2" else 200)
-    return Response(b"1" if ok else b"0", media_type="text/plain")
+    return ONE if ok else ZERO
 
 
 def _strict_failure(result: ingestion.IngestResult) -> Response:
@@ -120,39 +127,53 @@ def _dropped_by(catalog: CatalogView) -> Callable[[int], Drops]:
     return lambda project_id: catalog.remember(("drops", project_id), lambda: DroppedEvents(catalog)(project_id))
 
 
-async def track(request: Request) -> Response:
+async def _track(scope: Scope, receive: Receive) -> Response:
+    request = Request(scope, receive)
     incoming = await read_incoming(request)
-    request.state.params = incoming.params
-    catalog: CatalogView = request.app.state.cached_catalog.current()
+    state = scope["state"]  # (read_incoming made it) Request.state's dict, without the wrapper
+    state["params"] = incoming.params
+    app_state = scope["app"].state
+    catalog: CatalogView = app_state.cached_catalog.current()
     context = _context(request, incoming, Endpoint.TRACK)
     result = ingestion.track(catalog, _records(incoming), context, _dropped_by(catalog))
-    await _commit(request.app.state.engine, result.batch, request)
+    await _commit(app_state.engine, result.batch, state)
     return _track_reply(incoming, result)
 
 
-async def _profiles(request: Request, *, group: bool) -> Response:
+async def _profiles(scope: Scope, receive: Receive, *, group: bool) -> Response:
+    request = Request(scope, receive)
     incoming = await read_incoming(request)
-    request.state.params = incoming.params
-    catalog: CatalogView = request.app.state.cached_catalog.current()
+    state = scope["state"]
+    state["params"] = incoming.params
+    app_state = scope["app"].state
+    catalog: CatalogView = app_state.cached_catalog.current()
+    client = scope.get("client")
     result = ingestion.update_profiles(
         catalog,
         _records(incoming),
         group=group,
         received_ms=int(time.time() * 1000),
-        geo=request.app.state.geo,
-        request_ip=request.client.host if request.client else None,
+        geo=app_state.geo,
+        request_ip=client[0] if client else None,
         ip_param_off=incoming.get("ip") == "0",
     )
-    await _commit(request.app.state.engine, result.batch, request)
+    await _commit(app_state.engine, result.batch, state)
     return _track_reply(incoming, result)
 
 
-async def engage(request: Request) -> Response:
-    return await _profiles(request, group=False)
+async def _engage(scope: Scope, receive: Receive) -> Response:
+    return await _profiles(scope, receive, group=False)
 
 
-async def groups(request: Request) -> Response:
-    return await _profiles(request, group=True)
+async def _groups(scope: Scope, receive: Receive) -> Response:
+    return await _profiles(scope, receive, group=True)
+
+
+# The tracking endpoints take one small request per event from every SDK: they speak ASGI themselves
+# (mixhouse/http/endpoint.py `Direct`), past Starlette's request/response wrappers.
+track = Direct(_track)
+engage = Direct(_engage)
+groups = Direct(_groups)
 
 
 async def import_(request: Request) -> Response:

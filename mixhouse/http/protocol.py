@@ -12,6 +12,9 @@ the server hold before the application sees a request.
   idle keep-alive connection is closed after `MIXHOUSE_KEEP_ALIVE_SECONDS`.
 
 Refusals are written here, in the API family's error format, before any application code runs.
+
+A response of known length leaves in one write: its head is held until the first part of its body and
+both go to the socket together (`OneWriteCycle`), one send(2) and one packet where uvicorn makes two.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from http import HTTPStatus
 from typing import Any
 
 import orjson
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from mixhouse.http.responses import Family
 from mixhouse.http.routes import family_of
@@ -97,6 +100,52 @@ def refusal(status: int, message: str, path: str) -> bytes:
 
 class _Refused(Exception):
     pass
+
+
+class _Captured:
+    """Stands in for the transport while uvicorn's cycle handles one message: keeps what it writes."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self.chunks: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.chunks.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed or self.transport.is_closing()
+
+
+class OneWriteCycle(RequestResponseCycle):
+    """uvicorn's request/response cycle, but the head of a response that declares its length is written
+    with the first part of its body: one send(2) per small response instead of two, and one wake-up of
+    the client instead of two. On /track, where a response is a 1-byte body, the second write was about
+    a tenth of the event loop's time. A response without a length (streamed, chunked) sends its head at
+    once, as before."""
+
+    held = b""  # the head, waiting for the body
+
+    async def send(self, message: Any) -> None:
+        transport = self.transport
+        captured = _Captured(transport)
+        self.transport = captured  # type: ignore[assignment]
+        try:
+            await super().send(message)
+        finally:
+            self.transport = transport
+        data = self.held + b"".join(captured.chunks)
+        if message["type"] == "http.response.start" and self.chunked_encoding is False and not captured.closed:
+            self.held = data
+            return
+        self.held = b""
+        if data and not transport.is_closing():
+            transport.write(data)
+        if captured.closed:
+            transport.close()
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -219,7 +268,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         header_bytes = sum(len(name) + len(value) + 4 for name, value in self.headers)
         if header_bytes > self.limits.max_header_bytes:
             self._too_long(431, f"the request headers are larger than {self.limits.max_header_bytes} bytes")
+        previous = self.cycle
         super().on_headers_complete()
+        if self.cycle is not previous and type(self.cycle) is RequestResponseCycle:
+            self.cycle.__class__ = OneWriteCycle  # (its task has not run yet: it sends through OneWriteCycle)
         self._head_bytes = 0
         self._cancel_body_timer()
         self._body_timer = self.loop.call_later(self.limits.body_timeout_seconds, self._body_timed_out)

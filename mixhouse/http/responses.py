@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from mixhouse.errors import MixhouseError, RateLimited
 
@@ -22,6 +23,16 @@ class Family(StrEnum):
     IMPORT = "import"  # /import: {"code", "error", "status"}
     QUERY = "query"  # /api/2.0, /api/query and export: {"request", "error"}
     APP = "app"  # /api/app: {"status": "error", "error"}
+
+
+class Fixed(Response):
+    """A response made once and sent any number of times (the tracking replies `1` and `0`): its headers
+    are rendered when it is made, not per request; each send gets its own copy of the header list, which
+    a middleware may extend (CORS)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": list(self.raw_headers)})
+        await send({"type": "http.response.body", "body": self.body})
 
 
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
