@@ -9,9 +9,11 @@ The change check (`change_stamp`) on SQLite in WAL mode (the catalog's mode) rea
 wal-index, the `-shm` file every connection to the database maps in memory (https://www.sqlite.org/walformat.html,
 "The WAL-Index Header"): its `iChange` counter grows with every transaction any connection commits (another
 thread of the server, the `mixhouse` command line, another process), and its `mxFrame` and salts with every
-write to the WAL. The header is mapped here too, so a check is a 48-byte memory read: no system call, where
-`PRAGMA data_version` took a read lock on the file (about 6 µs in a loop, four times that on the event loop
-of a loaded server). Nothing is kept while this thread's connection is inside a transaction (a rollback
+write to the WAL. A check reads those 48 bytes with one pread(2) (about a microsecond), where `PRAGMA
+data_version` took a read lock on the file (about 6 µs in a loop, four times that on the event loop of a
+loaded server). It reads rather than maps the file: SQLite truncates the file when it rebuilds the
+wal-index, and a read of a mapping past a file's end kills the process (SIGBUS); a short read is only a
+check that fails, and the lookup goes to the catalog. Nothing is kept while this thread's connection is inside a transaction (a rollback
 would leave answers that never were). So a project created, changed or deleted from anywhere is seen by the
 next request. Without the wal-index (another journal mode) the check is `PRAGMA data_version` plus the
 connection's own `total_changes`; a catalog that is not SQLite may offer its own check as a `change_stamp()`
@@ -20,7 +22,6 @@ method, and without one nothing is cached and every lookup asks the catalog.
 
 from __future__ import annotations
 
-import mmap
 import os
 import sqlite3
 import threading
@@ -43,9 +44,9 @@ _UNCACHED = object()
 
 
 class WalIndex:
-    """The header of a SQLite database's wal-index, mapped read-only. The mapping is checked against the
-    file on disk every RECHECK_SECONDS (SQLite rebuilds the file only once no connection has the database
-    open, and the catalog keeps one open for the life of the process, so this is a safeguard)."""
+    """The header of a SQLite database's wal-index, read from its file. The file is looked up again every
+    RECHECK_SECONDS (SQLite rebuilds it only once no connection has the database open, and the catalog keeps
+    one open for the life of the process, so this is a safeguard)."""
 
     HEADER_BYTES = 48  # the first copy of the header (the second follows it)
     RECHECK_SECONDS = 1.0
@@ -53,7 +54,7 @@ class WalIndex:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._map: mmap.mmap | None = None
+        self._fd: int | None = None
         self._identity = (0, 0)
         self._checked = 0.0
         self._open()
@@ -68,17 +69,16 @@ class WalIndex:
             return None
         try:
             return cls(Path(database + "-shm"))
-        except (OSError, ValueError):
+        except OSError:
             return None
 
     def _open(self) -> None:
-        with open(self.path, "rb") as file:  # the mapping outlives the file object
-            mapped = mmap.mmap(file.fileno(), self.HEADER_BYTES, access=mmap.ACCESS_READ)
-            stat = os.fstat(file.fileno())
-        old, self._map, self._identity = self._map, mapped, (stat.st_dev, stat.st_ino)
+        fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        stat = os.fstat(fd)
+        old, self._fd, self._identity = self._fd, fd, (stat.st_dev, stat.st_ino)
         self._checked = time.monotonic()
         if old is not None:
-            old.close()
+            os.close(old)
 
     def header(self) -> bytes | None:
         """The header as it is now, or None when it cannot be read (not initialised, or the file is gone)."""
@@ -89,13 +89,16 @@ class WalIndex:
                     if (stat.st_dev, stat.st_ino) != self._identity:
                         self._open()
                     self._checked = time.monotonic()
-                except (OSError, ValueError):
+                except OSError:
                     return None
-        mapped = self._map
-        if mapped is None:
+        fd = self._fd
+        if fd is None:
             return None
-        head = mapped[: self.HEADER_BYTES]
-        return head if head[12] == 1 else None  # isInit
+        try:
+            head = os.pread(fd, self.HEADER_BYTES, 0)
+        except OSError:  # closed by a concurrent reopen: the next check reads the new file
+            return None
+        return head if len(head) == self.HEADER_BYTES and head[12] == 1 else None  # isInit
 
 
 def _sqlite(conn: object) -> sqlite3.Connection | None:

@@ -6,6 +6,8 @@ seen by the very next /track request."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -162,3 +164,25 @@ def test_track_sees_a_lexicon_drop_set_and_lifted_at_once(tracking_server: Serve
     assert "dropped by this project's Lexicon schema" in str(_track(tracking_server, TOKEN, "Spam"))
     assert httpx.post(schemas, json={}, auth=(SA_USER, SA_SECRET)).status_code == 200
     assert "'properties.time' is invalid" in str(_track(tracking_server, TOKEN, "Spam"))
+
+
+_TRUNCATED_SHM = """
+import os, sys
+from pathlib import Path
+from mixhouse.catalog_cache import WalIndex
+path = Path(sys.argv[1])
+path.write_bytes(bytes(12) + b"\\x01" + bytes(32768 - 13))  # an initialised header
+index = WalIndex(path)
+assert index.header() is not None
+os.truncate(path, 0)  # as SQLite does when it rebuilds the wal-index
+print(index.header())
+"""
+
+
+def test_a_truncated_wal_index_is_a_failed_check_not_a_crash(tmp_path: Path) -> None:
+    """SQLite truncates the -shm file when it rebuilds it; a mapped read past the end would kill the server
+    with SIGBUS, a read gets nothing and the lookup goes to the catalog."""
+    done = subprocess.run(
+        [sys.executable, "-c", _TRUNCATED_SHM, str(tmp_path / "catalog.sqlite3-shm")], capture_output=True, text=True
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "None"), done.stderr
