@@ -13,7 +13,11 @@ write to the WAL. A check reads those 48 bytes with one pread(2) (about a micros
 data_version` took a read lock on the file (about 6 µs in a loop, four times that on the event loop of a
 loaded server). It reads rather than maps the file: SQLite truncates the file when it rebuilds the
 wal-index, and a read of a mapping past a file's end kills the process (SIGBUS); a short read is only a
-check that fails, and the lookup goes to the catalog. Nothing is kept while this thread's connection is inside a transaction (a rollback
+check that fails, and the lookup goes to the catalog. The file is opened once and stays open: closing a
+descriptor of it would drop every POSIX lock SQLite holds on it in this process (fcntl locks belong to the
+process, not the descriptor), and another process (the command line) would then take the wal-index as
+unused and rebuild it under the server's connections; the mapping read here used to close its descriptor
+at once. Nothing is kept while this thread's connection is inside a transaction (a rollback
 would leave answers that never were). So a project created, changed or deleted from anywhere is seen by the
 next request. Without the wal-index (another journal mode) the check is `PRAGMA data_version` plus the
 connection's own `total_changes`; a catalog that is not SQLite may offer its own check as a `change_stamp()`
