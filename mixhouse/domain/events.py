@@ -347,7 +347,7 @@ _INT_TYPE = {int}
 _NUMBER_TYPES = frozenset(_NUMBER)
 _OPTIONAL_STR_TYPES = {str, type(None)}
 _NONE_TYPE = {type(None)}
-_get = dict.get
+_get: Callable[[dict[str, Any], str], Any] = dict.get
 # The long-run test of a whole batch: every byte but the quote read as `a`, then one substring search for
 # a run of more than MAX_STRING_CHARS of them (a quarter of `_LONG_RUN`'s time on a batch's JSON).
 _QUOTES_ONLY = bytes(byte if byte == ord('"') else ord("a") for byte in range(256))
@@ -444,7 +444,7 @@ def _prepare_plain_batch(records: list[Any], project: Project, ctx: IngestContex
     added = {"$import": True, "$mp_api_endpoint": ctx.api_host, "$mp_api_timestamp_ms": now, "$mp_event_size": 0}
     added["mp_processing_time_ms"] = now
     consumed = [key for key, quoted in _RARELY_CONSUMED if quoted in text]
-    values = []
+    values: list[dict[str, Any]] = []
     append = values.append
     for props, size in zip(props_list, sizes, strict=True):
         stored = {**props, **added}
