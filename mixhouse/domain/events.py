@@ -352,8 +352,6 @@ _get: Callable[[dict[str, Any], str], Any] = dict.get
 # a run of more than MAX_STRING_CHARS of them (a quarter of `_LONG_RUN`'s time on a batch's JSON).
 _QUOTES_ONLY = bytes(byte if byte == ord('"') else ord("a") for byte in range(256))
 _LONG_RUN_OF_A = b"a" * (MAX_STRING_CHARS + 1)
-# Properties consumed only by some events: an event whose encoding does not name them cannot hold them.
-_RARELY_CONSUMED = tuple((key, b'"%s"' % key.encode()) for key in _CONSUMED_ORDER if key not in ("time", "distinct_id"))
 
 
 def _prepare_plain_batch(records: list[Any], project: Project, ctx: IngestContext) -> PreparedBatch | None:
@@ -391,11 +389,12 @@ def _prepare_plain_batch(records: list[Any], project: Project, ctx: IngestContex
     sizes = list(map(len, encoded))
     if max(sizes) > MAX_EVENT_BYTES or max(map(len, props_list)) > MAX_PROPERTIES:
         return None
-    if project.id_merge is IdMerge.SIMPLIFIED and (b'"$user_id"' in text or b'"$device_id"' in text):
+    keys = set().union(*props_list)  # every property name of the batch (a probe of each event's dict costs more)
+    if project.id_merge is IdMerge.SIMPLIFIED and ("$user_id" in keys or "$device_id" in keys):
         return None
-    if ctx.geo is not None and (ctx.locate_request or b'"ip"' in text or b'"$ip"' in text):
+    if ctx.geo is not None and (ctx.locate_request or "ip" in keys or "$ip" in keys):
         return None
-    if True in map(_get, props_list, repeat("$ignore")):  # (1 and 1.0 equal True too: those take the loop)
+    if "$ignore" in keys and True in map(_get, props_list, repeat("$ignore")):  # (1 and 1.0 take the loop too)
         return None
 
     now = ctx.received_ms
@@ -443,7 +442,7 @@ def _prepare_plain_batch(records: list[Any], project: Project, ctx: IngestContex
     # `_prepare_one`'s order; a key the sender used keeps its place and takes the server's value).
     added = {"$import": True, "$mp_api_endpoint": ctx.api_host, "$mp_api_timestamp_ms": now, "$mp_event_size": 0}
     added["mp_processing_time_ms"] = now
-    consumed = [key for key, quoted in _RARELY_CONSUMED if quoted in text]
+    consumed = [key for key in _CONSUMED_ORDER if key in keys and key not in ("time", "distinct_id")]
     values: list[dict[str, Any]] = []
     append = values.append
     for props, size in zip(props_list, sizes, strict=True):
