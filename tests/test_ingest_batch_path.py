@@ -295,3 +295,22 @@ def test_the_server_stores_the_same_whichever_path_a_batch_takes(server: ServerP
     assert len(taken) == 3 and taken == left
     assert [list(p) for p in taken] == [list(p) for p in left]
     assert taken[0]["$mp_event_size"] == len(orjson.dumps(batch_path[0]))
+
+
+@pytest.mark.parametrize(
+    ("records", "found"),
+    [
+        ([], False),
+        ([{"event": "x"}, {"event": "$merge"}], True),
+        ([{"event": "x"}, {}], False),
+        (["$merge"], False),  # not an object: not an event
+        ([1, {"event": "$create_alias"}], True),
+        ([{"event": ["$merge"]}, {"event": "$identify"}], True),  # an unhashable name before it
+        ([{"event": ["$merge"]}], False),
+        ([{"event": {"$merge": 1}}, {"event": 5}], False),
+    ],
+)
+def test_identity_events_in_a_batch(records: list[Any], found: bool) -> None:
+    """What refuses a whole /import batch under Simplified ID Merge (one pass in C, or the per-record look
+    when a record is not an object or its name cannot be hashed)."""
+    assert ev.has_identity_events(records) is found

@@ -519,6 +519,9 @@ def _insert_id_of(record: Any) -> str | None:
 
 
 def has_identity_events(records: list[Any]) -> bool:
-    return any(
-        isinstance(r, dict) and isinstance(r.get("event"), str) and r["event"] in IDENTITY_EVENTS for r in records
-    )
+    try:  # every record an object with a hashable `event` (the usual batch): one loop in C
+        return not IDENTITY_EVENTS.isdisjoint(map(_get, records, repeat("event")))
+    except TypeError:  # a record that is not an object, or an event name that is a list or an object
+        return any(
+            isinstance(r, dict) and isinstance(r.get("event"), str) and r["event"] in IDENTITY_EVENTS for r in records
+        )
