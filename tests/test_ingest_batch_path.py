@@ -1,6 +1,7 @@
 """A whole /import batch of valid, flat events is prepared in a few passes over all its events
-(mixhouse/domain/events.py `_prepare_plain_batch`); any batch with one event that needs a look takes the
-per-event path (`_prepare_one`). Both must give the same stored events, failures and ignored counts, at
+(mixhouse/domain/events.py `_prepare_plain_batch`); in a batch with events that need a look, those take
+the per-event path (`_prepare_one`) and the others the batch path together (`_prepare_plain_events`).
+Every path must give the same stored events, failures and ignored counts as the per-event path alone, at
 every edge of every check the batch path makes: here each edge is tried on both sides, by hand, by
 hypothesis, and once over HTTP."""
 
@@ -170,6 +171,34 @@ def test_geolocation(records: list[Any], ctx: ev.IngestContext, taken: bool) -> 
     ours, loop, took = both(records, ctx=ctx)
     assert took is taken
     assert_same(ours, loop)
+
+
+MIXED: list[tuple[str, list[Any], set[int] | None]] = [
+    # (name, batch, the events the batch path takes within it: None when all take the per-event path)
+    ("a list and an escape", [plain(0), plain(1, v=["a"]), plain(2), plain(3, v="x\\y"), plain(4)], {0, 2, 4}),
+    ("a long string first", [plain(0, v=A256), plain(1), plain(2)], {1, 2}),
+    ("a too long list", [plain(0), plain(1, v=list(range(256))), plain(2)], {0, 2}),
+    ("a deep object", [plain(0), plain(1, v={"a": {"b": {"c": {}}}}), plain(2)], {0, 2}),
+    ("an ignored object", [plain(0), plain(1, v={"a": 1}, **{"$ignore": True}), plain(2)], {0, 2}),
+    ("an object in an event with a bad time", [plain(0), plain(1, v={"a": 1}, time="x")], {0}),
+    ("a bad time in a flat event", [plain(0), plain(1, time="x"), plain(2, v=[1])], None),
+    ("an escape in every event", [plain(0, v="\\"), plain(1, v="\\")], None),
+    ("an identity event among them", [plain(0), {**plain(1), "event": "$identify"}, plain(2, v=[1])], None),
+    ("an address to locate among them", [plain(0), plain(1, ip="8.8.8.8"), plain(2, v=[1])], None),
+]
+
+
+@pytest.mark.parametrize(("name", "records", "taken"), MIXED, ids=[m[0] for m in MIXED])
+def test_the_plain_events_of_a_mixed_batch(name: str, records: list[Any], taken: set[int] | None) -> None:
+    """A batch the batch path refuses because of some events' JSON: the others take it together, the
+    rest the per-event path, in the batch's order; anything else refused sends every event to the loop."""
+    plain_events = ev._prepare_plain_events(orjson.loads(orjson.dumps(records)), ORIGINAL, GEO_CTX)
+    assert (None if plain_events is None else set(plain_events)) == taken
+    for ctx in (CTX, GEO_CTX):
+        for project in (SIMPLIFIED, ORIGINAL):
+            ours, loop, took = both(records, project, ctx)
+            assert not took
+            assert_same(ours, loop)
 
 
 def test_a_batch_path_event_is_what_the_server_stores() -> None:

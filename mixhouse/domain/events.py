@@ -469,6 +469,37 @@ def _prepare_plain_batch(records: list[Any], project: Project, ctx: IngestContex
     return batch
 
 
+def _prepare_plain_events(records: list[Any], project: Project, ctx: IngestContext) -> dict[int, StoredEvent] | None:
+    """For a batch the batch path refused: the events it can take, prepared on it, by index; None when
+    there are none or all of them are (then the refusal was not about one event's JSON).
+
+    An event is left to the per-event look when its own JSON holds an escape, a `[`, a `{` beyond its
+    two or a long run (what refuses most batches: a list, an object or a long string in one event); the
+    others then take the batch path together, or all take the loop if that still refuses them."""
+    if set(map(type, records)) != _DICT_TYPE:
+        return None
+    try:
+        encoded = list(map(orjson.dumps, records))
+    except orjson.JSONEncodeError:
+        return None
+    flags = zip(
+        map(bytes.__contains__, encoded, repeat(b"\\")),
+        map(bytes.__contains__, encoded, repeat(b"[")),
+        map(bytes.count, encoded, repeat(b"{")),
+        map(bytes.__contains__, map(bytes.translate, encoded, repeat(_QUOTES_ONLY)), repeat(_LONG_RUN_OF_A)),
+        strict=True,
+    )
+    plain = [
+        index
+        for index, (escape, bracket, braces, long_run) in enumerate(flags)
+        if not (escape or bracket or braces != 2 or long_run)
+    ]
+    if not plain or len(plain) == len(records):
+        return None
+    prepared = _prepare_plain_batch([records[index] for index in plain], project, ctx)
+    return None if prepared is None else dict(zip(plain, prepared.events, strict=True))
+
+
 def prepare_events(
     records: list[Any], project_for: ProjectFor, ctx: IngestContext, *, project: Project | None = None
 ) -> PreparedBatch:
@@ -476,11 +507,14 @@ def prepare_events(
 
     `project_for` maps an event's properties to its project, raising ValueError with a message
     when it has none (a missing token on /track). `project`: the project of every record, when the
-    batch has one (/import); such a batch may be prepared all at once (`_prepare_plain_batch`)."""
+    batch has one (/import); such a batch may be prepared all at once (`_prepare_plain_batch`), or its
+    plain events at once and the others one by one (`_prepare_plain_events`)."""
+    plain: dict[int, StoredEvent] | None = None
     if project is not None and ctx.endpoint is Endpoint.IMPORT:
         prepared = _prepare_plain_batch(records, project, ctx)
         if prepared is not None:
             return prepared
+        plain = _prepare_plain_events(records, project, ctx)
     batch = PreparedBatch()
     # Every address of the batch located at once, each distinct one once (off the per-event loop).
     # Without the request's address to fall back on, only an event with an `ip` or `$ip` can be located
@@ -496,6 +530,9 @@ def prepare_events(
     ]
     locations = geolocation.locate_all(ctx.geo, ips)
     for index, record in enumerate(records):
+        if plain is not None and index in plain:
+            batch.events.append(plain[index])  # (the batch path took it: nothing to locate, fail or ignore)
+            continue
         try:
             stored = _prepare_one(record, project_for, ctx, locations[index])
         except _Invalid as exc:
