@@ -48,13 +48,20 @@ def plain(i: int, **props: Any) -> dict[str, Any]:
     return {"event": "Viewed Page", "properties": {k: v for k, v in base.items() if v is not None or k == "nil"}}
 
 
+def batch_path_takes(records: list[Any], project: Project = SIMPLIFIED, ctx: ev.IngestContext = CTX) -> bool:
+    """Whether the batch path takes the whole batch (a copy of it)."""
+    copy = orjson.loads(orjson.dumps(records))
+    encoded = ev._encoded(copy)
+    return encoded is not None and ev._prepare_plain_batch(copy, encoded, project, ctx) is not None
+
+
 def both(
     records: list[Any], project: Project = SIMPLIFIED, ctx: ev.IngestContext = CTX
 ) -> tuple[ev.PreparedBatch, ev.PreparedBatch, bool]:
     """(what prepare_events answers for an /import batch, what the per-event path answers, whether the batch
     path took it), each from a copy of its own."""
     sent = orjson.dumps(records)
-    taken = ev._prepare_plain_batch(orjson.loads(sent), project, ctx) is not None
+    taken = batch_path_takes(records, project, ctx)
     ours = ev.prepare_events(orjson.loads(sent), lambda _p: project, ctx, project=project)
     loop = ev.prepare_events(orjson.loads(sent), lambda _p: project, ctx)
     return ours, loop, taken
@@ -192,7 +199,8 @@ MIXED: list[tuple[str, list[Any], set[int] | None]] = [
 def test_the_plain_events_of_a_mixed_batch(name: str, records: list[Any], taken: set[int] | None) -> None:
     """A batch the batch path refuses because of some events' JSON: the others take it together, the
     rest the per-event path, in the batch's order; anything else refused sends every event to the loop."""
-    plain_events = ev._prepare_plain_events(orjson.loads(orjson.dumps(records)), ORIGINAL, GEO_CTX)
+    copy = orjson.loads(orjson.dumps(records))
+    plain_events = ev._prepare_plain_events(copy, ev._encoded(copy) or [], ORIGINAL, GEO_CTX)
     assert (None if plain_events is None else set(plain_events)) == taken
     for ctx in (CTX, GEO_CTX):
         for project in (SIMPLIFIED, ORIGINAL):
@@ -225,7 +233,7 @@ def test_a_batch_path_event_is_what_the_server_stores() -> None:
 
 def test_other_endpoints_and_an_empty_batch_take_the_loop() -> None:
     track = ev.IngestContext(endpoint=ev.Endpoint.TRACK, received_ms=NOW_MS, api_host="h")
-    assert ev._prepare_plain_batch([], SIMPLIFIED, CTX) is None
+    assert not batch_path_takes([])
     records = [plain(1, time=T - 10 * 86_400)]  # older than /track takes; /import would take it
     ours = ev.prepare_events(records, lambda _p: SIMPLIFIED, track, project=SIMPLIFIED)
     assert ours.failed and ours.failed[0].message.startswith("'properties.time' is invalid: /track accepts")
@@ -304,8 +312,7 @@ def test_the_server_stores_the_same_whichever_path_a_batch_takes(server: ServerP
     events = [plain(i, run=run, token="t") for i in range(3)]
     batch_path = [{**e, "event": f"batch-{run}"} for e in events]
     per_event = [{**e, "event": f"loops-{run}"} for e in events] + [{**plain(4), "event": f"brace-{run}", "note": "{"}]
-    assert ev._prepare_plain_batch(orjson.loads(orjson.dumps(batch_path)), SIMPLIFIED, CTX) is not None
-    assert ev._prepare_plain_batch(orjson.loads(orjson.dumps(per_event)), SIMPLIFIED, CTX) is None
+    assert batch_path_takes(batch_path) and not batch_path_takes(per_event)
     for batch in (batch_path, per_event):
         response = httpx.post(f"{server.url}/import?strict=1", content=orjson.dumps(batch), auth=(SECRET, ""))
         assert response.json() == {"code": 200, "num_records_imported": len(batch), "status": "OK"}, response.text

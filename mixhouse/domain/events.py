@@ -355,11 +355,14 @@ _LONG_RUN_OF_A = b"a" * (MAX_STRING_CHARS + 1)
 _SHAPE = bytes(byte if byte in b'"{' else ord("[") if byte in b"\\[" else ord("a") for byte in range(256))
 
 
-def _prepare_plain_batch(records: list[Any], project: Project, ctx: IngestContext) -> PreparedBatch | None:
+def _prepare_plain_batch(
+    records: list[Any], encoded: list[bytes], project: Project, ctx: IngestContext
+) -> PreparedBatch | None:
     """The /import batch in a few passes over all its events at once, each a loop in C (map, set, join, a
     search of the batch's JSON), or None when any event needs the per-event look (`_prepare_one`, which
-    then decides, reports and stores everything): for the common batch of valid events with flat properties
-    it stores exactly what `_prepare_one` stores at about a third of the CPU (bench/bench_ingest.py).
+    then decides, reports and stores everything). `records` are objects, `encoded` their JSON (`_encoded`).
+    For the common batch of valid events with flat properties it stores exactly what `_prepare_one` stores
+    at well under half its CPU (bench/bench_validate.py, docs/ingestion.md).
 
     It answers only when every event is one that `_prepare_one` would store without a change to a value:
     an object with a non-blank string `event` that names no identity event and an object `properties`;
@@ -370,17 +373,13 @@ def _prepare_plain_batch(records: list[Any], project: Project, ctx: IngestContex
     or none; no `$ignore: true`; nothing to locate; under Simplified ID Merge no `$user_id`/`$device_id`.
     A check that might refuse a valid event (a `{` inside a string, say) only sends the batch to the loop."""
     count = len(records)
-    if not count or set(map(type, records)) != _DICT_TYPE:
+    if not count:
         return None
     props_list = list(map(_get, records, repeat("properties")))
     if set(map(type, props_list)) != _DICT_TYPE:
         return None
     names = list(map(_get, records, repeat("event")))
     if set(map(type, names)) != _STR_TYPE or not all(map(str.strip, names)) or not IDENTITY_EVENTS.isdisjoint(names):
-        return None
-    try:
-        encoded = list(map(orjson.dumps, records))
-    except orjson.JSONEncodeError:
         return None
     text = b"\n".join(encoded)
     if b"\\" in text or b"[" in text or text.count(b"{") != 2 * count:
@@ -470,19 +469,26 @@ def _prepare_plain_batch(records: list[Any], project: Project, ctx: IngestContex
     return batch
 
 
-def _prepare_plain_events(records: list[Any], project: Project, ctx: IngestContext) -> dict[int, StoredEvent] | None:
+def _encoded(records: list[Any]) -> list[bytes] | None:
+    """Each record's JSON as orjson writes it (its length is the event's `$mp_event_size`), when every record
+    is an object that orjson can write; else None."""
+    if set(map(type, records)) != _DICT_TYPE:
+        return None
+    try:
+        return list(map(orjson.dumps, records))
+    except orjson.JSONEncodeError:  # nests deeper than orjson writes: the per-event look says so
+        return None
+
+
+def _prepare_plain_events(
+    records: list[Any], encoded: list[bytes], project: Project, ctx: IngestContext
+) -> dict[int, StoredEvent] | None:
     """For a batch the batch path refused: the events it can take, prepared on it, by index; None when
     there are none or all of them are (then the refusal was not about one event's JSON).
 
     An event is left to the per-event look when its own JSON holds an escape, a `[`, a `{` beyond its
     two or a long run (what refuses most batches: a list, an object or a long string in one event); the
     others then take the batch path together, or all take the loop if that still refuses them."""
-    if set(map(type, records)) != _DICT_TYPE:
-        return None
-    try:
-        encoded = list(map(orjson.dumps, records))
-    except orjson.JSONEncodeError:
-        return None
     # Each event's JSON with `\\` read as `[`, `"` and `{` kept, every other byte read as `a`: then a `[`
     # is an escape or a list, a third `{` an object (or a brace in a string), a run of `a` a long string.
     # (bytes.find and bytes.count: `in` through map takes the slower buffer path.)
@@ -498,7 +504,7 @@ def _prepare_plain_events(records: list[Any], project: Project, ctx: IngestConte
     ]
     if not plain or len(plain) == len(records):
         return None
-    prepared = _prepare_plain_batch([records[index] for index in plain], project, ctx)
+    prepared = _prepare_plain_batch([records[i] for i in plain], [encoded[i] for i in plain], project, ctx)
     return None if prepared is None else dict(zip(plain, prepared.events, strict=True))
 
 
@@ -512,11 +518,11 @@ def prepare_events(
     batch has one (/import); such a batch may be prepared all at once (`_prepare_plain_batch`), or its
     plain events at once and the others one by one (`_prepare_plain_events`)."""
     plain: dict[int, StoredEvent] | None = None
-    if project is not None and ctx.endpoint is Endpoint.IMPORT:
-        prepared = _prepare_plain_batch(records, project, ctx)
+    if project is not None and ctx.endpoint is Endpoint.IMPORT and (encoded := _encoded(records)) is not None:
+        prepared = _prepare_plain_batch(records, encoded, project, ctx)
         if prepared is not None:
             return prepared
-        plain = _prepare_plain_events(records, project, ctx)
+        plain = _prepare_plain_events(records, encoded, project, ctx)
     batch = PreparedBatch()
     # Every address of the batch located at once, each distinct one once (off the per-event loop).
     # Without the request's address to fall back on, only an event with an `ip` or `$ip` can be located
