@@ -440,8 +440,13 @@ def _prepare_plain_batch(
 
     # Stored: the properties in the order sent without those consumed, then what the server adds (in
     # `_prepare_one`'s order; a key the sender used keeps its place and takes the server's value).
-    added = {"$import": True, "$mp_api_endpoint": ctx.api_host, "$mp_api_timestamp_ms": now, "$mp_event_size": 0}
-    added["mp_processing_time_ms"] = now
+    added = {
+        "$import": True,
+        "$mp_api_endpoint": ctx.api_host,
+        "$mp_api_timestamp_ms": now,
+        "$mp_event_size": 0,  # each event's own, set below
+        "mp_processing_time_ms": now,
+    }
     consumed = [key for key in _CONSUMED_ORDER if key in keys and key not in ("time", "distinct_id")]
     values: list[dict[str, Any]] = []
     append = values.append
