@@ -100,7 +100,7 @@ def import_events(
         )
     else:  # the usual project: nothing to drop, no pass over the records
         kept_index, dropped_failures = [], []
-    prepared = ev.prepare_events(records, lambda _props: project, ctx)
+    prepared = ev.prepare_events(records, lambda _props: project, ctx, project=project)
     lexicon.merge_failures(prepared, kept_index, dropped_failures)
     result = IngestResult(accepted=prepared.accepted)
     result.batch.events = prepared.events
