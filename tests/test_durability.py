@@ -89,16 +89,19 @@ def test_profile_updates_survive_kill_9(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     seed_catalog(data_dir)
     server = ServerProcess(data_dir).start()
-    for i in range(50):
-        r = httpx.post(
-            f"{server.url}/engage",
-            data={
-                "data": f'{{"$token":"TOKEN123","$distinct_id":"kill-user","$add":{{"n":1}},"$set":{{"last":{i}}}}}',
-                "verbose": "1",
-            },
-        )
-        assert r.json() == {"status": 1, "error": None}
-    server.kill()
+    try:
+        for i in range(50):
+            r = httpx.post(
+                f"{server.url}/engage",
+                data={
+                    "data": f'{{"$token":"TOKEN123","$distinct_id":"kill-user","$add":{{"n":1}},"$set":{{"last":{i}}}}}',
+                    "verbose": "1",
+                },
+                timeout=60,
+            )
+            assert r.json() == {"status": 1, "error": None}
+    finally:
+        server.kill()  # also when a request failed: never left running
     from mixhouse.engine.duckdb import DuckDBEngine
 
     engine = DuckDBEngine(data_dir)
