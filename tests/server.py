@@ -127,3 +127,12 @@ class ServerProcess:
                 self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+def import_events(url: str, events: list[dict[str, object]], batch: int) -> None:
+    """POST `events` to /import (strict) in batches of `batch`, each acknowledged with 200."""
+    for i in range(0, len(events), batch):
+        r = httpx.post(
+            f"{url}/import", params={"strict": "1"}, json=events[i : i + batch], auth=(SECRET, ""), timeout=60
+        )
+        assert r.status_code == 200, r.text

@@ -18,7 +18,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.server import PROJECT_ID, SA_SECRET, SA_USER, SECRET, TOKEN, ServerProcess, seed_catalog
+from tests.server import PROJECT_ID, SA_SECRET, SA_USER, TOKEN, ServerProcess, import_events, seed_catalog
 
 T0 = 1_704_067_200  # 2024-01-01T00:00:00Z
 AUTH = (SA_USER, SA_SECRET)
@@ -99,11 +99,7 @@ def _serve(tmp_path_factory: pytest.TempPathFactory, engine: str) -> ServerProce
     server = ServerProcess(data_dir, env={"MIXHOUSE_ENGINE": engine}).start()
     try:  # a failed load must not leave the server running (the fixture never gets to stop it)
         events = _events() + _experiment_events() + _recent_events()
-        for i in range(0, len(events), 200):
-            r = httpx.post(
-                f"{server.url}/import", params={"strict": "1"}, json=events[i : i + 200], auth=(SECRET, ""), timeout=60
-            )
-            assert r.status_code == 200, r.text
+        import_events(server.url, events, 200)
         updates = [
             {"$token": TOKEN, "$distinct_id": f"user-{n}", "$set": {"tier": ["gold", "silver"][n % 2]}}
             for n in range(40)

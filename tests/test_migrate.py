@@ -21,7 +21,7 @@ import orjson
 import pytest
 
 from tests.funnel_helpers import save_funnel
-from tests.server import PROJECT_ID, SA_SECRET, SA_USER, SECRET, TOKEN, ServerProcess, seed_catalog
+from tests.server import PROJECT_ID, SA_SECRET, SA_USER, TOKEN, ServerProcess, import_events, seed_catalog
 
 T0 = 1_704_067_200  # 2024-01-01T00:00:00Z, a fixed historical date
 AUTH = (SA_USER, SA_SECRET)
@@ -93,11 +93,7 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, d
     server = ServerProcess(data_dir).start()
     try:
         events = _events()
-        for i in range(0, len(events), 300):
-            r = httpx.post(
-                f"{server.url}/import", params={"strict": "1"}, json=events[i : i + 300], auth=(SECRET, ""), timeout=60
-            )
-            assert r.status_code == 200, r.text
+        import_events(server.url, events, 300)
         updates = [
             {"$token": TOKEN, "$distinct_id": f"user-{n}", "$set": {"tier": ["gold", "silver"][n % 2]}}
             for n in range(60)
