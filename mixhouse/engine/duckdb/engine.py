@@ -407,8 +407,11 @@ class DuckDBEngine:
             self._apply_profiles(conn, [u for b in batches for u in b.group_updates], group=True)
             conn.execute("COMMIT")
         except BaseException:
-            with suppress(duckdb.Error):  # an invalidated database refuses the rollback too
+            # An invalidated database refuses the rollback too; so does one whose transaction never began
+            # (the insert's call failed before its BEGIN ran): the slots are reloaded either way.
+            with suppress(duckdb.Error):
                 conn.execute("ROLLBACK")
+            with suppress(duckdb.Error):
                 self._slot_writer.reload(conn)  # slots handed out in the rolled-back transaction
             raise
         self._next_seq += len(events)
