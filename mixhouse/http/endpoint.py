@@ -109,18 +109,23 @@ def endpoint(handler: Handler, family: Family) -> Callable[[Request], Awaitable[
     async def wrapped(request: Request) -> Response:
         try:
             return await handler(request)
-        except ClientDisconnect:
-            # A client that hangs up mid-upload is not a server error: one line, no traceback.
-            log.warning("client closed the connection during %s %s", request.method, request.url.path)
-            return Response(status_code=CLIENT_CLOSED)
-        except MixhouseError as exc:
-            # A bad where/on (an ExpressionError) answers its message with a caret under the place.
-            return error_response(family, request, exc, _params(request))
-        except Exception:
-            log.exception("unhandled error on %s %s", request.method, request.url.path)
-            return error_response(family, request, MixhouseError("internal server error"), _params(request))
+        except Exception as exc:
+            return _failure(family, request, exc)
 
     return wrapped
+
+
+def _failure(family: Family, request: Request, exc: Exception) -> Response:
+    """The reply to a handler that raised `exc` (called in its `except` block, for the traceback)."""
+    if isinstance(exc, ClientDisconnect):
+        # A client that hangs up mid-upload is not a server error: one line, no traceback.
+        log.warning("client closed the connection during %s %s", request.method, request.url.path)
+        return Response(status_code=CLIENT_CLOSED)
+    if isinstance(exc, MixhouseError):
+        # A bad where/on (an ExpressionError) answers its message with a caret under the place.
+        return error_response(family, request, exc, _params(request))
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(family, request, MixhouseError("internal server error"), _params(request))
 
 
 class DirectEndpoint:
@@ -135,15 +140,6 @@ class DirectEndpoint:
         response: Reply
         try:
             response = await self.handler(scope, receive)
-        except ClientDisconnect:
-            request = Request(scope, receive)
-            log.warning("client closed the connection during %s %s", request.method, request.url.path)
-            response = Response(status_code=CLIENT_CLOSED)
-        except MixhouseError as exc:
-            request = Request(scope, receive)
-            response = error_response(self.family, request, exc, _params(request))
-        except Exception:
-            request = Request(scope, receive)
-            log.exception("unhandled error on %s %s", request.method, request.url.path)
-            response = error_response(self.family, request, MixhouseError("internal server error"), _params(request))
+        except Exception as exc:
+            response = _failure(self.family, Request(scope, receive), exc)
         await response(scope, receive, send)
