@@ -74,7 +74,7 @@ def main() -> None:
         data = bodies(args.batches, with_list=with_list)
         now = ev.IngestContext(endpoint=ev.Endpoint.IMPORT, received_ms=int(time.time() * 1000), api_host="h")
         records = orjson.loads(data[0])
-        taken = ev._prepare_plain_batch(records, ev._encoded(records) or [], PROJECT, now) is not None
+        taken = ev._prepare_plain_batch(records, ev.encoded_records(records) or [], PROJECT, now) is not None
         assert taken is not with_list
         figures: dict[str, list[float]] = {"parse only": [], "import_events": [], "per-event path": []}
         for _ in range(args.runs):

@@ -67,6 +67,8 @@ class Settings:
     idle_checkpoint_seconds: float = 5.0
     checkpoint_threshold_bytes: int = 256 * 1024 * 1024
     reopen_after_rows: int = 200_000
+    import_workers: int = 2
+    import_worker_min_bytes: int = 256 * 1024
     kernel_cache_bytes: int = 1 << 30
     delete_drill_pause_seconds: float = 0.0
     migration_drill_pause_seconds: float = 0.0
@@ -312,6 +314,20 @@ FIELDS: tuple[Field, ...] = (
         None,
         _int(1),
         "WAL size at which a commit also checkpoints (DuckDB's checkpoint_threshold)",
+    ),
+    Field(
+        "import_workers",
+        "MIXHOUSE_IMPORT_WORKERS",
+        None,
+        _int(0),
+        "processes that validate large /import bodies beside the server's (0: none, all in the server)",
+    ),
+    Field(
+        "import_worker_min_bytes",
+        "MIXHOUSE_IMPORT_WORKER_MIN_BYTES",
+        None,
+        _int(0),
+        "an /import body of at least this many bytes (decompressed) goes to a worker process",
     ),
     Field(
         "reopen_after_rows",

@@ -51,7 +51,7 @@ def plain(i: int, **props: Any) -> dict[str, Any]:
 def batch_path_takes(records: list[Any], project: Project = SIMPLIFIED, ctx: ev.IngestContext = CTX) -> bool:
     """Whether the batch path takes the whole batch (a copy of it)."""
     copy = orjson.loads(orjson.dumps(records))
-    encoded = ev._encoded(copy)
+    encoded = ev.encoded_records(copy)
     return encoded is not None and ev._prepare_plain_batch(copy, encoded, project, ctx) is not None
 
 
@@ -200,7 +200,7 @@ def test_the_plain_events_of_a_mixed_batch(name: str, records: list[Any], taken:
     """A batch the batch path refuses because of some events' JSON: the others take it together, the
     rest the per-event path, in the batch's order; anything else refused sends every event to the loop."""
     copy = orjson.loads(orjson.dumps(records))
-    plain_events = ev._prepare_plain_events(copy, ev._encoded(copy) or [], ORIGINAL, GEO_CTX)
+    plain_events = ev._prepare_plain_events(copy, ev.encoded_records(copy) or [], ORIGINAL, GEO_CTX)
     assert (None if plain_events is None else set(plain_events)) == taken
     for ctx in (CTX, GEO_CTX):
         for project in (SIMPLIFIED, ORIGINAL):

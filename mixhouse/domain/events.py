@@ -355,12 +355,47 @@ _LONG_RUN_OF_A = b"a" * (MAX_STRING_CHARS + 1)
 _SHAPE = bytes(byte if byte in b'"{' else ord("[") if byte in b"\\[" else ord("a") for byte in range(256))
 
 
+@dataclass(slots=True)
+class PlainBatch:
+    """What `plain_batch` stores of a batch, field by field (one entry an event, in order)."""
+
+    times_ms: list[int]
+    names: list[str]
+    distinct_ids: list[str]
+    insert_ids: list[str | None]
+    values: list[dict[str, Any]]  # the stored properties, as dicts
+
+
 def _prepare_plain_batch(
     records: list[Any], encoded: list[bytes], project: Project, ctx: IngestContext
 ) -> PreparedBatch | None:
+    """The /import batch as StoredEvents through `plain_batch`, or None when it refuses the batch."""
+    plain = plain_batch(records, encoded, project, ctx, locating=ctx.geo is not None)
+    if plain is None:
+        return None
+    batch = PreparedBatch()
+    batch.events = list(
+        map(
+            StoredEvent,
+            repeat(project.id),
+            plain.times_ms,
+            plain.names,
+            plain.distinct_ids,
+            plain.insert_ids,
+            map(orjson.dumps, plain.values),
+            repeat(None),
+            plain.values,
+        )
+    )
+    return batch
+
+
+def plain_batch(
+    records: list[Any], encoded: list[bytes], project: Project, ctx: IngestContext, *, locating: bool
+) -> PlainBatch | None:
     """The /import batch in a few passes over all its events at once, each a loop in C (map, set, join, a
     search of the batch's JSON), or None when any event needs the per-event look (`_prepare_one`, which
-    then decides, reports and stores everything). `records` are objects, `encoded` their JSON (`_encoded`).
+    then decides, reports and stores everything). `records` are objects, `encoded` their JSON (`encoded_records`).
     For the common batch of valid events with flat properties it stores exactly what `_prepare_one` stores
     at well under half its CPU (bench/bench_validate.py, docs/ingestion.md).
 
@@ -371,7 +406,8 @@ def _prepare_plain_batch(
     quote followed by more than MAX_STRING_CHARS bytes without one: the `_plain_properties` argument, made
     once for the batch); a numeric `time`; a non-empty, allowed string `distinct_id`; a valid `$insert_id`
     or none; no `$ignore: true`; nothing to locate; under Simplified ID Merge no `$user_id`/`$device_id`.
-    A check that might refuse a valid event (a `{` inside a string, say) only sends the batch to the loop."""
+    A check that might refuse a valid event (a `{` inside a string, say) only sends the batch to the loop.
+    `locating`: geolocation is on (`ctx.geo`, passed apart for a caller in another process, where it is None)."""
     count = len(records)
     if not count:
         return None
@@ -392,7 +428,7 @@ def _prepare_plain_batch(
     keys = set().union(*props_list)  # every property name of the batch (a probe of each event's dict costs more)
     if project.id_merge is IdMerge.SIMPLIFIED and ("$user_id" in keys or "$device_id" in keys):
         return None
-    if ctx.geo is not None and (ctx.locate_request or "ip" in keys or "$ip" in keys):
+    if locating and (ctx.locate_request or "ip" in keys or "$ip" in keys):
         return None
     if "$ignore" in keys and True in map(_get, props_list, repeat("$ignore")):  # (1 and 1.0 take the loop too)
         return None
@@ -457,24 +493,10 @@ def _prepare_plain_batch(
         for key in consumed:
             stored.pop(key, None)
         append(stored)
-    batch = PreparedBatch()
-    batch.events = list(
-        map(
-            StoredEvent,
-            repeat(project.id),
-            times_ms,
-            names,
-            distinct_ids,
-            insert_ids,
-            map(orjson.dumps, values),
-            repeat(None),
-            values,
-        )
-    )
-    return batch
+    return PlainBatch(times_ms, names, distinct_ids, insert_ids, values)
 
 
-def _encoded(records: list[Any]) -> list[bytes] | None:
+def encoded_records(records: list[Any]) -> list[bytes] | None:
     """Each record's JSON as orjson writes it (its length is the event's `$mp_event_size`), when every record
     is an object that orjson can write; else None."""
     if set(map(type, records)) != _DICT_TYPE:
@@ -523,7 +545,7 @@ def prepare_events(
     batch has one (/import); such a batch may be prepared all at once (`_prepare_plain_batch`), or its
     plain events at once and the others one by one (`_prepare_plain_events`)."""
     plain: dict[int, StoredEvent] | None = None
-    if project is not None and ctx.endpoint is Endpoint.IMPORT and (encoded := _encoded(records)) is not None:
+    if project is not None and ctx.endpoint is Endpoint.IMPORT and (encoded := encoded_records(records)) is not None:
         prepared = _prepare_plain_batch(records, encoded, project, ctx)
         if prepared is not None:
             return prepared

@@ -31,6 +31,7 @@ from mixhouse.jobs.registry import start_jobs
 from mixhouse.pipelines.service import DataChanges, stop_pipelines
 from mixhouse.settings import Settings
 from mixhouse.web.throttle import LoginThrottle
+from mixhouse.workers import ImportWorkers
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
@@ -66,12 +67,15 @@ def create_app(settings: Settings | Path, geoip: str | None = None) -> Starlette
         app.state.jobs = start_jobs(
             settings, app.state.catalog, app.state.engine, app.state.flag_cohorts.forget, changes
         )
+        # Large /import bodies validated in other processes (mixhouse/workers), started on the first one.
+        app.state.import_workers = ImportWorkers(settings.import_workers, settings.import_worker_min_bytes)
         control = start_control(settings.data_dir, app.state.engine)  # `mixhouse backup` (docs/storage.md)
         heap.freeze_after(kernels.warm)  # start-up objects out of the collector's scans (mixhouse/heap.py)
         try:
             yield
         finally:
             control.close()
+            app.state.import_workers.close()
             stop_pipelines(app.state.jobs)
             app.state.jobs.stop()
             app.state.engine.close()

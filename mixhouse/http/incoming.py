@@ -21,6 +21,8 @@ class Incoming:
     json_body: Any = None
     body: bytes = b""
     form: dict[str, str] = field(default_factory=dict)
+    # A JSON array body left unparsed (`read_incoming(defer_array=True)`): `body` holds it, `json_body` is None.
+    deferred: bool = False
 
     def get(self, name: str, default: str | None = None) -> str | None:
         return self.params.get(name, default)
@@ -87,23 +89,27 @@ def header(scope: Scope, name: bytes) -> str | None:
 _MEMO = "mixhouse.incoming"
 
 
-async def read_incoming(request: Request, *, limit: int = payloads.MAX_BODY_BYTES) -> Incoming:
+async def read_incoming(
+    request: Request, *, limit: int = payloads.MAX_BODY_BYTES, defer_array: bool = False
+) -> Incoming:
     """The request's parameters and body, decoded once per request: a second call (the handler after the
-    rate limiter read the body to find the project) answers the first call's result, or raises its error."""
+    rate limiter read the body to find the project) answers the first call's result, or raises its error.
+    `defer_array`: a JSON array body (which carries no parameters) is left for the caller to parse
+    (`Incoming.deferred`; /import may hand it to a worker process, mixhouse/workers)."""
     state = request.scope.setdefault("state", {})
-    memo: tuple[int, Incoming | BaseException] | None = state.get(_MEMO)
-    if memo is None or memo[0] != limit:
+    memo: tuple[int, bool, Incoming | BaseException] | None = state.get(_MEMO)
+    if memo is None or memo[0] != limit or memo[1] != defer_array:
         try:
-            result: Incoming | BaseException = await _read_incoming(request, limit)
+            result: Incoming | BaseException = await _read_incoming(request, limit, defer_array)
         except Exception as exc:
             result = exc
-        memo = state[_MEMO] = (limit, result)
-    if isinstance(memo[1], BaseException):
-        raise memo[1]
-    return memo[1]
+        memo = state[_MEMO] = (limit, defer_array, result)
+    if isinstance(memo[2], BaseException):
+        raise memo[2]
+    return memo[2]
 
 
-async def _read_incoming(request: Request, limit: int) -> Incoming:
+async def _read_incoming(request: Request, limit: int, defer_array: bool = False) -> Incoming:
     scope = request.scope
     params = query_params(scope)
     reject_nul(params)
@@ -114,7 +120,9 @@ async def _read_incoming(request: Request, limit: int) -> Incoming:
     incoming = Incoming(params=params, body=body)
     if not body.strip():
         return incoming
-    if payloads.looks_like_json(body):
+    if defer_array and body.lstrip()[:1] == b"[":
+        incoming.deferred = True
+    elif payloads.looks_like_json(body):
         incoming.json_body = payloads.parse_json_body(body)
         if isinstance(incoming.json_body, dict):
             # A JSON body of parameters: nested values become the JSON text a query string would carry.

@@ -13,7 +13,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.types import Receive, Scope
 
 from mixhouse.catalog_cache import CatalogView
-from mixhouse.domain import ingestion
+from mixhouse.domain import ingestion, payloads
 from mixhouse.domain.auth import Via
 from mixhouse.domain.events import Endpoint, IngestContext
 from mixhouse.domain.payloads import decode_data
@@ -26,6 +26,7 @@ from mixhouse.http.endpoint import Auth, Direct
 from mixhouse.http.incoming import Incoming, header, read_incoming
 from mixhouse.http.responses import Fixed, json_response, jsonp, valid_callback
 from mixhouse.lexicon.effects import DroppedEvents, Drops
+from mixhouse.workers import ImportWorkers
 
 # A 1x1 transparent GIF, for img=1 (tracking pixels).
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
@@ -177,18 +178,26 @@ groups = Direct(_groups)
 
 
 async def import_(request: Request) -> Response:
-    incoming = await read_incoming(request)
+    incoming = await read_incoming(request, defer_array=True)
     request.state.params = incoming.params
     caller = caller_for(request, Auth.IMPORT, incoming.params)
     request.state.project_id = caller.project.id  # the access log's `project`
     if not caller.role.may_import:
         raise Forbidden("importing events needs an owner or admin service account")
-    records = _records(incoming)
     # $merge needs the project secret or a service account, not the public token (https://developer.mixpanel.com/reference/identity-merge).
     ctx = replace(
         _context(request, incoming, Endpoint.IMPORT), merge_allowed=caller.via not in (Via.TOKEN, Via.API_KEY)
     )
     dropped = DroppedEvents(request.app.state.catalog)(caller.project.id)  # Lexicon schemas marked dropped
+    if incoming.deferred:  # a JSON array: a large one may be validated by a worker process (mixhouse/workers)
+        workers: ImportWorkers = request.app.state.import_workers
+        if workers.takes(len(incoming.body)) and not (dropped.events or dropped.properties):
+            columns = await workers.columns(incoming.body, caller.project, ctx)
+            if columns is not None:  # every event valid and stored as sent: the plain success reply
+                await _commit(request.app.state.engine, WriteBatch(columns=[columns]))
+                return json_response({"code": 200, "num_records_imported": len(columns), "status": "OK"})
+        incoming.json_body = payloads.parse_json_body(incoming.body)
+    records = _records(incoming)
     result = ingestion.import_events(caller.project, records, ctx, dropped)
     strict = incoming.flag("strict", default=True)
     if result.failed_messages:

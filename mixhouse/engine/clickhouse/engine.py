@@ -172,6 +172,8 @@ class ClickHouseEngine:
     # -- writes ---------------------------------------------------------------------------------
 
     def submit(self, batch: WriteBatch) -> Future[None]:
+        if batch.columns:  # this engine writes rows: events handed over as columns become rows here
+            batch = WriteBatch(batch.stored_events(), batch.profile_updates, batch.group_updates)
         return self._writer.submit(batch)
 
     def stats(self) -> EngineStats:

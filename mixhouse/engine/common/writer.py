@@ -278,7 +278,7 @@ class GroupCommitWriter:
             self._pending_rows -= sum(len(batch) for batch, _ in group)
         written = [batch for (batch, _), error in zip(group, results, strict=True) if error is None]
         commit = Commit(
-            events=sum(len(b.events) for b in written),
+            events=sum(b.event_count for b in written),
             profile_updates=sum(len(b.profile_updates) + len(b.group_updates) for b in written),
             seconds=self.last_commit_seconds,
         )

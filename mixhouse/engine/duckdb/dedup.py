@@ -15,13 +15,11 @@ copy is always joined; a false positive only costs a join over that row's one ti
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import duckdb
 import numpy as np
-
-from mixhouse.domain.events import StoredEvent
 
 # Older copies of the keys in `incoming` (already inserted into events). The time bounds let DuckDB
 # skip row groups outside the batch's time span; the seq comparison also catches copies within the batch.
@@ -112,23 +110,16 @@ RETURNED_KEYS = f"seq, time_ms, {_KEY_HASH} AS h, insert_id IS NOT NULL AS keyed
 def mark_superseded(
     conn: duckdb.DuckDBPyConnection,
     incoming: str,
-    events: Sequence[StoredEvent],
     seen: SeenKeys | None = None,
     keys: Mapping[str, np.ndarray[Any, Any]] | None = None,
 ) -> SeenKeys | None:
-    """Record the rows that `events` (the relation `incoming`: a registered table or a subquery; the rows
-    are already inserted into events) supersede.
+    """Record the rows that the batch `incoming` (a registered table or a subquery; the rows are already
+    inserted into events) supersedes.
     Only events with an `$insert_id` can; a batch without any costs nothing here. With `seen` (the keys
     stored before), the join runs only for the rows that may have an older copy: keys the filter may hold,
     and keys that come more than once in the batch; the batch's keys are then added to the filter.
     `keys`: the RETURNED_KEYS of the inserted rows, when the insert gave them back (else they are read).
     Returns the filter to use from now on (rebuilt, twice as large, once it is over capacity)."""
-    times = [e.time_ms for e in events if e.insert_id is not None]
-    if not times:
-        return seen
-    if seen is None:
-        conn.execute(_MARK.format(incoming=incoming), {"low": min(times), "high": max(times)})
-        return seen
     if keys is not None:
         keyed = np.asarray(keys["keyed"], dtype=bool)
         rows = {column: np.asarray(keys[column])[keyed] for column in ("seq", "time_ms", "h")}
@@ -136,6 +127,12 @@ def mark_superseded(
         rows = conn.execute(
             f"SELECT seq, time_ms, {_KEY_HASH} AS h FROM {incoming} WHERE insert_id IS NOT NULL"
         ).fetchnumpy()
+    if not len(rows["seq"]):
+        return seen
+    if seen is None:
+        low, high = int(rows["time_ms"].min()), int(rows["time_ms"].max())
+        conn.execute(_MARK.format(incoming=incoming), {"low": low, "high": high})
+        return seen
     hashes = rows["h"]
     maybe = seen.may_hold(hashes)
     _, inverse, counts = np.unique(hashes, return_inverse=True, return_counts=True)

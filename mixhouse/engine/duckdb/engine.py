@@ -17,6 +17,8 @@ import duckdb
 import orjson
 import pyarrow as pa
 
+from mixhouse.domain.columns import EventColumns
+from mixhouse.domain.events import StoredEvent
 from mixhouse.domain.export import ExportQuery
 from mixhouse.domain.profiles import ProfileUpdate, apply_update
 from mixhouse.domain.scan import ScanQuery
@@ -353,8 +355,14 @@ class DuckDBEngine:
 
     def _write_group_on(self, conn: duckdb.DuckDBPyConnection, batches: list[WriteBatch]) -> None:
         events = [e for b in batches for e in b.events]
+        parts = [part for b in batches for part in b.columns]
+        if parts and any(e.values is None for e in events):  # rows whose properties were never parsed: all as rows
+            events, parts = [e for b in batches for e in b.stored_events()], []
         # The property counts catch up now and then, apart from the write (property_counts.py).
         self._count_writer.before_write(conn, self._next_seq - 1)
+        if parts:
+            self._write_columns(conn, batches, events, parts)
+            return
         if events:
             first = self._next_seq
             table = pa.table(
@@ -395,7 +403,7 @@ class DuckDBEngine:
                 # The rows just inserted, read back by seq (zone maps) when the join needs them: each scan of
                 # the registered Arrow table costs Python work under the GIL, a scan of the newest rows does not.
                 inserted = f"(SELECT * FROM events WHERE seq BETWEEN {first} AND {first + len(events) - 1})"
-                self._seen_keys = mark_superseded(conn, inserted, events, self._seen_keys, keys)
+                self._seen_keys = mark_superseded(conn, inserted, self._seen_keys, keys)
                 # The identity map changes in the same transaction as the events that carry its links.
                 links = [(e.project_id, e.identity) for e in events if e.identity is not None]
                 if links:
@@ -416,6 +424,67 @@ class DuckDBEngine:
             raise
         self._next_seq += len(events)
         self._appended_rows += len(events)
+
+    def _write_columns(
+        self,
+        conn: duckdb.DuckDBPyConnection,
+        batches: list[WriteBatch],
+        events: list[StoredEvent],
+        parts: list[EventColumns],
+    ) -> None:
+        """`_write_group_on` for a group with batches handed over as columns (/import batches validated as a
+        whole, mixhouse/domain/columns.py): one Arrow table of every event in the group's order (the rows
+        with the slot columns built from their values, each part with its split values as the slot columns
+        as they are), inserted in one statement."""
+        slots = self._slot_writer
+        rows_table: pa.Table | None = None
+        if events:
+            rows = pa.table(
+                {
+                    "project_id": pa.array([e.project_id for e in events], pa.int64()),
+                    "time_ms": pa.array([e.time_ms for e in events], pa.int64()),
+                    "event": pa.array([e.event for e in events], pa.string()),
+                    "distinct_id": pa.array([e.distinct_id for e in events], pa.string()),
+                    "insert_id": pa.array([e.insert_id for e in events], pa.string()),
+                    "properties": pa.array([e.properties for e in events], pa.binary()).view(pa.string()),
+                }
+            )
+            values = cast("list[dict[str, Any]]", [e.values for e in events])  # (none is None: see the caller)
+            prepared = slots.prepare(conn, "incoming_events", rows, [e.properties for e in events], values)
+            rows_table = slots.rows_table(rows, prepared)
+        slots.prepare_columns(conn, parts)
+        tables: list[pa.Table] = []
+        offset = 0
+        for batch in batches:
+            if batch.events and rows_table is not None:
+                tables.append(rows_table.slice(offset, len(batch.events)))
+                offset += len(batch.events)
+            tables.extend(slots.columns_table(part) for part in batch.columns)
+        table = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
+        first, count = self._next_seq, table.num_rows
+        table = table.add_column(1, "seq", pa.array(range(first, first + count), pa.int64()))
+        try:
+            keys = slots.insert_table(
+                conn, "incoming_events", table, user_key_sql("distinct_id"), RETURNED_KEYS, begin=True
+            )
+            conn.unregister("incoming_events")
+            inserted = f"(SELECT * FROM events WHERE seq BETWEEN {first} AND {first + count - 1})"
+            self._seen_keys = mark_superseded(conn, inserted, self._seen_keys, keys)
+            links = [(e.project_id, e.identity) for e in events if e.identity is not None]  # (parts carry none)
+            if links:
+                identity.apply_links(conn, links)
+            profile_updates = identity.resolve_profile_updates(conn, [u for b in batches for u in b.profile_updates])
+            self._apply_profiles(conn, profile_updates, group=False)
+            self._apply_profiles(conn, [u for b in batches for u in b.group_updates], group=True)
+            conn.execute("COMMIT")
+        except BaseException:
+            with suppress(duckdb.Error):
+                conn.execute("ROLLBACK")
+            with suppress(duckdb.Error):
+                self._slot_writer.reload(conn)  # slots handed out in the rolled-back transaction
+            raise
+        self._next_seq += count
+        self._appended_rows += count
 
     def _apply_profiles(self, conn: duckdb.DuckDBPyConnection, updates: list[ProfileUpdate], *, group: bool) -> None:
         if not updates:

@@ -34,7 +34,7 @@ so it can be killed and resumed. Until a project's backfill is complete, its que
 from __future__ import annotations
 
 import logging
-import math
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -44,6 +44,10 @@ import duckdb
 import orjson
 import pyarrow as pa
 
+from mixhouse.domain.columns import MISSING as _MISSING
+from mixhouse.domain.columns import EventColumns
+from mixhouse.domain.columns import split_value as _split_value
+from mixhouse.domain.columns import split_values as _columns_of
 from mixhouse.domain.events import SERVER_ADDED
 from mixhouse.engine.duckdb.printer import quote
 
@@ -269,6 +273,36 @@ class SlotWriter:
             conn.register(name, table)
             self._insert_sql(conn, name, sorted(set(projects)), rest)
             return None
+        extra = self._extras(prepared)
+        n = len(projects)
+        targets = "".join(f", {column}" for column, _, _ in extra)
+        base = "project_id, seq, time_ms, event, distinct_id, insert_id, properties"
+        tail = f" RETURNING {returning}" if returning else ""
+        if n <= PARAMETER_ROWS:
+            # A few rows (the usual /track group): list parameters, zipped by unnest. Registering and
+            # scanning an Arrow table costs about a millisecond of Python work per statement here, more
+            # than the insert of a few rows itself (bench/bench_ingest.py --track-only).
+            names = [*table.column_names, *(column for column, _, _ in extra)]
+            values = [table.column(column).to_pylist() for column in table.column_names]
+            unnested = ", ".join(f"unnest(${i}) AS {column}" for i, column in enumerate(names, start=1))
+            result = conn.execute(
+                f"{start}INSERT INTO events ({base}, user_key{targets}) SELECT {base}, {rest}{targets} "
+                f"FROM (SELECT {unnested}){tail}",
+                [*values, *(built for _, built, _ in extra)],
+            )
+        else:
+            for column, built, kind in extra:
+                table = table.append_column(column, pa.array(built, kind))
+            conn.register(name, table)
+            result = conn.execute(
+                f"{start}INSERT INTO events ({base}, user_key{targets}) SELECT {base}, {rest}{targets} FROM {name}{tail}"
+            )
+        return result.fetchnumpy() if returning else None
+
+    def _extras(self, prepared: Prepared) -> list[tuple[str, list[Any], pa.DataType]]:
+        """The slot columns a prepared batch of rows fills: (column, values, Arrow type), by slot."""
+        projects, parsed = prepared.projects, prepared.parsed
+        assert parsed is not None
         n = len(projects)
         # Per slot, the columns that hold a value in this batch; a column left out is NULL in every row.
         filled: dict[int, tuple[list[str | None] | None, list[float | None] | None, list[str | None] | None]] = {}
@@ -301,29 +335,69 @@ class SlotWriter:
             ):
                 if built is not None:
                     extra.append((column, built, kind))
-        targets = "".join(f", {column}" for column, _, _ in extra)
+        return extra
+
+    def prepare_columns(self, conn: duckdb.DuckDBPyConnection, parts: Sequence[EventColumns]) -> None:
+        """`prepare` for batches handed over as columns: slots for their new keys (most frequent first), and
+        their columns, before the write transaction."""
+        for part in parts:
+            project = part.project_id
+            if project in self._known and (self._closed(project) or self._settled_keys(project) >= part.by_key.keys()):
+                continue
+            settled = self._settled_keys(project)
+            new = {key: n for key, n in part.counts.items() if key not in settled}
+            self._add_slots(conn, project, sorted(new, key=lambda k: (-new[k], k)))
+        needed = max((len(s) for s in self._slots.values()), default=0)
+        if needed > self._width:
+            widen(conn, needed)
+            self._width = needed
+
+    def rows_table(self, table: pa.Table, prepared: Prepared) -> pa.Table:
+        """A prepared batch of rows (`table`, parsed) with its slot columns, for `insert_table`."""
+        for column, built, kind in self._extras(prepared):
+            table = table.append_column(column, pa.array(built, kind))
+        return table
+
+    def columns_table(self, part: EventColumns) -> pa.Table:
+        """A batch handed over as columns (after `prepare_columns`), with the slot columns its keys fill,
+        for `insert_table`: the split values are the slot columns as they are (no per-event work here)."""
+        table = pa.table(
+            {
+                "project_id": pa.nulls(len(part), pa.int64()).fill_null(part.project_id),
+                "time_ms": part.time_ms,
+                "event": part.event,
+                "distinct_id": part.distinct_id,
+                "insert_id": part.insert_id,
+                # orjson wrote them (valid UTF-8): viewed as text without a validating cast.
+                "properties": part.properties.view(pa.string()),
+            }
+        )
+        for key, slot in sorted(self._slots.get(part.project_id, {}).items(), key=lambda item: item[1]):
+            kinds = part.by_key.get(key)  # every key of the batch is there (but the server's own)
+            if kinds is None:
+                continue
+            for column, built in zip(columns(slot), kinds, strict=True):
+                if built is not None:
+                    table = table.append_column(column, built)
+        return table
+
+    @staticmethod
+    def insert_table(
+        conn: duckdb.DuckDBPyConnection, name: str, table: pa.Table, rest: str, returning: str, *, begin: bool
+    ) -> dict[str, Any]:
+        """INSERT `table` (the `insert` columns with seq, and any slot columns) into events, registered as
+        `name` (left registered); with `begin`, opening the caller's transaction in the same call. Returns
+        the inserted rows' values of `returning` as numpy arrays by name."""
+        slots = [c for c in table.column_names if re.fullmatch(COLUMN_PATTERN, c)]
+        targets = "".join(f", {column}" for column in slots)
         base = "project_id, seq, time_ms, event, distinct_id, insert_id, properties"
-        tail = f" RETURNING {returning}" if returning else ""
-        if n <= PARAMETER_ROWS:
-            # A few rows (the usual /track group): list parameters, zipped by unnest. Registering and
-            # scanning an Arrow table costs about a millisecond of Python work per statement here, more
-            # than the insert of a few rows itself (bench/bench_ingest.py --track-only).
-            names = [*table.column_names, *(column for column, _, _ in extra)]
-            values = [table.column(column).to_pylist() for column in table.column_names]
-            unnested = ", ".join(f"unnest(${i}) AS {column}" for i, column in enumerate(names, start=1))
-            result = conn.execute(
-                f"{start}INSERT INTO events ({base}, user_key{targets}) SELECT {base}, {rest}{targets} "
-                f"FROM (SELECT {unnested}){tail}",
-                [*values, *(built for _, built, _ in extra)],
-            )
-        else:
-            for column, built, kind in extra:
-                table = table.append_column(column, pa.array(built, kind))
-            conn.register(name, table)
-            result = conn.execute(
-                f"{start}INSERT INTO events ({base}, user_key{targets}) SELECT {base}, {rest}{targets} FROM {name}{tail}"
-            )
-        return result.fetchnumpy() if returning else None
+        start = "BEGIN TRANSACTION; " if begin else ""
+        conn.register(name, table)
+        result = conn.execute(
+            f"{start}INSERT INTO events ({base}, user_key{targets}) SELECT {base}, {rest}{targets} FROM {name}"
+            f" RETURNING {returning}"
+        )
+        return result.fetchnumpy()
 
     def _closed(self, project: int) -> bool:
         """Whether no key can get a slot any more and the project already knows some have none."""
@@ -378,78 +452,6 @@ class SlotWriter:
             slot = len(slots)
             conn.execute("INSERT INTO property_slots VALUES (?, ?, ?)", [project, name, slot])
             slots[name] = slot
-
-
-class _Missing:
-    """A key the event does not have."""
-
-
-_MISSING = _Missing()
-_PLAIN = frozenset({str, int, float, _Missing})
-
-
-def _columns_of(
-    values: list[Any],
-) -> tuple[list[str | None] | None, list[float | None] | None, list[str | None] | None] | None:
-    """(ps, pn, po) of one key's values over a batch (`_MISSING` where an event lacks the key), each as
-    `_split_value` gives it row by row, or None for a column no row has a value in (None for all three:
-    no event has the key). Most keys hold one kind of value across a batch: a list of strings is the ps
-    column as it is, numbers are floated in one pass, and the columns no row needs are never built
-    (the insert leaves them NULL)."""
-    kinds = set(map(type, values))
-    every = _Missing not in kinds  # every event has the key
-    kinds.discard(_Missing)
-    if not kinds:
-        return None
-    if kinds == {str} and every:
-        return values, None, None
-    ps = [v if type(v) is str else None for v in values] if str in kinds else None
-    pn: list[float | None] | None = None
-    if every and kinds <= {int, float}:
-        try:
-            pn = list(map(float, values))
-        except OverflowError:  # an integer past a double's range: the row by row path below
-            pn = None
-    if pn is None and (int in kinds or float in kinds):
-        pn = [float(v) if type(v) is float else _number(v) if type(v) is int else None for v in values]
-    po = None if kinds <= _PLAIN else [None if type(v) in _PLAIN else _other(v) for v in values]
-    return ps, pn, po
-
-
-def _number(value: int) -> float:
-    try:
-        return float(value)
-    except OverflowError:  # an integer past a double's range: DuckDB's cast gives infinity
-        return math.inf if value > 0 else -math.inf
-
-
-def _other(value: Any) -> str:
-    """The JSON text of true, false, null, a list or an object."""
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if value is None:
-        return "null"
-    return orjson.dumps(value).decode()
-
-
-def _split_value(value: Any) -> tuple[str | None, float | None, str | None]:
-    """(ps, pn, po) of a parsed JSON value: what `_split` gives for its JSON text. A list or object is
-    stored as orjson writes it; readers only test its first character or extract its elements (which
-    DuckDB writes in its own form), so the text need not be DuckDB's."""
-    if isinstance(value, str):
-        return value, None, None
-    if isinstance(value, bool):
-        return None, None, "true" if value else "false"
-    if isinstance(value, int | float):
-        try:
-            return None, float(value), None
-        except OverflowError:  # an integer past a double's range: DuckDB's cast gives infinity
-            return None, math.inf if value > 0 else -math.inf, None
-    if value is None:
-        return None, None, "null"
-    return None, None, orjson.dumps(value).decode()
 
 
 def migrate(conn: duckdb.DuckDBPyConnection, chunk_rows: int = BACKFILL_CHUNK_ROWS) -> None:
