@@ -112,9 +112,10 @@ class CountWriter:
             recent = self._recent
             if last_seq > self._through:
                 rows = f"(SELECT * FROM events WHERE seq > {int(self._through)} AND seq <= {int(last_seq)})"
-                added = conn.execute(f"INSERT INTO property_counts_recent {_counts_sql(rows)} RETURNING 1").fetchall()
+                # (An INSERT answers the number of rows it added: no RETURNING rows to carry into Python.)
+                ((added,),) = conn.execute(f"INSERT INTO property_counts_recent {_counts_sql(rows)}").fetchall()
                 _set_through(conn, last_seq)
-                recent += len(added)
+                recent += int(added)
             if fold_all or recent >= COMPACT_ROWS:
                 fold(conn)
                 recent = 0
