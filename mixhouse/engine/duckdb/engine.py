@@ -446,10 +446,11 @@ class DuckDBEngine:
                     "event": pa.array([e.event for e in events], pa.string()),
                     "distinct_id": pa.array([e.distinct_id for e in events], pa.string()),
                     "insert_id": pa.array([e.insert_id for e in events], pa.string()),
-                    "properties": pa.array([e.properties for e in events], pa.binary()).view(pa.string()),
+                    "properties": property_columns.json_text(pa.array([e.properties for e in events], pa.binary())),
                 }
             )
-            values = cast("list[dict[str, Any]]", [e.values for e in events])  # (none is None: see the caller)
+            # (No value is None, see the caller: ingestion wrote every document from its dict, with orjson.)
+            values = cast("list[dict[str, Any]]", [e.values for e in events])
             prepared = slots.prepare(conn, "incoming_events", rows, [e.properties for e in events], values)
             rows_table = slots.rows_table(rows, prepared)
         slots.prepare_columns(conn, parts)

@@ -80,6 +80,13 @@ CREATE TABLE IF NOT EXISTS property_layout (
 """
 
 
+def json_text(texts: pa.Array) -> pa.Array:
+    """Binary or string Arrow `texts`, each a JSON document orjson wrote, as Arrow's JSON type: DuckDB reads
+    it as its JSON type, so inserting it into a JSON column skips the validating parse of every document
+    (the writer's own output, always valid JSON; about a quarter of a 2,000-row insert's time)."""
+    return pa.ExtensionArray.from_storage(pa.json_(pa.string()), texts.view(pa.string()))
+
+
 def columns(i: int) -> tuple[str, str, str]:
     return f"ps{i}", f"pn{i}", f"po{i}"
 
@@ -293,6 +300,9 @@ class SlotWriter:
         else:
             for column, built, kind in extra:
                 table = table.append_column(column, pa.array(built, kind))
+            # Every document parsed (`parsed`): valid JSON, not checked again (`json_text`).
+            at = table.column_names.index("properties")
+            table = table.set_column(at, "properties", json_text(table.column(at).combine_chunks()))
             conn.register(name, table)
             result = conn.execute(
                 f"{start}INSERT INTO events ({base}, user_key{targets}) SELECT {base}, {rest}{targets} FROM {name}{tail}"
@@ -368,8 +378,8 @@ class SlotWriter:
                 "event": part.event,
                 "distinct_id": part.distinct_id,
                 "insert_id": part.insert_id,
-                # orjson wrote them (valid UTF-8): viewed as text without a validating cast.
-                "properties": part.properties.view(pa.string()),
+                # orjson wrote them: valid UTF-8 and JSON, neither checked again (`json_text`).
+                "properties": json_text(part.properties),
             }
         )
         for key, slot in sorted(self._slots.get(part.project_id, {}).items(), key=lambda item: item[1]):
