@@ -62,9 +62,14 @@ def hour_sql(time_ms: str) -> str:
 
 
 def _counts_sql(rows: str, sign: int = 1) -> str:
-    """Counts (project_id, hour, event, name, n) of the events relation `rows`, times `sign`."""
-    return f"""SELECT project_id, {hour_sql("time_ms")} AS hour, event, name, {sign} * count(*) AS n
-               FROM (SELECT project_id, time_ms, event, unnest(json_keys(properties)) AS name FROM {rows})
+    """Counts (project_id, hour, event, name, n) of the events relation `rows`, times `sign`. The rows are
+    grouped on their list of keys first (most events of an hour and name share one), and only the groups'
+    lists are unnested: half the work of unnesting every row's keys (bench/bench_ingest.py)."""
+    return f"""SELECT project_id, hour, event, name, CAST(sum(n) AS BIGINT) AS n
+               FROM (SELECT project_id, hour, event, unnest(keys) AS name, n
+                     FROM (SELECT project_id, {hour_sql("time_ms")} AS hour, event, json_keys(properties) AS keys,
+                                  {sign} * count(*) AS n
+                           FROM {rows} GROUP BY ALL))
                GROUP BY ALL"""
 
 
