@@ -33,6 +33,7 @@ from dataclasses import replace
 from mixhouse.domain.columns import EventColumns, import_columns
 from mixhouse.domain.events import IngestContext
 from mixhouse.domain.project import Project
+from mixhouse.heap import YOUNG_COLLECTION_ALLOCATIONS
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +42,14 @@ _PR_SET_PDEATHSIG = 1
 
 def _start_worker() -> None:
     """In each worker, first: die with the server, leave Ctrl-C to it, keep start-up objects out of the
-    collector's scans (as the server does, mixhouse/heap.py)."""
+    collector's scans and collect the young generation as seldom as the server does (mixhouse/heap.py)."""
     with suppress(AttributeError, OSError):  # not Linux: the pool's own shutdown still ends the workers
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     gc.collect()
     gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(YOUNG_COLLECTION_ALLOCATIONS, older, oldest)  # a batch's ~10k dicts live until it is done
 
 
 class ImportWorkers:
