@@ -219,3 +219,21 @@ def test_workers_die_with_a_killed_server(tmp_path: Path) -> None:
     while time.monotonic() < deadline and any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers):
         time.sleep(0.05)
     assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
+
+
+def test_a_data_parameter_still_wins_over_a_large_body(server: ServerProcess) -> None:
+    """`data` in the query string is what /import stores, whatever the body (the ordinary path decides)."""
+    one = orjson.dumps([plain(1, batch="from the parameter")]).decode()
+    body = orjson.dumps([plain(i, batch="from the body") for i in range(50)])
+    r = httpx.post(
+        f"{server.url}/import",
+        params={"strict": "1", "data": one},
+        content=body,
+        headers={"Content-Type": "application/json"},
+        auth=(SECRET, ""),
+        timeout=60,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["num_records_imported"] == 1
+    batches = [e["properties"].get("batch") for e in export(server.url)]  # type: ignore[union-attr]
+    assert "from the parameter" in batches and "from the body" not in batches

@@ -191,7 +191,12 @@ async def import_(request: Request) -> Response:
     dropped = DroppedEvents(request.app.state.catalog)(caller.project.id)  # Lexicon schemas marked dropped
     if incoming.deferred:  # a JSON array: a large one may be validated by a worker process (mixhouse/workers)
         workers: ImportWorkers = request.app.state.import_workers
-        if workers.takes(len(incoming.body)) and not (dropped.events or dropped.properties):
+        # (A `data` parameter, which wins over the body in `_records`, or a Lexicon drop: the ordinary path.)
+        if (
+            workers.takes(len(incoming.body))
+            and not incoming.get("data")
+            and not (dropped.events or dropped.properties)
+        ):
             columns = await workers.columns(incoming.body, caller.project, ctx)
             if columns is not None:  # every event valid and stored as sent: the plain success reply
                 await _commit(request.app.state.engine, WriteBatch(columns=[columns]))
