@@ -28,11 +28,11 @@ def _events(n: int, keys: int, tag: str) -> list[dict[str, object]]:
 def test_a_write_out_of_memory_is_refused_with_503_and_nothing_is_lost(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     seed_catalog(data_dir)
-    server = ServerProcess(data_dir, env={"MIXHOUSE_MEMORY_LIMIT": "16MB"}).start()
+    server = ServerProcess(data_dir, env={"MIXHOUSE_MEMORY_LIMIT": "8MB"}).start()
     try:
         before = httpx.post(f"{server.url}/import?strict=1", json=_events(3, 1, "small"), auth=(SECRET, ""), timeout=60)
         assert before.status_code == 200, before.text
-        big = httpx.post(f"{server.url}/import?strict=1", json=_events(200, 30, "big"), auth=(SECRET, ""), timeout=120)
+        big = httpx.post(f"{server.url}/import?strict=1", json=_events(200, 38, "big"), auth=(SECRET, ""), timeout=120)
         assert big.status_code == 503, big.text
         body = big.json()
         assert body["code"] == 503 and body["status"] == "Service Unavailable", body
@@ -40,7 +40,7 @@ def test_a_write_out_of_memory_is_refused_with_503_and_nothing_is_lost(tmp_path:
         assert "\n" not in body["error"]  # one line, not DuckDB's advice
     finally:
         server.stop()
-    # Read back under the default limit (the refused batch widened the table, whose scans 16 MB may not hold).
+    # Read back under the default limit (the refused batch widened the table, whose scans 8 MB may not hold).
     server = ServerProcess(data_dir).start()
     try:
         assert sorted(str(e["event"]) for e in export(server.url)) == ["small"] * 3
