@@ -23,8 +23,11 @@ from mixhouse.engine.duckdb.engine import DuckDBEngine
 from tests.test_upgrade import v1_data_dir, version_of
 
 T0_MS = 1_700_000_000_000
+# A recount by the plain definition (every row's keys unnested), apart from the grouped SQL the counts use.
 RECOUNT = f"""
-    SELECT project_id, hour, event, name, n FROM ({property_counts._counts_sql("events")}) ORDER BY ALL
+    SELECT project_id, {property_counts.hour_sql("time_ms")} AS hour, event, name, count(*) AS n
+    FROM (SELECT project_id, time_ms, event, unnest(json_keys(properties)) AS name FROM events)
+    GROUP BY ALL ORDER BY ALL
 """
 TAIL = f"(SELECT * FROM events WHERE seq > {property_counts.THROUGH_SQL})"
 KEPT = f"""
@@ -176,6 +179,34 @@ def test_a_count_that_fails_never_fails_a_write(tmp_path: Path, monkeypatch: pyt
         assert conn.execute(THROUGH).fetchall() == [(0,)]
         engine.submit(WriteBatch(events=_events(120, 30))).result()  # before it: 120 >= 110, counted
         assert conn.execute(THROUGH).fetchall() == [(120,)]
+        assert _kept(conn) == conn.execute(RECOUNT).fetchall()
+    finally:
+        engine.close()
+
+
+def test_a_count_beside_a_write_that_fails_stands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The count runs on its own connection beside the write that finds it due: when that write fails and
+    is rolled back, the count (of events committed before it) stands, and the counts still equal a recount."""
+    monkeypatch.setattr(property_counts, "COUNT_EVENTS", 50)
+    engine = DuckDBEngine(tmp_path / "data", idle_checkpoint_seconds=3600)
+    try:
+        for first in range(0, 60, 30):
+            engine.submit(WriteBatch(events=_events(first, 30))).result()
+        conn = engine.reader()
+        assert conn.execute(THROUGH).fetchall() == [(0,)]  # 60 events past it: the next write counts them
+
+        def fail(*_args: object, **_kwargs: object) -> None:
+            raise ValueError("a write that fails after its insert")
+
+        monkeypatch.setattr(engine, "_apply_profiles", fail)
+        with pytest.raises(ValueError, match="fails after its insert"):
+            engine._write_group([WriteBatch(events=_events(60, 30))])
+        monkeypatch.undo()
+        assert conn.execute("SELECT count(*) FROM events").fetchall() == [(60,)]  # rolled back
+        assert conn.execute(THROUGH).fetchall() == [(60,)]  # counted beside it, committed on its own
+        assert _kept(conn) == conn.execute(RECOUNT).fetchall()
+        engine.submit(WriteBatch(events=_events(60, 30))).result()
+        engine.delete_users(1, [f"u{i}" for i in range(40, 80)])
         assert _kept(conn) == conn.execute(RECOUNT).fetchall()
     finally:
         engine.close()
