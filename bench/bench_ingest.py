@@ -34,9 +34,8 @@ from pathlib import Path
 
 import httpx
 import orjson
-import psutil
 
-from bench.common import event, machine, median, peak_rss_mib, start_server
+from bench.common import cpu_seconds, event, machine, median, peak_rss_mib, start_server
 from tests.server import SA_SECRET, SA_USER, SECRET, TOKEN, ServerProcess, seed_catalog
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,11 +125,10 @@ def _import_batches(start: int, count: int, size: int = 2000) -> list[bytes]:
 
 
 def _cpu_seconds(server: ServerProcess) -> float:
-    """CPU time the server process has used, all threads: on a shared machine a steadier measure of the
-    work per event than the wall-clock rates."""
+    """CPU time the server process has used, all threads and its child processes (the /import workers): on
+    a shared machine a steadier measure of the work per event than the wall-clock rates."""
     assert server.proc is not None
-    times = psutil.Process(server.proc.pid).cpu_times()
-    return float(times.user + times.system)
+    return cpu_seconds(server.proc.pid)
 
 
 @contextmanager
