@@ -407,18 +407,24 @@ class DuckDBEngine:
                 # the registered Arrow table costs Python work under the GIL, a scan of the newest rows does not.
                 inserted = f"(SELECT * FROM events WHERE seq BETWEEN {first} AND {first + len(events) - 1})"
                 self._seen_keys = mark_superseded(conn, inserted, self._seen_keys, keys)
-                # The identity map changes in the same transaction as the events that carry its links.
-                links = [(e.project_id, e.identity) for e in events if e.identity is not None]
-                if links:
-                    identity.apply_links(conn, links)
             else:
                 conn.execute("BEGIN TRANSACTION")
-            profile_updates = identity.resolve_profile_updates(conn, [u for b in batches for u in b.profile_updates])
-            self._apply_profiles(conn, profile_updates, group=False)
-            self._apply_profiles(conn, [u for b in batches for u in b.group_updates], group=True)
-            conn.execute("COMMIT")
+            self._link_and_commit(conn, batches, events)
         self._next_seq += len(events)
         self._appended_rows += len(events)
+
+    def _link_and_commit(
+        self, conn: duckdb.DuckDBPyConnection, batches: list[WriteBatch], events: list[StoredEvent]
+    ) -> None:
+        """The end of a write's transaction: the identity links its events carry (the map changes in the same
+        transaction as the events), its profile updates, and the commit."""
+        links = [(e.project_id, e.identity) for e in events if e.identity is not None]
+        if links:
+            identity.apply_links(conn, links)
+        profile_updates = identity.resolve_profile_updates(conn, [u for b in batches for u in b.profile_updates])
+        self._apply_profiles(conn, profile_updates, group=False)
+        self._apply_profiles(conn, [u for b in batches for u in b.group_updates], group=True)
+        conn.execute("COMMIT")
 
     @contextmanager
     def _counting_beside(self) -> Iterator[None]:
@@ -500,13 +506,7 @@ class DuckDBEngine:
             conn.unregister("incoming_events")
             inserted = f"(SELECT * FROM events WHERE seq BETWEEN {first} AND {first + count - 1})"
             self._seen_keys = mark_superseded(conn, inserted, self._seen_keys, keys)
-            links = [(e.project_id, e.identity) for e in events if e.identity is not None]  # (parts carry none)
-            if links:
-                identity.apply_links(conn, links)
-            profile_updates = identity.resolve_profile_updates(conn, [u for b in batches for u in b.profile_updates])
-            self._apply_profiles(conn, profile_updates, group=False)
-            self._apply_profiles(conn, [u for b in batches for u in b.group_updates], group=True)
-            conn.execute("COMMIT")
+            self._link_and_commit(conn, batches, events)  # (parts carry no identity links)
         self._next_seq += count
         self._appended_rows += count
 
