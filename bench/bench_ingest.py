@@ -168,6 +168,9 @@ def side_by_side(
         try:
             keys = ("import", "import_p99", "import_cpu", "track", "track_p50", "track_p99", "track_cpu")
             figures: dict[str, dict[str, list[float]]] = {name: {k: [] for k in keys} for name in servers}
+            if not track_only:  # warm up, unmeasured: a server starts its /import workers on the first large body
+                for server in servers.values():
+                    asyncio.run(_import_timed(server.url, _import_batches(10**9, 4), concurrency=4))
             for run in range(runs):
                 order = list(servers) if run % 2 == 0 else list(reversed(servers))
                 batches = _import_batches(run * import_batches * 2000, import_batches)
