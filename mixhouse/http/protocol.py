@@ -265,15 +265,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._refusal: bytes | None = None
         self._head_deadline: float | None = None  # on the loop's clock (loop.time())
         self._body_deadline: float | None = None
+        self._idle_deadline: float | None = None  # keep-alive: closed when no byte arrives before it
         self._watch: asyncio.TimerHandle | None = None  # fires at the earliest deadline, or before it
         self._watch_at = 0.0
         self.url = b""
 
     # -- timers -------------------------------------------------------------------------------------
-    # Each request sets a deadline for its body and, once answered, one for the next head: a float each. One
-    # timer per connection watches them (armed at the earliest, armed again when it fires before a deadline
-    # that moved), instead of a timer made and cancelled for each deadline (two per request, ~2 us each on
-    # the event loop, where a /track request costs ~150 us in all).
+    # Each request sets a deadline for its body and, once answered, one for the next head and uvicorn's
+    # keep-alive one: a float each. One timer per connection watches them (armed at the earliest, armed again
+    # when it fires before a deadline that moved), instead of a timer made and cancelled for each deadline
+    # (three per request, ~2 us each on the event loop, where a /track request costs ~150 us in all).
 
     def _arm_head_timer(self) -> None:
         self._head_deadline = self.loop.time() + self.limits.header_timeout_seconds
@@ -306,7 +307,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._body_deadline is not None and now >= self._body_deadline:
             self._body_deadline = None
             self._body_timed_out()
-        pending = [d for d in (self._head_deadline, self._body_deadline) if d is not None]
+        if self._idle_deadline is not None and now >= self._idle_deadline:
+            self._idle_deadline = None
+            self.timeout_keep_alive_handler()
+        pending = [d for d in (self._head_deadline, self._body_deadline, self._idle_deadline) if d is not None]
         if pending and not self.transport.is_closing():
             self._watch_until(min(pending))
 
@@ -415,9 +419,24 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if not self.transport.is_closing() and not self.pipeline:
+        # uvicorn's, but its keep-alive timeout is a deadline of the watch rather than a timer of its own.
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self._unset_keepalive_if_required()
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        else:
+            self._idle_deadline = self.loop.time() + self.timeout_keep_alive
+            self._watch_until(self._idle_deadline)
+        if not self.pipeline:
             self._arm_head_timer()
+
+    def _unset_keepalive_if_required(self) -> None:
+        self._idle_deadline = None
+        super()._unset_keepalive_if_required()
 
 
 def guarded_protocol(limits: EdgeLimits) -> type[GuardedHttpToolsProtocol]:
