@@ -42,7 +42,7 @@ class Settings:
     ssl_keyfile: Path | None = None
     geoip: str = "builtin"
     access_log: bool = True
-    switch_interval_seconds: float = 0.001  # the interpreter lock's hand-over (mixhouse/heap.py)
+    switch_interval_seconds: float = 0.005  # the interpreter lock's hand-over (mixhouse/heap.py; CPython's)
     # the connection (mixhouse/http/protocol.py)
     max_url_bytes: int = 64 * 1024
     max_header_bytes: int = 64 * 1024
