@@ -225,9 +225,9 @@ def _lines(headers: Any) -> tuple[bytes, int | None] | None:
         if name in (b"connection", b"transfer-encoding"):
             return None
         if name == b"content-length":
-            if length is not None:
+            if length is not None or not value.isdigit():
                 return None
-            length = int(value.decode())
+            length = int(value)
         out.append(name + b": " + value + b"\r\n")
     return b"".join(out), length
 
