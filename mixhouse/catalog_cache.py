@@ -9,23 +9,36 @@ The change check (`change_stamp`) on SQLite in WAL mode (the catalog's mode) rea
 wal-index, the `-shm` file every connection to the database maps in memory (https://www.sqlite.org/walformat.html,
 "The WAL-Index Header"): its `iChange` counter grows with every transaction any connection commits (another
 thread of the server, the `mixhouse` command line, another process), and its `mxFrame` and salts with every
-write to the WAL. A check reads those 48 bytes with one pread(2) (about a microsecond), where `PRAGMA
-data_version` took a read lock on the file (about 6 µs in a loop, four times that on the event loop of a
-loaded server). It reads rather than maps the file: SQLite truncates the file when it rebuilds the
-wal-index, and a read of a mapping past a file's end kills the process (SIGBUS); a short read is only a
-check that fails, and the lookup goes to the catalog. The file is opened once and stays open: closing a
-descriptor of it would drop every POSIX lock SQLite holds on it in this process (fcntl locks belong to the
-process, not the descriptor), and another process (the command line) would then take the wal-index as
-unused and rebuild it under the server's connections; the mapping read here used to close its descriptor
-at once. Nothing is kept while this thread's connection is inside a transaction (a rollback
-would leave answers that never were). So a project created, changed or deleted from anywhere is seen by the
-next request. Without the wal-index (another journal mode) the check is `PRAGMA data_version` plus the
-connection's own `total_changes`; a catalog that is not SQLite may offer its own check as a `change_stamp()`
-method, and without one nothing is cached and every lookup asks the catalog.
+write to the WAL. The header's page is mapped here too, read-only, so a check is a 48-byte memory read: no
+system call, where a pread(2) of the same bytes let the writer thread take the interpreter lock from the
+event loop at every /track request (the read releases it), and `PRAGMA data_version` took a read lock on the
+file (about 6 µs in a loop, four times that on the event loop of a loaded server). The mapping sees what
+SQLite writes there the moment it writes it, from this process or any other: the same bytes a read would
+get.
+
+A mapped read past the end of a file kills the process (SIGBUS), and SQLite does truncate the file: when a
+connection finds that no other connection, in any process, has the wal-index open, it truncates it before
+rebuilding it, to 3 bytes rather than 0 (os_unix.c, `unixLockSharedMemory`: "an arbitrary small number,
+less than the -shm header size", so that a truncation to 0 shows the work of something else). Only the
+first page is mapped, and a page that the file still begins stays readable: past the file's end it reads
+as zeros, the header's `isInit` byte is 0, and the check fails (the lookup goes to the catalog) instead of
+crashing. A truncation to 0 by something other than SQLite would fault the server's own SQLite as much:
+its connections map the same page and read the header at every transaction. When the file is shorter
+than the header as it is opened, it is read with pread(2) until a later look maps it.
+
+The file is opened once and stays open: closing a descriptor of it would drop every POSIX lock SQLite
+holds on it in this process (fcntl locks belong to the process, not the descriptor), and another process
+(the command line) would then take the wal-index as unused and rebuild it under the server's connections.
+Nothing is kept while this thread's connection is inside a transaction (a rollback would leave answers
+that never were). So a project created, changed or deleted from anywhere is seen by the next request.
+Without the wal-index (another journal mode) the check is `PRAGMA data_version` plus the connection's own
+`total_changes`; a catalog that is not SQLite may offer its own check as a `change_stamp()` method, and
+without one nothing is cached and every lookup asks the catalog.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 import sqlite3
 import threading
@@ -48,9 +61,9 @@ _UNCACHED = object()
 
 
 class WalIndex:
-    """The header of a SQLite database's wal-index, read from its file. The file is looked up again every
-    RECHECK_SECONDS (SQLite rebuilds it only once no connection has the database open, and the catalog keeps
-    one open for the life of the process, so this is a safeguard)."""
+    """The header of a SQLite database's wal-index, mapped from its file (see the module's docstring). The
+    file is looked up again every RECHECK_SECONDS (SQLite rebuilds it only once no connection has the
+    database open, and the catalog keeps one open for the life of the process, so this is a safeguard)."""
 
     HEADER_BYTES = 48  # the first copy of the header (the second follows it)
     RECHECK_SECONDS = 1.0
@@ -59,6 +72,7 @@ class WalIndex:
         self.path = path
         self._lock = threading.Lock()
         self._fd: int | None = None
+        self._map: mmap.mmap | None = None
         self._identity = (0, 0)
         self._checked = 0.0
         self._open()
@@ -79,10 +93,19 @@ class WalIndex:
     def _open(self) -> None:
         fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         stat = os.fstat(fd)
-        old, self._fd, self._identity = self._fd, fd, (stat.st_dev, stat.st_ino)
+        old_fd, old_map = self._fd, self._map
+        self._fd, self._map, self._identity = fd, self._mapping(fd), (stat.st_dev, stat.st_ino)
         self._checked = time.monotonic()
-        if old is not None:
-            os.close(old)
+        if old_map is not None:
+            old_map.close()
+        if old_fd is not None:
+            os.close(old_fd)
+
+    def _mapping(self, fd: int) -> mmap.mmap | None:
+        try:  # (a file shorter than the header cannot be mapped: it is read until a later look maps it)
+            return mmap.mmap(fd, self.HEADER_BYTES, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):
+            return None
 
     def header(self) -> bytes | None:
         """The header as it is now, or None when it cannot be read (not initialised, or the file is gone)."""
@@ -92,15 +115,20 @@ class WalIndex:
                     stat = os.stat(self.path)
                     if (stat.st_dev, stat.st_ino) != self._identity:
                         self._open()
+                    elif self._map is None and self._fd is not None:
+                        self._map = self._mapping(self._fd)
                     self._checked = time.monotonic()
                 except OSError:
                     return None
-        fd = self._fd
-        if fd is None:
-            return None
+        mapped = self._map
         try:
-            head = os.pread(fd, self.HEADER_BYTES, 0)
-        except OSError:  # closed by a concurrent reopen: the next check reads the new file
+            if mapped is not None:
+                head = mapped[: self.HEADER_BYTES]
+            elif self._fd is not None:
+                head = os.pread(self._fd, self.HEADER_BYTES, 0)
+            else:
+                return None
+        except (OSError, ValueError):  # closed by a concurrent reopen: the next check reads the new file
             return None
         return head if len(head) == self.HEADER_BYTES and head[12] == 1 else None  # isInit
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import sys
 import threading
 from collections.abc import Callable
 
@@ -57,3 +58,10 @@ def freeze_after(warm_up: Callable[[], None]) -> threading.Thread:
     thread = threading.Thread(target=run, name="freeze-heap", daemon=True)
     thread.start()
     return thread
+
+
+def switch_interval(seconds: float) -> None:
+    """How long a thread that wants the interpreter lock waits before it asks the thread holding it to let
+    go (CPython's default 5 ms, https://docs.python.org/3/library/sys.html#sys.setswitchinterval): the
+    `switch_interval_seconds` setting, applied once at start (the interpreter has one, for every thread)."""
+    sys.setswitchinterval(seconds)

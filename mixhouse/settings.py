@@ -42,6 +42,7 @@ class Settings:
     ssl_keyfile: Path | None = None
     geoip: str = "builtin"
     access_log: bool = True
+    switch_interval_seconds: float = 0.005  # the interpreter lock's hand-over (mixhouse/heap.py; CPython's)
     # the connection (mixhouse/http/protocol.py)
     max_url_bytes: int = 64 * 1024
     max_header_bytes: int = 64 * 1024
@@ -240,6 +241,13 @@ FIELDS: tuple[Field, ...] = (
     Field("ssl_keyfile", None, "--ssl-keyfile", _file, "the certificate's key"),
     Field("geoip", "MIXHOUSE_GEOIP", "--geoip", _text, "IP geolocation: builtin, off, or a .mmdb file"),
     Field("access_log", "MIXHOUSE_ACCESS_LOG", None, _bool, "one JSON line per request on stderr (0: off)"),
+    Field(
+        "switch_interval_seconds",
+        "MIXHOUSE_SWITCH_INTERVAL_SECONDS",
+        None,
+        _seconds(),
+        "how long a thread waits for the interpreter lock before it asks its holder to let go",
+    ),
     Field("max_url_bytes", "MIXHOUSE_MAX_URL_BYTES", None, _int(1), "request target cap (414)"),
     Field("max_header_bytes", "MIXHOUSE_MAX_HEADER_BYTES", None, _int(1), "header lines cap (431)"),
     Field("header_timeout_seconds", "MIXHOUSE_HEADER_TIMEOUT_SECONDS", None, _seconds(), "head deadline (408)"),

@@ -129,3 +129,57 @@ def test_a_write_refused_for_disk_space_has_the_checkpoint_run_at_once(tmp_path:
         assert writer.submit(WriteBatch()).result(10) is None
     finally:
         writer.close()
+
+
+def test_the_running_loop_is_asked_for_once_per_loop_and_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`asyncio.get_running_loop()` makes a system call (getpid) in CPython 3.11: asked once per loop, each
+    thread's loop gets its own queue, and a loop that stopped is not used again."""
+    asked: list[asyncio.AbstractEventLoop] = []
+    real = asyncio.get_running_loop
+
+    def counting() -> asyncio.AbstractEventLoop:
+        asked.append(real())
+        return asked[-1]
+
+    monkeypatch.setattr(asyncio, "get_running_loop", counting)
+
+    async def three() -> asyncio.AbstractEventLoop:
+        for _ in range(3):
+            done: Future[None] = Future()
+            threading.Thread(target=done.set_result, args=(None,)).start()
+            assert await acknowledged(done) is None
+        return real()
+
+    first = asyncio.run(three())
+    assert asked == [first]
+    second = asyncio.run(three())  # the first loop stopped: this one is asked for once
+    assert asked == [first, second]
+    elsewhere: list[asyncio.AbstractEventLoop] = []
+    thread = threading.Thread(target=lambda: elsewhere.append(asyncio.run(three())))
+    thread.start()
+    thread.join()
+    assert asked == [first, second, elsewhere[0]]
+
+
+def test_a_forked_child_asks_for_its_own_loop(tmp_path: Path) -> None:
+    import os
+
+    async def one() -> None:
+        done: Future[None] = Future()
+        done.set_result(None)
+        assert await acknowledged(done) is None
+
+    async def fork_inside_the_loop() -> int:
+        await one()
+        pid = os.fork()
+        if pid == 0:  # the child's thread-local still holds the parent's loop, which says it runs
+            code = 0
+            try:
+                asyncio.new_event_loop().run_until_complete(one())  # (asyncio.run refuses: a loop "runs")
+            except BaseException:
+                code = 1
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        return status
+
+    assert os.waitstatus_to_exitcode(asyncio.run(fork_inside_the_loop())) == 0

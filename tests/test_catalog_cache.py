@@ -173,16 +173,34 @@ from mixhouse.catalog_cache import WalIndex
 path = Path(sys.argv[1])
 path.write_bytes(bytes(12) + b"\\x01" + bytes(32768 - 13))  # an initialised header
 index = WalIndex(path)
-assert index.header() is not None
-os.truncate(path, 0)  # as SQLite does when it rebuilds the wal-index
+assert index._map is not None and index.header() is not None
+os.truncate(path, 3)  # as SQLite does before it rebuilds the wal-index (os_unix.c, unixLockSharedMemory)
 print(index.header())
 """
 
 
 def test_a_truncated_wal_index_is_a_failed_check_not_a_crash(tmp_path: Path) -> None:
-    """SQLite truncates the -shm file when it rebuilds it; a mapped read past the end would kill the server
-    with SIGBUS, a read gets nothing and the lookup goes to the catalog."""
+    """SQLite truncates the -shm file to 3 bytes when it rebuilds it: the mapped page reads as zeros past
+    the file's end (a page wholly past it would kill the server with SIGBUS), the check fails and the lookup
+    goes to the catalog."""
     done = subprocess.run(
         [sys.executable, "-c", _TRUNCATED_SHM, str(tmp_path / "catalog.sqlite3-shm")], capture_output=True, text=True
     )
     assert (done.returncode, done.stdout.strip()) == (0, "None"), done.stderr
+
+
+def test_a_wal_index_too_short_to_map_is_read_until_it_can_be_mapped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "catalog.sqlite3-shm"
+    path.write_bytes(b"\0\0\0")  # truncated, not yet rebuilt
+    index = WalIndex(path)
+    assert index._map is None and index.header() is None
+    header = bytes(12) + b"\x01" + bytes(35)
+    path.write_bytes(header + bytes(32768 - 48))  # rebuilt in place (same file)
+    assert index.header() == header  # read with pread until the next look
+    monkeypatch.setattr(WalIndex, "RECHECK_SECONDS", 0.0)
+    assert index.header() == header and index._map is not None  # mapped from then on
+    changed = bytes(8) + b"\x07" + bytes(3) + b"\x01" + bytes(35)
+    path.write_bytes(changed + bytes(32768 - 48))
+    assert index.header() == changed

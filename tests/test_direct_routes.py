@@ -10,15 +10,19 @@ import socket
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 import orjson
 import pytest
+from starlette.responses import Response
 from starlette.routing import Route
 
 from mixhouse.http.endpoint import DirectEndpoint
+from mixhouse.http.ingest import ONE
 from mixhouse.http.middleware import DirectRoutes
+from mixhouse.http.responses import Fixed
 from mixhouse.http.routes import ENDPOINTS, budget_of, routes
 from tests.conftest import export
 from tests.server import TOKEN, ServerProcess
@@ -184,3 +188,81 @@ def test_direct_routes_are_the_tables_direct_endpoints_that_spend_no_budget() ->
 
 async def _never(scope: object, receive: object, send: object) -> None:
     raise AssertionError("not called")
+
+
+class _Recording:
+    """What a cycle writes to its connection (the transport's part of the interface uvicorn's cycle uses)."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+
+@pytest.mark.parametrize("keep_alive", [True, False])
+@pytest.mark.parametrize("method", ["POST", "HEAD"])
+@pytest.mark.parametrize(
+    "reply",
+    [ONE, Fixed(b"oops", status_code=400, media_type="text/plain"), Response(b'{"a": 1}', headers={"X-A": "b"})],
+)
+def test_the_short_sends_write_what_uvicorns_send_writes(
+    keep_alive: bool, method: str, reply: Response, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`OneWriteCycle` writes a `Fixed` head and a response's one body itself: the same bytes, the same
+    state after, as uvicorn's own `send` (which writes head and body apart), in one write."""
+    import asyncio
+    import logging
+
+    from uvicorn.protocols.http.flow_control import FlowControl
+    from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
+
+    from mixhouse.http.protocol import OneWriteCycle
+
+    async def run(kind: type[RequestResponseCycle]) -> tuple[_Recording, RequestResponseCycle, int]:
+        transport = _Recording()
+        completed = []
+        cycle = kind(
+            scope={"type": "http", "method": method, "path": "/track"},  # type: ignore[typeddict-item]
+            transport=transport,  # type: ignore[arg-type]
+            flow=FlowControl(transport),  # type: ignore[arg-type]
+            logger=logging.getLogger("test"),
+            access_logger=logging.getLogger("test.access"),
+            access_log=False,
+            default_headers=[(b"date", b"Mon, 07 Dec 2026 00:00:00 GMT"), (b"server", b"uvicorn")],
+            message_event=asyncio.Event(),
+            expect_100_continue=False,
+            keep_alive=keep_alive,
+            on_response=lambda: completed.append(1),
+        )
+        await reply({"type": "http"}, _never, cycle.send)  # type: ignore[arg-type]
+        return transport, cycle, len(completed)
+
+    uvicorns: list[str] = []  # the messages OneWriteCycle left to uvicorn's send
+    uvicorn_send = RequestResponseCycle.send
+
+    async def counted(self: RequestResponseCycle, message: Any) -> None:
+        if isinstance(self, OneWriteCycle):
+            uvicorns.append(message["type"].rsplit(".", 1)[1])
+        await uvicorn_send(self, message)
+
+    monkeypatch.setattr(RequestResponseCycle, "send", counted)
+    ours, our_cycle, our_completed = asyncio.run(run(OneWriteCycle))
+    if method == "HEAD":
+        assert uvicorns == ["start", "body"]
+    else:
+        assert uvicorns == ([] if isinstance(reply, Fixed) else ["start"])
+    theirs, their_cycle, their_completed = asyncio.run(run(RequestResponseCycle))
+    assert b"".join(ours.writes) == b"".join(theirs.writes)
+    assert len(ours.writes) == 1 and len(theirs.writes) == (1 if method == "HEAD" else 2)  # HEAD: no body
+    assert (ours.closed, our_completed) == (theirs.closed, their_completed) == (not keep_alive, 1)
+    for state in ("response_started", "response_complete", "chunked_encoding", "expected_content_length"):
+        assert getattr(our_cycle, state) == getattr(their_cycle, state), state
+    assert our_cycle.message_event.is_set() and their_cycle.message_event.is_set()

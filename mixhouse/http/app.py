@@ -71,6 +71,7 @@ def create_app(settings: Settings | Path, geoip: str | None = None) -> Starlette
         app.state.import_workers = ImportWorkers(settings.import_workers, settings.import_worker_min_bytes)
         control = start_control(settings.data_dir, app.state.engine)  # `mixhouse backup` (docs/storage.md)
         heap.freeze_after(kernels.warm)  # start-up objects out of the collector's scans (mixhouse/heap.py)
+        heap.switch_interval(settings.switch_interval_seconds)  # the interpreter lock's hand-over (mixhouse/heap.py)
         try:
             yield
         finally:

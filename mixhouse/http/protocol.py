@@ -25,9 +25,15 @@ from http import HTTPStatus
 from typing import Any
 
 import orjson
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn.protocols.http.httptools_impl import (
+    HEADER_RE,
+    HEADER_VALUE_RE,
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 
-from mixhouse.http.responses import Family
+from mixhouse.http.responses import Family, FixedHeaders
 from mixhouse.http.routes import family_of
 from mixhouse.settings import Settings
 
@@ -125,11 +131,23 @@ class OneWriteCycle(RequestResponseCycle):
     with the first part of its body: one send(2) per small response instead of two, and one wake-up of
     the client instead of two. On /track, where a response is a 1-byte body, the second write was about
     a tenth of the event loop's time. A response without a length (streamed, chunked) sends its head at
-    once, as before."""
+    once, as before.
+
+    Two cases skip uvicorn's `send`, doing what it does with the same bytes (tests/test_direct_routes.py
+    reads them raw): the head of a `Fixed` reply (its header lines rendered once, not checked and joined
+    per request) and the one body of a response of known length. Anything else (HEAD, a paused or closed
+    connection, uvicorn's own access log, a streamed body) goes through uvicorn's `send`."""
 
     held = b""  # the head, waiting for the body
 
     async def send(self, message: Any) -> None:
+        kind = message["type"]
+        if kind == "http.response.start":
+            headers = message.get("headers")
+            if type(headers) is FixedHeaders and self._start_fixed(message["status"], headers):
+                return
+        elif kind == "http.response.body" and self._last_body(message):
+            return
         transport = self.transport
         captured = _Captured(transport)
         self.transport = captured  # type: ignore[assignment]
@@ -138,7 +156,7 @@ class OneWriteCycle(RequestResponseCycle):
         finally:
             self.transport = transport
         data = self.held + b"".join(captured.chunks)
-        if message["type"] == "http.response.start" and self.chunked_encoding is False and not captured.closed:
+        if kind == "http.response.start" and self.chunked_encoding is False and not captured.closed:
             self.held = data
             return
         self.held = b""
@@ -146,6 +164,95 @@ class OneWriteCycle(RequestResponseCycle):
             transport.write(data)
         if captured.closed:
             transport.close()
+
+    def _plain(self) -> bool:
+        """Nothing of what uvicorn's `send` checks for besides the message itself is in the way."""
+        return (
+            not self.disconnected
+            and not self.flow.write_paused
+            and not self.access_log
+            and self.scope["method"] != "HEAD"
+        )
+
+    def _start_fixed(self, status: int, headers: FixedHeaders) -> bool:
+        """uvicorn's `send` of a response's start, for a `Fixed` reply: the head held for the body."""
+        if self.response_started or self.chunked_encoding is not None or status not in STATUS_LINE:
+            return False
+        if not self._plain():
+            return False
+        lines = headers.lines if headers.lines is not None else _render(headers)
+        defaults = _default_lines(self.default_headers)
+        if lines is None or headers.content_length is None or defaults is None:
+            return False
+        self.response_started = True
+        self.waiting_for_100_continue = False
+        self.expected_content_length = headers.content_length
+        self.chunked_encoding = False
+        close = b"" if self.keep_alive else b"connection: close\r\n"
+        self.held = STATUS_LINE[status] + defaults + lines + close + b"\r\n"
+        return True
+
+    def _last_body(self, message: Any) -> bool:
+        """uvicorn's `send` of the one body of a response of known length, written with its held head."""
+        if not self.response_started or self.response_complete or self.chunked_encoding is not False:
+            return False
+        if message.get("more_body", False) or not self._plain():
+            return False
+        body = message.get("body", b"")
+        if len(body) != self.expected_content_length:
+            return False  # uvicorn's send raises its error
+        self.expected_content_length = 0
+        data, self.held = self.held + body, b""
+        if not self.transport.is_closing():
+            self.transport.write(data)
+        self.response_complete = True
+        self.message_event.set()
+        if not self.keep_alive:
+            self.transport.close()
+        self.on_response()
+        return True
+
+
+def _lines(headers: Any) -> tuple[bytes, int | None] | None:
+    """HTTP/1.1 header lines as uvicorn's `send` writes them, and the content-length among them; None for
+    headers it would refuse or that change how the response is framed (connection, transfer-encoding)."""
+    out: list[bytes] = []
+    length: int | None = None
+    for name, value in headers:
+        if HEADER_RE.search(name) or HEADER_VALUE_RE.search(value):
+            return None
+        name = name.lower()
+        if name in (b"connection", b"transfer-encoding"):
+            return None
+        if name == b"content-length":
+            if length is not None or not value.isdigit():
+                return None
+            length = int(value)
+        out.append(name + b": " + value + b"\r\n")
+    return b"".join(out), length
+
+
+def _render(headers: FixedHeaders) -> bytes | None:
+    rendered = _lines(headers)
+    if rendered is None:
+        return None
+    headers.lines, headers.content_length = rendered
+    return headers.lines
+
+
+# uvicorn's default headers (date, server) are a new list when the date changes, every second: rendered
+# once per list, which is kept here (so that its identity cannot be taken by another list).
+_defaults: tuple[object, bytes | None] = (None, None)
+
+
+def _default_lines(headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    global _defaults
+    kept, lines = _defaults
+    if kept is not headers:
+        rendered = _lines(headers)
+        lines = rendered[0] if rendered is not None and rendered[1] is None else None
+        _defaults = (headers, lines)
+    return lines
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -156,28 +263,58 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = True  # between the start of a request and the end of its headers
         self._head_bytes = 0
         self._refusal: bytes | None = None
-        self._head_timer: asyncio.TimerHandle | None = None
-        self._body_timer: asyncio.TimerHandle | None = None
+        self._head_deadline: float | None = None  # on the loop's clock (loop.time())
+        self._body_deadline: float | None = None
+        self._idle_deadline: float | None = None  # keep-alive: closed when no byte arrives before it
+        self._watch: asyncio.TimerHandle | None = None  # fires at the earliest deadline, or before it
+        self._watch_at = 0.0
         self.url = b""
 
     # -- timers -------------------------------------------------------------------------------------
+    # Each request sets a deadline for its body and, once answered, one for the next head and uvicorn's
+    # keep-alive one: a float each. One timer per connection watches them (armed at the earliest, armed again
+    # when it fires before a deadline that moved), instead of a timer made and cancelled for each deadline
+    # (three per request, ~2 us each on the event loop, where a /track request costs ~150 us in all).
 
     def _arm_head_timer(self) -> None:
-        self._cancel_head_timer()
-        self._head_timer = self.loop.call_later(self.limits.header_timeout_seconds, self._head_timed_out)
+        self._head_deadline = self.loop.time() + self.limits.header_timeout_seconds
+        self._watch_until(self._head_deadline)
 
     def _cancel_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
+        self._head_deadline = None
+
+    def _arm_body_timer(self) -> None:
+        self._body_deadline = self.loop.time() + self.limits.body_timeout_seconds
+        self._watch_until(self._body_deadline)
 
     def _cancel_body_timer(self) -> None:
-        if self._body_timer is not None:
-            self._body_timer.cancel()
-            self._body_timer = None
+        self._body_deadline = None
+
+    def _watch_until(self, deadline: float) -> None:
+        if self._watch is not None:
+            if self._watch_at <= deadline:
+                return  # it fires first and arms itself again for this deadline
+            self._watch.cancel()
+        self._watch = self.loop.call_at(deadline, self._deadlines_due)
+        self._watch_at = deadline
+
+    def _deadlines_due(self) -> None:
+        self._watch = None
+        now = self.loop.time()
+        if self._head_deadline is not None and now >= self._head_deadline:
+            self._head_deadline = None
+            self._head_timed_out()
+        if self._body_deadline is not None and now >= self._body_deadline:
+            self._body_deadline = None
+            self._body_timed_out()
+        if self._idle_deadline is not None and now >= self._idle_deadline:
+            self._idle_deadline = None
+            self.timeout_keep_alive_handler()
+        pending = [d for d in (self._head_deadline, self._body_deadline, self._idle_deadline) if d is not None]
+        if pending and not self.transport.is_closing():
+            self._watch_until(min(pending))
 
     def _head_timed_out(self) -> None:
-        self._head_timer = None
         if self._head_bytes == 0:  # nothing of a next request arrived: an idle connection, just close it
             self.transport.close()
             return
@@ -185,7 +322,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._refuse(408, f"the request headers did not arrive within {seconds:g} s", self._path())
 
     def _body_timed_out(self) -> None:
-        self._body_timer = None
         cycle = self.cycle
         if cycle is None or cycle.response_complete or not cycle.more_body:
             return
@@ -235,6 +371,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
         self._cancel_body_timer()
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -273,17 +412,31 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self.cycle is not previous and type(self.cycle) is RequestResponseCycle:
             self.cycle.__class__ = OneWriteCycle  # (its task has not run yet: it sends through OneWriteCycle)
         self._head_bytes = 0
-        self._cancel_body_timer()
-        self._body_timer = self.loop.call_later(self.limits.body_timeout_seconds, self._body_timed_out)
+        self._arm_body_timer()
 
     def on_message_complete(self) -> None:
         self._cancel_body_timer()
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if not self.transport.is_closing() and not self.pipeline:
+        # uvicorn's, but its keep-alive timeout is a deadline of the watch rather than a timer of its own.
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self._unset_keepalive_if_required()
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        else:
+            self._idle_deadline = self.loop.time() + self.timeout_keep_alive
+            self._watch_until(self._idle_deadline)
+        if not self.pipeline:
             self._arm_head_timer()
+
+    def _unset_keepalive_if_required(self) -> None:
+        self._idle_deadline = None
+        super()._unset_keepalive_if_required()
 
 
 def guarded_protocol(limits: EdgeLimits) -> type[GuardedHttpToolsProtocol]:

@@ -25,13 +25,25 @@ class Family(StrEnum):
     APP = "app"  # /api/app: {"status": "error", "error"}
 
 
+class FixedHeaders(tuple[tuple[bytes, bytes], ...]):
+    """The headers of a `Fixed` response: a tuple, so that a middleware that adds headers (CORS) makes a new
+    sequence rather than change these. The connection (mixhouse/http/protocol.py) keeps their HTTP/1.1 lines
+    here once it has rendered them, and writes those lines for every response that sends this very object."""
+
+    lines: bytes | None = None
+    content_length: int | None = None
+
+
 class Fixed(Response):
     """A response made once and sent any number of times (the tracking replies `1` and `0`): its headers
-    are rendered when it is made, not per request; each send gets its own copy of the header list, which
-    a middleware may extend (CORS)."""
+    are made when it is made, not per request, and every send gives the same `FixedHeaders`."""
+
+    def __init__(self, content: bytes, status_code: int = 200, media_type: str | None = None) -> None:
+        super().__init__(content, status_code=status_code, media_type=media_type)
+        self.fixed_headers = FixedHeaders(self.raw_headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": self.status_code, "headers": list(self.raw_headers)})
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.fixed_headers})
         await send({"type": "http.response.body", "body": self.body})
 
 
