@@ -184,9 +184,10 @@ def test_a_count_that_fails_never_fails_a_write(tmp_path: Path, monkeypatch: pyt
         engine.close()
 
 
-def test_a_count_beside_a_write_that_fails_stands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The count runs on its own connection beside the write that finds it due: when that write fails and
-    is rolled back, the count (of events committed before it) stands, and the counts still equal a recount."""
+def test_a_count_before_a_write_that_fails_stands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The count runs in a transaction of its own before the write that finds it due: when that write fails
+    and is rolled back, the count (of events committed before it) stands, and the counts still equal a
+    recount, also after a deletion."""
     monkeypatch.setattr(property_counts, "COUNT_EVENTS", 50)
     engine = DuckDBEngine(tmp_path / "data", idle_checkpoint_seconds=3600)
     try:
@@ -203,7 +204,7 @@ def test_a_count_beside_a_write_that_fails_stands(tmp_path: Path, monkeypatch: p
             engine._write_group([WriteBatch(events=_events(60, 30))])
         monkeypatch.undo()
         assert conn.execute("SELECT count(*) FROM events").fetchall() == [(60,)]  # rolled back
-        assert conn.execute(THROUGH).fetchall() == [(60,)]  # counted beside it, committed on its own
+        assert conn.execute(THROUGH).fetchall() == [(60,)]  # counted before it, committed on its own
         assert _kept(conn) == conn.execute(RECOUNT).fetchall()
         engine.submit(WriteBatch(events=_events(60, 30))).result()
         engine.delete_users(1, [f"u{i}" for i in range(40, 80)])

@@ -8,7 +8,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future
 from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -120,8 +120,6 @@ class DuckDBEngine:
         self._reopen_after_rows = reopen_after_rows
         self._appended_rows = 0  # events committed since the database was opened
         self.reopens = 0  # how many times the idle store was reopened to read its rows from the file
-        # Runs the property counts' catch-up beside a write (`_counting_beside`).
-        self._counting = ThreadPoolExecutor(1, thread_name_prefix="mixhouse-counts")
         self._open()
         self._writer = GroupCommitWriter(
             self._write_group,
@@ -177,7 +175,6 @@ class DuckDBEngine:
             property_columns.migrate(write_conn)
             slot_writer = property_columns.SlotWriter(write_conn)
             count_writer = property_counts.CountWriter(write_conn)
-            count_conn = db.cursor()  # the property counts' catch-up, beside a write (`_counting_beside`)
         except BaseException:
             db.close()
             raise
@@ -187,9 +184,7 @@ class DuckDBEngine:
         self._seen_keys: SeenKeys | None = seen
         self._slot_writer = slot_writer
         self._count_writer = count_writer
-        self._count_conn = count_conn
         self._cursors.add(write_conn)
-        self._cursors.add(count_conn)
 
     # -- failure and recovery -------------------------------------------------------------------
 
@@ -363,6 +358,8 @@ class DuckDBEngine:
         parts = [part for b in batches for part in b.columns]
         if parts and any(e.values is None for e in events):  # rows whose properties were never parsed: all as rows
             events, parts = [e for b in batches for e in b.stored_events()], []
+        # The property counts catch up now and then, apart from the write (property_counts.py).
+        self._count_writer.before_write(conn, self._next_seq - 1)
         if parts:
             self._write_columns(conn, batches, events, parts)
             return
@@ -389,7 +386,7 @@ class DuckDBEngine:
                 [e.properties for e in events],
                 None if None in parsed else cast("list[dict[str, Any]]", parsed),
             )
-        with self._counting_beside(), self._rolled_back_on_failure(conn):
+        with self._rolled_back_on_failure(conn):
             if events:
                 # The insert opens the transaction and returns the rows' dedup keys, in one call.
                 keys = self._slot_writer.insert(
@@ -425,26 +422,6 @@ class DuckDBEngine:
         self._apply_profiles(conn, profile_updates, group=False)
         self._apply_profiles(conn, [u for b in batches for u in b.group_updates], group=True)
         conn.execute("COMMIT")
-
-    @contextmanager
-    def _counting_beside(self) -> Iterator[None]:
-        """Around a write's transaction: when the property counts are due (property_counts.py), count on a
-        connection of its own, on another thread, while the write runs, and wait for it at the end. The
-        count reads events already committed and writes only the counts' tables, which no write touches;
-        it runs only inside a write, so never beside a deletion, a checkpoint or a reopen (all on the
-        writer's thread, between writes). About a fifth of the writer's time under sustained /import
-        moved off its path (docs/ingestion.md)."""
-        last = self._next_seq - 1
-        counting = (
-            self._counting.submit(self._count_writer.before_write, self._count_conn, last)
-            if self._count_writer.due(last)
-            else None
-        )
-        try:
-            yield
-        finally:
-            if counting is not None:
-                wait([counting])  # (it never raises: a failed count is logged and tried again later)
 
     @contextmanager
     def _rolled_back_on_failure(self, conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
@@ -499,7 +476,7 @@ class DuckDBEngine:
         table = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
         first, count = self._next_seq, table.num_rows
         table = table.add_column(1, "seq", pa.array(range(first, first + count), pa.int64()))
-        with self._counting_beside(), self._rolled_back_on_failure(conn):
+        with self._rolled_back_on_failure(conn):
             keys = slots.insert_table(
                 conn, "incoming_events", table, user_key_sql("distinct_id"), RETURNED_KEYS, begin=True
             )
@@ -762,7 +739,6 @@ class DuckDBEngine:
     def close(self) -> None:
         self._closed = True
         self._writer.close()
-        self._counting.shutdown(wait=True)
         with self._lock:
             for conn in list(self._cursors):
                 with suppress(Exception):

@@ -11,9 +11,9 @@ the newest, are counted from their rows by whoever reads:
 
 - the writer does not count per commit. Once `COUNT_EVENTS` events are past the watermark it counts them
   with one `json_keys` scan of their rows (by seq: zone maps, the newest row groups) and moves the
-  watermark, in a transaction of its own, on a connection of its own, beside the next write (which
-  waits for it before it is acknowledged: `CountWriter.before_write`); and when writes pause
-  (`CountWriter.compact`). A count that fails (say, out of memory) never fails a write: it
+  watermark, in a transaction of its own before the next write (`CountWriter.before_write`); and when
+  writes pause (`CountWriter.compact`). (Run beside the write on a connection of its own, it gave no
+  measurable rate, and the two together ran a write out of memory under a small MIXHOUSE_MEMORY_LIMIT.) A count that fails (say, out of memory) never fails a write: it
   is tried again later, and readers count the events the watermark does not cover. Counting per commit in Python cost a /track commit of 16 events
   about 2.3 ms of its ~8 ms of CPU, and /import about a microsecond an event under the GIL;
 - a reader adds the events past the watermark, counted from their rows, in the same statement (one
@@ -96,11 +96,10 @@ class CountWriter:
         return last_seq - self._through >= COUNT_EVENTS and last_seq >= self._retry_at
 
     def before_write(self, conn: duckdb.DuckDBPyConnection, last_seq: int) -> None:
-        """Once `due`: count the events up to `last_seq` and move the watermark, in a transaction of its own
-        on `conn` (the engine runs it on a connection of its own beside a write, which reads and writes
-        none of the tables it does). A count that fails (memory, disk) is logged and tried again
-        COUNT_EVENTS events later: the write goes on, and readers count what the watermark does not cover.
-        Never raises (it runs beside a write that must not fail for it)."""
+        """On the writer, before a write's transaction: once `due`, count the events up to `last_seq` and
+        move the watermark, in a transaction of its own. A count that fails (memory, disk) is logged and
+        tried again COUNT_EVENTS events later: the write goes on, and readers count what the watermark does
+        not cover. Never raises (the write must not fail for it)."""
         if not self.due(last_seq):
             return
         try:
