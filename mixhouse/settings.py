@@ -68,7 +68,7 @@ class Settings:
     idle_checkpoint_seconds: float = 5.0
     checkpoint_threshold_bytes: int = 256 * 1024 * 1024
     reopen_after_rows: int = 200_000
-    import_workers: int = 2
+    import_workers: int = 1
     import_worker_min_bytes: int = 256 * 1024
     kernel_cache_bytes: int = 1 << 30
     delete_drill_pause_seconds: float = 0.0
