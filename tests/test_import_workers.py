@@ -17,17 +17,13 @@ import pytest
 
 from mixhouse.domain import columns as cols
 from mixhouse.domain import events as ev
-from mixhouse.domain.project import Project
 from mixhouse.domain.writes import WriteBatch
 from mixhouse.engine.duckdb.engine import DuckDBEngine
 from tests.conftest import export
 from tests.server import SECRET, ServerProcess, seed_catalog
+from tests.test_ingest_batch_path import CTX, T
+from tests.test_ingest_batch_path import SIMPLIFIED as PROJECT
 from tests.test_property_columns import _columns_match_json
-
-PROJECT = Project(id=7, name="p", token="t", secret="s", api_key="k")
-NOW_MS = 1_704_153_600_000  # 2024-01-02T00:00:00Z: fixed, whatever the day the tests run
-CTX = ev.IngestContext(endpoint=ev.Endpoint.IMPORT, received_ms=NOW_MS, api_host="127.0.0.1")
-T = 1_704_067_200  # 2024-01-01T00:00:00Z
 
 
 def plain(i: int, **extra: Any) -> dict[str, Any]:
