@@ -61,8 +61,6 @@ class ImportWorkers:
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
         self._closed = False
-        self.handed = 0  # bodies a worker turned into columns
-        self.declined = 0  # bodies a worker gave back (not a plain batch, or the pool failed)
 
     def takes(self, size: int) -> bool:
         """Whether a body of `size` bytes goes to a worker."""
@@ -94,10 +92,6 @@ class ImportWorkers:
             result = None
         except RuntimeError:  # submitted while the server shuts down
             result = None
-        if result is None:
-            self.declined += 1
-        else:
-            self.handed += 1
         return result
 
     def close(self) -> None:

@@ -365,18 +365,7 @@ class DuckDBEngine:
             return
         if events:
             first = self._next_seq
-            table = pa.table(
-                {
-                    "project_id": pa.array([e.project_id for e in events], pa.int64()),
-                    "seq": pa.array(range(first, first + len(events)), pa.int64()),
-                    "time_ms": pa.array([e.time_ms for e in events], pa.int64()),
-                    "event": pa.array([e.event for e in events], pa.string()),
-                    "distinct_id": pa.array([e.distinct_id for e in events], pa.string()),
-                    "insert_id": pa.array([e.insert_id for e in events], pa.string()),
-                    # orjson wrote them (valid UTF-8): viewed as text without a validating cast.
-                    "properties": pa.array([e.properties for e in events], pa.binary()).view(pa.string()),
-                }
-            )
+            table = _rows_of(events).add_column(1, "seq", pa.array(range(first, first + len(events)), pa.int64()))
             # Slots for new keys, and their columns, before the transaction (see property_columns.py).
             parsed = [e.values for e in events]
             prepared = self._slot_writer.prepare(
@@ -451,16 +440,7 @@ class DuckDBEngine:
         slots = self._slot_writer
         rows_table: pa.Table | None = None
         if events:
-            rows = pa.table(
-                {
-                    "project_id": pa.array([e.project_id for e in events], pa.int64()),
-                    "time_ms": pa.array([e.time_ms for e in events], pa.int64()),
-                    "event": pa.array([e.event for e in events], pa.string()),
-                    "distinct_id": pa.array([e.distinct_id for e in events], pa.string()),
-                    "insert_id": pa.array([e.insert_id for e in events], pa.string()),
-                    "properties": property_columns.json_text(pa.array([e.properties for e in events], pa.binary())),
-                }
-            )
+            rows = _rows_of(events)
             # (No value is None, see the caller: ingestion wrote every document from its dict, with orjson.)
             values = cast("list[dict[str, Any]]", [e.values for e in events])
             prepared = slots.prepare(conn, "incoming_events", rows, [e.properties for e in events], values)
@@ -745,6 +725,21 @@ class DuckDBEngine:
                     conn.close()
             with suppress(Exception):
                 self._db.close()
+
+
+def _rows_of(events: list[StoredEvent]) -> pa.Table:
+    """The fixed fields and properties of `events` as an Arrow table (the insert's columns but seq)."""
+    return pa.table(
+        {
+            "project_id": pa.array([e.project_id for e in events], pa.int64()),
+            "time_ms": pa.array([e.time_ms for e in events], pa.int64()),
+            "event": pa.array([e.event for e in events], pa.string()),
+            "distinct_id": pa.array([e.distinct_id for e in events], pa.string()),
+            "insert_id": pa.array([e.insert_id for e in events], pa.string()),
+            # orjson wrote them (valid UTF-8): viewed as text without a validating cast.
+            "properties": pa.array([e.properties for e in events], pa.binary()).view(pa.string()),
+        }
+    )
 
 
 def _until_done(rows: Iterator[bytes], held: ExitStack) -> Iterator[bytes]:

@@ -60,6 +60,8 @@ SLOTS = 16
 PARAMETER_ROWS = 64
 # Keys that never get a slot (see above).
 UNSLOTTED = SERVER_ADDED
+# The events table's own columns an insert fills (besides user_key and the slot columns).
+_BASE = "project_id, seq, time_ms, event, distinct_id, insert_id, properties"
 # Rows filled per committed step of a backfill.
 BACKFILL_CHUNK_ROWS = 1_000_000
 
@@ -280,33 +282,22 @@ class SlotWriter:
             conn.register(name, table)
             self._insert_sql(conn, name, sorted(set(projects)), rest)
             return None
+        if len(projects) > PARAMETER_ROWS:
+            return self.insert_table(conn, name, self.rows_table(table, prepared), rest, returning, begin=begin)
+        # A few rows (the usual /track group): list parameters, zipped by unnest. Registering and scanning an
+        # Arrow table costs about a millisecond of Python work per statement here, more than the insert of a
+        # few rows itself (bench/bench_ingest.py --track-only).
         extra = self._extras(prepared)
-        n = len(projects)
         targets = "".join(f", {column}" for column, _, _ in extra)
-        base = "project_id, seq, time_ms, event, distinct_id, insert_id, properties"
         tail = f" RETURNING {returning}" if returning else ""
-        if n <= PARAMETER_ROWS:
-            # A few rows (the usual /track group): list parameters, zipped by unnest. Registering and
-            # scanning an Arrow table costs about a millisecond of Python work per statement here, more
-            # than the insert of a few rows itself (bench/bench_ingest.py --track-only).
-            names = [*table.column_names, *(column for column, _, _ in extra)]
-            values = [table.column(column).to_pylist() for column in table.column_names]
-            unnested = ", ".join(f"unnest(${i}) AS {column}" for i, column in enumerate(names, start=1))
-            result = conn.execute(
-                f"{start}INSERT INTO events ({base}, user_key{targets}) SELECT {base}, {rest}{targets} "
-                f"FROM (SELECT {unnested}){tail}",
-                [*values, *(built for _, built, _ in extra)],
-            )
-        else:
-            for column, built, kind in extra:
-                table = table.append_column(column, pa.array(built, kind))
-            # Every document parsed (`parsed`): valid JSON, not checked again (`json_text`).
-            at = table.column_names.index("properties")
-            table = table.set_column(at, "properties", json_text(table.column(at).combine_chunks()))
-            conn.register(name, table)
-            result = conn.execute(
-                f"{start}INSERT INTO events ({base}, user_key{targets}) SELECT {base}, {rest}{targets} FROM {name}{tail}"
-            )
+        names = [*table.column_names, *(column for column, _, _ in extra)]
+        values = [table.column(column).to_pylist() for column in table.column_names]
+        unnested = ", ".join(f"unnest(${i}) AS {column}" for i, column in enumerate(names, start=1))
+        result = conn.execute(
+            f"{start}INSERT INTO events ({_BASE}, user_key{targets}) SELECT {_BASE}, {rest}{targets} "
+            f"FROM (SELECT {unnested}){tail}",
+            [*values, *(built for _, built, _ in extra)],
+        )
         return result.fetchnumpy() if returning else None
 
     def _extras(self, prepared: Prepared) -> list[tuple[str, list[Any], pa.DataType]]:
@@ -363,17 +354,19 @@ class SlotWriter:
             self._width = needed
 
     def rows_table(self, table: pa.Table, prepared: Prepared) -> pa.Table:
-        """A prepared batch of rows (`table`, parsed) with its slot columns, for `insert_table`."""
+        """A prepared batch of rows (`table`, parsed) with its slot columns, for `insert_table`. Every
+        document was parsed (`prepared.parsed`): valid JSON, not checked again (`json_text`)."""
         for column, built, kind in self._extras(prepared):
             table = table.append_column(column, pa.array(built, kind))
-        return table
+        at = table.column_names.index("properties")
+        return table.set_column(at, "properties", json_text(table.column(at).combine_chunks()))
 
     def columns_table(self, part: EventColumns) -> pa.Table:
         """A batch handed over as columns (after `prepare_columns`), with the slot columns its keys fill,
         for `insert_table`: the split values are the slot columns as they are (no per-event work here)."""
         table = pa.table(
             {
-                "project_id": pa.nulls(len(part), pa.int64()).fill_null(part.project_id),
+                "project_id": pa.repeat(pa.scalar(part.project_id, pa.int64()), len(part)),
                 "time_ms": part.time_ms,
                 "event": part.event,
                 "distinct_id": part.distinct_id,
@@ -393,21 +386,19 @@ class SlotWriter:
 
     @staticmethod
     def insert_table(
-        conn: duckdb.DuckDBPyConnection, name: str, table: pa.Table, rest: str, returning: str, *, begin: bool
-    ) -> dict[str, Any]:
+        conn: duckdb.DuckDBPyConnection, name: str, table: pa.Table, rest: str, returning: str = "", *, begin: bool
+    ) -> dict[str, Any] | None:
         """INSERT `table` (the `insert` columns with seq, and any slot columns) into events, registered as
-        `name` (left registered); with `begin`, opening the caller's transaction in the same call. Returns
-        the inserted rows' values of `returning` as numpy arrays by name."""
-        slots = [c for c in table.column_names if re.fullmatch(COLUMN_PATTERN, c)]
-        targets = "".join(f", {column}" for column in slots)
-        base = "project_id, seq, time_ms, event, distinct_id, insert_id, properties"
+        `name` (left registered); with `begin`, opening the caller's transaction in the same call. With
+        `returning`, the inserted rows' values of it as numpy arrays by name."""
+        targets = "".join(f", {c}" for c in table.column_names if re.fullmatch(COLUMN_PATTERN, c))
         start = "BEGIN TRANSACTION; " if begin else ""
+        tail = f" RETURNING {returning}" if returning else ""
         conn.register(name, table)
         result = conn.execute(
-            f"{start}INSERT INTO events ({base}, user_key{targets}) SELECT {base}, {rest}{targets} FROM {name}"
-            f" RETURNING {returning}"
+            f"{start}INSERT INTO events ({_BASE}, user_key{targets}) SELECT {_BASE}, {rest}{targets} FROM {name}{tail}"
         )
-        return result.fetchnumpy()
+        return result.fetchnumpy() if returning else None
 
     def _closed(self, project: int) -> bool:
         """Whether no key can get a slot any more and the project already knows some have none."""
@@ -415,15 +406,14 @@ class SlotWriter:
 
     def _insert_sql(self, conn: duckdb.DuckDBPyConnection, table: str, projects: list[int], rest: str) -> None:
         """The same insert, with DuckDB splitting the values (`_split`)."""
-        base = "project_id, seq, time_ms, event, distinct_id, insert_id, properties"
         for project in projects:
             targets, values, extract = _fill(self._slots.get(project, {}))
             extra_t = "".join(f", {c}" for c in targets)
             extra_v = "".join(f", {v}" for v in values)
             where = f"WHERE project_id = {int(project)}" if len(projects) > 1 else ""
             conn.execute(
-                f"""INSERT INTO events ({base}, user_key{extra_t})
-                    SELECT {base}, {rest}{extra_v} FROM (SELECT *, {extract} AS mh_j FROM {table} {where})"""
+                f"""INSERT INTO events ({_BASE}, user_key{extra_t})
+                    SELECT {_BASE}, {rest}{extra_v} FROM (SELECT *, {extract} AS mh_j FROM {table} {where})"""
             )
 
     def _assign(self, conn: duckdb.DuckDBPyConnection, table: str, projects: list[int]) -> None:
