@@ -65,6 +65,30 @@ def test_columns_hold_what_the_ordinary_path_stores() -> None:
         assert got.counts[key] == sum(1 for v in column if v is not cols.MISSING)
 
 
+@pytest.mark.parametrize("without_insert_id", [(), (0,), tuple(range(0, 60, 3))])
+def test_key_counts_are_those_of_the_stored_documents(without_insert_id: tuple[int, ...]) -> None:
+    """Per (UTC hour, event, key): how many stored documents carry the key, the server's own keys included
+    (when every event has them, and when some lack `$insert_id`), whatever kinds its values hold."""
+    records = [plain(i) for i in range(60)]
+    for i, record in enumerate(records):
+        record["properties"]["time"] += i * 700  # (seconds) over several hours
+        if i in without_insert_id:
+            del record["properties"]["$insert_id"]
+    got = cols.import_columns(orjson.dumps(records), PROJECT, CTX, locating=False)
+    assert got is not None
+    want: dict[tuple[int, str, str], int] = {}
+    for stored in got.stored_events():
+        for key in orjson.loads(stored.properties):
+            hour = (stored.time_ms // cols.HOUR_MS, stored.event, key)
+            want[hour] = want.get(hour, 0) + 1
+    counts = got.key_counts
+    rows = zip(
+        counts.hour.to_pylist(), counts.event.to_pylist(), counts.name.to_pylist(), counts.n.to_pylist(), strict=True
+    )
+    assert {(h, e, k): n for h, e, k, n in rows} == want
+    assert len(counts.n) == len(want)  # each (hour, event, key) once
+
+
 @pytest.mark.parametrize(
     "body",
     [

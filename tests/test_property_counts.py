@@ -5,6 +5,7 @@ and an older store gets them built by its upgrade, also when killed midway."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -16,10 +17,14 @@ import duckdb
 import orjson
 import pytest
 
+from mixhouse.domain import columns as cols
 from mixhouse.domain.events import StoredEvent
 from mixhouse.domain.writes import WriteBatch
 from mixhouse.engine.duckdb import migrations, property_counts
 from mixhouse.engine.duckdb.engine import DuckDBEngine
+from tests.test_import_workers import plain
+from tests.test_ingest_batch_path import CTX
+from tests.test_ingest_batch_path import SIMPLIFIED as PROJECT
 from tests.test_upgrade import v1_data_dir, version_of
 
 T0_MS = 1_700_000_000_000
@@ -91,6 +96,54 @@ def test_deletions_on_both_sides_of_the_watermark(tmp_path: Path, monkeypatch: p
         engine.checkpoint_when_idle()
         assert _kept(conn) == conn.execute(RECOUNT).fetchall()
         assert conn.execute(f"SELECT count(*) FROM {TAIL}").fetchall() == [(0,)]
+    finally:
+        engine.close()
+
+
+def _part(first: int, n: int) -> cols.EventColumns:
+    """An /import batch of project PROJECT as columns, its times spread over several hours."""
+    records = [plain(i) for i in range(first, first + n)]
+    for i, record in enumerate(records):
+        record["properties"]["time"] += (first + i) * 600  # (seconds) a new hour every 6 events
+        if i % 4 == 0:
+            del record["properties"]["$insert_id"]  # a server-added key some events lack
+    part = cols.import_columns(orjson.dumps(records), PROJECT, CTX, locating=False)
+    assert part is not None
+    return part
+
+
+def test_counts_given_by_column_batches_equal_a_recount(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches handed over as columns bring their counts; the writer adds them instead of scanning those rows,
+    scans only the rows written as rows in between, and forgets them before a deletion: the counts stay
+    those of a recount throughout."""
+    monkeypatch.setattr(property_counts, "COUNT_EVENTS", 60)
+    engine = DuckDBEngine(tmp_path / "data", idle_checkpoint_seconds=3600)
+    counter = engine._count_writer
+    try:
+        conn = engine.reader()
+        engine.submit(WriteBatch(columns=[_part(0, 40)])).result()
+        engine.submit(WriteBatch(columns=[_part(40, 30)])).result()
+        # Only given counts are due: the count reads no event row.
+        assert "json_keys" not in counter._new_counts(engine._write_conn, 70)
+        engine.submit(WriteBatch(events=_events(0, 25))).result()  # counted: 70 given, the rest
+        assert conn.execute(THROUGH).fetchall() == [(70,)]
+        assert _kept(conn) == conn.execute(RECOUNT).fetchall()
+        # A group of rows and columns together: the rows before the given spans are scanned.
+        rows = [dataclasses.replace(e, values=orjson.loads(e.properties)) for e in _events(25, 10)]  # as /track's
+        engine.submit(WriteBatch(events=rows, columns=[_part(70, 20), _part(90, 15)])).result()
+        assert [(a, b) for a, b, _ in counter._given] == [(106, 125), (126, 140)]
+        assert "(seq BETWEEN 71 AND 105)" in counter._new_counts(engine._write_conn, 140)
+        engine.submit(WriteBatch(columns=[_part(105, 10)])).result()  # counted before this write
+        assert conn.execute(THROUGH).fetchall() == [(140,)]
+        assert _kept(conn) == conn.execute(RECOUNT).fetchall()
+        # A deletion of rows whose counts were given and not yet added: they are scanned instead.
+        engine.submit(WriteBatch(columns=[_part(115, 10)])).result()
+        assert counter._given
+        engine.delete_events(PROJECT.id, [f"ins-{i}" for i in range(105, 125)])
+        assert not counter._given
+        engine.checkpoint_when_idle()
+        assert conn.execute(f"SELECT count(*) FROM {TAIL}").fetchall() == [(0,)]
+        assert _kept(conn) == conn.execute(RECOUNT).fetchall()
     finally:
         engine.close()
 

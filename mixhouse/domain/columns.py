@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from itertools import repeat
 from typing import Any
 
+import numpy as np
 import orjson
 import pyarrow as pa
 
@@ -101,6 +102,21 @@ def split_value(value: Any) -> tuple[str | None, float | None, str | None]:
 
 KindArrays = tuple[pa.Array | None, pa.Array | None, pa.Array | None]
 
+HOUR_MS = 3_600_000
+
+
+@dataclass(frozen=True)
+class KeyCounts:
+    """How many events of each (UTC hour, event name) carry each top-level key of their stored properties
+    document, server-added keys included: what a store that keeps per-hour key counts (the DuckDB engine's
+    property counts) adds for the batch, counted where the batch is validated instead of from its stored
+    JSON. Only the (hour, event, name) rows with a count above zero."""
+
+    hour: pa.Array  # int64: floor(time_ms / 3600000)
+    event: pa.Array  # string
+    name: pa.Array  # string
+    n: pa.Array  # int64
+
 
 @dataclass(frozen=True)
 class EventColumns:
@@ -115,6 +131,7 @@ class EventColumns:
     # Every property key of the batch but those the server adds (SERVER_ADDED), its values split by kind.
     by_key: dict[str, KindArrays]
     counts: dict[str, int]  # of each key in by_key: how many events carry it
+    key_counts: KeyCounts
 
     def __len__(self) -> int:
         return len(self.time_ms)
@@ -136,7 +153,8 @@ class EventColumns:
 
 def columns_of(project_id: int, plain: ev.PlainBatch) -> EventColumns:
     values = plain.values
-    keys: set[str] = set().union(*values) - ev.SERVER_ADDED
+    every_key: set[str] = set().union(*values)
+    keys = every_key - ev.SERVER_ADDED
     by_key: dict[str, KindArrays] = {}
     counts: dict[str, int] = {}
     for key in sorted(keys):
@@ -151,15 +169,62 @@ def columns_of(project_id: int, plain: ev.PlainBatch) -> EventColumns:
             None if po is None else pa.array(po, pa.string()),
         )
         counts[key] = len(column) - column.count(MISSING)
+    time_ms = pa.array(plain.times_ms, pa.int64())
+    event = pa.array(plain.names, pa.string())
     return EventColumns(
         project_id=project_id,
-        time_ms=pa.array(plain.times_ms, pa.int64()),
-        event=pa.array(plain.names, pa.string()),
+        time_ms=time_ms,
+        event=event,
         distinct_id=pa.array(plain.distinct_ids, pa.string()),
         insert_id=pa.array(plain.insert_ids, pa.string()),
         properties=pa.array(list(map(orjson.dumps, values)), pa.binary()),
         by_key=by_key,
         counts=counts,
+        key_counts=_key_counts(time_ms, event, values, by_key, counts, sorted(every_key & ev.SERVER_ADDED)),
+    )
+
+
+def _key_counts(
+    time_ms: pa.Array,
+    event: pa.Array,
+    values: list[dict[str, Any]],
+    by_key: dict[str, KindArrays],
+    counts: dict[str, int],
+    added: list[str],
+) -> KeyCounts:
+    """The batch's KeyCounts, with no per-event Python work for the common batch: the events are numbered by
+    their (hour, event) group once, a key that every event carries counts each group's size, and any other
+    key counts the events where one of its split columns holds a value (each event with the key has a value
+    in exactly one of them). The server-added keys (`added`, not split) are taken to be in every event when
+    the batch's key total says so (the sum of every document's length); else each is looked up."""
+    size = len(values)
+    hours = time_ms.to_numpy() // HOUR_MS  # numpy's // floors, as the hour of a time before 1970 must
+    encoded = event.dictionary_encode()
+    names = encoded.dictionary
+    groups, group_of = np.unique(hours * len(names) + encoded.indices.to_numpy(), return_inverse=True)
+    group_sizes = np.bincount(group_of, minlength=len(groups))
+    keys = sorted(counts.keys() | set(added))
+    matrix = np.empty((len(keys), len(groups)), dtype=np.int64)  # events of each group with each key
+    in_every = sum(counts.values()) + size * len(added) == sum(map(len, values))
+    for row, key in enumerate(keys):
+        if counts.get(key, size if in_every else -1) == size:
+            matrix[row] = group_sizes
+            continue
+        if key in by_key:
+            present = np.zeros(size, dtype=bool)
+            for kind in by_key[key]:
+                if kind is not None:
+                    present |= kind.is_valid().to_numpy(zero_copy_only=False)
+        else:
+            present = np.fromiter((key in doc for doc in values), dtype=bool, count=size)
+        matrix[row] = np.bincount(group_of, weights=present, minlength=len(groups))
+    key_index, group_index = np.nonzero(matrix)
+    group = groups[group_index]
+    return KeyCounts(
+        hour=pa.array(group // len(names), pa.int64()),
+        event=names.take(pa.array(group % len(names))),
+        name=pa.array(keys, pa.string()).take(pa.array(key_index)),
+        n=pa.array(matrix[key_index, group_index], pa.int64()),
     )
 
 

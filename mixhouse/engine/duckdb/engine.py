@@ -387,7 +387,7 @@ class DuckDBEngine:
                     returning=RETURNED_KEYS,
                     begin=True,
                 )
-                if prepared.parsed is None or len(events) > property_columns.PARAMETER_ROWS:
+                if prepared.parsed is None:
                     conn.unregister("incoming_events")  # registered by the insert
                 # The rows just inserted, read back by seq (zone maps) when the join needs them: each scan of
                 # the registered Arrow table costs Python work under the GIL, a scan of the newest rows does not.
@@ -447,25 +447,30 @@ class DuckDBEngine:
             rows_table = slots.rows_table(rows, prepared)
         slots.prepare_columns(conn, parts)
         tables: list[pa.Table] = []
-        offset = 0
+        offset = 0  # in rows_table
+        placed: list[tuple[int, EventColumns]] = []  # each part's first row in the group's table
+        at = 0
         for batch in batches:
             if batch.events and rows_table is not None:
                 tables.append(rows_table.slice(offset, len(batch.events)))
                 offset += len(batch.events)
-            tables.extend(slots.columns_table(part) for part in batch.columns)
+                at += len(batch.events)
+            for part in batch.columns:
+                tables.append(slots.columns_table(part))
+                placed.append((at, part))
+                at += len(part)
         table = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
         first, count = self._next_seq, table.num_rows
         table = table.add_column(1, "seq", pa.array(range(first, first + count), pa.int64()))
         with self._rolled_back_on_failure(conn):
-            keys = slots.insert_table(
-                conn, "incoming_events", table, user_key_sql("distinct_id"), RETURNED_KEYS, begin=True
-            )
-            conn.unregister("incoming_events")
+            keys = slots.insert_table(conn, table, user_key_sql("distinct_id"), RETURNED_KEYS, begin=True)
             inserted = f"(SELECT * FROM events WHERE seq BETWEEN {first} AND {first + count - 1})"
             self._seen_keys = mark_superseded(conn, inserted, self._seen_keys, keys)
             self._link_and_commit(conn, batches, events)  # (parts carry no identity links)
         self._next_seq += count
         self._appended_rows += count
+        for at, part in placed:  # their property counts, made where they were validated
+            self._count_writer.given(part.project_id, first + at, part.key_counts, len(part))
 
     def _apply_profiles(self, conn: duckdb.DuckDBPyConnection, updates: list[ProfileUpdate], *, group: bool) -> None:
         if not updates:
@@ -654,6 +659,7 @@ class DuckDBEngine:
 
         def work() -> DeleteResult:
             with self._lock, self._guard():
+                self._count_writer.forget_given()  # counts of rows that may be deleted now: scanned instead
                 return deletes.delete_users(
                     self._write_conn, project_id, distinct_ids, drill_pause_seconds=self._delete_drill_pause_seconds
                 )
@@ -668,6 +674,7 @@ class DuckDBEngine:
 
         def work() -> int:
             with self._lock, self._guard():
+                self._count_writer.forget_given()  # as in delete_users
                 return deletes.delete_events(self._write_conn, project_id, insert_ids)
 
         result: int = self._writer.call(work).result()

@@ -16,6 +16,11 @@ the newest, are counted from their rows by whoever reads:
   measurable rate, and the two together ran a write out of memory under a small MIXHOUSE_MEMORY_LIMIT.) A count that fails (say, out of memory) never fails a write: it
   is tried again later, and readers count the events the watermark does not cover. Counting per commit in Python cost a /track commit of 16 events
   about 2.3 ms of its ~8 ms of CPU, and /import about a microsecond an event under the GIL;
+- an /import batch handed over as columns brings its counts, made where it was validated (`KeyCounts`,
+  mixhouse/domain/columns.py, often in a worker process). The writer keeps them, with the batch's seqs,
+  once the batch has committed (`CountWriter.given`), and the count adds them instead of scanning those
+  rows: the scan was about a microsecond an event of the writer's CPU at 100k+ events/s. They are only
+  kept in memory: after a restart, a rollback or a deletion (`forget_given`), the rows are scanned;
 - a reader adds the events past the watermark, counted from their rows, in the same statement (one
   snapshot: the watermark and the counts always agree);
 - a deletion (GDPR, or events by `$insert_id`) subtracts the counts of the rows it deletes that the
@@ -41,7 +46,9 @@ from contextlib import suppress
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
+from mixhouse.domain.columns import KeyCounts
 from mixhouse.domain.query.events import PropertyNamesSpec
 from mixhouse.engine.duckdb.printer import quote
 
@@ -54,6 +61,9 @@ COMPACT_ROWS = 100_000
 # Events past the watermark that the writer counts at once, in the commit that gets there. A reader scans
 # at most this many (plus one commit's) events' keys for the counts' newest part: a few milliseconds.
 COUNT_EVENTS = 20_000
+# Given counts kept for at most this many events (counts that keep failing are not held without end: past
+# it they are dropped and those rows are scanned).
+GIVEN_EVENTS = 8 * COUNT_EVENTS
 THROUGH_SQL = "(SELECT coalesce(max(seq), 0) FROM property_counts_through)"
 
 
@@ -81,6 +91,10 @@ class CountWriter:
         self._recent = 0
         self._through = 0
         self._retry_at = 0  # after a failed count: the seq from which to try again
+        # Counts of committed events past the watermark made where their batch was validated: (first seq,
+        # last seq, the counts of the events with those seqs).
+        self._given: list[tuple[int, int, pa.Table]] = []
+        self._given_events = 0
         self.reload(conn)
 
     def reload(self, conn: duckdb.DuckDBPyConnection) -> None:
@@ -89,6 +103,30 @@ class CountWriter:
         self._recent = int(row[0])
         (row,) = conn.execute(f"SELECT {THROUGH_SQL}").fetchall()
         self._through = int(row[0])
+
+    def given(self, project_id: int, first_seq: int, counts: KeyCounts, events: int) -> None:
+        """After a commit: the counts of its `events` events with seqs from `first_seq`, all of project
+        `project_id`, counted when they were validated."""
+        if self._given_events + events > GIVEN_EVENTS:
+            self.forget_given()
+            return
+        table = pa.table(
+            {
+                "project_id": pa.repeat(pa.scalar(project_id, pa.int64()), len(counts.n)),
+                "hour": counts.hour,
+                "event": counts.event,
+                "name": counts.name,
+                "n": counts.n,
+            }
+        )
+        self._given.append((first_seq, first_seq + events - 1, table))
+        self._given_events += events
+
+    def forget_given(self) -> None:
+        """Before rows are deleted (the counts given for them would count rows no longer there), or when the
+        counts given are in doubt: those rows are scanned instead."""
+        self._given.clear()
+        self._given_events = 0
 
     def due(self, last_seq: int) -> bool:
         """Whether COUNT_EVENTS events are past the watermark (`last_seq`: the last seq committed), and no
@@ -122,9 +160,10 @@ class CountWriter:
         try:
             recent = self._recent
             if last_seq > self._through:
-                rows = f"(SELECT * FROM events WHERE seq > {int(self._through)} AND seq <= {int(last_seq)})"
                 # (An INSERT answers the number of rows it added: no RETURNING rows to carry into Python.)
-                ((added,),) = conn.execute(f"INSERT INTO property_counts_recent {_counts_sql(rows)}").fetchall()
+                ((added,),) = conn.execute(
+                    f"INSERT INTO property_counts_recent {self._new_counts(conn, last_seq)}"
+                ).fetchall()
                 _set_through(conn, last_seq)
                 recent += int(added)
             if fold_all or recent >= COMPACT_ROWS:
@@ -136,9 +175,42 @@ class CountWriter:
                 conn.execute("ROLLBACK")
                 self.reload(conn)
             raise
+        finally:
+            with suppress(duckdb.Error):
+                conn.unregister("given_counts")
         self._through = max(self._through, last_seq)
         self._recent = recent
         self._retry_at = 0
+        self.forget_given()
+
+    def _new_counts(self, conn: duckdb.DuckDBPyConnection, last_seq: int) -> str:
+        """SQL of the counts of the events in (watermark, `last_seq`]: those given, and a scan of the rest."""
+        through = int(self._through)
+        given = [(first, last, table) for first, last, table in self._given if first > through and last <= last_seq]
+        if not given:
+            return _counts_sql(f"(SELECT * FROM events WHERE seq > {through} AND seq <= {int(last_seq)})")
+        spans: list[list[int]] = []
+        for first, last, _ in sorted(given, key=lambda g: g[0]):
+            if spans and spans[-1][1] + 1 == first:
+                spans[-1][1] = last
+            else:
+                spans.append([first, last])
+        gaps = [
+            (lo, hi)
+            for lo, hi in zip(
+                [through + 1] + [b + 1 for _, b in spans], [a - 1 for a, _ in spans] + [int(last_seq)], strict=True
+            )
+            if lo <= hi
+        ]
+        conn.register("given_counts", pa.concat_tables([table for _, _, table in given]))
+        parts = ["SELECT project_id, hour, event, name, n FROM given_counts"]
+        if gaps:
+            within = " OR ".join(f"seq BETWEEN {lo} AND {hi}" for lo, hi in gaps)
+            parts.append(
+                _counts_sql(f"(SELECT * FROM events WHERE seq > {through} AND seq <= {int(last_seq)} AND ({within}))")
+            )
+        return f"""SELECT project_id, hour, event, name, CAST(sum(n) AS BIGINT) AS n
+                   FROM ({" UNION ALL ".join(parts)}) GROUP BY ALL"""
 
 
 def _set_through(conn: duckdb.DuckDBPyConnection, seq: int) -> None:
