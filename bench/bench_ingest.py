@@ -156,9 +156,10 @@ def side_by_side(
     *,
     track_only: bool = False,
     connections: int = 32,
+    clients: int = 4,
 ) -> None:
-    """Each round: /import (unless `track_only`) then /track against this checkout and `ref`, in
-    alternating order."""
+    """Each round: /import (unless `track_only`, `clients` at once) then /track against this checkout and
+    `ref`, in alternating order."""
     with tempfile.TemporaryDirectory() as tmp, _revision(ref, Path(tmp), kept) as worktree:
         servers: dict[str, ServerProcess] = {}
         for name, source in (("this", None), (ref, worktree)):
@@ -170,13 +171,13 @@ def side_by_side(
             figures: dict[str, dict[str, list[float]]] = {name: {k: [] for k in keys} for name in servers}
             if not track_only:  # warm up, unmeasured: a server starts its /import workers on the first large body
                 for server in servers.values():
-                    asyncio.run(_import_timed(server.url, _import_batches(10**9, 4), concurrency=4))
+                    asyncio.run(_import_timed(server.url, _import_batches(10**9, 4), concurrency=clients))
             for run in range(runs):
                 order = list(servers) if run % 2 == 0 else list(reversed(servers))
                 batches = _import_batches(run * import_batches * 2000, import_batches)
                 for name in [] if track_only else order:
                     cpu = _cpu_seconds(servers[name])
-                    seconds, latencies = asyncio.run(_import_timed(servers[name].url, batches, concurrency=4))
+                    seconds, latencies = asyncio.run(_import_timed(servers[name].url, batches, concurrency=clients))
                     figures[name]["import_cpu"].append(
                         (_cpu_seconds(servers[name]) - cpu) / (import_batches * 2000) * 1e6
                     )
@@ -197,7 +198,7 @@ def side_by_side(
     print(f"medians of {runs} rounds; each round runs both sides, alternating which goes first")
     print(f"{'':<44} {'this':>12} {ref:>12} {'ratio':>7}")
     rows = (
-        ("/import events/s (2000-event batches, 4 clients)", "import", True),
+        (f"/import events/s (2000-event batches, {clients} clients)", "import", True),
         ("/import p99 acknowledgement (ms)", "import_p99", False),
         ("/import server CPU per event (us)", "import_cpu", False),
         (f"/track requests/s (single events, {connections} conns)", "track", True),
@@ -262,6 +263,7 @@ def main() -> None:
     )
     parser.add_argument("--track-only", action="store_true", help="with --ref: measure /track alone")
     parser.add_argument("--connections", type=int, default=32, help="wrk's connections against /track")
+    parser.add_argument("--import-clients", type=int, default=4, help="clients sending /import batches at once")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     if args.checkpoint_thresholds:
@@ -277,6 +279,7 @@ def main() -> None:
             args.ref_worktree,
             track_only=args.track_only,
             connections=args.connections,
+            clients=args.import_clients,
         )
         if not args.export_events or args.track_only:
             return
@@ -288,11 +291,13 @@ def main() -> None:
             latencies: list[float] = []
             for run in range(args.runs):
                 batches = _import_batches(run * args.import_batches * 2000, args.import_batches)
-                seconds, run_latencies = asyncio.run(_import_timed(server.url, batches, concurrency=4))
+                seconds, run_latencies = asyncio.run(
+                    _import_timed(server.url, batches, concurrency=args.import_clients)
+                )
                 rates.append(args.import_batches * 2000 / seconds)
                 latencies.append(p99(run_latencies) * 1000)
             print(
-                f"/import 2000-event batches, 4 clients: median {median(rates):,.0f} events/s, "
+                f"/import 2000-event batches, {args.import_clients} clients: median {median(rates):,.0f} events/s, "
                 f"p99 acknowledgement {median(latencies):,.0f} ms (runs: {', '.join(f'{r:,.0f}' for r in rates)})"
             )
 
