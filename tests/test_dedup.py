@@ -9,6 +9,7 @@ from pathlib import Path
 
 import duckdb
 import httpx
+import numpy as np
 import pytest
 
 from mixhouse.domain.events import StoredEvent
@@ -93,6 +94,29 @@ def test_a_store_written_before_the_superseded_list_is_backfilled(tmp_path: Path
         assert count(server, "old") == 1
     finally:
         server.stop()
+
+
+def test_the_writers_keys_are_exact_behind_a_saturated_filter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`SeenKeys.holds` answers exactly which keys were added, also where the Bloom filter in front of it
+    would send every key to the join (a filter far over capacity), across merges of its sorted runs and a
+    filter grown from them."""
+    monkeypatch.setattr(dedup, "MIN_CAPACITY", 64)
+    rng = np.random.default_rng(5)
+    seen = dedup.SeenKeys(64)
+    added = []
+    for size in (1, 7, 300, 2000, 3, 2000, 50):  # runs of unlike sizes, merged as they come
+        keys = rng.integers(0, 2**64, size, dtype=np.uint64)
+        seen.add(keys)
+        added.append(keys)
+    stored = np.concatenate(added)
+    asked = np.concatenate((stored[::3], rng.integers(0, 2**64, 5000, dtype=np.uint64)))
+    assert seen.may_hold(asked).mean() > 0.9  # the filter alone: nearly every key a maybe
+    assert (seen.holds(asked) == np.isin(asked, stored)).all()
+    assert len(seen._runs) < 7  # merged
+    grown = seen.grown()
+    assert grown.capacity == 2 * len(stored) and not grown.full
+    assert grown.may_hold(asked).mean() < 0.5
+    assert (grown.holds(asked) == np.isin(asked, stored)).all()
 
 
 def test_the_writers_key_filter_misses_no_copy_across_rebuilds_and_restarts(
