@@ -393,7 +393,7 @@ class SlotWriter:
         opening the caller's transaction in the same call. With `returning`, the inserted rows' values of it
         as numpy arrays by name. The statement reads `table` through DuckDB's scan of a Python variable by
         its name (a local of this function), not a registered view: registering and unregistering an Arrow
-        table cost ~1 ms of the writer's CPU per commit, a fifth of a 2,000-event commit (bench/bench_ingest.py)."""
+        table cost ~1 ms of the writer's CPU per commit, a fifth of a 2,000-event commit (bench/bench_writer.py)."""
         targets = "".join(f", {c}" for c in table.column_names if re.fullmatch(COLUMN_PATTERN, c))
         start = "BEGIN TRANSACTION; " if begin else ""
         tail = f" RETURNING {returning}" if returning else ""

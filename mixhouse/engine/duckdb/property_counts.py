@@ -19,8 +19,9 @@ the newest, are counted from their rows by whoever reads:
 - an /import batch handed over as columns brings its counts, made where it was validated (`KeyCounts`,
   mixhouse/domain/columns.py, often in a worker process). The writer keeps them, with the batch's seqs,
   once the batch has committed (`CountWriter.given`), and the count adds them instead of scanning those
-  rows: the scan was about a microsecond an event of the writer's CPU at 100k+ events/s. They are only
-  kept in memory: after a restart, a rollback or a deletion (`forget_given`), the rows are scanned;
+  rows: the scan was about a microsecond an event of the writer's CPU at 100k+ events/s. They are kept
+  in memory, for committed batches only: after a restart, or once a deletion is coming (`forget_given`),
+  the rows are scanned;
 - a reader adds the events past the watermark, counted from their rows, in the same statement (one
   snapshot: the watermark and the counts always agree);
 - a deletion (GDPR, or events by `$insert_id`) subtracts the counts of the rows it deletes that the
@@ -184,7 +185,8 @@ class CountWriter:
         self.forget_given()
 
     def _new_counts(self, conn: duckdb.DuckDBPyConnection, last_seq: int) -> str:
-        """SQL of the counts of the events in (watermark, `last_seq`]: those given, and a scan of the rest."""
+        """SQL of the counts of the events in (watermark, `last_seq`]: those given (registered as
+        `given_counts`, which `_count` unregisters), and a scan of the rest."""
         through = int(self._through)
         given = [(first, last, table) for first, last, table in self._given if first > through and last <= last_seq]
         if not given:
