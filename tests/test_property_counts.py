@@ -148,6 +148,31 @@ def test_counts_given_by_column_batches_equal_a_recount(tmp_path: Path, monkeypa
         engine.close()
 
 
+def test_given_counts_past_their_bound_are_dropped_for_the_scan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counts given for more than GIVEN_EVENTS events (a count that keeps failing) are not held without end:
+    they are dropped, and the count scans those rows."""
+    monkeypatch.setattr(property_counts, "COUNT_EVENTS", 1000)
+    monkeypatch.setattr(property_counts, "GIVEN_EVENTS", 50)
+    engine = DuckDBEngine(tmp_path / "data", idle_checkpoint_seconds=3600)
+    counter = engine._count_writer
+    try:
+        engine.submit(WriteBatch(columns=[_part(0, 30)])).result()
+        assert [(a, b) for a, b, _ in counter._given] == [(1, 30)]
+        engine.submit(WriteBatch(columns=[_part(30, 30)])).result()  # 60 > 50: all dropped
+        assert counter._given == []
+        engine.submit(WriteBatch(columns=[_part(60, 20)])).result()  # kept again
+        assert [(a, b) for a, b, _ in counter._given] == [(61, 80)]
+        assert "(seq BETWEEN 1 AND 60)" in counter._new_counts(engine._write_conn, 80)
+        engine.checkpoint_when_idle()
+        conn = engine.reader()
+        assert conn.execute(THROUGH).fetchall() == [(80,)]
+        assert _kept(conn) == conn.execute(RECOUNT).fetchall()
+    finally:
+        engine.close()
+
+
 _KILLED_IN_STEP_3 = textwrap.dedent(
     """
     import os, signal, sys
