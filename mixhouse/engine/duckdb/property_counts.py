@@ -95,7 +95,6 @@ class CountWriter:
         # Counts of committed events past the watermark made where their batch was validated: (first seq,
         # last seq, the counts of the events with those seqs).
         self._given: list[tuple[int, int, pa.Table]] = []
-        self._given_events = 0
         self.reload(conn)
 
     def reload(self, conn: duckdb.DuckDBPyConnection) -> None:
@@ -108,7 +107,7 @@ class CountWriter:
     def given(self, project_id: int, first_seq: int, counts: KeyCounts, events: int) -> None:
         """After a commit: the counts of its `events` events with seqs from `first_seq`, all of project
         `project_id`, counted when they were validated."""
-        if self._given_events + events > GIVEN_EVENTS:
+        if sum(last - first + 1 for first, last, _ in self._given) + events > GIVEN_EVENTS:
             self.forget_given()
             return
         table = pa.table(
@@ -121,13 +120,11 @@ class CountWriter:
             }
         )
         self._given.append((first_seq, first_seq + events - 1, table))
-        self._given_events += events
 
     def forget_given(self) -> None:
         """Before rows are deleted (the counts given for them would count rows no longer there), or when the
         counts given are in doubt: those rows are scanned instead."""
         self._given.clear()
-        self._given_events = 0
 
     def due(self, last_seq: int) -> bool:
         """Whether COUNT_EVENTS events are past the watermark (`last_seq`: the last seq committed), and no
