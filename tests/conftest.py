@@ -37,6 +37,16 @@ assert httpx._transports.default.create_ssl_context is _create_ssl_context, "htt
 httpx._transports.default.create_ssl_context = _shared_default_ssl_context  # type: ignore[assignment]
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Load the query kernels (numba's cache, ~0.3 s) before any test. An engine opened in this process
+    loads them on a background thread otherwise, which outlives the test that opened it and runs beside
+    the next ones; under libfaketime one such load crashed the test process (a segfault in numba's
+    registry code on the kernel thread, in the run at 00:05)."""
+    from mixhouse.engine import kernels
+
+    kernels.warm()
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--engine", default=None, help="run the engine contract suite on this engine only (default: all)")
 

@@ -84,7 +84,8 @@ def wait_until_ready(timeout: float | None) -> None:
 
 
 def warm() -> None:
-    """Compile (or load from the cache) every kernel, on a few rows."""
+    """Compile (or load from the cache) every kernel, on a few rows: each takes one type of input
+    (`users.readonly`), so no query compiles after this."""
     with _warming:
         if not _ready.is_set():
             _compile()

@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mixhouse.engine.kernels import in_parallel, memory
-from mixhouse.engine.kernels.users import PAYLOAD, SEQ, TIME, Partitioned, group_partition, scratch
+from mixhouse.engine.kernels.users import PAYLOAD, SEQ, TIME, Partitioned, group_partition, readonly, scratch
 
 INFO, LANE = PAYLOAD, PAYLOAD + 1
 ENTRY_SHIFT = 32
@@ -85,7 +85,7 @@ def _compact(
 def sum_attempts(att: Attempts, group: I64, groups: int, steps: int) -> tuple[I64, I64, I64]:
     """Per group (attempt -> group index) and step: how many attempts reached it, and the sums of their
     times from the previous step and from the entry (ms)."""
-    counts, from_previous, from_start = _sums(att.reached, att.times, group, groups, steps)
+    counts, from_previous, from_start = _sums(att.reached, att.times, readonly(group), groups, steps)
     return counts, from_previous, from_start
 
 

@@ -53,11 +53,11 @@ def partition_by_user(chunks: list[list[I64]], aliases: tuple[I64, I64] | None =
     while (ROWS_PER_PARTITION << bits) < n and bits < 16:
         bits += 1
     if aliases is not None and len(aliases[0]):
-        table = _alias_table(*aliases)
+        table = _alias_table(*(readonly(a) for a in aliases))
         resolved = [memory.take(len(chunk[KEY])) for chunk in chunks]
-        in_parallel(lambda i: _resolve(chunks[i][KEY], *table, resolved[i]), range(len(chunks)))
+        in_parallel(lambda i: _resolve(readonly(chunks[i][KEY]), *table, resolved[i]), range(len(chunks)))
         chunks = [[resolved[i], *chunk[KEYS:]] for i, chunk in enumerate(chunks)]
-    pieces = [tuple(_readonly(c) for c in chunk) for chunk in chunks]
+    pieces = [tuple(readonly(c) for c in chunk) for chunk in chunks]
     # Chunks in order of their first time: an engine scanning time-ordered storage hands over time-ordered
     # chunks in any order, and rows that reach a partition in time order need no sorting there.
     pieces.sort(key=lambda piece: int(piece[TIME + KEYS][0]) if len(piece[KEY]) else 0)
@@ -104,9 +104,11 @@ def _resolve(key: I64, keys: I64, values: I64, used: I64, out: I64) -> None:
             s = (s + 1) & mask
 
 
-def _readonly(column: I64) -> I64:
-    """A read-only view: numba indexes a tuple of arrays only when all have one type, and Arrow's are
-    read-only."""
+def readonly(column: I64) -> I64:
+    """A read-only view. Every array a caller hands over is passed on as one, whether it came from Arrow
+    (read-only) or numpy (writable): numba indexes a tuple of arrays only when all have one type, and a
+    kernel given a type that `warm()` did not compile would compile it during a query, writing to the
+    cache that other processes read (see `kernels.warm`)."""
     view = np.ascontiguousarray(column, dtype=np.int64).view()
     view.flags.writeable = False
     return view
