@@ -19,6 +19,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any, cast
 
 import duckdb
 import orjson
@@ -51,7 +52,7 @@ READS = {
 }
 
 
-def sdk_event(i: int, rng: random.Random) -> dict[str, object]:
+def sdk_event(i: int, rng: random.Random) -> dict[str, Any]:
     device = uuid.UUID(int=rng.randrange(100_000)).hex
     pages = ("p", "c", "s")
     return {
@@ -81,20 +82,19 @@ def sdk_event(i: int, rng: random.Random) -> dict[str, object]:
 def rows(n: int, data: str) -> pa.Table:
     rng = random.Random(7)
     events = [sdk_event(i, rng) if data == "sdk" else event(i) for i in range(n)]
-    props = [e["properties"] for e in events]
-    assert all(isinstance(p, dict) for p in props)
+    props: list[dict[str, Any]] = [cast(dict[str, Any], e["properties"]) for e in events]
     return pa.table(
         {
             "project_id": pa.array([1] * n, pa.int64()),
             "seq": pa.array(range(n), pa.int64()),
-            "time_ms": pa.array([p["time"] * 1000 for p in props], pa.int64()),  # type: ignore[index]
+            "time_ms": pa.array([p["time"] * 1000 for p in props], pa.int64()),
             "event": pa.array([e["event"] for e in events]),
-            "distinct_id": pa.array([p["distinct_id"] for p in props]),  # type: ignore[index]
-            "insert_id": pa.array([p["$insert_id"] for p in props]),  # type: ignore[index]
+            "distinct_id": pa.array([p["distinct_id"] for p in props]),
+            "insert_id": pa.array([p["$insert_id"] for p in props]),
             "properties": pa.array(
-                [orjson.dumps({k: v for k, v in p.items() if k not in ("distinct_id", "time")}).decode() for p in props]  # type: ignore[union-attr]
+                [orjson.dumps({k: v for k, v in p.items() if k not in ("distinct_id", "time")}).decode() for p in props]
             ),
-            "user_key": pa.array([hash(p["distinct_id"]) & (2**63 - 1) for p in props], pa.uint64()),  # type: ignore[index]
+            "user_key": pa.array([hash(p["distinct_id"]) & (2**63 - 1) for p in props], pa.uint64()),
         }
     )
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import httpx._transports.default
 import pytest
+from xdist import is_xdist_controller
 
 from tests.server import PROJECT_ID, SA_SECRET, SA_USER, ServerProcess, seed_catalog
 
@@ -41,7 +42,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """Load the query kernels (numba's cache, ~0.3 s) before any test. An engine opened in this process
     loads them on a background thread otherwise, which outlives the test that opened it and runs beside
     the next ones; under libfaketime one such load crashed the test process (a segfault in numba's
-    registry code on the kernel thread, in the run at 00:05)."""
+    registry code on the kernel thread, in the run at 00:05). Not in pytest-xdist's controller, which runs
+    no test."""
+    if is_xdist_controller(session):
+        return
     from mixhouse.engine import kernels
 
     kernels.warm()
